@@ -1,0 +1,127 @@
+/*
+ * qkd014.h - libqkd014, the SAE side of ETSI GS QKD 014 V1.1.1.
+ *
+ * A client talks to one KME over HTTPS with mutual TLS.  It verifies the
+ * KME's certificate and host name always and, when an expected KME ID is
+ * given, refuses a KME whose certificate subject CN names another.  One TLS
+ * connection is kept alive and reused across calls.
+ *
+ * Threading: a qkd014_client is not thread-safe.  Use one client per thread
+ * (clients are cheap; each holds one connection).  qkd014_global_init() must
+ * be called once before any thread creates a client.
+ *
+ * Key material is returned in locked memory that qkd014_keys_free() zeroes;
+ * the library never logs it.
+ *
+ *     qkd014_options o = { .kme_url = "https://localhost:8443",
+ *                          .cert_file = "sae.crt", .key_file = "sae.key",
+ *                          .ca_file = "ca.crt" };
+ *     qkd014_client *c;
+ *     if (qkd014_client_new(&o, &c) != QKD014_OK) ...
+ *     qkd014_keys *k;
+ *     if (qkd014_get_key(c, "SAE_B", NULL, &k) == QKD014_OK) { use k->keys[0]; qkd014_keys_free(k); }
+ *     else fprintf(stderr, "%s\n", qkd014_errmsg(c));
+ *     qkd014_client_free(c);
+ */
+#ifndef QKD014_H
+#define QKD014_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QKD014_KEY_ID_LEN 36 /* UUID text, without NUL */
+
+typedef enum qkd014_code {
+    QKD014_OK = 0,
+    QKD014_E_USAGE,        /* invalid argument from the caller */
+    QKD014_E_NOMEM,
+    QKD014_E_TRANSPORT,    /* cannot connect, timeout, connection lost */
+    QKD014_E_TLS,          /* TLS failure: certificate, host name, KME ID */
+    QKD014_E_UNAUTHORIZED, /* KME answered 401 */
+    QKD014_E_BAD_REQUEST,  /* KME answered 400; message in qkd014_errmsg */
+    QKD014_E_UNAVAILABLE,  /* KME answered 503: keys short or KME trouble */
+    QKD014_E_MALFORMED,    /* KME's answer breaks the standard */
+    QKD014_E_HTTP,         /* KME answered another status code */
+} qkd014_code;
+
+typedef struct qkd014_options {
+    const char *kme_url;         /* base URL, e.g. https://localhost:8443 */
+    const char *cert_file;       /* SAE client certificate (PEM) */
+    const char *key_file;        /* its private key (PEM) */
+    const char *ca_file;         /* CA that signs the KME certificate (PEM) */
+    const char *expected_kme_id; /* optional: required subject CN of the KME */
+    long connect_timeout_ms;     /* 0: 5000 */
+    long timeout_ms;             /* whole call; 0: 10000 */
+} qkd014_options;
+
+typedef struct qkd014_client qkd014_client;
+
+typedef struct qkd014_status {
+    char *source_kme_id, *target_kme_id, *master_sae_id, *slave_sae_id;
+    int32_t key_size, stored_key_count, max_key_count, max_key_per_request;
+    int32_t max_key_size, min_key_size, max_sae_id_count;
+} qkd014_status;
+
+typedef struct qkd014_key {
+    char key_id[QKD014_KEY_ID_LEN + 1]; /* canonical lower case */
+    uint8_t *key;                       /* key bytes (locked memory) */
+    size_t key_len;                     /* bytes */
+} qkd014_key;
+
+typedef struct qkd014_keys {
+    qkd014_key *keys;
+    size_t n;
+} qkd014_keys;
+
+/* Optional members of a Key request; NULL request = all defaults. */
+typedef struct qkd014_key_request {
+    int32_t number;                       /* 0: KME default (1) */
+    int32_t size;                         /* bits; 0: KME default key_size */
+    const char *const *additional_slaves; /* multicast, may be NULL */
+    size_t n_additional;
+    const char *extension_mandatory_json; /* JSON array text, or NULL */
+    const char *extension_optional_json;  /* JSON array text, or NULL */
+} qkd014_key_request;
+
+/* Once per process, before threads: initialises libcurl and GnuTLS. */
+qkd014_code qkd014_global_init(void);
+void qkd014_global_cleanup(void);
+
+qkd014_code qkd014_client_new(const qkd014_options *opt, qkd014_client **out);
+void qkd014_client_free(qkd014_client *c);
+
+/* Get status for the pair (caller as master, slave_sae_id as slave). */
+qkd014_code qkd014_get_status(qkd014_client *c, const char *slave_sae_id,
+                              qkd014_status **out);
+void qkd014_status_free(qkd014_status *s);
+
+/* Get key (enc_keys); GET for the simple forms, POST otherwise. */
+qkd014_code qkd014_get_key(qkd014_client *c, const char *slave_sae_id,
+                           const qkd014_key_request *req, qkd014_keys **out);
+
+/* Get key with key IDs (dec_keys); GET for one ID, POST for more. */
+qkd014_code qkd014_get_key_with_ids(qkd014_client *c, const char *master_sae_id,
+                                    const char *const *key_ids, size_t n,
+                                    qkd014_keys **out);
+void qkd014_keys_free(qkd014_keys *k);
+
+/* Text of a code, and the last error of this client in detail (the KME's
+ * own message for 400/503, or what went wrong); never NULL. */
+const char *qkd014_strerror(qkd014_code code);
+const char *qkd014_errmsg(const qkd014_client *c);
+
+/* HTTP status of the last call (0 if none was received). */
+long qkd014_last_http_status(const qkd014_client *c);
+
+/* KME ID (subject CN) of the KME certificate seen on the last connection,
+ * or NULL if no connection was made yet. */
+const char *qkd014_peer_kme_id(const qkd014_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,23 @@
+/*
+ * uuid.h - key IDs.  ETSI GS QKD 014 names every key by a UUID; ours are
+ * random version-4 UUIDs from the OS CSPRNG, independent of the key material.
+ * Parsing accepts any version and either case (other KMEs issue non-v4 IDs)
+ * and canonicalises to 16 bytes; formatting is always lower case.
+ */
+#ifndef QC_UUID_H
+#define QC_UUID_H
+
+#include <stdint.h>
+
+#define UUID_STR_LEN 36 /* 8-4-4-4-12, without NUL */
+
+void uuid_generate_v4(uint8_t out[16]);
+
+/* Parse exactly UUID_STR_LEN characters of 8-4-4-4-12 hex; 0 ok, -1 not a UUID.
+ * s need not be NUL-terminated after the 36 characters only if len == 36. */
+int uuid_parse(const char *s, size_t len, uint8_t out[16]);
+
+/* Write the canonical lower-case form and a NUL into out[37]. */
+void uuid_format(const uint8_t in[16], char out[UUID_STR_LEN + 1]);
+
+#endif
