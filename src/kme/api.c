@@ -1,1 +1,268 @@
-/* placeholder: being written */
+/*
+ * api.c - the ETSI GS QKD 014 handlers: status, enc_keys, dec_keys.
+ *
+ * Order of work in every handler: parse and validate the request completely
+ * (request.c), then check who may ask for what (the path SAE ID must be
+ * another SAE this KME knows), then touch the key store, then render.  A key
+ * store call returns only after its transaction is durable, so the answer
+ * rendered here never promises a key that a crash could take back.
+ *
+ * Key containers are written by hand into one secret buffer rather than
+ * through jansson, so that no copy of a base64 key is left in freed heap
+ * memory: the buffer is wiped once the HTTP layer has sent it.
+ */
+#include "kme/api.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/base64.h"
+#include "common/log.h"
+#include "common/uuid.h"
+#include "kme/request.h"
+
+static void render_json(api_response *out, int http, json_t *obj)
+{
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    size_t len = text ? strlen(text) : 0;
+    out->http = http;
+    out->has_keys = false;
+    if (text && secret_alloc(&out->body, len) == 0) {
+        memcpy(out->body.data, text, len);
+        out->body.len = len;
+    } else {
+        static const char oom[] = "{\"message\":\"out of memory\"}";
+        out->http = 503;
+        if (secret_alloc(&out->body, sizeof oom - 1) == 0) {
+            memcpy(out->body.data, oom, sizeof oom - 1);
+            out->body.len = sizeof oom - 1;
+        }
+    }
+    free(text);
+}
+
+void api_error(api_response *out, int http, const char *message)
+{
+    json_t *o = json_pack("{s:s}", "message", message);
+    render_json(out, http, o);
+    json_decref(o);
+}
+
+static void api_error_from(api_response *out, kme_err *err)
+{
+    json_t *o = json_pack("{s:s}", "message", err->message);
+    if (o && err->details)
+        json_object_set(o, "details", err->details);
+    render_json(out, err->http, o);
+    json_decref(o);
+}
+
+void api_response_free(api_response *r)
+{
+    secret_free(&r->body);
+}
+
+/* The limits every pair on this KME is served under. */
+static kme_limits pair_limits(const kme_config *cfg, bool from_qkd)
+{
+    kme_limits l = {
+        .key_size = cfg->key_size,
+        .min_key_size = cfg->min_key_size,
+        .max_key_size = cfg->max_key_size,
+        .max_key_per_request = cfg->max_key_per_request,
+        .max_sae_id_count = cfg->max_sae_id_count,
+        .keys_from_qkd = from_qkd,
+    };
+    return l;
+}
+
+/* The other party named in the path must be another SAE known here. */
+static int check_peer_sae(const kme_api *api, const char *caller, const char *peer,
+                          const char *role, kme_err *err)
+{
+    if (strcmp(peer, caller) == 0) {
+        kme_err_set(err, 400, "%s SAE ID in the path must differ from the caller's own SAE ID", role);
+        return -1;
+    }
+    if (!kme_config_is_local_sae(api->cfg, peer)) {
+        kme_err_set(err, 400, "%s SAE ID is not known to this KME", role);
+        return -1;
+    }
+    return 0;
+}
+
+static int32_t clamp_i32(uint64_t v)
+{
+    return v > INT32_MAX ? INT32_MAX : (int32_t)v;
+}
+
+static void handle_status(const kme_api *api, const char *caller, kme_request *req,
+                          api_response *out)
+{
+    const kme_config *cfg = api->cfg;
+    kme_err err = { 0 };
+    if (check_peer_sae(api, caller, req->sae_id, "slave", &err) != 0) {
+        api_error_from(out, &err);
+        kme_err_clear(&err);
+        return;
+    }
+    ks_stats st;
+    if (ks_stats_get(api->ks, &st) != KS_OK) {
+        api_error(out, 503, "key data access error");
+        return;
+    }
+    uint64_t ks = (uint64_t)cfg->key_size;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "source_KME_ID", cfg->id,
+        "target_KME_ID", cfg->id,
+        "master_SAE_ID", caller,
+        "slave_SAE_ID", req->sae_id,
+        "key_size", (json_int_t)cfg->key_size,
+        "stored_key_count", (json_int_t)clamp_i32(st.local_available_bits / ks),
+        "max_key_count", (json_int_t)clamp_i32(st.local_cap_bits / ks),
+        "max_key_per_request", (json_int_t)cfg->max_key_per_request,
+        "max_key_size", (json_int_t)cfg->max_key_size,
+        "min_key_size", (json_int_t)cfg->min_key_size,
+        "max_SAE_ID_count", (json_int_t)cfg->max_sae_id_count);
+    render_json(out, 200, o);
+    json_decref(o);
+}
+
+/* {"keys":[{"key_ID":"...","key":"..."},...]} into one secret buffer. */
+static void render_keys(api_response *out, const ks_batch *b)
+{
+    static const char head[] = "{\"keys\":[", tail[] = "]}";
+    static const char k1[] = "{\"key_ID\":\"", k2[] = "\",\"key\":\"", k3[] = "\"}";
+    size_t need = sizeof head + sizeof tail;
+    for (size_t i = 0; i < b->n; i++)
+        need += sizeof k1 + UUID_STR_LEN + sizeof k2 + b64_encoded_len(b->keys[i].size_bits / 8) + sizeof k3 + 1;
+    if (secret_alloc(&out->body, need) != 0) {
+        api_error(out, 503, "out of memory");
+        return;
+    }
+    char *p = (char *)out->body.data;
+    memcpy(p, head, sizeof head - 1);
+    p += sizeof head - 1;
+    for (size_t i = 0; i < b->n; i++) {
+        if (i)
+            *p++ = ',';
+        memcpy(p, k1, sizeof k1 - 1);
+        p += sizeof k1 - 1;
+        char id[UUID_STR_LEN + 1];
+        uuid_format(b->keys[i].id, id);
+        memcpy(p, id, UUID_STR_LEN);
+        p += UUID_STR_LEN;
+        memcpy(p, k2, sizeof k2 - 1);
+        p += sizeof k2 - 1;
+        size_t bytes = b->keys[i].size_bits / 8;
+        b64_encode(b->keys[i].material, bytes, p);
+        p += b64_encoded_len(bytes);
+        memcpy(p, k3, sizeof k3 - 1);
+        p += sizeof k3 - 1;
+    }
+    memcpy(p, tail, sizeof tail - 1);
+    p += sizeof tail - 1;
+    out->body.len = (size_t)(p - (char *)out->body.data);
+    out->http = 200;
+    out->has_keys = true;
+}
+
+static int check_additional_slaves(const kme_api *api, const kme_request *req, kme_err *err)
+{
+    for (size_t i = 0; i < req->n_additional; i++)
+        if (!kme_config_is_local_sae(api->cfg, req->additional[i])) {
+            kme_err_set(err, 400, "additional slave SAE ID %.64s is not known to this KME",
+                        req->additional[i]);
+            return -1;
+        }
+    return 0;
+}
+
+static void handle_enc_keys(const kme_api *api, const char *caller, kme_request *req,
+                            api_response *out)
+{
+    kme_err err = { 0 };
+    kme_limits lim = pair_limits(api->cfg, false);
+    if (check_peer_sae(api, caller, req->sae_id, "slave", &err) != 0
+        || kme_request_validate_enc(req, &lim, caller, &err) != 0
+        || check_additional_slaves(api, req, &err) != 0) {
+        api_error_from(out, &err);
+        kme_err_clear(&err);
+        return;
+    }
+    const char *slaves[1 + 64];
+    size_t nslaves = 0;
+    slaves[nslaves++] = req->sae_id;
+    for (size_t i = 0; i < req->n_additional && nslaves < sizeof slaves / sizeof *slaves; i++)
+        slaves[nslaves++] = req->additional[i];
+
+    ks_batch b = { 0 };
+    ks_result r = ks_local_enc(api->ks, caller, slaves, nslaves, (uint32_t)req->number,
+                               (uint32_t)req->size, &b);
+    if (r == KS_OK) {
+        render_keys(out, &b);
+        log_debug("enc_keys: %s -> %s (+%zu): %" PRId64 " keys of %" PRId64 " bits",
+                  caller, req->sae_id, req->n_additional, req->number, req->size);
+    } else if (r == KS_EMPTY) {
+        api_error(out, 503, "not enough key material available for this request");
+    } else {
+        api_error(out, 503, "key data access error");
+    }
+    ks_batch_free(&b);
+}
+
+static void handle_dec_keys(const kme_api *api, const char *caller, kme_request *req,
+                            api_response *out)
+{
+    if (strcmp(req->sae_id, caller) == 0) {
+        api_error(out, 400, "master SAE ID in the path must differ from the caller's own SAE ID");
+        return;
+    }
+    ks_batch b = { 0 };
+    ks_result r = ks_dec(api->ks, req->sae_id, caller,
+                         (const uint8_t (*)[16])req->key_ids, req->n_key_ids, &b);
+    switch (r) {
+    case KS_OK:
+        render_keys(out, &b);
+        log_debug("dec_keys: %s <- %s: %zu keys", caller, req->sae_id, b.n);
+        break;
+    case KS_NOT_FOUND:
+        api_error(out, 400, MSG_KEYS_NOT_FOUND);
+        break;
+    case KS_UNAUTHORIZED:
+        api_error(out, 401, MSG_UNAUTHORIZED);
+        break;
+    default:
+        api_error(out, 503, "key data access error");
+        break;
+    }
+    ks_batch_free(&b);
+}
+
+void api_handle(const kme_api *api, const char *caller, const char *method,
+                const char *raw_uri, const char *body, size_t body_len,
+                api_response *out)
+{
+    memset(out, 0, sizeof *out);
+    kme_request req;
+    kme_err err = { 0 };
+    if (kme_request_parse(method, raw_uri, body, body_len, &req, &err) != 0) {
+        api_error_from(out, &err);
+        kme_err_clear(&err);
+        return;
+    }
+    switch (req.ep) {
+    case KME_EP_STATUS:
+        handle_status(api, caller, &req, out);
+        break;
+    case KME_EP_ENC_KEYS:
+        handle_enc_keys(api, caller, &req, out);
+        break;
+    case KME_EP_DEC_KEYS:
+        handle_dec_keys(api, caller, &req, out);
+        break;
+    }
+    kme_request_clear(&req);
+}

@@ -1,1 +1,414 @@
-/* placeholder: being written */
+/*
+ * config.c - reads and validates the KME configuration file.
+ *
+ * The file is INI: "[section]" headers and "key = value" lines.  A table
+ * (config_keys) names every key the KME knows, its section, its type and its
+ * range; the parser fills a kme_config from it and then checks the relations
+ * between keys (key_size within [min_key_size, max_key_size], ...).  Unknown
+ * sections or keys, repeated keys, values out of range and unreadable files
+ * are errors with the file, line and key named: a KME with a typo in its
+ * configuration must not start with a default in its place.
+ */
+#include "kme/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum {
+    T_STRING,   /* any non-empty text */
+    T_ID,       /* printable, no spaces (KME ID) */
+    T_FILE,     /* readable file */
+    T_PATH,     /* path whose directory exists */
+    T_INT,      /* integer in [min, max] */
+    T_SYNC,     /* normal | full */
+    T_LOGLEVEL, /* error | warn | info | debug */
+    T_IDENTITY, /* cn | uri-san */
+    T_LISTEN,   /* address:port */
+    T_LIST,     /* space-separated IDs */
+} key_type;
+
+typedef struct config_key {
+    const char *section;
+    const char *name;
+    key_type type;
+    bool required;
+    size_t offset;           /* into kme_config */
+    int64_t min, max;        /* T_INT */
+    const char *dflt;        /* value used when absent (NULL: none) */
+} config_key;
+
+#define OFF(m) offsetof(kme_config, m)
+#define I31 ((int64_t)INT32_MAX)
+
+static const config_key config_keys[] = {
+    { "kme", "id", T_ID, true, OFF(id), 0, 0, NULL },
+    { "kme", "database", T_PATH, true, OFF(database), 0, 0, NULL },
+    { "kme", "sync", T_SYNC, false, OFF(sync), 0, 0, "normal" },
+    { "kme", "log_level", T_LOGLEVEL, false, OFF(log_level), 0, 0, "info" },
+    { "sae_api", "listen", T_LISTEN, true, 0, 0, 0, NULL },
+    { "sae_api", "cert", T_FILE, true, OFF(cert), 0, 0, NULL },
+    { "sae_api", "key", T_FILE, true, OFF(key), 0, 0, NULL },
+    { "sae_api", "ca", T_FILE, true, OFF(ca), 0, 0, NULL },
+    { "sae_api", "identity", T_IDENTITY, false, OFF(identity), 0, 0, "cn" },
+    { "sae_api", "threads", T_INT, false, OFF(threads), 1, 64, "2" },
+    { "sae_api", "port_file", T_PATH, false, OFF(port_file), 0, 0, NULL },
+    { "saes", "local", T_LIST, true, 0, 0, 0, NULL },
+    { "limits", "key_size", T_INT, false, OFF(key_size), 8, I31, "256" },
+    { "limits", "min_key_size", T_INT, false, OFF(min_key_size), 8, I31, "64" },
+    { "limits", "max_key_size", T_INT, false, OFF(max_key_size), 8, I31, "65536" },
+    { "limits", "max_key_per_request", T_INT, false, OFF(max_key_per_request), 1, 1000000, "1024" },
+    { "limits", "max_sae_id_count", T_INT, false, OFF(max_sae_id_count), 0, 64, "4" },
+    { "limits", "key_ttl", T_INT, false, OFF(key_ttl), 1, 365LL * 86400, "3600" },
+    { "limits", "local_pool_bits", T_INT, false, OFF(local_pool_bits), 8, INT64_MAX / 2, "268435456" },
+    { "limits", "local_rate_bps", T_INT, false, OFF(local_rate_bps), 0, INT64_MAX / 2, "100000000" },
+    { "limits", "maintenance_ms", T_INT, false, OFF(maintenance_ms), 10, 3600000, "1000" },
+};
+#define N_KEYS (sizeof config_keys / sizeof config_keys[0])
+
+typedef struct parse_state {
+    kme_config *cfg;
+    const char *file;
+    bool seen[N_KEYS];
+    char *err;
+    size_t errlen;
+} parse_state;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static int fail(parse_state *ps, unsigned line, const config_key *k, const char *fmt, ...)
+{
+    char reason[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    if (line && k)
+        snprintf(ps->err, ps->errlen, "%s:%u: [%s] %s: %s", ps->file, line, k->section, k->name, reason);
+    else if (line)
+        snprintf(ps->err, ps->errlen, "%s:%u: %s", ps->file, line, reason);
+    else if (k)
+        snprintf(ps->err, ps->errlen, "%s: [%s] %s: %s", ps->file, k->section, k->name, reason);
+    else
+        snprintf(ps->err, ps->errlen, "%s: %s", ps->file, reason);
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+/* Strip a '#' comment that starts the line or follows whitespace. */
+static void strip_comment(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (*p == '#' && (p == s || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            return;
+        }
+}
+
+static bool is_printable_id(const char *s)
+{
+    if (!*s)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+static int parse_int(const char *v, int64_t *out)
+{
+    if (!*v)
+        return -1;
+    for (const char *p = v; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return -1;
+    errno = 0;
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int set_string(parse_state *ps, unsigned line, const config_key *k, const char *v)
+{
+    char **slot = (char **)((char *)ps->cfg + k->offset);
+    if (!*v)
+        return fail(ps, line, k, "empty value");
+    if (k->type == T_ID && !is_printable_id(v))
+        return fail(ps, line, k, "'%s' must be printable text without spaces", v);
+    if (k->type == T_FILE && access(v, R_OK) != 0)
+        return fail(ps, line, k, "cannot read '%s': %s", v, strerror(errno));
+    if (k->type == T_PATH) {
+        char *dir = strdup(v);
+        if (!dir)
+            return fail(ps, line, k, "out of memory");
+        char *slash = strrchr(dir, '/');
+        int ok = 1;
+        if (slash && slash != dir) {
+            *slash = '\0';
+            ok = access(dir, W_OK | X_OK) == 0;
+        }
+        int e = errno;
+        if (!ok) {
+            fail(ps, line, k, "directory '%s' is not writable: %s", dir, strerror(e));
+            free(dir);
+            return -1;
+        }
+        free(dir);
+    }
+    free(*slot);
+    *slot = strdup(v);
+    return *slot ? 0 : fail(ps, line, k, "out of memory");
+}
+
+static int set_listen(parse_state *ps, unsigned line, const config_key *k, const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v)
+        return fail(ps, line, k, "'%s' is not ADDRESS:PORT", v);
+    int64_t port;
+    if (parse_int(colon + 1, &port) != 0 || port > 65535)
+        return fail(ps, line, k, "port in '%s' is not a number 0..65535", v);
+    size_t hl = (size_t)(colon - v);
+    char host[INET6_ADDRSTRLEN + 2];
+    if (hl >= sizeof host)
+        return fail(ps, line, k, "address in '%s' is too long", v);
+    memcpy(host, v, hl);
+    host[hl] = '\0';
+    char *h = host;
+    if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') { /* [::1]:443 */
+        h[hl - 1] = '\0';
+        h++;
+    }
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, h, buf) != 1 && inet_pton(AF_INET6, h, buf) != 1)
+        return fail(ps, line, k, "'%s' is not a numeric IPv4 or IPv6 address", h);
+    free(ps->cfg->listen_host);
+    ps->cfg->listen_host = strdup(h);
+    ps->cfg->listen_port = (uint16_t)port;
+    return ps->cfg->listen_host ? 0 : fail(ps, line, k, "out of memory");
+}
+
+static int set_list(parse_state *ps, unsigned line, const config_key *k, const char *v)
+{
+    kme_config *c = ps->cfg;
+    char *copy = strdup(v), *save = NULL;
+    if (!copy)
+        return fail(ps, line, k, "out of memory");
+    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        if (!is_printable_id(tok) || strlen(tok) > 256) {
+            fail(ps, line, k, "'%s' is not a valid SAE ID", tok);
+            free(copy);
+            return -1;
+        }
+        if (kme_config_is_local_sae(c, tok)) {
+            fail(ps, line, k, "SAE ID '%s' listed twice", tok);
+            free(copy);
+            return -1;
+        }
+        char **grown = realloc(c->local_saes, (c->n_local_saes + 1) * sizeof *grown);
+        if (!grown || !(grown[c->n_local_saes] = strdup(tok))) {
+            c->local_saes = grown ? grown : c->local_saes;
+            free(copy);
+            return fail(ps, line, k, "out of memory");
+        }
+        c->local_saes = grown;
+        c->n_local_saes++;
+    }
+    free(copy);
+    if (c->n_local_saes == 0)
+        return fail(ps, line, k, "no SAE IDs given");
+    return 0;
+}
+
+static int set_value(parse_state *ps, unsigned line, const config_key *k, const char *v)
+{
+    kme_config *c = ps->cfg;
+    int64_t x;
+    switch (k->type) {
+    case T_STRING: case T_ID: case T_FILE: case T_PATH:
+        return set_string(ps, line, k, v);
+    case T_LISTEN:
+        return set_listen(ps, line, k, v);
+    case T_LIST:
+        return set_list(ps, line, k, v);
+    case T_INT:
+        if (parse_int(v, &x) != 0 || x < k->min || x > k->max)
+            return fail(ps, line, k, "'%s' is not an integer in %lld..%lld", v,
+                        (long long)k->min, (long long)k->max);
+        if (k->offset == OFF(threads))
+            c->threads = (unsigned)x;
+        else
+            *(int64_t *)((char *)c + k->offset) = x;
+        return 0;
+    case T_SYNC:
+        if (strcmp(v, "normal") == 0) c->sync = KS_SYNC_NORMAL;
+        else if (strcmp(v, "full") == 0) c->sync = KS_SYNC_FULL;
+        else return fail(ps, line, k, "'%s' is not one of: normal, full", v);
+        return 0;
+    case T_LOGLEVEL:
+        if (log_level_parse(v, &c->log_level) != 0)
+            return fail(ps, line, k, "'%s' is not one of: error, warn, info, debug", v);
+        return 0;
+    case T_IDENTITY:
+        if (strcmp(v, "cn") == 0) c->identity = KME_ID_CN;
+        else if (strcmp(v, "uri-san") == 0) c->identity = KME_ID_URI_SAN;
+        else return fail(ps, line, k, "'%s' is not one of: cn, uri-san", v);
+        return 0;
+    }
+    return fail(ps, line, k, "internal: unknown type");
+}
+
+static const config_key *find_key(const char *section, const char *name, size_t *idx)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].name, name) == 0) {
+            *idx = i;
+            return &config_keys[i];
+        }
+    return NULL;
+}
+
+static bool known_section(const char *s)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(config_keys[i].section, s) == 0)
+            return true;
+    return false;
+}
+
+static int parse_line(parse_state *ps, unsigned line, char *text, char *section, size_t seclen)
+{
+    strip_comment(text);
+    char *s = trim(text);
+    if (!*s)
+        return 0;
+    if (*s == '[') {
+        char *close = strchr(s, ']');
+        if (!close || close[1] != '\0')
+            return fail(ps, line, NULL, "malformed section header '%s'", s);
+        *close = '\0';
+        char *name = trim(s + 1);
+        if (!known_section(name))
+            return fail(ps, line, NULL, "unknown section [%s]", name);
+        snprintf(section, seclen, "%s", name);
+        return 0;
+    }
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return fail(ps, line, NULL, "expected 'key = value', got '%s'", s);
+    *eq = '\0';
+    char *name = trim(s), *value = trim(eq + 1);
+    if (!*section)
+        return fail(ps, line, NULL, "key '%s' outside of any section", name);
+    size_t idx;
+    const config_key *k = find_key(section, name, &idx);
+    if (!k)
+        return fail(ps, line, NULL, "unknown key '%s' in [%s]", name, section);
+    if (ps->seen[idx])
+        return fail(ps, line, k, "given twice");
+    ps->seen[idx] = true;
+    return set_value(ps, line, k, value);
+}
+
+static int apply_defaults(parse_state *ps)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const config_key *k = &config_keys[i];
+        if (ps->seen[i])
+            continue;
+        if (k->required)
+            return fail(ps, 0, k, "missing (required)");
+        if (k->dflt && set_value(ps, 0, k, k->dflt) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int check_relations(parse_state *ps)
+{
+    const kme_config *c = ps->cfg;
+    if (c->min_key_size % 8 || c->max_key_size % 8 || c->key_size % 8)
+        return fail(ps, 0, NULL, "[limits] key_size, min_key_size and max_key_size must be multiples of 8");
+    if (c->min_key_size > c->max_key_size)
+        return fail(ps, 0, NULL, "[limits] min_key_size (%lld) exceeds max_key_size (%lld)",
+                    (long long)c->min_key_size, (long long)c->max_key_size);
+    if (c->key_size < c->min_key_size || c->key_size > c->max_key_size)
+        return fail(ps, 0, NULL, "[limits] key_size (%lld) must lie within min_key_size..max_key_size",
+                    (long long)c->key_size);
+    if (c->local_pool_bits < c->max_key_size)
+        return fail(ps, 0, NULL, "[limits] local_pool_bits (%lld) must hold at least one key of max_key_size",
+                    (long long)c->local_pool_bits);
+    return 0;
+}
+
+int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    parse_state ps = { .cfg = cfg, .file = path, .err = err, .errlen = errlen };
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    cfg->path = strdup(path);
+    char section[64] = "", *buf = NULL;
+    size_t cap = 0;
+    unsigned line = 0;
+    int rc = 0;
+    while (rc == 0 && getline(&buf, &cap, f) != -1)
+        rc = parse_line(&ps, ++line, buf, section, sizeof section);
+    if (rc == 0 && ferror(f))
+        rc = fail(&ps, line, NULL, "read error");
+    free(buf);
+    fclose(f);
+    if (rc == 0)
+        rc = apply_defaults(&ps);
+    if (rc == 0)
+        rc = check_relations(&ps);
+    if (rc != 0)
+        kme_config_free(cfg);
+    return rc;
+}
+
+void kme_config_free(kme_config *cfg)
+{
+    free(cfg->path);
+    free(cfg->id);
+    free(cfg->database);
+    free(cfg->listen_host);
+    free(cfg->cert);
+    free(cfg->key);
+    free(cfg->ca);
+    free(cfg->port_file);
+    for (size_t i = 0; i < cfg->n_local_saes; i++)
+        free(cfg->local_saes[i]);
+    free(cfg->local_saes);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+bool kme_config_is_local_sae(const kme_config *cfg, const char *sae_id)
+{
+    for (size_t i = 0; i < cfg->n_local_saes; i++)
+        if (strcmp(cfg->local_saes[i], sae_id) == 0)
+            return true;
+    return false;
+}

@@ -1,1 +1,161 @@
-/* placeholder: being written */
+/*
+ * main.c - qkd-kme: the Key Management Entity daemon.
+ *
+ * Start-up is strict and in this order: options, configuration (validated
+ * completely), process hardening (no core dumps: they would hold keys), the
+ * key store, then the listener.  The daemon then waits for SIGTERM or SIGINT
+ * and shuts down in reverse order; every request answered before that was
+ * already durable, so a SIGKILL instead loses nothing either.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/secret.h"
+#include "kme/api.h"
+#include "kme/config.h"
+#include "kme/http.h"
+#include "kme/keystore.h"
+
+enum { EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_RUNTIME = 4 };
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: qkd-kme --config FILE [--check]\n"
+        "\n"
+        "ETSI GS QKD 014 Key Management Entity: serves keys to SAEs over HTTPS\n"
+        "with mutual TLS.\n"
+        "\n"
+        "  -c, --config FILE  configuration file (see etc/kme.conf.example)\n"
+        "      --check        validate the configuration and exit\n"
+        "  -h, --help         show this help\n"
+        "  -V, --version      show the version\n"
+        "\n"
+        "Exit status: 0 ok, 2 usage, 3 configuration, 4 start-up or runtime failure.\n");
+}
+
+static int write_port_file(const char *path, unsigned port)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%u\n", port) > 0;
+    ok = (fclose(f) == 0) && ok;
+    return ok && rename(tmp, path) == 0 ? 0 : -1;
+}
+
+static int wait_for_stop_signal(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    sigwait(&set, &sig);
+    return sig;
+}
+
+static int run(const kme_config *cfg)
+{
+    char err[512];
+    ks_options ko = {
+        .path = cfg->database,
+        .sync = cfg->sync,
+        .local_cap_bits = (uint64_t)cfg->local_pool_bits,
+        .local_rate_bps = (uint64_t)cfg->local_rate_bps,
+        .key_ttl_s = cfg->key_ttl,
+        .maintenance_ms = (unsigned)cfg->maintenance_ms,
+    };
+    keystore *ks = ks_open(&ko, err, sizeof err);
+    if (!ks) {
+        log_error("key store %s: %s", cfg->database, err);
+        return EXIT_RUNTIME;
+    }
+    kme_api api = { .cfg = cfg, .ks = ks };
+    kme_http *http = kme_http_start(cfg, &api, err, sizeof err);
+    if (!http) {
+        log_error("%s", err);
+        ks_close(ks);
+        return EXIT_RUNTIME;
+    }
+    unsigned port = kme_http_port(http);
+    if (cfg->port_file && write_port_file(cfg->port_file, port) != 0) {
+        log_error("cannot write port file %s: %s", cfg->port_file, strerror(errno));
+        kme_http_stop(http);
+        ks_close(ks);
+        return EXIT_RUNTIME;
+    }
+    log_info("KME %s serving ETSI GS QKD 014 on https://%s:%u (%zu local SAEs, sync=%s)",
+             cfg->id, cfg->listen_host, port, cfg->n_local_saes,
+             cfg->sync == KS_SYNC_FULL ? "full" : "normal");
+    int sig = wait_for_stop_signal();
+    log_info("signal %d: shutting down", sig);
+    kme_http_stop(http);
+    ks_close(ks);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "check", no_argument, NULL, 'k' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_path = NULL;
+    int check_only = 0, c;
+    log_init("qkd-kme", LOG_INFO);
+    while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'k': check_only = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("qkd-kme %s\n", QUMAILC_VERSION); return 0;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc || !config_path) {
+        fprintf(stderr, "qkd-kme: %s\n", optind != argc ? "unexpected argument" : "--config FILE is required");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    kme_config cfg;
+    char err[512];
+    if (kme_config_load(config_path, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "qkd-kme: configuration error: %s\n", err);
+        return EXIT_CONFIG;
+    }
+    if (check_only) {
+        printf("%s: configuration OK (KME %s, %zu local SAEs)\n", config_path, cfg.id, cfg.n_local_saes);
+        kme_config_free(&cfg);
+        return 0;
+    }
+    log_set_level(cfg.log_level);
+    /* Block the stop signals in every thread; main() waits for them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (secret_process_init() != 0) {
+        log_error("cannot initialise libsodium");
+        kme_config_free(&cfg);
+        return EXIT_RUNTIME;
+    }
+    int rc = run(&cfg);
+    kme_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/*
+ * config.h - the KME's configuration file (format: etc/kme.conf.example).
+ *
+ * Loaded and validated completely at start, before anything listens or any
+ * file is opened for writing: every error names the file, the line and the
+ * key, so an operator fixes it in one go.  The result is immutable while the
+ * daemon runs.
+ */
+#ifndef QC_KME_CONFIG_H
+#define QC_KME_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/log.h"
+#include "kme/keystore.h"
+
+typedef enum { KME_ID_CN = 0, KME_ID_URI_SAN = 1 } kme_identity_source;
+
+typedef struct kme_config {
+    char *path;                 /* the file it came from */
+    /* [kme] */
+    char *id;
+    char *database;
+    ks_sync sync;
+    enum log_level log_level;
+    /* [sae_api] */
+    char *listen_host;          /* numeric IPv4/IPv6 address */
+    uint16_t listen_port;       /* 0: any free port */
+    char *cert, *key, *ca;      /* PEM file paths */
+    kme_identity_source identity;
+    unsigned threads;
+    char *port_file;            /* optional */
+    /* [saes] */
+    char **local_saes;
+    size_t n_local_saes;
+    /* [limits] */
+    int64_t key_size, min_key_size, max_key_size;
+    int64_t max_key_per_request, max_sae_id_count;
+    int64_t key_ttl;
+    int64_t local_pool_bits, local_rate_bps;
+    int64_t maintenance_ms;
+} kme_config;
+
+/* Load and validate; on failure returns -1 with a message in err
+ * ("FILE:LINE: key 'x': reason" or "FILE: missing key 'x' in [section]"). */
+int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen);
+void kme_config_free(kme_config *cfg);
+
+bool kme_config_is_local_sae(const kme_config *cfg, const char *sae_id);
+
+#endif
