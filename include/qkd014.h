@@ -35,6 +35,18 @@ extern "C" {
 
 #define QKD014_KEY_ID_LEN 36 /* UUID text, without NUL */
 
+/* Marks the exported functions; the library is built with hidden default
+ * visibility, so anything without it stays internal to the shared object. */
+#if defined(__GNUC__)
+#define QKD014_API __attribute__((visibility("default")))
+#else
+#define QKD014_API
+#endif
+
+/* Largest response body the client accepts; a bigger one is
+ * QKD014_E_MALFORMED (1024 keys of 65536 bits need about 11 MiB). */
+#define QKD014_MAX_RESPONSE (64u * 1024u * 1024u)
+
 typedef enum qkd014_code {
     QKD014_OK = 0,
     QKD014_E_USAGE,        /* invalid argument from the caller */
@@ -88,38 +100,48 @@ typedef struct qkd014_key_request {
 } qkd014_key_request;
 
 /* Once per process, before threads: initialises libcurl and GnuTLS. */
-qkd014_code qkd014_global_init(void);
-void qkd014_global_cleanup(void);
+QKD014_API qkd014_code qkd014_global_init(void);
+QKD014_API void qkd014_global_cleanup(void);
 
-qkd014_code qkd014_client_new(const qkd014_options *opt, qkd014_client **out);
-void qkd014_client_free(qkd014_client *c);
+/* Make a client; no network traffic yet (the connection is opened by the
+ * first call and then kept alive).  QKD014_E_USAGE if the options are
+ * invalid: kme_url must be https://host[:port][/prefix] without query or
+ * fragment; cert_file, key_file and ca_file are required and readable.
+ * *out is NULL on failure. */
+QKD014_API qkd014_code qkd014_client_new(const qkd014_options *opt, qkd014_client **out);
+
+/* The check qkd014_client_new() makes on its options, with the reason in
+ * err (capacity errlen) since a failed client_new has no client to ask. */
+QKD014_API qkd014_code qkd014_options_check(const qkd014_options *opt,
+                                            char *err, size_t errlen);
+QKD014_API void qkd014_client_free(qkd014_client *c);
 
 /* Get status for the pair (caller as master, slave_sae_id as slave). */
-qkd014_code qkd014_get_status(qkd014_client *c, const char *slave_sae_id,
+QKD014_API qkd014_code qkd014_get_status(qkd014_client *c, const char *slave_sae_id,
                               qkd014_status **out);
-void qkd014_status_free(qkd014_status *s);
+QKD014_API void qkd014_status_free(qkd014_status *s);
 
 /* Get key (enc_keys); GET for the simple forms, POST otherwise. */
-qkd014_code qkd014_get_key(qkd014_client *c, const char *slave_sae_id,
+QKD014_API qkd014_code qkd014_get_key(qkd014_client *c, const char *slave_sae_id,
                            const qkd014_key_request *req, qkd014_keys **out);
 
 /* Get key with key IDs (dec_keys); GET for one ID, POST for more. */
-qkd014_code qkd014_get_key_with_ids(qkd014_client *c, const char *master_sae_id,
+QKD014_API qkd014_code qkd014_get_key_with_ids(qkd014_client *c, const char *master_sae_id,
                                     const char *const *key_ids, size_t n,
                                     qkd014_keys **out);
-void qkd014_keys_free(qkd014_keys *k);
+QKD014_API void qkd014_keys_free(qkd014_keys *k);
 
 /* Text of a code, and the last error of this client in detail (the KME's
  * own message for 400/503, or what went wrong); never NULL. */
-const char *qkd014_strerror(qkd014_code code);
-const char *qkd014_errmsg(const qkd014_client *c);
+QKD014_API const char *qkd014_strerror(qkd014_code code);
+QKD014_API const char *qkd014_errmsg(const qkd014_client *c);
 
 /* HTTP status of the last call (0 if none was received). */
-long qkd014_last_http_status(const qkd014_client *c);
+QKD014_API long qkd014_last_http_status(const qkd014_client *c);
 
 /* KME ID (subject CN) of the KME certificate seen on the last connection,
  * or NULL if no connection was made yet. */
-const char *qkd014_peer_kme_id(const qkd014_client *c);
+QKD014_API const char *qkd014_peer_kme_id(const qkd014_client *c);
 
 #ifdef __cplusplus
 }

@@ -1,1 +1,714 @@
-/* placeholder: being written */
+/*
+ * client.c - libqkd014: the client object and the HTTPS exchange with a KME
+ * (ETSI GS QKD 014 V1.1.1 §5, §8 of our digest).
+ *
+ * One libcurl easy handle per client, reused for every call, so the TLS
+ * connection stays alive.  TLS: client certificate and key, trust only the
+ * given CA, TLS 1.2 minimum, peer and host name verification always on.  The
+ * expected KME ID (subject CN of the KME certificate) is checked from a
+ * CURLOPT_PREREQFUNCTION callback, i.e. after the connection is made and
+ * before a request (which may carry key IDs) is sent.
+ *
+ * Every call, typed or raw, goes through do_request(); the typed calls then
+ * map the HTTP status and hand the body to parse.c.  Response bodies are
+ * capped, kept in a buffer that is wiped before it is freed (it may hold
+ * base64 key text), and never logged.
+ */
+#include "sae/qkd014_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <sodium.h>
+
+#include "common/pct.h"
+#include "common/secret.h"
+#include "common/uuid.h"
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000L
+#define DEFAULT_TIMEOUT_MS 10000L
+#define KME_ID_MAX 256
+
+/* Growing response buffer; grown by copy-and-wipe, never realloc. */
+typedef struct resp_buf {
+    char *data;
+    size_t len, cap;
+    bool too_big;
+} resp_buf;
+
+struct qkd014_client {
+    CURL *curl;
+    char *base_url;        /* without trailing '/' */
+    char *expected_kme_id; /* NULL: no KME ID check */
+    char peer_kme_id[KME_ID_MAX];
+    bool have_peer;
+    bool kme_id_rejected;  /* set by the pre-request callback */
+    long http_status;
+    resp_buf resp;
+    char curl_err[CURL_ERROR_SIZE];
+    char errmsg[QKD014_ERRMSG_LEN];
+};
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static qkd014_code set_err(qkd014_client *c, qkd014_code code,
+                           const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* ------------------------------------------------------------- global */
+
+QKD014_API qkd014_code qkd014_global_init(void)
+{
+    if (sodium_init() < 0)
+        return QKD014_E_NOMEM;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return QKD014_E_NOMEM;
+    return QKD014_OK;
+}
+
+QKD014_API void qkd014_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+QKD014_API const char *qkd014_strerror(qkd014_code code)
+{
+    switch (code) {
+    case QKD014_OK: return "success";
+    case QKD014_E_USAGE: return "invalid argument";
+    case QKD014_E_NOMEM: return "out of memory";
+    case QKD014_E_TRANSPORT: return "cannot reach KME";
+    case QKD014_E_TLS: return "TLS failure";
+    case QKD014_E_UNAUTHORIZED: return "unauthorized";
+    case QKD014_E_BAD_REQUEST: return "bad request";
+    case QKD014_E_UNAVAILABLE: return "KME unavailable";
+    case QKD014_E_MALFORMED: return "malformed answer from KME";
+    case QKD014_E_HTTP: return "unexpected HTTP status";
+    }
+    return "unknown error";
+}
+
+QKD014_API const char *qkd014_errmsg(const qkd014_client *c)
+{
+    return c == NULL ? "no client" : c->errmsg;
+}
+
+QKD014_API long qkd014_last_http_status(const qkd014_client *c)
+{
+    return c == NULL ? 0 : c->http_status;
+}
+
+QKD014_API const char *qkd014_peer_kme_id(const qkd014_client *c)
+{
+    return (c != NULL && c->have_peer) ? c->peer_kme_id : NULL;
+}
+
+/* ------------------------------------------------------ response buffer */
+
+static void resp_reset(resp_buf *r)
+{
+    if (r->data != NULL)
+        secret_wipe(r->data, r->cap);
+    free(r->data);
+    *r = (resp_buf){0};
+}
+
+static bool resp_grow(resp_buf *r, size_t need)
+{
+    size_t cap = r->cap ? r->cap : 16384;
+    while (cap < need)
+        cap *= 2;
+    char *d = malloc(cap);
+    if (d == NULL)
+        return false;
+    if (r->len > 0)
+        memcpy(d, r->data, r->len);
+    if (r->data != NULL)
+        secret_wipe(r->data, r->cap);
+    free(r->data);
+    r->data = d;
+    r->cap = cap;
+    return true;
+}
+
+static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    resp_buf *r = ud;
+    size_t n = size * nmemb;
+    if (n > QKD014_MAX_RESPONSE - r->len) {
+        r->too_big = true;
+        return 0;
+    }
+    if (r->len + n + 1 > r->cap && !resp_grow(r, r->len + n + 1))
+        return 0;
+    memcpy(r->data + r->len, ptr, n);
+    r->len += n;
+    r->data[r->len] = '\0';
+    return n;
+}
+
+/* ------------------------------------------------------- KME ID check */
+
+/* Subject CN of the peer's leaf certificate; 0, or -1 if none or several. */
+static int peer_cn(gnutls_session_t s, char *out, size_t outlen)
+{
+    unsigned int n = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n);
+    gnutls_x509_crt_t crt;
+    if (chain == NULL || n == 0 || gnutls_x509_crt_init(&crt) < 0)
+        return -1;
+    int rc = -1;
+    size_t len = outlen, len2 = 0;
+    if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == 0 &&
+        gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0,
+                                      out, &len) == 0 &&
+        gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 1, 0,
+                                      NULL, &len2) ==
+            GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE &&
+        strlen(out) == len)
+        rc = 0;
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+static int on_prereq(void *ud, char *ip, char *local_ip, int port,
+                     int local_port)
+{
+    qkd014_client *c = ud;
+    const struct curl_tlssessioninfo *ti = NULL;
+    char cn[KME_ID_MAX];
+    (void)ip, (void)local_ip, (void)port, (void)local_port;
+    c->have_peer = false;
+    if (curl_easy_getinfo(c->curl, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK ||
+        ti == NULL || ti->backend != CURLSSLBACKEND_GNUTLS ||
+        ti->internals == NULL) {
+        if (c->expected_kme_id == NULL)
+            return CURL_PREREQFUNC_OK;
+        c->kme_id_rejected = true;
+        set_err(c, QKD014_E_TLS, "cannot read the KME certificate "
+                                 "(libcurl is not built with GnuTLS)");
+        return CURL_PREREQFUNC_ABORT;
+    }
+    if (peer_cn((gnutls_session_t)ti->internals, cn, sizeof cn) != 0) {
+        if (c->expected_kme_id == NULL)
+            return CURL_PREREQFUNC_OK;
+        c->kme_id_rejected = true;
+        set_err(c, QKD014_E_TLS, "KME certificate has no single subject CN, "
+                                 "expected %s", c->expected_kme_id);
+        return CURL_PREREQFUNC_ABORT;
+    }
+    qkd014_sanitize(cn, strlen(cn), c->peer_kme_id, sizeof c->peer_kme_id);
+    c->have_peer = true;
+    if (c->expected_kme_id != NULL && strcmp(cn, c->expected_kme_id) != 0) {
+        c->kme_id_rejected = true;
+        set_err(c, QKD014_E_TLS, "KME certificate names %s, expected %s",
+                c->peer_kme_id, c->expected_kme_id);
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
+/* ------------------------------------------------------------- client */
+
+QKD014_API qkd014_code qkd014_options_check(const qkd014_options *o,
+                                            char *err, size_t errlen)
+{
+    const char *files[] = { o->cert_file, o->key_file, o->ca_file };
+    const char *names[] = { "client certificate", "private key", "CA" };
+    if (o == NULL) {
+        snprintf(err, errlen, "no options");
+        return QKD014_E_USAGE;
+    }
+    if (o->kme_url == NULL || strncasecmp(o->kme_url, "https://", 8) != 0 ||
+        o->kme_url[8] == '\0' || strpbrk(o->kme_url, "?# \t\r\n") != NULL) {
+        snprintf(err, errlen, "KME URL must be https://host[:port]");
+        return QKD014_E_USAGE;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (files[i] == NULL || files[i][0] == '\0') {
+            snprintf(err, errlen, "no %s file given", names[i]);
+            return QKD014_E_USAGE;
+        }
+        if (access(files[i], R_OK) != 0) {
+            snprintf(err, errlen, "cannot read %s file %s: %s", names[i],
+                     files[i], strerror(errno));
+            return QKD014_E_USAGE;
+        }
+    }
+    if (o->expected_kme_id != NULL && o->expected_kme_id[0] == '\0') {
+        snprintf(err, errlen, "expected KME ID is empty");
+        return QKD014_E_USAGE;
+    }
+    if (o->connect_timeout_ms < 0 || o->timeout_ms < 0) {
+        snprintf(err, errlen, "negative timeout");
+        return QKD014_E_USAGE;
+    }
+    return QKD014_OK;
+}
+
+/* Options that stay the same for every request of this client. */
+static bool setup_curl(qkd014_client *c, const qkd014_options *o)
+{
+    CURL *h = c->curl;
+    long ct = o->connect_timeout_ms ? o->connect_timeout_ms
+                                    : DEFAULT_CONNECT_TIMEOUT_MS;
+    long to = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    int bad = 0;
+    bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+    bad |= curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    bad |= curl_easy_setopt(h, CURLOPT_PROXY, "");
+    bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    bad |= curl_easy_setopt(h, CURLOPT_SSLCERT, o->cert_file);
+    bad |= curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+    bad |= curl_easy_setopt(h, CURLOPT_SSLKEY, o->key_file);
+    bad |= curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    bad |= curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
+    bad |= curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    bad |= curl_easy_setopt(h, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
+    bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    bad |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ct < to ? ct : to);
+    bad |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to);
+    bad |= curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    bad |= curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
+                            (curl_off_t)QKD014_MAX_RESPONSE);
+    bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, &c->resp);
+    bad |= curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+    bad |= curl_easy_setopt(h, CURLOPT_PREREQDATA, c);
+    bad |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
+    return bad == 0;
+}
+
+QKD014_API qkd014_code qkd014_client_new(const qkd014_options *opt,
+                                         qkd014_client **out)
+{
+    char err[QKD014_ERRMSG_LEN];
+    if (out == NULL || opt == NULL)
+        return QKD014_E_USAGE;
+    *out = NULL;
+    qkd014_code rc = qkd014_options_check(opt, err, sizeof err);
+    if (rc != QKD014_OK)
+        return rc;
+    qkd014_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return QKD014_E_NOMEM;
+    size_t ul = strlen(opt->kme_url);
+    while (ul > 8 && opt->kme_url[ul - 1] == '/')
+        ul--;
+    c->base_url = strndup(opt->kme_url, ul);
+    c->expected_kme_id = opt->expected_kme_id ? strdup(opt->expected_kme_id)
+                                              : NULL;
+    c->curl = curl_easy_init();
+    if (c->base_url == NULL || c->curl == NULL ||
+        (opt->expected_kme_id && c->expected_kme_id == NULL) ||
+        !setup_curl(c, opt)) {
+        qkd014_client_free(c);
+        return QKD014_E_NOMEM;
+    }
+    snprintf(c->errmsg, sizeof c->errmsg, "no error");
+    *out = c;
+    return QKD014_OK;
+}
+
+QKD014_API void qkd014_client_free(qkd014_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->curl != NULL)
+        curl_easy_cleanup(c->curl);
+    resp_reset(&c->resp);
+    free(c->base_url);
+    free(c->expected_kme_id);
+    free(c);
+}
+
+/* ------------------------------------------------------------ request */
+
+static bool is_tls_error(CURLcode e)
+{
+    switch (e) {
+    case CURLE_SSL_CONNECT_ERROR: case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED: case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER: case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_INITFAILED: case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED: case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR: case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS: case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static qkd014_code map_curl_error(qkd014_client *c, CURLcode e)
+{
+    char detail[CURL_ERROR_SIZE];
+    qkd014_sanitize(c->curl_err[0] ? c->curl_err : curl_easy_strerror(e),
+                    CURL_ERROR_SIZE, detail, sizeof detail);
+    if (e == CURLE_ABORTED_BY_CALLBACK && c->kme_id_rejected)
+        return QKD014_E_TLS; /* message set by on_prereq */
+    if (c->resp.too_big || e == CURLE_FILESIZE_EXCEEDED)
+        return set_err(c, QKD014_E_MALFORMED, "answer exceeds %u bytes",
+                       QKD014_MAX_RESPONSE);
+    if (e == CURLE_OUT_OF_MEMORY || e == CURLE_WRITE_ERROR)
+        return set_err(c, QKD014_E_NOMEM, "out of memory (%s)", detail);
+    if (is_tls_error(e))
+        return set_err(c, QKD014_E_TLS, "%s", detail);
+    return set_err(c, QKD014_E_TRANSPORT, "%s", detail);
+}
+
+/* Per-request options; headers is replaced and must be freed by the caller. */
+static bool setup_request(qkd014_client *c, const char *method,
+                          const char *url, const char *content_type,
+                          const char *body, size_t body_len,
+                          struct curl_slist **headers)
+{
+    char ct[256];
+    CURL *h = c->curl;
+    struct curl_slist *hl = curl_slist_append(NULL, "Accept: application/json");
+    if (hl != NULL && body != NULL)
+        hl = curl_slist_append(hl, "Expect:");
+    if (hl != NULL) {
+        if (content_type != NULL)
+            snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+        else
+            snprintf(ct, sizeof ct, "Content-Type:");
+        hl = curl_slist_append(hl, ct);
+    }
+    *headers = hl;
+    if (hl == NULL)
+        return false;
+    int bad = curl_easy_setopt(h, CURLOPT_URL, url);
+    bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    bad |= curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
+    if (body != NULL) {
+        bad |= curl_easy_setopt(h, CURLOPT_POST, 1L);
+        bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                                (curl_off_t)body_len);
+        bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        bad |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
+                                strcmp(method, "POST") ? method : NULL);
+    } else {
+        bad |= curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        if (strcmp(method, "HEAD") == 0)
+            bad |= curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        bad |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
+                                strcmp(method, "GET") && strcmp(method, "HEAD")
+                                    ? method : NULL);
+    }
+    return bad == 0;
+}
+
+/* The one code path of every request.  On QKD014_OK, c->http_status and
+ * c->resp hold the answer (the caller resets c->resp). */
+static qkd014_code do_request(qkd014_client *c, const char *method,
+                              const char *path, const char *content_type,
+                              const char *body, size_t body_len)
+{
+    struct curl_slist *headers = NULL;
+    c->http_status = 0;
+    c->kme_id_rejected = false;
+    c->curl_err[0] = '\0';
+    resp_reset(&c->resp);
+    if (method == NULL || path == NULL || path[0] != '/' || method[0] == '\0')
+        return set_err(c, QKD014_E_USAGE, "bad method or path");
+    size_t ul = strlen(c->base_url) + strlen(path) + 1;
+    char *url = malloc(ul);
+    if (url == NULL)
+        return set_err(c, QKD014_E_NOMEM, "out of memory");
+    snprintf(url, ul, "%s%s", c->base_url, path);
+    qkd014_code rc = QKD014_OK;
+    if (!setup_request(c, method, url, content_type, body, body_len, &headers))
+        rc = set_err(c, QKD014_E_NOMEM, "cannot set up the request");
+    CURLcode e = rc ? CURLE_OK : curl_easy_perform(c->curl);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(headers);
+    free(url);
+    if (rc == QKD014_OK && e != CURLE_OK)
+        rc = map_curl_error(c, e);
+    if (rc == QKD014_OK)
+        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->http_status);
+    if (rc != QKD014_OK)
+        resp_reset(&c->resp);
+    return rc;
+}
+
+qkd014_code qkd014_raw_request(qkd014_client *c, const char *method,
+                               const char *path_and_query,
+                               const char *content_type, const char *body,
+                               size_t body_len, long *http_status,
+                               char **resp_body, size_t *resp_len,
+                               char **resp_content_type)
+{
+    if (c == NULL || http_status == NULL || resp_body == NULL || resp_len == NULL)
+        return QKD014_E_USAGE;
+    *resp_body = NULL;
+    *resp_len = 0;
+    if (resp_content_type != NULL)
+        *resp_content_type = NULL;
+    qkd014_code rc = do_request(c, method, path_and_query, content_type, body,
+                                body_len);
+    if (rc != QKD014_OK)
+        return rc;
+    *http_status = c->http_status;
+    char *ct = NULL;
+    curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct);
+    char *copy = malloc(c->resp.len + 1);
+    char *ctcopy = (ct && resp_content_type) ? strdup(ct) : NULL;
+    if (copy == NULL || (ct && resp_content_type && ctcopy == NULL)) {
+        free(copy);
+        free(ctcopy);
+        resp_reset(&c->resp);
+        return set_err(c, QKD014_E_NOMEM, "out of memory");
+    }
+    if (c->resp.len > 0)
+        memcpy(copy, c->resp.data, c->resp.len);
+    copy[c->resp.len] = '\0';
+    *resp_body = copy;
+    *resp_len = c->resp.len;
+    if (resp_content_type != NULL)
+        *resp_content_type = ctcopy;
+    resp_reset(&c->resp);
+    return set_err(c, QKD014_OK, "HTTP %ld", c->http_status);
+}
+
+/* ---------------------------------------------------- typed requests */
+
+/* Map a non-200 answer to a code and message. */
+static qkd014_code map_http_error(qkd014_client *c)
+{
+    char msg[QKD014_ERRMSG_LEN - 64];
+    long st = c->http_status;
+    bool has = c->resp.data != NULL &&
+               qkd014_parse_error_message(c->resp.data, c->resp.len, msg,
+                                          sizeof msg);
+    if (!has)
+        snprintf(msg, sizeof msg, "(no message)");
+    switch (st) {
+    case 400: return set_err(c, QKD014_E_BAD_REQUEST, "%s", msg);
+    case 401: return set_err(c, QKD014_E_UNAUTHORIZED, "%s",
+                             has ? msg : "KME answered 401 Unauthorized");
+    case 503: return set_err(c, QKD014_E_UNAVAILABLE, "%s", msg);
+    default: return set_err(c, QKD014_E_HTTP, "KME answered HTTP %ld: %s",
+                            st, msg);
+    }
+}
+
+/* Send a request and accept only 200 with a JSON body; on QKD014_OK the
+ * body is in c->resp (the caller resets it). */
+static qkd014_code exchange(qkd014_client *c, const char *method,
+                            const char *path, const char *body)
+{
+    qkd014_code rc = do_request(c, method, path,
+                                body ? "application/json" : NULL, body,
+                                body ? strlen(body) : 0);
+    if (rc != QKD014_OK)
+        return rc;
+    if (c->http_status != 200)
+        rc = map_http_error(c);
+    else {
+        char *ct = NULL;
+        curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct);
+        if (!qkd014_is_json_content_type(ct)) {
+            char shown[80];
+            qkd014_sanitize(ct ? ct : "none", 80, shown, sizeof shown);
+            rc = set_err(c, QKD014_E_MALFORMED,
+                         "answer has Content-Type %s, not application/json",
+                         shown);
+        } else if (c->resp.len == 0)
+            rc = set_err(c, QKD014_E_MALFORMED, "answer has an empty body");
+    }
+    if (rc != QKD014_OK)
+        resp_reset(&c->resp);
+    return rc;
+}
+
+/* "/api/v1/keys/<pct(sae)>/<what><query>"; NULL when out of memory. */
+static char *keys_path(const char *sae, const char *what, const char *query)
+{
+    char *enc = pct_encode(sae);
+    if (enc == NULL)
+        return NULL;
+    size_t n = strlen(enc) + strlen(what) + strlen(query) + 32;
+    char *p = malloc(n);
+    if (p != NULL)
+        snprintf(p, n, "/api/v1/keys/%s/%s%s", enc, what, query);
+    free(enc);
+    return p;
+}
+
+static qkd014_code check_sae_id(qkd014_client *c, const char *id,
+                                const char *what)
+{
+    if (c == NULL)
+        return QKD014_E_USAGE;
+    c->http_status = 0;
+    if (id == NULL || id[0] == '\0')
+        return set_err(c, QKD014_E_USAGE, "%s SAE ID is empty", what);
+    return QKD014_OK;
+}
+
+QKD014_API qkd014_code qkd014_get_status(qkd014_client *c,
+                                         const char *slave_sae_id,
+                                         qkd014_status **out)
+{
+    qkd014_code rc = check_sae_id(c, slave_sae_id, "slave");
+    if (rc != QKD014_OK || out == NULL)
+        return rc ? rc : set_err(c, QKD014_E_USAGE, "no output pointer");
+    *out = NULL;
+    char *path = keys_path(slave_sae_id, "status", "");
+    if (path == NULL)
+        return set_err(c, QKD014_E_NOMEM, "out of memory");
+    rc = exchange(c, "GET", path, NULL);
+    free(path);
+    if (rc == QKD014_OK)
+        rc = qkd014_parse_status(c->resp.data, c->resp.len, slave_sae_id, out,
+                                 c->errmsg, sizeof c->errmsg);
+    resp_reset(&c->resp);
+    return rc == QKD014_OK ? set_err(c, rc, "ok") : rc;
+}
+
+/* Send the request and parse a Key container against exp. */
+static qkd014_code fetch_keys(qkd014_client *c, const char *method,
+                              const char *path, const char *body,
+                              const qkd014_keys_expect *exp, qkd014_keys **out)
+{
+    qkd014_code rc = exchange(c, method, path, body);
+    if (rc == QKD014_OK)
+        rc = qkd014_parse_keys(c->resp.data, c->resp.len, exp, out, c->errmsg,
+                               sizeof c->errmsg);
+    resp_reset(&c->resp);
+    return rc == QKD014_OK ? set_err(c, rc, "ok") : rc;
+}
+
+/* Query of the simple GET form of enc_keys ("" when all defaults). */
+static void enc_query(const qkd014_key_request *req, char *q, size_t qlen)
+{
+    q[0] = '\0';
+    if (req == NULL)
+        return;
+    if (req->number > 0 && req->size > 0)
+        snprintf(q, qlen, "?number=%d&size=%d", (int)req->number,
+                 (int)req->size);
+    else if (req->number > 0)
+        snprintf(q, qlen, "?number=%d", (int)req->number);
+    else if (req->size > 0)
+        snprintf(q, qlen, "?size=%d", (int)req->size);
+}
+
+QKD014_API qkd014_code qkd014_get_key(qkd014_client *c, const char *slave_sae_id,
+                                      const qkd014_key_request *req,
+                                      qkd014_keys **out)
+{
+    qkd014_code rc = check_sae_id(c, slave_sae_id, "slave");
+    if (rc != QKD014_OK || out == NULL)
+        return rc ? rc : set_err(c, QKD014_E_USAGE, "no output pointer");
+    *out = NULL;
+    bool post = qkd014_key_request_needs_post(req);
+    char *body = NULL, query[64];
+    rc = qkd014_build_key_request(req, post, &body, c->errmsg, sizeof c->errmsg);
+    if (rc != QKD014_OK)
+        return rc;
+    enc_query(req, query, sizeof query);
+    char *path = keys_path(slave_sae_id, "enc_keys", post ? "" : query);
+    if (path == NULL) {
+        free(body);
+        return set_err(c, QKD014_E_NOMEM, "out of memory");
+    }
+    qkd014_keys_expect exp = {
+        .number = (req && req->number > 0) ? (size_t)req->number : 1,
+        .size_bits = req ? req->size : 0,
+    };
+    rc = fetch_keys(c, post ? "POST" : "GET", path, body, &exp, out);
+    free(path);
+    free(body);
+    return rc;
+}
+
+/* Validate key IDs: UUIDs, distinct; canonical forms go into ids. */
+static qkd014_code check_key_ids(qkd014_client *c, const char *const *key_ids,
+                                 size_t n, char (*ids)[QKD014_KEY_ID_LEN + 1])
+{
+    uint8_t raw[16];
+    for (size_t i = 0; i < n; i++) {
+        const char *s = key_ids[i];
+        if (s == NULL || strlen(s) != UUID_STR_LEN ||
+            uuid_parse(s, UUID_STR_LEN, raw) != 0)
+            return set_err(c, QKD014_E_USAGE, "key ID %zu is not a UUID", i + 1);
+        uuid_format(raw, ids[i]);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(ids[i], ids[j]) == 0)
+                return set_err(c, QKD014_E_USAGE, "key ID %s is given twice",
+                               ids[i]);
+    }
+    return QKD014_OK;
+}
+
+static qkd014_code dec_request(qkd014_client *c, const char *master,
+                               const char *const *key_ids, size_t n,
+                               char (*ids)[QKD014_KEY_ID_LEN + 1],
+                               qkd014_keys **out)
+{
+    char *body = NULL, query[64] = "";
+    qkd014_code rc = QKD014_OK;
+    if (n == 1)
+        snprintf(query, sizeof query, "?key_ID=%s", key_ids[0]);
+    else
+        rc = qkd014_build_key_ids(key_ids, n, &body, c->errmsg,
+                                  sizeof c->errmsg);
+    if (rc != QKD014_OK)
+        return rc;
+    char *path = keys_path(master, "dec_keys", query);
+    if (path == NULL) {
+        free(body);
+        return set_err(c, QKD014_E_NOMEM, "out of memory");
+    }
+    qkd014_keys_expect exp = { .ids = (const char (*)[QKD014_KEY_ID_LEN + 1])ids,
+                               .n_ids = n };
+    rc = fetch_keys(c, n == 1 ? "GET" : "POST", path, body, &exp, out);
+    free(path);
+    free(body);
+    return rc;
+}
+
+QKD014_API qkd014_code qkd014_get_key_with_ids(qkd014_client *c,
+                                               const char *master_sae_id,
+                                               const char *const *key_ids,
+                                               size_t n, qkd014_keys **out)
+{
+    qkd014_code rc = check_sae_id(c, master_sae_id, "master");
+    if (rc != QKD014_OK || out == NULL)
+        return rc ? rc : set_err(c, QKD014_E_USAGE, "no output pointer");
+    *out = NULL;
+    if (key_ids == NULL || n == 0)
+        return set_err(c, QKD014_E_USAGE, "no key IDs given");
+    if (n > SIZE_MAX / (QKD014_KEY_ID_LEN + 1))
+        return set_err(c, QKD014_E_USAGE, "too many key IDs");
+    char (*ids)[QKD014_KEY_ID_LEN + 1] = malloc(n * sizeof *ids);
+    if (ids == NULL)
+        return set_err(c, QKD014_E_NOMEM, "out of memory");
+    rc = check_key_ids(c, key_ids, n, ids);
+    if (rc == QKD014_OK)
+        rc = dec_request(c, master_sae_id, key_ids, n, ids, out);
+    free(ids);
+    return rc;
+}
