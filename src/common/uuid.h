@@ -7,6 +7,7 @@
 #ifndef QC_UUID_H
 #define QC_UUID_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define UUID_STR_LEN 36 /* 8-4-4-4-12, without NUL */

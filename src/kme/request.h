@@ -92,7 +92,10 @@ int kme_request_validate_enc(kme_request *req, const kme_limits *lim,
 void kme_request_clear(kme_request *req);
 void kme_err_clear(kme_err *err);
 
-/* Set err to code + formatted message. */
+/* Set err to code + formatted message.  *err is output only: every field is
+ * overwritten (details becomes NULL) without releasing what it held, so an
+ * uninitialised kme_err is fine; release a filled one with kme_err_clear()
+ * before reusing it. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
