@@ -70,8 +70,10 @@ static int load_env(bench_cfg *c, const char *path)
             continue;
         *eq = '\0';
         eq[1 + strcspn(eq + 1, "\r\n")] = '\0';
-        snprintf(c->env[c->n_env].key, sizeof c->env[0].key, "%s", line);
-        snprintf(c->env[c->n_env].value, sizeof c->env[0].value, "%s", eq + 1);
+        if (strlen(line) >= sizeof c->env[0].key || strlen(eq + 1) >= sizeof c->env[0].value)
+            continue;
+        strcpy(c->env[c->n_env].key, line);
+        strcpy(c->env[c->n_env].value, eq + 1);
         c->n_env++;
     }
     fclose(f);

@@ -354,6 +354,7 @@ kme_http *kme_http_start(const kme_config *cfg, const kme_api *api, char *err, s
         snprintf(err, errlen, "bad listen address %s", cfg->listen_host);
     else if (ca)
         h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
             MHD_OPTION_HTTPS_MEM_CERT, cert,
             MHD_OPTION_HTTPS_MEM_KEY, key,
@@ -365,7 +366,6 @@ kme_http *kme_http_start(const kme_config *cfg, const kme_api *api, char *err, s
             MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
             MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
             MHD_OPTION_END);
     if (ca && !h->daemon)
         snprintf(err, errlen, "cannot start the HTTPS listener on %s:%u (address in use, or bad certificate/key in %s, %s)",
