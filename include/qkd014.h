@@ -116,20 +116,45 @@ QKD014_API qkd014_code qkd014_options_check(const qkd014_options *opt,
                                             char *err, size_t errlen);
 QKD014_API void qkd014_client_free(qkd014_client *c);
 
-/* Get status for the pair (caller as master, slave_sae_id as slave). */
+/*
+ * Every call below first validates its arguments (QKD014_E_USAGE, with no
+ * network traffic, for NULL or empty SAE IDs, a NULL out pointer, ...), then
+ * sends one request on the kept-alive connection, then checks the answer
+ * strictly: 200 with Content-Type application/json and a body that follows
+ * the standard, else QKD014_E_MALFORMED.  Non-200 answers: 400 ->
+ * QKD014_E_BAD_REQUEST, 401 -> QKD014_E_UNAUTHORIZED, 503 ->
+ * QKD014_E_UNAVAILABLE (qkd014_errmsg() = the KME's "message", or "detail"),
+ * any other status -> QKD014_E_HTTP.  *out is NULL unless QKD014_OK.
+ */
+
+/* Get status for the pair (caller as master, slave_sae_id as slave).  All
+ * members must be present with their JSON types, integers in [0, 2^31), and
+ * slave_SAE_ID must equal slave_sae_id.  Free with qkd014_status_free(). */
 QKD014_API qkd014_code qkd014_get_status(qkd014_client *c, const char *slave_sae_id,
                               qkd014_status **out);
 QKD014_API void qkd014_status_free(qkd014_status *s);
 
-/* Get key (enc_keys); GET for the simple forms, POST otherwise. */
+/* Get key (enc_keys) as master for slave_sae_id; req NULL = all defaults.
+ * Sends GET .../enc_keys (with ?number=&size= when only those are set) and
+ * POST with a JSON body when additional slaves or extensions are given.
+ * number/size < 0, NULL/empty additional IDs, or extension text that is not
+ * a JSON array of objects -> QKD014_E_USAGE.  The answer must hold exactly
+ * number (default 1) keys with distinct UUID key IDs, each canonical base64
+ * of size bits (rounded up to whole bytes; with the default size, all keys of
+ * one non-zero length).  Free with qkd014_keys_free(). */
 QKD014_API qkd014_code qkd014_get_key(qkd014_client *c, const char *slave_sae_id,
                            const qkd014_key_request *req, qkd014_keys **out);
 
-/* Get key with key IDs (dec_keys); GET for one ID, POST for more. */
+/* Get key with key IDs (dec_keys) as slave, from master_sae_id; GET for
+ * one ID, POST for more.  The n key IDs must be distinct UUIDs (either case;
+ * sent as given), else QKD014_E_USAGE.  The answer must hold exactly these
+ * keys (any order); they are returned in the order of key_ids. */
 QKD014_API qkd014_code qkd014_get_key_with_ids(qkd014_client *c, const char *master_sae_id,
                                     const char *const *key_ids, size_t n,
                                     qkd014_keys **out);
 QKD014_API void qkd014_keys_free(qkd014_keys *k);
+/* (qkd014_keys_free zeroes the key bytes; a qkd014_keys comes only from this
+ * library and must be released only with qkd014_keys_free.) */
 
 /* Text of a code, and the last error of this client in detail (the KME's
  * own message for 400/503, or what went wrong); never NULL. */

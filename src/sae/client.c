@@ -370,7 +370,11 @@ static qkd014_code map_curl_error(qkd014_client *c, CURLcode e)
                        QKD014_MAX_RESPONSE);
     if (e == CURLE_OUT_OF_MEMORY || e == CURLE_WRITE_ERROR)
         return set_err(c, QKD014_E_NOMEM, "out of memory (%s)", detail);
-    if (is_tls_error(e))
+    /* With TLS 1.3 the KME rejects a client certificate after the client's
+     * handshake is done: the alert then arrives as a receive error. */
+    if (is_tls_error(e) ||
+        ((e == CURLE_RECV_ERROR || e == CURLE_SEND_ERROR) &&
+         strstr(c->curl_err, "fatal alert") != NULL))
         return set_err(c, QKD014_E_TLS, "%s", detail);
     return set_err(c, QKD014_E_TRANSPORT, "%s", detail);
 }

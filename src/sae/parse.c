@@ -499,8 +499,9 @@ qkd014_code qkd014_build_key_request(const qkd014_key_request *req, bool post,
 {
     if (json != NULL)
         *json = NULL;
+    static const qkd014_key_request defaults = {0};
     if (req == NULL)
-        req = &(const qkd014_key_request){0};
+        req = &defaults;
     if (req->number < 0)
         return USAGE("number of keys is negative");
     if (req->size < 0)
