@@ -2,15 +2,18 @@
  * secret.c - locked, dump-excluded, zeroed-on-free buffers for key material,
  * and the process-wide hardening every program runs at start.
  *
- * secret_alloc() sits on the per-request hot path, so it is one
- * posix_memalign, one mlock and one madvise: no guard pages (sodium_malloc
- * would cost several mmap/mprotect calls per request).  Every buffer is
- * page-aligned and rounded up to whole pages so that no two buffers share a
- * page: mlock is per page and does not nest, and MADV_DONTDUMP needs page
- * boundaries.
+ * Every buffer is page-aligned and rounded up to whole pages so that no two
+ * buffers share a page: mlock is per page and does not nest, and
+ * MADV_DONTDUMP needs page boundaries.  secret_alloc() sits on the
+ * per-request hot path, and mlock + madvise + munlock cost about 10 us per
+ * buffer (VMA split and merge), so freed buffers of up to CACHE_MAX_PAGES
+ * pages are zeroed and kept, still locked, for reuse; the cache is bounded
+ * by CACHE_MAX_BYTES so it stays well inside `ulimit -l`.  No guard pages:
+ * sodium_malloc would cost several mmap/mprotect calls per request.
  */
 #include "common/secret.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -22,6 +25,18 @@
 #include <unistd.h>
 
 #include "common/log.h"
+
+#define CACHE_MAX_PAGES 16              /* larger buffers are never cached */
+#define CACHE_PER_SIZE  32
+#define CACHE_MAX_BYTES (1024 * 1024)   /* locked memory kept in reserve */
+
+/* Free, zeroed, locked blocks, one stack per size in pages. */
+static struct {
+    void *blocks[CACHE_PER_SIZE];
+    size_t count;
+} block_cache[CACHE_MAX_PAGES + 1];
+static size_t cached_bytes;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static atomic_bool sodium_ready;
 static atomic_bool mlock_warned;
@@ -68,14 +83,48 @@ static void warn_mlock_once(size_t n)
                  "key material may be swapped", n);
 }
 
-int secret_alloc(secret_buf *sb, size_t cap)
+static void *cache_take(size_t n)
+{
+    size_t pages = n / page_size();
+    void *p = NULL;
+
+    if (pages > CACHE_MAX_PAGES)
+        return NULL;
+    pthread_mutex_lock(&cache_lock);
+    if (block_cache[pages].count > 0) {
+        p = block_cache[pages].blocks[--block_cache[pages].count];
+        cached_bytes -= n;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return p;
+}
+
+/* Keep a zeroed block for reuse; 0 when kept, -1 when the cache is full. */
+static int cache_put(void *p, size_t n)
+{
+    size_t pages = n / page_size();
+    int rc = -1;
+
+    if (pages > CACHE_MAX_PAGES)
+        return -1;
+    pthread_mutex_lock(&cache_lock);
+    if (block_cache[pages].count < CACHE_PER_SIZE
+        && cached_bytes + n <= CACHE_MAX_BYTES) {
+        block_cache[pages].blocks[block_cache[pages].count++] = p;
+        cached_bytes += n;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return rc;
+}
+
+/* A fresh zeroed block of n bytes (a page multiple), locked if possible. */
+static void *fresh_block(size_t n)
 {
     void *p = NULL;
-    size_t n = rounded_size(cap);
 
-    memset(sb, 0, sizeof *sb);
-    if (n == 0 || posix_memalign(&p, page_size(), n) != 0)
-        return -1;
+    if (posix_memalign(&p, page_size(), n) != 0)
+        return NULL;
     memset(p, 0, n);
     if (mlock(p, n) != 0)
         warn_mlock_once(n);
@@ -83,6 +132,31 @@ int secret_alloc(secret_buf *sb, size_t cap)
     /* best effort: core dumps are also disabled process-wide */
     (void)madvise(p, n, MADV_DONTDUMP);
 #endif
+    return p;
+}
+
+static void release_block(void *p, size_t n)
+{
+#ifdef MADV_DODUMP
+    /* the heap reuses these pages for ordinary data after free */
+    (void)madvise(p, n, MADV_DODUMP);
+#endif
+    (void)munlock(p, n);
+    free(p);
+}
+
+int secret_alloc(secret_buf *sb, size_t cap)
+{
+    size_t n = rounded_size(cap);
+
+    memset(sb, 0, sizeof *sb);
+    if (n == 0)
+        return -1;
+    void *p = cache_take(n);  /* cached blocks were zeroed when freed */
+    if (p == NULL)
+        p = fresh_block(n);
+    if (p == NULL)
+        return -1;
     sb->data = p;
     sb->cap = cap;
     sb->len = 0;
@@ -94,12 +168,8 @@ void secret_free(secret_buf *sb)
     if (sb->data != NULL) {
         size_t n = rounded_size(sb->cap);
         sodium_memzero(sb->data, n);
-#ifdef MADV_DODUMP
-        /* the heap reuses this page for ordinary data after free */
-        (void)madvise(sb->data, n, MADV_DODUMP);
-#endif
-        (void)munlock(sb->data, n);
-        free(sb->data);
+        if (cache_put(sb->data, n) != 0)
+            release_block(sb->data, n);
     }
     sb->data = NULL;
     sb->len = 0;
