@@ -1,1 +1,1234 @@
-/* placeholder: being written */
+/*
+ * keystore.c - the KME's durable key state: one SQLite file in WAL mode.
+ *
+ * api.c calls ks_local_enc / ks_dec once per ETSI request; each call is one
+ * transaction under one mutex on one connection, and returns KS_OK only
+ * after COMMIT (and, in KS_SYNC_FULL, after an fsync of the WAL that covers
+ * the commit), so an HTTP answer never precedes the state it implies (I4).
+ *
+ * Tables: meta (schema version), local_pool (one row: level and refill
+ * time), keys (one row per undelivered key, WITHOUT ROWID on the 16-byte
+ * key ID), keys_expires (index for expiry), key_slaves (one row per
+ * (key, authorised slave) with a delivered flag).  A key row and its slave
+ * rows are deleted as soon as the last slave has the key, or at expiry.
+ *
+ * Erasure: secure_delete zeroes deleted content inside the database file;
+ * the WAL still holds old page images until a checkpoint, so ks_maintain
+ * (and a WAL-size trigger) runs wal_checkpoint(TRUNCATE).  SQLite's own
+ * heap is wiped on free (see zeroing allocator below) because it copies
+ * overflowing blobs into temporary buffers.
+ *
+ * Group commit (KS_SYNC_FULL): see wait_durable().
+ */
+#include "kme/keystore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/secret.h"
+#include "common/uuid.h"
+
+#define KS_SCHEMA_VERSION 1
+/* Checkpoint when the WAL exceeds this, so a busy store keeps a bounded
+ * file and consumed material leaves the disk even between maintenance runs. */
+#ifndef KS_WAL_LIMIT_BYTES
+#define KS_WAL_LIMIT_BYTES (4 * 1024 * 1024)
+#endif
+/* Expiry deletes at most this many keys per transaction, so a mass expiry
+ * never holds the mutex for long. */
+#define KS_EXPIRE_CHUNK 256
+#ifndef KS_PAGE_SIZE
+#define KS_PAGE_SIZE 4096
+#endif
+#ifndef KS_CKPT_MODE
+#define KS_CKPT_MODE SQLITE_CHECKPOINT_TRUNCATE
+#endif
+#define KS_STR_(x) #x
+#define KS_STR(x) KS_STR_(x)
+#define KS_UUID_RETRIES 8
+
+__extension__ typedef unsigned __int128 u128;
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_POOL_SET,
+    ST_KEY_INSERT,
+    ST_SLAVE_INSERT,
+    ST_DEC_LOOKUP,
+    ST_DEC_MATERIAL,
+    ST_DEC_OTHERS_PENDING,
+    ST_DEC_MARK,
+    ST_DEL_SLAVES,
+    ST_DEL_KEY,
+    ST_EXPIRED,
+    ST_COUNT_
+};
+
+static const char *const stmt_sql[ST_COUNT_] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_POOL_SET] = "UPDATE local_pool SET bits = ?1, refill_ns = ?2 WHERE id = 0",
+    [ST_KEY_INSERT] = "INSERT INTO keys(key_id, master, size_bits, material, created, expires)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_SLAVE_INSERT] = "INSERT OR IGNORE INTO key_slaves(key_id, slave, delivered)"
+                        " VALUES (?1, ?2, 0)",
+    /* One row when the key exists for this master and is live; delivered is
+     * NULL when the caller is not among its slaves. */
+    [ST_DEC_LOOKUP] = "SELECT k.size_bits, s.delivered FROM keys AS k"
+                      " LEFT JOIN key_slaves AS s ON s.key_id = k.key_id AND s.slave = ?2"
+                      " WHERE k.key_id = ?1 AND k.master = ?3 AND k.expires > ?4",
+    [ST_DEC_MATERIAL] = "SELECT material FROM keys WHERE key_id = ?1",
+    [ST_DEC_OTHERS_PENDING] = "SELECT 1 FROM key_slaves WHERE key_id = ?1 AND slave <> ?2"
+                              " AND delivered = 0 LIMIT 1",
+    [ST_DEC_MARK] = "UPDATE key_slaves SET delivered = 1"
+                    " WHERE key_id = ?1 AND slave = ?2 AND delivered = 0",
+    [ST_DEL_SLAVES] = "DELETE FROM key_slaves WHERE key_id = ?1",
+    [ST_DEL_KEY] = "DELETE FROM keys WHERE key_id = ?1",
+    [ST_EXPIRED] = "SELECT key_id FROM keys WHERE expires <= ?1 ORDER BY expires LIMIT ?2",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta("
+    "  name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS local_pool("
+    "  id INTEGER PRIMARY KEY CHECK (id = 0),"
+    "  bits INTEGER NOT NULL CHECK (bits >= 0),"
+    "  refill_ns INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS keys("
+    "  key_id BLOB PRIMARY KEY CHECK (length(key_id) = 16),"
+    "  master TEXT NOT NULL,"
+    "  size_bits INTEGER NOT NULL CHECK (size_bits > 0 AND size_bits % 8 = 0),"
+    "  material BLOB NOT NULL,"
+    "  created INTEGER NOT NULL,"     /* unix ms */
+    "  expires INTEGER NOT NULL"      /* unix ms */
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS keys_expires ON keys(expires);"
+    "CREATE TABLE IF NOT EXISTS key_slaves("
+    "  key_id BLOB NOT NULL,"
+    "  slave TEXT NOT NULL,"
+    "  delivered INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (key_id, slave)) WITHOUT ROWID;";
+
+struct keystore {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT_];
+    pthread_mutex_t mu; /* guards db, st and every field down to `stored` */
+
+    ks_sync sync;
+    uint64_t cap_bits;
+    uint64_t rate_bps;
+    int64_t ttl_ms;     /* <= 0: keys never expire */
+    int page_size;
+
+    uint64_t pool_bits; /* committed pool state (mirrors local_pool) */
+    int64_t pool_ns;
+    uint64_t stored;    /* committed number of rows in keys */
+    int wal_frames;     /* frames in the WAL after the last commit */
+
+    atomic_bool failed; /* sticky: an fsync failed, durability is unknown */
+    atomic_llong clock_offset_ns;
+
+    char *path;
+    int lock_fd;
+    int wal_fd;         /* the WAL: group commit and checkpoint pre-sync */
+    atomic_bool ckpt_wanted;  /* the WAL passed KS_WAL_LIMIT_BYTES */
+    atomic_bool ckpt_running; /* one thread runs the size-triggered one */
+
+    /* group commit: commit_seq counts commits (bumped under mu, after
+     * COMMIT); synced_seq is the highest commit known to be on disk. */
+    atomic_ullong commit_seq;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    uint64_t synced_seq;
+    bool syncing;
+
+    /* maintenance thread */
+    pthread_mutex_t maint_mu;
+    pthread_cond_t maint_cv;
+    pthread_t maint;
+    bool maint_running;
+    bool maint_stop;
+    unsigned maint_ms;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int64_t now_ns(keystore *ks)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec +
+           (int64_t)atomic_load(&ks->clock_offset_ns);
+}
+
+__attribute__((format(printf, 3, 4)))
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Step a statement that returns no rows (or whose rows we ignore) and make
+ * it reusable; returns the sqlite result of the step. */
+static int step_reset(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc;
+}
+
+static bool step_ok(int rc)
+{
+    return rc == SQLITE_DONE || rc == SQLITE_ROW;
+}
+
+static void db_log(keystore *ks, const char *what)
+{
+    log_error("keystore: %s: %s", what, sqlite3_errmsg(ks->db));
+}
+
+/* Undo the open transaction, if any.  A failed ROLLBACK leaves the
+ * connection in an unknown state: refuse further work. */
+static void rollback(keystore *ks)
+{
+    if (sqlite3_get_autocommit(ks->db))
+        return;
+    if (!step_ok(step_reset(ks->st[ST_ROLLBACK]))) {
+        db_log(ks, "rollback");
+        atomic_store(&ks->failed, true);
+    }
+}
+
+static ks_result fail_tx(keystore *ks, const char *what)
+{
+    db_log(ks, what);
+    rollback(ks);
+    return KS_ERROR;
+}
+
+/* ---- SQLite heap that wipes on free ------------------------------------ */
+
+/* SQLite copies blobs that overflow a page into temporary heap buffers and
+ * frees them unwiped; route its allocator through one that zeroes every
+ * block before release.  Process-wide and only possible before SQLite is
+ * initialised, so it is installed once from the first ks_open. */
+static void *zm_malloc(int n)
+{
+    return malloc((size_t)n);
+}
+
+static void zm_free(void *p)
+{
+    if (!p)
+        return;
+    secret_wipe(p, malloc_usable_size(p));
+    free(p);
+}
+
+static void *zm_realloc(void *p, int n)
+{
+    if (!p)
+        return malloc((size_t)n);
+    size_t old = malloc_usable_size(p);
+    void *q = malloc((size_t)n);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old < (size_t)n ? old : (size_t)n);
+    zm_free(p);
+    return q;
+}
+
+static int zm_size(void *p)
+{
+    return p ? (int)malloc_usable_size(p) : 0;
+}
+
+static int zm_roundup(int n)
+{
+    return (n + 7) & ~7;
+}
+
+static int zm_init(void *unused)
+{
+    (void)unused;
+    return SQLITE_OK;
+}
+
+static void zm_shutdown(void *unused)
+{
+    (void)unused;
+}
+
+static void install_zeroing_allocator(void)
+{
+    static const sqlite3_mem_methods mm = {
+        zm_malloc, zm_free, zm_realloc, zm_size, zm_roundup, zm_init, zm_shutdown, NULL,
+    };
+    if (sqlite3_config(SQLITE_CONFIG_MALLOC, &mm) != SQLITE_OK)
+        log_warn("keystore: SQLite already initialised; its heap is not wiped on free");
+}
+
+static pthread_once_t zm_once = PTHREAD_ONCE_INIT;
+
+/* ---- local pool --------------------------------------------------------- */
+
+/* Level of the local pool at now, refilled lazily: stored + rate * elapsed,
+ * at most cap.  *ts_out receives the refill time to persist with that level:
+ * only the time actually converted into bits is consumed, so frequent calls
+ * do not lose fractional bits. */
+static uint64_t pool_level(const keystore *ks, int64_t now, int64_t *ts_out)
+{
+    uint64_t lvl = ks->pool_bits < ks->cap_bits ? ks->pool_bits : ks->cap_bits;
+
+    if (ks->rate_bps == 0) {
+        *ts_out = now;
+        return ks->cap_bits;
+    }
+    if (now <= ks->pool_ns) { /* clock stepped back: count from now */
+        *ts_out = now;
+        return lvl;
+    }
+    u128 add = (u128)ks->rate_bps * (uint64_t)(now - ks->pool_ns) / 1000000000u;
+    if ((u128)lvl + add >= ks->cap_bits) {
+        *ts_out = now;
+        return ks->cap_bits;
+    }
+    *ts_out = ks->pool_ns + (int64_t)(add * 1000000000u / ks->rate_bps);
+    return lvl + (uint64_t)add;
+}
+
+/* ---- durability --------------------------------------------------------- */
+
+/*
+ * Group commit for KS_SYNC_FULL.
+ *
+ * The connection runs with synchronous=OFF: COMMIT only write()s the frames
+ * into "<db>-wal", which makes them safe against a process crash but not
+ * against power loss.  We make them durable ourselves, outside the store
+ * mutex, so that one fdatasync covers every commit that happened before it
+ * started.  A caller whose commit got sequence number seq waits until
+ * synced_seq >= seq.  The first waiter that finds no sync running becomes
+ * the leader: it reads the current commit_seq as its target (every commit
+ * up to target has already been written to the WAL), syncs the WAL file,
+ * publishes synced_seq = target and wakes everybody; waiters not covered
+ * elect the next leader.  With k concurrent requests that costs about one
+ * sync per k commits instead of k syncs.
+ *
+ * Why this is power-loss safe: SQLite's WAL recovery replays every frame
+ * whose checksum chain is intact, so a commit is durable once its frames and
+ * the WAL header are on disk; fdatasync of the WAL also persists its size.
+ * The only other moment the database relies on unsynced data is a
+ * checkpoint: it copies WAL pages into the database file and then truncates
+ * the WAL.  With synchronous=OFF SQLite would not fsync the database before
+ * discarding the WAL, and a power cut could lose both copies.  So every
+ * checkpoint in full mode runs with synchronous=FULL (sync WAL, backfill,
+ * sync database, then truncate), after which all commits are durable and
+ * synced_seq can jump to commit_seq.  Our fd stays valid because SQLite only
+ * truncates the WAL while our connection is open, never unlinks it.
+ *
+ * fdatasync failure leaves the page cache state unknown (the kernel may
+ * drop the dirty pages): we do not retry, we fail the caller and every later
+ * call.
+ */
+static int wait_durable(keystore *ks, uint64_t seq)
+{
+    if (ks->sync != KS_SYNC_FULL)
+        return 0;
+    pthread_mutex_lock(&ks->sync_mu);
+    while (ks->synced_seq < seq && !atomic_load(&ks->failed)) {
+        if (ks->syncing) {
+            pthread_cond_wait(&ks->sync_cv, &ks->sync_mu);
+            continue;
+        }
+        ks->syncing = true;
+        uint64_t target = atomic_load(&ks->commit_seq);
+        pthread_mutex_unlock(&ks->sync_mu);
+        int rc = fdatasync(ks->wal_fd);
+        int e = errno;
+        pthread_mutex_lock(&ks->sync_mu);
+        ks->syncing = false;
+        if (rc != 0) {
+            log_error("keystore: fdatasync of the WAL failed: %s; refusing further work",
+                      strerror(e));
+            atomic_store(&ks->failed, true);
+        } else if (target > ks->synced_seq) {
+            ks->synced_seq = target;
+        }
+        pthread_cond_broadcast(&ks->sync_cv);
+    }
+    int ok = ks->synced_seq >= seq;
+    pthread_mutex_unlock(&ks->sync_mu);
+    return ok ? 0 : -1;
+}
+
+static void publish_synced(keystore *ks, uint64_t seq)
+{
+    pthread_mutex_lock(&ks->sync_mu);
+    if (seq > ks->synced_seq)
+        ks->synced_seq = seq;
+    pthread_cond_broadcast(&ks->sync_cv);
+    pthread_mutex_unlock(&ks->sync_mu);
+}
+
+/* Copy the WAL into the database file and truncate it (caller holds mu).
+ * In full mode with synchronous=FULL for the reason given above. */
+static int checkpoint_locked(keystore *ks)
+{
+    bool full = ks->sync == KS_SYNC_FULL;
+    int rc;
+
+    if (full && sqlite3_exec(ks->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
+        db_log(ks, "checkpoint");
+        return -1;
+    }
+    rc = sqlite3_wal_checkpoint_v2(ks->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    if (rc != SQLITE_OK)
+        db_log(ks, "wal_checkpoint(TRUNCATE)");
+    if (full) {
+        if (sqlite3_exec(ks->db, "PRAGMA synchronous=OFF", NULL, NULL, NULL) != SQLITE_OK) {
+            db_log(ks, "checkpoint");
+            rc = SQLITE_ERROR;
+        }
+        if (rc == SQLITE_OK)
+            publish_synced(ks, atomic_load(&ks->commit_seq));
+    }
+    if (rc == SQLITE_OK) {
+        ks->wal_frames = 0;
+        atomic_store(&ks->ckpt_wanted, false);
+    }
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    ((keystore *)arg)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
+/* After a successful COMMIT (caller holds mu): count it and note when the
+ * WAL has grown past its bound. */
+static uint64_t committed_locked(keystore *ks)
+{
+    uint64_t seq = atomic_fetch_add(&ks->commit_seq, 1) + 1;
+    if ((int64_t)ks->wal_frames * (ks->page_size + 24) > KS_WAL_LIMIT_BYTES)
+        atomic_store(&ks->ckpt_wanted, true);
+    return seq;
+}
+
+/*
+ * Size-triggered checkpoint, run by the caller whose commit crossed the
+ * bound, after it released the mutex.  A checkpoint's cost is dominated by
+ * syncing the WAL (every frame since the last one, megabytes) before it
+ * copies pages into the database.  We do that sync here first, outside the
+ * mutex, while other requests keep committing; the checkpoint proper, under
+ * the mutex, then only syncs the few frames added meanwhile and the
+ * database pages it wrote.
+ */
+static void maybe_checkpoint(keystore *ks)
+{
+    bool idle = false;
+    if (!atomic_load(&ks->ckpt_wanted) ||
+        !atomic_compare_exchange_strong(&ks->ckpt_running, &idle, true))
+        return;
+    if (fdatasync(ks->wal_fd) != 0) {
+        /* the error is reported once per descriptor and group commit shares
+         * this one: treat it as the failure it is */
+        log_error("keystore: fdatasync of the WAL failed: %s; refusing further work",
+                  strerror(errno));
+        atomic_store(&ks->failed, true);
+    }
+    pthread_mutex_lock(&ks->mu);
+    if (!atomic_load(&ks->failed) && atomic_load(&ks->ckpt_wanted))
+        checkpoint_locked(ks); /* failure is logged; commits stand */
+    atomic_store(&ks->ckpt_wanted, false);
+    pthread_mutex_unlock(&ks->mu);
+    atomic_store(&ks->ckpt_running, false);
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static int take_lock_file(keystore *ks, char *err, size_t errlen)
+{
+    size_t n = strlen(ks->path) + sizeof ".lock";
+    char *lp = malloc(n);
+    if (!lp) {
+        errf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(lp, n, "%s.lock", ks->path);
+    ks->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (ks->lock_fd < 0) {
+        errf(err, errlen, "cannot open lock file %s: %s", lp, strerror(errno));
+        free(lp);
+        return -1;
+    }
+    if (flock(ks->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            errf(err, errlen, "key store %s is in use by another process (%s is locked)",
+                 ks->path, lp);
+        else
+            errf(err, errlen, "cannot lock %s: %s", lp, strerror(errno));
+        free(lp);
+        return -1;
+    }
+    free(lp);
+    return 0;
+}
+
+/* The file holds key material: create it private before SQLite does (SQLite
+ * gives -wal and -shm the permissions of the database file). */
+static int precreate_db(const keystore *ks, char *err, size_t errlen)
+{
+    int fd = open(ks->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        errf(err, errlen, "cannot open key store %s: %s", ks->path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static int exec_or_err(keystore *ks, const char *sql, char *err, size_t errlen)
+{
+    if (sqlite3_exec(ks->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+        return 0;
+    errf(err, errlen, "key store %s: %.60s: %s", ks->path, sql, sqlite3_errmsg(ks->db));
+    return -1;
+}
+
+static int configure_db(keystore *ks, char *err, size_t errlen)
+{
+    /* EXCLUSIVE locking: one connection in one process (the lock file
+     * guarantees it), so the WAL index lives in heap memory, no -shm. */
+    static const char *const pragmas[] = {
+        "PRAGMA page_size=" KS_STR(KS_PAGE_SIZE),
+        "PRAGMA locking_mode=EXCLUSIVE",
+        "PRAGMA secure_delete=ON",
+        "PRAGMA temp_store=MEMORY",
+        "PRAGMA cache_size=-32768",
+        "PRAGMA wal_autocheckpoint=0",
+        "PRAGMA foreign_keys=OFF",
+    };
+    sqlite3_busy_timeout(ks->db, 5000);
+    for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++)
+        if (exec_or_err(ks, pragmas[i], err, errlen) != 0)
+            return -1;
+
+    sqlite3_stmt *s = NULL;
+    int ok = sqlite3_prepare_v2(ks->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) == SQLITE_OK &&
+             sqlite3_step(s) == SQLITE_ROW &&
+             strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
+    sqlite3_finalize(s);
+    if (!ok) {
+        errf(err, errlen, "key store %s: cannot switch to WAL mode: %s", ks->path,
+             sqlite3_errmsg(ks->db));
+        return -1;
+    }
+    const char *sync = ks->sync == KS_SYNC_FULL ? "PRAGMA synchronous=OFF"
+                                                : "PRAGMA synchronous=NORMAL";
+    return exec_or_err(ks, sync, err, errlen);
+}
+
+static int64_t query_int(keystore *ks, const char *sql, int64_t dflt, int *found)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v = dflt;
+    *found = 0;
+    if (sqlite3_prepare_v2(ks->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return dflt;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        v = sqlite3_column_int64(s, 0);
+        *found = 1;
+    }
+    sqlite3_finalize(s);
+    return v;
+}
+
+/* Create or check the schema, load pool state and key count, and record the
+ * open (which also guarantees the WAL file exists). */
+static int init_schema(keystore *ks, char *err, size_t errlen)
+{
+    int found;
+    char sql[256];
+    int64_t now = now_ns(ks);
+
+    if (exec_or_err(ks, "BEGIN IMMEDIATE", err, errlen) != 0)
+        return -1;
+    if (exec_or_err(ks, schema_sql, err, errlen) != 0)
+        goto fail;
+    int64_t ver = query_int(ks, "SELECT value FROM meta WHERE name = 'schema_version'", 0, &found);
+    if (found && ver != KS_SCHEMA_VERSION) {
+        errf(err, errlen, "key store %s has schema version %" PRId64 "; this program knows %d",
+             ks->path, ver, KS_SCHEMA_VERSION);
+        goto fail;
+    }
+    snprintf(sql, sizeof sql,
+             "INSERT OR IGNORE INTO meta VALUES ('schema_version', %d);"
+             "INSERT OR REPLACE INTO meta VALUES ('last_open_ms', %" PRId64 ");"
+             "INSERT OR IGNORE INTO local_pool VALUES (0, %" PRIu64 ", %" PRId64 ");",
+             KS_SCHEMA_VERSION, now / 1000000, ks->cap_bits > INT64_MAX ? (uint64_t)INT64_MAX : ks->cap_bits, now);
+    if (exec_or_err(ks, sql, err, errlen) != 0)
+        goto fail;
+    ks->pool_bits = (uint64_t)query_int(ks, "SELECT bits FROM local_pool WHERE id = 0", 0, &found);
+    ks->pool_ns = query_int(ks, "SELECT refill_ns FROM local_pool WHERE id = 0", now, &found);
+    ks->stored = (uint64_t)query_int(ks, "SELECT count(*) FROM keys", 0, &found);
+    ks->page_size = (int)query_int(ks, "PRAGMA page_size", 4096, &found);
+    if (exec_or_err(ks, "COMMIT", err, errlen) != 0)
+        goto fail;
+    return 0;
+fail:
+    sqlite3_exec(ks->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(copy);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Hold an fd on the WAL for group commit and checkpoint pre-syncs (it must
+ * be the very file SQLite writes); make the current WAL durable and the
+ * directory entries of the database, WAL and lock file too. */
+static int open_wal_fd(keystore *ks, char *err, size_t errlen)
+{
+    size_t n = strlen(ks->path) + sizeof "-wal";
+    char *wp = malloc(n);
+    struct stat a, b;
+    if (!wp) {
+        errf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(wp, n, "%s-wal", ks->path);
+    ks->wal_fd = open(wp, O_RDONLY | O_CLOEXEC);
+    if (ks->wal_fd < 0 || fstat(ks->wal_fd, &a) != 0 || stat(wp, &b) != 0 ||
+        a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+        errf(err, errlen, "cannot open the WAL %s: %s", wp, strerror(errno));
+        free(wp);
+        return -1;
+    }
+    free(wp);
+    if (fdatasync(ks->wal_fd) != 0 || fsync_dir_of(ks->path) != 0) {
+        errf(err, errlen, "cannot sync key store %s: %s", ks->path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int prepare_all(keystore *ks, char *err, size_t errlen)
+{
+    for (int i = 0; i < ST_COUNT_; i++) {
+        if (sqlite3_prepare_v3(ks->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &ks->st[i], NULL) != SQLITE_OK) {
+            errf(err, errlen, "key store: cannot prepare \"%s\": %s", stmt_sql[i],
+                 sqlite3_errmsg(ks->db));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void *maint_main(void *arg);
+
+static int start_maintenance(keystore *ks, char *err, size_t errlen)
+{
+    if (ks->maint_ms == 0)
+        return 0;
+    int rc = pthread_create(&ks->maint, NULL, maint_main, ks);
+    if (rc != 0) {
+        errf(err, errlen, "cannot start the maintenance thread: %s", strerror(rc));
+        return -1;
+    }
+    ks->maint_running = true;
+    return 0;
+}
+
+static void stop_maintenance(keystore *ks)
+{
+    if (!ks->maint_running)
+        return;
+    pthread_mutex_lock(&ks->maint_mu);
+    ks->maint_stop = true;
+    pthread_cond_signal(&ks->maint_cv);
+    pthread_mutex_unlock(&ks->maint_mu);
+    pthread_join(ks->maint, NULL);
+    ks->maint_running = false;
+}
+
+/* Release everything ks_open may have set up (any prefix of it). */
+static void destroy(keystore *ks)
+{
+    stop_maintenance(ks);
+    for (int i = 0; i < ST_COUNT_; i++)
+        sqlite3_finalize(ks->st[i]);
+    if (ks->db) {
+        /* sqlite3_close checkpoints; in full mode that must sync (see above) */
+        if (ks->sync == KS_SYNC_FULL)
+            sqlite3_exec(ks->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+        if (sqlite3_close(ks->db) != SQLITE_OK)
+            log_error("keystore: close: %s", sqlite3_errmsg(ks->db));
+    }
+    if (ks->wal_fd >= 0)
+        close(ks->wal_fd);
+    if (ks->lock_fd >= 0)
+        close(ks->lock_fd); /* releases the flock */
+    pthread_mutex_destroy(&ks->mu);
+    pthread_mutex_destroy(&ks->sync_mu);
+    pthread_cond_destroy(&ks->sync_cv);
+    pthread_mutex_destroy(&ks->maint_mu);
+    pthread_cond_destroy(&ks->maint_cv);
+    free(ks->path);
+    free(ks);
+}
+
+static keystore *ks_new(const ks_options *opt)
+{
+    keystore *ks = calloc(1, sizeof *ks);
+    if (!ks)
+        return NULL;
+    ks->path = strdup(opt->path);
+    if (!ks->path) {
+        free(ks);
+        return NULL;
+    }
+    ks->lock_fd = ks->wal_fd = -1;
+    ks->sync = opt->sync;
+    ks->cap_bits = opt->local_cap_bits;
+    ks->rate_bps = opt->local_rate_bps;
+    ks->ttl_ms = opt->key_ttl_s > 0 ? opt->key_ttl_s * 1000 : 0;
+    ks->maint_ms = opt->maintenance_ms;
+    pthread_mutex_init(&ks->mu, NULL);
+    pthread_mutex_init(&ks->sync_mu, NULL);
+    pthread_cond_init(&ks->sync_cv, NULL);
+    pthread_mutex_init(&ks->maint_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ks->maint_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return ks;
+}
+
+keystore *ks_open(const ks_options *opt, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!opt || !opt->path || !opt->path[0]) {
+        errf(err, errlen, "key store: no database path given");
+        return NULL;
+    }
+    if (opt->sync != KS_SYNC_NORMAL && opt->sync != KS_SYNC_FULL) {
+        errf(err, errlen, "key store %s: unknown sync mode", opt->path);
+        return NULL;
+    }
+    if (opt->key_ttl_s > INT64_MAX / 1000) {
+        errf(err, errlen, "key store %s: key TTL too large", opt->path);
+        return NULL;
+    }
+    pthread_once(&zm_once, install_zeroing_allocator);
+
+    keystore *ks = ks_new(opt);
+    if (!ks) {
+        errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (take_lock_file(ks, err, errlen) != 0 || precreate_db(ks, err, errlen) != 0)
+        goto fail;
+    if (sqlite3_open_v2(ks->path, &ks->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                            SQLITE_OPEN_EXRESCODE,
+                        NULL) != SQLITE_OK) {
+        errf(err, errlen, "cannot open key store %s: %s", ks->path,
+             ks->db ? sqlite3_errmsg(ks->db) : "out of memory");
+        goto fail;
+    }
+    if (configure_db(ks, err, errlen) != 0 || init_schema(ks, err, errlen) != 0)
+        goto fail;
+    if (open_wal_fd(ks, err, errlen) != 0)
+        goto fail;
+    if (prepare_all(ks, err, errlen) != 0)
+        goto fail;
+    sqlite3_wal_hook(ks->db, wal_hook, ks);
+    if (start_maintenance(ks, err, errlen) != 0)
+        goto fail;
+    log_info("keystore: opened %s (%s sync, %" PRIu64 " keys stored)", ks->path,
+             ks->sync == KS_SYNC_FULL ? "full" : "normal", ks->stored);
+    return ks;
+fail:
+    destroy(ks);
+    return NULL;
+}
+
+void ks_close(keystore *ks)
+{
+    if (!ks)
+        return;
+    stop_maintenance(ks);
+    pthread_mutex_lock(&ks->mu);
+    if (!atomic_load(&ks->failed))
+        checkpoint_locked(ks);
+    pthread_mutex_unlock(&ks->mu);
+    destroy(ks);
+}
+
+/* ---- enc ---------------------------------------------------------------- */
+
+static int batch_alloc(ks_batch *out, size_t n, size_t bytes)
+{
+    out->keys = calloc(n, sizeof *out->keys);
+    if (!out->keys || secret_alloc(&out->arena, bytes ? bytes : 1) != 0) {
+        free(out->keys);
+        out->keys = NULL;
+        return -1;
+    }
+    out->arena.len = bytes;
+    out->n = n;
+    return 0;
+}
+
+/* Insert one key row; a (practically impossible) key ID collision draws a
+ * new ID. */
+static int insert_key(keystore *ks, ks_key *k, const char *master, int64_t now_ms)
+{
+    sqlite3_stmt *s = ks->st[ST_KEY_INSERT];
+    int64_t expires = ks->ttl_ms > 0 && now_ms < INT64_MAX - ks->ttl_ms ? now_ms + ks->ttl_ms
+                                                                        : INT64_MAX;
+    for (int tries = 0; tries < KS_UUID_RETRIES; tries++) {
+        sqlite3_bind_blob(s, 1, k->id, 16, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, master, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, k->size_bits);
+        sqlite3_bind_blob(s, 4, k->material, (int)(k->size_bits / 8), SQLITE_STATIC);
+        sqlite3_bind_int64(s, 5, now_ms);
+        sqlite3_bind_int64(s, 6, expires);
+        int rc = step_reset(s);
+        if (rc == SQLITE_DONE)
+            return 0;
+        if (sqlite3_extended_errcode(ks->db) != SQLITE_CONSTRAINT_PRIMARYKEY)
+            return -1;
+        uuid_generate_v4(k->id);
+    }
+    return -1;
+}
+
+static int insert_slaves(keystore *ks, const uint8_t id[16], const char *const *slaves,
+                         size_t nslaves)
+{
+    sqlite3_stmt *s = ks->st[ST_SLAVE_INSERT];
+    sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
+    for (size_t j = 0; j < nslaves; j++) {
+        sqlite3_bind_text(s, 2, slaves[j], -1, SQLITE_STATIC);
+        if (step_reset(s) != SQLITE_DONE)
+            return -1;
+    }
+    return 0;
+}
+
+/* The allocation transaction proper (caller holds mu, pool level checked). */
+static ks_result enc_tx(keystore *ks, const char *master, const char *const *slaves,
+                        size_t nslaves, ks_batch *b, uint64_t new_level, int64_t ts,
+                        int64_t now_ms)
+{
+    if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE)
+        return fail_tx(ks, "begin");
+    if (ks->rate_bps != 0) { /* rate 0: always full, nothing to persist */
+        sqlite3_bind_int64(ks->st[ST_POOL_SET], 1, (int64_t)new_level);
+        sqlite3_bind_int64(ks->st[ST_POOL_SET], 2, ts);
+        if (step_reset(ks->st[ST_POOL_SET]) != SQLITE_DONE)
+            return fail_tx(ks, "pool update");
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        if (insert_key(ks, &b->keys[i], master, now_ms) != 0)
+            return fail_tx(ks, "key insert");
+        if (insert_slaves(ks, b->keys[i].id, slaves, nslaves) != 0)
+            return fail_tx(ks, "slave insert");
+    }
+    sqlite3_clear_bindings(ks->st[ST_KEY_INSERT]); /* no pointer into the arena */
+    if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE)
+        return fail_tx(ks, "commit");
+    return KS_OK;
+}
+
+static bool enc_args_ok(const char *master, const char *const *slaves, size_t nslaves,
+                        uint32_t n, uint32_t size_bits, const ks_batch *out)
+{
+    if (!master || !slaves || nslaves == 0 || n == 0 || size_bits == 0 ||
+        size_bits % 8 != 0 || !out)
+        return false;
+    for (size_t j = 0; j < nslaves; j++)
+        if (!slaves[j])
+            return false;
+    return true;
+}
+
+ks_result ks_local_enc(keystore *ks, const char *master, const char *const *slaves,
+                       size_t nslaves, uint32_t n, uint32_t size_bits, ks_batch *out)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!ks || !enc_args_ok(master, slaves, nslaves, n, size_bits, out)) {
+        log_error("keystore: ks_local_enc: invalid arguments");
+        return KS_ERROR;
+    }
+    uint64_t need = (uint64_t)n * size_bits; /* < 2^64: both factors < 2^32 */
+    if (need > ks->cap_bits)
+        return KS_EMPTY;
+    if (atomic_load(&ks->failed))
+        return KS_ERROR;
+
+    /* Draw IDs and material before taking the mutex: the CSPRNG is the
+     * slow part and needs no database. */
+    if (batch_alloc(out, n, need / 8) != 0) {
+        log_error("keystore: out of memory for %" PRIu32 " keys", n);
+        return KS_ERROR;
+    }
+    secret_random(out->arena.data, out->arena.len);
+    for (uint32_t i = 0; i < n; i++) {
+        uuid_generate_v4(out->keys[i].id);
+        out->keys[i].size_bits = size_bits;
+        out->keys[i].material = out->arena.data + (size_t)i * (size_bits / 8);
+    }
+
+    pthread_mutex_lock(&ks->mu);
+    int64_t now = now_ns(ks), ts;
+    uint64_t level = pool_level(ks, now, &ts);
+    ks_result r = KS_EMPTY;
+    uint64_t seq = 0;
+    if (atomic_load(&ks->failed))
+        r = KS_ERROR;
+    else if (level >= need)
+        r = enc_tx(ks, master, slaves, nslaves, out, level - need, ts, now / 1000000);
+    if (r == KS_OK) {
+        ks->pool_bits = level - need;
+        ks->pool_ns = ts;
+        ks->stored += n;
+        seq = committed_locked(ks);
+    }
+    pthread_mutex_unlock(&ks->mu);
+
+    if (r == KS_OK && wait_durable(ks, seq) != 0)
+        r = KS_ERROR; /* committed but not known durable: the keys are burnt (I5) */
+    maybe_checkpoint(ks);
+    if (r != KS_OK)
+        ks_batch_free(out);
+    return r;
+}
+
+/* ---- dec ---------------------------------------------------------------- */
+
+/* Pass 1: judge every requested key without changing anything; fills
+ * size_bits and returns the batch verdict and the material size. */
+static ks_result dec_judge(keystore *ks, const char *master, const char *slave,
+                           const uint8_t (*ids)[16], size_t n, ks_key *keys, size_t *bytes)
+{
+    sqlite3_stmt *s = ks->st[ST_DEC_LOOKUP];
+    ks_result verdict = KS_OK;
+    int64_t now_ms = now_ns(ks) / 1000000;
+
+    *bytes = 0;
+    sqlite3_bind_text(s, 2, slave, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, master, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, now_ms);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(keys[i].id, ids[i], 16);
+        sqlite3_bind_blob(s, 1, ids[i], 16, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW && sqlite3_column_type(s, 1) == SQLITE_NULL) {
+            verdict = KS_UNAUTHORIZED; /* wins over everything: stop */
+        } else if (rc == SQLITE_ROW && sqlite3_column_int(s, 1) == 0) {
+            keys[i].size_bits = (uint32_t)sqlite3_column_int64(s, 0);
+            *bytes += keys[i].size_bits / 8;
+        } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+            verdict = KS_NOT_FOUND; /* unknown, expired, other master, delivered */
+        } else {
+            verdict = KS_ERROR;
+        }
+        sqlite3_reset(s);
+        if (verdict == KS_UNAUTHORIZED || verdict == KS_ERROR)
+            break;
+    }
+    return verdict;
+}
+
+/* Pass 2 for one key: copy its material, then consume it for this slave;
+ * the last slave deletes it.  A key met twice in one batch is caught here
+ * (row gone, or flag already set) and fails the batch. */
+static ks_result dec_take(keystore *ks, const char *slave, ks_key *k, uint8_t *dst,
+                          uint64_t *deleted)
+{
+    sqlite3_stmt *s = ks->st[ST_DEC_MATERIAL];
+    size_t len = k->size_bits / 8;
+
+    sqlite3_bind_blob(s, 1, k->id, 16, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && (size_t)sqlite3_column_bytes(s, 0) == len) {
+        memcpy(dst, sqlite3_column_blob(s, 0), len);
+        k->material = dst;
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return KS_NOT_FOUND;
+    if (k->material != dst) {
+        log_error("keystore: stored key has the wrong length or cannot be read");
+        return KS_ERROR;
+    }
+
+    s = ks->st[ST_DEC_OTHERS_PENDING];
+    sqlite3_bind_blob(s, 1, k->id, 16, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, slave, -1, SQLITE_STATIC);
+    rc = step_reset(s);
+    if (rc == SQLITE_DONE) { /* this slave is the last one: erase */
+        sqlite3_bind_blob(ks->st[ST_DEL_SLAVES], 1, k->id, 16, SQLITE_STATIC);
+        sqlite3_bind_blob(ks->st[ST_DEL_KEY], 1, k->id, 16, SQLITE_STATIC);
+        if (step_reset(ks->st[ST_DEL_SLAVES]) != SQLITE_DONE ||
+            step_reset(ks->st[ST_DEL_KEY]) != SQLITE_DONE)
+            return KS_ERROR;
+        (*deleted)++;
+        return KS_OK;
+    }
+    if (rc != SQLITE_ROW)
+        return KS_ERROR;
+    s = ks->st[ST_DEC_MARK];
+    sqlite3_bind_blob(s, 1, k->id, 16, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, slave, -1, SQLITE_STATIC);
+    if (step_reset(s) != SQLITE_DONE)
+        return KS_ERROR;
+    return sqlite3_changes(ks->db) == 1 ? KS_OK : KS_NOT_FOUND;
+}
+
+static ks_result dec_tx(keystore *ks, const char *master, const char *slave,
+                        const uint8_t (*ids)[16], ks_batch *out, uint64_t *deleted)
+{
+    size_t bytes;
+
+    if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE)
+        return fail_tx(ks, "begin");
+    ks_result r = dec_judge(ks, master, slave, ids, out->n, out->keys, &bytes);
+    if (r == KS_ERROR)
+        return fail_tx(ks, "dec lookup");
+    if (r != KS_OK) {
+        rollback(ks);
+        return r;
+    }
+    if (secret_alloc(&out->arena, bytes ? bytes : 1) != 0) {
+        rollback(ks);
+        log_error("keystore: out of memory for %zu key bytes", bytes);
+        return KS_ERROR;
+    }
+    out->arena.len = bytes;
+    size_t off = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        r = dec_take(ks, slave, &out->keys[i], out->arena.data + off, deleted);
+        if (r == KS_ERROR)
+            return fail_tx(ks, "dec consume");
+        if (r != KS_OK) {
+            rollback(ks);
+            return r;
+        }
+        off += out->keys[i].size_bits / 8;
+    }
+    if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE)
+        return fail_tx(ks, "commit");
+    return KS_OK;
+}
+
+ks_result ks_dec(keystore *ks, const char *master, const char *slave,
+                 const uint8_t (*ids)[16], size_t n, ks_batch *out)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!ks || !master || !slave || !ids || n == 0 || !out) {
+        log_error("keystore: ks_dec: invalid arguments");
+        return KS_ERROR;
+    }
+    if (atomic_load(&ks->failed))
+        return KS_ERROR;
+    out->keys = calloc(n, sizeof *out->keys);
+    if (!out->keys)
+        return KS_ERROR;
+    out->n = n;
+
+    uint64_t deleted = 0, seq = 0;
+    pthread_mutex_lock(&ks->mu);
+    ks_result r = atomic_load(&ks->failed) ? KS_ERROR
+                                           : dec_tx(ks, master, slave, ids, out, &deleted);
+    if (r == KS_OK) {
+        ks->stored -= deleted;
+        seq = committed_locked(ks);
+    }
+    pthread_mutex_unlock(&ks->mu);
+
+    if (r == KS_OK && wait_durable(ks, seq) != 0)
+        r = KS_ERROR; /* consumed but not known durable: burnt (I5) */
+    maybe_checkpoint(ks);
+    if (r != KS_OK)
+        ks_batch_free(out);
+    return r;
+}
+
+/* ---- stats, maintenance ------------------------------------------------- */
+
+ks_result ks_stats_get(keystore *ks, ks_stats *out)
+{
+    if (!ks || !out)
+        return KS_ERROR;
+    int64_t ts;
+    pthread_mutex_lock(&ks->mu);
+    out->local_available_bits = pool_level(ks, now_ns(ks), &ts);
+    out->local_cap_bits = ks->cap_bits;
+    out->stored_keys = ks->stored;
+    pthread_mutex_unlock(&ks->mu);
+    return KS_OK;
+}
+
+/* Delete up to KS_EXPIRE_CHUNK expired keys in one transaction (caller
+ * holds mu); returns how many, or -1. */
+static long expire_chunk_locked(keystore *ks, int64_t now_ms)
+{
+    uint8_t ids[KS_EXPIRE_CHUNK][16];
+    long n = 0;
+    sqlite3_stmt *s = ks->st[ST_EXPIRED];
+    const char *what = "begin";
+
+    if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE)
+        goto fail;
+    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int(s, 2, KS_EXPIRE_CHUNK);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < KS_EXPIRE_CHUNK)
+        if (sqlite3_column_bytes(s, 0) == 16)
+            memcpy(ids[n++], sqlite3_column_blob(s, 0), 16);
+    sqlite3_reset(s);
+    what = "expiry scan";
+    if (!step_ok(rc))
+        goto fail;
+    what = "expiry delete";
+    for (long i = 0; i < n; i++) {
+        sqlite3_bind_blob(ks->st[ST_DEL_SLAVES], 1, ids[i], 16, SQLITE_STATIC);
+        sqlite3_bind_blob(ks->st[ST_DEL_KEY], 1, ids[i], 16, SQLITE_STATIC);
+        if (step_reset(ks->st[ST_DEL_SLAVES]) != SQLITE_DONE ||
+            step_reset(ks->st[ST_DEL_KEY]) != SQLITE_DONE)
+            goto fail;
+    }
+    what = "commit";
+    if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE)
+        goto fail;
+    ks->stored -= (uint64_t)n;
+    atomic_fetch_add(&ks->commit_seq, 1);
+    return n;
+fail:
+    fail_tx(ks, what);
+    return -1;
+}
+
+long ks_maintain(keystore *ks)
+{
+    long total = 0, n;
+    if (!ks || atomic_load(&ks->failed))
+        return -1;
+    int64_t now_ms = now_ns(ks) / 1000000;
+    /* chunks, releasing the mutex in between so requests interleave */
+    do {
+        pthread_mutex_lock(&ks->mu);
+        n = expire_chunk_locked(ks, now_ms);
+        pthread_mutex_unlock(&ks->mu);
+        if (n < 0)
+            return -1;
+        total += n;
+    } while (n == KS_EXPIRE_CHUNK);
+
+    pthread_mutex_lock(&ks->mu);
+    int rc = checkpoint_locked(ks);
+    pthread_mutex_unlock(&ks->mu);
+    if (total > 0)
+        log_debug("keystore: %ld undelivered keys expired", total);
+    return rc == 0 ? total : -1;
+}
+
+static void *maint_main(void *arg)
+{
+    keystore *ks = arg;
+    struct timespec deadline;
+
+    pthread_mutex_lock(&ks->maint_mu);
+    while (!ks->maint_stop) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += ks->maint_ms / 1000;
+        deadline.tv_nsec += (long)(ks->maint_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        int rc = 0;
+        while (!ks->maint_stop && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&ks->maint_cv, &ks->maint_mu, &deadline);
+        if (ks->maint_stop)
+            break;
+        pthread_mutex_unlock(&ks->maint_mu);
+        ks_maintain(ks);
+        pthread_mutex_lock(&ks->maint_mu);
+    }
+    pthread_mutex_unlock(&ks->maint_mu);
+    return NULL;
+}
+
+/* ---- misc --------------------------------------------------------------- */
+
+void ks_batch_free(ks_batch *b)
+{
+    if (!b)
+        return;
+    secret_free(&b->arena);
+    free(b->keys);
+    b->keys = NULL;
+    b->n = 0;
+}
+
+const char *ks_result_str(ks_result r)
+{
+    switch (r) {
+    case KS_OK: return "ok";
+    case KS_EMPTY: return "not enough key material";
+    case KS_NOT_FOUND: return "key not found";
+    case KS_UNAUTHORIZED: return "not authorized";
+    case KS_ERROR: return "key store error";
+    }
+    return "unknown";
+}
+
+void ks_testing_advance_clock(keystore *ks, int64_t ms)
+{
+    atomic_fetch_add(&ks->clock_offset_ns, (long long)ms * 1000000LL);
+}

@@ -98,4 +98,8 @@ void ks_batch_free(ks_batch *b);
 
 const char *ks_result_str(ks_result r);
 
+/* Tests only: move the store's clock (pool refill, key expiry) forward by
+ * ms milliseconds instead of sleeping. */
+void ks_testing_advance_clock(keystore *ks, int64_t ms);
+
 #endif
