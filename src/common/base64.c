@@ -2,9 +2,12 @@
  * base64.c - strict RFC 4648 base64 for key material, on top of libsodium.
  *
  * libsodium does the constant-time alphabet work.  On decode we add what it
- * leaves to the caller: the length must be a multiple of 4, the whole input
- * must be consumed, and the bits a short final group does not use must be
- * zero, so that every byte string has exactly one accepted encoding.
+ * leaves to the caller: the length must be a multiple of 4 and the whole
+ * input must be consumed (sodium_base642bin stops at the first padding and
+ * reports success for "Zg==Zg=="), and the bits a short final group does not
+ * use must be zero, so that every byte string has exactly one accepted
+ * encoding.  libsodium 1.0.18 checks those bits too; we check them again so
+ * the guarantee does not rest on one library version.
  */
 #include "common/base64.h"
 

@@ -4,7 +4,8 @@
  * Pure functions, no I/O: the HTTP layer hands over the method, the raw
  * request URI (path and query exactly as received, still percent-encoded)
  * and the body; kme_request_parse() checks syntax and types and fills a
- * kme_request; kme_request_validate() checks it against the KME's limits.
+ * kme_request; kme_request_validate_enc() checks an enc_keys request
+ * against the pair's limits.
  * Both answer with the status code and the exact message the KME sends, so
  * the behaviour table of the spec digest (shared/spec §5) lives here and is
  * unit-tested and fuzzed without a server.  No key is touched before both
