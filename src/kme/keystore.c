@@ -8,9 +8,12 @@
  *
  * Tables: meta (schema version), local_pool (one row: level and refill
  * time), keys (one row per undelivered key, WITHOUT ROWID on the 16-byte
- * key ID), keys_expires (index for expiry), key_slaves (one row per
- * (key, authorised slave) with a delivered flag).  A key row and its slave
- * rows are deleted as soon as the last slave has the key, or at expiry.
+ * key ID) and its index keys_expires.  A key row carries its authorised
+ * slaves (a NUL-terminated list) and a bitmask of those still owed the key,
+ * rather than a key_slaves table: every commit appends each page it touches
+ * to the WAL, and the WAL bytes per request are what bound throughput (they
+ * all get synced by a checkpoint), so enc+dec touch 4 pages, not 6.  A key
+ * row is deleted as soon as the last slave has the key, or at expiry.
  *
  * Erasure: secure_delete zeroes deleted content inside the database file;
  * the WAL still holds old page images until a checkpoint, so ks_maintain
@@ -54,14 +57,13 @@
  * never holds the mutex for long. */
 #define KS_EXPIRE_CHUNK 256
 #ifndef KS_PAGE_SIZE
-#define KS_PAGE_SIZE 4096
-#endif
-#ifndef KS_CKPT_MODE
-#define KS_CKPT_MODE SQLITE_CHECKPOINT_TRUNCATE
+#define KS_PAGE_SIZE 1024
 #endif
 #define KS_STR_(x) #x
 #define KS_STR(x) KS_STR_(x)
 #define KS_UUID_RETRIES 8
+/* pending is a 63-bit mask (ETSI deployments allow a handful of slaves) */
+#define KS_MAX_SLAVES 63
 
 __extension__ typedef unsigned __int128 u128;
 
@@ -71,12 +73,9 @@ enum stmt_id {
     ST_ROLLBACK,
     ST_POOL_SET,
     ST_KEY_INSERT,
-    ST_SLAVE_INSERT,
     ST_DEC_LOOKUP,
     ST_DEC_MATERIAL,
-    ST_DEC_OTHERS_PENDING,
-    ST_DEC_MARK,
-    ST_DEL_SLAVES,
+    ST_DEC_SET_PENDING,
     ST_DEL_KEY,
     ST_EXPIRED,
     ST_COUNT_
@@ -87,23 +86,16 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_POOL_SET] = "UPDATE local_pool SET bits = ?1, refill_ns = ?2 WHERE id = 0",
-    [ST_KEY_INSERT] = "INSERT INTO keys(key_id, master, size_bits, material, created, expires)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_SLAVE_INSERT] = "INSERT OR IGNORE INTO key_slaves(key_id, slave, delivered)"
-                        " VALUES (?1, ?2, 0)",
-    /* One row when the key exists for this master and is live; delivered is
-     * NULL when the caller is not among its slaves. */
-    [ST_DEC_LOOKUP] = "SELECT k.size_bits, s.delivered FROM keys AS k"
-                      " LEFT JOIN key_slaves AS s ON s.key_id = k.key_id AND s.slave = ?2"
-                      " WHERE k.key_id = ?1 AND k.master = ?3 AND k.expires > ?4",
-    [ST_DEC_MATERIAL] = "SELECT material FROM keys WHERE key_id = ?1",
-    [ST_DEC_OTHERS_PENDING] = "SELECT 1 FROM key_slaves WHERE key_id = ?1 AND slave <> ?2"
-                              " AND delivered = 0 LIMIT 1",
-    [ST_DEC_MARK] = "UPDATE key_slaves SET delivered = 1"
-                    " WHERE key_id = ?1 AND slave = ?2 AND delivered = 0",
-    [ST_DEL_SLAVES] = "DELETE FROM key_slaves WHERE key_id = ?1",
+    [ST_KEY_INSERT] = "INSERT INTO keys(key_id, master, size_bits, material, created, expires,"
+                      " slaves, pending) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* a row when the key exists for this master and is live */
+    [ST_DEC_LOOKUP] = "SELECT size_bits, slaves, pending FROM keys"
+                      " WHERE key_id = ?1 AND master = ?2 AND expires > ?3",
+    [ST_DEC_MATERIAL] = "SELECT material, slaves, pending FROM keys WHERE key_id = ?1",
+    [ST_DEC_SET_PENDING] = "UPDATE keys SET pending = ?2 WHERE key_id = ?1",
     [ST_DEL_KEY] = "DELETE FROM keys WHERE key_id = ?1",
-    [ST_EXPIRED] = "SELECT key_id FROM keys WHERE expires <= ?1 ORDER BY expires LIMIT ?2",
+    [ST_EXPIRED] = "DELETE FROM keys WHERE key_id IN"
+                   " (SELECT key_id FROM keys WHERE expires <= ?1 ORDER BY expires LIMIT ?2)",
 };
 
 static const char schema_sql[] =
@@ -119,14 +111,11 @@ static const char schema_sql[] =
     "  size_bits INTEGER NOT NULL CHECK (size_bits > 0 AND size_bits % 8 = 0),"
     "  material BLOB NOT NULL,"
     "  created INTEGER NOT NULL,"     /* unix ms */
-    "  expires INTEGER NOT NULL"      /* unix ms */
+    "  expires INTEGER NOT NULL,"     /* unix ms */
+    "  slaves BLOB NOT NULL,"         /* slave IDs, each NUL-terminated */
+    "  pending INTEGER NOT NULL"      /* bit i: slave i still owed the key */
     ") WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS keys_expires ON keys(expires);"
-    "CREATE TABLE IF NOT EXISTS key_slaves("
-    "  key_id BLOB NOT NULL,"
-    "  slave TEXT NOT NULL,"
-    "  delivered INTEGER NOT NULL DEFAULT 0,"
-    "  PRIMARY KEY (key_id, slave)) WITHOUT ROWID;";
+    "CREATE INDEX IF NOT EXISTS keys_expires ON keys(expires);";
 
 struct keystore {
     sqlite3 *db;
@@ -819,9 +808,70 @@ static int batch_alloc(ks_batch *out, size_t n, size_t bytes)
     return 0;
 }
 
+/* The slaves of one enc call as stored in each key row: the distinct IDs,
+ * each NUL-terminated, and the mask of those still owed the key. */
+typedef struct slave_list {
+    char small[512];
+    char *data;      /* small, or heap for very long ID lists */
+    size_t len;
+    int64_t pending; /* bit i set: slave i has not fetched the key yet */
+} slave_list;
+
+static bool listed_before(const char *const *slaves, size_t j)
+{
+    for (size_t i = 0; i < j; i++)
+        if (strcmp(slaves[i], slaves[j]) == 0)
+            return true;
+    return false;
+}
+
+static int slave_list_build(slave_list *sl, const char *const *slaves, size_t nslaves)
+{
+    size_t need = 0;
+    for (size_t j = 0; j < nslaves; j++)
+        need += strlen(slaves[j]) + 1;
+    sl->data = need <= sizeof sl->small ? sl->small : malloc(need);
+    if (!sl->data)
+        return -1;
+    sl->len = 0;
+    sl->pending = 0;
+    for (size_t j = 0, k = 0; j < nslaves; j++) {
+        if (listed_before(slaves, j))
+            continue; /* a repeated slave is the same slave */
+        size_t l = strlen(slaves[j]) + 1;
+        memcpy(sl->data + sl->len, slaves[j], l);
+        sl->len += l;
+        sl->pending |= (int64_t)1 << k++;
+    }
+    return 0;
+}
+
+static void slave_list_free(slave_list *sl)
+{
+    if (sl->data != sl->small)
+        free(sl->data);
+}
+
+/* Position of slave in a stored list, or -1 when it is not authorised. */
+static int slave_index(const void *list, int len, const char *slave)
+{
+    const char *p = list, *end = p + (len > 0 ? len : 0);
+    size_t sl = strlen(slave);
+    for (int i = 0; p < end && i < KS_MAX_SLAVES; i++) {
+        const char *z = memchr(p, '\0', (size_t)(end - p));
+        if (!z)
+            return -1;
+        if ((size_t)(z - p) == sl && memcmp(p, slave, sl) == 0)
+            return i;
+        p = z + 1;
+    }
+    return -1;
+}
+
 /* Insert one key row; a (practically impossible) key ID collision draws a
  * new ID. */
-static int insert_key(keystore *ks, ks_key *k, const char *master, int64_t now_ms)
+static int insert_key(keystore *ks, ks_key *k, const char *master, const slave_list *sl,
+                      int64_t now_ms)
 {
     sqlite3_stmt *s = ks->st[ST_KEY_INSERT];
     int64_t expires = ks->ttl_ms > 0 && now_ms < INT64_MAX - ks->ttl_ms ? now_ms + ks->ttl_ms
@@ -833,6 +883,8 @@ static int insert_key(keystore *ks, ks_key *k, const char *master, int64_t now_m
         sqlite3_bind_blob(s, 4, k->material, (int)(k->size_bits / 8), SQLITE_STATIC);
         sqlite3_bind_int64(s, 5, now_ms);
         sqlite3_bind_int64(s, 6, expires);
+        sqlite3_bind_blob(s, 7, sl->data, (int)sl->len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 8, sl->pending);
         int rc = step_reset(s);
         if (rc == SQLITE_DONE)
             return 0;
@@ -843,23 +895,9 @@ static int insert_key(keystore *ks, ks_key *k, const char *master, int64_t now_m
     return -1;
 }
 
-static int insert_slaves(keystore *ks, const uint8_t id[16], const char *const *slaves,
-                         size_t nslaves)
-{
-    sqlite3_stmt *s = ks->st[ST_SLAVE_INSERT];
-    sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
-    for (size_t j = 0; j < nslaves; j++) {
-        sqlite3_bind_text(s, 2, slaves[j], -1, SQLITE_STATIC);
-        if (step_reset(s) != SQLITE_DONE)
-            return -1;
-    }
-    return 0;
-}
-
 /* The allocation transaction proper (caller holds mu, pool level checked). */
-static ks_result enc_tx(keystore *ks, const char *master, const char *const *slaves,
-                        size_t nslaves, ks_batch *b, uint64_t new_level, int64_t ts,
-                        int64_t now_ms)
+static ks_result enc_tx(keystore *ks, const char *master, const slave_list *sl, ks_batch *b,
+                        uint64_t new_level, int64_t ts, int64_t now_ms)
 {
     if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE)
         return fail_tx(ks, "begin");
@@ -869,12 +907,9 @@ static ks_result enc_tx(keystore *ks, const char *master, const char *const *sla
         if (step_reset(ks->st[ST_POOL_SET]) != SQLITE_DONE)
             return fail_tx(ks, "pool update");
     }
-    for (size_t i = 0; i < b->n; i++) {
-        if (insert_key(ks, &b->keys[i], master, now_ms) != 0)
+    for (size_t i = 0; i < b->n; i++)
+        if (insert_key(ks, &b->keys[i], master, sl, now_ms) != 0)
             return fail_tx(ks, "key insert");
-        if (insert_slaves(ks, b->keys[i].id, slaves, nslaves) != 0)
-            return fail_tx(ks, "slave insert");
-    }
     sqlite3_clear_bindings(ks->st[ST_KEY_INSERT]); /* no pointer into the arena */
     if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE)
         return fail_tx(ks, "commit");
@@ -884,7 +919,8 @@ static ks_result enc_tx(keystore *ks, const char *master, const char *const *sla
 static bool enc_args_ok(const char *master, const char *const *slaves, size_t nslaves,
                         uint32_t n, uint32_t size_bits, const ks_batch *out)
 {
-    if (!master || !slaves || nslaves == 0 || n == 0 || size_bits == 0 ||
+    if (!master || !slaves || nslaves == 0 || nslaves > KS_MAX_SLAVES || n == 0 ||
+        size_bits == 0 ||
         size_bits % 8 != 0 || !out)
         return false;
     for (size_t j = 0; j < nslaves; j++)
@@ -910,7 +946,11 @@ ks_result ks_local_enc(keystore *ks, const char *master, const char *const *slav
 
     /* Draw IDs and material before taking the mutex: the CSPRNG is the
      * slow part and needs no database. */
+    slave_list sl;
+    if (slave_list_build(&sl, slaves, nslaves) != 0)
+        return KS_ERROR;
     if (batch_alloc(out, n, need / 8) != 0) {
+        slave_list_free(&sl);
         log_error("keystore: out of memory for %" PRIu32 " keys", n);
         return KS_ERROR;
     }
@@ -929,7 +969,7 @@ ks_result ks_local_enc(keystore *ks, const char *master, const char *const *slav
     if (atomic_load(&ks->failed))
         r = KS_ERROR;
     else if (level >= need)
-        r = enc_tx(ks, master, slaves, nslaves, out, level - need, ts, now / 1000000);
+        r = enc_tx(ks, master, &sl, out, level - need, ts, now / 1000000);
     if (r == KS_OK) {
         ks->pool_bits = level - need;
         ks->pool_ns = ts;
@@ -937,6 +977,7 @@ ks_result ks_local_enc(keystore *ks, const char *master, const char *const *slav
         seq = committed_locked(ks);
     }
     pthread_mutex_unlock(&ks->mu);
+    slave_list_free(&sl);
 
     if (r == KS_OK && wait_durable(ks, seq) != 0)
         r = KS_ERROR; /* committed but not known durable: the keys are burnt (I5) */
@@ -955,77 +996,79 @@ static ks_result dec_judge(keystore *ks, const char *master, const char *slave,
 {
     sqlite3_stmt *s = ks->st[ST_DEC_LOOKUP];
     ks_result verdict = KS_OK;
-    int64_t now_ms = now_ns(ks) / 1000000;
 
     *bytes = 0;
-    sqlite3_bind_text(s, 2, slave, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, master, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, now_ms);
-    for (size_t i = 0; i < n; i++) {
+    sqlite3_bind_text(s, 2, master, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now_ns(ks) / 1000000);
+    for (size_t i = 0; i < n && verdict != KS_UNAUTHORIZED && verdict != KS_ERROR; i++) {
         memcpy(keys[i].id, ids[i], 16);
         sqlite3_bind_blob(s, 1, ids[i], 16, SQLITE_STATIC);
         int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW && sqlite3_column_type(s, 1) == SQLITE_NULL) {
-            verdict = KS_UNAUTHORIZED; /* wins over everything: stop */
-        } else if (rc == SQLITE_ROW && sqlite3_column_int(s, 1) == 0) {
-            keys[i].size_bits = (uint32_t)sqlite3_column_int64(s, 0);
-            *bytes += keys[i].size_bits / 8;
-        } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-            verdict = KS_NOT_FOUND; /* unknown, expired, other master, delivered */
+        if (rc == SQLITE_ROW) {
+            int idx = slave_index(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1), slave);
+            if (idx < 0) {
+                verdict = KS_UNAUTHORIZED; /* wins over everything: stop */
+            } else if (!(sqlite3_column_int64(s, 2) & ((int64_t)1 << idx))) {
+                verdict = KS_NOT_FOUND;    /* this slave already has it */
+            } else {
+                keys[i].size_bits = (uint32_t)sqlite3_column_int64(s, 0);
+                *bytes += keys[i].size_bits / 8;
+            }
+        } else if (rc == SQLITE_DONE) {
+            verdict = KS_NOT_FOUND; /* unknown, expired or another master's */
         } else {
             verdict = KS_ERROR;
         }
         sqlite3_reset(s);
-        if (verdict == KS_UNAUTHORIZED || verdict == KS_ERROR)
-            break;
     }
     return verdict;
 }
 
 /* Pass 2 for one key: copy its material, then consume it for this slave;
- * the last slave deletes it.  A key met twice in one batch is caught here
- * (row gone, or flag already set) and fails the batch. */
+ * the last slave deletes the row.  A key met twice in one batch is caught
+ * here (row gone, or bit already clear) and fails the batch. */
 static ks_result dec_take(keystore *ks, const char *slave, ks_key *k, uint8_t *dst,
                           uint64_t *deleted)
 {
     sqlite3_stmt *s = ks->st[ST_DEC_MATERIAL];
     size_t len = k->size_bits / 8;
+    int64_t pending = 0;
+    ks_result r = KS_ERROR;
 
     sqlite3_bind_blob(s, 1, k->id, 16, SQLITE_STATIC);
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW && (size_t)sqlite3_column_bytes(s, 0) == len) {
-        memcpy(dst, sqlite3_column_blob(s, 0), len);
-        k->material = dst;
+    if (rc == SQLITE_DONE) {
+        r = KS_NOT_FOUND;
+    } else if (rc == SQLITE_ROW) {
+        int idx = slave_index(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1), slave);
+        pending = sqlite3_column_int64(s, 2);
+        if (idx < 0 || !(pending & ((int64_t)1 << idx))) {
+            r = KS_NOT_FOUND;
+        } else if ((size_t)sqlite3_column_bytes(s, 0) == len) {
+            memcpy(dst, sqlite3_column_blob(s, 0), len);
+            k->material = dst;
+            pending &= ~((int64_t)1 << idx);
+            r = KS_OK;
+        } else {
+            log_error("keystore: a stored key has the wrong length");
+        }
     }
     sqlite3_reset(s);
-    if (rc == SQLITE_DONE)
-        return KS_NOT_FOUND;
-    if (k->material != dst) {
-        log_error("keystore: stored key has the wrong length or cannot be read");
-        return KS_ERROR;
-    }
+    if (r != KS_OK)
+        return r;
 
-    s = ks->st[ST_DEC_OTHERS_PENDING];
-    sqlite3_bind_blob(s, 1, k->id, 16, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, slave, -1, SQLITE_STATIC);
-    rc = step_reset(s);
-    if (rc == SQLITE_DONE) { /* this slave is the last one: erase */
-        sqlite3_bind_blob(ks->st[ST_DEL_SLAVES], 1, k->id, 16, SQLITE_STATIC);
-        sqlite3_bind_blob(ks->st[ST_DEL_KEY], 1, k->id, 16, SQLITE_STATIC);
-        if (step_reset(ks->st[ST_DEL_SLAVES]) != SQLITE_DONE ||
-            step_reset(ks->st[ST_DEL_KEY]) != SQLITE_DONE)
+    if (pending == 0) { /* this slave was the last one: erase */
+        s = ks->st[ST_DEL_KEY];
+        sqlite3_bind_blob(s, 1, k->id, 16, SQLITE_STATIC);
+        if (step_reset(s) != SQLITE_DONE)
             return KS_ERROR;
         (*deleted)++;
         return KS_OK;
     }
-    if (rc != SQLITE_ROW)
-        return KS_ERROR;
-    s = ks->st[ST_DEC_MARK];
+    s = ks->st[ST_DEC_SET_PENDING];
     sqlite3_bind_blob(s, 1, k->id, 16, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, slave, -1, SQLITE_STATIC);
-    if (step_reset(s) != SQLITE_DONE)
-        return KS_ERROR;
-    return sqlite3_changes(ks->db) == 1 ? KS_OK : KS_NOT_FOUND;
+    sqlite3_bind_int64(s, 2, pending);
+    return step_reset(s) == SQLITE_DONE ? KS_OK : KS_ERROR;
 }
 
 static ks_result dec_tx(keystore *ks, const char *master, const char *slave,
@@ -1117,40 +1160,26 @@ ks_result ks_stats_get(keystore *ks, ks_stats *out)
  * holds mu); returns how many, or -1. */
 static long expire_chunk_locked(keystore *ks, int64_t now_ms)
 {
-    uint8_t ids[KS_EXPIRE_CHUNK][16];
-    long n = 0;
     sqlite3_stmt *s = ks->st[ST_EXPIRED];
-    const char *what = "begin";
 
-    if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE)
-        goto fail;
+    if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE) {
+        fail_tx(ks, "begin");
+        return -1;
+    }
     sqlite3_bind_int64(s, 1, now_ms);
     sqlite3_bind_int(s, 2, KS_EXPIRE_CHUNK);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < KS_EXPIRE_CHUNK)
-        if (sqlite3_column_bytes(s, 0) == 16)
-            memcpy(ids[n++], sqlite3_column_blob(s, 0), 16);
-    sqlite3_reset(s);
-    what = "expiry scan";
-    if (!step_ok(rc))
-        goto fail;
-    what = "expiry delete";
-    for (long i = 0; i < n; i++) {
-        sqlite3_bind_blob(ks->st[ST_DEL_SLAVES], 1, ids[i], 16, SQLITE_STATIC);
-        sqlite3_bind_blob(ks->st[ST_DEL_KEY], 1, ids[i], 16, SQLITE_STATIC);
-        if (step_reset(ks->st[ST_DEL_SLAVES]) != SQLITE_DONE ||
-            step_reset(ks->st[ST_DEL_KEY]) != SQLITE_DONE)
-            goto fail;
+    if (step_reset(s) != SQLITE_DONE) {
+        fail_tx(ks, "expiry");
+        return -1;
     }
-    what = "commit";
-    if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE)
-        goto fail;
+    long n = sqlite3_changes(ks->db);
+    if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE) {
+        fail_tx(ks, "commit");
+        return -1;
+    }
     ks->stored -= (uint64_t)n;
     atomic_fetch_add(&ks->commit_seq, 1);
     return n;
-fail:
-    fail_tx(ks, what);
-    return -1;
 }
 
 long ks_maintain(keystore *ks)
