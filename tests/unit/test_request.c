@@ -258,6 +258,8 @@ static void test_path_sae_id_rejected(void **state)
         { "GET", "/api/v1/keys/%ED%A0%80/status", NULL, 400, UTF8 }, /* surrogate */
         { "GET", "/api/v1/keys/%F4%90%80%80/status", NULL, 400, UTF8 }, /* > U+10FFFF */
         { "GET", "/api/v1/keys/%80/status", NULL, 400, UTF8 },       /* lone continuation */
+        { "GET", "/api/v1/keys/%E2%82A/status", NULL, 400, UTF8 },   /* cut after 2 of 3 */
+        { "GET", "/api/v1/keys/%F0%9F%98/status", NULL, 400, UTF8 }, /* cut after 3 of 4 */
         { "GET", "/api/v1/keys/%/status", NULL, 400, ESC },
         { "GET", "/api/v1/keys/a%2/status", NULL, 400, ESC },
         { "GET", "/api/v1/keys/%zz/status", NULL, 400, ESC },
