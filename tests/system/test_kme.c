@@ -755,7 +755,7 @@ static void test_status_bad_requests(void **state)
 
 /* ------------------------------------------------------- HTTP generalities */
 
-static void test_http_errors(void **state)
+static void test_http_unknown_path_and_method(void **state)
 {
     (void)state;
     qkd014_client *c = new_client(&TB.a1);
@@ -765,17 +765,46 @@ static void test_http_errors(void **state)
     path_of(path, sizeof path, TB.a2.id, "unknown_endpoint");
     expect_error(c, "GET", path, NULL, NULL, 404, NULL);
     path_of(path, sizeof path, TB.a2.id, "enc_keys");
-    expect_error(c, "PUT", path, "application/json", "{}", 405, NULL);
+    expect_error(c, "PUT", path, NULL, NULL, 405, NULL);
     expect_error(c, "DELETE", path, NULL, NULL, 405, NULL);
+    path_of(path, sizeof path, TB.a1.id, "dec_keys");
+    expect_error(c, "PATCH", path, NULL, NULL, 405, NULL);
+    /* A GET with a body is malformed. */
+    path_of(path, sizeof path, TB.a2.id, "enc_keys");
+    expect_error(c, "GET", path, "application/json", "{}", 400, NULL);
+    /* A PUT with a body is still the wrong method.  (Found failing: the
+     * HTTP layer, src/kme/http.c on_request, answers any non-POST request
+     * that has a body with 400 "only POST requests may carry a body" before
+     * the method is checked (request.c), so PUT {} gets 400, not 405.) */
+    expect_error(c, "PUT", path, "application/json", "{}", 405, NULL);
+    qkd014_client_free(c);
+}
 
-    /* A body over 64 KiB: 413 (a valid JSON object, so only its size is wrong). */
+/* A body over 64 KiB: 413 with a JSON body (a valid JSON object, so only its
+ * size is wrong).  (Found failing: src/kme/http.c on_request queues the 413
+ * from inside the upload phase, when libmicrohttpd 0.9.75 refuses
+ * MHD_queue_response; it then logs "Application reported internal error,
+ * closing connection" and the client sees an empty reply.  The 413 must be
+ * queued when the headers arrive (Content-Length) or after the upload was
+ * drained.) */
+static void test_http_body_too_large(void **state)
+{
+    (void)state;
+    qkd014_client *c = new_client(&TB.a1);
+    char path[512];
+    path_of(path, sizeof path, TB.a2.id, "enc_keys");
     size_t big = 64 * 1024 + 4096;
     char *body = malloc(big + 1);
     int n = snprintf(body, big + 1, "{\"number\":1,\"pad\":\"");
     memset(body + n, 'a', big - (size_t)n - 2);
     memcpy(body + big - 2, "\"}", 3);
-    expect_error(c, "POST", path, "application/json", body, 413, NULL);
+    json_t *e = expect_error_at(__FILE__, __LINE__, c, "POST", path, "application/json", body,
+                                413, NULL);
+    json_decref(e);
     free(body);
+    /* The client goes on working (on a new connection if the KME closed it). */
+    qkd014_keys *k = get_keys(c, TB.a2.id, NULL);
+    qkd014_keys_free(k);
     qkd014_client_free(c);
 }
 
@@ -1368,6 +1397,15 @@ static ssize_t io_pull(gnutls_transport_ptr_t p, void *data, size_t len)
     return recv(io->fd, data, len, 0);
 }
 
+/* Needed with a handshake timeout: the default one would take the
+ * transport pointer for a file descriptor. */
+static int io_pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
+{
+    tls_io *io = p;
+    struct pollfd pfd = { .fd = io->fd, .events = POLLIN };
+    return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+}
+
 static int tcp_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1419,6 +1457,7 @@ static void tls_try(const char *priority, tls_result *res)
     gnutls_transport_set_ptr(s, &io);
     gnutls_transport_set_push_function(s, io_push);
     gnutls_transport_set_pull_function(s, io_pull);
+    gnutls_transport_set_pull_timeout_function(s, io_pull_timeout);
     int rc;
     do {
         rc = gnutls_handshake(s);
@@ -1549,9 +1588,10 @@ static void test_exhaustion_503(void **state)
             "[sae_api]\nlisten = 127.0.0.1:0\ncert = %s\nkey = %s\nca = %s\n"
             "identity = cn\nthreads = 2\nport_file = %s\n\n"
             "[saes]\nlocal = %s %s %s\n\n"
-            "[limits]\nkey_size = %ld\nlocal_pool_bits = %ld\nlocal_rate_bps = 1\n",
+            "[limits]\nkey_size = %ld\nmin_key_size = 64\nmax_key_size = %ld\n"
+            "local_pool_bits = %ld\nlocal_rate_bps = 1\n",
             TB.kme_id, k2->db, TB.kme_cert, TB.kme_key, TB.sae_ca, k2->port_file, TB.a1.id,
-            TB.a2.id, TB.a3.id, key_bits, pool_bits);
+            TB.a2.id, TB.a3.id, key_bits, pool_bits, pool_bits);
     assert_int_equal(fclose(f), 0);
 
     fflush(stdout);
@@ -2170,7 +2210,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_members),
         cmocka_unit_test(test_status_bad_requests),
-        cmocka_unit_test(test_http_errors),
+        cmocka_unit_test(test_http_unknown_path_and_method),
+        cmocka_unit_test(test_http_body_too_large),
         cmocka_unit_test(test_enc_keys_get),
         cmocka_unit_test(test_enc_keys_post_forms),
         cmocka_unit_test(test_enc_keys_bad_number_size),
@@ -2188,5 +2229,9 @@ int main(void)
         cmocka_unit_test(test_crash_enc_keys),
         cmocka_unit_test(test_crash_dec_keys),
     };
+    /* TEST_FILTER=pattern runs only the matching tests (debugging). */
+    const char *filter = getenv("TEST_FILTER");
+    if (filter != NULL && filter[0] != '\0')
+        cmocka_set_test_filter(filter);
     return cmocka_run_group_tests_name("qkd-kme system", tests, group_setup, group_teardown);
 }
