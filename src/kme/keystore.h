@@ -38,7 +38,10 @@ typedef enum {
                           or already delivered to this slave */
     KS_UNAUTHORIZED,   /* dec: some key exists but the caller is not among
                           its slaves */
-    KS_ERROR,          /* database or I/O failure; nothing was changed */
+    KS_ERROR,          /* invalid arguments, or a database or I/O failure;
+                          nothing was changed -- except when the WAL fsync
+                          after COMMIT fails (full mode): those keys are
+                          burnt (I5) and the store refuses every later call */
 } ks_result;
 
 typedef struct ks_options {
@@ -77,7 +80,8 @@ void ks_close(keystore *ks);
 /* Allocate n keys of size_bits (a multiple of 8) from the local pool for
  * master, retrievable once by each of the nslaves slaves; fresh random
  * UUIDs; material from the CSPRNG.  KS_OK fills *out (free with
- * ks_batch_free); KS_EMPTY when the pool holds fewer than n * size_bits. */
+ * ks_batch_free); KS_EMPTY when the pool holds fewer than n * size_bits.
+ * At most 63 distinct slaves; a slave named twice counts once. */
 ks_result ks_local_enc(keystore *ks, const char *master,
                        const char *const *slaves, size_t nslaves,
                        uint32_t n, uint32_t size_bits, ks_batch *out);
@@ -91,7 +95,8 @@ ks_result ks_dec(keystore *ks, const char *master, const char *slave,
 ks_result ks_stats_get(keystore *ks, ks_stats *out);
 
 /* Expire keys past their TTL and checkpoint the WAL now (the maintenance
- * thread does this periodically); returns the number of keys expired. */
+ * thread does this periodically); returns the number of keys expired, or -1
+ * on a database error.  key_ttl_s <= 0 means keys never expire. */
 long ks_maintain(keystore *ks);
 
 void ks_batch_free(ks_batch *b);
