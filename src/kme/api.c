@@ -173,8 +173,7 @@ static int check_additional_slaves(const kme_api *api, const kme_request *req, k
 {
     for (size_t i = 0; i < req->n_additional; i++)
         if (!kme_config_is_local_sae(api->cfg, req->additional[i])) {
-            kme_err_set(err, 400, "additional slave SAE ID %.64s is not known to this KME",
-                        req->additional[i]);
+            kme_err_set(err, 400, "additional_slave_SAE_IDs[%zu] is not known to this KME", i);
             return -1;
         }
     return 0;
@@ -192,10 +191,12 @@ static void handle_enc_keys(const kme_api *api, const char *caller, kme_request 
         kme_err_clear(&err);
         return;
     }
-    const char *slaves[1 + 64];
+    /* validate_enc bounded n_additional by max_sae_id_count, which the
+     * configuration bounds by KME_MAX_SAE_ID_COUNT. */
+    const char *slaves[1 + KME_MAX_SAE_ID_COUNT];
     size_t nslaves = 0;
     slaves[nslaves++] = req->sae_id;
-    for (size_t i = 0; i < req->n_additional && nslaves < sizeof slaves / sizeof *slaves; i++)
+    for (size_t i = 0; i < req->n_additional; i++)
         slaves[nslaves++] = req->additional[i];
 
     ks_batch b = { 0 };

@@ -64,7 +64,7 @@ static const config_key config_keys[] = {
     { "limits", "min_key_size", T_INT, false, OFF(min_key_size), 8, I31, "64" },
     { "limits", "max_key_size", T_INT, false, OFF(max_key_size), 8, I31, "65536" },
     { "limits", "max_key_per_request", T_INT, false, OFF(max_key_per_request), 1, 1000000, "1024" },
-    { "limits", "max_sae_id_count", T_INT, false, OFF(max_sae_id_count), 0, 64, "4" },
+    { "limits", "max_sae_id_count", T_INT, false, OFF(max_sae_id_count), 0, KME_MAX_SAE_ID_COUNT, "4" },
     { "limits", "key_ttl", T_INT, false, OFF(key_ttl), 1, 365LL * 86400, "3600" },
     { "limits", "local_pool_bits", T_INT, false, OFF(local_pool_bits), 8, INT64_MAX / 2, "268435456" },
     { "limits", "local_rate_bps", T_INT, false, OFF(local_rate_bps), 0, INT64_MAX / 2, "100000000" },

@@ -50,6 +50,13 @@ struct qkd014_client {
     char *expected_kme_id; /* NULL: no KME ID check */
     char peer_kme_id[KME_ID_MAX];
     bool have_peer;
+    /* Leaf certificate of the last check and its CN: on a kept-alive
+     * connection every request shows the same one, and parsing it again
+     * would cost more than the request itself. */
+    unsigned char *leaf_der;
+    size_t leaf_len;
+    char leaf_cn[KME_ID_MAX];
+    int leaf_rc;
     bool kme_id_rejected;  /* set by the pre-request callback */
     long http_status;
     resp_buf resp;
@@ -164,17 +171,15 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 
 /* ------------------------------------------------------- KME ID check */
 
-/* Subject CN of the peer's leaf certificate; 0, or -1 if none or several. */
-static int peer_cn(gnutls_session_t s, char *out, size_t outlen)
+/* Subject CN of a DER certificate; 0, or -1 if none or several. */
+static int der_cn(const gnutls_datum_t *der, char *out, size_t outlen)
 {
-    unsigned int n = 0;
-    const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n);
     gnutls_x509_crt_t crt;
-    if (chain == NULL || n == 0 || gnutls_x509_crt_init(&crt) < 0)
+    if (gnutls_x509_crt_init(&crt) < 0)
         return -1;
     int rc = -1;
     size_t len = outlen, len2 = 0;
-    if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == 0 &&
+    if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) == 0 &&
         gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0,
                                       out, &len) == 0 &&
         gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 1, 0,
@@ -184,6 +189,29 @@ static int peer_cn(gnutls_session_t s, char *out, size_t outlen)
         rc = 0;
     gnutls_x509_crt_deinit(crt);
     return rc;
+}
+
+/* Subject CN of the peer's leaf certificate, parsed once per certificate. */
+static int peer_cn(qkd014_client *c, gnutls_session_t s, char *out, size_t outlen)
+{
+    unsigned int n = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n);
+    if (chain == NULL || n == 0)
+        return -1;
+    if (c->leaf_der == NULL || c->leaf_len != chain[0].size ||
+        memcmp(c->leaf_der, chain[0].data, chain[0].size) != 0) {
+        free(c->leaf_der);
+        c->leaf_der = malloc(chain[0].size ? chain[0].size : 1);
+        if (c->leaf_der == NULL)
+            return -1;
+        memcpy(c->leaf_der, chain[0].data, chain[0].size);
+        c->leaf_len = chain[0].size;
+        c->leaf_rc = der_cn(&chain[0], c->leaf_cn, sizeof c->leaf_cn);
+    }
+    if (c->leaf_rc != 0)
+        return -1;
+    snprintf(out, outlen, "%s", c->leaf_cn);
+    return 0;
 }
 
 static int on_prereq(void *ud, char *ip, char *local_ip, int port,
@@ -204,7 +232,7 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port,
                                  "(libcurl is not built with GnuTLS)");
         return CURL_PREREQFUNC_ABORT;
     }
-    if (peer_cn((gnutls_session_t)ti->internals, cn, sizeof cn) != 0) {
+    if (peer_cn(c, (gnutls_session_t)ti->internals, cn, sizeof cn) != 0) {
         if (c->expected_kme_id == NULL)
             return CURL_PREREQFUNC_OK;
         c->kme_id_rejected = true;
@@ -336,6 +364,7 @@ QKD014_API void qkd014_client_free(qkd014_client *c)
     resp_reset(&c->resp);
     free(c->base_url);
     free(c->expected_kme_id);
+    free(c->leaf_der);
     free(c);
 }
 
