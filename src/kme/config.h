@@ -16,7 +16,8 @@
 #include "common/log.h"
 #include "kme/keystore.h"
 
-#define KME_MAX_SAE_ID_COUNT 64 /* upper bound of [limits] max_sae_id_count */
+#define KME_MAX_SAE_ID_COUNT 62 /* bound of [limits] max_sae_id_count: the key store
+                                   holds at most 63 slaves per key */
 
 typedef enum { KME_ID_CN = 0, KME_ID_URI_SAN = 1 } kme_identity_source;
 
