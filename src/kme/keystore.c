@@ -58,6 +58,8 @@
 #define KS_EXPIRE_CHUNK 256
 #ifndef KS_PAGE_SIZE
 #define KS_PAGE_SIZE 1024
+/* a TRUNCATE checkpoint at least every this many maintenance periods */
+#define KS_TRUNCATE_EVERY 10
 #endif
 #define KS_STR_(x) #x
 #define KS_STR(x) KS_STR_(x)
@@ -140,7 +142,9 @@ struct keystore {
     int lock_fd;
     int wal_fd;         /* the WAL: group commit and checkpoint pre-sync */
     atomic_bool ckpt_wanted;  /* the WAL passed KS_WAL_LIMIT_BYTES */
-    atomic_bool ckpt_running; /* one thread runs the size-triggered one */
+    atomic_bool ckpt_running; /* one checkpoint at a time */
+    uint64_t ckpt_seq;        /* commit_seq at the last checkpoint (under mu) */
+    int64_t truncated_ns;     /* time of the last TRUNCATE checkpoint (under mu) */
 
     /* group commit: commit_seq counts commits (bumped under mu, after
      * COMMIT); synced_seq is the highest commit known to be on disk. */
@@ -382,8 +386,33 @@ static void publish_synced(keystore *ks, uint64_t seq)
     pthread_mutex_unlock(&ks->sync_mu);
 }
 
-/* Copy the WAL into the database file and truncate it (caller holds mu).
- * In full mode with synchronous=FULL for the reason given above. */
+/*
+ * Which checkpoint: RESTART copies the WAL into the database and makes the
+ * next commit write from the start of the WAL again, so under load old
+ * frames (deleted key material among them) are overwritten within one
+ * maintenance period.  TRUNCATE also cuts the file to zero length, which
+ * erases every old frame at once but makes the file grow again block by
+ * block: measured here, truncating every second costs a third of the
+ * throughput.  So we truncate when the store was idle since the last
+ * checkpoint (it costs nothing then) and at least every KS_TRUNCATE_EVERY
+ * maintenance periods.
+ */
+static int checkpoint_mode(keystore *ks)
+{
+    int64_t now = now_ns(ks);
+    uint64_t seq = atomic_load(&ks->commit_seq);
+    bool idle = seq == ks->ckpt_seq;
+    bool due = now - ks->truncated_ns >= (int64_t)KS_TRUNCATE_EVERY * ks->maint_ms * 1000000LL;
+    ks->ckpt_seq = seq;
+    if (idle || due) {
+        ks->truncated_ns = now;
+        return SQLITE_CHECKPOINT_TRUNCATE;
+    }
+    return SQLITE_CHECKPOINT_RESTART;
+}
+
+/* Copy the WAL into the database file and rewind or truncate it (caller
+ * holds mu).  In full mode with synchronous=FULL for the reason given above. */
 static int checkpoint_locked(keystore *ks)
 {
     bool full = ks->sync == KS_SYNC_FULL;
@@ -393,9 +422,9 @@ static int checkpoint_locked(keystore *ks)
         db_log(ks, "checkpoint");
         return -1;
     }
-    rc = sqlite3_wal_checkpoint_v2(ks->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    rc = sqlite3_wal_checkpoint_v2(ks->db, NULL, checkpoint_mode(ks), NULL, NULL);
     if (rc != SQLITE_OK)
-        db_log(ks, "wal_checkpoint(TRUNCATE)");
+        db_log(ks, "wal_checkpoint");
     if (full) {
         if (sqlite3_exec(ks->db, "PRAGMA synchronous=OFF", NULL, NULL, NULL) != SQLITE_OK) {
             db_log(ks, "checkpoint");
@@ -430,20 +459,18 @@ static uint64_t committed_locked(keystore *ks)
 }
 
 /*
- * Size-triggered checkpoint, run by the caller whose commit crossed the
- * bound, after it released the mutex.  A checkpoint's cost is dominated by
- * syncing the WAL (every frame since the last one, megabytes) before it
- * copies pages into the database.  We do that sync here first, outside the
+ * Checkpoint without stalling requests.  A checkpoint's cost is dominated
+ * by syncing the WAL (every frame since the last one, megabytes) before it
+ * copies pages into the database.  We do that sync first, outside the
  * mutex, while other requests keep committing; the checkpoint proper, under
  * the mutex, then only syncs the few frames added meanwhile and the
- * database pages it wrote.
+ * database pages it wrote.  One checkpoint at a time.
  */
-static void maybe_checkpoint(keystore *ks)
+static int checkpoint_presynced(keystore *ks)
 {
     bool idle = false;
-    if (!atomic_load(&ks->ckpt_wanted) ||
-        !atomic_compare_exchange_strong(&ks->ckpt_running, &idle, true))
-        return;
+    if (!atomic_compare_exchange_strong(&ks->ckpt_running, &idle, true))
+        return 0; /* another one is under way and covers ours */
     if (fdatasync(ks->wal_fd) != 0) {
         /* the error is reported once per descriptor and group commit shares
          * this one: treat it as the failure it is */
@@ -451,12 +478,22 @@ static void maybe_checkpoint(keystore *ks)
                   strerror(errno));
         atomic_store(&ks->failed, true);
     }
+    int rc = -1;
     pthread_mutex_lock(&ks->mu);
-    if (!atomic_load(&ks->failed) && atomic_load(&ks->ckpt_wanted))
-        checkpoint_locked(ks); /* failure is logged; commits stand */
+    if (!atomic_load(&ks->failed))
+        rc = checkpoint_locked(ks); /* failure is logged; commits stand */
     atomic_store(&ks->ckpt_wanted, false);
     pthread_mutex_unlock(&ks->mu);
     atomic_store(&ks->ckpt_running, false);
+    return rc;
+}
+
+/* Size-triggered checkpoint, run by the caller whose commit crossed the
+ * bound, after it released the mutex. */
+static void maybe_checkpoint(keystore *ks)
+{
+    if (atomic_load(&ks->ckpt_wanted))
+        checkpoint_presynced(ks);
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -787,6 +824,7 @@ void ks_close(keystore *ks)
         return;
     stop_maintenance(ks);
     pthread_mutex_lock(&ks->mu);
+    ks->truncated_ns = INT64_MIN / 2; /* make it a TRUNCATE: erase the WAL */
     if (!atomic_load(&ks->failed))
         checkpoint_locked(ks);
     pthread_mutex_unlock(&ks->mu);
@@ -1198,9 +1236,7 @@ long ks_maintain(keystore *ks)
         total += n;
     } while (n == KS_EXPIRE_CHUNK);
 
-    pthread_mutex_lock(&ks->mu);
-    int rc = checkpoint_locked(ks);
-    pthread_mutex_unlock(&ks->mu);
+    int rc = checkpoint_presynced(ks);
     if (total > 0)
         log_debug("keystore: %ld undelivered keys expired", total);
     return rc == 0 ? total : -1;
