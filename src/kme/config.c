@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 typedef enum {
@@ -57,7 +59,7 @@ static const config_key config_keys[] = {
     { "sae_api", "key", T_FILE, true, OFF(key), 0, 0, NULL },
     { "sae_api", "ca", T_FILE, true, OFF(ca), 0, 0, NULL },
     { "sae_api", "identity", T_IDENTITY, false, OFF(identity), 0, 0, "cn" },
-    { "sae_api", "threads", T_INT, false, OFF(threads), 1, 64, "2" },
+    { "sae_api", "threads", T_INT, false, OFF(threads), 0, 256, "0" },
     { "sae_api", "port_file", T_PATH, false, OFF(port_file), 0, 0, NULL },
     { "saes", "local", T_LIST, true, 0, 0, 0, NULL },
     { "limits", "key_size", T_INT, false, OFF(key_size), 8, I31, "256" },
@@ -76,6 +78,7 @@ typedef struct parse_state {
     kme_config *cfg;
     const char *file;
     bool seen[N_KEYS];
+    unsigned lines[N_KEYS];  /* line of each key given (0: default) */
     char *err;
     size_t errlen;
 } parse_state;
@@ -154,53 +157,90 @@ static int set_string(parse_state *ps, unsigned line, const config_key *k, const
         return fail(ps, line, k, "empty value");
     if (k->type == T_ID && !is_printable_id(v))
         return fail(ps, line, k, "'%s' must be printable text without spaces", v);
-    if (k->type == T_FILE && access(v, R_OK) != 0)
-        return fail(ps, line, k, "cannot read '%s': %s", v, strerror(errno));
+    if (k->type == T_FILE) {
+        /* open, not access(): the file must really open for reading, and
+         * be a file (a directory "reads" with access() too) */
+        int fd = open(v, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return fail(ps, line, k, "cannot read '%s': %s", v, strerror(errno));
+        struct stat st;
+        bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+        close(fd);
+        if (!regular)
+            return fail(ps, line, k, "'%s' is not a regular file", v);
+    }
     if (k->type == T_PATH) {
+        /* the directory the file goes in: its part before the last '/',
+         * "/" for a file in the root, "." for a bare file name */
         char *dir = strdup(v);
         if (!dir)
             return fail(ps, line, k, "out of memory");
         char *slash = strrchr(dir, '/');
-        int ok = 1;
-        if (slash && slash != dir) {
+        const char *d = dir;
+        if (!slash)
+            d = ".";
+        else if (slash == dir)
+            d = "/";
+        else
             *slash = '\0';
-            ok = access(dir, W_OK | X_OK) == 0;
-        }
-        int e = errno;
-        if (!ok) {
-            fail(ps, line, k, "directory '%s' is not writable: %s", dir, strerror(e));
-            free(dir);
-            return -1;
-        }
+        struct stat st;
+        int rc = 0;
+        if (stat(d, &st) != 0)
+            rc = fail(ps, line, k, "directory '%s' of '%s': %s", d, v, strerror(errno));
+        else if (!S_ISDIR(st.st_mode))
+            rc = fail(ps, line, k, "'%s' in '%s' is not a directory", d, v);
+        else if (access(d, W_OK | X_OK) != 0)
+            rc = fail(ps, line, k, "directory '%s' is not writable: %s", d, strerror(errno));
         free(dir);
+        if (rc != 0)
+            return rc;
     }
     free(*slot);
     *slot = strdup(v);
     return *slot ? 0 : fail(ps, line, k, "out of memory");
 }
 
+/* "IPV4:PORT" or "[IPV6]:PORT".  An IPv6 address without brackets is
+ * refused: in "::1:8443" the port cannot be told from the address. */
 static int set_listen(parse_state *ps, unsigned line, const config_key *k, const char *v)
 {
-    const char *colon = strrchr(v, ':');
-    if (!colon || colon == v)
-        return fail(ps, line, k, "'%s' is not ADDRESS:PORT", v);
-    int64_t port;
-    if (parse_int(colon + 1, &port) != 0 || port > 65535)
-        return fail(ps, line, k, "port in '%s' is not a number 0..65535", v);
-    size_t hl = (size_t)(colon - v);
-    char host[INET6_ADDRSTRLEN + 2];
-    if (hl >= sizeof host)
-        return fail(ps, line, k, "address in '%s' is too long", v);
-    memcpy(host, v, hl);
-    host[hl] = '\0';
-    char *h = host;
-    if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') { /* [::1]:443 */
-        h[hl - 1] = '\0';
-        h++;
+    const char *hs, *he, *port_s;
+    if (v[0] == '[') {
+        hs = v + 1;
+        he = strchr(hs, ']');
+        if (!he)
+            return fail(ps, line, k, "'%s' lacks the ']' of [IPV6]:PORT", v);
+        if (he[1] != ':')
+            return fail(ps, line, k, "'%s' has no port (ADDRESS:PORT, IPv6 as [ADDRESS]:PORT)", v);
+        port_s = he + 2;
+    } else {
+        const char *colon = strchr(v, ':');
+        if (!colon)
+            return fail(ps, line, k, "'%s' has no port (ADDRESS:PORT, IPv6 as [ADDRESS]:PORT)", v);
+        if (strchr(colon + 1, ':'))
+            return fail(ps, line, k, "'%s': write an IPv6 address in brackets, [ADDRESS]:PORT", v);
+        hs = v;
+        he = colon;
+        port_s = colon + 1;
     }
+    int64_t port;
+    if (!*port_s)
+        return fail(ps, line, k, "'%s' has no port (ADDRESS:PORT, IPv6 as [ADDRESS]:PORT)", v);
+    if (parse_int(port_s, &port) != 0 || port > 65535)
+        return fail(ps, line, k, "port '%s' is not a number in 0..65535", port_s);
+    size_t hl = (size_t)(he - hs);
+    char h[INET6_ADDRSTRLEN + 1];
+    if (hl == 0)
+        return fail(ps, line, k, "'%s' has no address", v);
+    if (hl >= sizeof h)
+        return fail(ps, line, k, "address in '%s' is too long", v);
+    memcpy(h, hs, hl);
+    h[hl] = '\0';
     unsigned char buf[16];
-    if (inet_pton(AF_INET, h, buf) != 1 && inet_pton(AF_INET6, h, buf) != 1)
-        return fail(ps, line, k, "'%s' is not a numeric IPv4 or IPv6 address", h);
+    if (v[0] == '[' ? inet_pton(AF_INET6, h, buf) != 1
+                    : inet_pton(AF_INET, h, buf) != 1)
+        return fail(ps, line, k, "'%s' is not a numeric %s address", h,
+                    v[0] == '[' ? "IPv6" : "IPv4");
     free(ps->cfg->listen_host);
     ps->cfg->listen_host = strdup(h);
     ps->cfg->listen_port = (uint16_t)port;
@@ -243,6 +283,8 @@ static int set_value(parse_state *ps, unsigned line, const config_key *k, const 
 {
     kme_config *c = ps->cfg;
     int64_t x;
+    if (!*v)
+        return fail(ps, line, k, "empty value");
     switch (k->type) {
     case T_STRING: case T_ID: case T_FILE: case T_PATH:
         return set_string(ps, line, k, v);
@@ -324,8 +366,9 @@ static int parse_line(parse_state *ps, unsigned line, char *text, char *section,
     if (!k)
         return fail(ps, line, NULL, "unknown key '%s' in [%s]", name, section);
     if (ps->seen[idx])
-        return fail(ps, line, k, "given twice");
+        return fail(ps, line, k, "given twice (first on line %u)", ps->lines[idx]);
     ps->seen[idx] = true;
+    ps->lines[idx] = line;
     return set_value(ps, line, k, value);
 }
 
@@ -343,20 +386,54 @@ static int apply_defaults(parse_state *ps)
     return 0;
 }
 
+/* The key named name, and the line it was given on (0: its default). */
+static const config_key *key_at(parse_state *ps, const char *name, unsigned *line)
+{
+    size_t idx = 0;
+    const config_key *k = find_key("limits", name, &idx);
+    *line = k ? ps->lines[idx] : 0;
+    return k;
+}
+
+/* Relations between keys: the error names the key that breaks one, on the
+ * line it was given (a key left at its default has no line). */
+/* threads = 0: a worker blocks while its commit reaches the disk, so in
+ * full sync mode the size of a commit group is bounded by the number of
+ * workers; normal mode never waits for the disk and needs one per core. */
+static void resolve_auto(kme_config *c)
+{
+    if (c->threads == 0)
+        c->threads = c->sync == KS_SYNC_FULL ? 32 : 2;
+}
+
 static int check_relations(parse_state *ps)
 {
-    const kme_config *c = ps->cfg;
-    if (c->min_key_size % 8 || c->max_key_size % 8 || c->key_size % 8)
-        return fail(ps, 0, NULL, "[limits] key_size, min_key_size and max_key_size must be multiples of 8");
-    if (c->min_key_size > c->max_key_size)
-        return fail(ps, 0, NULL, "[limits] min_key_size (%lld) exceeds max_key_size (%lld)",
+    kme_config *c = ps->cfg;
+    resolve_auto(c);
+    static const char *const sizes[] = { "min_key_size", "max_key_size", "key_size" };
+    const int64_t values[] = { c->min_key_size, c->max_key_size, c->key_size };
+    unsigned line;
+    const config_key *k;
+    for (size_t i = 0; i < 3; i++)
+        if (values[i] % 8) {
+            k = key_at(ps, sizes[i], &line);
+            return fail(ps, line, k, "%lld is not a multiple of 8", (long long)values[i]);
+        }
+    if (c->min_key_size > c->max_key_size) {
+        k = key_at(ps, "min_key_size", &line);
+        return fail(ps, line, k, "%lld exceeds max_key_size (%lld)",
                     (long long)c->min_key_size, (long long)c->max_key_size);
-    if (c->key_size < c->min_key_size || c->key_size > c->max_key_size)
-        return fail(ps, 0, NULL, "[limits] key_size (%lld) must lie within min_key_size..max_key_size",
-                    (long long)c->key_size);
-    if (c->local_pool_bits < c->max_key_size)
-        return fail(ps, 0, NULL, "[limits] local_pool_bits (%lld) must hold at least one key of max_key_size",
-                    (long long)c->local_pool_bits);
+    }
+    if (c->key_size < c->min_key_size || c->key_size > c->max_key_size) {
+        k = key_at(ps, "key_size", &line);
+        return fail(ps, line, k, "%lld is outside min_key_size..max_key_size (%lld..%lld)",
+                    (long long)c->key_size, (long long)c->min_key_size, (long long)c->max_key_size);
+    }
+    if (c->local_pool_bits < c->max_key_size) {
+        k = key_at(ps, "local_pool_bits", &line);
+        return fail(ps, line, k, "%lld cannot hold one key of max_key_size (%lld)",
+                    (long long)c->local_pool_bits, (long long)c->max_key_size);
+    }
     return 0;
 }
 
@@ -370,14 +447,20 @@ int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen)
         return -1;
     }
     cfg->path = strdup(path);
+    if (!cfg->path) {
+        fclose(f);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
     char section[64] = "", *buf = NULL;
     size_t cap = 0;
     unsigned line = 0;
     int rc = 0;
+    errno = 0;
     while (rc == 0 && getline(&buf, &cap, f) != -1)
         rc = parse_line(&ps, ++line, buf, section, sizeof section);
-    if (rc == 0 && ferror(f))
-        rc = fail(&ps, line, NULL, "read error");
+    if (rc == 0 && ferror(f))   /* e.g. EISDIR: fopen() opens a directory */
+        rc = fail(&ps, 0, NULL, "cannot read: %s", strerror(errno ? errno : EIO));
     free(buf);
     fclose(f);
     if (rc == 0)
