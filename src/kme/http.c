@@ -52,6 +52,7 @@ typedef struct req_ctx {
     char *body;
     size_t body_len, body_cap;
     bool headers_done;
+    bool too_large;     /* body passed KME_MAX_BODY: being dropped */
 } req_ctx;
 
 /* ---- identity from the client certificate ------------------------------ */
@@ -185,6 +186,22 @@ static int append_body(req_ctx *rq, const char *data, size_t n)
     return 0;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define MSG_BODY_TOO_LARGE "request body too large: at most " STR(KME_MAX_BODY) " bytes"
+
+/* A Content-Length past the limit is refused before any of the body is read. */
+static bool declared_too_large(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    return errno == ERANGE || n > KME_MAX_BODY;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -201,19 +218,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->headers_done = true;
         if (!caller_identity(h, conn, &caller))
             return send_error(conn, 401, MSG_UNAUTHORIZED, true);
+        if (declared_too_large(conn))
+            return send_error(conn, 413, MSG_BODY_TOO_LARGE, true);
         return MHD_YES; /* wait for the body */
     }
     if (*upload_data_size) {
-        if (append_body(rq, upload_data, *upload_data_size) != 0)
-            return send_error(conn, 413, "request body too large", true);
+        /* libmicrohttpd takes no answer while a body is still arriving: a
+         * chunked body past the limit is read and dropped, then refused */
+        if (!rq->too_large && append_body(rq, upload_data, *upload_data_size) != 0)
+            rq->too_large = true;
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (!caller_identity(h, conn, &caller))
+    if (rq->too_large)
+        return send_error(conn, 413, MSG_BODY_TOO_LARGE, true);
+    if (!caller_identity(h, conn, &caller)) /* cached: no second verification */
         return send_error(conn, 401, MSG_UNAUTHORIZED, true);
-    bool post = strcmp(method, "POST") == 0;
-    if (!post && rq->body_len)
-        return send_error(conn, 400, "only POST requests may carry a body", false);
     api_response r;
     api_handle(h->api, caller, method, rq->uri, rq->body, rq->body_len, &r);
     return send_response(conn, &r, false);
