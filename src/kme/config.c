@@ -88,7 +88,7 @@ __attribute__((format(printf, 4, 5)))
 #endif
 static int fail(parse_state *ps, unsigned line, const config_key *k, const char *fmt, ...)
 {
-    char reason[256];
+    char reason[1024]; /* may quote two paths */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
@@ -254,7 +254,12 @@ static int set_list(parse_state *ps, unsigned line, const config_key *k, const c
     if (!copy)
         return fail(ps, line, k, "out of memory");
     for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-        if (!is_printable_id(tok) || strlen(tok) > 256) {
+        if (strlen(tok) > 256) { /* not quoted: the message stays short */
+            fail(ps, line, k, "an SAE ID of %zu characters (at most 256)", strlen(tok));
+            free(copy);
+            return -1;
+        }
+        if (!is_printable_id(tok)) {
             fail(ps, line, k, "'%s' is not a valid SAE ID", tok);
             free(copy);
             return -1;

@@ -46,8 +46,12 @@ typedef struct kme_config {
     int64_t maintenance_ms;
 } kme_config;
 
-/* Load and validate; on failure returns -1 with a message in err
- * ("FILE:LINE: key 'x': reason" or "FILE: missing key 'x' in [section]"). */
+/* Load and validate; on failure returns -1 with one message in err:
+ * "FILE:LINE: [section] key: reason" for a bad value (also when keys
+ * contradict each other: the key that breaks the relation), "FILE: [section]
+ * key: reason" for a missing key or a default that breaks a relation, and
+ * "FILE:LINE: reason" for a line that is no key (bad syntax, unknown section
+ * or key, key outside a section). */
 int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen);
 void kme_config_free(kme_config *cfg);
 
