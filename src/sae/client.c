@@ -36,17 +36,29 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000L
 #define DEFAULT_TIMEOUT_MS 10000L
 #define KME_ID_MAX 256
+#define RESP_INITIAL 16384u       /* first size of the response buffer */
+#define RESP_KEEP (1024u * 1024u) /* larger buffers are freed after a call */
 
-/* Growing response buffer; grown by copy-and-wipe, never realloc. */
+/* Response buffer, kept by the client across calls (so a call costs no
+ * allocation); grown by copy-and-wipe, never realloc, and wiped (the bytes
+ * in use) after every call. */
 typedef struct resp_buf {
     char *data;
     size_t len, cap;
     bool too_big;
 } resp_buf;
 
+/* How the easy handle is set up for the method and headers: the typed calls
+ * use two fixed forms, so the options are set only when the form changes. */
+typedef enum req_mode { MODE_NONE, MODE_GET, MODE_POST_JSON, MODE_OTHER } req_mode;
+
 struct qkd014_client {
     CURL *curl;
-    char *base_url;        /* without trailing '/' */
+    char *url;             /* base URL (url_base bytes, no trailing '/') + path */
+    size_t url_base, url_cap;
+    char *sae_raw, *sae_enc; /* last SAE ID put in a path, and its encoding */
+    struct curl_slist *hdr_get, *hdr_json; /* header lists of the two forms */
+    req_mode mode;
     char *expected_kme_id; /* NULL: no KME ID check */
     char peer_kme_id[KME_ID_MAX];
     bool have_peer;
@@ -127,17 +139,37 @@ QKD014_API const char *qkd014_peer_kme_id(const qkd014_client *c)
 
 /* ------------------------------------------------------ response buffer */
 
-static void resp_reset(resp_buf *r)
+/* Bytes of r that may hold answer data (the text and its NUL). */
+static size_t resp_used(const resp_buf *r)
 {
-    if (r->data != NULL)
-        secret_wipe(r->data, r->cap);
+    return r->len + 1 < r->cap ? r->len + 1 : r->cap;
+}
+
+/* Wipe the answer; keep the buffer unless it grew beyond RESP_KEEP. */
+static void resp_clear(resp_buf *r)
+{
+    if (r->data != NULL) {
+        secret_wipe(r->data, resp_used(r));
+        if (r->cap > RESP_KEEP) {
+            free(r->data);
+            r->data = NULL;
+            r->cap = 0;
+        }
+    }
+    r->len = 0;
+    r->too_big = false;
+}
+
+static void resp_release(resp_buf *r)
+{
+    resp_clear(r);
     free(r->data);
     *r = (resp_buf){0};
 }
 
 static bool resp_grow(resp_buf *r, size_t need)
 {
-    size_t cap = r->cap ? r->cap : 16384;
+    size_t cap = r->cap ? r->cap : RESP_INITIAL;
     while (cap < need)
         cap *= 2;
     char *d = malloc(cap);
@@ -146,7 +178,7 @@ static bool resp_grow(resp_buf *r, size_t need)
     if (r->len > 0)
         memcpy(d, r->data, r->len);
     if (r->data != NULL)
-        secret_wipe(r->data, r->cap);
+        secret_wipe(r->data, resp_used(r));
     free(r->data);
     r->data = d;
     r->cap = cap;
@@ -301,6 +333,9 @@ static bool setup_curl(qkd014_client *c, const qkd014_options *o)
     bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
     bad |= curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
     bad |= curl_easy_setopt(h, CURLOPT_PROXY, "");
+    /* "*": no proxy, and libcurl skips reading no_proxy from the
+     * environment on every request. */
+    bad |= curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
     bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     bad |= curl_easy_setopt(h, CURLOPT_SSLCERT, o->cert_file);
     bad |= curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
@@ -324,6 +359,38 @@ static bool setup_curl(qkd014_client *c, const qkd014_options *o)
     return bad == 0;
 }
 
+/* The header lists of the two request forms the typed calls use. */
+static bool make_header_lists(qkd014_client *c)
+{
+    static const char *const json[] = {
+        "Accept: application/json", "Expect:", "Content-Type: application/json",
+    };
+    c->hdr_get = curl_slist_append(NULL, json[0]);
+    for (size_t i = 0; i < 3; i++) {
+        struct curl_slist *l = curl_slist_append(c->hdr_json, json[i]);
+        if (l == NULL)
+            return false; /* qkd014_client_free releases the rest */
+        c->hdr_json = l;
+    }
+    return c->hdr_get != NULL;
+}
+
+/* Copy the base URL (without trailing '/') into the client's URL buffer. */
+static bool set_base_url(qkd014_client *c, const char *kme_url)
+{
+    size_t ul = strlen(kme_url);
+    while (ul > 8 && kme_url[ul - 1] == '/')
+        ul--;
+    c->url_cap = ul + 256;
+    c->url = malloc(c->url_cap);
+    if (c->url == NULL)
+        return false;
+    memcpy(c->url, kme_url, ul);
+    c->url[ul] = '\0';
+    c->url_base = ul;
+    return true;
+}
+
 QKD014_API qkd014_code qkd014_client_new(const qkd014_options *opt,
                                          qkd014_client **out)
 {
@@ -337,16 +404,12 @@ QKD014_API qkd014_code qkd014_client_new(const qkd014_options *opt,
     qkd014_client *c = calloc(1, sizeof *c);
     if (c == NULL)
         return QKD014_E_NOMEM;
-    size_t ul = strlen(opt->kme_url);
-    while (ul > 8 && opt->kme_url[ul - 1] == '/')
-        ul--;
-    c->base_url = strndup(opt->kme_url, ul);
     c->expected_kme_id = opt->expected_kme_id ? strdup(opt->expected_kme_id)
                                               : NULL;
     c->curl = curl_easy_init();
-    if (c->base_url == NULL || c->curl == NULL ||
+    if (!set_base_url(c, opt->kme_url) || c->curl == NULL ||
         (opt->expected_kme_id && c->expected_kme_id == NULL) ||
-        !setup_curl(c, opt)) {
+        !make_header_lists(c) || !setup_curl(c, opt)) {
         qkd014_client_free(c);
         return QKD014_E_NOMEM;
     }
@@ -361,8 +424,12 @@ QKD014_API void qkd014_client_free(qkd014_client *c)
         return;
     if (c->curl != NULL)
         curl_easy_cleanup(c->curl);
-    resp_reset(&c->resp);
-    free(c->base_url);
+    curl_slist_free_all(c->hdr_get);
+    curl_slist_free_all(c->hdr_json);
+    resp_release(&c->resp);
+    free(c->url);
+    free(c->sae_raw);
+    free(c->sae_enc);
     free(c->expected_kme_id);
     free(c->leaf_der);
     free(c);
@@ -408,29 +475,32 @@ static qkd014_code map_curl_error(qkd014_client *c, CURLcode e)
     return set_err(c, QKD014_E_TRANSPORT, "%s", detail);
 }
 
-/* Per-request options; headers is replaced and must be freed by the caller. */
-static bool setup_request(qkd014_client *c, const char *method,
-                          const char *url, const char *content_type,
-                          const char *body, size_t body_len,
-                          struct curl_slist **headers)
+/* General form (raw requests only): any method, any Content-Type or none;
+ * *tmp receives a header list the caller frees after the transfer. */
+static bool setup_other(qkd014_client *c, const char *method,
+                        const char *content_type, const char *body,
+                        size_t body_len, struct curl_slist **tmp)
 {
     char ct[256];
     CURL *h = c->curl;
-    struct curl_slist *hl = curl_slist_append(NULL, "Accept: application/json");
-    if (hl != NULL && body != NULL)
-        hl = curl_slist_append(hl, "Expect:");
-    if (hl != NULL) {
-        if (content_type != NULL)
-            snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
-        else
-            snprintf(ct, sizeof ct, "Content-Type:");
-        hl = curl_slist_append(hl, ct);
+    snprintf(ct, sizeof ct, "Content-Type:%s%s", content_type ? " " : "",
+             content_type ? content_type : "");
+    const char *lines[] = { "Accept: application/json", ct, "Expect:" };
+    struct curl_slist *hl = NULL;
+    for (size_t i = 0; i < (body != NULL ? 3u : 2u); i++) {
+        struct curl_slist *l = curl_slist_append(hl, lines[i]);
+        if (l == NULL) {
+            curl_slist_free_all(hl);
+            hl = NULL;
+            break;
+        }
+        hl = l;
     }
-    *headers = hl;
+    *tmp = hl;
+    c->mode = MODE_OTHER;
     if (hl == NULL)
         return false;
-    int bad = curl_easy_setopt(h, CURLOPT_URL, url);
-    bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    int bad = curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     bad |= curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
     if (body != NULL) {
         bad |= curl_easy_setopt(h, CURLOPT_POST, 1L);
@@ -450,39 +520,111 @@ static bool setup_request(qkd014_client *c, const char *method,
     return bad == 0;
 }
 
-/* The one code path of every request.  On QKD014_OK, c->http_status and
- * c->resp hold the answer (the caller resets c->resp). */
-static qkd014_code do_request(qkd014_client *c, const char *method,
-                              const char *path, const char *content_type,
-                              const char *body, size_t body_len)
+/* Per-request options.  The typed calls use GET without a body or POST with
+ * a JSON body: their method and header options are set only when the form
+ * changes (options persist in the easy handle).  Anything else goes through
+ * setup_other(). */
+static bool setup_request(qkd014_client *c, const char *method,
+                          const char *content_type, const char *body,
+                          size_t body_len, struct curl_slist **tmp)
 {
-    struct curl_slist *headers = NULL;
+    CURL *h = c->curl;
+    int bad = curl_easy_setopt(h, CURLOPT_URL, c->url);
+    *tmp = NULL;
+    if (body == NULL && content_type == NULL && strcmp(method, "GET") == 0) {
+        if (c->mode != MODE_GET) {
+            bad |= curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+            bad |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+            bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdr_get);
+            c->mode = bad ? MODE_NONE : MODE_GET;
+        }
+    } else if (body != NULL && content_type != NULL &&
+               strcmp(content_type, "application/json") == 0 &&
+               strcmp(method, "POST") == 0) {
+        if (c->mode != MODE_POST_JSON) {
+            bad |= curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
+            bad |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+            bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdr_json);
+            c->mode = bad ? MODE_NONE : MODE_POST_JSON;
+        }
+        bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                                (curl_off_t)body_len);
+        bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    } else if (!setup_other(c, method, content_type, body, body_len, tmp))
+        bad = 1;
+    return bad == 0;
+}
+
+/* After a transfer: drop pointers into the caller's body and a temporary
+ * header list from the handle. */
+static void after_request(qkd014_client *c, const char *body,
+                          struct curl_slist *tmp)
+{
+    if (body != NULL)
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
+    if (tmp != NULL || c->mode == MODE_OTHER) {
+        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+        c->mode = MODE_NONE;
+    }
+    curl_slist_free_all(tmp);
+}
+
+/* The one code path of every request, for the URL already in c->url.  On
+ * QKD014_OK, c->http_status and c->resp hold the answer (the caller clears
+ * c->resp). */
+static qkd014_code do_request(qkd014_client *c, const char *method,
+                              const char *content_type, const char *body,
+                              size_t body_len)
+{
+    struct curl_slist *tmp = NULL;
     c->http_status = 0;
     c->kme_id_rejected = false;
     c->curl_err[0] = '\0';
-    resp_reset(&c->resp);
-    if (method == NULL || path == NULL || path[0] != '/' || method[0] == '\0')
-        return set_err(c, QKD014_E_USAGE, "bad method or path");
-    size_t ul = strlen(c->base_url) + strlen(path) + 1;
-    char *url = malloc(ul);
-    if (url == NULL)
-        return set_err(c, QKD014_E_NOMEM, "out of memory");
-    snprintf(url, ul, "%s%s", c->base_url, path);
+    resp_clear(&c->resp);
     qkd014_code rc = QKD014_OK;
-    if (!setup_request(c, method, url, content_type, body, body_len, &headers))
+    if (!setup_request(c, method, content_type, body, body_len, &tmp))
         rc = set_err(c, QKD014_E_NOMEM, "cannot set up the request");
     CURLcode e = rc ? CURLE_OK : curl_easy_perform(c->curl);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
-    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(headers);
-    free(url);
+    after_request(c, body, tmp);
     if (rc == QKD014_OK && e != CURLE_OK)
         rc = map_curl_error(c, e);
     if (rc == QKD014_OK)
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->http_status);
     if (rc != QKD014_OK)
-        resp_reset(&c->resp);
+        resp_clear(&c->resp);
     return rc;
+}
+
+/* Put base URL + the n parts into c->url; false when out of memory. */
+static bool url_build(qkd014_client *c, const char *const *parts,
+                      const size_t *lens, size_t n)
+{
+    size_t total = c->url_base + 1;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] > SIZE_MAX / 2 - total)
+            return false;
+        total += lens[i];
+    }
+    if (total > c->url_cap) {
+        char *u = realloc(c->url, total);
+        if (u == NULL)
+            return false;
+        c->url = u;
+        c->url_cap = total;
+    }
+    size_t off = c->url_base;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(c->url + off, parts[i], lens[i]);
+        off += lens[i];
+    }
+    c->url[off] = '\0';
+    return true;
+}
+
+static qkd014_code set_ok(qkd014_client *c)
+{
+    memcpy(c->errmsg, "ok", 3);
+    return QKD014_OK;
 }
 
 qkd014_code qkd014_raw_request(qkd014_client *c, const char *method,
@@ -498,8 +640,14 @@ qkd014_code qkd014_raw_request(qkd014_client *c, const char *method,
     *resp_len = 0;
     if (resp_content_type != NULL)
         *resp_content_type = NULL;
-    qkd014_code rc = do_request(c, method, path_and_query, content_type, body,
-                                body_len);
+    c->http_status = 0;
+    if (method == NULL || path_and_query == NULL || path_and_query[0] != '/' ||
+        method[0] == '\0')
+        return set_err(c, QKD014_E_USAGE, "bad method or path");
+    size_t pl = strlen(path_and_query);
+    if (!url_build(c, &path_and_query, &pl, 1))
+        return set_err(c, QKD014_E_NOMEM, "out of memory");
+    qkd014_code rc = do_request(c, method, content_type, body, body_len);
     if (rc != QKD014_OK)
         return rc;
     *http_status = c->http_status;
@@ -510,7 +658,7 @@ qkd014_code qkd014_raw_request(qkd014_client *c, const char *method,
     if (copy == NULL || (ct && resp_content_type && ctcopy == NULL)) {
         free(copy);
         free(ctcopy);
-        resp_reset(&c->resp);
+        resp_clear(&c->resp);
         return set_err(c, QKD014_E_NOMEM, "out of memory");
     }
     if (c->resp.len > 0)
@@ -520,7 +668,7 @@ qkd014_code qkd014_raw_request(qkd014_client *c, const char *method,
     *resp_len = c->resp.len;
     if (resp_content_type != NULL)
         *resp_content_type = ctcopy;
-    resp_reset(&c->resp);
+    resp_clear(&c->resp);
     return set_err(c, QKD014_OK, "HTTP %ld", c->http_status);
 }
 
@@ -546,14 +694,13 @@ static qkd014_code map_http_error(qkd014_client *c)
     }
 }
 
-/* Send a request and accept only 200 with a JSON body; on QKD014_OK the
- * body is in c->resp (the caller resets it). */
+/* Send a request to the URL in c->url and accept only 200 with a JSON body;
+ * on QKD014_OK the body is in c->resp (the caller clears it). */
 static qkd014_code exchange(qkd014_client *c, const char *method,
-                            const char *path, const char *body)
+                            const char *body)
 {
-    qkd014_code rc = do_request(c, method, path,
-                                body ? "application/json" : NULL, body,
-                                body ? strlen(body) : 0);
+    qkd014_code rc = do_request(c, method, body ? "application/json" : NULL,
+                                body, body ? strlen(body) : 0);
     if (rc != QKD014_OK)
         return rc;
     if (c->http_status != 200)
@@ -571,22 +718,43 @@ static qkd014_code exchange(qkd014_client *c, const char *method,
             rc = set_err(c, QKD014_E_MALFORMED, "answer has an empty body");
     }
     if (rc != QKD014_OK)
-        resp_reset(&c->resp);
+        resp_clear(&c->resp);
     return rc;
 }
 
-/* "/api/v1/keys/<pct(sae)>/<what><query>"; NULL when out of memory. */
-static char *keys_path(const char *sae, const char *what, const char *query)
+/* Percent-encoded form of an SAE ID; the last one is cached, since a client
+ * mostly talks about one peer.  NULL when out of memory. */
+static const char *encoded_sae(qkd014_client *c, const char *sae)
 {
-    char *enc = pct_encode(sae);
-    if (enc == NULL)
+    if (c->sae_raw != NULL && strcmp(c->sae_raw, sae) == 0)
+        return c->sae_enc;
+    char *raw = strdup(sae), *enc = pct_encode(sae);
+    if (raw == NULL || enc == NULL) {
+        free(raw);
+        free(enc);
         return NULL;
-    size_t n = strlen(enc) + strlen(what) + strlen(query) + 32;
-    char *p = malloc(n);
-    if (p != NULL)
-        snprintf(p, n, "/api/v1/keys/%s/%s%s", enc, what, query);
-    free(enc);
-    return p;
+    }
+    free(c->sae_raw);
+    free(c->sae_enc);
+    c->sae_raw = raw;
+    c->sae_enc = enc;
+    return enc;
+}
+
+/* c->url = base + "/api/v1/keys/<pct(sae)>/<what><query>". */
+static qkd014_code keys_url(qkd014_client *c, const char *sae, const char *what,
+                            const char *query)
+{
+    static const char prefix[] = "/api/v1/keys/";
+    const char *enc = encoded_sae(c, sae);
+    if (enc == NULL)
+        return set_err(c, QKD014_E_NOMEM, "out of memory");
+    const char *parts[] = { prefix, enc, "/", what, query };
+    size_t lens[] = { sizeof prefix - 1, strlen(enc), 1, strlen(what),
+                      strlen(query) };
+    if (!url_build(c, parts, lens, 5))
+        return set_err(c, QKD014_E_NOMEM, "out of memory");
+    return QKD014_OK;
 }
 
 static qkd014_code check_sae_id(qkd014_client *c, const char *id,
@@ -608,44 +776,55 @@ QKD014_API qkd014_code qkd014_get_status(qkd014_client *c,
     if (rc != QKD014_OK || out == NULL)
         return rc ? rc : set_err(c, QKD014_E_USAGE, "no output pointer");
     *out = NULL;
-    char *path = keys_path(slave_sae_id, "status", "");
-    if (path == NULL)
-        return set_err(c, QKD014_E_NOMEM, "out of memory");
-    rc = exchange(c, "GET", path, NULL);
-    free(path);
+    if ((rc = keys_url(c, slave_sae_id, "status", "")) != QKD014_OK)
+        return rc;
+    rc = exchange(c, "GET", NULL);
     if (rc == QKD014_OK)
         rc = qkd014_parse_status(c->resp.data, c->resp.len, slave_sae_id, out,
                                  c->errmsg, sizeof c->errmsg);
-    resp_reset(&c->resp);
-    return rc == QKD014_OK ? set_err(c, rc, "ok") : rc;
+    resp_clear(&c->resp);
+    return rc == QKD014_OK ? set_ok(c) : rc;
 }
 
-/* Send the request and parse a Key container against exp. */
+/* Send the request for c->url and parse a Key container against exp. */
 static qkd014_code fetch_keys(qkd014_client *c, const char *method,
-                              const char *path, const char *body,
-                              const qkd014_keys_expect *exp, qkd014_keys **out)
+                              const char *body, const qkd014_keys_expect *exp,
+                              qkd014_keys **out)
 {
-    qkd014_code rc = exchange(c, method, path, body);
+    qkd014_code rc = exchange(c, method, body);
     if (rc == QKD014_OK)
         rc = qkd014_parse_keys(c->resp.data, c->resp.len, exp, out, c->errmsg,
                                sizeof c->errmsg);
-    resp_reset(&c->resp);
-    return rc == QKD014_OK ? set_err(c, rc, "ok") : rc;
+    resp_clear(&c->resp);
+    return rc == QKD014_OK ? set_ok(c) : rc;
 }
 
-/* Query of the simple GET form of enc_keys ("" when all defaults). */
-static void enc_query(const qkd014_key_request *req, char *q, size_t qlen)
+/* Append "<name><decimal v>" at *p (no NUL). */
+static void put_param(char **p, const char *name, int32_t v)
 {
-    q[0] = '\0';
-    if (req == NULL)
-        return;
-    if (req->number > 0 && req->size > 0)
-        snprintf(q, qlen, "?number=%d&size=%d", (int)req->number,
-                 (int)req->size);
-    else if (req->number > 0)
-        snprintf(q, qlen, "?number=%d", (int)req->number);
-    else if (req->size > 0)
-        snprintf(q, qlen, "?size=%d", (int)req->size);
+    char digits[12];
+    size_t n = 0, len = strlen(name);
+    memcpy(*p, name, len);
+    *p += len;
+    uint32_t u = (uint32_t)v;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    while (n > 0)
+        *(*p)++ = digits[--n];
+}
+
+/* Query of the simple GET form of enc_keys ("" when all defaults); q holds
+ * at least 48 bytes. */
+static void enc_query(const qkd014_key_request *req, char *q)
+{
+    char *p = q;
+    if (req != NULL && req->number > 0)
+        put_param(&p, "?number=", req->number);
+    if (req != NULL && req->size > 0)
+        put_param(&p, p == q ? "?size=" : "&size=", req->size);
+    *p = '\0';
 }
 
 QKD014_API qkd014_code qkd014_get_key(qkd014_client *c, const char *slave_sae_id,
@@ -661,18 +840,14 @@ QKD014_API qkd014_code qkd014_get_key(qkd014_client *c, const char *slave_sae_id
     rc = qkd014_build_key_request(req, post, &body, c->errmsg, sizeof c->errmsg);
     if (rc != QKD014_OK)
         return rc;
-    enc_query(req, query, sizeof query);
-    char *path = keys_path(slave_sae_id, "enc_keys", post ? "" : query);
-    if (path == NULL) {
-        free(body);
-        return set_err(c, QKD014_E_NOMEM, "out of memory");
-    }
+    enc_query(post ? NULL : req, query);
     qkd014_keys_expect exp = {
         .number = (req && req->number > 0) ? (size_t)req->number : 1,
         .size_bits = req ? req->size : 0,
     };
-    rc = fetch_keys(c, post ? "POST" : "GET", path, body, &exp, out);
-    free(path);
+    rc = keys_url(c, slave_sae_id, "enc_keys", query);
+    if (rc == QKD014_OK)
+        rc = fetch_keys(c, post ? "POST" : "GET", body, &exp, out);
     free(body);
     return rc;
 }
@@ -701,24 +876,21 @@ static qkd014_code dec_request(qkd014_client *c, const char *master,
                                char (*ids)[QKD014_KEY_ID_LEN + 1],
                                qkd014_keys **out)
 {
-    char *body = NULL, query[64] = "";
+    static const char name[] = "?key_ID=";
+    char *body = NULL, query[sizeof name + UUID_STR_LEN] = "";
     qkd014_code rc = QKD014_OK;
-    if (n == 1)
-        snprintf(query, sizeof query, "?key_ID=%s", key_ids[0]);
-    else
+    if (n == 1) {
+        memcpy(query, name, sizeof name - 1);
+        memcpy(query + sizeof name - 1, key_ids[0], UUID_STR_LEN + 1);
+    } else
         rc = qkd014_build_key_ids(key_ids, n, &body, c->errmsg,
                                   sizeof c->errmsg);
-    if (rc != QKD014_OK)
-        return rc;
-    char *path = keys_path(master, "dec_keys", query);
-    if (path == NULL) {
-        free(body);
-        return set_err(c, QKD014_E_NOMEM, "out of memory");
-    }
+    if (rc == QKD014_OK)
+        rc = keys_url(c, master, "dec_keys", query);
     qkd014_keys_expect exp = { .ids = (const char (*)[QKD014_KEY_ID_LEN + 1])ids,
                                .n_ids = n };
-    rc = fetch_keys(c, n == 1 ? "GET" : "POST", path, body, &exp, out);
-    free(path);
+    if (rc == QKD014_OK)
+        rc = fetch_keys(c, n == 1 ? "GET" : "POST", body, &exp, out);
     free(body);
     return rc;
 }
@@ -736,12 +908,14 @@ QKD014_API qkd014_code qkd014_get_key_with_ids(qkd014_client *c,
         return set_err(c, QKD014_E_USAGE, "no key IDs given");
     if (n > SIZE_MAX / (QKD014_KEY_ID_LEN + 1))
         return set_err(c, QKD014_E_USAGE, "too many key IDs");
-    char (*ids)[QKD014_KEY_ID_LEN + 1] = malloc(n * sizeof *ids);
+    char one[1][QKD014_KEY_ID_LEN + 1];
+    char (*ids)[QKD014_KEY_ID_LEN + 1] = n == 1 ? one : malloc(n * sizeof *ids);
     if (ids == NULL)
         return set_err(c, QKD014_E_NOMEM, "out of memory");
     rc = check_key_ids(c, key_ids, n, ids);
     if (rc == QKD014_OK)
         rc = dec_request(c, master_sae_id, key_ids, n, ids, out);
-    free(ids);
+    if (ids != one)
+        free(ids);
     return rc;
 }

@@ -210,6 +210,7 @@ QKD014_API void qkd014_status_free(qkd014_status *s)
 
 /* One entry of "keys" after the first pass. */
 typedef struct key_item {
+    uint8_t raw[16];
     char id[QKD014_KEY_ID_LEN + 1];
     const char *b64;
     size_t b64_len;
@@ -226,10 +227,9 @@ static qkd014_code check_key_entry(json_t *e, size_t i, key_item *it,
         return MALFORMED("keys[%zu] lacks a string \"key_ID\"", i);
     if (key == NULL || !json_is_string(key))
         return MALFORMED("keys[%zu] lacks a string \"key\"", i);
-    uint8_t raw[16];
-    if (uuid_parse(json_string_value(id), json_string_length(id), raw) != 0)
+    if (uuid_parse(json_string_value(id), json_string_length(id), it->raw) != 0)
         return MALFORMED("keys[%zu].key_ID is not a UUID", i);
-    uuid_format(raw, it->id);
+    uuid_format(it->raw, it->id);
     it->b64 = json_string_value(key);
     it->b64_len = json_string_length(key);
     if (it->b64_len == 0)
@@ -240,14 +240,37 @@ static qkd014_code check_key_entry(json_t *e, size_t i, key_item *it,
     return check_opt_object(e, "key_extension", "key", err, errlen);
 }
 
+static int cmp_raw(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+/* Key IDs must be distinct: pairwise for a few, sorted copies for many. */
 static qkd014_code check_unique(const key_item *items, size_t n, char *err,
                                 size_t errlen)
 {
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(items[i].id, items[j].id) == 0)
-                return MALFORMED("key ID %s appears twice", items[i].id);
-    return QKD014_OK;
+    if (n <= 16) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (memcmp(items[i].raw, items[j].raw, 16) == 0)
+                    return MALFORMED("key ID %s appears twice", items[i].id);
+        return QKD014_OK;
+    }
+    uint8_t (*raw)[16] = malloc(n * sizeof *raw);
+    if (raw == NULL)
+        return fail(err, errlen, QKD014_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        memcpy(raw[i], items[i].raw, 16);
+    qsort(raw, n, sizeof *raw, cmp_raw);
+    size_t dup = 0;
+    for (size_t i = 1; i < n && dup == 0; i++)
+        if (memcmp(raw[i], raw[i - 1], 16) == 0)
+            dup = i;
+    char id[QKD014_KEY_ID_LEN + 1];
+    if (dup != 0)
+        uuid_format(raw[dup], id);
+    free(raw);
+    return dup != 0 ? MALFORMED("key ID %s appears twice", id) : QKD014_OK;
 }
 
 /* dec_keys: reorder items into request order; every requested ID must be
