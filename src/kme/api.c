@@ -23,46 +23,15 @@
 #include "common/uuid.h"
 #include "kme/request.h"
 
-static void render_json(api_response *out, int http, json_t *obj)
-{
-    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    size_t len = text ? strlen(text) : 0;
-    out->http = http;
-    out->has_keys = false;
-    if (text && secret_alloc(&out->body, len) == 0) {
-        memcpy(out->body.data, text, len);
-        out->body.len = len;
-    } else {
-        static const char oom[] = "{\"message\":\"out of memory\"}";
-        out->http = 503;
-        if (secret_alloc(&out->body, sizeof oom - 1) == 0) {
-            memcpy(out->body.data, oom, sizeof oom - 1);
-            out->body.len = sizeof oom - 1;
-        }
-    }
-    free(text);
-}
-
-void api_error(api_response *out, int http, const char *message)
-{
-    json_t *o = json_pack("{s:s}", "message", message);
-    render_json(out, http, o);
-    json_decref(o);
-}
-
-static void api_error_from(api_response *out, kme_err *err)
+static void api_error_from(kme_reply *out, kme_err *err)
 {
     json_t *o = json_pack("{s:s}", "message", err->message);
     if (o && err->details)
         json_object_set(o, "details", err->details);
-    render_json(out, err->http, o);
+    reply_json(out, err->http, o);
     json_decref(o);
 }
 
-void api_response_free(api_response *r)
-{
-    secret_free(&r->body);
-}
 
 /* The limits every pair on this KME is served under. */
 static kme_limits pair_limits(const kme_config *cfg, bool from_qkd)
@@ -99,7 +68,7 @@ static int32_t clamp_i32(uint64_t v)
 }
 
 static void handle_status(const kme_api *api, const char *caller, kme_request *req,
-                          api_response *out)
+                          kme_reply *out)
 {
     const kme_config *cfg = api->cfg;
     kme_err err = { 0 };
@@ -110,7 +79,7 @@ static void handle_status(const kme_api *api, const char *caller, kme_request *r
     }
     ks_stats st;
     if (ks_stats_get(api->ks, &st) != KS_OK) {
-        api_error(out, 503, "key data access error");
+        reply_error(out, 503, "key data access error");
         return;
     }
     uint64_t ks = (uint64_t)cfg->key_size;
@@ -126,12 +95,12 @@ static void handle_status(const kme_api *api, const char *caller, kme_request *r
         "max_key_size", (json_int_t)cfg->max_key_size,
         "min_key_size", (json_int_t)cfg->min_key_size,
         "max_SAE_ID_count", (json_int_t)cfg->max_sae_id_count);
-    render_json(out, 200, o);
+    reply_json(out, 200, o);
     json_decref(o);
 }
 
 /* {"keys":[{"key_ID":"...","key":"..."},...]} into one secret buffer. */
-static void render_keys(api_response *out, const ks_batch *b)
+static void render_keys(kme_reply *out, const ks_batch *b)
 {
     static const char head[] = "{\"keys\":[", tail[] = "]}";
     static const char k1[] = "{\"key_ID\":\"", k2[] = "\",\"key\":\"", k3[] = "\"}";
@@ -139,7 +108,7 @@ static void render_keys(api_response *out, const ks_batch *b)
     for (size_t i = 0; i < b->n; i++)
         need += sizeof k1 + UUID_STR_LEN + sizeof k2 + b64_encoded_len(b->keys[i].size_bits / 8) + sizeof k3 + 1;
     if (secret_alloc(&out->body, need) != 0) {
-        api_error(out, 503, "out of memory");
+        reply_error(out, 503, "out of memory");
         return;
     }
     char *p = (char *)out->body.data;
@@ -180,7 +149,7 @@ static int check_additional_slaves(const kme_api *api, const kme_request *req, k
 }
 
 static void handle_enc_keys(const kme_api *api, const char *caller, kme_request *req,
-                            api_response *out)
+                            kme_reply *out)
 {
     kme_err err = { 0 };
     kme_limits lim = pair_limits(api->cfg, false);
@@ -207,18 +176,18 @@ static void handle_enc_keys(const kme_api *api, const char *caller, kme_request 
         log_debug("enc_keys: %s -> %s (+%zu): %" PRId64 " keys of %" PRId64 " bits",
                   caller, req->sae_id, req->n_additional, req->number, req->size);
     } else if (r == KS_EMPTY) {
-        api_error(out, 503, "not enough key material available for this request");
+        reply_error(out, 503, "not enough key material available for this request");
     } else {
-        api_error(out, 503, "key data access error");
+        reply_error(out, 503, "key data access error");
     }
     ks_batch_free(&b);
 }
 
 static void handle_dec_keys(const kme_api *api, const char *caller, kme_request *req,
-                            api_response *out)
+                            kme_reply *out)
 {
     if (strcmp(req->sae_id, caller) == 0) {
-        api_error(out, 400, "master SAE ID in the path must differ from the caller's own SAE ID");
+        reply_error(out, 400, "master SAE ID in the path must differ from the caller's own SAE ID");
         return;
     }
     ks_batch b = { 0 };
@@ -230,22 +199,30 @@ static void handle_dec_keys(const kme_api *api, const char *caller, kme_request 
         log_debug("dec_keys: %s <- %s: %zu keys", caller, req->sae_id, b.n);
         break;
     case KS_NOT_FOUND:
-        api_error(out, 400, MSG_KEYS_NOT_FOUND);
+        reply_error(out, 400, MSG_KEYS_NOT_FOUND);
         break;
     case KS_UNAUTHORIZED:
-        api_error(out, 401, MSG_UNAUTHORIZED);
+        reply_error(out, 401, MSG_UNAUTHORIZED);
         break;
     default:
-        api_error(out, 503, "key data access error");
+        reply_error(out, 503, "key data access error");
         break;
     }
     ks_batch_free(&b);
 }
 
-void api_handle(const kme_api *api, const char *caller, const char *method,
-                const char *raw_uri, const char *body, size_t body_len,
-                api_response *out)
+const char *api_identify(void *ctx, const char *cn, const char *uri_san)
 {
+    const kme_api *api = ctx;
+    const char *id = api->cfg->identity == KME_ID_CN ? cn : uri_san;
+    return id && kme_config_is_local_sae(api->cfg, id) ? id : NULL;
+}
+
+void api_handle(void *ctx, const char *caller, const char *method,
+                const char *raw_uri, const char *body, size_t body_len,
+                kme_reply *out)
+{
+    const kme_api *api = ctx;
     memset(out, 0, sizeof *out);
     kme_request req;
     kme_err err = { 0 };

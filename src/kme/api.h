@@ -14,28 +14,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "common/secret.h"
 #include "kme/config.h"
 #include "kme/keystore.h"
+#include "kme/reply.h"
 
 typedef struct kme_api {
     const kme_config *cfg;
     keystore *ks;
 } kme_api;
 
-typedef struct api_response {
-    int http;
-    bool has_keys;     /* body holds key material: no-store, wipe after use */
-    secret_buf body;   /* JSON text, body.len bytes (not NUL-terminated) */
-} api_response;
-
-void api_handle(const kme_api *api, const char *caller, const char *method,
+/* The SAE API's request handler (a listener_handler; ctx is a kme_api). */
+void api_handle(void *ctx, const char *caller, const char *method,
                 const char *raw_uri, const char *body, size_t body_len,
-                api_response *out);
+                kme_reply *out);
 
-/* Render an Error object {"message": ...} with the given status into out. */
-void api_error(api_response *out, int http, const char *message);
-
-void api_response_free(api_response *r);
+/* The SAE API's identity rule (a listener_identify; ctx is a kme_api): the
+ * SAE ID is the certificate's CN or URI SAN as configured, and must be a
+ * local SAE.  Returns cn or uri_san, or NULL to refuse. */
+const char *api_identify(void *ctx, const char *cn, const char *uri_san);
 
 #endif

@@ -20,7 +20,8 @@
 #include "common/secret.h"
 #include "kme/api.h"
 #include "kme/config.h"
-#include "kme/http.h"
+#include "kme/listener.h"
+#include "kme/request.h"
 #include "kme/keystore.h"
 
 enum { EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_RUNTIME = 4 };
@@ -82,16 +83,21 @@ static int run(const kme_config *cfg)
         return EXIT_RUNTIME;
     }
     kme_api api = { .cfg = cfg, .ks = ks };
-    kme_http *http = kme_http_start(cfg, &api, err, sizeof err);
+    listener_spec sae_api = {
+        .name = "sae_api", .host = cfg->listen_host, .port = cfg->listen_port,
+        .cert = cfg->cert, .key = cfg->key, .ca = cfg->ca, .threads = cfg->threads,
+        .max_body = KME_MAX_BODY, .identify = api_identify, .handle = api_handle, .ctx = &api,
+    };
+    listener *http = listener_start(&sae_api, err, sizeof err);
     if (!http) {
         log_error("%s", err);
         ks_close(ks);
         return EXIT_RUNTIME;
     }
-    unsigned port = kme_http_port(http);
+    unsigned port = listener_port(http);
     if (cfg->port_file && write_port_file(cfg->port_file, port) != 0) {
         log_error("cannot write port file %s: %s", cfg->port_file, strerror(errno));
-        kme_http_stop(http);
+        listener_stop(http);
         ks_close(ks);
         return EXIT_RUNTIME;
     }
@@ -100,7 +106,7 @@ static int run(const kme_config *cfg)
              cfg->sync == KS_SYNC_FULL ? "full" : "normal");
     int sig = wait_for_stop_signal();
     log_info("signal %d: shutting down", sig);
-    kme_http_stop(http);
+    listener_stop(http);
     ks_close(ks);
     return 0;
 }

@@ -1,8 +1,8 @@
 /*
- * http.c - HTTPS server for the SAE API: libmicrohttpd + GnuTLS.
+ * listener.c - mTLS HTTPS listener: libmicrohttpd + GnuTLS.
  *
  * libmicrohttpd only *requests* a client certificate, so this file verifies
- * it itself (chain to the SAE CA, validity, client-auth key purpose) on the
+ * it itself (chain to the listener's CA, validity, client-auth key purpose) on the
  * first request of each connection and caches the outcome and the SAE ID in
  * the connection's context: verifying per request costs ten times the
  * throughput (DESIGN.md §6).  A failed check answers 401 with a JSON body
@@ -10,10 +10,10 @@
  *
  * Each request keeps its raw URI (taken from the URI log callback, before
  * libmicrohttpd decodes anything) so that request.c can split the path
- * before percent-decoding; the body is gathered up to KME_MAX_BODY and a
+ * before percent-decoding; the body is gathered up to the listener's limit and a
  * larger one is refused at once with 413.
  */
-#include "kme/http.h"
+#include "kme/listener.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,10 +32,9 @@
 #define IDLE_TIMEOUT_S 60
 #define MAX_CONNECTIONS 1024
 
-struct kme_http {
+struct listener {
     struct MHD_Daemon *daemon;
-    const kme_config *cfg;
-    const kme_api *api;
+    listener_spec spec;
     uint16_t port;
 };
 
@@ -43,7 +42,7 @@ struct kme_http {
 typedef enum { PEER_UNCHECKED = 0, PEER_OK, PEER_REJECTED } peer_state;
 typedef struct conn_ctx {
     peer_state state;
-    char sae_id[KME_MAX_SAE_ID_LEN + 1];
+    char id[KME_MAX_SAE_ID_LEN + 1];
 } conn_ctx;
 
 /* Per request: raw URI and body. */
@@ -52,7 +51,7 @@ typedef struct req_ctx {
     char *body;
     size_t body_len, body_cap;
     bool headers_done;
-    bool too_large;     /* body passed KME_MAX_BODY: being dropped */
+    bool too_large;     /* body passed the limit: being dropped */
 } req_ctx;
 
 /* ---- identity from the client certificate ------------------------------ */
@@ -82,7 +81,9 @@ static int cert_uri_san(gnutls_x509_crt_t crt, char *out, size_t outlen)
     }
 }
 
-static int verify_client(gnutls_session_t s, kme_identity_source src, char *id, size_t idlen)
+/* Verify the client's chain, validity and purpose, then let the listener's
+ * rule pick the identity from the leaf's CN or URI SAN. */
+static int verify_client(const listener *l, gnutls_session_t s, char *id, size_t idlen)
 {
     gnutls_typed_vdata_st purpose = {
         .type = GNUTLS_DT_KEY_PURPOSE_OID,
@@ -93,20 +94,25 @@ static int verify_client(gnutls_session_t s, kme_identity_source src, char *id, 
         || gnutls_certificate_verify_peers(s, &purpose, 1, &status) < 0 || status != 0)
         return -1;
     const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
-    if (!certs || n == 0)
-        return -1;
     gnutls_x509_crt_t crt;
-    if (gnutls_x509_crt_init(&crt) < 0)
+    if (!certs || n == 0 || gnutls_x509_crt_init(&crt) < 0)
         return -1;
-    int rc = -1;
-    if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0)
-        rc = src == KME_ID_CN ? cert_common_name(crt, id, idlen) : cert_uri_san(crt, id, idlen);
+    char cn[KME_MAX_SAE_ID_LEN + 1], uri[KME_MAX_SAE_ID_LEN + 1];
+    const char *chosen = NULL;
+    if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0) {
+        bool has_cn = cert_common_name(crt, cn, sizeof cn) == 0;
+        bool has_uri = cert_uri_san(crt, uri, sizeof uri) == 0;
+        chosen = l->spec.identify(l->spec.ctx, has_cn ? cn : NULL, has_uri ? uri : NULL);
+    }
     gnutls_x509_crt_deinit(crt);
-    return rc;
+    if (!chosen || strlen(chosen) >= idlen)
+        return -1;
+    strcpy(id, chosen);
+    return 0;
 }
 
-/* Verify once per connection; true if the caller is a known SAE. */
-static bool caller_identity(kme_http *h, struct MHD_Connection *conn, const char **sae_id)
+/* Verify once per connection; true if the caller is acceptable. */
+static bool caller_identity(listener *l, struct MHD_Connection *conn, const char **caller)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     conn_ctx *cc = ci ? ci->socket_context : NULL;
@@ -115,13 +121,12 @@ static bool caller_identity(kme_http *h, struct MHD_Connection *conn, const char
     if (cc->state == PEER_UNCHECKED) {
         const union MHD_ConnectionInfo *ti = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
         bool ok = ti && ti->tls_session
-            && verify_client((gnutls_session_t)ti->tls_session, h->cfg->identity, cc->sae_id, sizeof cc->sae_id) == 0
-            && kme_config_is_local_sae(h->cfg, cc->sae_id);
+            && verify_client(l, (gnutls_session_t)ti->tls_session, cc->id, sizeof cc->id) == 0;
         cc->state = ok ? PEER_OK : PEER_REJECTED;
         if (!ok)
-            log_info("rejected a connection: no valid certificate of a known SAE");
+            log_info("%s: rejected a connection: no valid certificate of a known party", l->spec.name);
     }
-    *sae_id = cc->sae_id;
+    *caller = cc->id;
     return cc->state == PEER_OK;
 }
 
@@ -134,11 +139,11 @@ static void free_body(void *cls)
     free(sb);
 }
 
-static enum MHD_Result send_response(struct MHD_Connection *conn, api_response *r, bool close)
+static enum MHD_Result send_response(struct MHD_Connection *conn, kme_reply *r, bool close)
 {
     secret_buf *sb = malloc(sizeof *sb);
     if (!sb) {
-        api_response_free(r);
+        reply_free(r);
         return MHD_NO;
     }
     *sb = r->body;
@@ -160,16 +165,16 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, api_response *
 
 static enum MHD_Result send_error(struct MHD_Connection *conn, int http, const char *msg, bool close)
 {
-    api_response r = { 0 };
-    api_error(&r, http, msg);
+    kme_reply r = { 0 };
+    reply_error(&r, http, msg);
     return send_response(conn, &r, close);
 }
 
 /* ---- libmicrohttpd callbacks ------------------------------------------- */
 
-static int append_body(req_ctx *rq, const char *data, size_t n)
+static int append_body(req_ctx *rq, size_t max_body, const char *data, size_t n)
 {
-    if (rq->body_len + n > KME_MAX_BODY)
+    if (rq->body_len + n > max_body)
         return -1;
     if (rq->body_len + n > rq->body_cap) {
         size_t cap = rq->body_cap ? rq->body_cap * 2 : 1024;
@@ -186,12 +191,15 @@ static int append_body(req_ctx *rq, const char *data, size_t n)
     return 0;
 }
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define MSG_BODY_TOO_LARGE "request body too large: at most " STR(KME_MAX_BODY) " bytes"
+static enum MHD_Result send_too_large(listener *l, struct MHD_Connection *conn)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "request body too large: at most %zu bytes", l->spec.max_body);
+    return send_error(conn, 413, msg, true);
+}
 
 /* A Content-Length past the limit is refused before any of the body is read. */
-static bool declared_too_large(struct MHD_Connection *conn)
+static bool declared_too_large(const listener *l, struct MHD_Connection *conn)
 {
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!cl)
@@ -199,7 +207,7 @@ static bool declared_too_large(struct MHD_Connection *conn)
     char *end;
     errno = 0;
     unsigned long long n = strtoull(cl, &end, 10);
-    return errno == ERANGE || n > KME_MAX_BODY;
+    return errno == ERANGE || n > l->spec.max_body;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -209,7 +217,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     (void)url;
     (void)version;
-    kme_http *h = cls;
+    listener *h = cls;
     req_ctx *rq = *req_cls;
     const char *caller = NULL;
     if (!rq)
@@ -218,24 +226,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->headers_done = true;
         if (!caller_identity(h, conn, &caller))
             return send_error(conn, 401, MSG_UNAUTHORIZED, true);
-        if (declared_too_large(conn))
-            return send_error(conn, 413, MSG_BODY_TOO_LARGE, true);
+        if (declared_too_large(h, conn))
+            return send_too_large(h, conn);
         return MHD_YES; /* wait for the body */
     }
     if (*upload_data_size) {
         /* libmicrohttpd takes no answer while a body is still arriving: a
          * chunked body past the limit is read and dropped, then refused */
-        if (!rq->too_large && append_body(rq, upload_data, *upload_data_size) != 0)
+        if (!rq->too_large && append_body(rq, h->spec.max_body, upload_data, *upload_data_size) != 0)
             rq->too_large = true;
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (rq->too_large)
-        return send_error(conn, 413, MSG_BODY_TOO_LARGE, true);
+        return send_too_large(h, conn);
     if (!caller_identity(h, conn, &caller)) /* cached: no second verification */
         return send_error(conn, 401, MSG_UNAUTHORIZED, true);
-    api_response r;
-    api_handle(h->api, caller, method, rq->uri, rq->body, rq->body_len, &r);
+    kme_reply r;
+    memset(&r, 0, sizeof r);
+    h->spec.handle(h->spec.ctx, caller, method, rq->uri, rq->body, rq->body_len, &r);
     return send_response(conn, &r, false);
 }
 
@@ -337,41 +346,41 @@ static void free_secret_text(char *s)
     }
 }
 
-static int listen_address(const kme_config *cfg, struct sockaddr_storage *ss, unsigned *flags)
+static int listen_address(const listener_spec *sp, struct sockaddr_storage *ss, unsigned *flags)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, cfg->listen_host, &v4->sin_addr) == 1) {
+    if (inet_pton(AF_INET, sp->host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
-        v4->sin_port = htons(cfg->listen_port);
+        v4->sin_port = htons(sp->port);
         return 0;
     }
-    if (inet_pton(AF_INET6, cfg->listen_host, &v6->sin6_addr) == 1) {
+    if (inet_pton(AF_INET6, sp->host, &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(cfg->listen_port);
+        v6->sin6_port = htons(sp->port);
         *flags |= MHD_USE_IPv6;
         return 0;
     }
     return -1;
 }
 
-kme_http *kme_http_start(const kme_config *cfg, const kme_api *api, char *err, size_t errlen)
+listener *listener_start(const listener_spec *spec, char *err, size_t errlen)
 {
-    kme_http *h = calloc(1, sizeof *h);
+    listener *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    h->cfg = cfg;
-    h->api = api;
-    char *cert = read_file(cfg->cert, err, errlen);
-    char *key = cert ? read_file(cfg->key, err, errlen) : NULL;
-    char *ca = key ? read_file(cfg->ca, err, errlen) : NULL;
+    h->spec = *spec;
+    err[0] = '\0';
+    char *cert = read_file(spec->cert, err, errlen);
+    char *key = cert ? read_file(spec->key, err, errlen) : NULL;
+    char *ca = key ? read_file(spec->ca, err, errlen) : NULL;
     unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     struct sockaddr_storage ss;
-    if (ca && listen_address(cfg, &ss, &flags) != 0)
-        snprintf(err, errlen, "bad listen address %s", cfg->listen_host);
+    if (ca && listen_address(spec, &ss, &flags) != 0)
+        snprintf(err, errlen, "%s: bad listen address %s", spec->name, spec->host);
     else if (ca)
         h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
@@ -380,16 +389,16 @@ kme_http *kme_http_start(const kme_config *cfg, const kme_api *api, char *err, s
             MHD_OPTION_HTTPS_MEM_KEY, key,
             MHD_OPTION_HTTPS_MEM_TRUST, ca,
             MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
-            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+            MHD_OPTION_THREAD_POOL_SIZE, spec->threads ? spec->threads : 1u,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
             MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
             MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
             MHD_OPTION_END);
-    if (ca && !h->daemon)
-        snprintf(err, errlen, "cannot start the HTTPS listener on %s:%u (address in use, or bad certificate/key in %s, %s)",
-                 cfg->listen_host, cfg->listen_port, cfg->cert, cfg->key);
+    if (ca && !h->daemon && !*err)
+        snprintf(err, errlen, "%s: cannot start the HTTPS listener on %s:%u (address in use, or bad certificate/key in %s, %s)",
+                 spec->name, spec->host, spec->port, spec->cert, spec->key);
     free(cert);
     free_secret_text(key);
     free(ca);
@@ -398,19 +407,19 @@ kme_http *kme_http_start(const kme_config *cfg, const kme_api *api, char *err, s
         return NULL;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = di ? di->port : cfg->listen_port;
+    h->port = di ? di->port : spec->port;
     return h;
 }
 
-uint16_t kme_http_port(const kme_http *h)
+uint16_t listener_port(const listener *l)
 {
-    return h->port;
+    return l->port;
 }
 
-void kme_http_stop(kme_http *h)
+void listener_stop(listener *l)
 {
-    if (!h)
+    if (!l)
         return;
-    MHD_stop_daemon(h->daemon);
-    free(h);
+    MHD_stop_daemon(l->daemon);
+    free(l);
 }

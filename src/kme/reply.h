@@ -1,0 +1,30 @@
+/*
+ * reply.h - an HTTP answer as the KME's handlers produce it: a status code
+ * and a JSON body.  Bodies that carry keys live in a secret buffer, wiped
+ * once the listener has sent them.  Shared by every listener (the SAE API,
+ * the KME-to-KME channel, the link intake).
+ */
+#ifndef QC_KME_REPLY_H
+#define QC_KME_REPLY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "common/secret.h"
+
+typedef struct kme_reply {
+    int http;
+    bool has_keys;     /* body holds key material: no-store, wipe after use */
+    secret_buf body;   /* JSON text, body.len bytes (not NUL-terminated) */
+} kme_reply;
+
+/* Render obj (may be NULL: out of memory) as the body with this status.
+ * Never fails: on allocation failure the reply becomes a 503. */
+void reply_json(kme_reply *out, int http, json_t *obj);
+
+/* {"message": message} with this status. */
+void reply_error(kme_reply *out, int http, const char *message);
+
+void reply_free(kme_reply *r);
+
+#endif
