@@ -1,7 +1,7 @@
 /*
  * api.h - the three ETSI GS QKD 014 methods: status, enc_keys, dec_keys.
  *
- * The HTTP layer (http.c) has already authenticated the caller and knows its
+ * The listener (listener.c) has already authenticated the caller and knows its
  * SAE ID; api_handle() parses and validates the request (request.c), applies
  * the authorisation rules, calls the key store and renders the answer: a
  * Status or Key container on success, an Error object otherwise.  Every

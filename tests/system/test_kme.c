@@ -820,21 +820,14 @@ static void test_http_unknown_path_and_method(void **state)
     /* A GET with a body is malformed. */
     path_of(path, sizeof path, TB.a2.id, "enc_keys");
     expect_error(c, "GET", path, "application/json", "{}", 400, NULL);
-    /* A PUT with a body is still the wrong method.  (Found failing: the
-     * HTTP layer, src/kme/http.c on_request, answers any non-POST request
-     * that has a body with 400 "only POST requests may carry a body" before
-     * the method is checked (request.c), so PUT {} gets 400, not 405.) */
+    /* A PUT with a body is still the wrong method: 405, not a body error. */
     expect_error(c, "PUT", path, "application/json", "{}", 405, NULL);
     untrack(c);
 }
 
 /* A body over 64 KiB: 413 with a JSON body (a valid JSON object, so only its
- * size is wrong).  (Found failing: src/kme/http.c on_request queues the 413
- * from inside the upload phase, when libmicrohttpd 0.9.75 refuses
- * MHD_queue_response; it then logs "Application reported internal error,
- * closing connection" and the client sees an empty reply.  The 413 must be
- * queued when the headers arrive (Content-Length) or after the upload was
- * drained.) */
+ * size is wrong).  libmicrohttpd takes no answer while a body is arriving, so
+ * the KME answers from Content-Length, or after draining a chunked body. */
 static void test_http_body_too_large(void **state)
 {
     (void)state;
