@@ -32,9 +32,16 @@ typedef enum {
     T_SYNC,     /* normal | full */
     T_LOGLEVEL, /* error | warn | info | debug */
     T_IDENTITY, /* cn | uri-san */
-    T_LISTEN,   /* address:port */
-    T_LIST,     /* space-separated IDs */
+    T_LISTEN,   /* address:port of the SAE API */
+    T_ADDR,     /* address:port into a kme_addr */
+    T_UINT,     /* unsigned in [min, max] */
+    T_SIDE,     /* A | B */
+    T_LIST,     /* space-separated SAE IDs (local, or of the current peer) */
 } key_type;
+
+/* Where a key's offset points: the kme_config, or the kme_peer of the
+ * [peer ID] section being read. */
+typedef enum { IN_CONFIG = 0, IN_PEER = 1 } key_scope;
 
 typedef struct config_key {
     const char *section;
@@ -44,34 +51,57 @@ typedef struct config_key {
     size_t offset;           /* into kme_config */
     int64_t min, max;        /* T_INT */
     const char *dflt;        /* value used when absent (NULL: none) */
+    key_scope scope;
 } config_key;
 
 #define OFF(m) offsetof(kme_config, m)
+#define POFF(m) offsetof(kme_peer, m)
 #define I31 ((int64_t)INT32_MAX)
 
 static const config_key config_keys[] = {
-    { "kme", "id", T_ID, true, OFF(id), 0, 0, NULL },
-    { "kme", "database", T_PATH, true, OFF(database), 0, 0, NULL },
-    { "kme", "sync", T_SYNC, false, OFF(sync), 0, 0, "normal" },
-    { "kme", "log_level", T_LOGLEVEL, false, OFF(log_level), 0, 0, "info" },
-    { "sae_api", "listen", T_LISTEN, true, 0, 0, 0, NULL },
-    { "sae_api", "cert", T_FILE, true, OFF(cert), 0, 0, NULL },
-    { "sae_api", "key", T_FILE, true, OFF(key), 0, 0, NULL },
-    { "sae_api", "ca", T_FILE, true, OFF(ca), 0, 0, NULL },
-    { "sae_api", "identity", T_IDENTITY, false, OFF(identity), 0, 0, "cn" },
-    { "sae_api", "threads", T_INT, false, OFF(threads), 0, 256, "0" },
-    { "sae_api", "port_file", T_PATH, false, OFF(port_file), 0, 0, NULL },
-    { "saes", "local", T_LIST, true, 0, 0, 0, NULL },
-    { "limits", "key_size", T_INT, false, OFF(key_size), 8, I31, "256" },
-    { "limits", "min_key_size", T_INT, false, OFF(min_key_size), 8, I31, "64" },
-    { "limits", "max_key_size", T_INT, false, OFF(max_key_size), 8, I31, "65536" },
-    { "limits", "max_key_per_request", T_INT, false, OFF(max_key_per_request), 1, 1000000, "1024" },
-    { "limits", "max_sae_id_count", T_INT, false, OFF(max_sae_id_count), 0, KME_MAX_SAE_ID_COUNT, "4" },
-    { "limits", "key_ttl", T_INT, false, OFF(key_ttl), 1, 365LL * 86400, "3600" },
-    { "limits", "local_pool_bits", T_INT, false, OFF(local_pool_bits), 8, INT64_MAX / 2, "268435456" },
-    { "limits", "local_rate_bps", T_INT, false, OFF(local_rate_bps), 0, INT64_MAX / 2, "100000000" },
-    { "limits", "maintenance_ms", T_INT, false, OFF(maintenance_ms), 10, 3600000, "1000" },
+    { "kme", "id", T_ID, true, OFF(id), 0, 0, NULL, IN_CONFIG },
+    { "kme", "database", T_PATH, true, OFF(database), 0, 0, NULL, IN_CONFIG },
+    { "kme", "sync", T_SYNC, false, OFF(sync), 0, 0, "normal", IN_CONFIG },
+    { "kme", "log_level", T_LOGLEVEL, false, OFF(log_level), 0, 0, "info", IN_CONFIG },
+    { "sae_api", "listen", T_LISTEN, true, 0, 0, 0, NULL, IN_CONFIG },
+    { "sae_api", "cert", T_FILE, true, OFF(cert), 0, 0, NULL, IN_CONFIG },
+    { "sae_api", "key", T_FILE, true, OFF(key), 0, 0, NULL, IN_CONFIG },
+    { "sae_api", "ca", T_FILE, true, OFF(ca), 0, 0, NULL, IN_CONFIG },
+    { "sae_api", "identity", T_IDENTITY, false, OFF(identity), 0, 0, "cn", IN_CONFIG },
+    { "sae_api", "threads", T_INT, false, OFF(threads), 0, 256, "0", IN_CONFIG },
+    { "sae_api", "port_file", T_PATH, false, OFF(port_file), 0, 0, NULL, IN_CONFIG },
+    { "saes", "local", T_LIST, true, 0, 0, 0, NULL, IN_CONFIG },
+    { "limits", "key_size", T_INT, false, OFF(key_size), 8, I31, "256", IN_CONFIG },
+    { "limits", "min_key_size", T_INT, false, OFF(min_key_size), 8, I31, "64", IN_CONFIG },
+    { "limits", "max_key_size", T_INT, false, OFF(max_key_size), 8, I31, "65536", IN_CONFIG },
+    { "limits", "max_key_per_request", T_INT, false, OFF(max_key_per_request), 1, 1000000, "1024", IN_CONFIG },
+    { "limits", "max_sae_id_count", T_INT, false, OFF(max_sae_id_count), 0, KME_MAX_SAE_ID_COUNT, "4", IN_CONFIG },
+    { "limits", "key_ttl", T_INT, false, OFF(key_ttl), 1, 365LL * 86400, "3600", IN_CONFIG },
+    { "limits", "local_pool_bits", T_INT, false, OFF(local_pool_bits), 8, INT64_MAX / 2, "268435456", IN_CONFIG },
+    { "limits", "local_rate_bps", T_INT, false, OFF(local_rate_bps), 0, INT64_MAX / 2, "100000000", IN_CONFIG },
+    { "limits", "maintenance_ms", T_INT, false, OFF(maintenance_ms), 10, 3600000, "1000", IN_CONFIG },
+    /* optional sections: their required keys apply when the section is given */
+    { "peer_api", "listen", T_ADDR, true, OFF(peer_listen), 0, 0, NULL, IN_CONFIG },
+    { "peer_api", "ca", T_FILE, true, OFF(peer_ca), 0, 0, NULL, IN_CONFIG },
+    { "peer_api", "port_file", T_PATH, false, OFF(peer_port_file), 0, 0, NULL, IN_CONFIG },
+    { "peer_api", "timeout_ms", T_INT, false, OFF(peer_timeout_ms), 10, 600000, "2000", IN_CONFIG },
+    { "peer_api", "threads", T_UINT, false, OFF(peer_threads), 1, 256, "2", IN_CONFIG },
+    { "peer", "address", T_ADDR, true, POFF(address), 0, 0, NULL, IN_PEER },
+    { "peer", "saes", T_LIST, true, 0, 0, 0, NULL, IN_PEER },
+    { "link", "listen", T_ADDR, true, OFF(link_listen), 0, 0, NULL, IN_CONFIG },
+    { "link", "port_file", T_PATH, false, OFF(link_port_file), 0, 0, NULL, IN_CONFIG },
+    { "link", "id", T_ID, true, OFF(link_id), 0, 0, NULL, IN_CONFIG },
+    { "link", "side", T_SIDE, true, OFF(link_side), 0, 0, NULL, IN_CONFIG },
+    { "link", "peer", T_ID, true, OFF(link_peer), 0, 0, NULL, IN_CONFIG },
+    { "link", "pool_cap_bits", T_INT, false, OFF(link_pool_cap_bits), 8, INT64_MAX / 2, "268435456", IN_CONFIG },
+    { "link", "block_ttl_ms", T_INT, false, OFF(link_block_ttl_ms), 1000, 86400000, "60000", IN_CONFIG },
 };
+
+/* Sections that may be left out; [peer ID] may appear any number of times. */
+static bool optional_section(const char *s)
+{
+    return strcmp(s, "peer_api") == 0 || strcmp(s, "link") == 0 || strcmp(s, "peer") == 0;
+}
 #define N_KEYS (sizeof config_keys / sizeof config_keys[0])
 
 typedef struct parse_state {
@@ -79,6 +109,9 @@ typedef struct parse_state {
     const char *file;
     bool seen[N_KEYS];
     unsigned lines[N_KEYS];  /* line of each key given (0: default) */
+    bool peer_api_seen, link_seen;
+    kme_peer *peer;          /* the [peer ID] being read, or NULL */
+    unsigned peer_line;      /* line of its header */
     char *err;
     size_t errlen;
 } parse_state;
@@ -150,9 +183,15 @@ static int parse_int(const char *v, int64_t *out)
     return 0;
 }
 
+/* The struct a key's offset points into. */
+static char *slot_base(parse_state *ps, const config_key *k)
+{
+    return k->scope == IN_PEER ? (char *)ps->peer : (char *)ps->cfg;
+}
+
 static int set_string(parse_state *ps, unsigned line, const config_key *k, const char *v)
 {
-    char **slot = (char **)((char *)ps->cfg + k->offset);
+    char **slot = (char **)(slot_base(ps, k) + k->offset);
     if (!*v)
         return fail(ps, line, k, "empty value");
     if (k->type == T_ID && !is_printable_id(v))
@@ -241,15 +280,32 @@ static int set_listen(parse_state *ps, unsigned line, const config_key *k, const
                     : inet_pton(AF_INET, h, buf) != 1)
         return fail(ps, line, k, "'%s' is not a numeric %s address", h,
                     v[0] == '[' ? "IPv6" : "IPv4");
-    free(ps->cfg->listen_host);
-    ps->cfg->listen_host = strdup(h);
-    ps->cfg->listen_port = (uint16_t)port;
-    return ps->cfg->listen_host ? 0 : fail(ps, line, k, "out of memory");
+    char **host_slot;
+    uint16_t *port_slot;
+    if (k->type == T_LISTEN) {
+        host_slot = &ps->cfg->listen_host;
+        port_slot = &ps->cfg->listen_port;
+    } else {
+        kme_addr *a = (kme_addr *)(slot_base(ps, k) + k->offset);
+        host_slot = &a->host;
+        port_slot = &a->port;
+    }
+    free(*host_slot);
+    *host_slot = strdup(h);
+    *port_slot = (uint16_t)port;
+    return *host_slot ? 0 : fail(ps, line, k, "out of memory");
+}
+
+static bool sae_known(const kme_config *c, const char *id)
+{
+    return kme_config_is_local_sae(c, id) || kme_config_peer_of_sae(c, id) != NULL;
 }
 
 static int set_list(parse_state *ps, unsigned line, const config_key *k, const char *v)
 {
     kme_config *c = ps->cfg;
+    char ***list = k->scope == IN_PEER ? &ps->peer->saes : &c->local_saes;
+    size_t *count = k->scope == IN_PEER ? &ps->peer->n_saes : &c->n_local_saes;
     char *copy = strdup(v), *save = NULL;
     if (!copy)
         return fail(ps, line, k, "out of memory");
@@ -264,22 +320,22 @@ static int set_list(parse_state *ps, unsigned line, const config_key *k, const c
             free(copy);
             return -1;
         }
-        if (kme_config_is_local_sae(c, tok)) {
+        if (sae_known(c, tok)) {
             fail(ps, line, k, "SAE ID '%s' listed twice", tok);
             free(copy);
             return -1;
         }
-        char **grown = realloc(c->local_saes, (c->n_local_saes + 1) * sizeof *grown);
-        if (!grown || !(grown[c->n_local_saes] = strdup(tok))) {
-            c->local_saes = grown ? grown : c->local_saes;
+        char **grown = realloc(*list, (*count + 1) * sizeof *grown);
+        if (!grown || !(grown[*count] = strdup(tok))) {
+            *list = grown ? grown : *list;
             free(copy);
             return fail(ps, line, k, "out of memory");
         }
-        c->local_saes = grown;
-        c->n_local_saes++;
+        *list = grown;
+        (*count)++;
     }
     free(copy);
-    if (c->n_local_saes == 0)
+    if (*count == 0)
         return fail(ps, line, k, "no SAE IDs given");
     return 0;
 }
@@ -293,8 +349,19 @@ static int set_value(parse_state *ps, unsigned line, const config_key *k, const 
     switch (k->type) {
     case T_STRING: case T_ID: case T_FILE: case T_PATH:
         return set_string(ps, line, k, v);
-    case T_LISTEN:
+    case T_LISTEN: case T_ADDR:
         return set_listen(ps, line, k, v);
+    case T_UINT:
+        if (parse_int(v, &x) != 0 || x < k->min || x > k->max)
+            return fail(ps, line, k, "'%s' is not an integer in %lld..%lld", v,
+                        (long long)k->min, (long long)k->max);
+        *(unsigned *)(slot_base(ps, k) + k->offset) = (unsigned)x;
+        return 0;
+    case T_SIDE:
+        if (strcmp(v, "A") == 0) c->link_side = KME_LINK_SIDE_A;
+        else if (strcmp(v, "B") == 0) c->link_side = KME_LINK_SIDE_B;
+        else return fail(ps, line, k, "'%s' is not one of: A, B", v);
+        return 0;
     case T_LIST:
         return set_list(ps, line, k, v);
     case T_INT:
@@ -342,23 +409,80 @@ static bool known_section(const char *s)
     return false;
 }
 
+/* The [peer ID] just read is complete: its required keys were given.  The
+ * seen flags of peer keys then start afresh for the next one. */
+static int finish_peer(parse_state *ps)
+{
+    if (!ps->peer)
+        return 0;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (config_keys[i].scope != IN_PEER)
+            continue;
+        if (config_keys[i].required && !ps->seen[i])
+            return fail(ps, ps->peer_line, NULL, "[peer %s]: missing key '%s' (required)",
+                        ps->peer->id, config_keys[i].name);
+        ps->seen[i] = false;
+        ps->lines[i] = 0;
+    }
+    ps->peer = NULL;
+    return 0;
+}
+
+static int begin_peer(parse_state *ps, unsigned line, const char *id)
+{
+    kme_config *c = ps->cfg;
+    if (!is_printable_id(id))
+        return fail(ps, line, NULL, "[peer %s]: a KME ID must be printable text without spaces", id);
+    if (kme_config_peer(c, id))
+        return fail(ps, line, NULL, "[peer %s] given twice", id);
+    kme_peer *grown = realloc(c->peers, (c->n_peers + 1) * sizeof *grown);
+    if (!grown)
+        return fail(ps, line, NULL, "out of memory");
+    c->peers = grown;
+    memset(&c->peers[c->n_peers], 0, sizeof c->peers[0]);
+    if (!(c->peers[c->n_peers].id = strdup(id)))
+        return fail(ps, line, NULL, "out of memory");
+    ps->peer = &c->peers[c->n_peers++];
+    ps->peer_line = line;
+    return 0;
+}
+
+/* "[name]" or "[peer ID]": remember the section (and start a peer). */
+static int parse_section(parse_state *ps, unsigned line, char *s, char *section, size_t seclen)
+{
+    char *close = strchr(s, ']');
+    if (!close || close[1] != '\0')
+        return fail(ps, line, NULL, "malformed section header '%s'", s);
+    *close = '\0';
+    char *name = trim(s + 1), *arg = name + strcspn(name, " \t");
+    if (*arg) {
+        *arg++ = '\0';
+        arg = trim(arg);
+    }
+    if (finish_peer(ps) != 0)
+        return -1;
+    if (strcmp(name, "peer") == 0) {
+        if (!*arg)
+            return fail(ps, line, NULL, "[peer] needs the peer's KME ID: [peer KME-B]");
+        if (begin_peer(ps, line, arg) != 0)
+            return -1;
+    } else if (*arg || !known_section(name)) {
+        return fail(ps, line, NULL, "unknown section [%s%s%s]", name, *arg ? " " : "", arg);
+    }
+    ps->peer_api_seen |= strcmp(name, "peer_api") == 0;
+    ps->link_seen |= strcmp(name, "link") == 0;
+    snprintf(section, seclen, "%s", name);
+    return 0;
+}
+
 static int parse_line(parse_state *ps, unsigned line, char *text, char *section, size_t seclen)
 {
     strip_comment(text);
     char *s = trim(text);
     if (!*s)
         return 0;
-    if (*s == '[') {
-        char *close = strchr(s, ']');
-        if (!close || close[1] != '\0')
-            return fail(ps, line, NULL, "malformed section header '%s'", s);
-        *close = '\0';
-        char *name = trim(s + 1);
-        if (!known_section(name))
-            return fail(ps, line, NULL, "unknown section [%s]", name);
-        snprintf(section, seclen, "%s", name);
-        return 0;
-    }
+    if (*s == '[')
+        return parse_section(ps, line, s, section, seclen);
     char *eq = strchr(s, '=');
     if (!eq)
         return fail(ps, line, NULL, "expected 'key = value', got '%s'", s);
@@ -381,10 +505,15 @@ static int apply_defaults(parse_state *ps)
 {
     for (size_t i = 0; i < N_KEYS; i++) {
         const config_key *k = &config_keys[i];
-        if (ps->seen[i])
+        if (ps->seen[i] || k->scope == IN_PEER)
             continue;
-        if (k->required)
+        bool section_given = !optional_section(k->section)
+            || (strcmp(k->section, "peer_api") == 0 && ps->peer_api_seen)
+            || (strcmp(k->section, "link") == 0 && ps->link_seen);
+        if (k->required && section_given)
             return fail(ps, 0, k, "missing (required)");
+        if (k->required)
+            continue;
         if (k->dflt && set_value(ps, 0, k, k->dflt) != 0)
             return -1;
     }
@@ -411,10 +540,28 @@ static void resolve_auto(kme_config *c)
         c->threads = c->sync == KS_SYNC_FULL ? 32 : 2;
 }
 
+/* Peers, the peer listener and the link must fit together. */
+static int check_topology(parse_state *ps)
+{
+    kme_config *c = ps->cfg;
+    c->has_peer_api = ps->peer_api_seen;
+    c->has_link = ps->link_seen;
+    for (size_t i = 0; i < c->n_peers; i++)
+        if (strcmp(c->peers[i].id, c->id) == 0)
+            return fail(ps, 0, NULL, "[peer %s] is this KME's own ID", c->peers[i].id);
+    if (c->n_peers && !c->has_peer_api)
+        return fail(ps, 0, NULL, "[peer_api] is required when [peer ...] sections are given");
+    if (c->has_link && !kme_config_peer(c, c->link_peer))
+        return fail(ps, 0, NULL, "[link] peer: '%s' is not a configured [peer ...]", c->link_peer);
+    return 0;
+}
+
 static int check_relations(parse_state *ps)
 {
     kme_config *c = ps->cfg;
     resolve_auto(c);
+    if (check_topology(ps) != 0)
+        return -1;
     static const char *const sizes[] = { "min_key_size", "max_key_size", "key_size" };
     const int64_t values[] = { c->min_key_size, c->max_key_size, c->key_size };
     unsigned line;
@@ -464,6 +611,8 @@ int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen)
     errno = 0;
     while (rc == 0 && getline(&buf, &cap, f) != -1)
         rc = parse_line(&ps, ++line, buf, section, sizeof section);
+    if (rc == 0)
+        rc = finish_peer(&ps);
     if (rc == 0 && ferror(f))   /* e.g. EISDIR: fopen() opens a directory */
         rc = fail(&ps, 0, NULL, "cannot read: %s", strerror(errno ? errno : EIO));
     free(buf);
@@ -490,7 +639,40 @@ void kme_config_free(kme_config *cfg)
     for (size_t i = 0; i < cfg->n_local_saes; i++)
         free(cfg->local_saes[i]);
     free(cfg->local_saes);
+    free(cfg->peer_listen.host);
+    free(cfg->peer_ca);
+    free(cfg->peer_port_file);
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        kme_peer *p = &cfg->peers[i];
+        free(p->id);
+        free(p->address.host);
+        for (size_t j = 0; j < p->n_saes; j++)
+            free(p->saes[j]);
+        free(p->saes);
+    }
+    free(cfg->peers);
+    free(cfg->link_listen.host);
+    free(cfg->link_port_file);
+    free(cfg->link_id);
+    free(cfg->link_peer);
     memset(cfg, 0, sizeof *cfg);
+}
+
+const kme_peer *kme_config_peer_of_sae(const kme_config *cfg, const char *sae_id)
+{
+    for (size_t i = 0; i < cfg->n_peers; i++)
+        for (size_t j = 0; j < cfg->peers[i].n_saes; j++)
+            if (strcmp(cfg->peers[i].saes[j], sae_id) == 0)
+                return &cfg->peers[i];
+    return NULL;
+}
+
+const kme_peer *kme_config_peer(const kme_config *cfg, const char *kme_id)
+{
+    for (size_t i = 0; i < cfg->n_peers; i++)
+        if (strcmp(cfg->peers[i].id, kme_id) == 0)
+            return &cfg->peers[i];
+    return NULL;
 }
 
 bool kme_config_is_local_sae(const kme_config *cfg, const char *sae_id)

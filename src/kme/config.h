@@ -21,6 +21,21 @@
 
 typedef enum { KME_ID_CN = 0, KME_ID_URI_SAN = 1 } kme_identity_source;
 
+typedef struct kme_addr {
+    char *host;                 /* numeric IPv4/IPv6 address */
+    uint16_t port;              /* 0: any free port (listeners only) */
+} kme_addr;
+
+/* A directly linked KME: [peer ID] */
+typedef struct kme_peer {
+    char *id;                   /* its KME ID (= CN of its certificate) */
+    kme_addr address;           /* its [peer_api] listener */
+    char **saes;                /* SAEs attached to it */
+    size_t n_saes;
+} kme_peer;
+
+typedef enum { KME_LINK_SIDE_A = 0, KME_LINK_SIDE_B = 1 } kme_link_side;
+
 typedef struct kme_config {
     char *path;                 /* the file it came from */
     /* [kme] */
@@ -44,6 +59,25 @@ typedef struct kme_config {
     int64_t key_ttl;
     int64_t local_pool_bits, local_rate_bps;
     int64_t maintenance_ms;
+    /* [peer_api]: the KME-to-KME listener (optional; required with peers) */
+    bool has_peer_api;
+    kme_addr peer_listen;
+    char *peer_ca;              /* CA of KME certificates (peers, link) */
+    char *peer_port_file;       /* optional */
+    int64_t peer_timeout_ms;
+    unsigned peer_threads;
+    /* [peer ID] sections */
+    kme_peer *peers;
+    size_t n_peers;
+    /* [link]: intake of key blocks from the QKD link (optional) */
+    bool has_link;
+    kme_addr link_listen;
+    char *link_port_file;       /* optional */
+    char *link_id;              /* CN of the link's certificate */
+    kme_link_side link_side;    /* which end of the link this KME is */
+    char *link_peer;            /* the KME at the other end (a [peer ID]) */
+    int64_t link_pool_cap_bits; /* per direction */
+    int64_t link_block_ttl_ms;  /* unconfirmed blocks are dropped after this */
 } kme_config;
 
 /* Load and validate; on failure returns -1 with one message in err:
@@ -56,5 +90,11 @@ int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen)
 void kme_config_free(kme_config *cfg);
 
 bool kme_config_is_local_sae(const kme_config *cfg, const char *sae_id);
+
+/* The peer KME an SAE is attached to, or NULL (local or unknown). */
+const kme_peer *kme_config_peer_of_sae(const kme_config *cfg, const char *sae_id);
+
+/* The peer with this KME ID, or NULL. */
+const kme_peer *kme_config_peer(const kme_config *cfg, const char *kme_id);
 
 #endif
