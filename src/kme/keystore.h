@@ -22,6 +22,7 @@
 #ifndef QC_KME_KEYSTORE_H
 #define QC_KME_KEYSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,9 @@ typedef enum {
                           nothing was changed -- except when the WAL fsync
                           after COMMIT fails (full mode): those keys are
                           burnt (I5) and the store refuses every later call */
+    KS_CONFLICT,       /* link/peer: same ID already recorded with other content */
+    KS_REJECTED,       /* peer: a segment is not in a usable block of the peer,
+                          or overlaps bits used before */
 } ks_result;
 
 typedef struct ks_options {
@@ -106,5 +110,115 @@ const char *ks_result_str(ks_result r);
 /* Tests only: move the store's clock (pool refill, key expiry) forward by
  * ms milliseconds instead of sleeping. */
 void ks_testing_advance_clock(keystore *ks, int64_t ms);
+
+/* ===================================================================
+ * QKD link blocks and remote pairs (docs/kme-pair.md).
+ *
+ * Blocks arrive from the link simulator with the same ID and bytes at both
+ * KMEs of a link; each is owned by one of them ("own" blocks: this KME
+ * allocates from them for its masters; "peer" blocks: the peer allocates
+ * and tells us which segments by reservation).  A block is usable once
+ * confirmed.  Bits are never handed out twice: own blocks are consumed in
+ * order (a per-block cursor), peer blocks by segments that may not overlap.
+ * Consumed material is erased promptly (stored in small chunks that are
+ * deleted once used), and a block disappears once all of it is used.
+ * =================================================================== */
+
+typedef struct ks_segment {
+    uint64_t block_id;
+    uint32_t offset;               /* bytes into the block */
+    uint32_t length;               /* bytes */
+} ks_segment;
+
+typedef struct ks_link_stats {
+    uint64_t own_bits;             /* unused bits in confirmed own blocks */
+    uint64_t peer_bits;            /* unused bits in confirmed peer blocks */
+    uint64_t unconfirmed_blocks;
+} ks_link_stats;
+
+/* Link intake: store a block durably, unconfirmed.  Idempotent: the same ID
+ * with the same bytes and owner is KS_OK again; with others KS_CONFLICT.
+ * KS_EMPTY when storing it would put that direction above cap_bits
+ * (confirmed + unconfirmed unused bits). */
+ks_result ks_block_store(keystore *ks, uint64_t block_id, bool own,
+                         const uint8_t *bytes, uint32_t len, uint64_t cap_bits);
+
+/* Confirm (usable from now on) or discard (erase) unconfirmed blocks;
+ * unknown IDs are ignored; *done counts the blocks changed. */
+ks_result ks_block_confirm(keystore *ks, const uint64_t *ids, size_t n, size_t *done);
+ks_result ks_block_discard(keystore *ks, const uint64_t *ids, size_t n, size_t *done);
+
+/* IDs of unconfirmed blocks (malloc'd array in *ids; free it). */
+ks_result ks_block_unconfirmed(keystore *ks, uint64_t **ids, size_t *n);
+
+/* Erase unconfirmed blocks stored more than max_age_ms ago; returns count. */
+long ks_block_expire_unconfirmed(keystore *ks, int64_t max_age_ms);
+
+ks_result ks_link_stats_get(keystore *ks, ks_link_stats *out);
+
+/* A reservation made here (we are the master's KME) for keys whose slaves
+ * sit behind `peer`. */
+typedef struct ks_reservation {
+    uint8_t id[16];                /* reservation ID (random UUID) */
+    ks_batch keys;                 /* key IDs, sizes, material (arena) */
+    ks_segment *segs;              /* all segments, key by key, in order */
+    size_t *first_seg;             /* per key: index of its first segment */
+    size_t *n_segs;                /* per key: number of its segments */
+    size_t total_segs;
+    int64_t expires_ms;            /* Unix ms: when the slaves' copies expire */
+} ks_reservation;
+
+/* Take n * size_bits from own confirmed blocks (in block order, cursors
+ * advanced, never wrapping), in ONE transaction that also records an outbox
+ * entry {id, peer, master, slaves, segments} in state "pending".  KS_EMPTY
+ * when own blocks hold fewer bits.  Material is read from our copy into the
+ * batch arena and erased from the store. */
+ks_result ks_remote_enc(keystore *ks, const char *peer, const char *master,
+                        const char *const *slaves, size_t nslaves,
+                        uint32_t n, uint32_t size_bits, ks_reservation *out);
+
+/* The peer acknowledged the reservation: drop its outbox entry. */
+ks_result ks_remote_confirmed(keystore *ks, const uint8_t id[16]);
+
+/* The peer did not acknowledge (timeout, error): the bits are burned (I5)
+ * and the outbox entry becomes a "void" to send until acknowledged. */
+ks_result ks_remote_failed(keystore *ks, const uint8_t id[16]);
+
+/* At start-up: every "pending" entry (a crash between ks_remote_enc and
+ * its outcome) becomes a void; returns how many. */
+long ks_outbox_recover(keystore *ks);
+
+/* One void to send (the oldest), or KS_NOT_FOUND when none.  Fills the
+ * reservation ID, the peer's ID (malloc'd *peer) and its segments
+ * (malloc'd *segs, *nsegs). */
+ks_result ks_outbox_next_void(keystore *ks, uint8_t id[16], char **peer,
+                              ks_segment **segs, size_t *nsegs);
+ks_result ks_outbox_void_sent(keystore *ks, const uint8_t id[16]);
+
+void ks_reservation_free(ks_reservation *r);
+
+/* A key of a reservation received from the peer. */
+typedef struct ks_remote_key {
+    uint8_t id[16];
+    uint32_t size_bits;
+    const ks_segment *segs;
+    size_t nsegs;
+} ks_remote_key;
+
+/* We are the slaves' KME: in one transaction, check every segment lies in a
+ * confirmed peer-owned block and overlaps no bits used before (else
+ * KS_REJECTED, nothing changed), copy the bits into keys for master ->
+ * slaves (retrievable by ks_dec, expiring at expires_ms), mark them used.
+ * Idempotent: a reservation ID applied before with the same content is
+ * KS_OK again (nothing changes); a key ID known with other content is
+ * KS_CONFLICT. */
+ks_result ks_reservation_apply(keystore *ks, const uint8_t id[16], const char *master,
+                               const char *const *slaves, size_t nslaves,
+                               int64_t expires_ms, const ks_remote_key *keys, size_t n);
+
+/* A void from the peer: mark the segments used (burned) and delete the keys
+ * recorded for that reservation, if any.  Idempotent. */
+ks_result ks_void_apply(keystore *ks, const uint8_t id[16],
+                        const ks_segment *segs, size_t nsegs);
 
 #endif
