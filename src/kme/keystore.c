@@ -1289,6 +1289,8 @@ const char *ks_result_str(ks_result r)
     case KS_NOT_FOUND: return "key not found";
     case KS_UNAUTHORIZED: return "not authorized";
     case KS_ERROR: return "key store error";
+    case KS_CONFLICT: return "same ID recorded with other content";
+    case KS_REJECTED: return "segment not usable";
     }
     return "unknown";
 }
