@@ -3,8 +3,11 @@
  *
  * A client talks to one KME over HTTPS with mutual TLS.  It verifies the
  * KME's certificate and host name always and, when an expected KME ID is
- * given, refuses a KME whose certificate subject CN names another.  One TLS
- * connection is kept alive and reused across calls.
+ * given, refuses a KME whose certificate subject CN names another
+ * (QKD014_E_TLS, before any request is sent).  One TLS connection is kept
+ * alive and reused across calls.  SAE IDs are percent-encoded in the path;
+ * the simple forms are sent as GET, the others as POST with Content-Type
+ * application/json.  Overview: docs/libqkd014.md; CLI: qkd014(1).
  *
  * Threading: a qkd014_client is not thread-safe.  Use one client per thread
  * (clients are cheap; each holds one connection).  qkd014_global_init() must
