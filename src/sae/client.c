@@ -32,6 +32,7 @@
 #include "common/pct.h"
 #include "common/secret.h"
 #include "common/uuid.h"
+#include "common/x509cn.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000L
 #define DEFAULT_TIMEOUT_MS 10000L
@@ -132,6 +133,14 @@ QKD014_API long qkd014_last_http_status(const qkd014_client *c)
     return c == NULL ? 0 : c->http_status;
 }
 
+long qkd014_last_connects(const qkd014_client *c)
+{
+    long n = 0;
+    if (c == NULL || curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &n) != CURLE_OK)
+        return -1;
+    return n;
+}
+
 QKD014_API const char *qkd014_peer_kme_id(const qkd014_client *c)
 {
     return (c != NULL && c->have_peer) ? c->peer_kme_id : NULL;
@@ -203,26 +212,6 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 
 /* ------------------------------------------------------- KME ID check */
 
-/* Subject CN of a DER certificate; 0, or -1 if none or several. */
-static int der_cn(const gnutls_datum_t *der, char *out, size_t outlen)
-{
-    gnutls_x509_crt_t crt;
-    if (gnutls_x509_crt_init(&crt) < 0)
-        return -1;
-    int rc = -1;
-    size_t len = outlen, len2 = 0;
-    if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) == 0 &&
-        gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0,
-                                      out, &len) == 0 &&
-        gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 1, 0,
-                                      NULL, &len2) ==
-            GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE &&
-        strlen(out) == len)
-        rc = 0;
-    gnutls_x509_crt_deinit(crt);
-    return rc;
-}
-
 /* Subject CN of the peer's leaf certificate, parsed once per certificate. */
 static int peer_cn(qkd014_client *c, gnutls_session_t s, char *out, size_t outlen)
 {
@@ -238,7 +227,7 @@ static int peer_cn(qkd014_client *c, gnutls_session_t s, char *out, size_t outle
             return -1;
         memcpy(c->leaf_der, chain[0].data, chain[0].size);
         c->leaf_len = chain[0].size;
-        c->leaf_rc = der_cn(&chain[0], c->leaf_cn, sizeof c->leaf_cn);
+        c->leaf_rc = x509_der_cn(chain[0].data, chain[0].size, c->leaf_cn, sizeof c->leaf_cn);
     }
     if (c->leaf_rc != 0)
         return -1;

@@ -42,6 +42,10 @@ qkd014_code qkd014_raw_request(qkd014_client *c, const char *method,
                                char **resp_body, size_t *resp_len,
                                char **resp_content_type);
 
+/* Number of new connections the client's last call opened (0 when it
+ * reused the kept-alive one); for tests of connection reuse. */
+long qkd014_last_connects(const qkd014_client *c);
+
 /* ---- parse.c: responses ---- */
 
 /* Parse a Status body.  expected_slave, if not NULL, must equal its

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "qkd014.h"
+#include "sae/qkd014_internal.h"
 
 static struct {
     char env[64][2][1024];
@@ -133,10 +134,18 @@ static void test_status(void **state)
     assert_string_equal(qkd014_peer_kme_id(c), "KME-A");
     assert_int_equal(qkd014_last_http_status(c), 200);
     qkd014_status_free(s);
-    /* the kept-alive connection serves the next call too */
+    assert_int_equal(qkd014_last_connects(c), 1);
+    /* the kept-alive connection serves the next calls too, GET and POST */
     EXPECT(c, qkd014_get_status(c, "SAE_A3", &s), QKD014_OK, NULL);
     assert_string_equal(s->slave_sae_id, "SAE_A3");
     qkd014_status_free(s);
+    assert_int_equal(qkd014_last_connects(c), 0);
+    qkd014_keys *k = NULL;
+    const char *more[] = { "SAE_A3" };
+    qkd014_key_request req = { .additional_slaves = more, .n_additional = 1 };
+    EXPECT(c, qkd014_get_key(c, "SAE_A2", &req, &k), QKD014_OK, NULL);
+    qkd014_keys_free(k);
+    assert_int_equal(qkd014_last_connects(c), 0);
     qkd014_client_free(c);
 }
 
