@@ -57,8 +57,10 @@ static int load_env(cfg *c, const char *path, const char *master)
     while (fgets(line, sizeof line, f) != NULL) {
         line[strcspn(line, "\n")] = '\0';
         for (size_t i = 0; i < 4; i++)
-            if (strncmp(line, want[i].k, strlen(want[i].k)) == 0)
-                snprintf(want[i].dst, want[i].len, "%s", line + strlen(want[i].k));
+            if (strncmp(line, want[i].k, strlen(want[i].k)) == 0 &&
+                strlen(line + strlen(want[i].k)) < want[i].len)
+                memcpy(want[i].dst, line + strlen(want[i].k),
+                       strlen(line + strlen(want[i].k)) + 1);
     }
     fclose(f);
     if (!c->url[0] || !c->cert[0] || !c->key[0] || !c->ca[0]) {
@@ -134,7 +136,7 @@ static void report(const char *what, const cfg *c, samples *s)
         size_t at = (size_t)(q[i] * (double)(s->n - 1));
         p[i] = s->us[at] / 1000.0;
     }
-    printf("%-34s %8zu calls %9.0f calls/s  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms"
+    printf("%-42s %8zu calls %9.0f calls/s  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms"
            "  %lu errors\n", what, s->n, (double)s->n / c->seconds, p[0], p[1], p[2],
            p[3], s->errors);
     if (s->errors > 0)
