@@ -11,8 +11,13 @@
  *
  * Every call, typed or raw, goes through do_request(); the typed calls then
  * map the HTTP status and hand the body to parse.c.  Response bodies are
- * capped, kept in a buffer that is wiped before it is freed (it may hold
+ * capped, kept in a buffer that is wiped after every call (it may hold
  * base64 key text), and never logged.
+ *
+ * Per call the client allocates nothing of its own: the URL buffer, the two
+ * header lists, the response buffer and the percent-encoded SAE ID live in
+ * the client, and method/header options are set only when the request form
+ * changes (libcurl's per-transfer work dominates the cost of a call).
  */
 #include "sae/qkd014_internal.h"
 
