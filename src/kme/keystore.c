@@ -14,6 +14,10 @@
  * to the WAL, and the WAL bytes per request are what bound throughput (they
  * all get synced by a checkpoint), so enc+dec touch 4 pages, not 6.  A key
  * row is deleted as soon as the last slave has the key, or at expiry.
+ * keys.res_id names the peer's reservation a remote key came from.  QKD
+ * link blocks, our reservations (outbox) and the peer's live in
+ * keystore_link.c, on this same connection; keystore_internal.h is what the
+ * two files share.  Schema version 2 (version 1 is migrated at open).
  *
  * Erasure: secure_delete zeroes deleted content inside the database file;
  * the WAL still holds old page images until a checkpoint, so ks_maintain
@@ -24,6 +28,7 @@
  * Group commit (KS_SYNC_FULL): see wait_durable().
  */
 #include "kme/keystore.h"
+#include "kme/keystore_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +52,6 @@
 #include "common/secret.h"
 #include "common/uuid.h"
 
-#define KS_SCHEMA_VERSION 1
 /* Checkpoint when the WAL exceeds this, so a busy store keeps a bounded
  * file and consumed material leaves the disk even between maintenance runs. */
 #ifndef KS_WAL_LIMIT_BYTES
@@ -58,30 +62,13 @@
 #define KS_EXPIRE_CHUNK 256
 #ifndef KS_PAGE_SIZE
 #define KS_PAGE_SIZE 1024
+#endif
 /* a TRUNCATE checkpoint at least every this many maintenance periods */
 #define KS_TRUNCATE_EVERY 10
-#endif
 #define KS_STR_(x) #x
 #define KS_STR(x) KS_STR_(x)
-#define KS_UUID_RETRIES 8
-/* pending is a 63-bit mask (ETSI deployments allow a handful of slaves) */
-#define KS_MAX_SLAVES 63
 
 __extension__ typedef unsigned __int128 u128;
-
-enum stmt_id {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_POOL_SET,
-    ST_KEY_INSERT,
-    ST_DEC_LOOKUP,
-    ST_DEC_MATERIAL,
-    ST_DEC_SET_PENDING,
-    ST_DEL_KEY,
-    ST_EXPIRED,
-    ST_COUNT_
-};
 
 static const char *const stmt_sql[ST_COUNT_] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -115,66 +102,15 @@ static const char schema_sql[] =
     "  created INTEGER NOT NULL,"     /* unix ms */
     "  expires INTEGER NOT NULL,"     /* unix ms */
     "  slaves BLOB NOT NULL,"         /* slave IDs, each NUL-terminated */
-    "  pending INTEGER NOT NULL"      /* bit i: slave i still owed the key */
+    "  pending INTEGER NOT NULL,"     /* bit i: slave i still owed the key */
+    "  res_id BLOB"                   /* remote keys: the peer's reservation */
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS keys_expires ON keys(expires);";
 
-struct keystore {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST_COUNT_];
-    pthread_mutex_t mu; /* guards db, st and every field down to `stored` */
-
-    ks_sync sync;
-    uint64_t cap_bits;
-    uint64_t rate_bps;
-    int64_t ttl_ms;     /* <= 0: keys never expire */
-    int page_size;
-
-    uint64_t pool_bits; /* committed pool state (mirrors local_pool) */
-    int64_t pool_ns;
-    uint64_t stored;    /* committed number of rows in keys */
-    int wal_frames;     /* frames in the WAL after the last commit */
-
-    atomic_bool failed; /* sticky: an fsync failed, durability is unknown */
-    atomic_llong clock_offset_ns;
-
-    char *path;
-    int lock_fd;
-    int wal_fd;         /* the WAL: group commit and checkpoint pre-sync */
-    atomic_bool ckpt_wanted;  /* the WAL passed KS_WAL_LIMIT_BYTES */
-    atomic_bool ckpt_running; /* one checkpoint at a time */
-    uint64_t ckpt_seq;        /* commit_seq at the last checkpoint (under mu) */
-    int64_t truncated_ns;     /* time of the last TRUNCATE checkpoint (under mu) */
-
-    /* group commit: commit_seq counts commits (bumped under mu, after
-     * COMMIT); synced_seq is the highest commit known to be on disk. */
-    atomic_ullong commit_seq;
-    pthread_mutex_t sync_mu;
-    pthread_cond_t sync_cv;
-    uint64_t synced_seq;
-    bool syncing;
-
-    /* maintenance thread */
-    pthread_mutex_t maint_mu;
-    pthread_cond_t maint_cv;
-    pthread_t maint;
-    bool maint_running;
-    bool maint_stop;
-    unsigned maint_ms;
-};
-
 /* ---- small helpers ------------------------------------------------------ */
 
-static int64_t now_ns(keystore *ks)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec +
-           (int64_t)atomic_load(&ks->clock_offset_ns);
-}
-
 __attribute__((format(printf, 3, 4)))
-static void errf(char *err, size_t errlen, const char *fmt, ...)
+void ksi_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     if (!err || !errlen)
@@ -184,41 +120,27 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Step a statement that returns no rows (or whose rows we ignore) and make
- * it reusable; returns the sqlite result of the step. */
-static int step_reset(sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc;
-}
-
-static bool step_ok(int rc)
-{
-    return rc == SQLITE_DONE || rc == SQLITE_ROW;
-}
-
-static void db_log(keystore *ks, const char *what)
+void ksi_db_log(keystore *ks, const char *what)
 {
     log_error("keystore: %s: %s", what, sqlite3_errmsg(ks->db));
 }
 
 /* Undo the open transaction, if any.  A failed ROLLBACK leaves the
  * connection in an unknown state: refuse further work. */
-static void rollback(keystore *ks)
+void ksi_rollback(keystore *ks)
 {
     if (sqlite3_get_autocommit(ks->db))
         return;
     if (!step_ok(step_reset(ks->st[ST_ROLLBACK]))) {
-        db_log(ks, "rollback");
+        ksi_db_log(ks, "rollback");
         atomic_store(&ks->failed, true);
     }
 }
 
-static ks_result fail_tx(keystore *ks, const char *what)
+ks_result ksi_fail_tx(keystore *ks, const char *what)
 {
-    db_log(ks, what);
-    rollback(ks);
+    ksi_db_log(ks, what);
+    ksi_rollback(ks);
     return KS_ERROR;
 }
 
@@ -419,15 +341,15 @@ static int checkpoint_locked(keystore *ks)
     int rc;
 
     if (full && sqlite3_exec(ks->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
-        db_log(ks, "checkpoint");
+        ksi_db_log(ks, "checkpoint");
         return -1;
     }
     rc = sqlite3_wal_checkpoint_v2(ks->db, NULL, checkpoint_mode(ks), NULL, NULL);
     if (rc != SQLITE_OK)
-        db_log(ks, "wal_checkpoint");
+        ksi_db_log(ks, "wal_checkpoint");
     if (full) {
         if (sqlite3_exec(ks->db, "PRAGMA synchronous=OFF", NULL, NULL, NULL) != SQLITE_OK) {
-            db_log(ks, "checkpoint");
+            ksi_db_log(ks, "checkpoint");
             rc = SQLITE_ERROR;
         }
         if (rc == SQLITE_OK)
@@ -450,7 +372,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 
 /* After a successful COMMIT (caller holds mu): count it and note when the
  * WAL has grown past its bound. */
-static uint64_t committed_locked(keystore *ks)
+uint64_t ksi_committed_locked(keystore *ks)
 {
     uint64_t seq = atomic_fetch_add(&ks->commit_seq, 1) + 1;
     if ((int64_t)ks->wal_frames * (ks->page_size + 24) > KS_WAL_LIMIT_BYTES)
@@ -496,6 +418,17 @@ static void maybe_checkpoint(keystore *ks)
         checkpoint_presynced(ks);
 }
 
+/* The one way every call (local, link, remote) ends after COMMIT: a result
+ * that was committed but is not known durable becomes KS_ERROR, and those
+ * keys or bits count as burnt (I5). */
+ks_result ksi_finish(keystore *ks, ks_result r, uint64_t seq)
+{
+    if (r == KS_OK && wait_durable(ks, seq) != 0)
+        r = KS_ERROR;
+    maybe_checkpoint(ks);
+    return r;
+}
+
 /* ---- open / close ------------------------------------------------------- */
 
 static int take_lock_file(keystore *ks, char *err, size_t errlen)
@@ -503,22 +436,22 @@ static int take_lock_file(keystore *ks, char *err, size_t errlen)
     size_t n = strlen(ks->path) + sizeof ".lock";
     char *lp = malloc(n);
     if (!lp) {
-        errf(err, errlen, "out of memory");
+        ksi_errf(err, errlen, "out of memory");
         return -1;
     }
     snprintf(lp, n, "%s.lock", ks->path);
     ks->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (ks->lock_fd < 0) {
-        errf(err, errlen, "cannot open lock file %s: %s", lp, strerror(errno));
+        ksi_errf(err, errlen, "cannot open lock file %s: %s", lp, strerror(errno));
         free(lp);
         return -1;
     }
     if (flock(ks->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)
-            errf(err, errlen, "key store %s is in use by another process (%s is locked)",
+            ksi_errf(err, errlen, "key store %s is in use by another process (%s is locked)",
                  ks->path, lp);
         else
-            errf(err, errlen, "cannot lock %s: %s", lp, strerror(errno));
+            ksi_errf(err, errlen, "cannot lock %s: %s", lp, strerror(errno));
         free(lp);
         return -1;
     }
@@ -532,18 +465,18 @@ static int precreate_db(const keystore *ks, char *err, size_t errlen)
 {
     int fd = open(ks->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        errf(err, errlen, "cannot open key store %s: %s", ks->path, strerror(errno));
+        ksi_errf(err, errlen, "cannot open key store %s: %s", ks->path, strerror(errno));
         return -1;
     }
     close(fd);
     return 0;
 }
 
-static int exec_or_err(keystore *ks, const char *sql, char *err, size_t errlen)
+int ksi_exec_or_err(keystore *ks, const char *sql, char *err, size_t errlen)
 {
     if (sqlite3_exec(ks->db, sql, NULL, NULL, NULL) == SQLITE_OK)
         return 0;
-    errf(err, errlen, "key store %s: %.60s: %s", ks->path, sql, sqlite3_errmsg(ks->db));
+    ksi_errf(err, errlen, "key store %s: %.60s: %s", ks->path, sql, sqlite3_errmsg(ks->db));
     return -1;
 }
 
@@ -562,7 +495,7 @@ static int configure_db(keystore *ks, char *err, size_t errlen)
     };
     sqlite3_busy_timeout(ks->db, 5000);
     for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++)
-        if (exec_or_err(ks, pragmas[i], err, errlen) != 0)
+        if (ksi_exec_or_err(ks, pragmas[i], err, errlen) != 0)
             return -1;
 
     sqlite3_stmt *s = NULL;
@@ -571,16 +504,16 @@ static int configure_db(keystore *ks, char *err, size_t errlen)
              strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
     sqlite3_finalize(s);
     if (!ok) {
-        errf(err, errlen, "key store %s: cannot switch to WAL mode: %s", ks->path,
+        ksi_errf(err, errlen, "key store %s: cannot switch to WAL mode: %s", ks->path,
              sqlite3_errmsg(ks->db));
         return -1;
     }
     const char *sync = ks->sync == KS_SYNC_FULL ? "PRAGMA synchronous=OFF"
                                                 : "PRAGMA synchronous=NORMAL";
-    return exec_or_err(ks, sync, err, errlen);
+    return ksi_exec_or_err(ks, sync, err, errlen);
 }
 
-static int64_t query_int(keystore *ks, const char *sql, int64_t dflt, int *found)
+int64_t ksi_query_int(keystore *ks, const char *sql, int64_t dflt, int *found)
 {
     sqlite3_stmt *s = NULL;
     int64_t v = dflt;
@@ -603,28 +536,29 @@ static int init_schema(keystore *ks, char *err, size_t errlen)
     char sql[256];
     int64_t now = now_ns(ks);
 
-    if (exec_or_err(ks, "BEGIN IMMEDIATE", err, errlen) != 0)
+    if (ksi_exec_or_err(ks, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
-    if (exec_or_err(ks, schema_sql, err, errlen) != 0)
+    if (ksi_exec_or_err(ks, schema_sql, err, errlen) != 0)
         goto fail;
-    int64_t ver = query_int(ks, "SELECT value FROM meta WHERE name = 'schema_version'", 0, &found);
-    if (found && ver != KS_SCHEMA_VERSION) {
-        errf(err, errlen, "key store %s has schema version %" PRId64 "; this program knows %d",
+    int64_t ver = ksi_query_int(ks, "SELECT value FROM meta WHERE name = 'schema_version'", 0, &found);
+    if (found && (ver < 1 || ver > KS_SCHEMA_VERSION)) {
+        ksi_errf(err, errlen, "key store %s has schema version %" PRId64 "; this program knows %d",
              ks->path, ver, KS_SCHEMA_VERSION);
         goto fail;
     }
     snprintf(sql, sizeof sql,
-             "INSERT OR IGNORE INTO meta VALUES ('schema_version', %d);"
+             "INSERT OR REPLACE INTO meta VALUES ('schema_version', %d);"
              "INSERT OR REPLACE INTO meta VALUES ('last_open_ms', %" PRId64 ");"
              "INSERT OR IGNORE INTO local_pool VALUES (0, %" PRIu64 ", %" PRId64 ");",
              KS_SCHEMA_VERSION, now / 1000000, ks->cap_bits > INT64_MAX ? (uint64_t)INT64_MAX : ks->cap_bits, now);
-    if (exec_or_err(ks, sql, err, errlen) != 0)
+    if (ksi_link_schema(ks, found ? ver : 0, err, errlen) != 0 ||
+        ksi_exec_or_err(ks, sql, err, errlen) != 0)
         goto fail;
-    ks->pool_bits = (uint64_t)query_int(ks, "SELECT bits FROM local_pool WHERE id = 0", 0, &found);
-    ks->pool_ns = query_int(ks, "SELECT refill_ns FROM local_pool WHERE id = 0", now, &found);
-    ks->stored = (uint64_t)query_int(ks, "SELECT count(*) FROM keys", 0, &found);
-    ks->page_size = (int)query_int(ks, "PRAGMA page_size", 4096, &found);
-    if (exec_or_err(ks, "COMMIT", err, errlen) != 0)
+    ks->pool_bits = (uint64_t)ksi_query_int(ks, "SELECT bits FROM local_pool WHERE id = 0", 0, &found);
+    ks->pool_ns = ksi_query_int(ks, "SELECT refill_ns FROM local_pool WHERE id = 0", now, &found);
+    ks->stored = (uint64_t)ksi_query_int(ks, "SELECT count(*) FROM keys", 0, &found);
+    ks->page_size = (int)ksi_query_int(ks, "PRAGMA page_size", 4096, &found);
+    if (ksi_exec_or_err(ks, "COMMIT", err, errlen) != 0)
         goto fail;
     return 0;
 fail:
@@ -655,20 +589,20 @@ static int open_wal_fd(keystore *ks, char *err, size_t errlen)
     char *wp = malloc(n);
     struct stat a, b;
     if (!wp) {
-        errf(err, errlen, "out of memory");
+        ksi_errf(err, errlen, "out of memory");
         return -1;
     }
     snprintf(wp, n, "%s-wal", ks->path);
     ks->wal_fd = open(wp, O_RDONLY | O_CLOEXEC);
     if (ks->wal_fd < 0 || fstat(ks->wal_fd, &a) != 0 || stat(wp, &b) != 0 ||
         a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-        errf(err, errlen, "cannot open the WAL %s: %s", wp, strerror(errno));
+        ksi_errf(err, errlen, "cannot open the WAL %s: %s", wp, strerror(errno));
         free(wp);
         return -1;
     }
     free(wp);
     if (fdatasync(ks->wal_fd) != 0 || fsync_dir_of(ks->path) != 0) {
-        errf(err, errlen, "cannot sync key store %s: %s", ks->path, strerror(errno));
+        ksi_errf(err, errlen, "cannot sync key store %s: %s", ks->path, strerror(errno));
         return -1;
     }
     return 0;
@@ -679,7 +613,7 @@ static int prepare_all(keystore *ks, char *err, size_t errlen)
     for (int i = 0; i < ST_COUNT_; i++) {
         if (sqlite3_prepare_v3(ks->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &ks->st[i], NULL) != SQLITE_OK) {
-            errf(err, errlen, "key store: cannot prepare \"%s\": %s", stmt_sql[i],
+            ksi_errf(err, errlen, "key store: cannot prepare \"%s\": %s", stmt_sql[i],
                  sqlite3_errmsg(ks->db));
             return -1;
         }
@@ -695,7 +629,7 @@ static int start_maintenance(keystore *ks, char *err, size_t errlen)
         return 0;
     int rc = pthread_create(&ks->maint, NULL, maint_main, ks);
     if (rc != 0) {
-        errf(err, errlen, "cannot start the maintenance thread: %s", strerror(rc));
+        ksi_errf(err, errlen, "cannot start the maintenance thread: %s", strerror(rc));
         return -1;
     }
     ks->maint_running = true;
@@ -720,6 +654,7 @@ static void destroy(keystore *ks)
     stop_maintenance(ks);
     for (int i = 0; i < ST_COUNT_; i++)
         sqlite3_finalize(ks->st[i]);
+    ksi_link_finalize(ks);
     if (ks->db) {
         /* sqlite3_close checkpoints; in full mode that must sync (see above) */
         if (ks->sync == KS_SYNC_FULL)
@@ -756,6 +691,7 @@ static keystore *ks_new(const ks_options *opt)
     ks->rate_bps = opt->local_rate_bps;
     ks->ttl_ms = opt->key_ttl_s > 0 ? opt->key_ttl_s * 1000 : 0;
     ks->maint_ms = opt->maintenance_ms;
+    ks->block_ttl_ms = opt->link_block_ttl_ms > 0 ? opt->link_block_ttl_ms : 60000;
     pthread_mutex_init(&ks->mu, NULL);
     pthread_mutex_init(&ks->sync_mu, NULL);
     pthread_cond_init(&ks->sync_cv, NULL);
@@ -773,22 +709,22 @@ keystore *ks_open(const ks_options *opt, char *err, size_t errlen)
     if (err && errlen)
         err[0] = '\0';
     if (!opt || !opt->path || !opt->path[0]) {
-        errf(err, errlen, "key store: no database path given");
+        ksi_errf(err, errlen, "key store: no database path given");
         return NULL;
     }
     if (opt->sync != KS_SYNC_NORMAL && opt->sync != KS_SYNC_FULL) {
-        errf(err, errlen, "key store %s: unknown sync mode", opt->path);
+        ksi_errf(err, errlen, "key store %s: unknown sync mode", opt->path);
         return NULL;
     }
     if (opt->key_ttl_s > INT64_MAX / 1000) {
-        errf(err, errlen, "key store %s: key TTL too large", opt->path);
+        ksi_errf(err, errlen, "key store %s: key TTL too large", opt->path);
         return NULL;
     }
     pthread_once(&zm_once, install_zeroing_allocator);
 
     keystore *ks = ks_new(opt);
     if (!ks) {
-        errf(err, errlen, "out of memory");
+        ksi_errf(err, errlen, "out of memory");
         return NULL;
     }
     if (take_lock_file(ks, err, errlen) != 0 || precreate_db(ks, err, errlen) != 0)
@@ -797,7 +733,7 @@ keystore *ks_open(const ks_options *opt, char *err, size_t errlen)
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                             SQLITE_OPEN_EXRESCODE,
                         NULL) != SQLITE_OK) {
-        errf(err, errlen, "cannot open key store %s: %s", ks->path,
+        ksi_errf(err, errlen, "cannot open key store %s: %s", ks->path,
              ks->db ? sqlite3_errmsg(ks->db) : "out of memory");
         goto fail;
     }
@@ -805,7 +741,7 @@ keystore *ks_open(const ks_options *opt, char *err, size_t errlen)
         goto fail;
     if (open_wal_fd(ks, err, errlen) != 0)
         goto fail;
-    if (prepare_all(ks, err, errlen) != 0)
+    if (prepare_all(ks, err, errlen) != 0 || ksi_link_prepare(ks, err, errlen) != 0)
         goto fail;
     sqlite3_wal_hook(ks->db, wal_hook, ks);
     if (start_maintenance(ks, err, errlen) != 0)
@@ -833,7 +769,7 @@ void ks_close(keystore *ks)
 
 /* ---- enc ---------------------------------------------------------------- */
 
-static int batch_alloc(ks_batch *out, size_t n, size_t bytes)
+int ksi_batch_alloc(ks_batch *out, size_t n, size_t bytes)
 {
     out->keys = calloc(n, sizeof *out->keys);
     if (!out->keys || secret_alloc(&out->arena, bytes ? bytes : 1) != 0) {
@@ -846,15 +782,6 @@ static int batch_alloc(ks_batch *out, size_t n, size_t bytes)
     return 0;
 }
 
-/* The slaves of one enc call as stored in each key row: the distinct IDs,
- * each NUL-terminated, and the mask of those still owed the key. */
-typedef struct slave_list {
-    char small[512];
-    char *data;      /* small, or heap for very long ID lists */
-    size_t len;
-    int64_t pending; /* bit i set: slave i has not fetched the key yet */
-} slave_list;
-
 static bool listed_before(const char *const *slaves, size_t j)
 {
     for (size_t i = 0; i < j; i++)
@@ -863,7 +790,7 @@ static bool listed_before(const char *const *slaves, size_t j)
     return false;
 }
 
-static int slave_list_build(slave_list *sl, const char *const *slaves, size_t nslaves)
+int ksi_slave_list_build(slave_list *sl, const char *const *slaves, size_t nslaves)
 {
     size_t need = 0;
     for (size_t j = 0; j < nslaves; j++)
@@ -884,7 +811,7 @@ static int slave_list_build(slave_list *sl, const char *const *slaves, size_t ns
     return 0;
 }
 
-static void slave_list_free(slave_list *sl)
+void ksi_slave_list_free(slave_list *sl)
 {
     if (sl->data != sl->small)
         free(sl->data);
@@ -938,23 +865,23 @@ static ks_result enc_tx(keystore *ks, const char *master, const slave_list *sl, 
                         uint64_t new_level, int64_t ts, int64_t now_ms)
 {
     if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE)
-        return fail_tx(ks, "begin");
+        return ksi_fail_tx(ks, "begin");
     if (ks->rate_bps != 0) { /* rate 0: always full, nothing to persist */
         sqlite3_bind_int64(ks->st[ST_POOL_SET], 1, (int64_t)new_level);
         sqlite3_bind_int64(ks->st[ST_POOL_SET], 2, ts);
         if (step_reset(ks->st[ST_POOL_SET]) != SQLITE_DONE)
-            return fail_tx(ks, "pool update");
+            return ksi_fail_tx(ks, "pool update");
     }
     for (size_t i = 0; i < b->n; i++)
         if (insert_key(ks, &b->keys[i], master, sl, now_ms) != 0)
-            return fail_tx(ks, "key insert");
+            return ksi_fail_tx(ks, "key insert");
     sqlite3_clear_bindings(ks->st[ST_KEY_INSERT]); /* no pointer into the arena */
     if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE)
-        return fail_tx(ks, "commit");
+        return ksi_fail_tx(ks, "commit");
     return KS_OK;
 }
 
-static bool enc_args_ok(const char *master, const char *const *slaves, size_t nslaves,
+bool ksi_enc_args_ok(const char *master, const char *const *slaves, size_t nslaves,
                         uint32_t n, uint32_t size_bits, const ks_batch *out)
 {
     if (!master || !slaves || nslaves == 0 || nslaves > KS_MAX_SLAVES || n == 0 ||
@@ -972,7 +899,7 @@ ks_result ks_local_enc(keystore *ks, const char *master, const char *const *slav
 {
     if (out)
         memset(out, 0, sizeof *out);
-    if (!ks || !enc_args_ok(master, slaves, nslaves, n, size_bits, out)) {
+    if (!ks || !ksi_enc_args_ok(master, slaves, nslaves, n, size_bits, out)) {
         log_error("keystore: ks_local_enc: invalid arguments");
         return KS_ERROR;
     }
@@ -985,10 +912,10 @@ ks_result ks_local_enc(keystore *ks, const char *master, const char *const *slav
     /* Draw IDs and material before taking the mutex: the CSPRNG is the
      * slow part and needs no database. */
     slave_list sl;
-    if (slave_list_build(&sl, slaves, nslaves) != 0)
+    if (ksi_slave_list_build(&sl, slaves, nslaves) != 0)
         return KS_ERROR;
-    if (batch_alloc(out, n, need / 8) != 0) {
-        slave_list_free(&sl);
+    if (ksi_batch_alloc(out, n, need / 8) != 0) {
+        ksi_slave_list_free(&sl);
         log_error("keystore: out of memory for %" PRIu32 " keys", n);
         return KS_ERROR;
     }
@@ -1012,14 +939,12 @@ ks_result ks_local_enc(keystore *ks, const char *master, const char *const *slav
         ks->pool_bits = level - need;
         ks->pool_ns = ts;
         ks->stored += n;
-        seq = committed_locked(ks);
+        seq = ksi_committed_locked(ks);
     }
     pthread_mutex_unlock(&ks->mu);
-    slave_list_free(&sl);
+    ksi_slave_list_free(&sl);
 
-    if (r == KS_OK && wait_durable(ks, seq) != 0)
-        r = KS_ERROR; /* committed but not known durable: the keys are burnt (I5) */
-    maybe_checkpoint(ks);
+    r = ksi_finish(ks, r, seq);
     if (r != KS_OK)
         ks_batch_free(out);
     return r;
@@ -1115,16 +1040,16 @@ static ks_result dec_tx(keystore *ks, const char *master, const char *slave,
     size_t bytes;
 
     if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE)
-        return fail_tx(ks, "begin");
+        return ksi_fail_tx(ks, "begin");
     ks_result r = dec_judge(ks, master, slave, ids, out->n, out->keys, &bytes);
     if (r == KS_ERROR)
-        return fail_tx(ks, "dec lookup");
+        return ksi_fail_tx(ks, "dec lookup");
     if (r != KS_OK) {
-        rollback(ks);
+        ksi_rollback(ks);
         return r;
     }
     if (secret_alloc(&out->arena, bytes ? bytes : 1) != 0) {
-        rollback(ks);
+        ksi_rollback(ks);
         log_error("keystore: out of memory for %zu key bytes", bytes);
         return KS_ERROR;
     }
@@ -1133,15 +1058,15 @@ static ks_result dec_tx(keystore *ks, const char *master, const char *slave,
     for (size_t i = 0; i < out->n; i++) {
         r = dec_take(ks, slave, &out->keys[i], out->arena.data + off, deleted);
         if (r == KS_ERROR)
-            return fail_tx(ks, "dec consume");
+            return ksi_fail_tx(ks, "dec consume");
         if (r != KS_OK) {
-            rollback(ks);
+            ksi_rollback(ks);
             return r;
         }
         off += out->keys[i].size_bits / 8;
     }
     if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE)
-        return fail_tx(ks, "commit");
+        return ksi_fail_tx(ks, "commit");
     return KS_OK;
 }
 
@@ -1167,13 +1092,11 @@ ks_result ks_dec(keystore *ks, const char *master, const char *slave,
                                            : dec_tx(ks, master, slave, ids, out, &deleted);
     if (r == KS_OK) {
         ks->stored -= deleted;
-        seq = committed_locked(ks);
+        seq = ksi_committed_locked(ks);
     }
     pthread_mutex_unlock(&ks->mu);
 
-    if (r == KS_OK && wait_durable(ks, seq) != 0)
-        r = KS_ERROR; /* consumed but not known durable: burnt (I5) */
-    maybe_checkpoint(ks);
+    r = ksi_finish(ks, r, seq);
     if (r != KS_OK)
         ks_batch_free(out);
     return r;
@@ -1201,18 +1124,18 @@ static long expire_chunk_locked(keystore *ks, int64_t now_ms)
     sqlite3_stmt *s = ks->st[ST_EXPIRED];
 
     if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE) {
-        fail_tx(ks, "begin");
+        ksi_fail_tx(ks, "begin");
         return -1;
     }
     sqlite3_bind_int64(s, 1, now_ms);
     sqlite3_bind_int(s, 2, KS_EXPIRE_CHUNK);
     if (step_reset(s) != SQLITE_DONE) {
-        fail_tx(ks, "expiry");
+        ksi_fail_tx(ks, "expiry");
         return -1;
     }
     long n = sqlite3_changes(ks->db);
     if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE) {
-        fail_tx(ks, "commit");
+        ksi_fail_tx(ks, "commit");
         return -1;
     }
     ks->stored -= (uint64_t)n;
@@ -1236,6 +1159,8 @@ long ks_maintain(keystore *ks)
         total += n;
     } while (n == KS_EXPIRE_CHUNK);
 
+    if (ksi_link_maintain(ks) != 0)
+        return -1;
     int rc = checkpoint_presynced(ks);
     if (total > 0)
         log_debug("keystore: %ld undelivered keys expired", total);

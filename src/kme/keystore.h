@@ -55,6 +55,8 @@ typedef struct ks_options {
     uint64_t local_rate_bps;       /* local pool refill rate (0 = instant) */
     int64_t key_ttl_s;             /* undelivered keys expire after this */
     unsigned maintenance_ms;       /* expiry + WAL checkpoint period */
+    int64_t link_block_ttl_ms;     /* ks_maintain erases unconfirmed link blocks
+                                      stored longer ago than this; 0 = 60000 */
 } ks_options;
 
 typedef struct ks_key {
@@ -100,7 +102,9 @@ ks_result ks_stats_get(keystore *ks, ks_stats *out);
 
 /* Expire keys past their TTL and checkpoint the WAL now (the maintenance
  * thread does this periodically); returns the number of keys expired, or -1
- * on a database error.  key_ttl_s <= 0 means keys never expire. */
+ * on a database error.  key_ttl_s <= 0 means keys never expire.  Also erases
+ * unconfirmed link blocks older than link_block_ttl_ms and used-up blocks,
+ * and prunes old block tombstones and reservation records. */
 long ks_maintain(keystore *ks);
 
 void ks_batch_free(ks_batch *b);
@@ -131,27 +135,34 @@ typedef struct ks_segment {
 } ks_segment;
 
 typedef struct ks_link_stats {
-    uint64_t own_bits;             /* unused bits in confirmed own blocks */
-    uint64_t peer_bits;            /* unused bits in confirmed peer blocks */
+    uint64_t own_bits;             /* unused bits in confirmed own blocks:
+                                      sum of (length - cursor) * 8 */
+    uint64_t peer_bits;            /* unused bits in confirmed peer blocks:
+                                      sum of (length - bytes used) * 8 */
     uint64_t unconfirmed_blocks;
 } ks_link_stats;
 
-/* Link intake: store a block durably, unconfirmed.  Idempotent: the same ID
- * with the same bytes and owner is KS_OK again; with others KS_CONFLICT.
+/* Link intake: store a block durably, unconfirmed (len >= 1).  Idempotent:
+ * the same ID with the same owner, length and bytes is KS_OK again (bytes
+ * already consumed and erased cannot be compared; the rest are); with others
+ * KS_CONFLICT.  An ID erased before (used up, discarded or expired, within
+ * the last 7 days) is KS_CONFLICT too: a replayed block never revives bits.
  * KS_EMPTY when storing it would put that direction above cap_bits
  * (confirmed + unconfirmed unused bits). */
 ks_result ks_block_store(keystore *ks, uint64_t block_id, bool own,
                          const uint8_t *bytes, uint32_t len, uint64_t cap_bits);
 
 /* Confirm (usable from now on) or discard (erase) unconfirmed blocks;
- * unknown IDs are ignored; *done counts the blocks changed. */
+ * unknown and already confirmed IDs are ignored; *done (may be NULL)
+ * counts the blocks changed. */
 ks_result ks_block_confirm(keystore *ks, const uint64_t *ids, size_t n, size_t *done);
 ks_result ks_block_discard(keystore *ks, const uint64_t *ids, size_t n, size_t *done);
 
 /* IDs of unconfirmed blocks (malloc'd array in *ids; free it). */
 ks_result ks_block_unconfirmed(keystore *ks, uint64_t **ids, size_t *n);
 
-/* Erase unconfirmed blocks stored more than max_age_ms ago; returns count. */
+/* Erase unconfirmed blocks stored max_age_ms or more ago; returns count,
+ * or -1 on a database error. */
 long ks_block_expire_unconfirmed(keystore *ks, int64_t max_age_ms);
 
 ks_result ks_link_stats_get(keystore *ks, ks_link_stats *out);
@@ -168,20 +179,26 @@ typedef struct ks_reservation {
     int64_t expires_ms;            /* Unix ms: when the slaves' copies expire */
 } ks_reservation;
 
-/* Take n * size_bits from own confirmed blocks (in block order, cursors
- * advanced, never wrapping), in ONE transaction that also records an outbox
- * entry {id, peer, master, slaves, segments} in state "pending".  KS_EMPTY
- * when own blocks hold fewer bits.  Material is read from our copy into the
- * batch arena and erased from the store. */
+/* Take n * size_bits from own confirmed blocks (in the order they were
+ * stored, cursors advanced, never wrapping; a key may span blocks as several
+ * segments), in ONE transaction that also records an outbox entry {id, peer,
+ * master, slaves, segments} in state "pending".  Arguments as for
+ * ks_local_enc (KS_ERROR otherwise); KS_EMPTY when own blocks hold fewer
+ * bits.  Material is read from our copy into the batch arena (one secret
+ * buffer) and erased from the store; expires_ms = now + key TTL.  Free *out
+ * with ks_reservation_free. */
 ks_result ks_remote_enc(keystore *ks, const char *peer, const char *master,
                         const char *const *slaves, size_t nslaves,
                         uint32_t n, uint32_t size_bits, ks_reservation *out);
 
-/* The peer acknowledged the reservation: drop its outbox entry. */
+/* The peer acknowledged the reservation: drop its pending outbox entry.
+ * KS_NOT_FOUND when no entry is pending (unknown, or already a void: the
+ * bits are burned and the SAE must not get those keys). */
 ks_result ks_remote_confirmed(keystore *ks, const uint8_t id[16]);
 
 /* The peer did not acknowledge (timeout, error): the bits are burned (I5)
- * and the outbox entry becomes a "void" to send until acknowledged. */
+ * and the outbox entry becomes a "void" to send until acknowledged.  KS_OK
+ * also when it is a void already; KS_NOT_FOUND when there is no entry. */
 ks_result ks_remote_failed(keystore *ks, const uint8_t id[16]);
 
 /* At start-up: every "pending" entry (a crash between ks_remote_enc and
@@ -193,6 +210,7 @@ long ks_outbox_recover(keystore *ks);
  * (malloc'd *segs, *nsegs). */
 ks_result ks_outbox_next_void(keystore *ks, uint8_t id[16], char **peer,
                               ks_segment **segs, size_t *nsegs);
+/* The peer acknowledged the void: drop it (KS_OK also when already gone). */
 ks_result ks_outbox_void_sent(keystore *ks, const uint8_t id[16]);
 
 void ks_reservation_free(ks_reservation *r);
@@ -206,18 +224,25 @@ typedef struct ks_remote_key {
 } ks_remote_key;
 
 /* We are the slaves' KME: in one transaction, check every segment lies in a
- * confirmed peer-owned block and overlaps no bits used before (else
- * KS_REJECTED, nothing changed), copy the bits into keys for master ->
- * slaves (retrievable by ks_dec, expiring at expires_ms), mark them used.
- * Idempotent: a reservation ID applied before with the same content is
- * KS_OK again (nothing changes); a key ID known with other content is
- * KS_CONFLICT. */
+ * confirmed peer-owned block and overlaps no bits used before, nor another
+ * segment of this call, and that each key's segments add up to exactly
+ * size_bits / 8 (else KS_REJECTED, nothing changed); copy the bits into keys
+ * for master -> slaves (retrievable by ks_dec, expiring at expires_ms), mark
+ * them used.  Idempotent: a reservation ID applied before with the same
+ * content (master, slaves, expiry, keys, segments) is KS_OK again and
+ * nothing changes; with other content, or voided before, KS_CONFLICT; a key
+ * ID still held from another reservation is KS_CONFLICT.  The record of a
+ * reservation ID is kept 10 minutes; a replay after that is refused by its
+ * used segments (KS_REJECTED), never applied twice. */
 ks_result ks_reservation_apply(keystore *ks, const uint8_t id[16], const char *master,
                                const char *const *slaves, size_t nslaves,
                                int64_t expires_ms, const ks_remote_key *keys, size_t n);
 
-/* A void from the peer: mark the segments used (burned) and delete the keys
- * recorded for that reservation, if any.  Idempotent. */
+/* A void from the peer: mark the segments used (burned; bits used already,
+ * parts beyond a block's end, and blocks unknown or not peer-owned are
+ * skipped), delete the keys recorded for that reservation that any slave
+ * still awaits, and remember the void so that the reservation, should it
+ * still arrive, is refused (KS_CONFLICT; I5).  Idempotent. */
 ks_result ks_void_apply(keystore *ks, const uint8_t id[16],
                         const ks_segment *segs, size_t nsegs);
 

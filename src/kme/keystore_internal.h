@@ -1,0 +1,154 @@
+/*
+ * keystore_internal.h - what keystore.c (local pairs, durability, open and
+ * maintenance) and keystore_link.c (QKD link blocks, remote pairs) share.
+ * Not part of the key store's API: include only from keystore*.c.
+ *
+ * Both files work on the one connection under the one mutex `mu`; every
+ * change is a transaction that ends with COMMIT under mu, then (after mu is
+ * released) ksi_finish(), the single path that makes a commit durable in
+ * KS_SYNC_FULL (group commit) and runs a size-triggered checkpoint.
+ */
+#ifndef QC_KME_KEYSTORE_INTERNAL_H
+#define QC_KME_KEYSTORE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "kme/keystore.h"
+
+#define KS_UUID_RETRIES 8
+/* pending is a 63-bit mask (ETSI deployments allow a handful of slaves) */
+#define KS_MAX_SLAVES 63
+/* database schema version; keystore_link.c migrates from 1 */
+#define KS_SCHEMA_VERSION 2
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_POOL_SET,
+    ST_KEY_INSERT,
+    ST_DEC_LOOKUP,
+    ST_DEC_MATERIAL,
+    ST_DEC_SET_PENDING,
+    ST_DEL_KEY,
+    ST_EXPIRED,
+    ST_COUNT_
+};
+
+struct keystore {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT_];
+    sqlite3_stmt **lst; /* keystore_link.c's statements */
+    pthread_mutex_t mu; /* guards db, st, lst and every field down to `stored` */
+
+    ks_sync sync;
+    uint64_t cap_bits;
+    uint64_t rate_bps;
+    int64_t ttl_ms;     /* <= 0: keys never expire */
+    int64_t block_ttl_ms; /* unconfirmed link blocks are erased after this */
+    int page_size;
+
+    uint64_t pool_bits; /* committed pool state (mirrors local_pool) */
+    int64_t pool_ns;
+    uint64_t stored;    /* committed number of rows in keys */
+    int wal_frames;     /* frames in the WAL after the last commit */
+
+    atomic_bool failed; /* sticky: an fsync failed, durability is unknown */
+    atomic_llong clock_offset_ns;
+
+    char *path;
+    int lock_fd;
+    int wal_fd;         /* the WAL: group commit and checkpoint pre-sync */
+    atomic_bool ckpt_wanted;  /* the WAL passed KS_WAL_LIMIT_BYTES */
+    atomic_bool ckpt_running; /* one checkpoint at a time */
+    uint64_t ckpt_seq;        /* commit_seq at the last checkpoint (under mu) */
+    int64_t truncated_ns;     /* time of the last TRUNCATE checkpoint (under mu) */
+
+    /* group commit: commit_seq counts commits (bumped under mu, after
+     * COMMIT); synced_seq is the highest commit known to be on disk. */
+    atomic_ullong commit_seq;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    uint64_t synced_seq;
+    bool syncing;
+
+    /* maintenance thread */
+    pthread_mutex_t maint_mu;
+    pthread_cond_t maint_cv;
+    pthread_t maint;
+    bool maint_running;
+    bool maint_stop;
+    unsigned maint_ms;
+};
+
+/* The store's clock: wall time plus the test offset. */
+static inline int64_t now_ns(keystore *ks)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec +
+           (int64_t)atomic_load(&ks->clock_offset_ns);
+}
+
+/* Step a statement that returns no rows (or whose rows we ignore) and make
+ * it reusable; returns the sqlite result of the step. */
+static inline int step_reset(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc;
+}
+
+static inline bool step_ok(int rc)
+{
+    return rc == SQLITE_DONE || rc == SQLITE_ROW;
+}
+
+/* The slaves of one enc call as stored in each key row: the distinct IDs,
+ * each NUL-terminated, and the mask of those still owed the key. */
+typedef struct slave_list {
+    char small[512];
+    char *data;      /* small, or heap for very long ID lists */
+    size_t len;
+    int64_t pending; /* bit i set: slave i has not fetched the key yet */
+} slave_list;
+
+/* ---- keystore.c --------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4)))
+void ksi_errf(char *err, size_t errlen, const char *fmt, ...);
+void ksi_db_log(keystore *ks, const char *what);
+void ksi_rollback(keystore *ks);
+ks_result ksi_fail_tx(keystore *ks, const char *what);
+int ksi_exec_or_err(keystore *ks, const char *sql, char *err, size_t errlen);
+int64_t ksi_query_int(keystore *ks, const char *sql, int64_t dflt, int *found);
+
+/* After a successful COMMIT (caller holds mu): number it. */
+uint64_t ksi_committed_locked(keystore *ks);
+/* After releasing mu: r stays KS_OK only once commit seq is durable (full
+ * mode: group fsync); runs a checkpoint when the WAL grew past its bound. */
+ks_result ksi_finish(keystore *ks, ks_result r, uint64_t seq);
+
+int ksi_batch_alloc(ks_batch *out, size_t n, size_t bytes);
+int ksi_slave_list_build(slave_list *sl, const char *const *slaves, size_t nslaves);
+void ksi_slave_list_free(slave_list *sl);
+bool ksi_enc_args_ok(const char *master, const char *const *slaves, size_t nslaves,
+                     uint32_t n, uint32_t size_bits, const ks_batch *out);
+
+/* ---- keystore_link.c ---------------------------------------------------- */
+
+/* Inside init_schema's transaction: create the link tables, migrating a
+ * database of schema version `from` (0: new file). */
+int ksi_link_schema(keystore *ks, int64_t from, char *err, size_t errlen);
+int ksi_link_prepare(keystore *ks, char *err, size_t errlen);
+void ksi_link_finalize(keystore *ks);
+/* Periodic link work (expire unconfirmed blocks, drop used blocks, prune
+ * old records); returns -1 on a database error. */
+int ksi_link_maintain(keystore *ks);
+
+#endif

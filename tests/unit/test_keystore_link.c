@@ -1,0 +1,1033 @@
+/*
+ * test_keystore_link.c - unit tests of QKD link blocks and remote pairs in
+ * the key store (src/kme/keystore_link.c, docs/kme-pair.md).
+ *
+ * Two KMEs are simulated by two key stores fed the same blocks: "A" owns
+ * the blocks it allocates from (own = true), "B" stores them as the peer's
+ * (own = false).  A reservation made at A is applied at B and ks_dec at B
+ * must return exactly A's material.  The tests try to make a bit go out
+ * twice (overlaps, duplicates, foreign blocks, replays, voids, threads),
+ * check the pool accounting after every step, persistence across reopen,
+ * the migration from schema version 1, and that consumed material leaves
+ * the database and WAL files.  One throughput figure is informative only.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kme/keystore.h"
+
+#define CAP (1ull << 30)
+
+typedef struct fixture {
+    char dir[64];
+    char pa[128], pb[128];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_kslink.XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->pa, sizeof f->pa, "%s/a.db", f->dir);
+    snprintf(f->pb, sizeof f->pb, "%s/b.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+    char p[512];
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static keystore *open_sync(const char *path, ks_sync sync)
+{
+    char err[256];
+    ks_options o = {.path = path, .sync = sync, .local_cap_bits = 1u << 20,
+                    .key_ttl_s = 3600};
+    keystore *ks = ks_open(&o, err, sizeof err);
+    if (!ks)
+        print_error("ks_open: %s\n", err);
+    return ks;
+}
+
+static keystore *open_ks(const char *path)
+{
+    return open_sync(path, KS_SYNC_NORMAL);
+}
+
+/* Deterministic, distinct block contents (xorshift64*), so that a block's
+ * bytes can be recognised in the files. */
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        p[i] = (uint8_t)((x * 0x2545F4914F6CDD1Dull) >> 56);
+    }
+}
+
+static ks_link_stats lstats(keystore *ks)
+{
+    ks_link_stats st;
+    assert_int_equal(ks_link_stats_get(ks, &st), KS_OK);
+    return st;
+}
+
+static uint64_t stored(keystore *ks)
+{
+    ks_stats st;
+    assert_int_equal(ks_stats_get(ks, &st), KS_OK);
+    return st.stored_keys;
+}
+
+/* The link: the same block into A (owner a_owns) and B, both confirmed. */
+static void feed(keystore *a, keystore *b, uint64_t id, bool a_owns, const uint8_t *bytes,
+                 uint32_t len)
+{
+    size_t done;
+    assert_int_equal(ks_block_store(a, id, a_owns, bytes, len, CAP), KS_OK);
+    assert_int_equal(ks_block_store(b, id, !a_owns, bytes, len, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(a, &id, 1, &done), KS_OK);
+    assert_int_equal(done, 1);
+    assert_int_equal(ks_block_confirm(b, &id, 1, &done), KS_OK);
+    assert_int_equal(done, 1);
+}
+
+static const char *const SL[] = {"bob"};
+
+/* Apply reservation r (made at A) at B for alice -> slaves. */
+static ks_result apply_res(keystore *b, const ks_reservation *r, const char *const *slaves,
+                           size_t ns)
+{
+    ks_remote_key *k = calloc(r->keys.n, sizeof *k);
+    assert_non_null(k);
+    for (size_t i = 0; i < r->keys.n; i++) {
+        memcpy(k[i].id, r->keys.keys[i].id, 16);
+        k[i].size_bits = r->keys.keys[i].size_bits;
+        k[i].segs = r->segs + r->first_seg[i];
+        k[i].nsegs = r->n_segs[i];
+    }
+    ks_result res = ks_reservation_apply(b, r->id, "alice", slaves, ns, r->expires_ms, k,
+                                         r->keys.n);
+    free(k);
+    return res;
+}
+
+/* Every key's material equals the block bytes at its segments. */
+static void check_material(const ks_reservation *r, uint64_t id0, const uint8_t *const *blocks)
+{
+    for (size_t i = 0; i < r->keys.n; i++) {
+        const uint8_t *m = r->keys.keys[i].material;
+        for (size_t j = 0; j < r->n_segs[i]; j++) {
+            const ks_segment *s = &r->segs[r->first_seg[i] + j];
+            assert_memory_equal(m, blocks[s->block_id - id0] + s->offset, s->length);
+            m += s->length;
+        }
+    }
+}
+
+static ks_result dec_key(keystore *ks, const char *slave, const uint8_t id[16], uint8_t *mat,
+                         size_t len)
+{
+    ks_batch d;
+    ks_result r = ks_dec(ks, "alice", slave, (const uint8_t (*)[16])id, 1, &d);
+    if (r == KS_OK) {
+        assert_int_equal(d.keys[0].size_bits, len * 8);
+        if (mat)
+            memcpy(mat, d.keys[0].material, len);
+        ks_batch_free(&d);
+    }
+    return r;
+}
+
+/* ---- blocks ------------------------------------------------------------- */
+
+static void test_block_store_confirm_discard(void **state)
+{
+    fixture *f = *state;
+    keystore *a = open_ks(f->pa);
+    assert_non_null(a);
+    uint8_t x[1000], y[1000];
+    fill(x, sizeof x, 1);
+    fill(y, sizeof y, 2);
+    const uint64_t big = 0xF123456789ABCDEFull; /* IDs use all 64 bits */
+    size_t done;
+
+    assert_int_equal(ks_block_store(a, big, true, x, 1000, CAP), KS_OK);
+    assert_int_equal(ks_block_store(a, big, true, x, 1000, CAP), KS_OK);      /* again */
+    assert_int_equal(ks_block_store(a, big, true, y, 1000, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(a, big, false, x, 1000, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(a, big, true, x, 999, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(a, 7, false, y, 1000, CAP), KS_OK);
+    assert_int_equal(ks_block_store(a, 8, true, y, 0, CAP), KS_ERROR);
+
+    ks_link_stats st = lstats(a);
+    assert_int_equal(st.own_bits, 0); /* unconfirmed blocks are not usable */
+    assert_int_equal(st.peer_bits, 0);
+    assert_int_equal(st.unconfirmed_blocks, 2);
+    uint64_t *ids;
+    size_t n;
+    assert_int_equal(ks_block_unconfirmed(a, &ids, &n), KS_OK);
+    assert_int_equal(n, 2);
+    assert_true((ids[0] == big && ids[1] == 7) || (ids[0] == 7 && ids[1] == big));
+    free(ids);
+
+    uint64_t c[] = {big, 12345}; /* unknown IDs are ignored */
+    assert_int_equal(ks_block_confirm(a, c, 2, &done), KS_OK);
+    assert_int_equal(done, 1);
+    assert_int_equal(ks_block_confirm(a, c, 2, &done), KS_OK);
+    assert_int_equal(done, 0);
+    st = lstats(a);
+    assert_int_equal(st.own_bits, 8000);
+    assert_int_equal(st.unconfirmed_blocks, 1);
+
+    uint64_t d[] = {big, 7};
+    assert_int_equal(ks_block_discard(a, d, 2, &done), KS_OK);
+    assert_int_equal(done, 1); /* the confirmed one stays */
+    st = lstats(a);
+    assert_int_equal(st.own_bits, 8000);
+    assert_int_equal(st.peer_bits, 0);
+    assert_int_equal(st.unconfirmed_blocks, 0);
+    /* an erased ID is never stored again: a replay cannot revive bits */
+    assert_int_equal(ks_block_store(a, 7, false, y, 1000, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_unconfirmed(a, &ids, &n), KS_OK);
+    assert_int_equal(n, 0);
+    free(ids);
+    ks_close(a);
+}
+
+static void test_cap_refusal(void **state)
+{
+    fixture *f = *state;
+    keystore *a = open_ks(f->pa);
+    uint8_t x[512];
+    fill(x, sizeof x, 3);
+    const uint64_t cap = 2 * 512 * 8; /* two blocks per direction */
+    assert_int_equal(ks_block_store(a, 1, true, x, 512, cap), KS_OK);
+    uint64_t one = 1;
+    assert_int_equal(ks_block_confirm(a, &one, 1, NULL), KS_OK);
+    assert_int_equal(ks_block_store(a, 2, true, x, 512, cap), KS_OK); /* unconfirmed counts */
+    assert_int_equal(ks_block_store(a, 3, true, x, 512, cap), KS_EMPTY);
+    assert_int_equal(ks_block_store(a, 2, true, x, 512, cap), KS_OK); /* idempotent at cap */
+    assert_int_equal(ks_block_store(a, 4, false, x, 512, cap), KS_OK); /* other direction */
+    assert_int_equal(ks_block_store(a, 5, true, x, 513, 4096 + 8), KS_EMPTY);
+    ks_link_stats st = lstats(a);
+    assert_int_equal(st.own_bits, 4096);
+    assert_int_equal(st.unconfirmed_blocks, 2);
+
+    /* consuming makes room again */
+    ks_reservation r;
+    assert_int_equal(ks_remote_enc(a, "KME-B", "alice", SL, 1, 2, 1024, &r), KS_OK);
+    ks_reservation_free(&r);
+    assert_int_equal(lstats(a).own_bits, 2048);
+    assert_int_equal(ks_block_store(a, 3, true, x, 256, cap), KS_OK);
+    assert_int_equal(ks_block_store(a, 6, true, x, 1, cap), KS_EMPTY);
+    ks_close(a);
+}
+
+static void test_block_expiry(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    ks_options o = {.path = f->pa, .local_cap_bits = 1024, .key_ttl_s = 60,
+                    .link_block_ttl_ms = 5000};
+    keystore *a = ks_open(&o, err, sizeof err);
+    assert_non_null(a);
+    uint8_t x[300];
+    fill(x, sizeof x, 4);
+    assert_int_equal(ks_block_store(a, 1, true, x, 300, CAP), KS_OK);
+    ks_testing_advance_clock(a, 3000);
+    assert_int_equal(ks_block_store(a, 2, false, x, 300, CAP), KS_OK);
+    assert_int_equal(ks_block_store(a, 3, true, x, 300, CAP), KS_OK);
+    uint64_t three = 3;
+    assert_int_equal(ks_block_confirm(a, &three, 1, NULL), KS_OK);
+    assert_true(ks_maintain(a) >= 0);
+    assert_int_equal(lstats(a).unconfirmed_blocks, 2);
+    ks_testing_advance_clock(a, 2500); /* block 1 is 5.5 s old, block 2 2.5 s */
+    assert_true(ks_maintain(a) >= 0);
+    assert_int_equal(lstats(a).unconfirmed_blocks, 1);
+    assert_int_equal(ks_block_expire_unconfirmed(a, 1000), 1);
+    assert_int_equal(ks_block_expire_unconfirmed(a, 1000), 0);
+    ks_link_stats st = lstats(a);
+    assert_int_equal(st.unconfirmed_blocks, 0);
+    assert_int_equal(st.own_bits, 2400); /* confirmed blocks never expire */
+    ks_close(a);
+}
+
+/* ---- remote enc and apply ----------------------------------------------- */
+
+typedef struct pair {
+    keystore *a, *b;
+    uint8_t *blk[4];
+    uint32_t len[4];
+} pair;
+
+/* Blocks 100..103 of 200, 300, 200, 400 bytes: 100 and 102 owned by A,
+ * 101 and 103 by B. */
+static void pair_open(const fixture *f, pair *p)
+{
+    p->a = open_ks(f->pa);
+    p->b = open_ks(f->pb);
+    assert_non_null(p->a);
+    assert_non_null(p->b);
+    static const uint32_t lens[4] = {200, 300, 200, 400};
+    for (int i = 0; i < 4; i++) {
+        p->len[i] = lens[i];
+        p->blk[i] = malloc(lens[i]);
+        fill(p->blk[i], lens[i], 100 + (uint64_t)i);
+        feed(p->a, p->b, 100 + (uint64_t)i, i % 2 == 0, p->blk[i], lens[i]);
+    }
+}
+
+static void pair_close(pair *p)
+{
+    ks_close(p->a);
+    ks_close(p->b);
+    for (int i = 0; i < 4; i++)
+        free(p->blk[i]);
+}
+
+static void check_pool(const pair *p, uint64_t a_own, uint64_t b_peer)
+{
+    ks_link_stats sa = lstats(p->a), sb = lstats(p->b);
+    assert_int_equal(sa.own_bits, a_own);
+    assert_int_equal(sb.peer_bits, b_peer);
+    assert_int_equal(sa.peer_bits, 700 * 8); /* B's blocks, untouched here */
+    assert_int_equal(sb.own_bits, 700 * 8);
+}
+
+static void test_remote_enc_apply_dec(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    check_pool(&p, 400 * 8, 400 * 8);
+
+    ks_reservation r;
+    /* 3 keys of 64 bytes: 192 bytes, all from block 100 */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 3, 512, &r), KS_OK);
+    assert_int_equal(r.keys.n, 3);
+    assert_int_equal(r.total_segs, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(r.segs[i].block_id, 100);
+        assert_int_equal(r.segs[i].offset, 64 * i);
+        assert_int_equal(r.segs[i].length, 64);
+        assert_int_equal(r.keys.keys[i].id[6] >> 4, 4);
+    }
+    assert_memory_not_equal(r.keys.keys[0].id, r.keys.keys[1].id, 16);
+    assert_memory_not_equal(r.id, r.keys.keys[0].id, 16);
+    const uint8_t *const blocks[4] = {p.blk[0], p.blk[1], p.blk[2], p.blk[3]};
+    check_material(&r, 100, blocks);
+    check_pool(&p, 208 * 8, 400 * 8);
+    time_t now = time(NULL);
+    assert_true(r.expires_ms / 1000 >= now + 3590 && r.expires_ms / 1000 <= now + 3610);
+
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
+    check_pool(&p, 208 * 8, 208 * 8);
+    assert_int_equal(stored(p.b), 3);
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t m[64];
+        assert_int_equal(dec_key(p.b, "eve", r.keys.keys[i].id, m, 64), KS_UNAUTHORIZED);
+        assert_int_equal(dec_key(p.b, "bob", r.keys.keys[i].id, m, 64), KS_OK);
+        assert_memory_equal(m, r.keys.keys[i].material, 64);
+        assert_int_equal(dec_key(p.b, "bob", r.keys.keys[i].id, m, 64), KS_NOT_FOUND);
+    }
+    assert_int_equal(stored(p.b), 0);
+    assert_int_equal(stored(p.a), 0); /* A keeps no copy of remote keys */
+    ks_reservation_free(&r);
+
+    /* a key across blocks: 8 bytes left in 100, then 102 (101 is B's) */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r), KS_OK);
+    assert_int_equal(r.total_segs, 2);
+    assert_int_equal(r.segs[0].block_id, 100);
+    assert_int_equal(r.segs[0].offset, 192);
+    assert_int_equal(r.segs[0].length, 8);
+    assert_int_equal(r.segs[1].block_id, 102);
+    assert_int_equal(r.segs[1].offset, 0);
+    assert_int_equal(r.segs[1].length, 24);
+    check_material(&r, 100, blocks);
+    check_pool(&p, 176 * 8, 208 * 8);
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
+    check_pool(&p, 176 * 8, 176 * 8);
+    uint8_t m[32];
+    assert_int_equal(dec_key(p.b, "bob", r.keys.keys[0].id, m, 32), KS_OK);
+    assert_memory_equal(m, r.keys.keys[0].material, 32);
+    ks_reservation_free(&r);
+
+    /* short: nothing taken; then exactly the rest; then empty */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 177 * 8, &r), KS_EMPTY);
+    assert_null(r.keys.keys);
+    check_pool(&p, 176 * 8, 176 * 8);
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 2, 88 * 8, &r), KS_OK);
+    check_material(&r, 100, blocks);
+    check_pool(&p, 0, 176 * 8);
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
+    check_pool(&p, 0, 0);
+    ks_reservation_free(&r);
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 8, &r), KS_EMPTY);
+    pair_close(&p);
+}
+
+static void test_remote_enc_invalid(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    ks_reservation r;
+    static const char *const many[64] = {"s"};
+    const char *sl64[64];
+    for (int i = 0; i < 64; i++)
+        sl64[i] = many[0];
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 0, 256, &r), KS_ERROR);
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 252, &r), KS_ERROR);
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 0, &r), KS_ERROR);
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 0, 1, 256, &r), KS_ERROR);
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", sl64, 64, 1, 256, &r), KS_ERROR);
+    assert_int_equal(ks_remote_enc(p.a, NULL, "alice", SL, 1, 1, 256, &r), KS_ERROR);
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", NULL, SL, 1, 1, 256, &r), KS_ERROR);
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", sl64, 63, 1, 256, &r), KS_OK);
+    ks_reservation_free(&r);
+    check_pool(&p, 368 * 8, 400 * 8);
+    pair_close(&p);
+}
+
+/* A reservation with one key of the given segments, applied at B. */
+static ks_result apply_segs(keystore *b, const uint8_t rid[16], const uint8_t kid[16],
+                            const ks_segment *segs, size_t n)
+{
+    uint32_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += segs[i].length;
+    ks_remote_key k = {.size_bits = bytes * 8, .segs = segs, .nsegs = n};
+    memcpy(k.id, kid, 16);
+    return ks_reservation_apply(b, rid, "alice", SL, 1, INT64_MAX, &k, 1);
+}
+
+static void test_apply_rejects(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    uint8_t rid[16], kid[16];
+    memset(rid, 1, 16);
+    memset(kid, 2, 16);
+    static const struct { ks_segment s[2]; size_t n; } bad[] = {
+        {{{100, 0, 32}, {100, 16, 32}}, 2},  /* overlap inside one key */
+        {{{100, 0, 32}, {100, 0, 32}}, 2},   /* the same segment twice */
+        {{{101, 0, 32}}, 1},                 /* B's own block */
+        {{{100, 190, 32}}, 1},               /* beyond the block */
+        {{{999, 0, 32}}, 1},                 /* unknown block */
+        {{{100, 0, 16}, {103, 0, 16}}, 2},   /* second segment foreign */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(apply_segs(p.b, rid, kid, bad[i].s, bad[i].n), KS_REJECTED);
+    /* size and segments disagree */
+    ks_segment s0 = {100, 0, 32};
+    ks_remote_key k = {.size_bits = 264, .segs = &s0, .nsegs = 1};
+    assert_int_equal(ks_reservation_apply(p.b, rid, "alice", SL, 1, INT64_MAX, &k, 1),
+                     KS_REJECTED);
+    /* an unconfirmed peer block */
+    uint8_t x[64];
+    fill(x, 64, 9);
+    assert_int_equal(ks_block_store(p.b, 500, false, x, 64, CAP), KS_OK);
+    ks_segment s1 = {500, 0, 32};
+    assert_int_equal(apply_segs(p.b, rid, kid, &s1, 1), KS_REJECTED);
+    /* nothing changed by any of it */
+    check_pool(&p, 400 * 8, 400 * 8);
+    assert_int_equal(stored(p.b), 0);
+
+    /* a used segment is refused later, also partly overlapping */
+    assert_int_equal(apply_segs(p.b, rid, kid, &s0, 1), KS_OK);
+    assert_int_equal(lstats(p.b).peer_bits, 368 * 8);
+    uint8_t rid2[16], kid2[16];
+    memset(rid2, 3, 16);
+    memset(kid2, 4, 16);
+    ks_segment s2 = {100, 31, 8};
+    assert_int_equal(apply_segs(p.b, rid2, kid2, &s2, 1), KS_REJECTED);
+    ks_segment s3[2] = {{100, 32, 8}, {100, 39, 8}};
+    assert_int_equal(apply_segs(p.b, rid2, kid2, s3, 2), KS_REJECTED);
+    assert_int_equal(lstats(p.b).peer_bits, 368 * 8);
+    assert_int_equal(stored(p.b), 1);
+    /* segments in any order are fine when disjoint */
+    ks_segment s4[2] = {{102, 100, 8}, {100, 32, 8}};
+    assert_int_equal(apply_segs(p.b, rid2, kid2, s4, 2), KS_OK);
+    uint8_t m[16];
+    assert_int_equal(dec_key(p.b, "bob", kid2, m, 16), KS_OK);
+    assert_memory_equal(m, p.blk[2] + 100, 8);
+    assert_memory_equal(m + 8, p.blk[0] + 32, 8);
+    assert_int_equal(lstats(p.b).peer_bits, 352 * 8);
+    pair_close(&p);
+}
+
+static void test_apply_idempotent_conflict(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    ks_reservation r, r2;
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 2, 256, &r), KS_OK);
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK); /* a retry */
+    assert_int_equal(stored(p.b), 2);
+    assert_int_equal(lstats(p.b).peer_bits, 336 * 8);
+    /* still a retry after delivery: answered, nothing recreated */
+    assert_int_equal(dec_key(p.b, "bob", r.keys.keys[0].id, NULL, 32), KS_OK);
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
+    assert_int_equal(stored(p.b), 1);
+    assert_int_equal(dec_key(p.b, "bob", r.keys.keys[0].id, NULL, 32), KS_NOT_FOUND);
+
+    /* same reservation ID, other content */
+    assert_int_equal(apply_res(p.b, &r, (const char *const[]){"carol"}, 1), KS_CONFLICT);
+    r.expires_ms++;
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_CONFLICT);
+    r.expires_ms--;
+
+    /* another reservation reusing a key ID that B holds */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r2), KS_OK);
+    memcpy(r2.keys.keys[0].id, r.keys.keys[1].id, 16);
+    assert_int_equal(apply_res(p.b, &r2, SL, 1), KS_CONFLICT);
+    assert_int_equal(lstats(p.b).peer_bits, 336 * 8); /* rolled back */
+    assert_int_equal(stored(p.b), 1);
+    ks_reservation_free(&r);
+    ks_reservation_free(&r2);
+    pair_close(&p);
+}
+
+static void test_void(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    ks_reservation r1, r2;
+
+    /* void before the reservation: burned, and the late reservation refused */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 2, 256, &r1), KS_OK);
+    assert_int_equal(ks_void_apply(p.b, r1.id, r1.segs, r1.total_segs), KS_OK);
+    assert_int_equal(lstats(p.b).peer_bits, 336 * 8);
+    assert_int_equal(ks_void_apply(p.b, r1.id, r1.segs, r1.total_segs), KS_OK); /* again */
+    assert_int_equal(lstats(p.b).peer_bits, 336 * 8);
+    assert_int_equal(apply_res(p.b, &r1, SL, 1), KS_CONFLICT);
+    assert_int_equal(stored(p.b), 0);
+    assert_int_equal(dec_key(p.b, "bob", r1.keys.keys[0].id, NULL, 32), KS_NOT_FOUND);
+
+    /* void after apply (one key already fetched): the rest goes, bits stay used */
+    static const char *const two[] = {"bob", "carol"};
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", two, 2, 2, 256, &r2), KS_OK);
+    assert_int_equal(apply_res(p.b, &r2, two, 2), KS_OK);
+    assert_int_equal(stored(p.b), 2);
+    assert_int_equal(dec_key(p.b, "bob", r2.keys.keys[0].id, NULL, 32), KS_OK);
+    assert_int_equal(ks_void_apply(p.b, r2.id, r2.segs, r2.total_segs), KS_OK);
+    assert_int_equal(stored(p.b), 0);
+    assert_int_equal(dec_key(p.b, "carol", r2.keys.keys[0].id, NULL, 32), KS_NOT_FOUND);
+    assert_int_equal(dec_key(p.b, "bob", r2.keys.keys[1].id, NULL, 32), KS_NOT_FOUND);
+    assert_int_equal(lstats(p.b).peer_bits, 272 * 8);
+    assert_int_equal(apply_res(p.b, &r2, two, 2), KS_CONFLICT);
+
+    /* a void across used and unused bits, foreign and unknown blocks,
+     * and beyond the end: only the unused bits of peer blocks burn */
+    uint8_t rid[16];
+    memset(rid, 7, 16);
+    ks_segment v[] = {{100, 100, 60}, {100, 120, 10}, {101, 0, 50}, {999, 0, 5},
+                      {102, 190, 100}};
+    assert_int_equal(ks_void_apply(p.b, rid, v, 5), KS_OK);
+    /* used before: 0..128 of block 100; newly burned 128..160 and 190..200 */
+    assert_int_equal(lstats(p.b).peer_bits, (272 - 32 - 10) * 8);
+    assert_int_equal(lstats(p.b).own_bits, 700 * 8);
+    ks_segment ok1 = {100, 160, 30};
+    uint8_t kid[16];
+    memset(kid, 8, 16);
+    uint8_t rid2[16];
+    memset(rid2, 9, 16);
+    assert_int_equal(apply_segs(p.b, rid2, kid, &ok1, 1), KS_OK);
+    ks_segment bad = {102, 195, 5};
+    memset(rid2, 10, 16);
+    memset(kid, 11, 16);
+    assert_int_equal(apply_segs(p.b, rid2, kid, &bad, 1), KS_REJECTED);
+    ks_reservation_free(&r1);
+    ks_reservation_free(&r2);
+    pair_close(&p);
+}
+
+static void test_block_used_up(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    ks_reservation r;
+    /* all of A's 400 bytes in 100 keys of 4 bytes */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 100, 32, &r), KS_OK);
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
+    check_pool(&p, 0, 0);
+    /* both copies of blocks 100 and 102 are gone, and stay gone */
+    assert_int_equal(ks_block_store(p.a, 100, true, p.blk[0], 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.b, 102, false, p.blk[2], 200, CAP), KS_CONFLICT);
+    assert_true(ks_maintain(p.a) >= 0);
+    assert_true(ks_maintain(p.b) >= 0);
+    check_pool(&p, 0, 0);
+    ks_reservation_free(&r);
+    pair_close(&p);
+}
+
+/* ---- outbox ------------------------------------------------------------- */
+
+static void test_outbox(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    ks_reservation r1, r2, r3;
+    uint8_t id[16];
+    char *peer;
+    ks_segment *segs;
+    size_t n;
+
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r1), KS_OK);
+    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_NOT_FOUND);
+    assert_int_equal(ks_remote_confirmed(p.a, r1.id), KS_OK);
+    assert_int_equal(ks_remote_confirmed(p.a, r1.id), KS_NOT_FOUND);
+    assert_int_equal(ks_remote_failed(p.a, r1.id), KS_NOT_FOUND);
+
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 1600, &r2), KS_OK);
+    assert_int_equal(r2.total_segs, 2); /* 168 bytes left in 100, 32 in 102 */
+    assert_int_equal(ks_remote_failed(p.a, r2.id), KS_OK);
+    assert_int_equal(ks_remote_failed(p.a, r2.id), KS_OK);
+    assert_int_equal(ks_remote_confirmed(p.a, r2.id), KS_NOT_FOUND); /* too late */
+    ks_testing_advance_clock(p.a, 5);
+    assert_int_equal(ks_remote_enc(p.a, "KME-X", "alice", SL, 1, 1, 256, &r3), KS_OK);
+    assert_int_equal(ks_remote_failed(p.a, r3.id), KS_OK);
+
+    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
+    assert_memory_equal(id, r2.id, 16); /* the oldest first */
+    assert_string_equal(peer, "KME-B");
+    assert_int_equal(n, 2);
+    assert_memory_equal(segs, r2.segs, 2 * sizeof *segs);
+    /* the bits stay burned at A whatever happens */
+    assert_int_equal(lstats(p.a).own_bits, (400 - 32 - 200 - 32) * 8);
+    assert_int_equal(ks_void_apply(p.b, id, segs, n), KS_OK);
+    free(peer);
+    free(segs);
+    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
+    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
+    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
+    assert_memory_equal(id, r3.id, 16);
+    assert_string_equal(peer, "KME-X");
+    free(peer);
+    free(segs);
+    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
+    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_NOT_FOUND);
+    ks_reservation_free(&r1);
+    ks_reservation_free(&r2);
+    ks_reservation_free(&r3);
+
+    /* a crash between enc and its outcome: pending becomes a void */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 2, 256, &r1), KS_OK);
+    ks_close(p.a);
+    p.a = open_ks(f->pa);
+    assert_non_null(p.a);
+    assert_int_equal(ks_outbox_recover(p.a), 1);
+    assert_int_equal(ks_outbox_recover(p.a), 0);
+    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
+    assert_memory_equal(id, r1.id, 16);
+    assert_int_equal(n, r1.total_segs);
+    assert_memory_equal(segs, r1.segs, n * sizeof *segs);
+    free(peer);
+    free(segs);
+    assert_int_equal(ks_remote_confirmed(p.a, r1.id), KS_NOT_FOUND);
+    ks_reservation_free(&r1);
+    pair_close(&p);
+}
+
+/* ---- persistence, migration --------------------------------------------- */
+
+static void test_reopen_persists(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    uint8_t x[64];
+    fill(x, 64, 77);
+    assert_int_equal(ks_block_store(p.a, 900, true, x, 64, CAP), KS_OK); /* unconfirmed */
+    ks_reservation r;
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 3, 512, &r), KS_OK);
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
+    ks_link_stats sa = lstats(p.a), sb = lstats(p.b);
+    ks_close(p.a);
+    ks_close(p.b);
+
+    p.a = open_sync(f->pa, KS_SYNC_FULL);
+    p.b = open_sync(f->pb, KS_SYNC_FULL);
+    assert_non_null(p.a);
+    assert_non_null(p.b);
+    ks_link_stats sa2 = lstats(p.a), sb2 = lstats(p.b);
+    assert_memory_equal(&sa, &sa2, sizeof sa);
+    assert_memory_equal(&sb, &sb2, sizeof sb);
+    assert_int_equal(sa2.unconfirmed_blocks, 1);
+    assert_int_equal(stored(p.b), 3);
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK); /* still a retry */
+    uint8_t m[64];
+    assert_int_equal(dec_key(p.b, "bob", r.keys.keys[2].id, m, 64), KS_OK);
+    assert_memory_equal(m, r.keys.keys[2].material, 64);
+    assert_int_equal(ks_remote_confirmed(p.a, r.id), KS_OK); /* the outbox survived */
+    ks_reservation_free(&r);
+    /* the cursor survived: the next key continues where the last ended */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 64, &r), KS_OK);
+    assert_int_equal(r.segs[0].block_id, 100);
+    assert_int_equal(r.segs[0].offset, 192);
+    ks_reservation_free(&r);
+    pair_close(&p);
+}
+
+static void test_migrate_v1(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->pa, &db), SQLITE_OK);
+    /* the schema and a key row as version 1 wrote them */
+    const char *v1 =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE local_pool(id INTEGER PRIMARY KEY CHECK (id = 0),"
+        " bits INTEGER NOT NULL CHECK (bits >= 0), refill_ns INTEGER NOT NULL);"
+        "CREATE TABLE keys(key_id BLOB PRIMARY KEY CHECK (length(key_id) = 16),"
+        " master TEXT NOT NULL, size_bits INTEGER NOT NULL CHECK (size_bits > 0 AND"
+        " size_bits % 8 = 0), material BLOB NOT NULL, created INTEGER NOT NULL,"
+        " expires INTEGER NOT NULL, slaves BLOB NOT NULL, pending INTEGER NOT NULL)"
+        " WITHOUT ROWID;"
+        "CREATE INDEX keys_expires ON keys(expires);"
+        "INSERT INTO meta VALUES ('schema_version', 1);"
+        "INSERT INTO local_pool VALUES (0, 4096, 0);"
+        "INSERT INTO keys VALUES (x'11111111111141118111111111111111', 'alice', 64,"
+        " x'0102030405060708', 0, 9000000000000, x'626f6200', 1);";
+    assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    keystore *a = open_ks(f->pa);
+    assert_non_null(a);
+    uint8_t id[16], m[8];
+    memset(id, 0x11, 16);
+    id[6] = 0x41;
+    id[8] = 0x81;
+    assert_int_equal(dec_key(a, "bob", id, m, 8), KS_OK);
+    assert_memory_equal(m, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+    uint8_t x[100];
+    fill(x, 100, 5);
+    assert_int_equal(ks_block_store(a, 1, true, x, 100, CAP), KS_OK);
+    ks_close(a);
+
+    assert_int_equal(sqlite3_open(f->pa, &db), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name ="
+                                            " 'schema_version'", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 2);
+    sqlite3_finalize(s);
+    sqlite3_exec(db, "UPDATE meta SET value = 3 WHERE name = 'schema_version'", NULL, NULL,
+                 NULL);
+    sqlite3_close(db);
+    char err[256] = "";
+    ks_options o = {.path = f->pa, .local_cap_bits = 1024};
+    assert_null(ks_open(&o, err, sizeof err)); /* a newer schema is refused */
+    assert_non_null(strstr(err, "schema version 3"));
+}
+
+/* ---- concurrency -------------------------------------------------------- */
+
+#define TH 8
+#define TH_ITERS 40
+#define TH_BLOCKS 24
+#define TH_BLEN 2048
+
+typedef struct worker {
+    pair *p;
+    ks_segment *segs; /* every segment this thread got */
+    size_t nsegs, cap;
+    uint64_t bytes;   /* bytes allocated */
+    atomic_int *fail;
+    pthread_barrier_t *bar;
+    unsigned seed;
+} worker;
+
+static void worker_keep(worker *w, const ks_reservation *r)
+{
+    for (size_t i = 0; i < r->total_segs; i++) {
+        if (w->nsegs == w->cap) {
+            w->cap = w->cap ? w->cap * 2 : 64;
+            w->segs = realloc(w->segs, w->cap * sizeof *w->segs);
+        }
+        w->segs[w->nsegs++] = r->segs[i];
+    }
+    for (size_t i = 0; i < r->keys.n; i++)
+        w->bytes += r->keys.keys[i].size_bits / 8;
+}
+
+/* Deliver r at B and check the slaves get A's material. */
+static void worker_deliver(worker *w, const ks_reservation *r)
+{
+    if (apply_res(w->p->b, r, SL, 1) != KS_OK) {
+        atomic_fetch_add(w->fail, 1);
+        return;
+    }
+    for (size_t i = 0; i < r->keys.n; i++) {
+        uint8_t m[128];
+        size_t len = r->keys.keys[i].size_bits / 8;
+        if (dec_key(w->p->b, "bob", r->keys.keys[i].id, m, len) != KS_OK ||
+            memcmp(m, r->keys.keys[i].material, len) != 0)
+            atomic_fetch_add(w->fail, 1);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    pthread_barrier_wait(w->bar);
+    for (int i = 0; i < TH_ITERS; i++) {
+        uint32_t n = 1 + (uint32_t)(rand_r(&w->seed) % 3);
+        uint32_t size = 8 * (1 + (uint32_t)(rand_r(&w->seed) % 128));
+        ks_reservation r;
+        ks_result res = ks_remote_enc(w->p->a, "KME-B", "alice", SL, 1, n, size, &r);
+        if (res == KS_EMPTY)
+            continue;
+        if (res != KS_OK) {
+            atomic_fetch_add(w->fail, 1);
+            continue;
+        }
+        worker_keep(w, &r);
+        if (i % 2 == 0)
+            worker_deliver(w, &r);
+        else if (ks_void_apply(w->p->b, r.id, r.segs, r.total_segs) != KS_OK)
+            atomic_fetch_add(w->fail, 1);
+        ks_reservation_free(&r);
+    }
+    return NULL;
+}
+
+static void remove_db(const char *path)
+{
+    char p[200];
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+}
+
+static int seg_cmp(const void *x, const void *y)
+{
+    const ks_segment *a = x, *b = y;
+    if (a->block_id != b->block_id)
+        return a->block_id < b->block_id ? -1 : 1;
+    return a->offset < b->offset ? -1 : a->offset > b->offset;
+}
+
+static void concurrent_mode(const fixture *f, ks_sync mode)
+{
+    pair p = {.a = open_sync(f->pa, mode), .b = open_sync(f->pb, mode)};
+    assert_non_null(p.a);
+    assert_non_null(p.b);
+    uint8_t *x = malloc(TH_BLEN);
+    for (uint64_t i = 0; i < TH_BLOCKS; i++) {
+        fill(x, TH_BLEN, 1000 + i);
+        feed(p.a, p.b, 5000 + i, true, x, TH_BLEN);
+    }
+    free(x);
+    const uint64_t total = (uint64_t)TH_BLOCKS * TH_BLEN;
+    worker w[TH];
+    pthread_t th[TH];
+    atomic_int fail = 0;
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, TH + 1);
+    for (int i = 0; i < TH; i++) {
+        w[i] = (worker){.p = &p, .fail = &fail, .bar = &bar, .seed = 17u + (unsigned)i};
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    pthread_barrier_wait(&bar);
+    /* watch the pools while the workers run: never above the start, and
+     * (unsigned) never wrapped around */
+    for (int k = 0; k < 50; k++) {
+        ks_link_stats sa = lstats(p.a), sb = lstats(p.b);
+        assert_true(sa.own_bits <= total * 8);
+        assert_true(sb.peer_bits <= total * 8);
+        usleep(1000);
+    }
+    uint64_t bytes = 0;
+    size_t nsegs = 0;
+    for (int i = 0; i < TH; i++) {
+        pthread_join(th[i], NULL);
+        bytes += w[i].bytes;
+        nsegs += w[i].nsegs;
+    }
+    pthread_barrier_destroy(&bar);
+    assert_int_equal(atomic_load(&fail), 0);
+    ks_segment *all = malloc((nsegs ? nsegs : 1) * sizeof *all);
+    size_t k = 0;
+    for (int i = 0; i < TH; i++) {
+        memcpy(all + k, w[i].segs, w[i].nsegs * sizeof *all);
+        k += w[i].nsegs;
+        free(w[i].segs);
+    }
+    qsort(all, nsegs, sizeof *all, seg_cmp);
+    for (size_t i = 1; i < nsegs; i++)
+        if (all[i].block_id == all[i - 1].block_id)
+            assert_true(all[i - 1].offset + all[i - 1].length <= all[i].offset);
+    free(all);
+    assert_true(bytes > total / 2);
+    assert_int_equal(lstats(p.a).own_bits, (total - bytes) * 8);
+    assert_int_equal(lstats(p.b).peer_bits, (total - bytes) * 8);
+    assert_int_equal(stored(p.b), 0);
+    ks_close(p.a);
+    ks_close(p.b);
+    remove_db(f->pa);
+    remove_db(f->pb);
+}
+
+static void test_concurrent(void **state)
+{
+    concurrent_mode(*state, KS_SYNC_NORMAL);
+    concurrent_mode(*state, KS_SYNC_FULL);
+}
+
+/* ---- erasure from the files --------------------------------------------- */
+
+static int file_contains(const char *path, const uint8_t *needle, size_t n)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return 0;
+    fseek(fp, 0, SEEK_END);
+    long sz = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    uint8_t *buf = malloc(sz > 0 ? (size_t)sz : 1);
+    size_t got = fread(buf, 1, (size_t)(sz > 0 ? sz : 0), fp);
+    fclose(fp);
+    int found = memmem(buf, got, needle, n) != NULL;
+    free(buf);
+    return found;
+}
+
+static int store_contains(const char *path, const uint8_t *needle, size_t n)
+{
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    return file_contains(path, needle, n) || file_contains(wal, needle, n);
+}
+
+static void test_erased_material(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    ks_reservation r;
+    /* 336 bytes: block 100 whole, then 136 bytes of 102 (its first chunk) */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 3, 896, &r), KS_OK);
+    assert_true(ks_maintain(p.a) >= 0);
+    assert_true(ks_maintain(p.b) >= 0);
+    /* consumed at A, B has not applied yet: B still holds the bytes */
+    const uint8_t *gone[] = {p.blk[0], p.blk[0] + 150, p.blk[2], p.blk[2] + 100};
+    for (int i = 0; i < 4; i++) {
+        assert_false(store_contains(f->pa, gone[i], 24));
+        assert_true(store_contains(f->pb, gone[i], 24));
+    }
+    assert_true(store_contains(f->pa, p.blk[2] + 170, 24)); /* not consumed */
+
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(dec_key(p.b, "bob", r.keys.keys[i].id, NULL, 112), KS_OK);
+    assert_true(ks_maintain(p.b) >= 0);
+    for (int i = 0; i < 4; i++)
+        assert_false(store_contains(f->pb, gone[i], 24));
+    assert_true(store_contains(f->pb, p.blk[2] + 170, 24));
+    assert_true(store_contains(f->pb, p.blk[1], 24)); /* B's own block */
+
+    /* a void erases too */
+    assert_int_equal(ks_void_apply(p.b, r.id, (ks_segment[]){{102, 128, 72}}, 1), KS_OK);
+    assert_true(ks_maintain(p.b) >= 0);
+    assert_false(store_contains(f->pb, p.blk[2] + 170, 24));
+    ks_reservation_free(&r);
+    pair_close(&p);
+}
+
+/* ---- informative throughput -------------------------------------------- */
+
+static void test_throughput(void **state)
+{
+    fixture *f = *state;
+    keystore *a = open_ks(f->pa), *b = open_ks(f->pb);
+    const int n = getenv("KS_BENCH_PAIRS") ? atoi(getenv("KS_BENCH_PAIRS")) : 3000;
+    const uint32_t blen = 65536;
+    uint8_t *x = malloc(blen);
+    pair p = {.a = a, .b = b};
+    for (uint64_t i = 0; i * blen < (uint64_t)n * 32 + blen; i++) {
+        fill(x, blen, 7000 + i);
+        feed(a, b, 9000 + i, true, x, blen);
+    }
+    free(x);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; i++) {
+        ks_reservation r;
+        assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r), KS_OK);
+        assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
+        assert_int_equal(ks_remote_confirmed(p.a, r.id), KS_OK);
+        assert_int_equal(dec_key(p.b, "bob", r.keys.keys[0].id, NULL, 32), KS_OK);
+        ks_reservation_free(&r);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("[info] normal sync, 1 thread: %.0f remote enc+apply+confirm+dec/s of 256-bit keys"
+           " (%.1f us each)\n", n / dt, dt / n * 1e6);
+    ks_close(a);
+    ks_close(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_block_store_confirm_discard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cap_refusal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remote_enc_apply_dec, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remote_enc_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_rejects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_idempotent_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_void, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_used_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erased_material, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
