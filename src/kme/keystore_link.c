@@ -1098,6 +1098,16 @@ typedef struct apply_ctx {
     secret_buf buf; /* one key's material at a time */
 } apply_ctx;
 
+static int confirm_one(keystore *ks, blk *b)
+{
+    sqlite3_stmt *s = L(ks, LS_CONFIRM);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)b->id);
+    if (step_reset(s) != SQLITE_DONE)
+        return -1;
+    b->confirmed = true;
+    return 0;
+}
+
 /* Check one segment of a reservation and take its bytes into dst. */
 static ks_result take_seg(keystore *ks, const ks_segment *sg, uint8_t *dst)
 {
@@ -1106,8 +1116,14 @@ static ks_result take_seg(keystore *ks, const ks_segment *sg, uint8_t *dst)
     int found = blk_get(ks, sg->block_id, &b);
     if (found <= 0)
         return found < 0 ? KS_ERROR : KS_REJECTED;
-    if (b.own || !b.confirmed || end > b.length)
+    if (b.own || end > b.length)
         return KS_REJECTED;
+    /* The peer allocates only from blocks the link confirmed to it, and the
+     * link confirms only blocks that both KMEs stored: a peer block we hold
+     * but whose confirmation has not reached us yet is confirmed by the
+     * peer's use of it.  Refusing would burn bits that both sides hold. */
+    if (!b.confirmed && confirm_one(ks, &b) != 0)
+        return KS_ERROR;
     int p = seg_near(ks, LS_SEG_BEFORE, b.id, end, &po, &pl);
     if (p < 0)
         return KS_ERROR;

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/uuid.h"
 #include "kme/keystore.h"
 
 #define CAP (1ull << 30)
@@ -459,19 +460,32 @@ static void test_apply_rejects(void **state)
     ks_remote_key k = {.size_bits = 264, .segs = &s0, .nsegs = 1};
     assert_int_equal(ks_reservation_apply(p.b, rid, "alice", SL, 1, INT64_MAX, &k, 1),
                      KS_REJECTED);
-    /* an unconfirmed peer block */
-    uint8_t x[64];
-    fill(x, 64, 9);
-    assert_int_equal(ks_block_store(p.b, 500, false, x, 64, CAP), KS_OK);
+    /* a block we do not hold at all */
     ks_segment s1 = {500, 0, 32};
     assert_int_equal(apply_segs(p.b, rid, kid, &s1, 1), KS_REJECTED);
     /* nothing changed by any of it */
     check_pool(&p, 400 * 8, 400 * 8);
     assert_int_equal(stored(p.b), 0);
+    /* a peer block we hold whose confirmation has not reached us: the peer's
+     * use of it proves the link confirmed it, so it is confirmed and used */
+    uint8_t x[64];
+    fill(x, 64, 9);
+    assert_int_equal(ks_block_store(p.b, 500, false, x, 64, CAP), KS_OK);
+    assert_int_equal(lstats(p.b).unconfirmed_blocks, 1);
+    uint8_t rid0[16], kid0[16];
+    uuid_generate_v4(rid0);
+    uuid_generate_v4(kid0);
+    assert_int_equal(apply_segs(p.b, rid0, kid0, &s1, 1), KS_OK);
+    assert_int_equal(lstats(p.b).unconfirmed_blocks, 0);
+    assert_int_equal(lstats(p.b).peer_bits, 400 * 8 + 32 * 8);
+    ks_batch got = {0};
+    assert_int_equal(ks_dec(p.b, "alice", SL[0], (const uint8_t (*)[16])kid0, 1, &got), KS_OK);
+    assert_memory_equal(got.keys[0].material, x, 32);
+    ks_batch_free(&got);
 
     /* a used segment is refused later, also partly overlapping */
     assert_int_equal(apply_segs(p.b, rid, kid, &s0, 1), KS_OK);
-    assert_int_equal(lstats(p.b).peer_bits, 368 * 8);
+    assert_int_equal(lstats(p.b).peer_bits, 368 * 8 + 32 * 8);
     uint8_t rid2[16], kid2[16];
     memset(rid2, 3, 16);
     memset(kid2, 4, 16);
@@ -479,7 +493,7 @@ static void test_apply_rejects(void **state)
     assert_int_equal(apply_segs(p.b, rid2, kid2, &s2, 1), KS_REJECTED);
     ks_segment s3[2] = {{100, 32, 8}, {100, 39, 8}};
     assert_int_equal(apply_segs(p.b, rid2, kid2, s3, 2), KS_REJECTED);
-    assert_int_equal(lstats(p.b).peer_bits, 368 * 8);
+    assert_int_equal(lstats(p.b).peer_bits, 368 * 8 + 32 * 8);
     assert_int_equal(stored(p.b), 1);
     /* segments in any order are fine when disjoint */
     ks_segment s4[2] = {{102, 100, 8}, {100, 32, 8}};
@@ -488,7 +502,7 @@ static void test_apply_rejects(void **state)
     assert_int_equal(dec_key(p.b, "bob", kid2, m, 16), KS_OK);
     assert_memory_equal(m, p.blk[2] + 100, 8);
     assert_memory_equal(m + 8, p.blk[0] + 32, 8);
-    assert_int_equal(lstats(p.b).peer_bits, 352 * 8);
+    assert_int_equal(lstats(p.b).peer_bits, 352 * 8 + 32 * 8);
     pair_close(&p);
 }
 
