@@ -7,6 +7,13 @@
  * store call returns only after its transaction is durable, so the answer
  * rendered here never promises a key that a crash could take back.
  *
+ * Remote pairs (the slave is attached to a peer KME, docs/kme-pair.md):
+ * enc_keys reserves bits of our own link blocks in one transaction
+ * (ks_remote_enc), sends the peer the reservation with no lock held
+ * (peer.c), and answers the keys only after the peer acknowledged it and
+ * the acknowledgement is recorded; otherwise the bits are burned (I5) and
+ * the SAE gets a 503 within the peer timeout.
+ *
  * Key containers are written by hand into one secret buffer rather than
  * through jansson, so that no copy of a base64 key is left in freed heap
  * memory: the buffer is wiped once the HTTP layer has sent it.
@@ -21,7 +28,11 @@
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/uuid.h"
+#include "kme/peer.h"
 #include "kme/request.h"
+
+#define MSG_RELAY "additional_slave_SAE_IDs must sit behind the same KME as the slave " \
+                  "(relay between KMEs is not supported)"
 
 static void api_error_from(kme_reply *out, kme_err *err)
 {
@@ -55,7 +66,7 @@ static int check_peer_sae(const kme_api *api, const char *caller, const char *pe
         kme_err_set(err, 400, "%s SAE ID in the path must differ from the caller's own SAE ID", role);
         return -1;
     }
-    if (!kme_config_is_local_sae(api->cfg, peer)) {
+    if (!kme_config_is_local_sae(api->cfg, peer) && !kme_config_peer_of_sae(api->cfg, peer)) {
         kme_err_set(err, 400, "%s SAE ID is not known to this KME", role);
         return -1;
     }
@@ -65,6 +76,36 @@ static int check_peer_sae(const kme_api *api, const char *caller, const char *pe
 static int32_t clamp_i32(uint64_t v)
 {
     return v > INT32_MAX ? INT32_MAX : (int32_t)v;
+}
+
+/* Is there a QKD link to this peer, i.e. blocks we can allocate from? */
+static bool linked_to(const kme_config *cfg, const kme_peer *peer)
+{
+    return cfg->has_link && strcmp(cfg->link_peer, peer->id) == 0;
+}
+
+/* Pool level and capacity in bits for master -> slave: the local CSPRNG
+ * pool, or our own confirmed link blocks for a remote slave. */
+static int pool_bits(const kme_api *api, const kme_peer *remote, uint64_t *avail, uint64_t *cap)
+{
+    if (remote) {
+        ks_link_stats ls = { 0 };
+        if (!linked_to(api->cfg, remote)) {
+            *avail = *cap = 0; /* a peer without a link: no keys to it */
+            return 0;
+        }
+        if (ks_link_stats_get(api->ks, &ls) != KS_OK)
+            return -1;
+        *avail = ls.own_bits;
+        *cap = (uint64_t)api->cfg->link_pool_cap_bits;
+        return 0;
+    }
+    ks_stats st;
+    if (ks_stats_get(api->ks, &st) != KS_OK)
+        return -1;
+    *avail = st.local_available_bits;
+    *cap = st.local_cap_bits;
+    return 0;
 }
 
 static void handle_status(const kme_api *api, const char *caller, kme_request *req,
@@ -77,20 +118,21 @@ static void handle_status(const kme_api *api, const char *caller, kme_request *r
         kme_err_clear(&err);
         return;
     }
-    ks_stats st;
-    if (ks_stats_get(api->ks, &st) != KS_OK) {
+    const kme_peer *remote = kme_config_peer_of_sae(cfg, req->sae_id);
+    uint64_t avail, cap;
+    if (pool_bits(api, remote, &avail, &cap) != 0) {
         reply_error(out, 503, "key data access error");
         return;
     }
     uint64_t ks = (uint64_t)cfg->key_size;
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "source_KME_ID", cfg->id,
-        "target_KME_ID", cfg->id,
+        "target_KME_ID", remote ? remote->id : cfg->id,
         "master_SAE_ID", caller,
         "slave_SAE_ID", req->sae_id,
         "key_size", (json_int_t)cfg->key_size,
-        "stored_key_count", (json_int_t)clamp_i32(st.local_available_bits / ks),
-        "max_key_count", (json_int_t)clamp_i32(st.local_cap_bits / ks),
+        "stored_key_count", (json_int_t)clamp_i32(avail / ks),
+        "max_key_count", (json_int_t)clamp_i32(cap / ks),
         "max_key_per_request", (json_int_t)cfg->max_key_per_request,
         "max_key_size", (json_int_t)cfg->max_key_size,
         "min_key_size", (json_int_t)cfg->min_key_size,
@@ -138,35 +180,113 @@ static void render_keys(kme_reply *out, const ks_batch *b)
     out->has_keys = true;
 }
 
-static int check_additional_slaves(const kme_api *api, const kme_request *req, kme_err *err)
+/* Every additional slave must be known and sit where the slave sits
+ * (remote: behind the same peer, NULL: here): multicast across KMEs would
+ * need a relay. */
+static int check_additional_slaves(const kme_api *api, const kme_request *req,
+                                   const kme_peer *remote, kme_err *err)
 {
-    for (size_t i = 0; i < req->n_additional; i++)
-        if (!kme_config_is_local_sae(api->cfg, req->additional[i])) {
+    for (size_t i = 0; i < req->n_additional; i++) {
+        const char *id = req->additional[i];
+        const kme_peer *behind = kme_config_peer_of_sae(api->cfg, id);
+        if (!behind && !kme_config_is_local_sae(api->cfg, id)) {
             kme_err_set(err, 400, "additional_slave_SAE_IDs[%zu] is not known to this KME", i);
             return -1;
         }
+        if (behind != remote) {
+            kme_err_set(err, 400, MSG_RELAY);
+            return -1;
+        }
+    }
     return 0;
+}
+
+/* The slave and the additional slaves, in request order. */
+static size_t slave_list(const kme_request *req, const char **slaves)
+{
+    size_t n = 0;
+    slaves[n++] = req->sae_id;
+    for (size_t i = 0; i < req->n_additional; i++)
+        slaves[n++] = req->additional[i];
+    return n;
+}
+
+/* After ks_remote_enc: have the peer record the keys, then answer them; on
+ * any failure burn them (the replay thread tells the peer) and answer 503. */
+static void finish_remote(const kme_api *api, const kme_peer *peer, const char *caller,
+                          const char *const *slaves, size_t nslaves, ks_reservation *r,
+                          kme_reply *out)
+{
+    char reason[256], msg[400];
+    if (peer_reserve(api->peers, peer->id, r, caller, slaves, nslaves, reason, sizeof reason) == 0) {
+        if (ks_remote_confirmed(api->ks, r->id) == KS_OK) {
+            render_keys(out, &r->keys);
+            return;
+        }
+        /* The acknowledgement is not on disk: after a crash the entry would
+         * turn into a void and the peer would drop the keys, so the master
+         * must not have them either. */
+        snprintf(reason, sizeof reason, "the peer's acknowledgement could not be recorded");
+    }
+    if (ks_remote_failed(api->ks, r->id) != KS_OK)
+        log_error("enc_keys: a failed reservation for KME %s could not be marked void; "
+                  "it becomes one at the next start", peer->id);
+    peer_void_wake(api->peers);
+    log_warn("enc_keys: %s -> %s: peer KME %s did not confirm %zu keys: %s", caller, slaves[0],
+             peer->id, r->keys.n, reason);
+    snprintf(msg, sizeof msg, "peer KME %s did not confirm the keys: %s", peer->id, reason);
+    reply_error(out, 503, msg);
+}
+
+/* enc_keys for a slave attached to a peer KME (request already validated). */
+static void remote_enc(const kme_api *api, const kme_peer *peer, const char *caller,
+                       const kme_request *req, kme_reply *out)
+{
+    char msg[320];
+    if (!api->peers || !linked_to(api->cfg, peer)) {
+        snprintf(msg, sizeof msg, "no QKD link to KME %s: keys for its SAEs cannot be made here", peer->id);
+        reply_error(out, 503, msg);
+        return;
+    }
+    const char *slaves[1 + KME_MAX_SAE_ID_COUNT];
+    size_t nslaves = slave_list(req, slaves);
+    ks_reservation r;
+    memset(&r, 0, sizeof r);
+    ks_result rc = ks_remote_enc(api->ks, peer->id, caller, slaves, nslaves, (uint32_t)req->number,
+                                 (uint32_t)req->size, &r);
+    if (rc == KS_OK) {
+        finish_remote(api, peer, caller, slaves, nslaves, &r, out);
+        log_debug("enc_keys: %s -> %s at %s (+%zu): %" PRId64 " keys of %" PRId64 " bits: %d",
+                  caller, req->sae_id, peer->id, req->n_additional, req->number, req->size, out->http);
+    } else if (rc == KS_EMPTY) {
+        reply_error(out, 503, "not enough key material available for this request");
+    } else {
+        reply_error(out, 503, "key data access error");
+    }
+    ks_reservation_free(&r);
 }
 
 static void handle_enc_keys(const kme_api *api, const char *caller, kme_request *req,
                             kme_reply *out)
 {
     kme_err err = { 0 };
-    kme_limits lim = pair_limits(api->cfg, false);
+    const kme_peer *remote = kme_config_peer_of_sae(api->cfg, req->sae_id);
+    kme_limits lim = pair_limits(api->cfg, remote != NULL);
     if (check_peer_sae(api, caller, req->sae_id, "slave", &err) != 0
         || kme_request_validate_enc(req, &lim, caller, &err) != 0
-        || check_additional_slaves(api, req, &err) != 0) {
+        || check_additional_slaves(api, req, remote, &err) != 0) {
         api_error_from(out, &err);
         kme_err_clear(&err);
+        return;
+    }
+    if (remote) {
+        remote_enc(api, remote, caller, req, out);
         return;
     }
     /* validate_enc bounded n_additional by max_sae_id_count, which the
      * configuration bounds by KME_MAX_SAE_ID_COUNT. */
     const char *slaves[1 + KME_MAX_SAE_ID_COUNT];
-    size_t nslaves = 0;
-    slaves[nslaves++] = req->sae_id;
-    for (size_t i = 0; i < req->n_additional; i++)
-        slaves[nslaves++] = req->additional[i];
+    size_t nslaves = slave_list(req, slaves);
 
     ks_batch b = { 0 };
     ks_result r = ks_local_enc(api->ks, caller, slaves, nslaves, (uint32_t)req->number,

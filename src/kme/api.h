@@ -7,6 +7,11 @@
  * Status or Key container on success, an Error object otherwise.  Every
  * answer has a JSON body.  Bodies that carry keys live in a secret buffer
  * that is wiped when the HTTP layer has sent it.
+ *
+ * A slave attached to a peer KME makes a remote pair (docs/kme-pair.md):
+ * status reports the QKD link's pool, and enc_keys reserves bits of our own
+ * link blocks, has the peer record the same keys for the slaves (peer.c)
+ * and answers only once the peer has acknowledged them.
  */
 #ifndef QC_KME_API_H
 #define QC_KME_API_H
@@ -18,9 +23,12 @@
 #include "kme/keystore.h"
 #include "kme/reply.h"
 
+struct peer_service;
+
 typedef struct kme_api {
     const kme_config *cfg;
     keystore *ks;
+    struct peer_service *peers;   /* the KME-to-KME channel; NULL without [peer_api] */
 } kme_api;
 
 /* The SAE API's request handler (a listener_handler; ctx is a kme_api). */

@@ -21,6 +21,7 @@
 #include "kme/api.h"
 #include "kme/config.h"
 #include "kme/listener.h"
+#include "kme/peer.h"
 #include "kme/request.h"
 #include "kme/keystore.h"
 
@@ -66,6 +67,32 @@ static int wait_for_stop_signal(void)
     return sig;
 }
 
+/* The KME-to-KME channel ([peer_api]): listener, client pools, void
+ * replay.  Started before the SAE API so that no enc_keys can run before
+ * reservations of unknown fate are voided.  0, or -1 (logged). */
+static int start_peer(const kme_config *cfg, keystore *ks, peer_service **out)
+{
+    char err[512];
+    *out = NULL;
+    if (!cfg->has_peer_api)
+        return 0;
+    peer_service *ps = peer_service_start(cfg, ks, err, sizeof err);
+    if (!ps) {
+        log_error("peer_api: %s", err);
+        return -1;
+    }
+    unsigned port = peer_service_port(ps);
+    if (cfg->peer_port_file && write_port_file(cfg->peer_port_file, port) != 0) {
+        log_error("cannot write port file %s: %s", cfg->peer_port_file, strerror(errno));
+        peer_service_stop(ps);
+        return -1;
+    }
+    log_info("KME %s serving the KME-to-KME channel on https://%s:%u (%zu peers)",
+             cfg->id, cfg->peer_listen.host, port, cfg->n_peers);
+    *out = ps;
+    return 0;
+}
+
 static int run(const kme_config *cfg)
 {
     char err[512];
@@ -83,6 +110,10 @@ static int run(const kme_config *cfg)
         return EXIT_RUNTIME;
     }
     kme_api api = { .cfg = cfg, .ks = ks };
+    if (start_peer(cfg, ks, &api.peers) != 0) {
+        ks_close(ks);
+        return EXIT_RUNTIME;
+    }
     listener_spec sae_api = {
         .name = "sae_api", .host = cfg->listen_host, .port = cfg->listen_port,
         .cert = cfg->cert, .key = cfg->key, .ca = cfg->ca, .threads = cfg->threads,
@@ -91,6 +122,7 @@ static int run(const kme_config *cfg)
     listener *http = listener_start(&sae_api, err, sizeof err);
     if (!http) {
         log_error("%s", err);
+        peer_service_stop(api.peers);
         ks_close(ks);
         return EXIT_RUNTIME;
     }
@@ -98,6 +130,7 @@ static int run(const kme_config *cfg)
     if (cfg->port_file && write_port_file(cfg->port_file, port) != 0) {
         log_error("cannot write port file %s: %s", cfg->port_file, strerror(errno));
         listener_stop(http);
+        peer_service_stop(api.peers);
         ks_close(ks);
         return EXIT_RUNTIME;
     }
@@ -107,6 +140,7 @@ static int run(const kme_config *cfg)
     int sig = wait_for_stop_signal();
     log_info("signal %d: shutting down", sig);
     listener_stop(http);
+    peer_service_stop(api.peers);
     ks_close(ks);
     return 0;
 }

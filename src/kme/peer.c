@@ -1,0 +1,979 @@
+/*
+ * peer.c - the KME-to-KME channel (docs/kme-pair.md, "Remote enc_keys"):
+ * the [peer_api] listener's handler, the client pools that send
+ * reservations and voids to peers, and the void replay thread.
+ *
+ * Wire format (JSON, UTF-8; block IDs as exactly 16 hex digits, UUIDs in the
+ * 8-4-4-4-12 form, times in Unix milliseconds; a segment is
+ * [block_id_hex, offset_bytes, length_bytes]):
+ *
+ *   POST /peer/v1/reservations
+ *     {"reservation_ID": UUID, "master_SAE_ID": s, "slave_SAE_IDs": [s, ...],
+ *      "expires": ms, "keys": [{"key_ID": UUID, "segments": [seg, ...]}, ...]}
+ *   POST /peer/v1/voids
+ *     {"reservation_ID": UUID, "segments": [seg, ...]}
+ *
+ * There is no member a key's bytes could travel in: a key is named by its
+ * ID and located by block segments that both KMEs hold from the link (I3).
+ * Parsing is strict (duplicate or unknown members, wrong types, values out
+ * of range are 400 and nothing changes), since only our own KMEs speak this
+ * and a lenient parser would hide a version mismatch.
+ *
+ * Answers: 200 {"reservation_ID": UUID, "status": "applied" | "voided"}; an
+ * error is a problem-detail style object {"type": t, "status": code,
+ * "message": text}: 400 bad-request, 403 no-link (the caller shares no QKD
+ * link with us, so its segments cannot name our blocks), 404, 405,
+ * 409 segments-unusable (a segment is not in a confirmed block owned by the
+ * caller, or overlaps bits used before: no key was made, the caller must
+ * burn the reservation) and 409 key-conflict (a key ID already recorded
+ * with other content), 503 internal.
+ */
+#include "kme/peer.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/uuid.h"
+#include "common/x509cn.h"
+#include "kme/listener.h"
+
+#define PATH_RESERVATIONS "/peer/v1/reservations"
+#define PATH_VOIDS "/peer/v1/voids"
+#define POOL_MAX 8                 /* idle connections kept per peer */
+#define MAX_RESPONSE 65536         /* a peer's answer is small JSON */
+#define MAX_KEYS 100000            /* keys per reservation (the body limit binds first) */
+#define MAX_SEGS 100000            /* segments per key or per void */
+#define ID_MAX 256
+#define REPLAY_MIN_MS 100
+#define REPLAY_MAX_MS 5000
+#define REPLAY_IDLE_MS 1000        /* look for voids at least this often */
+#define REJECT_RETRY_MS 20         /* first pause before re-sending after segments-unusable */
+
+/* ===================================================================
+ * Server: the [peer_api] handler
+ * =================================================================== */
+
+typedef struct perr {
+    int http;
+    const char *type;
+    char msg[256];
+} perr;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static int fail(perr *e, int http, const char *type, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    e->http = http;
+    e->type = type;
+    return -1;
+}
+
+static void reply_problem(kme_reply *out, const perr *e)
+{
+    json_t *o = json_pack("{s:s, s:i, s:s}", "type", e->type, "status", e->http,
+                          "message", e->msg);
+    reply_json(out, e->http, o);
+    json_decref(o);
+}
+
+/* Every member of o must be one of names: an unknown one is a version
+ * mismatch or a typo, not something to ignore. */
+static int only_members(json_t *o, const char *const *names, size_t n, const char *where, perr *e)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        size_t i = 0;
+        while (i < n && strcmp(k, names[i]) != 0)
+            i++;
+        if (i == n)
+            return fail(e, 400, "bad-request", "%s: unknown member \"%.64s\"", where, k);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!json_object_get(o, names[i]))
+            return fail(e, 400, "bad-request", "%s: missing member \"%s\"", where, names[i]);
+    return 0;
+}
+
+static int get_uuid(json_t *o, const char *name, uint8_t out[16], perr *e)
+{
+    json_t *v = json_object_get(o, name);
+    if (!json_is_string(v) || uuid_parse(json_string_value(v), json_string_length(v), out) != 0)
+        return fail(e, 400, "bad-request", "%s must be a UUID string", name);
+    return 0;
+}
+
+/* Exactly 16 hex digits (either case): the link's 64-bit block ID. */
+static int parse_block_id(const char *s, size_t len, uint64_t *out)
+{
+    if (len != 16)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < 16; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* [block_id_hex, offset, length], offset + length within 32 bits. */
+static int parse_segment(json_t *a, ks_segment *seg, const char *where, size_t i, perr *e)
+{
+    json_t *b = json_array_get(a, 0), *o = json_array_get(a, 1), *l = json_array_get(a, 2);
+    if (!json_is_array(a) || json_array_size(a) != 3 || !json_is_string(b)
+        || !json_is_integer(o) || !json_is_integer(l))
+        return fail(e, 400, "bad-request",
+                    "%s[%zu] must be [block_ID (16 hex digits), offset, length]", where, i);
+    json_int_t off = json_integer_value(o), len = json_integer_value(l);
+    if (parse_block_id(json_string_value(b), json_string_length(b), &seg->block_id) != 0)
+        return fail(e, 400, "bad-request", "%s[%zu]: block ID must be 16 hex digits", where, i);
+    if (off < 0 || len < 1 || off + len > (json_int_t)UINT32_MAX)
+        return fail(e, 400, "bad-request",
+                    "%s[%zu]: offset must be >= 0, length >= 1, offset + length < 2^32", where, i);
+    seg->offset = (uint32_t)off;
+    seg->length = (uint32_t)len;
+    return 0;
+}
+
+/* A non-empty array of segments into dst (room for json_array_size(a)). */
+static int parse_segments(json_t *a, ks_segment *dst, const char *where, perr *e)
+{
+    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > MAX_SEGS)
+        return fail(e, 400, "bad-request", "%s must be an array of 1 to %d segments", where, MAX_SEGS);
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (parse_segment(json_array_get(a, i), &dst[i], where, i, e) != 0)
+            return -1;
+    return 0;
+}
+
+/* A reservation as received; strings borrowed from the JSON document. */
+typedef struct resv {
+    uint8_t id[16];
+    const char *master;
+    const char *slaves[64];
+    size_t nslaves;
+    int64_t expires;
+    ks_remote_key *keys;
+    size_t nkeys;
+    ks_segment *segs;
+} resv;
+
+static void resv_free(resv *r)
+{
+    free(r->keys);
+    free(r->segs);
+}
+
+/* The master must sit behind the caller; every slave must be attached here,
+ * named once. */
+static int parse_saes(const kme_config *cfg, const char *caller, json_t *o, resv *r, perr *e)
+{
+    json_t *m = json_object_get(o, "master_SAE_ID"), *s = json_object_get(o, "slave_SAE_IDs");
+    if (!json_is_string(m))
+        return fail(e, 400, "bad-request", "master_SAE_ID must be a string");
+    r->master = json_string_value(m);
+    const kme_peer *behind = kme_config_peer_of_sae(cfg, r->master);
+    if (!behind || strcmp(behind->id, caller) != 0)
+        return fail(e, 400, "bad-request", "master_SAE_ID %.64s is not an SAE attached to KME %s",
+                    r->master, caller);
+    if (!json_is_array(s) || json_array_size(s) == 0 || json_array_size(s) > 63)
+        return fail(e, 400, "bad-request", "slave_SAE_IDs must be an array of 1 to 63 SAE IDs");
+    for (size_t i = 0; i < json_array_size(s); i++) {
+        json_t *v = json_array_get(s, i);
+        if (!json_is_string(v) || !kme_config_is_local_sae(cfg, json_string_value(v)))
+            return fail(e, 400, "bad-request", "slave_SAE_IDs[%zu] is not an SAE attached to this KME", i);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(r->slaves[j], json_string_value(v)) == 0)
+                return fail(e, 400, "bad-request", "slave_SAE_IDs[%zu] repeats an earlier ID", i);
+        r->slaves[r->nslaves++] = json_string_value(v);
+    }
+    return 0;
+}
+
+/* keys[i] = {"key_ID": UUID, "segments": [...]}, segments into *next. */
+static int parse_key(json_t *k, size_t i, ks_remote_key *out, ks_segment **next, perr *e)
+{
+    static const char *const names[] = { "key_ID", "segments" };
+    char where[48];
+    snprintf(where, sizeof where, "keys[%zu]", i);
+    if (!json_is_object(k))
+        return fail(e, 400, "bad-request", "%s must be an object", where);
+    if (only_members(k, names, 2, where, e) != 0)
+        return -1;
+    json_t *id = json_object_get(k, "key_ID");
+    if (!json_is_string(id) || uuid_parse(json_string_value(id), json_string_length(id), out->id) != 0)
+        return fail(e, 400, "bad-request", "%s.key_ID must be a UUID string", where);
+    snprintf(where, sizeof where, "keys[%zu].segments", i);
+    json_t *segs = json_object_get(k, "segments");
+    if (parse_segments(segs, *next, where, e) != 0)
+        return -1;
+    uint64_t bytes = 0;
+    for (size_t j = 0; j < json_array_size(segs); j++)
+        bytes += (*next)[j].length;
+    if (bytes > INT32_MAX / 8)
+        return fail(e, 400, "bad-request", "%s: key larger than %d bits", where, INT32_MAX);
+    out->size_bits = (uint32_t)(bytes * 8);
+    out->segs = *next;
+    out->nsegs = json_array_size(segs);
+    *next += out->nsegs;
+    return 0;
+}
+
+static int parse_keys(json_t *a, resv *r, perr *e)
+{
+    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > MAX_KEYS)
+        return fail(e, 400, "bad-request", "keys must be an array of 1 to %d keys", MAX_KEYS);
+    size_t total = 0;
+    for (size_t i = 0; i < json_array_size(a); i++)
+        total += json_array_size(json_object_get(json_array_get(a, i), "segments"));
+    r->nkeys = json_array_size(a);
+    r->keys = calloc(r->nkeys, sizeof *r->keys);
+    r->segs = calloc(total ? total : 1, sizeof *r->segs);
+    if (!r->keys || !r->segs)
+        return fail(e, 503, "internal", "out of memory");
+    ks_segment *next = r->segs;
+    for (size_t i = 0; i < r->nkeys; i++) {
+        if (parse_key(json_array_get(a, i), i, &r->keys[i], &next, e) != 0)
+            return -1;
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(r->keys[j].id, r->keys[i].id, 16) == 0)
+                return fail(e, 400, "bad-request", "keys[%zu].key_ID repeats an earlier key ID", i);
+    }
+    return 0;
+}
+
+static int parse_reservation(const kme_config *cfg, const char *caller, json_t *o, resv *r, perr *e)
+{
+    static const char *const names[] = {
+        "reservation_ID", "master_SAE_ID", "slave_SAE_IDs", "expires", "keys",
+    };
+    if (only_members(o, names, 5, "reservation", e) != 0 || get_uuid(o, "reservation_ID", r->id, e) != 0
+        || parse_saes(cfg, caller, o, r, e) != 0)
+        return -1;
+    json_t *x = json_object_get(o, "expires");
+    if (!json_is_integer(x) || json_integer_value(x) <= 0)
+        return fail(e, 400, "bad-request", "expires must be a positive integer (Unix milliseconds)");
+    r->expires = json_integer_value(x);
+    return parse_keys(json_object_get(o, "keys"), r, e);
+}
+
+static void answer_ok(kme_reply *out, const uint8_t id[16], const char *status)
+{
+    char rid[UUID_STR_LEN + 1];
+    uuid_format(id, rid);
+    json_t *o = json_pack("{s:s, s:s}", "reservation_ID", rid, "status", status);
+    reply_json(out, 200, o);
+    json_decref(o);
+}
+
+/* Map a key store outcome for a reservation or void to an answer. */
+static void answer_store(kme_reply *out, ks_result r, const uint8_t id[16], const char *ok_status)
+{
+    perr e;
+    switch (r) {
+    case KS_OK:
+        answer_ok(out, id, ok_status);
+        return;
+    case KS_REJECTED:
+        fail(&e, 409, "segments-unusable", "a segment is not in a confirmed block owned by the "
+             "calling KME, or overlaps bits used before: no key was recorded");
+        break;
+    case KS_CONFLICT:
+        fail(&e, 409, "key-conflict", "a key ID of this reservation is already recorded with "
+             "other content: nothing was recorded");
+        break;
+    default:
+        fail(&e, 503, "internal", "key store error: %s", ks_result_str(r));
+        break;
+    }
+    reply_problem(out, &e);
+}
+
+struct peer_service {
+    const kme_config *cfg;
+    keystore *ks;
+    listener *http;
+    struct peer_pool *pools;       /* one per cfg->peers[i] */
+    size_t npools;
+    /* replay thread */
+    pthread_t replay;
+    bool replay_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop, wake;
+};
+
+/* Blocks are shared with the KME at the other end of our link only. */
+static int check_link_peer(const kme_config *cfg, const char *caller, perr *e)
+{
+    if (!cfg->has_link || strcmp(cfg->link_peer, caller) != 0)
+        return fail(e, 403, "no-link", "KME %s shares no QKD link with this KME", caller);
+    return 0;
+}
+
+static void handle_reservation(peer_service *ps, const char *caller, json_t *o, kme_reply *out)
+{
+    resv r = { 0 };
+    perr e;
+    if (check_link_peer(ps->cfg, caller, &e) != 0 || parse_reservation(ps->cfg, caller, o, &r, &e) != 0) {
+        reply_problem(out, &e);
+        resv_free(&r);
+        return;
+    }
+    ks_result rc = ks_reservation_apply(ps->ks, r.id, r.master, r.slaves, r.nslaves, r.expires,
+                                        r.keys, r.nkeys);
+    if (rc == KS_OK)
+        log_debug("peer %s: reservation of %zu keys for %s -> %s (+%zu) applied", caller,
+                  r.nkeys, r.master, r.slaves[0], r.nslaves - 1);
+    else
+        log_warn("peer %s: reservation of %zu keys for %s refused: %s", caller, r.nkeys,
+                 r.master, ks_result_str(rc));
+    answer_store(out, rc, r.id, "applied");
+    resv_free(&r);
+}
+
+static void handle_void(peer_service *ps, const char *caller, json_t *o, kme_reply *out)
+{
+    static const char *const names[] = { "reservation_ID", "segments" };
+    uint8_t id[16];
+    perr e;
+    json_t *a = json_object_get(o, "segments");
+    ks_segment *segs = calloc(json_is_array(a) && json_array_size(a) ? json_array_size(a) : 1, sizeof *segs);
+    if (!segs)
+        fail(&e, 503, "internal", "out of memory");
+    if (!segs || check_link_peer(ps->cfg, caller, &e) != 0 || only_members(o, names, 2, "void", &e) != 0
+        || get_uuid(o, "reservation_ID", id, &e) != 0 || parse_segments(a, segs, "segments", &e) != 0) {
+        reply_problem(out, &e);
+        free(segs);
+        return;
+    }
+    ks_result rc = ks_void_apply(ps->ks, id, segs, json_array_size(a));
+    if (rc == KS_OK)
+        log_info("peer %s: void of a reservation (%zu segments) applied", caller, json_array_size(a));
+    answer_store(out, rc, id, "voided");
+    free(segs);
+}
+
+static void peer_handle(void *ctx, const char *caller, const char *method,
+                        const char *raw_uri, const char *body, size_t body_len,
+                        kme_reply *out)
+{
+    peer_service *ps = ctx;
+    perr e;
+    memset(out, 0, sizeof *out);
+    bool resv_path = strcmp(raw_uri, PATH_RESERVATIONS) == 0;
+    if (!resv_path && strcmp(raw_uri, PATH_VOIDS) != 0) {
+        fail(&e, 404, "not-found", "no such resource: the peer API has POST %s and POST %s",
+             PATH_RESERVATIONS, PATH_VOIDS);
+        reply_problem(out, &e);
+        return;
+    }
+    if (strcmp(method, "POST") != 0) {
+        fail(&e, 405, "method", "only POST is allowed here");
+        reply_problem(out, &e);
+        return;
+    }
+    json_error_t je;
+    json_t *o = json_loadb(body ? body : "", body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(o)) {
+        fail(&e, 400, "bad-request", "body must be one JSON object without duplicate members%s%.160s",
+             o ? "" : ": ", o ? "" : je.text);
+        reply_problem(out, &e);
+        json_decref(o);
+        return;
+    }
+    if (resv_path)
+        handle_reservation(ps, caller, o, out);
+    else
+        handle_void(ps, caller, o, out);
+    json_decref(o);
+}
+
+/* Identity on the peer listener: the CN of a certificate of the KME CA, and
+ * it must name a configured peer. */
+static const char *peer_identify(void *ctx, const char *cn, const char *uri_san)
+{
+    peer_service *ps = ctx;
+    (void)uri_san;
+    return cn && kme_config_peer(ps->cfg, cn) ? cn : NULL;
+}
+
+/* ===================================================================
+ * Client: pools of persistent mTLS connections to the peers
+ * =================================================================== */
+
+/* One easy handle = one kept-alive connection, with the state its
+ * callbacks need during a request. */
+typedef struct peer_conn {
+    CURL *curl;
+    const char *expected;          /* the peer's configured ID */
+    struct curl_slist *hdrs;
+    char *resp;                    /* answer body, NUL-terminated */
+    size_t len, cap;
+    bool too_big, cn_bad;
+    char cn_err[ID_MAX + 96];
+    unsigned char *leaf;           /* last leaf certificate seen and its CN */
+    size_t leaf_len;
+    int leaf_rc;
+    char leaf_cn[ID_MAX + 1];
+    char curl_err[CURL_ERROR_SIZE];
+} peer_conn;
+
+typedef struct peer_pool {
+    const kme_peer *peer;
+    char base[96];                 /* https://HOST:PORT */
+    pthread_mutex_t mu;
+    peer_conn *idle[POOL_MAX];
+    size_t nidle;
+} peer_pool;
+
+static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    peer_conn *c = ud;
+    size_t n = size * nmemb;
+    if (n > MAX_RESPONSE - c->len) {
+        c->too_big = true;
+        return 0;
+    }
+    if (c->len + n + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap : 1024;
+        while (cap < c->len + n + 1)
+            cap *= 2;
+        char *p = realloc(c->resp, cap);
+        if (!p)
+            return 0;
+        c->resp = p;
+        c->cap = cap;
+    }
+    memcpy(c->resp + c->len, ptr, n);
+    c->len += n;
+    c->resp[c->len] = '\0';
+    return n;
+}
+
+/* Leaf CN of the TLS session, parsed again only when the certificate
+ * changes (a kept-alive connection shows the same one on every request). */
+static int session_cn(peer_conn *c, gnutls_session_t s)
+{
+    unsigned n = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n);
+    if (!chain || n == 0)
+        return -1;
+    if (!c->leaf || c->leaf_len != chain[0].size || memcmp(c->leaf, chain[0].data, chain[0].size) != 0) {
+        free(c->leaf);
+        c->leaf = malloc(chain[0].size ? chain[0].size : 1);
+        if (!c->leaf)
+            return -1;
+        memcpy(c->leaf, chain[0].data, chain[0].size);
+        c->leaf_len = chain[0].size;
+        c->leaf_rc = x509_der_cn(chain[0].data, chain[0].size, c->leaf_cn, sizeof c->leaf_cn);
+    }
+    return c->leaf_rc;
+}
+
+/* After the TLS handshake (chain and host name already verified by
+ * libcurl), before the request goes out: the certificate must name the
+ * peer we meant to reach, not merely some KME of our CA. */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
+{
+    peer_conn *c = ud;
+    const struct curl_tlssessioninfo *ti = NULL;
+    (void)ip, (void)local_ip, (void)port, (void)local_port;
+    if (curl_easy_getinfo(c->curl, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || !ti
+        || ti->backend != CURLSSLBACKEND_GNUTLS || !ti->internals) {
+        snprintf(c->cn_err, sizeof c->cn_err, "cannot read the peer's certificate (libcurl without GnuTLS)");
+    } else if (session_cn(c, (gnutls_session_t)ti->internals) != 0) {
+        snprintf(c->cn_err, sizeof c->cn_err, "peer certificate has no single subject CN");
+    } else if (strcmp(c->leaf_cn, c->expected) != 0) {
+        snprintf(c->cn_err, sizeof c->cn_err, "peer certificate names %.64s, expected %.64s",
+                 c->leaf_cn, c->expected);
+    } else {
+        return CURL_PREREQFUNC_OK;
+    }
+    c->cn_bad = true;
+    return CURL_PREREQFUNC_ABORT;
+}
+
+static void conn_free(peer_conn *c)
+{
+    if (!c)
+        return;
+    curl_easy_cleanup(c->curl);
+    curl_slist_free_all(c->hdrs);
+    free(c->resp);
+    free(c->leaf);
+    free(c);
+}
+
+static peer_conn *conn_new(const kme_config *cfg, const kme_peer *p)
+{
+    peer_conn *c = calloc(1, sizeof *c);
+    if (!c || !(c->curl = curl_easy_init())) {
+        free(c);
+        return NULL;
+    }
+    c->expected = p->id;
+    c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *h2 = c->hdrs ? curl_slist_append(c->hdrs, "Expect:") : NULL;
+    CURL *h = c->curl;
+    int bad = !h2;
+    bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+    bad |= curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    bad |= curl_easy_setopt(h, CURLOPT_PROXY, "");
+    bad |= curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    bad |= curl_easy_setopt(h, CURLOPT_SSLCERT, cfg->cert);
+    bad |= curl_easy_setopt(h, CURLOPT_SSLKEY, cfg->key);
+    bad |= curl_easy_setopt(h, CURLOPT_CAINFO, cfg->peer_ca);
+    bad |= curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    bad |= curl_easy_setopt(h, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
+    bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    bad |= curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdrs);
+    bad |= curl_easy_setopt(h, CURLOPT_POST, 1L);
+    bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+    bad |= curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+    bad |= curl_easy_setopt(h, CURLOPT_PREREQDATA, c);
+    bad |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
+    if (bad) {
+        conn_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static peer_pool *pool_of(peer_service *ps, const char *peer_id)
+{
+    for (size_t i = 0; i < ps->npools; i++)
+        if (strcmp(ps->pools[i].peer->id, peer_id) == 0)
+            return &ps->pools[i];
+    return NULL;
+}
+
+/* An idle connection of the pool, or a new one: concurrent requests each
+ * get their own, so none waits for another's round trip. */
+static peer_conn *pool_get(peer_service *ps, peer_pool *p)
+{
+    peer_conn *c = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->nidle)
+        c = p->idle[--p->nidle];
+    pthread_mutex_unlock(&p->mu);
+    return c ? c : conn_new(ps->cfg, p->peer);
+}
+
+/* Keep up to POOL_MAX idle connections; close the rest. */
+static void pool_put(peer_pool *p, peer_conn *c)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->nidle < POOL_MAX) {
+        p->idle[p->nidle++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    conn_free(c);
+}
+
+static void pools_free(peer_service *ps)
+{
+    for (size_t i = 0; i < ps->npools; i++) {
+        for (size_t j = 0; j < ps->pools[i].nidle; j++)
+            conn_free(ps->pools[i].idle[j]);
+        pthread_mutex_destroy(&ps->pools[i].mu);
+    }
+    free(ps->pools);
+}
+
+static int pools_init(peer_service *ps, char *err, size_t errlen)
+{
+    const kme_config *cfg = ps->cfg;
+    ps->pools = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof *ps->pools);
+    if (!ps->pools) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        peer_pool *p = &ps->pools[i];
+        const kme_addr *a = &cfg->peers[i].address;
+        p->peer = &cfg->peers[i];
+        bool v6 = strchr(a->host, ':') != NULL;
+        snprintf(p->base, sizeof p->base, v6 ? "https://[%s]:%u" : "https://%s:%u", a->host,
+                 (unsigned)a->port);
+        pthread_mutex_init(&p->mu, NULL);
+        ps->npools++;
+    }
+    return 0;
+}
+
+/* Outcome of one POST to a peer. */
+typedef struct peer_answer {
+    long http;                     /* 0: no HTTP answer (see reason) */
+    char type[48];                 /* problem type of an error answer */
+    char reason[256];
+} peer_answer;
+
+static void transport_reason(peer_conn *c, CURLcode rc, long timeout_ms, peer_answer *a)
+{
+    if (c->cn_bad)
+        snprintf(a->reason, sizeof a->reason, "%.200s", c->cn_err);
+    else if (rc == CURLE_OPERATION_TIMEDOUT)
+        snprintf(a->reason, sizeof a->reason, "no answer within %ld ms", timeout_ms);
+    else if (rc == CURLE_COULDNT_CONNECT)
+        snprintf(a->reason, sizeof a->reason, "cannot connect (%.160s)",
+                 c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
+    else if (c->too_big)
+        snprintf(a->reason, sizeof a->reason, "answer larger than %d bytes", MAX_RESPONSE);
+    else
+        snprintf(a->reason, sizeof a->reason, "%.200s",
+                 c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
+}
+
+/* The message and type of a non-200 answer, for the caller's 503 text. */
+static void answer_reason(peer_conn *c, peer_answer *a)
+{
+    json_t *o = c->resp ? json_loadb(c->resp, c->len, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(o, "message"));
+    const char *type = json_string_value(json_object_get(o, "type"));
+    snprintf(a->type, sizeof a->type, "%s", type ? type : "");
+    snprintf(a->reason, sizeof a->reason, "HTTP %ld: %.200s", a->http, msg ? msg : "no message");
+    json_decref(o);
+}
+
+/* POST body to path at the peer, within timeout_ms.  0 on a 200 answer. */
+static int peer_post(peer_service *ps, peer_pool *p, const char *path, const char *body,
+                     long timeout_ms, peer_answer *a)
+{
+    memset(a, 0, sizeof *a);
+    peer_conn *c = pool_get(ps, p);
+    if (!c) {
+        snprintf(a->reason, sizeof a->reason, "out of memory");
+        return -1;
+    }
+    char url[sizeof p->base + 32];
+    snprintf(url, sizeof url, "%s%s", p->base, path);
+    c->len = 0;
+    c->too_big = c->cn_bad = false;
+    c->curl_err[0] = '\0';
+    CURL *h = c->curl;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    CURLcode rc = curl_easy_perform(h);
+    if (rc != CURLE_OK)
+        transport_reason(c, rc, timeout_ms, a);
+    else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->http) == CURLE_OK && a->http != 200)
+        answer_reason(c, a);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL); /* body is the caller's */
+    pool_put(p, c);
+    return rc == CURLE_OK && a->http == 200 ? 0 : -1;
+}
+
+/* ===================================================================
+ * Reservations and voids as sent
+ * =================================================================== */
+
+static json_t *segment_json(const ks_segment *s)
+{
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016" PRIx64, s->block_id);
+    return json_pack("[s, I, I]", hex, (json_int_t)s->offset, (json_int_t)s->length);
+}
+
+static json_t *segments_json(const ks_segment *segs, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, segment_json(&segs[i])) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+/* Key IDs and segments only: the key bytes in r->keys are not read. */
+static json_t *keys_json(const ks_reservation *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < r->keys.n; i++) {
+        char kid[UUID_STR_LEN + 1];
+        uuid_format(r->keys.keys[i].id, kid);
+        json_t *k = json_pack("{s:s, s:o}", "key_ID", kid, "segments",
+                              segments_json(r->segs + r->first_seg[i], r->n_segs[i]));
+        if (json_array_append_new(a, k) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+static char *reservation_json(const ks_reservation *r, const char *master,
+                              const char *const *slaves, size_t nslaves)
+{
+    char rid[UUID_STR_LEN + 1];
+    uuid_format(r->id, rid);
+    json_t *sl = json_array();
+    for (size_t i = 0; sl && i < nslaves; i++)
+        json_array_append_new(sl, json_string(slaves[i]));
+    json_t *o = json_pack("{s:s, s:s, s:o, s:I, s:o}", "reservation_ID", rid, "master_SAE_ID", master,
+                          "slave_SAE_IDs", sl, "expires", (json_int_t)r->expires_ms,
+                          "keys", keys_json(r));
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+static char *void_json(const uint8_t id[16], const ks_segment *segs, size_t n)
+{
+    char rid[UUID_STR_LEN + 1];
+    uuid_format(id, rid);
+    json_t *o = json_pack("{s:s, s:o}", "reservation_ID", rid, "segments", segments_json(segs, n));
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,
+                 const char *master, const char *const *slaves, size_t nslaves,
+                 char *reason, size_t reason_len)
+{
+    peer_pool *p = pool_of(ps, peer_id);
+    char *body = p ? reservation_json(r, master, slaves, nslaves) : NULL;
+    if (!body) {
+        snprintf(reason, reason_len, "%s", p ? "out of memory" : "not a configured peer");
+        return -1;
+    }
+    /* The link confirms a block to each KME separately, so the peer may
+     * learn of a block a moment after us: "segments-unusable" changed
+     * nothing there, and the same reservation is sent again while the time
+     * bound allows. */
+    int64_t deadline = now_ms() + ps->cfg->peer_timeout_ms;
+    long pause = REJECT_RETRY_MS;
+    peer_answer a;
+    int rc;
+    for (;;) {
+        long left = (long)(deadline - now_ms());
+        rc = peer_post(ps, p, PATH_RESERVATIONS, body, left > 1 ? left : 1, &a);
+        if (rc == 0 || strcmp(a.type, "segments-unusable") != 0 || deadline - now_ms() <= pause)
+            break;
+        sleep_ms(pause);
+        pause *= 2;
+    }
+    free(body);
+    if (rc != 0)
+        snprintf(reason, reason_len, "%s", a.reason);
+    return rc;
+}
+
+/* ===================================================================
+ * Void replay thread
+ * =================================================================== */
+
+void peer_void_wake(peer_service *ps)
+{
+    pthread_mutex_lock(&ps->mu);
+    ps->wake = true;
+    pthread_cond_signal(&ps->cv);
+    pthread_mutex_unlock(&ps->mu);
+}
+
+/* Wait ms, or until stop (and, if wakeable, a wake); false once stopping. */
+static bool replay_wait(peer_service *ps, long ms, bool wakeable)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&ps->mu);
+    while (!ps->stop && !(wakeable && ps->wake))
+        if (pthread_cond_timedwait(&ps->cv, &ps->mu, &ts) == ETIMEDOUT)
+            break;
+    ps->wake = false;
+    bool go = !ps->stop;
+    pthread_mutex_unlock(&ps->mu);
+    return go;
+}
+
+/* Send the oldest void once: 1 sent, 0 none waiting, -1 failed. */
+static int replay_one(peer_service *ps, unsigned *fails)
+{
+    uint8_t id[16];
+    char *peer = NULL;
+    ks_segment *segs = NULL;
+    size_t n = 0;
+    ks_result r = ks_outbox_next_void(ps->ks, id, &peer, &segs, &n);
+    if (r == KS_NOT_FOUND)
+        return 0;
+    int rc = -1;
+    peer_pool *p = r == KS_OK ? pool_of(ps, peer) : NULL;
+    char *body = p ? void_json(id, segs, n) : NULL;
+    peer_answer a = { 0 };
+    if (body && peer_post(ps, p, PATH_VOIDS, body, (long)ps->cfg->peer_timeout_ms, &a) == 0
+        && ks_outbox_void_sent(ps->ks, id) == KS_OK) {
+        log_info("void of a reservation (%zu segments) delivered to KME %s", n, peer);
+        rc = 1;
+    } else if (++*fails == 1 || (*fails & (*fails - 1)) == 0) {
+        /* warn on the 1st, 2nd, 4th, 8th... failure, not every back-off */
+        log_warn("void for KME %s not delivered (attempt %u): %s", peer ? peer : "?", *fails,
+                 r != KS_OK ? ks_result_str(r) : !p ? "not a configured peer" : a.reason);
+    }
+    free(body);
+    free(peer);
+    free(segs);
+    return rc;
+}
+
+static void *replay_main(void *arg)
+{
+    peer_service *ps = arg;
+    long backoff = 0;
+    unsigned fails = 0;
+    for (;;) {
+        int rc = replay_one(ps, &fails);
+        if (rc > 0) {
+            backoff = 0;
+            fails = 0;
+            if (!replay_wait(ps, 0, false))
+                break;
+            continue;
+        }
+        if (rc == 0) {
+            backoff = 0;
+            if (!replay_wait(ps, REPLAY_IDLE_MS, true))
+                break;
+            continue;
+        }
+        backoff = backoff ? (backoff * 2 > REPLAY_MAX_MS ? REPLAY_MAX_MS : backoff * 2) : REPLAY_MIN_MS;
+        if (!replay_wait(ps, backoff, false))
+            break;
+    }
+    return NULL;
+}
+
+static int replay_start(peer_service *ps, char *err, size_t errlen)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ps->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&ps->mu, NULL);
+    int rc = pthread_create(&ps->replay, NULL, replay_main, ps);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the void replay thread: %s", strerror(rc));
+        return -1;
+    }
+    ps->replay_started = true;
+    return 0;
+}
+
+/* ===================================================================
+ * Service
+ * =================================================================== */
+
+static int listen_start(peer_service *ps, char *err, size_t errlen)
+{
+    const kme_config *cfg = ps->cfg;
+    listener_spec spec = {
+        .name = "peer_api", .host = cfg->peer_listen.host, .port = cfg->peer_listen.port,
+        .cert = cfg->cert, .key = cfg->key, .ca = cfg->peer_ca, .threads = cfg->peer_threads,
+        .max_body = PEER_MAX_BODY, .identify = peer_identify, .handle = peer_handle, .ctx = ps,
+    };
+    ps->http = listener_start(&spec, err, errlen);
+    return ps->http ? 0 : -1;
+}
+
+peer_service *peer_service_start(const kme_config *cfg, keystore *ks, char *err, size_t errlen)
+{
+    peer_service *ps = calloc(1, sizeof *ps);
+    if (!ps || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(err, errlen, "out of memory");
+        free(ps);
+        return NULL;
+    }
+    ps->cfg = cfg;
+    ps->ks = ks;
+    /* Before anything can make a new reservation: every entry still
+     * pending is from before a crash and its fate is unknown (I5). */
+    long voided = ks_outbox_recover(ks);
+    if (voided < 0) {
+        snprintf(err, errlen, "key store: cannot recover the outbox");
+    } else if (pools_init(ps, err, errlen) == 0 && listen_start(ps, err, errlen) == 0
+               && replay_start(ps, err, errlen) == 0) {
+        if (voided > 0)
+            log_warn("%ld reservations of unknown fate (crash) turned into voids", voided);
+        return ps;
+    }
+    peer_service_stop(ps);
+    return NULL;
+}
+
+uint16_t peer_service_port(const peer_service *ps)
+{
+    return listener_port(ps->http);
+}
+
+void peer_service_stop(peer_service *ps)
+{
+    if (!ps)
+        return;
+    if (ps->replay_started) {
+        pthread_mutex_lock(&ps->mu);
+        ps->stop = true;
+        pthread_cond_signal(&ps->cv);
+        pthread_mutex_unlock(&ps->mu);
+        pthread_join(ps->replay, NULL);
+        pthread_cond_destroy(&ps->cv);
+        pthread_mutex_destroy(&ps->mu);
+    }
+    if (ps->http)
+        listener_stop(ps->http);
+    pools_free(ps);
+    free(ps);
+    curl_global_cleanup();
+}

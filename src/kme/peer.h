@@ -1,0 +1,58 @@
+/*
+ * peer.h - the KME-to-KME channel (docs/kme-pair.md): both ends of it.
+ *
+ * Server: the [peer_api] listener accepts only KME certificates (the KME
+ * CA) whose CN is the ID of a configured [peer ID], and serves
+ *   POST /peer/v1/reservations   keys the peer made for SAEs attached here
+ *   POST /peer/v1/voids          bits of a reservation of unknown fate
+ * Both carry metadata only (key IDs, SAE IDs, block segments), never key
+ * material (I3).
+ *
+ * Client: one small pool of persistent mTLS connections (libcurl easy
+ * handles) per peer, so concurrent enc_keys do not queue on one connection;
+ * the peer's certificate, host name and CN (= its configured ID) are
+ * checked before a request goes out.  No lock is held across a request.
+ *
+ * Replay: a thread turns every reservation left pending by a crash into a
+ * void at start, then sends voids until the peer acknowledges them, with a
+ * bounded back-off.
+ */
+#ifndef QC_KME_PEER_H
+#define QC_KME_PEER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kme/config.h"
+#include "kme/keystore.h"
+#include "kme/reply.h"
+
+#define PEER_MAX_BODY (1024 * 1024) /* requests to the peer listener */
+
+typedef struct peer_service peer_service;
+
+/* Start the peer listener (cfg->peer_listen, KME CA cfg->peer_ca, server and
+ * client certificate = the [sae_api] cert/key), the client pools and the
+ * replay thread.  Returns NULL with a reason in err.  Requires
+ * cfg->has_peer_api; call before any other thread uses libcurl. */
+peer_service *peer_service_start(const kme_config *cfg, keystore *ks, char *err, size_t errlen);
+
+/* The port the peer listener bound. */
+uint16_t peer_service_port(const peer_service *ps);
+
+/* Stop the replay thread and the listener, close the connections. */
+void peer_service_stop(peer_service *ps);
+
+/* Send the reservation r (made by ks_remote_enc for master -> slaves, all
+ * behind peer_id) and wait for the peer's acknowledgement, at most
+ * cfg->peer_timeout_ms in all.  0 when the peer answered 200 (the keys are
+ * recorded there); -1 otherwise with a short reason (no key material, no key
+ * ID) in reason. */
+int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,
+                 const char *master, const char *const *slaves, size_t nslaves,
+                 char *reason, size_t reason_len);
+
+/* A reservation was turned into a void: let the replay thread send it now. */
+void peer_void_wake(peer_service *ps);
+
+#endif
