@@ -848,6 +848,7 @@ int main(int argc, char **argv)
     if (rc == -2 || rc == -3) {
         stop_kme(&T.a, SIGTERM);
         stop_kme(&T.b, SIGTERM);
+        sh("rm -rf '%s'", T.dir);
         return skip_test(rc == -2 ? "qkd-kme serves no [link] intake yet"
                              : "the link intake refused blocks (keystore link part not built yet?)");
     }
