@@ -20,6 +20,7 @@
 #include "common/secret.h"
 #include "kme/api.h"
 #include "kme/config.h"
+#include "kme/link_intake.h"
 #include "kme/listener.h"
 #include "kme/peer.h"
 #include "kme/request.h"
@@ -93,6 +94,38 @@ static int start_peer(const kme_config *cfg, keystore *ks, peer_service **out)
     return 0;
 }
 
+/* The [link] listener: key blocks from the QKD link simulator, the only
+ * party it admits (KME CA, CN = [link] id).  Started last, so that blocks
+ * arrive only at a KME that serves everything else.  0, or -1 (logged). */
+static int start_link_listener(const kme_config *cfg, link_intake *intake, listener **out)
+{
+    char err[512];
+    *out = NULL;
+    if (!cfg->has_link)
+        return 0;
+    listener_spec spec = {
+        .name = "link", .host = cfg->link_listen.host, .port = cfg->link_listen.port,
+        .cert = cfg->cert, .key = cfg->key, .ca = cfg->peer_ca, .threads = 1,
+        .max_body = LINK_MAX_BODY, .identify = link_identify, .handle = link_handle, .ctx = intake,
+    };
+    listener *l = listener_start(&spec, err, sizeof err);
+    if (!l) {
+        log_error("%s", err);
+        return -1;
+    }
+    unsigned port = listener_port(l);
+    if (cfg->link_port_file && write_port_file(cfg->link_port_file, port) != 0) {
+        log_error("cannot write port file %s: %s", cfg->link_port_file, strerror(errno));
+        listener_stop(l);
+        return -1;
+    }
+    log_info("KME %s taking key blocks from link %s on https://%s:%u (link side %s)",
+             cfg->id, cfg->link_id, cfg->link_listen.host, port,
+             cfg->link_side == KME_LINK_SIDE_A ? "A" : "B");
+    *out = l;
+    return 0;
+}
+
 static int run(const kme_config *cfg)
 {
     char err[512];
@@ -137,12 +170,18 @@ static int run(const kme_config *cfg)
     log_info("KME %s serving ETSI GS QKD 014 on https://%s:%u (%zu local SAEs, sync=%s)",
              cfg->id, cfg->listen_host, port, cfg->n_local_saes,
              cfg->sync == KS_SYNC_FULL ? "full" : "normal");
-    int sig = wait_for_stop_signal();
-    log_info("signal %d: shutting down", sig);
+    link_intake intake = { .cfg = cfg, .ks = ks };
+    listener *link = NULL;
+    int rc = start_link_listener(cfg, &intake, &link) == 0 ? 0 : EXIT_RUNTIME;
+    if (rc == 0) {
+        int sig = wait_for_stop_signal();
+        log_info("signal %d: shutting down", sig);
+    }
+    listener_stop(link);
     listener_stop(http);
     peer_service_stop(api.peers);
     ks_close(ks);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)

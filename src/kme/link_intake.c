@@ -1,0 +1,267 @@
+/*
+ * link_intake.c - the [link] listener's identity rule and handler.
+ *
+ * The link simulator stands in for the QKD devices inside our site: it is
+ * the only party allowed here, and the only interface where key material
+ * enters a KME.  Requests are validated completely before the key store
+ * is touched, so a 400 never leaves half a change behind.  The store
+ * answers only after its transaction is durable, so "stored": true is a
+ * promise the link may act on (confirm at both ends).
+ *
+ * Directions: a block whose owner byte equals our [link] side is "own"
+ * (our masters allocate from it), the others are "peer" blocks.
+ */
+#include "kme/link_intake.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define PATH_BLOCKS "/link/v1/blocks"
+#define PATH_CONFIRM "/link/v1/confirm"
+#define PATH_DISCARD "/link/v1/discard"
+#define PATH_STATE "/link/v1/state"
+
+const char *link_identify(void *ctx, const char *cn, const char *uri_san)
+{
+    const link_intake *li = ctx;
+    (void)uri_san;
+    return cn && strcmp(cn, li->cfg->link_id) == 0 ? cn : NULL;
+}
+
+static uint64_t get_be(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static const char *side_name(int side)
+{
+    return side == KME_LINK_SIDE_A ? "A" : "B";
+}
+
+/* {"side":"A","own_bits":n,"peer_bits":n,"cap_bits":n,
+ *  "A":{"bits":n,"cap_bits":n},"B":{...}}: the same levels both from this
+ * KME's point of view and by link side (docs/kme-pair.md). */
+static json_t *pool_json(const link_intake *li, const ks_link_stats *st)
+{
+    json_int_t cap = (json_int_t)li->cfg->link_pool_cap_bits;
+    int mine = li->cfg->link_side;
+    json_int_t a = (json_int_t)(mine == KME_LINK_SIDE_A ? st->own_bits : st->peer_bits);
+    json_int_t b = (json_int_t)(mine == KME_LINK_SIDE_A ? st->peer_bits : st->own_bits);
+    return json_pack("{s:s, s:I, s:I, s:I, s:{s:I, s:I}, s:{s:I, s:I}}",
+                     "side", side_name(mine),
+                     "own_bits", (json_int_t)st->own_bits, "peer_bits", (json_int_t)st->peer_bits,
+                     "cap_bits", cap, "A", "bits", a, "cap_bits", cap, "B", "bits", b, "cap_bits", cap);
+}
+
+/* ------------------------------------------------------------ blocks */
+
+/* The binary body: block_id (8, BE), owner (1), length (4, BE), bytes. */
+static int parse_block(const char *body, size_t len, uint64_t *id, int *owner,
+                       uint32_t *blen, char *why, size_t whylen)
+{
+    const uint8_t *p = (const uint8_t *)body;
+    if (len < LINK_HEADER) {
+        snprintf(why, whylen, "body of %zu bytes is shorter than the 13-byte block header", len);
+        return -1;
+    }
+    *id = get_be(p, 8);
+    *owner = p[8];
+    *blen = (uint32_t)get_be(p + 9, 4);
+    if (*owner > 1)
+        snprintf(why, whylen, "owner byte is %d: it must be 0 (side A) or 1 (side B)", *owner);
+    else if (*blen == 0 || *blen > LINK_MAX_BLOCK)
+        snprintf(why, whylen, "block length %" PRIu32 " is outside 1..%d", *blen, LINK_MAX_BLOCK);
+    else if (len - LINK_HEADER != *blen)
+        snprintf(why, whylen, "block length field says %" PRIu32 " bytes but %zu follow the header",
+                 *blen, len - LINK_HEADER);
+    else
+        return 0;
+    return -1;
+}
+
+static void stored_reply(const link_intake *li, kme_reply *out)
+{
+    ks_link_stats st;
+    if (ks_link_stats_get(li->ks, &st) != KS_OK) {
+        reply_error(out, 503, "key store error");
+        return;
+    }
+    json_t *o = json_pack("{s:b, s:o}", "stored", 1, "pool", pool_json(li, &st));
+    reply_json(out, 200, o);
+    json_decref(o);
+}
+
+static void handle_block(const link_intake *li, const char *body, size_t len, kme_reply *out)
+{
+    uint64_t id;
+    int owner;
+    uint32_t blen;
+    char why[160];
+    if (parse_block(body, len, &id, &owner, &blen, why, sizeof why) != 0) {
+        reply_error(out, 400, why);
+        return;
+    }
+    bool own = owner == (int)li->cfg->link_side;
+    ks_result r = ks_block_store(li->ks, id, own, (const uint8_t *)body + LINK_HEADER, blen,
+                                 (uint64_t)li->cfg->link_pool_cap_bits);
+    if (r == KS_OK) {
+        log_debug("link: block %016" PRIx64 " (%s, %" PRIu32 " bytes) stored", id, own ? "own" : "peer", blen);
+        stored_reply(li, out);
+    } else if (r == KS_EMPTY) {
+        reply_error(out, 503, "pool full");
+    } else if (r == KS_CONFLICT) {
+        reply_error(out, 409, "block ID already stored with other bytes or owner");
+    } else {
+        reply_error(out, 503, "key store error");
+    }
+}
+
+/* ------------------------------------------------------------ confirm, discard */
+
+static int parse_hex64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!s || strlen(s) != 16)
+        return -1;
+    for (int i = 0; i < 16; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* {"block_IDs": ["<16 hex digits>", ...]} and nothing else. */
+static int parse_ids(const char *body, size_t len, uint64_t **ids, size_t *n, char *why, size_t whylen)
+{
+    json_error_t je;
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *arr = json_object_get(o, "block_IDs");
+    int rc = -1;
+    *ids = NULL;
+    if (!o)
+        snprintf(why, whylen, "body is not valid JSON: %.80s", je.text);
+    else if (!json_is_object(o) || !json_is_array(arr) || json_object_size(o) != 1)
+        snprintf(why, whylen, "body must be {\"block_IDs\": [\"<16 hex digits>\", ...]} with no other member");
+    else if (json_array_size(arr) && !(*ids = calloc(json_array_size(arr), sizeof **ids)))
+        snprintf(why, whylen, "out of memory");
+    else
+        rc = 0;
+    for (size_t i = 0; rc == 0 && i < json_array_size(arr); i++)
+        if (parse_hex64(json_string_value(json_array_get(arr, i)), &(*ids)[i]) != 0) {
+            snprintf(why, whylen, "block_IDs[%zu] is not a string of 16 hex digits", i);
+            rc = -1;
+        }
+    *n = rc == 0 ? json_array_size(arr) : 0;
+    if (rc != 0) {
+        free(*ids);
+        *ids = NULL;
+    }
+    json_decref(o);
+    return rc;
+}
+
+static void handle_ids(const link_intake *li, bool confirm, const char *body, size_t len, kme_reply *out)
+{
+    uint64_t *ids;
+    size_t n, done = 0;
+    char why[200];
+    if (parse_ids(body, len, &ids, &n, why, sizeof why) != 0) {
+        reply_error(out, strcmp(why, "out of memory") == 0 ? 503 : 400, why);
+        return;
+    }
+    ks_result r = confirm ? ks_block_confirm(li->ks, ids, n, &done)
+                          : ks_block_discard(li->ks, ids, n, &done);
+    free(ids);
+    if (r != KS_OK) {
+        reply_error(out, 503, "key store error");
+        return;
+    }
+    log_debug("link: %zu of %zu blocks %s", done, n, confirm ? "confirmed" : "discarded");
+    json_t *o = json_pack("{s:I}", confirm ? "confirmed" : "discarded", (json_int_t)done);
+    reply_json(out, 200, o);
+    json_decref(o);
+}
+
+/* ------------------------------------------------------------ state */
+
+static json_t *ids_array(const uint64_t *ids, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016" PRIx64, ids[i]);
+        if (json_array_append_new(arr, json_string(hex)) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+static void handle_state(const link_intake *li, kme_reply *out)
+{
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    ks_link_stats st;
+    if (ks_block_unconfirmed(li->ks, &ids, &n) != KS_OK || ks_link_stats_get(li->ks, &st) != KS_OK) {
+        free(ids);
+        reply_error(out, 503, "key store error");
+        return;
+    }
+    json_t *arr = ids_array(ids, n), *pool = arr ? pool_json(li, &st) : NULL;
+    json_t *o = pool ? json_pack("{s:o, s:o}", "unconfirmed", arr, "pool", pool) : NULL;
+    if (!pool)
+        json_decref(arr);
+    reply_json(out, 200, o); /* NULL: out of memory, a 503 */
+    json_decref(o);
+    free(ids);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static bool is_post(const char *m) { return strcmp(m, "POST") == 0; }
+
+void link_handle(void *ctx, const char *caller, const char *method,
+                 const char *raw_uri, const char *body, size_t body_len,
+                 kme_reply *out)
+{
+    const link_intake *li = ctx;
+    const char *want = NULL;
+    (void)caller; /* link_identify admitted only the link */
+    memset(out, 0, sizeof *out);
+    if (strcmp(raw_uri, PATH_BLOCKS) == 0 || strcmp(raw_uri, PATH_CONFIRM) == 0
+        || strcmp(raw_uri, PATH_DISCARD) == 0)
+        want = is_post(method) ? NULL : "POST";
+    else if (strcmp(raw_uri, PATH_STATE) == 0)
+        want = strcmp(method, "GET") == 0 ? NULL : "GET";
+    else {
+        reply_error(out, 404, "unknown path: the link intake serves /link/v1/blocks, /link/v1/confirm, /link/v1/discard and /link/v1/state");
+        return;
+    }
+    char why[96];
+    if (want) {
+        snprintf(why, sizeof why, "method %.16s not allowed: use %s", method, want);
+        reply_error(out, 405, why);
+    } else if (strcmp(raw_uri, PATH_BLOCKS) == 0)
+        handle_block(li, body, body_len, out);
+    else if (strcmp(raw_uri, PATH_STATE) == 0 && body_len)
+        reply_error(out, 400, "GET /link/v1/state takes no body");
+    else if (strcmp(raw_uri, PATH_STATE) == 0)
+        handle_state(li, out);
+    else
+        handle_ids(li, strcmp(raw_uri, PATH_CONFIRM) == 0, body, body_len, out);
+}

@@ -1,0 +1,38 @@
+/*
+ * link_intake.h - the KME's [link] listener: key blocks from the QKD link
+ * (docs/kme-pair.md "Link intake", docs/link.md).
+ *
+ * Plugs into listener.c: link_identify accepts only the certificate whose
+ * CN is [link] id (the listener already checked that the KME CA signed it);
+ * link_handle serves POST /link/v1/blocks, /link/v1/confirm,
+ * /link/v1/discard and GET /link/v1/state.  Every answer is JSON; bad input
+ * is a 400 that names the problem and changes nothing.  Block bytes go to
+ * the key store and nowhere else (never into a log).
+ */
+#ifndef QC_KME_LINK_INTAKE_H
+#define QC_KME_LINK_INTAKE_H
+
+#include <stddef.h>
+
+#include "kme/config.h"
+#include "kme/keystore.h"
+#include "kme/reply.h"
+
+#define LINK_MAX_BLOCK (1024 * 1024)            /* bytes of key in one block */
+#define LINK_HEADER 13                          /* block_id 8, owner 1, length 4 */
+#define LINK_MAX_BODY (LINK_MAX_BLOCK + 64)     /* the listener's max_body */
+
+typedef struct link_intake {
+    const kme_config *cfg;
+    keystore *ks;
+} link_intake;
+
+/* A listener_identify (ctx: link_intake): cn if it is the link's ID. */
+const char *link_identify(void *ctx, const char *cn, const char *uri_san);
+
+/* A listener_handler (ctx: link_intake). */
+void link_handle(void *ctx, const char *caller, const char *method,
+                 const char *raw_uri, const char *body, size_t body_len,
+                 kme_reply *out);
+
+#endif
