@@ -136,6 +136,7 @@ static int run(const kme_config *cfg)
         .local_rate_bps = (uint64_t)cfg->local_rate_bps,
         .key_ttl_s = cfg->key_ttl,
         .maintenance_ms = (unsigned)cfg->maintenance_ms,
+        .link_block_ttl_ms = cfg->link_block_ttl_ms,
     };
     keystore *ks = ks_open(&ko, err, sizeof err);
     if (!ks) {
