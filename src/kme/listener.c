@@ -389,7 +389,9 @@ listener *listener_start(const listener_spec *spec, char *err, size_t errlen)
             MHD_OPTION_HTTPS_MEM_KEY, key,
             MHD_OPTION_HTTPS_MEM_TRUST, ca,
             MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
-            MHD_OPTION_THREAD_POOL_SIZE, spec->threads ? spec->threads : 1u,
+            /* a pool of one is refused with a warning: one worker is the
+             * internal polling thread itself (pool size 0) */
+            MHD_OPTION_THREAD_POOL_SIZE, spec->threads > 1 ? spec->threads : 0u,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
             MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
