@@ -14,7 +14,8 @@
  * the link's certificate); a stopped peer makes enc_keys answer 503 with a
  * JSON message within the peer timeout + 1 s and deliver nothing; a stopped
  * link lets the pool drain to 503, and keys flow again once it restarts;
- * the KME-to-KME and link listeners refuse SAE certificates.
+ * the KME-to-KME and link listeners refuse SAE certificates; finally, no
+ * sanitizer report or failed assertion in the logs of the three processes.
  *
  * How: tests/system/run-with-testbed brings up scripts/testbed (pair mode)
  * and runs this program with TESTBED_DIR and TESTBED_SCRIPT set.  Parts are
@@ -1023,6 +1024,35 @@ static void test_listener_identity(void **state)
           TB.pool_cap_bits);
 }
 
+/* ------------------------------------------------------------ the logs */
+
+/* After all of the above, no process of the testbed reported a sanitizer
+ * finding (sanitizer builds) or an assertion failure in its log. */
+static void test_logs_clean(void **state)
+{
+    (void)state;
+    static const char *const logs[] = { "kme-a.log", "kme-b.log", "link.log" };
+    static const char *const bad[] = { "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                       "runtime error:", "Assertion `" };
+    for (size_t i = 0; i < sizeof logs / sizeof *logs; i++) {
+        char path[4096], line[4096];
+        snprintf(path, sizeof path, "%s/%s", TB.dir, logs[i]);
+        FILE *f = fopen(path, "r");
+        CHECK(f != NULL, "cannot read %s", path);
+        unsigned long n = 0;
+        while (fgets(line, sizeof line, f) != NULL) {
+            n++;
+            for (size_t j = 0; j < sizeof bad / sizeof *bad; j++)
+                if (strstr(line, bad[j]) != NULL) {
+                    fclose(f);
+                    FAIL_AT(__FILE__, __LINE__, "%s line %lu: %s", path, n, line);
+                }
+        }
+        fclose(f);
+        CHECK(n > 0, "%s is empty", path);
+    }
+}
+
 /* -------------------------------------------------------------------- main */
 
 static void test_pools_consistent_at_start(void **state)
@@ -1054,6 +1084,7 @@ int main(void)
         cmocka_unit_test(test_link_stopped_drain),
         cmocka_unit_test(test_crash_kme_a),
         cmocka_unit_test(test_crash_kme_b),
+        cmocka_unit_test(test_logs_clean),
     };
     const char *filter = getenv("TEST_FILTER");
     if (filter != NULL && filter[0] != '\0')
