@@ -1010,6 +1010,7 @@ static int seg_near(keystore *ks, enum lstmt st, uint64_t id, uint64_t pos, uint
     sqlite3_bind_int64(s, 1, bid(id));
     sqlite3_bind_int64(s, 2, (int64_t)pos);
     int rc = sqlite3_step(s);
+    *off = *len = 0;
     if (rc == SQLITE_ROW) {
         *off = (uint64_t)sqlite3_column_int64(s, 0);
         *len = (uint64_t)sqlite3_column_int64(s, 1);
