@@ -12,7 +12,8 @@
  * its slaves, and the two KMEs' link pools consistent (own bits at one KME
  * equal the peer bits at the other, read through GET /link/v1/state with
  * the link's certificate); a stopped peer makes enc_keys answer 503 with a
- * JSON message within the peer timeout + 1 s and deliver nothing; a stopped
+ * JSON message within the peer timeout + 1 s and deliver nothing (also a
+ * peer that hangs: SIGSTOP, the timeout path); a stopped
  * link lets the pool drain to 503, and keys flow again once it restarts;
  * the KME-to-KME and link listeners refuse SAE certificates; finally, no
  * sanitizer report or failed assertion in the logs of the three processes.
@@ -32,6 +33,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -914,6 +916,37 @@ static void test_peer_stopped(void **state)
     round_trip(KA, &TB.a1, KB, to_b, 1, 1, 256, false);
 }
 
+/* A peer that accepts connections but does not answer (SIGSTOP): the
+ * timeout path.  503 within the peer timeout + 1 s, nothing delivered; once
+ * it runs again the void of the burned bits reaches it and the pools agree. */
+static void test_peer_hung(void **state)
+{
+    (void)state;
+    char *pid_s = env_value("KME_B_PID");
+    pid_t pid = pid_s != NULL ? (pid_t)strtol(pid_s, NULL, 10) : 0;
+    free(pid_s);
+    CHECK(pid > 1, "testbed.env has no KME_B_PID");
+    qkd014_client *m = client_at(KA, &TB.a1);
+    CHECK(stored_count(KA, &TB.a1, TB.b1.id) > 0, "no keys A->B before the test");
+    CHECK(kill(pid, SIGSTOP) == 0, "SIGSTOP to KME-B (pid %ld)", (long)pid);
+    qkd014_keys *k = NULL;
+    double t0 = now_s();
+    qkd014_code rc = qkd014_get_key(m, TB.b1.id, NULL, &k);
+    double dt = now_s() - t0;
+    kill(pid, SIGCONT);
+    CHECK(rc == QKD014_E_UNAVAILABLE, "enc_keys at A with KME-B hung: %s (HTTP %ld; want 503)",
+          qkd014_strerror(rc), qkd014_last_http_status(m));
+    CHECK(k == NULL, "keys delivered although KME-B did not answer");
+    CHECK(strlen(qkd014_errmsg(m)) > 0, "503 without a message");
+    CHECK(dt <= (double)TB.peer_timeout_ms / 1000.0 + 1.0, "503 after %.2f s (bound %.1f s)", dt,
+          (double)TB.peer_timeout_ms / 1000.0 + 1.0);
+    print_message("peer hung: 503 \"%s\" after %.3f s\n", qkd014_errmsg(m), dt);
+    qkd014_client_free(m);
+    check_pools_consistent("peer hung and resumed", 30);
+    const sae *to_b[] = { &TB.b1 };
+    round_trip(KA, &TB.a1, KB, to_b, 1, 1, 256, false);
+}
+
 /* Take every A-owned key (A1 -> B1) with the link stopped, until 503. */
 static void test_link_stopped_drain(void **state)
 {
@@ -1081,6 +1114,7 @@ int main(void)
         cmocka_unit_test(test_only_named_slave),
         cmocka_unit_test(test_concurrent_both_directions),
         cmocka_unit_test(test_peer_stopped),
+        cmocka_unit_test(test_peer_hung),
         cmocka_unit_test(test_link_stopped_drain),
         cmocka_unit_test(test_crash_kme_a),
         cmocka_unit_test(test_crash_kme_b),
