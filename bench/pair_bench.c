@@ -341,6 +341,10 @@ static int run_rate(void)
     printf("  sustained over %.1f s: A->B %.0f keys/s, B->A %.0f keys/s, total %.0f keys/s of 256 bits "
            "= %.2f Mbit/s (%.0f%% of the link rate; %llu answers 503 while waiting)\n",
            w, ab, ba, ab + ba, (ab + ba) * 256 / 1e6, 100.0 * (ab + ba) * 256 / (double)rate, e1 - e0);
+    const char *bb = env_get("LINK_BLOCK_BYTES");
+    double block_keys = bb ? (double)atol(bb) * 8 / 256 : 2048;
+    printf("  (blocks arrive whole: +-1 block per direction in the window = +-%.0f keys/s in total)\n",
+           2 * block_keys / w);
     if (e0 == e1)
         printf("  note: no 503 in the window: this is what the KMEs deliver, not what the link sustains\n");
     return bad;
