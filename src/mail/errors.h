@@ -1,0 +1,29 @@
+/*
+ * errors.h - the result codes of libqumail's message core (envelope, levels).
+ *
+ * One enum for every function in src/mail, so that the qumail CLI can map a
+ * failure to its exit code (tampered 7, malformed 8, ...) without knowing
+ * which layer failed.  qm_strerror() gives the text for the user; the texts
+ * never include key material or key IDs.
+ */
+#ifndef QM_ERRORS_H
+#define QM_ERRORS_H
+
+typedef enum qm_err {
+    QM_OK = 0,
+    QM_E_USAGE,         /* the caller broke an API contract */
+    QM_E_NOMEM,
+    QM_E_MALFORMED,     /* the envelope does not follow the format */
+    QM_E_VERSION,       /* envelope format version we do not know */
+    QM_E_LEVEL,         /* level 3 or an unknown level */
+    QM_E_TOO_BIG,       /* message beyond the format's limits */
+    QM_E_KEY_SHORT,     /* key material shorter (or other) than the envelope names */
+    QM_E_NOT_RECIPIENT, /* this SAE is not among the envelope's recipients */
+    QM_E_TAMPERED,      /* integrity check failed: no plaintext */
+    QM_E_CRYPTO,        /* the crypto library failed */
+} qm_err;
+
+/* Text of a code; never NULL. */
+const char *qm_strerror(qm_err err);
+
+#endif
