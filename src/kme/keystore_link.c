@@ -61,7 +61,7 @@
 enum { RES_APPLIED = 1, RES_VOID = 2 };
 
 enum lstmt {
-    LS_BLK_GET, LS_GONE_GET, LS_GONE_ADD, LS_DIR_UNUSED, LS_AVAIL, LS_BLK_INSERT,
+    LS_BLK_GET, LS_GONE_GET, LS_GONE_ADD, LS_DIR_UNUSED, LS_BLK_INSERT,
     LS_CHUNK_INSERT, LS_CHUNK_RANGE, LS_CONFIRM, LS_BLK_DEL, LS_CHUNKS_DEL, LS_SEGS_DEL,
     LS_UNCONF_LIST, LS_UNCONF_OLD, LS_FULL_LIST, LS_STATS, LS_OWN_NEXT, LS_CURSOR_SET,
     LS_CHUNKS_BELOW, LS_OB_INSERT, LS_OB_CONFIRMED, LS_OB_FAILED, LS_OB_STATE,
@@ -76,8 +76,6 @@ static const char *const lstmt_sql[LS_COUNT_] = {
     [LS_GONE_GET] = "SELECT 1 FROM blocks_gone WHERE block_id = ?1",
     [LS_GONE_ADD] = "INSERT OR IGNORE INTO blocks_gone(block_id, gone_ms) VALUES (?1, ?2)",
     [LS_DIR_UNUSED] = "SELECT coalesce(sum(length - cursor - used), 0) FROM blocks WHERE own = ?1",
-    [LS_AVAIL] = "SELECT coalesce(sum(length - cursor - used), 0) FROM blocks"
-                 " WHERE own = ?1 AND confirmed = 1",
     [LS_BLK_INSERT] = "INSERT INTO blocks(block_id, own, length, confirmed, stored_ms, cursor, used)"
                       " VALUES (?1, ?2, ?3, 0, ?4, 0, 0)",
     [LS_CHUNK_INSERT] = "INSERT INTO block_chunks(block_id, idx, used, bytes) VALUES (?1, ?2, 0, ?3)",
@@ -784,12 +782,9 @@ static ks_result enc_body(keystore *ks, tx *t)
 {
     enc_ctx *c = (enc_ctx *)t;
     own_cur cur = {.have = false};
-    int rc;
-    uint64_t avail = (uint64_t)query_one(ks, LS_AVAIL, 1, &rc);
-    if (rc != SQLITE_ROW)
-        return KS_ERROR;
-    if (avail < c->out->keys.arena.len)
-        return KS_EMPTY; /* checked first: no reading of material in vain */
+    /* No sum over all blocks first: it cost more than the allocation (a
+     * scan of every block per call).  Running out mid-way is KS_EMPTY and
+     * the transaction is rolled back. */
     for (size_t i = 0; i < c->out->keys.n; i++) {
         ks_result r = take_key(ks, c, &cur, i);
         if (r != KS_OK)
@@ -836,11 +831,6 @@ ks_result ks_remote_enc(keystore *ks, const char *peer, const char *master,
         log_error("keystore: ks_remote_enc: invalid arguments");
         return KS_ERROR;
     }
-    ks_link_stats st; /* a first look, so a huge request allocates nothing */
-    if (ks_link_stats_get(ks, &st) != KS_OK)
-        return KS_ERROR;
-    if ((uint64_t)n * size_bits > st.own_bits)
-        return KS_EMPTY;
     slave_list sl;
     if (ksi_slave_list_build(&sl, slaves, nslaves) != 0)
         return KS_ERROR;
