@@ -533,11 +533,13 @@ static const config_key *key_at(parse_state *ps, const char *name, unsigned *lin
  * line it was given (a key left at its default has no line). */
 /* threads = 0: a worker blocks while its commit reaches the disk, so in
  * full sync mode the size of a commit group is bounded by the number of
- * workers; normal mode never waits for the disk and needs one per core. */
+ * workers; a worker also blocks while the peer KME confirms a reservation,
+ * so with peers more of them keep the cores busy; otherwise normal mode
+ * never waits and needs one per core. */
 static void resolve_auto(kme_config *c)
 {
     if (c->threads == 0)
-        c->threads = c->sync == KS_SYNC_FULL ? 32 : 2;
+        c->threads = c->sync == KS_SYNC_FULL ? 32 : c->n_peers ? 16 : 2;
 }
 
 /* Peers, the peer listener and the link must fit together. */
