@@ -311,6 +311,7 @@ static void round_trip(void (*build)(qm_envelope *), spec s)
         assert_ptr_equal(v.tags, full.p + hlen + e.n_groups * e.msg_len);
     assert_int_equal(qm_envelope_find_recipient(&back, "SAE_B2"), 1);
     assert_int_equal(qm_envelope_find_recipient(&back, "SAE_A1"), -1);
+    qm_envelope_free(&back);
 
     /* every proper prefix and one byte more are rejected */
     for (size_t n = 0; n < full.len; n++) {
