@@ -11,6 +11,8 @@
  */
 #include "kme/config.h"
 
+#include "common/ini.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -126,61 +128,9 @@ static int fail(parse_state *ps, unsigned line, const config_key *k, const char 
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    if (line && k)
-        snprintf(ps->err, ps->errlen, "%s:%u: [%s] %s: %s", ps->file, line, k->section, k->name, reason);
-    else if (line)
-        snprintf(ps->err, ps->errlen, "%s:%u: %s", ps->file, line, reason);
-    else if (k)
-        snprintf(ps->err, ps->errlen, "%s: [%s] %s: %s", ps->file, k->section, k->name, reason);
-    else
-        snprintf(ps->err, ps->errlen, "%s: %s", ps->file, reason);
+    ini_format_error(ps->err, ps->errlen, ps->file, line, k ? k->section : NULL,
+                     k ? k->name : NULL, reason);
     return -1;
-}
-
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return s;
-}
-
-/* Strip a '#' comment that starts the line or follows whitespace. */
-static void strip_comment(char *s)
-{
-    for (char *p = s; *p; p++)
-        if (*p == '#' && (p == s || isspace((unsigned char)p[-1]))) {
-            *p = '\0';
-            return;
-        }
-}
-
-static bool is_printable_id(const char *s)
-{
-    if (!*s)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p <= 0x20 || *p == 0x7f)
-            return false;
-    return true;
-}
-
-static int parse_int(const char *v, int64_t *out)
-{
-    if (!*v)
-        return -1;
-    for (const char *p = v; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return -1;
-    errno = 0;
-    char *end;
-    long long x = strtoll(v, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = x;
-    return 0;
 }
 
 /* The struct a key's offset points into. */
@@ -194,20 +144,11 @@ static int set_string(parse_state *ps, unsigned line, const config_key *k, const
     char **slot = (char **)(slot_base(ps, k) + k->offset);
     if (!*v)
         return fail(ps, line, k, "empty value");
-    if (k->type == T_ID && !is_printable_id(v))
+    if (k->type == T_ID && !ini_is_id(v))
         return fail(ps, line, k, "'%s' must be printable text without spaces", v);
-    if (k->type == T_FILE) {
-        /* open, not access(): the file must really open for reading, and
-         * be a file (a directory "reads" with access() too) */
-        int fd = open(v, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return fail(ps, line, k, "cannot read '%s': %s", v, strerror(errno));
-        struct stat st;
-        bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-        close(fd);
-        if (!regular)
-            return fail(ps, line, k, "'%s' is not a regular file", v);
-    }
+    char why[600];
+    if (k->type == T_FILE && ini_check_file(v, why, sizeof why) != 0)
+        return fail(ps, line, k, "%s", why);
     if (k->type == T_PATH) {
         /* the directory the file goes in: its part before the last '/',
          * "/" for a file in the root, "." for a bare file name */
@@ -265,7 +206,7 @@ static int set_listen(parse_state *ps, unsigned line, const config_key *k, const
     int64_t port;
     if (!*port_s)
         return fail(ps, line, k, "'%s' has no port (ADDRESS:PORT, IPv6 as [ADDRESS]:PORT)", v);
-    if (parse_int(port_s, &port) != 0 || port > 65535)
+    if (ini_parse_uint(port_s, &port) != 0 || port > 65535)
         return fail(ps, line, k, "port '%s' is not a number in 0..65535", port_s);
     size_t hl = (size_t)(he - hs);
     char h[INET6_ADDRSTRLEN + 1];
@@ -315,7 +256,7 @@ static int set_list(parse_state *ps, unsigned line, const config_key *k, const c
             free(copy);
             return -1;
         }
-        if (!is_printable_id(tok)) {
+        if (!ini_is_id(tok)) {
             fail(ps, line, k, "'%s' is not a valid SAE ID", tok);
             free(copy);
             return -1;
@@ -352,7 +293,7 @@ static int set_value(parse_state *ps, unsigned line, const config_key *k, const 
     case T_LISTEN: case T_ADDR:
         return set_listen(ps, line, k, v);
     case T_UINT:
-        if (parse_int(v, &x) != 0 || x < k->min || x > k->max)
+        if (ini_parse_uint(v, &x) != 0 || x < k->min || x > k->max)
             return fail(ps, line, k, "'%s' is not an integer in %lld..%lld", v,
                         (long long)k->min, (long long)k->max);
         *(unsigned *)(slot_base(ps, k) + k->offset) = (unsigned)x;
@@ -365,7 +306,7 @@ static int set_value(parse_state *ps, unsigned line, const config_key *k, const 
     case T_LIST:
         return set_list(ps, line, k, v);
     case T_INT:
-        if (parse_int(v, &x) != 0 || x < k->min || x > k->max)
+        if (ini_parse_uint(v, &x) != 0 || x < k->min || x > k->max)
             return fail(ps, line, k, "'%s' is not an integer in %lld..%lld", v,
                         (long long)k->min, (long long)k->max);
         if (k->offset == OFF(threads))
@@ -431,7 +372,7 @@ static int finish_peer(parse_state *ps)
 static int begin_peer(parse_state *ps, unsigned line, const char *id)
 {
     kme_config *c = ps->cfg;
-    if (!is_printable_id(id))
+    if (!ini_is_id(id))
         return fail(ps, line, NULL, "[peer %s]: a KME ID must be printable text without spaces", id);
     if (kme_config_peer(c, id))
         return fail(ps, line, NULL, "[peer %s] given twice", id);
@@ -454,10 +395,10 @@ static int parse_section(parse_state *ps, unsigned line, char *s, char *section,
     if (!close || close[1] != '\0')
         return fail(ps, line, NULL, "malformed section header '%s'", s);
     *close = '\0';
-    char *name = trim(s + 1), *arg = name + strcspn(name, " \t");
+    char *name = ini_trim(s + 1), *arg = name + strcspn(name, " \t");
     if (*arg) {
         *arg++ = '\0';
-        arg = trim(arg);
+        arg = ini_trim(arg);
     }
     if (finish_peer(ps) != 0)
         return -1;
@@ -477,8 +418,8 @@ static int parse_section(parse_state *ps, unsigned line, char *s, char *section,
 
 static int parse_line(parse_state *ps, unsigned line, char *text, char *section, size_t seclen)
 {
-    strip_comment(text);
-    char *s = trim(text);
+    ini_strip_comment(text);
+    char *s = ini_trim(text);
     if (!*s)
         return 0;
     if (*s == '[')
@@ -487,7 +428,7 @@ static int parse_line(parse_state *ps, unsigned line, char *text, char *section,
     if (!eq)
         return fail(ps, line, NULL, "expected 'key = value', got '%s'", s);
     *eq = '\0';
-    char *name = trim(s), *value = trim(eq + 1);
+    char *name = ini_trim(s), *value = ini_trim(eq + 1);
     if (!*section)
         return fail(ps, line, NULL, "key '%s' outside of any section", name);
     size_t idx;

@@ -12,6 +12,8 @@
  */
 #include "link/config.h"
 
+#include "common/ini.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -73,69 +75,20 @@ static int fail(parse_state *ps, unsigned line, const config_key *k, const char 
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    if (line && k)
-        snprintf(ps->err, ps->errlen, "%s:%u: [%s] %s: %s", ps->file, line, k->section, k->name, reason);
-    else if (line)
-        snprintf(ps->err, ps->errlen, "%s:%u: %s", ps->file, line, reason);
-    else if (k)
-        snprintf(ps->err, ps->errlen, "%s: [%s] %s: %s", ps->file, k->section, k->name, reason);
-    else
-        snprintf(ps->err, ps->errlen, "%s: %s", ps->file, reason);
+    ini_format_error(ps->err, ps->errlen, ps->file, line, k ? k->section : NULL,
+                     k ? k->name : NULL, reason);
     return -1;
-}
-
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return s;
-}
-
-/* A '#' comment starts the line or follows whitespace (paths may hold '#'). */
-static void strip_comment(char *s)
-{
-    for (char *p = s; *p; p++)
-        if (*p == '#' && (p == s || isspace((unsigned char)p[-1]))) {
-            *p = '\0';
-            return;
-        }
-}
-
-static bool printable_id(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p <= 0x20 || *p >= 0x7f)
-            return false;
-    return *s != '\0';
 }
 
 static int parse_uint(const char *v, int64_t max, int64_t *out)
 {
-    if (!*v || strlen(v) > 18)
-        return -1;
-    for (const char *p = v; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return -1;
-    long long x = strtoll(v, NULL, 10);
-    if (x > max)
-        return -1;
-    *out = x;
-    return 0;
+    return ini_parse_uint(v, out) == 0 && *out <= max ? 0 : -1;
 }
 
 static int check_file(parse_state *ps, unsigned line, const config_key *k, const char *v)
 {
-    /* open, not access(): it must really open for reading, and be a file */
-    int fd = open(v, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail(ps, line, k, "cannot read '%s': %s", v, strerror(errno));
-    struct stat st;
-    bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    close(fd);
-    return regular ? 0 : fail(ps, line, k, "'%s' is not a regular file", v);
+    char why[600];
+    return ini_check_file(v, why, sizeof why) == 0 ? 0 : fail(ps, line, k, "%s", why);
 }
 
 /* https://HOST:PORT with HOST a name, an IPv4 address or [IPv6]; the port
@@ -176,7 +129,7 @@ static int set_ratio(parse_state *ps, unsigned line, const config_key *k, const 
         return fail(ps, line, k, "'%s' is not A:B (for example 1:1)", v);
     snprintf(a, sizeof a, "%.*s", (int)(colon - v), v);
     snprintf(b, sizeof b, "%s", colon + 1);
-    if (parse_uint(trim(a), 1000, &ra) != 0 || parse_uint(trim(b), 1000, &rb) != 0)
+    if (parse_uint(ini_trim(a), 1000, &ra) != 0 || parse_uint(ini_trim(b), 1000, &rb) != 0)
         return fail(ps, line, k, "'%s': both parts must be integers in 0..1000", v);
     if (ra + rb == 0)
         return fail(ps, line, k, "'%s': at least one side must own blocks", v);
@@ -187,8 +140,8 @@ static int set_ratio(parse_state *ps, unsigned line, const config_key *k, const 
 
 static int set_string(parse_state *ps, unsigned line, const config_key *k, const char *v)
 {
-    if (k->type == T_ID && !printable_id(v))
-        return fail(ps, line, k, "'%s' must be printable ASCII without spaces", v);
+    if (k->type == T_ID && !ini_is_id(v))
+        return fail(ps, line, k, "'%s' must be printable text without spaces", v);
     if (k->type == T_FILE && check_file(ps, line, k, v) != 0)
         return -1;
     if (k->type == T_URL && check_url(ps, line, k, v) != 0)
@@ -247,7 +200,7 @@ static int parse_section(parse_state *ps, unsigned line, char *s, char *section,
     if (!close || close[1] != '\0')
         return fail(ps, line, NULL, "malformed section header '%s'", s);
     *close = '\0';
-    char *name = trim(s + 1);
+    char *name = ini_trim(s + 1);
     if (!known_section(name))
         return fail(ps, line, NULL, "unknown section [%s] (known: [link], [kme_a], [kme_b])", name);
     snprintf(section, seclen, "%s", name);
@@ -256,8 +209,8 @@ static int parse_section(parse_state *ps, unsigned line, char *s, char *section,
 
 static int parse_line(parse_state *ps, unsigned line, char *text, char *section, size_t seclen)
 {
-    strip_comment(text);
-    char *s = trim(text);
+    ini_strip_comment(text);
+    char *s = ini_trim(text);
     if (!*s)
         return 0;
     if (*s == '[')
@@ -266,7 +219,7 @@ static int parse_line(parse_state *ps, unsigned line, char *text, char *section,
     if (!eq)
         return fail(ps, line, NULL, "expected 'key = value', got '%s'", s);
     *eq = '\0';
-    char *name = trim(s), *value = trim(eq + 1);
+    char *name = ini_trim(s), *value = ini_trim(eq + 1);
     if (!*section)
         return fail(ps, line, NULL, "key '%s' outside of any section", name);
     size_t idx;

@@ -1,0 +1,37 @@
+/*
+ * ini.h - the lexical rules shared by every configuration file of the
+ * project (qkd-kme, qkd-link): INI lines, comments, IDs, numbers, files,
+ * and the one shape of error message, "FILE:LINE: [section] key: reason".
+ * Each program keeps its own table of sections and keys; only the rules
+ * that must not differ between them live here.
+ */
+#ifndef QC_INI_H
+#define QC_INI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Strip surrounding white space in place; returns the start. */
+char *ini_trim(char *s);
+
+/* Cut a '#' comment that starts the line or follows white space (a path
+ * may hold a '#' inside a word). */
+void ini_strip_comment(char *s);
+
+/* Non-empty, no control characters, no spaces (UTF-8 bytes allowed). */
+bool ini_is_id(const char *s);
+
+/* A plain decimal integer (digits only) that fits int64_t: 0, else -1. */
+int ini_parse_uint(const char *v, int64_t *out);
+
+/* The file opens for reading and is a regular file: 0; else -1 and the
+ * reason (naming the path) in why. */
+int ini_check_file(const char *path, char *why, size_t whylen);
+
+/* "FILE:LINE: [section] key: reason", leaving out the parts that are 0 or
+ * NULL. */
+void ini_format_error(char *err, size_t errlen, const char *file, unsigned line,
+                      const char *section, const char *key, const char *reason);
+
+#endif
