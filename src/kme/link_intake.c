@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/blockid.h"
 
 #define PATH_BLOCKS "/link/v1/blocks"
 #define PATH_CONFIRM "/link/v1/confirm"
@@ -126,24 +127,6 @@ static void handle_block(const link_intake *li, const char *body, size_t len, km
 
 /* ------------------------------------------------------------ confirm, discard */
 
-static int parse_hex64(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (!s || strlen(s) != 16)
-        return -1;
-    for (int i = 0; i < 16; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0'
-              : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0)
-            return -1;
-        v = v << 4 | (uint64_t)d;
-    }
-    *out = v;
-    return 0;
-}
-
 /* {"block_IDs": ["<16 hex digits>", ...]} and nothing else. */
 static int parse_ids(const char *body, size_t len, uint64_t **ids, size_t *n, char *why, size_t whylen)
 {
@@ -160,11 +143,13 @@ static int parse_ids(const char *body, size_t len, uint64_t **ids, size_t *n, ch
         snprintf(why, whylen, "out of memory");
     else
         rc = 0;
-    for (size_t i = 0; rc == 0 && i < json_array_size(arr); i++)
-        if (parse_hex64(json_string_value(json_array_get(arr, i)), &(*ids)[i]) != 0) {
+    for (size_t i = 0; rc == 0 && i < json_array_size(arr); i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!json_is_string(v) || block_id_parse(json_string_value(v), json_string_length(v), &(*ids)[i]) != 0) {
             snprintf(why, whylen, "block_IDs[%zu] is not a string of 16 hex digits", i);
             rc = -1;
         }
+    }
     *n = rc == 0 ? json_array_size(arr) : 0;
     if (rc != 0) {
         free(*ids);
@@ -203,7 +188,7 @@ static json_t *ids_array(const uint64_t *ids, size_t n)
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
         char hex[17];
-        snprintf(hex, sizeof hex, "%016" PRIx64, ids[i]);
+        block_id_format(ids[i], hex);
         if (json_array_append_new(arr, json_string(hex)) != 0) {
             json_decref(arr);
             return NULL;

@@ -44,6 +44,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/blockid.h"
 #include "common/uuid.h"
 #include "common/x509cn.h"
 #include "kme/listener.h"
@@ -119,25 +120,6 @@ static int get_uuid(json_t *o, const char *name, uint8_t out[16], perr *e)
     return 0;
 }
 
-/* Exactly 16 hex digits (either case): the link's 64-bit block ID. */
-static int parse_block_id(const char *s, size_t len, uint64_t *out)
-{
-    if (len != 16)
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < 16; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0'
-              : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0)
-            return -1;
-        v = v << 4 | (uint64_t)d;
-    }
-    *out = v;
-    return 0;
-}
-
 /* [block_id_hex, offset, length], offset + length within 32 bits. */
 static int parse_segment(json_t *a, ks_segment *seg, const char *where, size_t i, perr *e)
 {
@@ -147,7 +129,7 @@ static int parse_segment(json_t *a, ks_segment *seg, const char *where, size_t i
         return fail(e, 400, "bad-request",
                     "%s[%zu] must be [block_ID (16 hex digits), offset, length]", where, i);
     json_int_t off = json_integer_value(o), len = json_integer_value(l);
-    if (parse_block_id(json_string_value(b), json_string_length(b), &seg->block_id) != 0)
+    if (block_id_parse(json_string_value(b), json_string_length(b), &seg->block_id) != 0)
         return fail(e, 400, "bad-request", "%s[%zu]: block ID must be 16 hex digits", where, i);
     if (off < 0 || len < 1 || off + len > (json_int_t)UINT32_MAX)
         return fail(e, 400, "bad-request",
@@ -702,7 +684,7 @@ static int peer_post(peer_service *ps, peer_pool *p, const char *path, const cha
 static json_t *segment_json(const ks_segment *s)
 {
     char hex[17];
-    snprintf(hex, sizeof hex, "%016" PRIx64, s->block_id);
+    block_id_format(s->block_id, hex);
     return json_pack("[s, I, I]", hex, (json_int_t)s->offset, (json_int_t)s->length);
 }
 

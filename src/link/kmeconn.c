@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/blockid.h"
 #include "common/x509cn.h"
 
 #define MAX_ANSWER (16u * 1024 * 1024) /* a state answer lists unconfirmed IDs */
@@ -327,24 +328,6 @@ int kc_pool_of(const kmeconn *c, kc_pool *out)
     return rc;
 }
 
-static int parse_hex64(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (!s || strlen(s) != 16)
-        return -1;
-    for (int i = 0; i < 16; i++) {
-        char ch = s[i];
-        int d = ch >= '0' && ch <= '9' ? ch - '0'
-              : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-              : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-        if (d < 0)
-            return -1;
-        v = v << 4 | (uint64_t)d;
-    }
-    *out = v;
-    return 0;
-}
-
 int kc_state_of(const kmeconn *c, uint64_t **ids, size_t *n, char *side)
 {
     json_t *o = answer_json(c);
@@ -357,8 +340,10 @@ int kc_state_of(const kmeconn *c, uint64_t **ids, size_t *n, char *side)
     size_t cnt = rc == 0 ? json_array_size(arr) : 0;
     if (rc == 0 && cnt && !(*ids = calloc(cnt, sizeof **ids)))
         rc = -1;
-    for (size_t i = 0; rc == 0 && i < cnt; i++)
-        rc = parse_hex64(json_string_value(json_array_get(arr, i)), &(*ids)[i]);
+    for (size_t i = 0; rc == 0 && i < cnt; i++) {
+        json_t *v = json_array_get(arr, i);
+        rc = json_is_string(v) ? block_id_parse(json_string_value(v), json_string_length(v), &(*ids)[i]) : -1;
+    }
     if (rc == 0)
         *n = cnt;
     else {
