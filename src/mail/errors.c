@@ -18,6 +18,15 @@ const char *qm_strerror(qm_err err)
     case QM_E_NOT_RECIPIENT: return "this SAE is not a recipient of the message";
     case QM_E_TAMPERED:      return "message tampered with: integrity check failed";
     case QM_E_CRYPTO:        return "cryptographic library failure";
+    case QM_E_CONFIG:        return "invalid configuration";
+    case QM_E_KME:           return "key management entity unreachable";
+    case QM_E_AUTH:          return "authentication refused";
+    case QM_E_NO_KEYS:       return "not enough key material (try --level 2)";
+    case QM_E_KEY_USED:      return "key already used";
+    case QM_E_MIME:          return "malformed message";
+    case QM_E_TRANSPORT:     return "mail transport failed";
+    case QM_E_IO:            return "local storage failed";
+    case QM_E_NOT_FOUND:     return "not found";
     }
     return "unknown error";
 }

@@ -21,6 +21,16 @@ typedef enum qm_err {
     QM_E_NOT_RECIPIENT, /* this SAE is not among the envelope's recipients */
     QM_E_TAMPERED,      /* integrity check failed: no plaintext */
     QM_E_CRYPTO,        /* the crypto library failed */
+    /* libqumail proper (keys, stores, transport); qumail exit code in [] */
+    QM_E_CONFIG,        /* [2] configuration file missing or invalid */
+    QM_E_KME,           /* [3] KME unreachable or answering badly */
+    QM_E_AUTH,          /* [4] KME or mail server refused our credentials */
+    QM_E_NO_KEYS,       /* [5] not enough key material (Level 2 needs less) */
+    QM_E_KEY_USED,      /* [6] a key of the message was already used */
+    QM_E_MIME,          /* [8] the outer MIME message is malformed */
+    QM_E_TRANSPORT,     /* [9] SMTP, IMAP or Maildir failed */
+    QM_E_IO,            /* [9] local file or store failed */
+    QM_E_NOT_FOUND,     /* [2] no such message or address */
 } qm_err;
 
 /* Text of a code; never NULL. */
