@@ -1,0 +1,36 @@
+/*
+ * readstore.h - the local store of decrypted messages behind `qumail read`.
+ *
+ * A message's keys are consumed by its first decryption (each key is
+ * delivered once by the KME, and used key IDs are recorded locally), so
+ * `qumail read` keeps the plaintext it produced here and shows it again from
+ * here, without any KME call.  Layout: STORE_DIR/read/ (mode 0700), one file
+ * per message (mode 0600), named after the message's mailbox ID (a Maildir
+ * ID, or "imap:MAILBOX:UID"), written atomically (temporary file, fsync,
+ * rename, fsync of the directory): a message is either fully stored or not at
+ * all.  `qumail decrypt` never uses this store.
+ */
+#ifndef QM_READSTORE_H
+#define QM_READSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mail/errors.h"
+
+/* Create STORE_DIR (its parent must exist) and STORE_DIR/read, mode 0700,
+ * if they are missing.  QM_E_IO if that fails or one is not a directory. */
+qm_err qm_readstore_init(const char *store_dir);
+
+/* Keep msg (the decrypted inner message of a message of this level) under
+ * id, replacing an older copy.  QM_E_USAGE for an empty or over-long id. */
+qm_err qm_readstore_put(const char *store_dir, const char *id, int level,
+                        const uint8_t *msg, size_t len);
+
+/* The message kept under id: QM_E_NOT_FOUND if none, QM_E_IO if the file
+ * cannot be read or is not one this store wrote.  *msg is malloc'd (and
+ * NUL-terminated after len bytes); the caller wipes and frees it. */
+qm_err qm_readstore_get(const char *store_dir, const char *id, int *level,
+                        uint8_t **msg, size_t *len);
+
+#endif
