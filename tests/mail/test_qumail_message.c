@@ -12,7 +12,10 @@
  * what can be rejected offline consumes no key (no dec_keys is made and the
  * intact copy still decrypts); replays: "key already used" from the
  * used-key store without a KME call, and from the KME's 400 with a fresh
- * store; a reader that is not a recipient; Level 3.  With the argument
+ * store; a reader that is not a recipient; Level 3; the outer MIME layer
+ * (addresses and constant Subject in clear; not QuMail, another version, a
+ * broken or truncated envelope refused before any KME call); libqkd014
+ * errors (unknown SAE, wrong KME ID, nothing listening).  With the argument
  * "no-keys" (a testbed with a tiny link pool) only: a Level 1 message
  * larger than the pool is "not enough key material" and goes at Level 2.
  *
@@ -41,6 +44,7 @@
 
 #include "mail/envelope.h"
 #include "mail/message.h"
+#include "mail/mime.h"
 #include "mail/usedkeys.h"
 
 #define FAIL_AT(file, line, ...)                                             \
@@ -290,23 +294,37 @@ static qm_err encrypt_to(user *from, int level, user *const *to, size_t n, bool 
     qm_peer peers[16];
     for (size_t i = 0; i < n; i++)
         peers[i] = peer_of(to[i], with_kme);
-#ifdef QM_TEST_WITH_MIME
     if (!envelope_only)
         return qm_encrypt(&from->self, level, peers, n, inner, len, out, out_len);
-#endif
-    (void)envelope_only;
     return qm_encrypt_envelope(&from->self, level, peers, n, inner, len, out, out_len);
 }
 
 static qm_err decrypt_as(user *u, const uint8_t *msg, size_t len, bool envelope_only,
                          uint8_t **inner, size_t *inner_len, int *level)
 {
-#ifdef QM_TEST_WITH_MIME
     if (!envelope_only)
         return qm_decrypt(&u->self, msg, len, inner, inner_len, level);
-#endif
-    (void)envelope_only;
     return qm_decrypt_envelope(&u->self, msg, len, inner, inner_len, level);
+}
+
+/* The outer message shows the addresses and the constant Subject only. */
+static void check_outer(const user *from, user *const *to, size_t n, const uint8_t *out,
+                        size_t out_len)
+{
+    uint8_t *env = NULL;
+    size_t env_len = 0;
+    qm_outer_info info = { 0 };
+    qm_err err = qm_mime_parse(out, out_len, &env, &env_len, &info);
+    CHECK(err == QM_OK, "the outer message does not parse: %s", qm_strerror(err));
+    CHECK(info.from != NULL && strcmp(info.from, from->address) == 0, "outer From: %s",
+          info.from ? info.from : "(none)");
+    CHECK(info.n_to == n, "outer To has %zu addresses, not %zu", info.n_to, n);
+    for (size_t i = 0; i < n && i < info.n_to; i++)
+        CHECK(strcmp(info.to[i], to[i]->address) == 0, "outer To[%zu]: %s", i, info.to[i]);
+    CHECK(memmem(out, out_len, "Subject: " QM_MIME_SUBJECT, strlen("Subject: " QM_MIME_SUBJECT))
+              != NULL, "no constant Subject in the outer message");
+    qm_outer_info_free(&info);
+    free(env);
 }
 
 /* Encrypt inner from `from` to the users, then each decrypts it to the
@@ -323,6 +341,7 @@ static void round_trip(user *from, int level, user *const *to, size_t n, bool wi
     if (level != 4 && len >= 64)   /* the plaintext does not show through */
         CHECK(memmem(out, out_len, inner + len / 2 - 16, 32) == NULL,
               "plaintext bytes found in the Level %d message", level);
+    check_outer(from, to, n, out, out_len);
     for (size_t i = 0; i < n; i++) {
         uint8_t *got = NULL;
         size_t got_len = 0;
@@ -542,6 +561,56 @@ static void test_tamper_offline(void **state)
         printf("    Level %d: the intact copy still decrypts\n", level);
         sealed_free(&s);
     }
+    free(inner);
+}
+
+/* The outer layer: not a QuMail message, or another format version, is
+ * refused before any KME call; the intact message still decrypts. */
+static void test_outer_malformed(void **state)
+{
+    (void)state;
+    size_t len = 3000;
+    uint8_t *inner = make_inner(len);
+    user *to[] = { &B1 };
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    qm_err err = encrypt_to(&A1, 1, to, 1, true, inner, len, false, &out, &out_len);
+    CHECK(err == QM_OK, "encrypt: %s (%s)", qm_strerror(err), A1.self.detail);
+    int dec = B1.n_dec;
+    uint8_t *got = NULL;
+    size_t got_len = 0;
+
+    /* the plain inner message is no QuMail message */
+    err = qm_decrypt(&B1.self, inner, len, &got, &got_len, NULL);
+    CHECK(err == QM_E_MIME && got == NULL, "inner message as outer: %s", qm_strerror(err));
+    /* Version: 2 in the control part */
+    uint8_t *c = malloc(out_len);
+    memcpy(c, out, out_len);
+    uint8_t *v = memmem(c, out_len, "\nVersion: 1\n", 12);   /* not MIME-Version */
+    assert_non_null(v);
+    v[10] = '2';
+    err = qm_decrypt(&B1.self, c, out_len, &got, &got_len, NULL);
+    CHECK(err == QM_E_VERSION && got == NULL, "Version 2: %s (%s)", qm_strerror(err),
+          B1.self.detail);
+    /* a base64 character of the envelope changed: the envelope no longer parses or
+     * its header differs; either way no KME call for a broken magic */
+    memcpy(c, out, out_len);
+    uint8_t *b = memmem(c, out_len, "UVVNQUlM", 8);   /* base64 of "QUMAIL" */
+    assert_non_null(b);
+    b[0] = 'V';
+    err = qm_decrypt(&B1.self, c, out_len, &got, &got_len, NULL);
+    CHECK(err == QM_E_MALFORMED && got == NULL, "magic changed in base64: %s", qm_strerror(err));
+    /* truncated in the middle of the base64 */
+    err = qm_decrypt(&B1.self, out, out_len / 2, &got, &got_len, NULL);
+    CHECK((err == QM_E_MIME || err == QM_E_MALFORMED) && got == NULL, "truncated: %s",
+          qm_strerror(err));
+    CHECK(B1.n_dec == dec, "the KME was asked for a malformed message");
+    err = qm_decrypt(&B1.self, out, out_len, &got, &got_len, NULL);
+    CHECK(err == QM_OK && got_len == len && memcmp(got, inner, len) == 0,
+          "intact message after the malformed ones: %s (%s)", qm_strerror(err), B1.self.detail);
+    free(got);
+    free(c);
+    free(out);
     free(inner);
 }
 
@@ -822,6 +891,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_round_trip_a1_a2),
         cmocka_unit_test(test_several_recipients),
         cmocka_unit_test(test_tamper_offline),
+        cmocka_unit_test(test_outer_malformed),
         cmocka_unit_test(test_tamper_online),
         cmocka_unit_test(test_swapped_recipient_keys),
         cmocka_unit_test(test_replay),
