@@ -6,7 +6,8 @@
  * What: round trips at Levels 1, 2 and 4 of 0 B, 1 B, 100 KiB and 5 MiB
  * messages (UTF-8 headers, a binary attachment) A1->B1 (across the link),
  * B1->A1 and A1->A2 (one KME), byte-identical; several recipients (B1 and
- * B2 sharing a multicast pad, A2 with its own) each decrypting; tampering
+ * B2 sharing a multicast pad, A2 with its own) each decrypting; a 9 MiB
+ * pad in batches of max_key_per_request (enc_keys and dec_keys); tampering
  * (bit flips in ciphertext, tag and header, swapped and repeated key IDs, a
  * changed level) gives "tampered" or "malformed" and no plaintext, and
  * what can be rejected offline consumes no key (no dec_keys is made and the
@@ -391,6 +392,25 @@ static void test_round_trip_a1_a2(void **state)
 {
     (void)state;
     round_trips(&A1, &A2);
+}
+
+/* A pad of more keys than one ETSI call may carry (max_key_per_request 1024
+ * keys of 65536 bits on the testbed): 9 MiB takes 1152 pad keys, so two
+ * enc_keys calls for the pad (+1 for the MAC key) and two dec_keys calls. */
+static void test_batches(void **state)
+{
+    (void)state;
+    size_t len = 9 * MIB;
+    uint8_t *inner = make_inner(len);
+    user *to[] = { &A2 };
+    wait_for_keys(&A1, &A2, len + 64);
+    int enc = A1.n_enc, dec = A2.n_dec;
+    round_trip(&A1, 1, to, 1, true, inner, len);
+    CHECK(A1.n_enc - enc == 3, "%d enc_keys calls for a 1152-key pad, not 3", A1.n_enc - enc);
+    CHECK(A2.n_dec - dec == 2, "%d dec_keys calls for 1153 keys, not 2", A2.n_dec - dec);
+    printf("    9 MiB at Level 1: %d enc_keys, %d dec_keys calls\n", A1.n_enc - enc,
+           A2.n_dec - dec);
+    free(inner);
 }
 
 /* B1 and B2 behind KME-B share one multicast pad; A2 gets its own. */
@@ -889,6 +909,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_round_trip_a1_b1),
         cmocka_unit_test(test_round_trip_b1_a1),
         cmocka_unit_test(test_round_trip_a1_a2),
+        cmocka_unit_test(test_batches),
         cmocka_unit_test(test_several_recipients),
         cmocka_unit_test(test_tamper_offline),
         cmocka_unit_test(test_outer_malformed),
