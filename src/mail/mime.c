@@ -324,7 +324,9 @@ static bool is_leaf(GMimeObject *o)
 /* Read a whole GMime stream (from its start) into a malloc'd buffer. */
 static bool read_stream(GMimeStream *s, size_t max, char **out, size_t *out_len)
 {
-    size_t cap = 4096, len = 0;
+    /* a substream of the parsed message knows its length: one allocation */
+    gint64 known = g_mime_stream_length(s);
+    size_t cap = known >= 0 && (guint64)known <= max ? (size_t)known + 1 : 4096, len = 0;
     char *buf = malloc(cap);
     if (buf == NULL || g_mime_stream_reset(s) != 0) {
         free(buf);

@@ -200,6 +200,25 @@ static void test_transport_additions_accepted(void **state)
     free(m);
 }
 
+/* Variants the format page allows. */
+static void test_tolerated_variants(void **state)
+{
+    (void)state;
+    expect_mutation("Version: 1\n", "\n  Version:1  \n\n", QM_OK);
+    expect_mutation("Version: 1\n", "version: 1", QM_OK);
+    expect_mutation("Content-Type: application/x-qumail-envelope\n",
+                    "Content-Type: application/x-qumail-envelope\n"
+                    "Content-Transfer-Encoding: 7bit\n", QM_OK);
+    expect_mutation("multipart/encrypted; protocol=\"application/x-qumail-envelope\"",
+                    "Multipart/Encrypted; PROTOCOL=\"Application/X-QuMail-Envelope\"", QM_OK);
+    expect_mutation("Content-Transfer-Encoding: base64\n",
+                    "Content-Transfer-Encoding: BASE64\n", QM_OK);
+    expect_mutation("MIME-Version: 1.0\n",
+                    "MIME-Version: 1.0\nContent-Transfer-Encoding: 7bit\n", QM_OK);
+    expect_mutation("Subject: QuMail encrypted message\n", "", QM_OK);
+    expect_mutation(spec_end, "--BOUND--\nepilogue\n", QM_OK);
+}
+
 /* ---- rejections ------------------------------------------------------------ */
 
 static void test_reject_top_level(void **state)
@@ -627,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_spec_message_parses),
         cmocka_unit_test(test_crlf_accepted),
         cmocka_unit_test(test_transport_additions_accepted),
+        cmocka_unit_test(test_tolerated_variants),
         cmocka_unit_test(test_reject_top_level),
         cmocka_unit_test(test_reject_parts),
         cmocka_unit_test(test_reject_part_types),
