@@ -1,0 +1,86 @@
+/*
+ * qumail.h - what the parts of the qumail program share: the session (the
+ * user's configuration, the KME connection, the used-key store), error
+ * reporting with the exit codes of docs/qumail.md, narration for --verbose
+ * and output.  qumail.c holds the options and the message commands
+ * (encrypt, decrypt, send); qumail_inbox.c the mailbox commands (inbox,
+ * read).
+ */
+#ifndef QUMAIL_CLI_H
+#define QUMAIL_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkd014.h"
+#include "mail/config.h"
+#include "mail/errors.h"
+#include "mail/message.h"
+#include "mail/usedkeys.h"
+
+/* Exit codes (docs/qumail.md). */
+enum {
+    EX_OK = 0,
+    EX_INTERNAL = 1,   /* out of memory, crypto library failure */
+    EX_USAGE = 2,      /* usage or configuration */
+    EX_KME = 3,        /* KME unreachable */
+    EX_AUTH = 4,       /* authentication refused (KME or mail server) */
+    EX_NO_KEYS = 5,    /* not enough key material */
+    EX_KEY_USED = 6,   /* a key of the message was already used */
+    EX_TAMPERED = 7,   /* integrity check failed */
+    EX_MALFORMED = 8,  /* malformed message */
+    EX_TRANSPORT = 9,  /* mail transport or local storage */
+};
+
+/* Which side of a message a failure happened on: the same code can mean
+ * different things (short key material is the KME's fault when sealing,
+ * a lying envelope when opening). */
+typedef enum { SIDE_SEAL, SIDE_OPEN } qc_side;
+
+typedef struct qc_session {
+    qm_config cfg;
+    qkd014_client *kme;   /* opened by qc_session_keys */
+    qm_usedkeys *used;    /* opened by qc_session_keys when decrypting */
+    qm_self me;
+    bool verbose;
+} qc_session;
+
+/* "qumail: error: TEXT" on stderr; returns EX_USAGE or the given code. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+int qc_error(int code, const char *fmt, ...);
+
+/* Report rc (with detail, if not empty) and return its exit code. */
+int qc_fail(qm_err rc, qc_side side, const char *detail);
+
+/* One line of narration on stderr, with --verbose only. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void qc_say(const qc_session *s, const char *fmt, ...);
+
+/* Connect the session to the KME (and, with for_decrypt, open the used-key
+ * store in [store] dir): QM_OK or an error already reported in *ex. */
+int qc_session_keys(qc_session *s, bool for_decrypt);
+
+/* Decrypt an outer message with the session's keys, narrating; on failure
+ * reports and returns the exit code, else EX_OK with *inner (to be wiped)
+ * and *level. */
+int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, uint8_t **inner,
+               size_t *inner_len, int *level);
+
+/* Write bytes to stdout (buffered in memory that is wiped at exit). */
+int qc_write_out(const uint8_t *p, size_t n);
+
+/* The Level 4 label: said whenever an unprotected message is shown. */
+void qc_warn_level4(const char *what);
+
+/* Free a buffer that held plaintext. */
+void qc_wipe_free(uint8_t *p, size_t n);
+
+int qc_cmd_inbox(qc_session *s);
+int qc_cmd_read(qc_session *s, const char *which);
+
+#endif
