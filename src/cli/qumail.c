@@ -231,8 +231,8 @@ static int session_open(qc_session *s, const cli *c)
     qm_err rc = qm_config_load(path, &s->cfg, err, sizeof err);
     if (rc != QM_OK)
         return rc == QM_E_CONFIG ? qc_error(EX_USAGE, "%s", err) : qc_fail(rc, SIDE_SEAL, NULL);
-    qc_say(s, "config %s: %s is SAE %s at %s%s%s", path, s->cfg.address, s->cfg.sae_id,
-           s->cfg.kme_url, s->cfg.kme_id ? " KME " : "", s->cfg.kme_id ? s->cfg.kme_id : "");
+    qc_say(s, "config %s: %s is %s on %s (%s)", path, s->cfg.address, s->cfg.sae_id,
+           s->cfg.kme_id ? s->cfg.kme_id : "its KME", s->cfg.kme_url);
     s->me.sae_id = s->cfg.sae_id;
     s->me.address = s->cfg.address;
     if (s->verbose)
@@ -296,8 +296,8 @@ static int resolve_peers(qc_session *s, const char *const *to, size_t n, qm_peer
             if (strcmp(peers[j].address, ct->address) == 0)
                 return qc_error(EX_USAGE, "recipient %s given twice", ct->address);
         peers[i] = (qm_peer){ ct->address, ct->sae_id, ct->kme_id };
-        qc_say(s, "recipient %s: SAE %s%s%s", ct->address, ct->sae_id,
-               ct->kme_id ? " behind KME " : "", ct->kme_id ? ct->kme_id : "");
+        qc_say(s, "recipient %s: %s on %s", ct->address, ct->sae_id,
+               ct->kme_id ? ct->kme_id : "an unnamed KME");
     }
     return EX_OK;
 }
@@ -316,7 +316,6 @@ static int seal(qc_session *s, int level, const qm_peer *peers, size_t n,
     qm_err rc = qm_encrypt(&s->me, level, peers, n, inner, len, outer, outer_len);
     if (rc != QM_OK)
         return qc_fail(rc, SIDE_SEAL, s->me.detail);
-    qc_say(s, "outer message: %zu bytes", *outer_len);
     return EX_OK;
 }
 
