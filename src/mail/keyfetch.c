@@ -20,6 +20,7 @@
 
 #define KEY_NOT_FOUND_MSG "one or more keys specified are not found on KME"
 #define KEY256_BITS 256
+#define LEVEL2_HINT "; Level 2 needs only 256 bits per recipient (--level 2)"
 
 /* ------------------------------------------------------------ narration */
 
@@ -75,8 +76,7 @@ static qm_err map_error(qm_self *me, qkd014_code code, etsi_call call, const cha
     }
     if (err == QM_E_NO_KEYS)
         snprintf(me->detail, sizeof me->detail,
-                 "%s for %s: %s; Level 2 needs only 256 bits per recipient (--level 2)",
-                 name, sae, msg);
+                 "%s for %s: %s" LEVEL2_HINT, name, sae, msg);
     else if (err == QM_E_KEY_USED)
         snprintf(me->detail, sizeof me->detail, "%s from %s: %s (keys already used)", name, sae,
                  msg);
@@ -368,6 +368,9 @@ qm_err qm_keyfetch_for_send(qm_self *me, int level, const qm_peer *to, size_t n_
     qm_err err = level == QM_LEVEL_1   ? send_level1(me, to, n_to, msg_len, p)
                  : level == QM_LEVEL_2 ? send_level2(me, to, n_to, p)
                                        : QM_E_LEVEL;
+    char *hint = strstr(me->detail, LEVEL2_HINT);
+    if (level == QM_LEVEL_2 && err == QM_E_NO_KEYS && hint != NULL)
+        *hint = '\0';   /* already at Level 2: nothing to suggest */
     if (err != QM_OK)
         qm_key_plan_free(p);
     return err;

@@ -13,6 +13,7 @@
 #include "mail/message.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,16 +62,38 @@ static qm_err check_level(qm_self *me, int level)
     return fail(me, QM_E_LEVEL, "no security level %d (levels: 1, 2, 4)", level);
 }
 
+/* An SAE ID the envelope can carry (docs/qumail-format.md §2): 1..255
+ * printable ASCII characters, no space. */
+static bool sae_id_ok(const char *id)
+{
+    size_t n = id != NULL ? strlen(id) : 0;
+    if (n == 0 || n > QM_SAE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)id[i] < 0x21 || (unsigned char)id[i] > 0x7E)
+            return false;
+    return true;
+}
+
+/* Everything the envelope would refuse is refused before a key is
+ * fetched, so that no key is spent on a message that cannot be built. */
 static qm_err check_send_args(qm_self *me, int level, const qm_peer *to, size_t n_to,
                               const uint8_t *inner, size_t inner_len)
 {
-    if (me->sae_id == NULL || to == NULL || n_to == 0 || (inner == NULL && inner_len > 0))
-        return fail(me, QM_E_USAGE, "no sender SAE ID, recipient or message");
+    if (to == NULL || n_to == 0 || (inner == NULL && inner_len > 0))
+        return fail(me, QM_E_USAGE, "no recipient or no message");
+    if (!sae_id_ok(me->sae_id))
+        return fail(me, QM_E_USAGE, "the sender's SAE ID is missing or not printable ASCII");
     if (n_to > QM_MAX_RECIPIENTS)
         return fail(me, QM_E_USAGE, "at most %d recipients", QM_MAX_RECIPIENTS);
-    for (size_t r = 0; r < n_to; r++)
-        if (to[r].sae_id == NULL || to[r].sae_id[0] == '\0')
-            return fail(me, QM_E_USAGE, "recipient %zu has no SAE ID", r + 1);
+    for (size_t r = 0; r < n_to; r++) {
+        if (!sae_id_ok(to[r].sae_id))
+            return fail(me, QM_E_USAGE,
+                        "recipient %zu: SAE ID missing or not printable ASCII", r + 1);
+        for (size_t o = 0; o < r; o++)
+            if (strcmp(to[o].sae_id, to[r].sae_id) == 0)
+                return fail(me, QM_E_USAGE, "recipient SAE %s is listed twice", to[r].sae_id);
+    }
     if ((uint64_t)inner_len > QM_MAX_MESSAGE)
         return fail(me, QM_E_TOO_BIG, "message larger than %llu bytes",
                     (unsigned long long)QM_MAX_MESSAGE);

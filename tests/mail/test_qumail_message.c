@@ -803,7 +803,7 @@ static void test_levels_and_arguments(void **state)
     user *to[] = { &B1 };
     uint8_t *out = (uint8_t *)"x";
     size_t out_len = 7;
-    int enc = A1.n_enc;
+    int enc = A1.n_enc, status = A1.n_status;
     qm_err err = encrypt_to(&A1, 3, to, 1, true, msg, sizeof msg - 1, false, &out, &out_len);
     CHECK(err == QM_E_LEVEL && out == NULL && out_len == 0, "Level 3: %s", qm_strerror(err));
     CHECK(strstr(A1.self.detail, "does not exist yet") != NULL, "Level 3 detail: %s",
@@ -811,6 +811,19 @@ static void test_levels_and_arguments(void **state)
     err = encrypt_to(&A1, 5, to, 1, true, msg, sizeof msg - 1, false, &out, &out_len);
     CHECK(err == QM_E_LEVEL, "Level 5: %s", qm_strerror(err));
     CHECK(A1.n_enc == enc, "enc_keys called for an impossible level");
+
+    /* a recipient twice, or an SAE ID the envelope cannot carry: refused
+     * before any key is fetched */
+    qm_peer twice[] = { peer_of(&B1, true), peer_of(&B2, true), peer_of(&B1, true) };
+    err = qm_encrypt(&A1.self, 1, twice, 3, msg, sizeof msg - 1, &out, &out_len);
+    CHECK(err == QM_E_USAGE && out == NULL, "recipient twice: %s", qm_strerror(err));
+    qm_peer spaced = { .address = "x@example.org", .sae_id = "SAE B1", .kme_id = NULL };
+    err = qm_encrypt(&A1.self, 2, &spaced, 1, msg, sizeof msg - 1, &out, &out_len);
+    CHECK(err == QM_E_USAGE && out == NULL, "SAE ID with a space: %s", qm_strerror(err));
+    qm_peer no_address = { .address = NULL, .sae_id = B1.sae_id, .kme_id = NULL };
+    err = qm_encrypt(&A1.self, 2, &no_address, 1, msg, sizeof msg - 1, &out, &out_len);
+    CHECK(err == QM_E_USAGE && out == NULL, "no address: %s", qm_strerror(err));
+    CHECK(A1.n_enc == enc && A1.n_status == status, "a KME call for a message that cannot be sent");
 
     /* an unknown recipient SAE: the KME says so, nothing is produced */
     qm_peer nobody = { .address = "x@example.org", .sae_id = "SAE_NOBODY", .kme_id = NULL };
@@ -886,6 +899,14 @@ static void test_no_keys(void **state)
           qm_strerror(err), A1.self.detail);
     CHECK(strstr(A1.self.detail, "--level 2") != NULL, "no hint at Level 2: %s", A1.self.detail);
     printf("    Level 1, 4 MiB: %s (%s)\n", qm_strerror(err), A1.self.detail);
+    /* the pool is now empty for a while: Level 2 may be short too, but then
+     * it does not suggest itself */
+    err = encrypt_to(&A1, 2, to, 1, true, inner, len, false, &out, &out_len);
+    if (err == QM_E_NO_KEYS)
+        CHECK(strstr(A1.self.detail, "--level 2") == NULL, "Level 2 suggests Level 2: %s",
+              A1.self.detail);
+    free(out);
+    out = NULL;
     round_trip(&A1, 2, to, 1, true, inner, len);
     printf("    Level 2, 4 MiB: ok\n");
     free(inner);
