@@ -43,6 +43,7 @@
 
 #include "qkd014.h"
 
+#include "common/uuid.h"
 #include "mail/envelope.h"
 #include "mail/message.h"
 #include "mail/mime.h"
@@ -754,6 +755,40 @@ static void test_swapped_recipient_keys(void **state)
 
 /* -------------------------------------------------------------- replays */
 
+/* Every key ID the reader fetched for the message is in its used-key store. */
+static void expect_recorded(user *u, const uint8_t *outer, size_t len)
+{
+    uint8_t *env = NULL;
+    size_t env_len = 0;
+    assert_int_equal(qm_mime_parse(outer, len, &env, &env_len, NULL), QM_OK);
+    qm_envelope e;
+    qm_envelope_view v;
+    assert_int_equal(qm_envelope_parse(env, env_len, &e, &v), QM_OK);
+    int r = qm_envelope_find_recipient(&e, u->sae_id);
+    assert_true(r >= 0);
+    const qm_group *g = &e.groups[e.recipients[r].group];
+    qm_key_ref refs[64];
+    size_t n = 0;
+    if (e.level == QM_LEVEL_1) {
+        assert_true(g->n_pad_keys < 63);
+        for (uint32_t i = 0; i < g->n_pad_keys; i++)
+            refs[n++] = g->pad_keys[i];
+        refs[n++] = e.recipients[r].mac_key;
+    } else {
+        refs[n++] = g->key;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char id[UUID_STR_LEN + 1];
+        uuid_format(refs[i].id, id);
+        const char *ids[] = { id };
+        bool any = false;
+        assert_int_equal(qm_usedkeys_any(u->used, ids, 1, &any, NULL), QM_OK);
+        CHECK(any, "key %s of the message read is not in the used-key store", id);
+    }
+    qm_envelope_free(&e);
+    free(env);
+}
+
 static void test_replay(void **state)
 {
     (void)state;
@@ -772,6 +807,7 @@ static void test_replay(void **state)
               B1.self.detail);
         free(got);
         got = NULL;
+        expect_recorded(&B1, out, out_len);
 
         /* the same store: refused before any KME call */
         int dec = B1.n_dec, status = B1.n_status;
