@@ -6,15 +6,17 @@
  * numbers show the library and the KMEs, not process start-up.
  *
  *   qumail_e2e_bench --from CONFIG --to CONFIG [--runs N] [--size BYTES]
- *                    [--level 1|2|4] [--warmup N]
+ *                    [--level 1|2|4] [--warmup N] [--trace]
  *
  * The two configs are qumail user configurations (the testbed writes
  * QUMAIL_CONFIG_A1 and QUMAIL_CONFIG_B1); the recipient's used keys go to a
  * temporary database, never to its real store.  Every run checks that the
  * decrypted bytes equal the original.  Prints percentiles of the encrypt,
- * decrypt and total times.  bench/run-qumail-bench drives it on a testbed.
+ * decrypt and total times; --trace shows the library's narration of each
+ * run with timestamps (where the time goes).  bench/run-qumail-bench drives it on a testbed.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,13 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* --trace: the library's narration, stamped with ms since the run began. */
+static double trace_t0;
+static void trace_line(void *arg, const char *line)
+{
+    fprintf(stderr, "  %8.2f ms  %s: %s\n", now_ms() - trace_t0, (const char *)arg, line);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -103,6 +112,7 @@ static int one_run(party *a, party *b, const qm_peer *to, int level, const uint8
     size_t outer_len = 0, inner_len = 0;
     int got_level = 0;
     double t0 = now_ms();
+    trace_t0 = t0;
     qm_err rc = qm_encrypt(&a->me, level, to, 1, msg, len, &outer, &outer_len);
     double t1 = now_ms();
     if (rc != QM_OK) {
@@ -131,7 +141,7 @@ static int one_run(party *a, party *b, const qm_peer *to, int level, const uint8
 static int usage(void)
 {
     fprintf(stderr, "usage: qumail_e2e_bench --from CONFIG --to CONFIG [--runs N] "
-            "[--size BYTES] [--level 1|2|4] [--warmup N]\n");
+            "[--size BYTES] [--level 1|2|4] [--warmup N] [--trace]\n");
     return 2;
 }
 
@@ -139,10 +149,12 @@ int main(int argc, char **argv)
 {
     const char *from = NULL, *to_conf = NULL;
     long runs = 200, size = 100 * 1024, level = 1, warmup = 5;
+    bool trace = false;
     static const struct option opts[] = {
         { "from", required_argument, NULL, 'f' }, { "to", required_argument, NULL, 't' },
         { "runs", required_argument, NULL, 'r' }, { "size", required_argument, NULL, 's' },
         { "level", required_argument, NULL, 'l' }, { "warmup", required_argument, NULL, 'w' },
+        { "trace", no_argument, NULL, 'T' },
         { NULL, 0, NULL, 0 },
     };
     int o;
@@ -153,6 +165,7 @@ int main(int argc, char **argv)
         else if (o == 's') size = atol(optarg);
         else if (o == 'l') level = atol(optarg);
         else if (o == 'w') warmup = atol(optarg);
+        else if (o == 'T') trace = true;
         else return usage();
     }
     if (!from || !to_conf || runs < 1 || size < 0 || warmup < 0 ||
@@ -176,6 +189,11 @@ int main(int argc, char **argv)
         party_open(&b, to_conf, used_db) != 0)
         goto out;
     secret_random(msg, (size_t)size);
+    if (trace) {
+        a.me.trace = b.me.trace = trace_line;
+        a.me.trace_arg = "sender";
+        b.me.trace_arg = "recipient";
+    }
     const qm_contact *ct = qm_config_contact(&a.cfg, b.cfg.address);
     qm_peer peer = { b.cfg.address, b.cfg.sae_id, ct ? ct->kme_id : NULL };
 
