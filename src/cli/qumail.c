@@ -29,9 +29,7 @@
 
 #include "common/secret.h"
 #include "mail/maildir.h"
-#ifdef QUMAIL_HAVE_MAILSERVER
 #include "mail/mailserver.h"
-#endif
 #include "mail/mime.h"
 #include "mail/readstore.h"
 
@@ -407,11 +405,6 @@ static int deliver_maildir(qc_session *s, const qm_peer *peers, size_t n,
 static int deliver_smtp(qc_session *s, const qm_peer *peers, size_t n,
                         const uint8_t *msg, size_t len)
 {
-#ifndef QUMAIL_HAVE_MAILSERVER
-    (void)peers; (void)n; (void)msg; (void)len;
-    return qc_error(EX_TRANSPORT, "%s: [mail] send = smtp: this qumail is built without SMTP",
-                    s->cfg.path);
-#else
     const char *rcpt[MAX_RECIPIENTS];
     for (size_t i = 0; i < n; i++)
         rcpt[i] = peers[i].address;
@@ -423,7 +416,6 @@ static int deliver_smtp(qc_session *s, const qm_peer *peers, size_t n,
     if (rc != QM_OK)
         return qc_fail(rc, SIDE_SEAL, detail);
     return EX_OK;
-#endif
 }
 
 static int cmd_send(qc_session *s, const cli *c)

@@ -18,22 +18,7 @@
 #include <string.h>
 
 #include "mail/maildir.h"
-#ifdef QUMAIL_HAVE_MAILSERVER
 #include "mail/mailserver.h"
-#else
-/* Built without SMTP and IMAP: the same shapes, and a clear refusal. */
-typedef struct qm_mailserver { const char *url, *username, *password, *ca_file; } qm_mailserver;
-typedef struct qm_imap_entry { char *uid; } qm_imap_entry;
-static qm_err no_imap(char *detail, size_t cap)
-{
-    snprintf(detail, cap, "this qumail is built without IMAP");
-    return QM_E_TRANSPORT;
-}
-#define qm_imap_list(s, mb, e, n, d, c) ((void)(s), (void)(mb), (void)(e), (void)(n), no_imap(d, c))
-#define qm_imap_fetch(s, mb, u, m, l, d, c) \
-    ((void)(s), (void)(mb), (void)(u), (void)(m), (void)(l), no_imap(d, c))
-#define qm_imap_entries_free(e, n) ((void)(e), (void)(n))
-#endif
 #include "mail/mime.h"
 #include "mail/readstore.h"
 
