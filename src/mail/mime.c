@@ -430,37 +430,93 @@ static qm_err check_control(GMimeObject *o)
     return err;
 }
 
-/* Canonical base64 in lines of at most 998 characters (LF or CRLF), as
- * written by us in lines of 76; no other whitespace, nothing after the
- * padding. */
-static qm_err decode_base64_lines(char *raw, size_t raw_len, uint8_t **out, size_t *out_len)
+/* Decoding the data part as it is read, so that a large message is not
+ * copied once more: line breaks are dropped, the base64 characters
+ * collected in a chunk and decoded whenever it is full.  The last 4
+ * characters are always held back, and a flushed chunk may not contain
+ * '=', so padding can only end the text; the final piece is decoded at the
+ * end with padding allowed.  b64_decode checks alphabet and canonical form. */
+#define B64_CHUNK 65536   /* a multiple of 4 */
+
+typedef struct b64_lines {
+    char chunk[B64_CHUNK + 4];
+    size_t n, line;
+    bool cr;                 /* the previous character was CR */
+    uint8_t *out;
+    size_t out_len, out_cap;
+} b64_lines;
+
+static bool b64_flush(b64_lines *d, size_t count)
 {
-    size_t j = 0, line = 0;
-    for (size_t i = 0; i < raw_len; i++) {
-        char c = raw[i];
-        if (c == '\r' && i + 1 < raw_len && raw[i + 1] == '\n')
-            continue;
-        if (c == '\n') {
-            line = 0;
+    size_t got;
+    if (memchr(d->chunk, '=', count) != NULL
+        || b64_decode(d->chunk, count, d->out + d->out_len, d->out_cap - d->out_len, &got) != 0)
+        return false;
+    d->out_len += got;
+    memmove(d->chunk, d->chunk + count, d->n - count);
+    d->n -= count;
+    return true;
+}
+
+/* Lines of at most 998 characters, LF or CRLF; no other whitespace. */
+static bool b64_feed(b64_lines *d, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (d->cr && c != '\n')
+            return false;            /* CR only right before LF */
+        if (c == '\r' || c == '\n') {
+            d->cr = c == '\r';
+            d->line = c == '\n' ? 0 : d->line;
             continue;
         }
-        if (++line > MAX_B64_LINE)
-            return QM_E_MIME;
-        raw[j++] = c;            /* compact in place; b64_decode checks the alphabet */
+        if (++d->line > MAX_B64_LINE)
+            return false;
+        d->chunk[d->n++] = c;
+        if (d->n == sizeof d->chunk && !b64_flush(d, B64_CHUNK))
+            return false;
     }
-    size_t cap = b64_max_decoded_len(j);
-    uint8_t *buf = malloc(cap ? cap : 1);
-    if (buf == NULL)
-        return QM_E_NOMEM;
-    size_t n;
-    if (b64_decode(raw, j, buf, cap, &n) != 0) {
-        secret_wipe(buf, cap);
-        free(buf);
+    return true;
+}
+
+static bool b64_finish(b64_lines *d)
+{
+    size_t got;
+    if (d->cr || b64_decode(d->chunk, d->n, d->out + d->out_len, d->out_cap - d->out_len,
+                            &got) != 0)
+        return false;
+    d->out_len += got;
+    return true;
+}
+
+static qm_err decode_stream(GMimeStream *s, uint8_t **out, size_t *out_len)
+{
+    gint64 total = g_mime_stream_length(s);   /* known for the parser's substreams */
+    if (total < 0 || (guint64)total > QM_MIME_MAX_MESSAGE || g_mime_stream_reset(s) != 0)
         return QM_E_MIME;
+    b64_lines *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return QM_E_NOMEM;
+    d->out_cap = b64_max_decoded_len((size_t)total);
+    d->out = malloc(d->out_cap ? d->out_cap : 1);
+    char buf[16384];
+    ssize_t r = d->out != NULL ? 1 : -1;
+    bool ok = d->out != NULL;
+    while (ok && (r = g_mime_stream_read(s, buf, sizeof buf)) > 0)
+        ok = b64_feed(d, buf, (size_t)r);
+    ok = ok && r == 0 && b64_finish(d);
+    qm_err err = d->out == NULL ? QM_E_NOMEM : ok ? QM_OK : QM_E_MIME;
+    if (err == QM_OK) {
+        *out = d->out;
+        *out_len = d->out_len;
+    } else if (d->out != NULL) {
+        secret_wipe(d->out, d->out_cap);
+        free(d->out);
     }
-    *out = buf;
-    *out_len = n;
-    return QM_OK;
+    secret_wipe(buf, sizeof buf);
+    secret_wipe(d, sizeof *d);
+    free(d);
+    return err;
 }
 
 static qm_err check_data(GMimeObject *o, uint8_t **envelope, size_t *envelope_len)
@@ -470,16 +526,16 @@ static qm_err check_data(GMimeObject *o, uint8_t **envelope, size_t *envelope_le
         || !g_mime_content_type_is_type(ct, "application", "octet-stream")
         || g_mime_part_get_content_encoding(GMIME_PART(o)) != GMIME_CONTENT_ENCODING_BASE64)
         return QM_E_MIME;
-    GMimeContentEncoding enc;
-    char *raw;
-    size_t raw_len;
-    if (!part_raw(o, QM_MIME_MAX_MESSAGE, &enc, &raw, &raw_len))
+    GMimeDataWrapper *w = g_mime_part_get_content(GMIME_PART(o));
+    if (w == NULL) {         /* no body at all: the empty envelope */
+        *envelope = malloc(1);
+        *envelope_len = 0;
+        return *envelope != NULL ? QM_OK : QM_E_NOMEM;
+    }
+    GMimeStream *s = g_mime_data_wrapper_get_stream(w);
+    if (s == NULL || g_mime_data_wrapper_get_encoding(w) != GMIME_CONTENT_ENCODING_BASE64)
         return QM_E_MIME;
-    qm_err err = enc == GMIME_CONTENT_ENCODING_BASE64
-                 ? decode_base64_lines(raw, raw_len, envelope, envelope_len) : QM_E_MIME;
-    secret_wipe(raw, raw_len);
-    free(raw);
-    return err;
+    return decode_stream(s, envelope, envelope_len);
 }
 
 /* The top-level headers and the multipart/encrypted around the parts. */

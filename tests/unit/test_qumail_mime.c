@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "common/base64.h"
 #include "mail/mime.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -318,6 +319,62 @@ static void test_reject_bad_base64(void **state)
     memset(longline, 'A', 1000);
     strcpy(longline + 1000, "AAAA");
     expect_mutation(SMALL_B64, longline, QM_E_MIME);
+}
+
+/* Text in lines of 76 characters (no final newline). */
+static char *wrap76(const char *t)
+{
+    size_t n = strlen(t), j = 0;
+    char *r = malloc(n + n / 76 + 1);
+    assert_non_null(r);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && i % 76 == 0)
+            r[j++] = '\n';
+        r[j++] = t[i];
+    }
+    r[j] = '\0';
+    return r;
+}
+
+/* The data part is decoded in chunks of 64 KiB: padding just before a
+ * chunk boundary must not end the text early; a long line is fine up to
+ * 998 characters; CR only before LF. */
+static void test_base64_long_and_chunked(void **state)
+{
+    (void)state;
+    enum { N = 49150 };   /* 65536 characters, ending in "==" */
+    uint8_t *bin = malloc(N);
+    char *b64 = malloc(b64_encoded_len(N) + 100);
+    assert_non_null(bin);
+    assert_non_null(b64);
+    randombytes_buf(bin, N);
+    b64_encode(bin, N, b64);
+    assert_int_equal(strlen(b64), 65536);
+    assert_string_equal(b64 + 65534, "==");
+    strcat(b64, "AAAAAAAAAAAAAAAAAAAA");
+    char *lines = wrap76(b64);
+    expect_mutation(SMALL_B64, lines, QM_E_MIME);
+    free(lines);
+
+    /* one line of 996 characters decodes (747 bytes) */
+    b64_encode(bin, 747, b64);
+    assert_int_equal(strlen(b64), 996);
+    char *m = spec_message();
+    char *r = replace(m, SMALL_B64, b64);
+    uint8_t *env;
+    size_t env_len;
+    assert_int_equal(qm_mime_parse((uint8_t *)r, strlen(r), &env, &env_len, NULL), QM_OK);
+    assert_int_equal(env_len, 747);
+    assert_memory_equal(env, bin, 747);
+    free(env);
+    free(r);
+    free(m);
+
+    expect_mutation(SMALL_B64, "UVVNQUlM\rAQECAwQFBg==", QM_E_MIME);     /* lone CR */
+    expect_mutation(SMALL_B64, "UVVNQUlM\r\r\nAQECAwQFBg==", QM_E_MIME);
+    expect_mutation(SMALL_B64, "UVVNQUlM\r\nAQECAwQFBg==", QM_OK);
+    free(b64);
+    free(bin);
 }
 
 static void test_reject_control_version(void **state)
@@ -651,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_reject_parts),
         cmocka_unit_test(test_reject_part_types),
         cmocka_unit_test(test_reject_bad_base64),
+        cmocka_unit_test(test_base64_long_and_chunked),
         cmocka_unit_test(test_reject_control_version),
         cmocka_unit_test(test_reject_garbage),
         cmocka_unit_test(test_truncations),
