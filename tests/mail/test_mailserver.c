@@ -9,7 +9,8 @@
  * is checked); fetching does not set \Seen; a wrong password is QM_E_AUTH
  * (and the password is in no detail); a closed port is QM_E_TRANSPORT at
  * once; a server certificate from another CA is QM_E_TRANSPORT; an unknown
- * UID is QM_E_NOT_FOUND; and a server that offers no STARTTLS never sees
+ * UID is QM_E_NOT_FOUND; an unknown recipient is refused and nothing is
+ * delivered; and a server that offers no STARTTLS never sees
  * the credentials (a small fake server in this program).
  */
 #include <arpa/inet.h>
@@ -427,6 +428,27 @@ static void test_unknown_uid(void **state)
     expect_rc(qm_imap_list(&b, "No Such Folder", &e, &n, detail, sizeof detail), QM_E_NOT_FOUND);
 }
 
+/* A recipient the server does not know: refused at RCPT TO, nothing sent
+ * (libcurl fails when any recipient is refused). */
+static void test_unknown_recipient(void **state)
+{
+    (void)state;
+    char detail[256];
+    const char *rcpt[] = {"bob@example.org", "carol@example.org"};
+    qm_mailserver s = server("SMTP_URL", "alice@example.org", alice_pw);
+    qm_mailserver bob = server("IMAP_URL", "bob@example.org", bob_pw);
+    qm_imap_entry *e;
+    size_t before = list_uids(&bob, &e);
+    qm_imap_entries_free(e, before);
+    expect_rc(qm_smtp_send(&s, "alice@example.org", rcpt, 2, (const uint8_t *)"x\n", 2, detail,
+                           sizeof detail), QM_E_TRANSPORT);
+    assert_non_null(strstr(detail, "550"));
+    sleep(1);
+    size_t after = list_uids(&bob, &e);
+    qm_imap_entries_free(e, after);
+    assert_int_equal(after, before);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -573,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_closed_port),
         cmocka_unit_test(test_other_ca),
         cmocka_unit_test(test_unknown_uid),
+        cmocka_unit_test(test_unknown_recipient),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_no_starttls_no_credentials),
     };
