@@ -513,17 +513,22 @@ static qm_err add_search_uids(imap_result *r, const char *p)
     return QM_OK;
 }
 
-/* Does this FETCH response line (up to its literal) name our UID and end in
- * the BODY[] literal? */
+/* Does this FETCH response line end in the BODY[] literal of our message?
+ * A UID FETCH of one UID returns only that message's data (other FETCH
+ * responses are flag updates without a body); the UID, when written before
+ * the body, must be ours. */
 static bool is_our_body(const char *line, const char *uid)
 {
+    if (strncmp(line, "* ", 2) != 0 || strstr(line, " FETCH (") == NULL)
+        return false;
     const char *body = strstr(line, "BODY[] {");
     if (body == NULL)
         return false;
-    char want[32];
-    snprintf(want, sizeof want, "UID %s ", uid);
-    const char *u = strstr(line, want);
-    return u != NULL && u < body;
+    const char *u = strstr(line, "UID ");
+    if (u == NULL || u > body)
+        return true;
+    size_t n = strlen(uid);
+    return strncmp(u + 4, uid, n) == 0 && (u[4 + n] == ' ' || u[4 + n] == ')');
 }
 
 /* Send "TAG command" and read every response up to the tagged one.  QM_OK
