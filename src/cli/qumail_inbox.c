@@ -78,13 +78,17 @@ static const char *mailbox_id(const mailbox *mb, size_t i)
     return mb->imap ? mb->uids[i].uid : mb->entries[i].id;
 }
 
-/* The read store's key of message i: its Maildir ID, or imap:MAILBOX:UID. */
-static void store_key(const mailbox *mb, size_t i, char *out, size_t cap)
+/* The read store's key of message i: its Maildir ID (unique for ever), or
+ * imap:MAILBOX:UID:MESSAGE-ID, since IMAP UIDs start again when a mailbox is
+ * recreated (a new UIDVALIDITY) and must then not find an older plaintext.
+ * msgid is the outer Message-ID (fresh for every message), or NULL. */
+static void store_key(const mailbox *mb, size_t i, const char *msgid, char *out, size_t cap)
 {
-    if (mb->imap)
-        snprintf(out, cap, "imap:%s:%s", mb->s->cfg.imap.mailbox, mb->uids[i].uid);
-    else
-        snprintf(out, cap, "%s", mb->entries[i].id);
+    int n = mb->imap ? snprintf(out, cap, "imap:%s:%s:%s", mb->s->cfg.imap.mailbox,
+                                mb->uids[i].uid, msgid ? msgid : "-")
+                     : snprintf(out, cap, "%s", mb->entries[i].id);
+    if (n < 0)
+        out[0] = '\0';
 }
 
 static qm_err mailbox_fetch(const mailbox *mb, size_t i, uint8_t **msg, size_t *len,
@@ -97,15 +101,19 @@ static qm_err mailbox_fetch(const mailbox *mb, size_t i, uint8_t **msg, size_t *
     return qm_maildir_read(mb->dir, mb->entries[i].id, msg, len);
 }
 
-/* Date and sender from the clear outer headers: no key is touched. */
-static void outer_headers(const uint8_t *msg, size_t len, char *date, char *from, size_t cap)
+/* Date, sender and Message-ID from the clear outer headers: no key is
+ * touched.  msgid is "" when there is none. */
+static void outer_headers(const uint8_t *msg, size_t len, char *date, char *from,
+                          char *msgid, size_t cap)
 {
     qm_outer_info info = {0};
     uint8_t *env = NULL;
     size_t env_len = 0;
+    msgid[0] = '\0';
     if (qm_mime_parse(msg, len, &env, &env_len, &info) == QM_OK) {
         snprintf(date, cap, "%s", info.date ? info.date : "(no date)");
         snprintf(from, cap, "%s", info.from ? info.from : "(no sender)");
+        snprintf(msgid, cap, "%s", info.message_id ? info.message_id : "");
     } else {
         snprintf(date, cap, "-");
         snprintf(from, cap, "(not a QuMail message)");
@@ -115,13 +123,13 @@ static void outer_headers(const uint8_t *msg, size_t len, char *date, char *from
 }
 
 /* The subject of a message already read, or "(encrypted)". */
-static void subject_of(const mailbox *mb, size_t i, char *subject, size_t cap)
+static void subject_of(const mailbox *mb, size_t i, const char *msgid, char *subject, size_t cap)
 {
     char key[512];
     uint8_t *plain = NULL;
     size_t len = 0;
     int level = 0;
-    store_key(mb, i, key, sizeof key);
+    store_key(mb, i, *msgid ? msgid : NULL, key, sizeof key);
     if (qm_readstore_get(mb->s->cfg.store_dir, key, &level, &plain, &len) != QM_OK) {
         snprintf(subject, cap, "(encrypted)");
         return;
@@ -145,14 +153,14 @@ int qc_cmd_inbox(qc_session *s)
     for (size_t i = 0; i < mb.n && ex == EX_OK; i++) {
         uint8_t *msg = NULL;
         size_t len = 0;
-        char detail[256] = "", date[128], from[256], subject[512];
+        char detail[256] = "", date[256], from[256], msgid[256], subject[512];
         qm_err rc = mailbox_fetch(&mb, i, &msg, &len, detail, sizeof detail);
         if (rc != QM_OK) {
             ex = qc_fail(rc, SIDE_OPEN, detail);
             break;
         }
-        outer_headers(msg, len, date, from, sizeof date);
-        subject_of(&mb, i, subject, sizeof subject);
+        outer_headers(msg, len, date, from, msgid, sizeof date);
+        subject_of(&mb, i, msgid, subject, sizeof subject);
         printf("%3zu  %-31s  %-24s  %s  [%s]\n", i + 1, date, from, subject, mailbox_id(&mb, i));
         free(msg);
     }
@@ -188,23 +196,18 @@ static int show(const uint8_t *msg, size_t len, int level)
     return qc_write_out(msg, len);
 }
 
-/* Decrypt message idx with keys from the KME, keep it, show it. */
-static int read_fresh(qc_session *s, const mailbox *mb, size_t idx, const char *key)
+/* Decrypt the fetched message with keys from the KME, keep it, show it. */
+static int read_fresh(qc_session *s, const uint8_t *outer, size_t outer_len, const char *key)
 {
-    uint8_t *outer = NULL, *inner = NULL;
-    size_t outer_len = 0, inner_len = 0;
+    uint8_t *inner = NULL;
+    size_t inner_len = 0;
     int level = 0;
-    char detail[256] = "";
-    qm_err rc = mailbox_fetch(mb, idx, &outer, &outer_len, detail, sizeof detail);
-    if (rc != QM_OK)
-        return qc_fail(rc, SIDE_OPEN, detail);
     int ex = qc_decrypt(s, outer, outer_len, &inner, &inner_len, &level);
-    free(outer);
     if (ex != EX_OK)
         return ex;
     /* The keys are spent now: keep the plaintext before showing it, and
      * show it even if it cannot be kept (it could not be decrypted again). */
-    rc = qm_readstore_put(s->cfg.store_dir, key, level, inner, inner_len);
+    qm_err rc = qm_readstore_put(s->cfg.store_dir, key, level, inner, inner_len);
     if (rc == QM_OK)
         qc_say(s, "kept in the read store %s/read (shown from there next time)",
                s->cfg.store_dir);
@@ -217,6 +220,33 @@ static int read_fresh(qc_session *s, const mailbox *mb, size_t idx, const char *
     return ex;
 }
 
+/* Message idx: from the read store if it was read before, else decrypted. */
+static int read_one(qc_session *s, const mailbox *mb, size_t idx)
+{
+    uint8_t *outer = NULL, *plain = NULL;
+    size_t outer_len = 0, len = 0;
+    char detail[256] = "", date[256], from[256], msgid[256], key[512];
+    int level = 0, ex;
+    qm_err rc = mailbox_fetch(mb, idx, &outer, &outer_len, detail, sizeof detail);
+    if (rc != QM_OK)
+        return qc_fail(rc, SIDE_OPEN, detail);
+    outer_headers(outer, outer_len, date, from, msgid, sizeof date);
+    store_key(mb, idx, *msgid ? msgid : NULL, key, sizeof key);
+    rc = qm_readstore_get(s->cfg.store_dir, key, &level, &plain, &len);
+    if (rc == QM_OK) {
+        qc_say(s, "message %zu (%s) from the read store: no KME call", idx + 1, key);
+        ex = show(plain, len, level);
+        qc_wipe_free(plain, len);
+    } else if (rc == QM_E_NOT_FOUND) {
+        qc_say(s, "message %zu (%s): not read before, decrypting", idx + 1, key);
+        ex = read_fresh(s, outer, outer_len, key);
+    } else {
+        ex = qc_fail(rc, SIDE_OPEN, "read store");
+    }
+    free(outer);
+    return ex;
+}
+
 int qc_cmd_read(qc_session *s, const char *which)
 {
     mailbox mb;
@@ -224,26 +254,8 @@ int qc_cmd_read(qc_session *s, const char *which)
     int ex = mailbox_open(s, &mb);
     if (ex == EX_OK)
         ex = select_message(&mb, which, &idx);
-    if (ex != EX_OK) {
-        mailbox_close(&mb);
-        return ex;
-    }
-    char key[512];
-    store_key(&mb, idx, key, sizeof key);
-    uint8_t *plain = NULL;
-    size_t len = 0;
-    int level = 0;
-    qm_err rc = qm_readstore_get(s->cfg.store_dir, key, &level, &plain, &len);
-    if (rc == QM_OK) {
-        qc_say(s, "message %zu (%s) from the read store: no KME call", idx + 1, key);
-        ex = show(plain, len, level);
-        qc_wipe_free(plain, len);
-    } else if (rc == QM_E_NOT_FOUND) {
-        qc_say(s, "message %zu (%s): not read before, decrypting", idx + 1, key);
-        ex = read_fresh(s, &mb, idx, key);
-    } else {
-        ex = qc_fail(rc, SIDE_OPEN, "read store");
-    }
+    if (ex == EX_OK)
+        ex = read_one(s, &mb, idx);
     mailbox_close(&mb);
     return ex;
 }

@@ -6,9 +6,9 @@
  * `qumail read` keeps the plaintext it produced here and shows it again from
  * here, without any KME call.  Layout: STORE_DIR/read/ (mode 0700), one file
  * per message (mode 0600), named after the message's mailbox ID (a Maildir
- * ID, or "imap:MAILBOX:UID"), written atomically (temporary file, fsync,
- * rename, fsync of the directory): a message is either fully stored or not at
- * all.  `qumail decrypt` never uses this store.
+ * ID, or "imap:MAILBOX:UID:MESSAGE-ID"), written atomically (temporary file,
+ * fsync, rename, fsync of the directory): a message is either fully stored
+ * or not at all.  `qumail decrypt` never uses this store.
  */
 #ifndef QM_READSTORE_H
 #define QM_READSTORE_H
