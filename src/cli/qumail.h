@@ -46,7 +46,7 @@ typedef struct qc_session {
     bool verbose;
 } qc_session;
 
-/* "qumail: error: TEXT" on stderr; returns EX_USAGE or the given code. */
+/* "qumail: error: TEXT" on stderr; returns code. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
@@ -62,7 +62,8 @@ __attribute__((format(printf, 2, 3)))
 void qc_say(const qc_session *s, const char *fmt, ...);
 
 /* Connect the session to the KME (and, with for_decrypt, open the used-key
- * store in [store] dir): QM_OK or an error already reported in *ex. */
+ * store in [store] dir): EX_OK, or the exit code of an error already
+ * reported. */
 int qc_session_keys(qc_session *s, bool for_decrypt);
 
 /* Decrypt an outer message with the session's keys, narrating; on failure
