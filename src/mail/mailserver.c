@@ -317,6 +317,7 @@ typedef struct imap_conn {
     CURL *h;
     curl_socket_t sock;
     struct timespec deadline;
+    char errbuf[CURL_ERROR_SIZE];   /* libcurl writes here as long as h lives */
     uint8_t buf[16384];
     size_t start, end;     /* unread bytes of buf */
     unsigned tag;
@@ -619,13 +620,12 @@ static qm_err imap_open(imap_conn *c, const qm_mailserver *s, const server_url *
     clock_gettime(CLOCK_MONOTONIC, &c->deadline);
     c->deadline.tv_sec += OPERATION_TIMEOUT_S;
 
-    char errbuf[CURL_ERROR_SIZE];
-    c->h = new_handle(s, url, "imap,imaps", errbuf);
+    c->h = new_handle(s, url, "imap,imaps", c->errbuf);
     if (c->h == NULL || curl_easy_setopt(c->h, CURLOPT_CONNECT_ONLY, 1L) != CURLE_OK)
         return QM_E_NOMEM;
     CURLcode rc = curl_easy_perform(c->h);
     if (rc != CURLE_OK)
-        return curl_failure(rc, errbuf, "IMAP", url, detail, cap);
+        return curl_failure(rc, c->errbuf, "IMAP", url, detail, cap);
     /* From here on we read and write ourselves: the whole-operation
      * timeout of libcurl no longer applies, our deadline does. */
     if (curl_easy_getinfo(c->h, CURLINFO_ACTIVESOCKET, &c->sock) != CURLE_OK ||

@@ -11,7 +11,10 @@
  * once; a server certificate from another CA is QM_E_TRANSPORT; an unknown
  * UID is QM_E_NOT_FOUND; an unknown recipient is refused and nothing is
  * delivered; and a server that offers no STARTTLS never sees
- * the credentials (a small fake server in this program).
+ * the credentials (a small fake server in this program); and a hostile
+ * IMAPS server (truncated or huge literals, a 2 MiB line, another UID's
+ * body, a body that looks like the tagged answer) cannot make a fetch
+ * return wrong bytes.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -31,6 +34,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <gnutls/gnutls.h>
 
 #include "mail/mailserver.h"
 
@@ -92,8 +96,9 @@ static qm_mailserver server(const char *url_key, const char *user, const char *p
 /* --- messages ----------------------------------------------------------- */
 
 /* A message of about `size` bytes with LF lines: headers, a base64-like
- * body of random bytes, and the lines SMTP must carry unchanged (a leading
- * dot, a lone dot, "From ", 8-bit text, a long line). */
+ * body of random bytes, and the lines SMTP and IMAP must carry unchanged
+ * (a leading dot, a lone dot, "From ", IMAP responses, 8-bit text, a long
+ * line). */
 static uint8_t *make_message(size_t size, const char *subject, size_t *len)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -105,6 +110,10 @@ static uint8_t *make_message(size_t size, const char *subject, size_t *len)
                      "Message-ID: <%ld.%d@qumail.test>\nMIME-Version: 1.0\n"
                      "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
                      ".a line with a leading dot\n.\nFrom the start of a line\n"
+                     /* IMAP look-alikes: a reader that goes line by line, not
+                      * by the literal's byte count, stops or skips here */
+                     "q2 OK UID FETCH completed\nA004 OK done\n* 7 FETCH (UID 9 BODY[] {5}\n"
+                     "+ go ahead\n* BYE\n{3}\n"
                      "8-bit: \xc3\xa9\xc3\xa8\xe2\x82\xac \xf0\x9f\x94\x91\n",
                      subject, (long)time(NULL), rand());
     size_t n = (size_t)h;
@@ -581,6 +590,162 @@ static void test_no_starttls_no_credentials(void **state)
     assert_false(f.saw_credentials);
 }
 
+/* --- a hostile IMAPS server: the response reader under lies ----------- */
+
+typedef enum hostile_mode {
+    H_TRUNCATED,    /* literal of 100 bytes announced, 10 sent, connection closed */
+    H_HUGE_LITERAL, /* a literal beyond any message size */
+    H_LONG_LINE,    /* a response line of 2 MiB */
+    H_OTHER_UID,    /* the body of another UID */
+    H_TRICKY,       /* flag update first, a body that looks like a tagged OK */
+} hostile_mode;
+
+typedef struct hostile {
+    int listen_fd, port;
+    hostile_mode mode;
+    gnutls_certificate_credentials_t cred;
+} hostile;
+
+static void tls_say(gnutls_session_t s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tls_say(gnutls_session_t s, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    gnutls_record_send(s, buf, (size_t)n);
+}
+
+static bool tls_line(gnutls_session_t s, char *buf, size_t cap)
+{
+    size_t n = 0;
+    char c;
+    while (gnutls_record_recv(s, &c, 1) == 1) {
+        if (c == '\n') {
+            buf[n > 0 && buf[n - 1] == '\r' ? n - 1 : n] = '\0';
+            return true;
+        }
+        if (n < cap - 1)
+            buf[n++] = c;
+    }
+    return false;
+}
+
+static void hostile_fetch(gnutls_session_t s, hostile_mode mode, const char *tag)
+{
+    switch (mode) {
+    case H_TRUNCATED:
+        tls_say(s, "* 1 FETCH (UID 5 BODY[] {100}\r\n0123456789");
+        break;
+    case H_HUGE_LITERAL:
+        tls_say(s, "* 1 FETCH (UID 5 BODY[] {99999999999}\r\n0123456789");
+        break;
+    case H_LONG_LINE: {
+        static char chunk[65536];
+        memset(chunk, 'x', sizeof chunk);
+        tls_say(s, "* 1 FETCH (UID 5 ");
+        for (int i = 0; i < 32; i++)
+            if (gnutls_record_send(s, chunk, sizeof chunk) < 0)
+                break;
+        break;
+    }
+    case H_OTHER_UID:
+        tls_say(s, "* 1 FETCH (UID 6 BODY[] {5}\r\nhello)\r\n%s OK done\r\n", tag);
+        break;
+    case H_TRICKY:
+        tls_say(s, "* 1 FETCH (FLAGS (\\Recent))\r\n* 1 FETCH (UID 5 BODY[] {15}\r\n"
+                   "%s OK no\r\n* X)\r\n%s OK done\r\n", tag, tag);
+        break;
+    }
+}
+
+static void *hostile_main(void *arg)
+{
+    hostile *h = arg;
+    int fd = accept(h->listen_fd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    gnutls_session_t s;
+    gnutls_init(&s, GNUTLS_SERVER);
+    gnutls_set_default_priority(s);
+    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, h->cred);
+    gnutls_transport_set_int(s, fd);
+    int r;
+    do
+        r = gnutls_handshake(s);
+    while (r < 0 && !gnutls_error_is_fatal(r));
+    if (r == 0) {
+        tls_say(s, "* OK hostile IMAP\r\n");
+        char line[1024], tag[64], cmd[64];
+        while (tls_line(s, line, sizeof line)) {
+            if (sscanf(line, "%63s %63s", tag, cmd) != 2)
+                break;
+            if (strcasecmp(cmd, "CAPABILITY") == 0)
+                tls_say(s, "* CAPABILITY IMAP4rev1\r\n%s OK done\r\n", tag);
+            else if (strcasecmp(cmd, "LOGIN") == 0)
+                tls_say(s, "%s OK logged in\r\n", tag);
+            else if (strcasecmp(cmd, "EXAMINE") == 0)
+                tls_say(s, "* 1 EXISTS\r\n%s OK [READ-ONLY] done\r\n", tag);
+            else if (strcasecmp(cmd, "UID") == 0) {
+                hostile_fetch(s, h->mode, tag);
+                if (h->mode != H_OTHER_UID && h->mode != H_TRICKY)
+                    break;     /* the lie ends with a closed connection */
+            } else if (strcasecmp(cmd, "LOGOUT") == 0) {
+                tls_say(s, "* BYE\r\n%s OK bye\r\n", tag);
+                break;
+            } else
+                tls_say(s, "%s BAD what\r\n", tag);
+        }
+    }
+    gnutls_deinit(s);
+    close(fd);
+    return NULL;
+}
+
+static void test_hostile_imap(void **state)
+{
+    (void)state;
+    char cert[4096], key[4096], url[64], detail[256];
+    snprintf(cert, sizeof cert, "%s/pki/server.crt", getenv("MAILSERVERS_DIR"));
+    snprintf(key, sizeof key, "%s/pki/server.key", getenv("MAILSERVERS_DIR"));
+    static const struct { hostile_mode mode; qm_err want; } cases[] = {
+        {H_TRUNCATED, QM_E_TRANSPORT}, {H_HUGE_LITERAL, QM_E_TRANSPORT},
+        {H_LONG_LINE, QM_E_TRANSPORT}, {H_OTHER_UID, QM_E_NOT_FOUND}, {H_TRICKY, QM_OK},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        hostile h = {.mode = cases[i].mode};
+        assert_int_equal(gnutls_certificate_allocate_credentials(&h.cred), 0);
+        assert_int_equal(gnutls_certificate_set_x509_key_file(h.cred, cert, key, GNUTLS_X509_FMT_PEM), 0);
+        h.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t alen = sizeof a;
+        assert_int_equal(bind(h.listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+        assert_int_equal(listen(h.listen_fd, 1), 0);
+        assert_int_equal(getsockname(h.listen_fd, (struct sockaddr *)&a, &alen), 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, hostile_main, &h), 0);
+
+        snprintf(url, sizeof url, "imaps://127.0.0.1:%d", ntohs(a.sin_port));
+        qm_mailserver s = {.url = url, .username = "bob@example.org", .password = "pw",
+                           .ca_file = get("MAIL_CA")};
+        uint8_t *m = NULL;
+        size_t len = 0;
+        expect_rc(qm_imap_fetch(&s, "INBOX", "5", &m, &len, detail, sizeof detail), cases[i].want);
+        if (cases[i].want == QM_OK) {
+            /* exactly the 15 bytes of the literal, "tag OK" look-alike included */
+            assert_int_equal(len, 15);
+            assert_memory_equal(m, "q2 OK no\r\n* X)\r", 15);
+            free(m);
+        } else {
+            assert_null(m);
+        }
+        pthread_join(t, NULL);
+        close(h.listen_fd);
+        gnutls_certificate_free_credentials(h.cred);
+    }
+}
+
 int main(void)
 {
     load_env();
@@ -598,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_unknown_recipient),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_no_starttls_no_credentials),
+        cmocka_unit_test(test_hostile_imap),
     };
     return cmocka_run_group_tests_name("mailserver", tests, NULL, NULL);
 }
