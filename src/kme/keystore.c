@@ -85,6 +85,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_DEL_KEY] = "DELETE FROM keys WHERE key_id = ?1",
     [ST_EXPIRED] = "DELETE FROM keys WHERE key_id IN"
                    " (SELECT key_id FROM keys WHERE expires <= ?1 ORDER BY expires LIMIT ?2)",
+    [ST_SAVEPOINT] = "SAVEPOINT part",
+    [ST_RELEASE] = "RELEASE part",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO part",
 };
 
 static const char schema_sql[] =
@@ -402,6 +405,7 @@ static int checkpoint_presynced(keystore *ks)
     }
     int rc = -1;
     pthread_mutex_lock(&ks->mu);
+    ksi_tx_flush_locked(ks);
     if (!atomic_load(&ks->failed))
         rc = checkpoint_locked(ks); /* failure is logged; commits stand */
     atomic_store(&ks->ckpt_wanted, false);
@@ -427,6 +431,164 @@ ks_result ksi_finish(keystore *ks, ks_result r, uint64_t seq)
         r = KS_ERROR;
     maybe_checkpoint(ks);
     return r;
+}
+
+/* ---- shared transactions (group commit) -------------------------------- */
+
+/*
+ * Every call that changes the store runs its body through ksi_tx.  Calls
+ * that arrive while another holds the mutex join one open transaction
+ * instead of each running BEGIN ... COMMIT: a commit costs a WAL write of
+ * every page it touched (two write syscalls per page plus checksums), and
+ * concurrent calls touch mostly the same pages (the pool row, the newest
+ * leaf of each index, the current link block), so k calls in one commit
+ * write far less than k commits.  This is group commit in normal mode too.
+ *
+ * Protocol, all under mu: a caller announces itself in tx_entering before
+ * it waits for mu.  With mu it opens the transaction (BEGIN) or, if one is
+ * open, a savepoint, so that a body that fails or refuses undoes only its
+ * own part.  Then, if nobody else is on the way (tx_entering == 0) or the
+ * batch is full, it COMMITs for everybody in the batch and wakes them;
+ * otherwise it waits: one of the callers on the way is then the last and
+ * commits (by induction every batch is committed).  A caller returns only
+ * after the COMMIT that holds its part, so no answer precedes its state
+ * (I4), and a crash before that COMMIT loses the whole batch, none of
+ * which was answered.  In-memory counters changed by bodies are restored
+ * from the snapshot taken at BEGIN when the batch fails to commit.
+ */
+#define KS_TX_MAX 32 /* calls per shared transaction: bounds the wait */
+
+typedef struct ksi_member {
+    struct ksi_member *next;
+    ks_result r;
+    uint64_t seq;
+    bool done;
+} ksi_member;
+
+/* Undo the whole open transaction and fail everybody in it. */
+static void tx_abort_locked(keystore *ks)
+{
+    ksi_rollback(ks);
+    ks->pool_bits = ks->snap_pool_bits;
+    ks->pool_ns = ks->snap_pool_ns;
+    ks->stored = ks->snap_stored;
+    for (ksi_member *m = ks->tx_members; m; m = m->next) {
+        m->r = KS_ERROR;
+        m->done = true;
+    }
+    ks->tx_members = NULL;
+    ks->tx_count = 0;
+    ks->tx_open = false;
+    pthread_cond_broadcast(&ks->tx_cv);
+}
+
+void ksi_tx_flush_locked(keystore *ks)
+{
+    if (!ks->tx_open)
+        return;
+    if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE) {
+        ksi_db_log(ks, "commit");
+        tx_abort_locked(ks);
+        return;
+    }
+    uint64_t seq = ksi_committed_locked(ks);
+    for (ksi_member *m = ks->tx_members; m; m = m->next) {
+        m->seq = seq;
+        m->done = true;
+    }
+    ks->tx_members = NULL;
+    ks->tx_count = 0;
+    ks->tx_open = false;
+    pthread_cond_broadcast(&ks->tx_cv);
+}
+
+/* Open the transaction or a savepoint in it; false on failure. */
+static bool tx_begin_part(keystore *ks, bool joined)
+{
+    if (joined) {
+        if (step_reset(ks->st[ST_SAVEPOINT]) == SQLITE_DONE)
+            return true;
+        ksi_db_log(ks, "savepoint");
+        return false;
+    }
+    if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE) {
+        ksi_fail_tx(ks, "begin");
+        return false;
+    }
+    ks->tx_open = true;
+    ks->snap_pool_bits = ks->pool_bits;
+    ks->snap_pool_ns = ks->pool_ns;
+    ks->snap_stored = ks->stored;
+    return true;
+}
+
+/* Undo this call's part: its savepoint, or the transaction it opened. */
+static void tx_undo_part(keystore *ks, bool joined)
+{
+    if (!joined) {
+        ksi_rollback(ks);
+        ks->tx_open = false;
+        return;
+    }
+    if (step_reset(ks->st[ST_ROLLBACK_TO]) != SQLITE_DONE ||
+        step_reset(ks->st[ST_RELEASE]) != SQLITE_DONE) {
+        ksi_db_log(ks, "rollback to savepoint");
+        tx_abort_locked(ks);
+    }
+}
+
+/* This call's part of the shared transaction (caller holds mu).  KS_OK
+ * with me queued for the COMMIT, or the call's final result. */
+static ks_result tx_part_locked(keystore *ks, const char *what, ksi_body body, void *ctx,
+                                ksi_member *me, bool *queued)
+{
+    bool joined = ks->tx_open, changed = false;
+    if (!tx_begin_part(ks, joined))
+        return KS_ERROR;
+    ks_result r = body(ks, ctx, &changed);
+    if (r == KS_OK && (changed || joined)) {
+        /* joined without changes (an idempotent repeat) still waits: what
+         * it confirms may be part of this very transaction */
+        if (joined && step_reset(ks->st[ST_RELEASE]) != SQLITE_DONE) {
+            ksi_db_log(ks, "release savepoint");
+            tx_abort_locked(ks);
+            return KS_ERROR;
+        }
+        me->r = KS_OK;
+        me->next = ks->tx_members;
+        ks->tx_members = me;
+        ks->tx_count++;
+        *queued = true;
+        return KS_OK;
+    }
+    if (r == KS_ERROR)
+        ksi_db_log(ks, what);
+    tx_undo_part(ks, joined);
+    /* nothing changed: still wait for earlier commits to be durable */
+    me->seq = atomic_load(&ks->commit_seq);
+    return r;
+}
+
+ks_result ksi_tx(keystore *ks, const char *what, ksi_body body, void *ctx)
+{
+    ksi_member me = { 0 };
+    bool queued = false;
+    ks_result r = KS_ERROR;
+
+    atomic_fetch_add(&ks->tx_entering, 1);
+    pthread_mutex_lock(&ks->mu);
+    atomic_fetch_sub(&ks->tx_entering, 1);
+    if (!atomic_load(&ks->failed))
+        r = tx_part_locked(ks, what, body, ctx, &me, &queued);
+    /* the last one in commits the batch, whatever its own outcome */
+    if (ks->tx_open && (atomic_load(&ks->tx_entering) == 0 || ks->tx_count >= KS_TX_MAX))
+        ksi_tx_flush_locked(ks);
+    while (queued && !me.done)
+        pthread_cond_wait(&ks->tx_cv, &ks->mu);
+    if (queued)
+        r = me.r;
+    pthread_mutex_unlock(&ks->mu);
+    return ksi_finish(ks, r, me.seq);
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -489,7 +651,7 @@ static int configure_db(keystore *ks, char *err, size_t errlen)
         "PRAGMA locking_mode=EXCLUSIVE",
         "PRAGMA secure_delete=ON",
         "PRAGMA temp_store=MEMORY",
-        "PRAGMA cache_size=-32768",
+        "PRAGMA cache_size=-2048",
         "PRAGMA wal_autocheckpoint=0",
         "PRAGMA foreign_keys=OFF",
     };
@@ -669,6 +831,7 @@ static void destroy(keystore *ks)
     pthread_mutex_destroy(&ks->mu);
     pthread_mutex_destroy(&ks->sync_mu);
     pthread_cond_destroy(&ks->sync_cv);
+    pthread_cond_destroy(&ks->tx_cv);
     pthread_mutex_destroy(&ks->maint_mu);
     pthread_cond_destroy(&ks->maint_cv);
     free(ks->path);
@@ -695,6 +858,7 @@ static keystore *ks_new(const ks_options *opt)
     pthread_mutex_init(&ks->mu, NULL);
     pthread_mutex_init(&ks->sync_mu, NULL);
     pthread_cond_init(&ks->sync_cv, NULL);
+    pthread_cond_init(&ks->tx_cv, NULL);
     pthread_mutex_init(&ks->maint_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -760,6 +924,7 @@ void ks_close(keystore *ks)
         return;
     stop_maintenance(ks);
     pthread_mutex_lock(&ks->mu);
+    ksi_tx_flush_locked(ks);
     ks->truncated_ns = INT64_MIN / 2; /* make it a TRUNCATE: erase the WAL */
     if (!atomic_load(&ks->failed))
         checkpoint_locked(ks);
@@ -860,24 +1025,39 @@ static int insert_key(keystore *ks, ks_key *k, const char *master, const slave_l
     return -1;
 }
 
-/* The allocation transaction proper (caller holds mu, pool level checked). */
-static ks_result enc_tx(keystore *ks, const char *master, const slave_list *sl, ks_batch *b,
-                        uint64_t new_level, int64_t ts, int64_t now_ms)
+typedef struct enc_ctx {
+    const char *master;
+    const slave_list *sl;
+    ks_batch *b;
+    uint64_t need;
+} enc_ctx;
+
+/* The allocation transaction's body: take the bits from the pool (its
+ * level as seen by this transaction, earlier calls in it included) and
+ * record the keys. */
+static ks_result enc_body(keystore *ks, void *ctx, bool *changed)
 {
-    if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE)
-        return ksi_fail_tx(ks, "begin");
+    enc_ctx *c = ctx;
+    int64_t now = now_ns(ks), ts;
+    uint64_t level = pool_level(ks, now, &ts);
+    if (level < c->need)
+        return KS_EMPTY;
     if (ks->rate_bps != 0) { /* rate 0: always full, nothing to persist */
-        sqlite3_bind_int64(ks->st[ST_POOL_SET], 1, (int64_t)new_level);
+        sqlite3_bind_int64(ks->st[ST_POOL_SET], 1, (int64_t)(level - c->need));
         sqlite3_bind_int64(ks->st[ST_POOL_SET], 2, ts);
         if (step_reset(ks->st[ST_POOL_SET]) != SQLITE_DONE)
-            return ksi_fail_tx(ks, "pool update");
+            return KS_ERROR;
     }
-    for (size_t i = 0; i < b->n; i++)
-        if (insert_key(ks, &b->keys[i], master, sl, now_ms) != 0)
-            return ksi_fail_tx(ks, "key insert");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->b->n; i++)
+        rc = insert_key(ks, &c->b->keys[i], c->master, c->sl, now / 1000000);
     sqlite3_clear_bindings(ks->st[ST_KEY_INSERT]); /* no pointer into the arena */
-    if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE)
-        return ksi_fail_tx(ks, "commit");
+    if (rc != 0)
+        return KS_ERROR;
+    ks->pool_bits = level - c->need;
+    ks->pool_ns = ts;
+    ks->stored += c->b->n;
+    *changed = true;
     return KS_OK;
 }
 
@@ -926,25 +1106,9 @@ ks_result ks_local_enc(keystore *ks, const char *master, const char *const *slav
         out->keys[i].material = out->arena.data + (size_t)i * (size_bits / 8);
     }
 
-    pthread_mutex_lock(&ks->mu);
-    int64_t now = now_ns(ks), ts;
-    uint64_t level = pool_level(ks, now, &ts);
-    ks_result r = KS_EMPTY;
-    uint64_t seq = 0;
-    if (atomic_load(&ks->failed))
-        r = KS_ERROR;
-    else if (level >= need)
-        r = enc_tx(ks, master, &sl, out, level - need, ts, now / 1000000);
-    if (r == KS_OK) {
-        ks->pool_bits = level - need;
-        ks->pool_ns = ts;
-        ks->stored += n;
-        seq = ksi_committed_locked(ks);
-    }
-    pthread_mutex_unlock(&ks->mu);
+    enc_ctx c = {.master = master, .sl = &sl, .b = out, .need = need};
+    ks_result r = ksi_tx(ks, "local enc", enc_body, &c);
     ksi_slave_list_free(&sl);
-
-    r = ksi_finish(ks, r, seq);
     if (r != KS_OK)
         ks_batch_free(out);
     return r;
@@ -1034,39 +1198,38 @@ static ks_result dec_take(keystore *ks, const char *slave, ks_key *k, uint8_t *d
     return step_reset(s) == SQLITE_DONE ? KS_OK : KS_ERROR;
 }
 
-static ks_result dec_tx(keystore *ks, const char *master, const char *slave,
-                        const uint8_t (*ids)[16], ks_batch *out, uint64_t *deleted)
-{
-    size_t bytes;
+typedef struct dec_ctx {
+    const char *master, *slave;
+    const uint8_t (*ids)[16];
+    ks_batch *out;
+} dec_ctx;
 
-    if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE)
-        return ksi_fail_tx(ks, "begin");
-    ks_result r = dec_judge(ks, master, slave, ids, out->n, out->keys, &bytes);
-    if (r == KS_ERROR)
-        return ksi_fail_tx(ks, "dec lookup");
-    if (r != KS_OK) {
-        ksi_rollback(ks);
+/* The delivery transaction's body: judge the whole batch, then take every
+ * key (all or nothing: a refusal part-way is undone by the caller). */
+static ks_result dec_body(keystore *ks, void *ctx, bool *changed)
+{
+    dec_ctx *c = ctx;
+    ks_batch *out = c->out;
+    size_t bytes;
+    uint64_t deleted = 0;
+
+    ks_result r = dec_judge(ks, c->master, c->slave, c->ids, out->n, out->keys, &bytes);
+    if (r != KS_OK)
         return r;
-    }
-    if (secret_alloc(&out->arena, bytes ? bytes : 1) != 0) {
-        ksi_rollback(ks);
+    if (!out->arena.data && secret_alloc(&out->arena, bytes ? bytes : 1) != 0) {
         log_error("keystore: out of memory for %zu key bytes", bytes);
         return KS_ERROR;
     }
     out->arena.len = bytes;
     size_t off = 0;
     for (size_t i = 0; i < out->n; i++) {
-        r = dec_take(ks, slave, &out->keys[i], out->arena.data + off, deleted);
-        if (r == KS_ERROR)
-            return ksi_fail_tx(ks, "dec consume");
-        if (r != KS_OK) {
-            ksi_rollback(ks);
+        r = dec_take(ks, c->slave, &out->keys[i], out->arena.data + off, &deleted);
+        if (r != KS_OK)
             return r;
-        }
         off += out->keys[i].size_bits / 8;
     }
-    if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE)
-        return ksi_fail_tx(ks, "commit");
+    ks->stored -= deleted;
+    *changed = true;
     return KS_OK;
 }
 
@@ -1086,17 +1249,8 @@ ks_result ks_dec(keystore *ks, const char *master, const char *slave,
         return KS_ERROR;
     out->n = n;
 
-    uint64_t deleted = 0, seq = 0;
-    pthread_mutex_lock(&ks->mu);
-    ks_result r = atomic_load(&ks->failed) ? KS_ERROR
-                                           : dec_tx(ks, master, slave, ids, out, &deleted);
-    if (r == KS_OK) {
-        ks->stored -= deleted;
-        seq = ksi_committed_locked(ks);
-    }
-    pthread_mutex_unlock(&ks->mu);
-
-    r = ksi_finish(ks, r, seq);
+    dec_ctx c = {.master = master, .slave = slave, .ids = ids, .out = out};
+    ks_result r = ksi_tx(ks, "dec", dec_body, &c);
     if (r != KS_OK)
         ks_batch_free(out);
     return r;
@@ -1117,30 +1271,24 @@ ks_result ks_stats_get(keystore *ks, ks_stats *out)
     return KS_OK;
 }
 
-/* Delete up to KS_EXPIRE_CHUNK expired keys in one transaction (caller
- * holds mu); returns how many, or -1. */
-static long expire_chunk_locked(keystore *ks, int64_t now_ms)
-{
-    sqlite3_stmt *s = ks->st[ST_EXPIRED];
+typedef struct expire_ctx {
+    int64_t now_ms;
+    long n;
+} expire_ctx;
 
-    if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE) {
-        ksi_fail_tx(ks, "begin");
-        return -1;
-    }
-    sqlite3_bind_int64(s, 1, now_ms);
+/* Delete up to KS_EXPIRE_CHUNK expired keys. */
+static ks_result expire_body(keystore *ks, void *ctx, bool *changed)
+{
+    expire_ctx *c = ctx;
+    sqlite3_stmt *s = ks->st[ST_EXPIRED];
+    sqlite3_bind_int64(s, 1, c->now_ms);
     sqlite3_bind_int(s, 2, KS_EXPIRE_CHUNK);
-    if (step_reset(s) != SQLITE_DONE) {
-        ksi_fail_tx(ks, "expiry");
-        return -1;
-    }
-    long n = sqlite3_changes(ks->db);
-    if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE) {
-        ksi_fail_tx(ks, "commit");
-        return -1;
-    }
-    ks->stored -= (uint64_t)n;
-    atomic_fetch_add(&ks->commit_seq, 1);
-    return n;
+    if (step_reset(s) != SQLITE_DONE)
+        return KS_ERROR;
+    c->n = sqlite3_changes(ks->db);
+    ks->stored -= (uint64_t)c->n;
+    *changed = c->n > 0;
+    return KS_OK;
 }
 
 long ks_maintain(keystore *ks)
@@ -1151,11 +1299,10 @@ long ks_maintain(keystore *ks)
     int64_t now_ms = now_ns(ks) / 1000000;
     /* chunks, releasing the mutex in between so requests interleave */
     do {
-        pthread_mutex_lock(&ks->mu);
-        n = expire_chunk_locked(ks, now_ms);
-        pthread_mutex_unlock(&ks->mu);
-        if (n < 0)
+        expire_ctx c = {.now_ms = now_ms};
+        if (ksi_tx(ks, "expiry", expire_body, &c) != KS_OK)
             return -1;
+        n = c.n;
         total += n;
     } while (n == KS_EXPIRE_CHUNK);
 

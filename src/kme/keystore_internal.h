@@ -37,6 +37,9 @@ enum stmt_id {
     ST_DEC_SET_PENDING,
     ST_DEL_KEY,
     ST_EXPIRED,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
     ST_COUNT_
 };
 
@@ -76,6 +79,16 @@ struct keystore {
     pthread_cond_t sync_cv;
     uint64_t synced_seq;
     bool syncing;
+
+    /* shared transaction (group commit, see ksi_tx): guarded by mu but
+     * tx_entering, which counts callers on their way to mu */
+    atomic_int tx_entering;
+    bool tx_open;
+    unsigned tx_count;                /* calls waiting for its COMMIT */
+    struct ksi_member *tx_members;
+    pthread_cond_t tx_cv;
+    uint64_t snap_pool_bits, snap_stored; /* in-memory state at its BEGIN */
+    int64_t snap_pool_ns;
 
     /* maintenance thread */
     pthread_mutex_t maint_mu;
@@ -130,6 +143,24 @@ int64_t ksi_query_int(keystore *ks, const char *sql, int64_t dflt, int *found);
 
 /* After a successful COMMIT (caller holds mu): number it. */
 uint64_t ksi_committed_locked(keystore *ks);
+
+/* The body of a call's transaction (caller holds mu, a transaction or a
+ * savepoint is open).  It returns KS_OK and sets *changed when it wrote
+ * something to commit; it applies its in-memory effects (ks->stored, the
+ * pool level) only when it returns KS_OK.  Any other result, or KS_OK with
+ * nothing changed, is undone; KS_ERROR is logged as a failure of `what`. */
+typedef ks_result (*ksi_body)(keystore *ks, void *ctx, bool *changed);
+
+/* Run body inside the shared transaction and return once its outcome is
+ * committed and, in full mode, durable (I4).  Concurrent calls share one
+ * transaction: each adds its part under a savepoint, the last one to arrive
+ * commits for all (group commit: one COMMIT, one write of each shared page,
+ * instead of one per call); nobody returns before that COMMIT. */
+ks_result ksi_tx(keystore *ks, const char *what, ksi_body body, void *ctx);
+
+/* Commit the open shared transaction, if any (caller holds mu).  Every
+ * other user of the connection (reads, checkpoints) calls this first. */
+void ksi_tx_flush_locked(keystore *ks);
 /* After releasing mu: r stays KS_OK only once commit seq is durable (full
  * mode: group fsync); runs a checkpoint when the WAL grew past its bound. */
 ks_result ksi_finish(keystore *ks, ks_result r, uint64_t seq);

@@ -209,49 +209,38 @@ void ksi_link_finalize(keystore *ks)
 
 /* Common head of every call's context: the body sets `changed` when there
  * is something to commit, and `stored_delta` for rows added to keys. */
-typedef struct tx {
+typedef struct tx tx;
+typedef ks_result (*tx_body)(keystore *ks, tx *t);
+struct tx {
     const char *what;
     bool changed;
     int64_t stored_delta;
-} tx;
+    tx_body body;
+};
 
-typedef ks_result (*tx_body)(keystore *ks, tx *t);
-
-/* BEGIN, body, COMMIT (caller holds mu).  A body that changed nothing or
- * refused is rolled back, so a refusal never leaves a trace. */
-static ks_result run_locked(keystore *ks, tx *t, tx_body body)
+/* Adapter to the shared transaction of keystore.c (ksi_tx): a body that
+ * changed nothing or refused is undone, so a refusal never leaves a trace. */
+static ks_result link_body(keystore *ks, void *ctx, bool *changed)
 {
-    if (step_reset(ks->st[ST_BEGIN]) != SQLITE_DONE)
-        return ksi_fail_tx(ks, "begin");
-    ks_result r = body(ks, t);
-    if (r == KS_ERROR)
-        return ksi_fail_tx(ks, t->what);
-    if (r != KS_OK || !t->changed) {
-        ksi_rollback(ks);
-        return r;
+    tx *t = ctx;
+    t->changed = false;
+    ks_result r = t->body(ks, t);
+    if (r == KS_OK && t->changed) {
+        ks->stored = (uint64_t)((int64_t)ks->stored + t->stored_delta);
+        *changed = true;
     }
-    if (step_reset(ks->st[ST_COMMIT]) != SQLITE_DONE)
-        return ksi_fail_tx(ks, "commit");
-    return KS_OK;
+    return r;
 }
 
-/* One transaction, durable before return.  An answer that changed nothing
- * (an idempotent repeat) still waits for every earlier commit to be
- * durable: the state it confirms may come from a commit whose group fsync
- * is still running in another thread. */
+/* One transaction (shared with concurrent calls), committed and durable
+ * before return.  An answer that changed nothing (an idempotent repeat)
+ * still waits for every earlier commit to be durable: the state it
+ * confirms may come from a commit whose group fsync or whose shared
+ * COMMIT is still to come. */
 static ks_result run_tx(keystore *ks, tx *t, tx_body body)
 {
-    uint64_t seq = 0;
-    ks_result r = KS_ERROR;
-    pthread_mutex_lock(&ks->mu);
-    if (!atomic_load(&ks->failed))
-        r = run_locked(ks, t, body);
-    if (r == KS_OK) {
-        seq = t->changed ? ksi_committed_locked(ks) : atomic_load(&ks->commit_seq);
-        ks->stored = (uint64_t)((int64_t)ks->stored + t->stored_delta);
-    }
-    pthread_mutex_unlock(&ks->mu);
-    return ksi_finish(ks, r, seq);
+    t->body = body;
+    return ksi_tx(ks, t->what, link_body, t);
 }
 
 static inline int64_t bid(uint64_t id)
@@ -539,6 +528,7 @@ ks_result ks_block_unconfirmed(keystore *ks, uint64_t **ids, size_t *n)
     if (!ks || !ids || !n)
         return KS_ERROR;
     pthread_mutex_lock(&ks->mu);
+    ksi_tx_flush_locked(ks);
     int rc = atomic_load(&ks->failed) ? -1 : collect_ids(ks, L(ks, LS_UNCONF_LIST), ids, n);
     pthread_mutex_unlock(&ks->mu);
     return rc == 0 ? KS_OK : KS_ERROR;
@@ -621,6 +611,7 @@ ks_result ks_link_stats_get(keystore *ks, ks_link_stats *out)
     sqlite3_stmt *s = L(ks, LS_STATS);
     int rc;
     pthread_mutex_lock(&ks->mu);
+    ksi_tx_flush_locked(ks);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         bool own = sqlite3_column_int(s, 0) != 0, conf = sqlite3_column_int(s, 1) != 0;
         uint64_t bits = (uint64_t)sqlite3_column_int64(s, 3) * 8;
@@ -984,6 +975,7 @@ ks_result ks_outbox_next_void(keystore *ks, uint8_t id[16], char **peer, ks_segm
     *segs = NULL;
     *nsegs = 0;
     pthread_mutex_lock(&ks->mu);
+    ksi_tx_flush_locked(ks);
     ks_result r = atomic_load(&ks->failed) ? KS_ERROR
                                            : next_void_locked(ks, id, peer, segs, nsegs);
     pthread_mutex_unlock(&ks->mu);

@@ -51,7 +51,9 @@
 
 #define PATH_RESERVATIONS "/peer/v1/reservations"
 #define PATH_VOIDS "/peer/v1/voids"
-#define POOL_MAX 8                 /* idle connections kept per peer */
+#define POOL_MAX 32                /* idle connections kept per peer: as many as
+                                    * requests in flight, else a burst closes
+                                    * some and the next burst pays handshakes */
 #define MAX_RESPONSE 65536         /* a peer's answer is small JSON */
 #define MAX_KEYS 100000            /* keys per reservation (the body limit binds first) */
 #define MAX_SEGS 100000            /* segments per key or per void */
