@@ -25,7 +25,9 @@
  * heap is wiped on free (see zeroing allocator below) because it copies
  * overflowing blobs into temporary buffers.
  *
- * Group commit (KS_SYNC_FULL): see wait_durable().
+ * Group commit, two levels: concurrent calls share one transaction and one
+ * COMMIT (ksi_tx, both sync modes), and in KS_SYNC_FULL concurrent commits
+ * share one fsync of the WAL (wait_durable()).
  */
 #include "kme/keystore.h"
 #include "kme/keystore_internal.h"
@@ -646,6 +648,13 @@ static int configure_db(keystore *ks, char *err, size_t errlen)
 {
     /* EXCLUSIVE locking: one connection in one process (the lock file
      * guarantees it), so the WAL index lives in heap memory, no -shm. */
+    /* cache_size: small on purpose.  SQLite's page cache truncates itself
+     * to the database size at every COMMIT, and a b-tree rebalance
+     * parks a page under a key past the end of the file (the lock-byte
+     * page), so that truncation walks every hash bucket of the cache: with
+     * 32 MiB of 1 KiB pages (a KME holding link blocks fills it) that was
+     * half of the CPU of a reservation.  2 MiB holds the hot pages (index
+     * leaves, the current blocks); the OS page cache holds the rest. */
     static const char *const pragmas[] = {
         "PRAGMA page_size=" KS_STR(KS_PAGE_SIZE),
         "PRAGMA locking_mode=EXCLUSIVE",
