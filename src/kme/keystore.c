@@ -65,6 +65,21 @@
 #ifndef KS_PAGE_SIZE
 #define KS_PAGE_SIZE 1024
 #endif
+/*
+ * SQLite page cache size (PRAGMA cache_size, negative: KiB): small on
+ * purpose.  SQLite's page cache truncates itself to the database size at
+ * every COMMIT, and a b-tree rebalance parks a page under a number past
+ * the end of the file (the lock-byte page), so that truncation walks every
+ * hash bucket and every page of the cache: with 32 MiB of 1 KiB pages (a
+ * KME holding link blocks fills it) that was half of the CPU of a
+ * reservation.  2 MiB holds the hot pages (index leaves, the current
+ * blocks).  A transaction that moves more than KS_BIG_TX_BYTES of key
+ * material (up to 1024 keys of 64 kbit: 8 MiB read, 8 MiB written) would
+ * thrash that, so it gets the large cache until its COMMIT (ksi_tx_expect).
+ */
+#define KS_CACHE_SMALL -2048
+#define KS_CACHE_LARGE -65536
+#define KS_BIG_TX_BYTES (256 * 1024)
 /* a TRUNCATE checkpoint at least every this many maintenance periods */
 #define KS_TRUNCATE_EVERY 10
 #define KS_STR_(x) #x
@@ -467,10 +482,34 @@ typedef struct ksi_member {
     bool done;
 } ksi_member;
 
+/* After a transaction that needed the large cache: back to the small one
+ * (SQLite drops the surplus clean pages at once). */
+static void cache_restore_locked(keystore *ks)
+{
+    if (!ks->cache_large)
+        return;
+    ks->cache_large = false;
+    if (sqlite3_exec(ks->db, "PRAGMA cache_size=" KS_STR(KS_CACHE_SMALL), NULL, NULL, NULL) !=
+        SQLITE_OK)
+        ksi_db_log(ks, "cache size");
+}
+
+void ksi_tx_expect(keystore *ks, uint64_t bytes)
+{
+    if (bytes <= KS_BIG_TX_BYTES || ks->cache_large)
+        return;
+    if (sqlite3_exec(ks->db, "PRAGMA cache_size=" KS_STR(KS_CACHE_LARGE), NULL, NULL, NULL) ==
+        SQLITE_OK)
+        ks->cache_large = true;
+    else
+        ksi_db_log(ks, "cache size"); /* slower, not wrong */
+}
+
 /* Undo the whole open transaction and fail everybody in it. */
 static void tx_abort_locked(keystore *ks)
 {
     ksi_rollback(ks);
+    cache_restore_locked(ks);
     ks->pool_bits = ks->snap_pool_bits;
     ks->pool_ns = ks->snap_pool_ns;
     ks->stored = ks->snap_stored;
@@ -494,6 +533,7 @@ void ksi_tx_flush_locked(keystore *ks)
         return;
     }
     uint64_t seq = ksi_committed_locked(ks);
+    cache_restore_locked(ks);
     for (ksi_member *m = ks->tx_members; m; m = m->next) {
         m->seq = seq;
         m->done = true;
@@ -529,6 +569,7 @@ static void tx_undo_part(keystore *ks, bool joined)
 {
     if (!joined) {
         ksi_rollback(ks);
+        cache_restore_locked(ks);
         ks->tx_open = false;
         return;
     }
@@ -648,19 +689,12 @@ static int configure_db(keystore *ks, char *err, size_t errlen)
 {
     /* EXCLUSIVE locking: one connection in one process (the lock file
      * guarantees it), so the WAL index lives in heap memory, no -shm. */
-    /* cache_size: small on purpose.  SQLite's page cache truncates itself
-     * to the database size at every COMMIT, and a b-tree rebalance
-     * parks a page under a key past the end of the file (the lock-byte
-     * page), so that truncation walks every hash bucket of the cache: with
-     * 32 MiB of 1 KiB pages (a KME holding link blocks fills it) that was
-     * half of the CPU of a reservation.  2 MiB holds the hot pages (index
-     * leaves, the current blocks); the OS page cache holds the rest. */
     static const char *const pragmas[] = {
         "PRAGMA page_size=" KS_STR(KS_PAGE_SIZE),
         "PRAGMA locking_mode=EXCLUSIVE",
         "PRAGMA secure_delete=ON",
         "PRAGMA temp_store=MEMORY",
-        "PRAGMA cache_size=-2048",
+        "PRAGMA cache_size=" KS_STR(KS_CACHE_SMALL),
         "PRAGMA wal_autocheckpoint=0",
         "PRAGMA foreign_keys=OFF",
     };
@@ -1051,6 +1085,7 @@ static ks_result enc_body(keystore *ks, void *ctx, bool *changed)
     uint64_t level = pool_level(ks, now, &ts);
     if (level < c->need)
         return KS_EMPTY;
+    ksi_tx_expect(ks, c->need / 8);
     if (ks->rate_bps != 0) { /* rate 0: always full, nothing to persist */
         sqlite3_bind_int64(ks->st[ST_POOL_SET], 1, (int64_t)(level - c->need));
         sqlite3_bind_int64(ks->st[ST_POOL_SET], 2, ts);
@@ -1225,6 +1260,7 @@ static ks_result dec_body(keystore *ks, void *ctx, bool *changed)
     ks_result r = dec_judge(ks, c->master, c->slave, c->ids, out->n, out->keys, &bytes);
     if (r != KS_OK)
         return r;
+    ksi_tx_expect(ks, bytes);
     if (!out->arena.data && secret_alloc(&out->arena, bytes ? bytes : 1) != 0) {
         log_error("keystore: out of memory for %zu key bytes", bytes);
         return KS_ERROR;

@@ -89,6 +89,7 @@ struct keystore {
     pthread_cond_t tx_cv;
     uint64_t snap_pool_bits, snap_stored; /* in-memory state at its BEGIN */
     int64_t snap_pool_ns;
+    bool cache_large;                 /* the open transaction is a big one */
 
     /* maintenance thread */
     pthread_mutex_t maint_mu;
@@ -157,6 +158,10 @@ typedef ks_result (*ksi_body)(keystore *ks, void *ctx, bool *changed);
  * commits for all (group commit: one COMMIT, one write of each shared page,
  * instead of one per call); nobody returns before that COMMIT. */
 ks_result ksi_tx(keystore *ks, const char *what, ksi_body body, void *ctx);
+
+/* A body about to move this many bytes of key material (caller holds mu):
+ * a big transaction gets a large page cache until its COMMIT. */
+void ksi_tx_expect(keystore *ks, uint64_t bytes);
 
 /* Commit the open shared transaction, if any (caller holds mu).  Every
  * other user of the connection (reads, checkpoints) calls this first. */

@@ -773,6 +773,7 @@ static ks_result enc_body(keystore *ks, tx *t)
 {
     enc_ctx *c = (enc_ctx *)t;
     own_cur cur = {.have = false};
+    ksi_tx_expect(ks, c->out->keys.arena.len);
     /* No sum over all blocks first: it cost more than the allocation (a
      * scan of every block per call).  Running out mid-way is KS_EMPTY and
      * the transaction is rolled back. */
@@ -1192,6 +1193,10 @@ static ks_result apply_body(keystore *ks, tx *t)
         return KS_OK; /* a retry: applied before, nothing changes */
     if (state != 0)
         return KS_CONFLICT; /* voided, or the ID came with other content */
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < c->n; i++)
+        bytes += c->keys[i].size_bits / 8;
+    ksi_tx_expect(ks, bytes);
     for (size_t i = 0; i < c->n; i++) {
         ks_result r = apply_key(ks, c, &c->keys[i]);
         if (r != KS_OK)
