@@ -40,6 +40,7 @@ enum stmt_id {
     ST_SAVEPOINT,
     ST_RELEASE,
     ST_ROLLBACK_TO,
+    ST_DEC_ONE,
     ST_COUNT_
 };
 

@@ -113,7 +113,8 @@ static const char *const lstmt_sql[LS_COUNT_] = {
     [LS_SEG_DEL] = "DELETE FROM used_segments WHERE block_id = ?1 AND off = ?2",
     [LS_CHUNK_FULL_DEL] = "DELETE FROM block_chunks WHERE block_id = ?1 AND idx = ?2"
                           " AND used + ?3 >= length(bytes)",
-    [LS_CHUNK_ADD_USED] = "UPDATE block_chunks SET used = used + ?3 WHERE block_id = ?1 AND idx = ?2",
+    [LS_CHUNK_ADD_USED] = "UPDATE block_chunks SET used = used + ?3 WHERE block_id = ?1 AND idx = ?2"
+                          " AND used + ?3 < length(bytes)",
     [LS_BLK_ADD_USED] = "UPDATE blocks SET used = used + ?2 WHERE block_id = ?1",
     [LS_RES_GET] = "SELECT state, digest FROM reservations WHERE res_id = ?1",
     [LS_RES_PUT] = "INSERT OR REPLACE INTO reservations(res_id, state, digest, keep_until_ms)"
@@ -1012,12 +1013,24 @@ static int seg_write(keystore *ks, enum lstmt st, uint64_t id, uint64_t off, uin
     return step_reset(s) == SQLITE_DONE ? 0 : -1;
 }
 
+/* The used segment closest before a position, when the caller has
+ * looked it up already (found: 1, none: 0). */
+typedef struct seg_prev {
+    int found;
+    uint64_t off, len;
+} seg_prev;
+
 /* Record [off, off+len) as used (it is known unused), merged with the
- * neighbours it touches so the table stays small. */
-static int seg_add(keystore *ks, uint64_t id, uint64_t off, uint64_t len)
+ * neighbours it touches so the table stays small.  prev: the used segment
+ * starting closest before off, if known (NULL: look it up). */
+static int seg_add(keystore *ks, uint64_t id, uint64_t off, uint64_t len, const seg_prev *prev)
 {
     uint64_t po, pl, so, sl;
-    int p = seg_near(ks, LS_SEG_BEFORE, id, off, &po, &pl);
+    int p = prev ? prev->found : seg_near(ks, LS_SEG_BEFORE, id, off, &po, &pl);
+    if (prev) {
+        po = prev->off;
+        pl = prev->len;
+    }
     int q = seg_near(ks, LS_SEG_FROM, id, off + len, &so, &sl);
     if (p < 0 || q < 0)
         return -1;
@@ -1037,7 +1050,9 @@ static int chunks_mark(keystore *ks, const blk *b, uint64_t off, uint64_t len)
     for (uint64_t idx = off / KS_CHUNK; idx * KS_CHUNK < end; idx++) {
         uint64_t cs = idx * KS_CHUNK, ce = cs + chunk_len(b, (uint32_t)idx);
         int64_t cov = (int64_t)((end < ce ? end : ce) - (off > cs ? off : cs));
-        for (int st = LS_CHUNK_FULL_DEL, done = 0; !done; st = LS_CHUNK_ADD_USED) {
+        /* add to the count while the chunk stays partly unused (the usual
+         * case: one statement), else delete it */
+        for (int st = LS_CHUNK_ADD_USED, done = 0; !done; st = LS_CHUNK_FULL_DEL) {
             sqlite3_stmt *s = L(ks, st);
             sqlite3_bind_int64(s, 1, bid(b->id));
             sqlite3_bind_int64(s, 2, (int64_t)idx);
@@ -1045,7 +1060,7 @@ static int chunks_mark(keystore *ks, const blk *b, uint64_t off, uint64_t len)
             if (step_reset(s) != SQLITE_DONE)
                 return -1;
             done = sqlite3_changes(ks->db) > 0;
-            if (!done && st == LS_CHUNK_ADD_USED)
+            if (!done && st == LS_CHUNK_FULL_DEL)
                 return -1; /* chunk gone although its bytes were unused */
         }
     }
@@ -1053,10 +1068,11 @@ static int chunks_mark(keystore *ks, const blk *b, uint64_t off, uint64_t len)
 }
 
 /* Mark known-unused bytes of a peer block used; the block goes once all of
- * it is used (b->length == 0 afterwards tells the caller). */
-static int mark_used(keystore *ks, blk *b, uint64_t off, uint64_t len)
+ * it is used (b->length == 0 afterwards tells the caller).  prev as for
+ * seg_add. */
+static int mark_used(keystore *ks, blk *b, uint64_t off, uint64_t len, const seg_prev *prev)
 {
-    if (seg_add(ks, b->id, off, len) != 0 || chunks_mark(ks, b, off, len) != 0)
+    if (seg_add(ks, b->id, off, len, prev) != 0 || chunks_mark(ks, b, off, len) != 0)
         return -1;
     sqlite3_stmt *s = L(ks, LS_BLK_ADD_USED);
     sqlite3_bind_int64(s, 1, bid(b->id));
@@ -1113,8 +1129,11 @@ static ks_result take_seg(keystore *ks, const ks_segment *sg, uint8_t *dst)
         return KS_ERROR;
     if (p && po + pl > sg->offset)
         return KS_REJECTED; /* overlaps bits used before (or in this call) */
+    /* Nothing used starts inside the segment (it would overlap), so the
+     * segment just found is also the closest one before its start. */
+    seg_prev prev = {.found = p, .off = po, .len = pl};
     if (chunks_read(ks, &b, sg->offset, sg->length, dst) != 0 ||
-        mark_used(ks, &b, sg->offset, sg->length) != 0)
+        mark_used(ks, &b, sg->offset, sg->length, &prev) != 0)
         return KS_ERROR;
     return KS_OK;
 }
@@ -1324,7 +1343,7 @@ static int burn_range(keystore *ks, blk *b, uint64_t pos, uint64_t end)
         if (q < 0)
             return -1;
         uint64_t gap_end = q && so < end ? so : end;
-        if (mark_used(ks, b, pos, gap_end - pos) != 0)
+        if (mark_used(ks, b, pos, gap_end - pos, NULL) != 0)
             return -1;
         pos = gap_end;
     }
