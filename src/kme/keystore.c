@@ -1,10 +1,12 @@
 /*
  * keystore.c - the KME's durable key state: one SQLite file in WAL mode.
  *
- * api.c calls ks_local_enc / ks_dec once per ETSI request; each call is one
- * transaction under one mutex on one connection, and returns KS_OK only
- * after COMMIT (and, in KS_SYNC_FULL, after an fsync of the WAL that covers
- * the commit), so an HTTP answer never precedes the state it implies (I4).
+ * api.c calls ks_local_enc / ks_dec once per ETSI request; each call is
+ * all or nothing inside a transaction under one mutex on one connection
+ * (shared with the calls that arrive meanwhile: group commit, ksi_tx), and
+ * returns KS_OK only after that COMMIT (and, in KS_SYNC_FULL, after an
+ * fsync of the WAL that covers it), so an HTTP answer never precedes the
+ * state it implies (I4).
  *
  * Tables: meta (schema version), local_pool (one row: level and refill
  * time), keys (one row per undelivered key, WITHOUT ROWID on the 16-byte
