@@ -237,28 +237,19 @@ qm_err qm_pad_plan(uint64_t msg_len, int32_t min_key_bits, int32_t max_key_bits,
         return QM_E_KME;
     if (msg_len == 0)
         return QM_OK;
-    uint64_t full = msg_len / maxb, rem = msg_len % maxb;
-    /* the tail: none, one key of rem bytes, or (rem below the minimum) the
-     * last full key split in two so the sum stays msg_len, or, for a message
-     * shorter than the minimum, one minimum key whose tail is discarded */
-    uint64_t tail[2] = { 0, 0 };
-    if (rem >= minb) {
-        tail[0] = rem;
-    } else if (rem > 0 && full > 0 && maxb - (minb - rem) >= minb) {
-        full--;
-        tail[0] = maxb - (minb - rem);
-        tail[1] = minb;
-    } else if (rem > 0) {
-        tail[0] = minb;
-    }
-    uint64_t total = full + (tail[0] > 0) + (tail[1] > 0);
-    if (total > cap)
+    /* One size for every pad key, so that the pad takes as few enc_keys
+     * calls as max_key_per_request allows (one for a 100 KiB message): n =
+     * ceil(L / max) keys of ceil(L / n) bytes.  The sum exceeds L by fewer
+     * than n bytes (the discarded tail of the last key); each key but the
+     * last is needed, since (n - 1) * size <= (n - 1) * max < L. */
+    uint64_t count = (msg_len + maxb - 1) / maxb;
+    uint64_t size = (msg_len + count - 1) / count;
+    if (size < minb)
+        size = minb;
+    if (count > cap)
         return QM_E_TOO_BIG;
-    for (uint64_t i = 0; i < full; i++)
-        sizes[(*n)++] = (uint32_t)maxb;
-    for (int i = 0; i < 2; i++)
-        if (tail[i] > 0)
-            sizes[(*n)++] = (uint32_t)tail[i];
+    for (uint64_t i = 0; i < count; i++)
+        sizes[(*n)++] = (uint32_t)size;
     return QM_OK;
 }
 

@@ -1,7 +1,10 @@
 /*
  * usedkeys.c - the used-key store of usedkeys.h: one SQLite table of key
- * IDs, written in WAL mode with synchronous=FULL so that an ID recorded
- * before a plaintext was shown is still there after a crash.
+ * IDs, written in WAL mode with synchronous=NORMAL: an ID recorded before
+ * a plaintext was shown is still there after the process crashes; a power
+ * loss may forget the last records, which costs no safety because the KME
+ * has erased those keys (its "not found" reads as "key already used" too),
+ * and saves an fsync on every message read.
  */
 #include "mail/usedkeys.h"
 
@@ -90,7 +93,7 @@ qm_err qm_usedkeys_open(const char *path, qm_usedkeys **out)
     sqlite3_busy_timeout(u->db, 5000);
     err = set_wal(u->db);
     if (err == QM_OK)
-        err = exec(u->db, "PRAGMA synchronous=FULL");
+        err = exec(u->db, "PRAGMA synchronous=NORMAL");
     if (err == QM_OK)
         err = exec(u->db, SCHEMA);
     if (err == QM_OK)

@@ -8,7 +8,8 @@
  * present is "key already used" without any network traffic, so a replayed
  * message never reaches the KME.  Key IDs fetched are recorded, durably,
  * before any plaintext is returned.  The file is created with mode 0600 and
- * runs in WAL mode with synchronous=FULL: a recorded ID survives a crash.
+ * runs in WAL mode with synchronous=NORMAL: a recorded ID survives a process
+ * crash (see usedkeys.c for why power loss needs no more).
  * Key IDs are stored in their canonical lower-case text form; no key bytes
  * ever come here.
  */

@@ -166,20 +166,27 @@ static void test_pad_plan(void **state)
     assert_int_equal(plan_sum(8, 64, 65536, &n, sizes, QM_MAX_PAD_KEYS), 8);
     assert_int_equal(plan_sum(8192, 64, 65536, &n, sizes, QM_MAX_PAD_KEYS), 8192);
     assert_int_equal(n, 1);
-    assert_int_equal(plan_sum(8193, 64, 65536, &n, sizes, QM_MAX_PAD_KEYS), 8193);
-    assert_int_equal(n, 2);   /* 8185 + 8: the remainder below the minimum is rebalanced */
-    assert_int_equal(sizes[0], 8185);
-    assert_int_equal(sizes[1], 8);
-    assert_int_equal(plan_sum(100 * 1024, 64, 65536, &n, sizes, QM_MAX_PAD_KEYS), 100 * 1024);
-    assert_int_equal(n, 13);
+    assert_int_equal(plan_sum(8193, 64, 65536, &n, sizes, QM_MAX_PAD_KEYS), 8194);
+    assert_int_equal(n, 2);   /* two equal keys of 4097 bytes, one call, 1 byte discarded */
+    assert_int_equal(sizes[0], 4097);
+    assert_int_equal(sizes[1], 4097);
+    assert_int_equal(plan_sum(100 * 1024, 64, 65536, &n, sizes, QM_MAX_PAD_KEYS), 100 * 1024 + 1);
+    assert_int_equal(n, 13);  /* 13 x 7877 bytes */
     assert_int_equal(plan_sum(5u << 20, 64, 65536, &n, sizes, QM_MAX_PAD_KEYS), 5u << 20);
     assert_int_equal(n, 640);
-    for (uint64_t L = 1; L < 40000; L += 37)
-        assert_true(plan_sum(L, 64, 65536, &n, sizes, QM_MAX_PAD_KEYS) == (L < 8 ? 8 : L));
+    /* one size, and fewer than n bytes (or, below the minimum, minb bytes) wasted */
+    for (uint64_t L = 1; L < 40000; L += 37) {
+        uint64_t sum = plan_sum(L, 64, 65536, &n, sizes, QM_MAX_PAD_KEYS);
+        for (size_t i = 1; i < n; i++)
+            assert_int_equal(sizes[i], sizes[0]);
+        assert_true(L < 8 ? sum == 8 : sum - L < n);
+    }
     /* odd limits: 70..1001 bits -> 9..125 bytes */
-    for (uint64_t L = 9; L < 5000; L++)
-        assert_true(plan_sum(L, 70, 1001, &n, sizes, QM_MAX_PAD_KEYS) == L);
-    /* min == max: no rebalancing possible, the tail is discarded */
+    for (uint64_t L = 9; L < 5000; L++) {
+        uint64_t sum = plan_sum(L, 70, 1001, &n, sizes, QM_MAX_PAD_KEYS);
+        assert_true(sum >= L && sum - L < n);
+    }
+    /* min == max: the tail is discarded */
     assert_int_equal(plan_sum(12, 64, 64, &n, sizes, QM_MAX_PAD_KEYS), 16);
     /* limits that allow nothing, and too many keys */
     assert_int_equal(qm_pad_plan(100, 128, 64, sizes, QM_MAX_PAD_KEYS, &n), QM_E_KME);
