@@ -68,7 +68,7 @@ enum lstmt {
     LS_OB_RECOVER, LS_OB_NEXT_VOID, LS_OB_VOID_SENT, LS_SEG_BEFORE, LS_SEG_FROM,
     LS_SEG_INSERT, LS_SEG_SETLEN, LS_SEG_DEL, LS_CHUNK_FULL_DEL, LS_CHUNK_ADD_USED,
     LS_BLK_ADD_USED, LS_RES_GET, LS_RES_PUT, LS_RKEY_INSERT, LS_RKEYS_DEL, LS_GONE_PRUNE,
-    LS_RES_PRUNE, LS_COUNT_
+    LS_RES_PRUNE, LS_CHUNKS_SPAN_DEL, LS_COUNT_
 };
 
 static const char *const lstmt_sql[LS_COUNT_] = {
@@ -124,6 +124,8 @@ static const char *const lstmt_sql[LS_COUNT_] = {
     [LS_RKEYS_DEL] = "DELETE FROM keys WHERE res_id = ?1",
     [LS_GONE_PRUNE] = "DELETE FROM blocks_gone WHERE gone_ms <= ?1",
     [LS_RES_PRUNE] = "DELETE FROM reservations WHERE keep_until_ms <= ?1",
+    [LS_CHUNKS_SPAN_DEL] = "DELETE FROM block_chunks WHERE block_id = ?1"
+                           " AND idx >= ?2 AND idx <= ?3 AND used = 0",
 };
 
 static const char link_schema_sql[] =
@@ -1043,28 +1045,55 @@ static int seg_add(keystore *ks, uint64_t id, uint64_t off, uint64_t len, const 
     return seg_write(ks, LS_SEG_INSERT, id, off, len + tail);
 }
 
-/* Count [off, off+len) as used in the chunks; a chunk fully used goes. */
+/* Count cov more bytes of one chunk as used; the chunk goes when that
+ * covers it (one statement in the usual case: it stays partly unused). */
+static int chunk_mark_one(keystore *ks, const blk *b, uint64_t idx, int64_t cov)
+{
+    for (int st = LS_CHUNK_ADD_USED;; st = LS_CHUNK_FULL_DEL) {
+        sqlite3_stmt *s = L(ks, st);
+        sqlite3_bind_int64(s, 1, bid(b->id));
+        sqlite3_bind_int64(s, 2, (int64_t)idx);
+        sqlite3_bind_int64(s, 3, cov);
+        if (step_reset(s) != SQLITE_DONE)
+            return -1;
+        if (sqlite3_changes(ks->db) > 0)
+            return 0;
+        if (st == LS_CHUNK_FULL_DEL)
+            return -1; /* chunk gone although its bytes were unused */
+    }
+}
+
+/* Count [off, off+len) (known unused) as used in the chunks.  The chunks
+ * it covers whole go with one range statement (none of their bytes was
+ * used, so each must be there with used = 0); only the partly covered
+ * chunks at either edge are counted one by one.  Work per segment, not
+ * per chunk: a 63 kbit key spans about 60 chunks. */
 static int chunks_mark(keystore *ks, const blk *b, uint64_t off, uint64_t len)
 {
     uint64_t end = off + len;
-    for (uint64_t idx = off / KS_CHUNK; idx * KS_CHUNK < end; idx++) {
-        uint64_t cs = idx * KS_CHUNK, ce = cs + chunk_len(b, (uint32_t)idx);
-        int64_t cov = (int64_t)((end < ce ? end : ce) - (off > cs ? off : cs));
-        /* add to the count while the chunk stays partly unused (the usual
-         * case: one statement), else delete it */
-        for (int st = LS_CHUNK_ADD_USED, done = 0; !done; st = LS_CHUNK_FULL_DEL) {
-            sqlite3_stmt *s = L(ks, st);
-            sqlite3_bind_int64(s, 1, bid(b->id));
-            sqlite3_bind_int64(s, 2, (int64_t)idx);
-            sqlite3_bind_int64(s, 3, cov);
-            if (step_reset(s) != SQLITE_DONE)
-                return -1;
-            done = sqlite3_changes(ks->db) > 0;
-            if (!done && st == LS_CHUNK_FULL_DEL)
-                return -1; /* chunk gone although its bytes were unused */
-        }
+    uint64_t first = off / KS_CHUNK, last = (end - 1) / KS_CHUNK;
+    uint64_t from = first, to = last + 1; /* the chunks covered whole: [from, to) */
+    if (off % KS_CHUNK != 0) {
+        uint64_t ce = first * KS_CHUNK + chunk_len(b, (uint32_t)first);
+        if (chunk_mark_one(ks, b, first, (int64_t)((end < ce ? end : ce) - off)) != 0)
+            return -1;
+        from = first + 1;
     }
-    return 0;
+    if (last >= from && end < last * KS_CHUNK + chunk_len(b, (uint32_t)last)) {
+        if (chunk_mark_one(ks, b, last, (int64_t)(end - last * KS_CHUNK)) != 0)
+            return -1;
+        to = last;
+    }
+    if (to <= from)
+        return 0;
+    sqlite3_stmt *s = L(ks, LS_CHUNKS_SPAN_DEL);
+    sqlite3_bind_int64(s, 1, bid(b->id));
+    sqlite3_bind_int64(s, 2, (int64_t)from);
+    sqlite3_bind_int64(s, 3, (int64_t)(to - 1));
+    if (step_reset(s) != SQLITE_DONE)
+        return -1;
+    /* fewer rows: a chunk gone or counted used although its bytes were not */
+    return (uint64_t)sqlite3_changes(ks->db) == to - from ? 0 : -1;
 }
 
 /* Mark known-unused bytes of a peer block used; the block goes once all of

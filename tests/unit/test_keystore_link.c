@@ -506,6 +506,53 @@ static void test_apply_rejects(void **state)
     pair_close(&p);
 }
 
+/* A peer block of 1000 bytes (chunks of 128: 7 whole, the last 104 bytes)
+ * used in pieces whose edges fall inside chunks, across whole chunks, at
+ * chunk boundaries and at the block's end: every key returns its bytes,
+ * every overlap is refused, and the block goes once all of it is used. */
+static void test_chunk_edges(void **state)
+{
+    fixture *f = *state;
+    keystore *b = open_ks(f->pb);
+    assert_non_null(b);
+    uint8_t x[1000];
+    fill(x, sizeof x, 77);
+    size_t done;
+    assert_int_equal(ks_block_store(b, 900, false, x, 1000, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(b, (uint64_t[]){900}, 1, &done), KS_OK);
+    static const ks_segment pieces[] = {
+        {900, 100, 800}, /* partial chunk 0, chunks 1..6 whole, partial 7 */
+        {900, 0, 50},    /* inside chunk 0 */
+        {900, 928, 72},  /* to the block's end, inside the short last chunk */
+        {900, 50, 50},   /* the rest of chunk 0 */
+        {900, 900, 28},  /* the rest of the last chunk */
+    };
+    static const ks_segment overlaps[] = {
+        {900, 99, 2}, {900, 127, 130}, {900, 256, 128}, {900, 899, 1}, {900, 880, 120},
+    };
+    uint64_t left = 1000;
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+        uint8_t rid[16], kid[16], m[800];
+        uuid_generate_v4(rid);
+        uuid_generate_v4(kid);
+        assert_int_equal(apply_segs(b, rid, kid, &pieces[i], 1), KS_OK);
+        left -= pieces[i].length;
+        assert_int_equal(lstats(b).peer_bits, left * 8);
+        for (size_t j = 0; j < sizeof overlaps / sizeof overlaps[0]; j++) {
+            uint8_t r2[16], k2[16];
+            uuid_generate_v4(r2);
+            uuid_generate_v4(k2);
+            assert_int_equal(apply_segs(b, r2, k2, &overlaps[j], 1), KS_REJECTED);
+        }
+        assert_int_equal(dec_key(b, "bob", kid, m, pieces[i].length), KS_OK);
+        assert_memory_equal(m, x + pieces[i].offset, pieces[i].length);
+    }
+    assert_int_equal(lstats(b).peer_bits, 0);
+    /* used up: the block is erased and its ID refused from now on */
+    assert_int_equal(ks_block_store(b, 900, false, x, 1000, CAP), KS_CONFLICT);
+    ks_close(b);
+}
+
 static void test_apply_idempotent_conflict(void **state)
 {
     fixture *f = *state;
@@ -1033,6 +1080,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remote_enc_apply_dec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_enc_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_rejects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_edges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_idempotent_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_void, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block_used_up, setup, teardown),
