@@ -5,8 +5,8 @@
  * Decoding is strict on purpose: general-purpose decoders accept whitespace,
  * missing padding or non-zero trailing bits, and a KME or SAE that accepts
  * those lets two different strings name the same key.  The encoder and the
- * decoder run in time independent of the data (libsodium underneath), since
- * their input is key material.
+ * decoder run in time independent of the data (branch-free arithmetic, no
+ * secret-indexed table), since their input is key material.
  */
 #ifndef QC_BASE64_H
 #define QC_BASE64_H
