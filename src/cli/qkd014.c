@@ -30,6 +30,7 @@
 
 #include "qkd014.h"
 #include "common/base64.h"
+#include "common/fdio.h"
 #include "common/secret.h"
 
 enum { EX_OK = 0, EX_OTHER = 1, EX_USAGE_ = 2, EX_TRANSPORT = 3, EX_AUTH = 4,
@@ -333,24 +334,10 @@ static int key_file_open(key_file *f)
     return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int key_file_write(key_file *f, const qkd014_keys *k)
 {
     for (size_t i = 0; i < k->n; i++)
-        if (write_all(f->fd, k->keys[i].key, k->keys[i].key_len) != 0)
+        if (fd_write_all(f->fd, k->keys[i].key, k->keys[i].key_len) != 0)
             goto fail;
     if (fsync(f->fd) != 0)
         goto fail;

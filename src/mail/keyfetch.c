@@ -24,8 +24,7 @@
 
 /* ------------------------------------------------------------ narration */
 
-static void trace(qm_self *me, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void trace(qm_self *me, const char *fmt, ...)
+void qm_trace(qm_self *me, const char *fmt, ...)
 {
     if (me->trace == NULL)
         return;
@@ -40,7 +39,7 @@ static void trace(qm_self *me, const char *fmt, ...)
 static void trace_keys(qm_self *me, const qkd014_keys *k)
 {
     for (size_t i = 0; i < k->n; i++)
-        trace(me, "  key %s (%zu bits)", k->keys[i].key_id, k->keys[i].key_len * 8);
+        qm_trace(me, "  key %s (%zu bits)", k->keys[i].key_id, k->keys[i].key_len * 8);
 }
 
 /* ------------------------------------------------------- error mapping */
@@ -83,7 +82,7 @@ static qm_err map_error(qm_self *me, qkd014_code code, etsi_call call, const cha
     else
         snprintf(me->detail, sizeof me->detail, "%s %s %s: %s", name,
                  call == CALL_DEC_KEYS ? "from" : "for", sae, msg);
-    trace(me, "%s %s %s failed: %s", name, call == CALL_DEC_KEYS ? "master" : "slave", sae,
+    qm_trace(me, "%s %s %s failed: %s", name, call == CALL_DEC_KEYS ? "master" : "slave", sae,
           msg);
     return err;
 }
@@ -163,7 +162,7 @@ static qm_err enc_keys(qm_self *me, const char *slave, const char *const *extra,
         strcat(others, i ? "," : " additional_slave_SAE_IDs=");
         strcat(others, extra[i]);
     }
-    trace(me, "enc_keys slave=%s%s number=%d size=%d bits", slave, others, (int)number,
+    qm_trace(me, "enc_keys slave=%s%s number=%d size=%d bits", slave, others, (int)number,
           (int)size_bits);
     qkd014_key_request req = { .number = number, .size = size_bits,
                                .additional_slaves = n_extra ? extra : NULL,
@@ -197,10 +196,10 @@ static qm_err read_limits(qm_self *me, const char *slave, limits *l)
 {
     qkd014_status *st = NULL;
     qkd014_code code = qkd014_get_status(me->kme, slave, &st);
-    trace(me, "status slave=%s", slave);
+    qm_trace(me, "status slave=%s", slave);
     if (code != QKD014_OK)
         return map_error(me, code, CALL_STATUS, slave);
-    trace(me, "  key_size=%d min_key_size=%d max_key_size=%d max_key_per_request=%d "
+    qm_trace(me, "  key_size=%d min_key_size=%d max_key_size=%d max_key_per_request=%d "
               "max_SAE_ID_count=%d stored_key_count=%d target_KME_ID=%s",
           (int)st->key_size, (int)st->min_key_size, (int)st->max_key_size,
           (int)st->max_key_per_request, (int)st->max_sae_id_count, (int)st->stored_key_count,
@@ -325,12 +324,12 @@ static qm_err send_level1(qm_self *me, const qm_peer *to, size_t n_to, uint64_t 
             l = n_slaves == 0 ? lim[r] : merge_limits(l, lim[r]);
             slaves[n_slaves++] = to[r].sae_id;
         }
-        trace(me, "Level 1 pad %zu: %llu bytes for %zu recipient(s)", g,
+        qm_trace(me, "Level 1 pad %zu: %llu bytes for %zu recipient(s)", g,
               (unsigned long long)msg_len, n_slaves);
         err = fetch_pad(me, slaves, n_slaves, l, msg_len, &p->group_keys[g]);
     }
     for (size_t r = 0; r < n_to && err == QM_OK; r++) {
-        trace(me, "Level 1 MAC key for %s", to[r].sae_id);
+        qm_trace(me, "Level 1 MAC key for %s", to[r].sae_id);
         err = enc_keys(me, to[r].sae_id, NULL, 0, 1, QM_MAC_KEY_LEN * 8, &p->mac_keys[r]);
     }
     return err;
@@ -342,7 +341,7 @@ static qm_err send_level2(qm_self *me, const qm_peer *to, size_t n_to, qm_key_pl
     p->n_groups = n_to;
     for (size_t r = 0; r < n_to && err == QM_OK; r++) {
         p->group_of[r] = r;
-        trace(me, "Level 2 key for %s", to[r].sae_id);
+        qm_trace(me, "Level 2 key for %s", to[r].sae_id);
         err = enc_keys(me, to[r].sae_id, NULL, 0, 1, KEY256_BITS, &p->group_keys[r]);
     }
     return err;
@@ -375,7 +374,7 @@ qm_err qm_keyfetch_for_send(qm_self *me, int level, const qm_peer *to, size_t n_
 static bool credentials_work(qm_self *me, const char *master)
 {
     qkd014_status *st = NULL;
-    trace(me, "dec_keys master=%s refused (401): status slave=%s to tell why", master, master);
+    qm_trace(me, "dec_keys master=%s refused (401): status slave=%s to tell why", master, master);
     bool ok = qkd014_get_status(me->kme, master, &st) == QKD014_OK;
     qkd014_status_free(st);
     return ok;
@@ -386,7 +385,7 @@ static qm_err other_saes_keys(qm_self *me, const char *master)
     snprintf(me->detail, sizeof me->detail,
              "dec_keys from %s: the KME says the message names keys not issued to %s "
              "(tampered or misaddressed)", master, me->sae_id);
-    trace(me, "%s", me->detail);
+    qm_trace(me, "%s", me->detail);
     return QM_E_TAMPERED;
 }
 
@@ -399,17 +398,17 @@ qm_err qm_keyfetch_by_ids(qm_self *me, const char *master, const char *const *id
     size_t per_call = n;
     if (n > 1) {
         qkd014_status *st = NULL;
-        trace(me, "status slave=%s (for max_key_per_request)", master);
+        qm_trace(me, "status slave=%s (for max_key_per_request)", master);
         qkd014_code code = qkd014_get_status(me->kme, master, &st);
         if (code != QKD014_OK)
             return map_error(me, code, CALL_STATUS, master);
         per_call = st->max_key_per_request > 0 ? (size_t)st->max_key_per_request : 1;
-        trace(me, "  max_key_per_request=%d", (int)st->max_key_per_request);
+        qm_trace(me, "  max_key_per_request=%d", (int)st->max_key_per_request);
         qkd014_status_free(st);
     }
     for (size_t off = 0; off < n;) {
         size_t cnt = n - off < per_call ? n - off : per_call;
-        trace(me, "dec_keys master=%s number=%zu", master, cnt);
+        qm_trace(me, "dec_keys master=%s number=%zu", master, cnt);
         qkd014_keys *k = NULL;
         qkd014_code code = qkd014_get_key_with_ids(me->kme, master, ids + off, cnt, &k);
         if (code == QKD014_E_UNAUTHORIZED && credentials_work(me, master))

@@ -65,6 +65,11 @@ qm_err qm_keyfetch_for_send(qm_self *me, int level, const qm_peer *to, size_t n_
 qm_err qm_keyfetch_by_ids(qm_self *me, const char *master, const char *const *ids, size_t n,
                           qm_key_set *s);
 
+/* One line of narration to me->trace, if set (printf format; the callers
+ * pass key IDs and sizes, never key bytes).  Shared by keyfetch.c and
+ * message.c. */
+void qm_trace(qm_self *me, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Pad key sizes (bytes) for msg_len bytes under the KME's limits in bits:
  * sizes[] (capacity cap) receives them in pad order, *n their number.
  * Exported for tests.  QM_E_TOO_BIG if more than cap keys are needed,

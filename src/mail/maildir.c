@@ -25,6 +25,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
 #include "common/secret.h"
 #include "mail/mime.h"
 
@@ -107,27 +108,13 @@ static void unique_name(char *out, size_t cap)
              (unsigned long long)rnd, host);
 }
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 /* Write tmp/NAME durably.  false with errno EEXIST on a name clash. */
 static bool write_tmp(const char *path, const uint8_t *msg, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return false;
-    bool ok = write_all(fd, msg, len) && fsync(fd) == 0;
+    bool ok = fd_write_all(fd, msg, len) == 0 && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
     if (!ok)
         unlink(path);

@@ -26,19 +26,6 @@
 #include "mail/level2.h"
 #include "mail/mime.h"
 
-static void say(qm_self *me, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(qm_self *me, const char *fmt, ...)
-{
-    if (me->trace == NULL)
-        return;
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    me->trace(me->trace_arg, line);
-}
-
 static qm_err fail(qm_self *me, qm_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static qm_err fail(qm_self *me, qm_err err, const char *fmt, ...)
@@ -184,7 +171,7 @@ qm_err qm_encrypt_envelope(qm_self *me, int level, const qm_peer *to, size_t n_t
         return err;
     if (inner == NULL)
         inner = EMPTY;
-    say(me, "encrypt: Level %d, %zu bytes, %zu recipient(s)", level, inner_len, n_to);
+    qm_trace(me, "encrypt: Level %d, %zu bytes, %zu recipient(s)", level, inner_len, n_to);
     qm_key_plan plan = { 0 };
     if (level != QM_LEVEL_4 &&
         (err = qm_keyfetch_for_send(me, level, to, n_to, inner_len, &plan)) != QM_OK)
@@ -202,7 +189,7 @@ qm_err qm_encrypt_envelope(qm_self *me, int level, const qm_peer *to, size_t n_t
     if (err == QM_OK)
         err = seal(&e, level, &plan, inner, out, total, envelope_len);
     if (err == QM_OK) {
-        say(me, "envelope: %zu bytes (header %zu), %u group(s), %u recipient(s)", total, hlen,
+        qm_trace(me, "envelope: %zu bytes (header %zu), %u group(s), %u recipient(s)", total, hlen,
             e.n_groups, e.n_recipients);
         *envelope = out;
         out = NULL;
@@ -251,7 +238,7 @@ static qm_err refuse_used(qm_self *me, const char *const *ids, size_t n)
         return fail(me, QM_E_IO, "cannot read the used-key store");
     if (!any)
         return QM_OK;
-    say(me, "key %s is in the used-key store: no KME call", ids[which]);
+    qm_trace(me, "key %s is in the used-key store: no KME call", ids[which]);
     return fail(me, QM_E_KEY_USED, "key %s was already used to read a message", ids[which]);
 }
 
@@ -291,7 +278,7 @@ static qm_err decrypt_keyed(qm_self *me, const qm_envelope *e, const qm_envelope
             err = fail(me, QM_E_IO, "cannot record used keys in the used-key store");
         free(got);
         if (s.n > 0)
-            say(me, "recorded %zu key ID(s) as used", s.n);
+            qm_trace(me, "recorded %zu key ID(s) as used", s.n);
     }
     if (err == QM_OK && s.n != n)
         err = fail(me, QM_E_KME, "the KME returned %zu of %zu keys", s.n, n);
@@ -324,7 +311,7 @@ qm_err qm_decrypt_envelope(qm_self *me, const uint8_t *envelope, size_t envelope
     if (level != NULL)
         *level = (int)e.level;
     int r = qm_envelope_find_recipient(&e, me->sae_id);
-    say(me, "envelope: Level %d from %s, %llu bytes, %u recipient(s)", (int)e.level, e.sender,
+    qm_trace(me, "envelope: Level %d from %s, %llu bytes, %u recipient(s)", (int)e.level, e.sender,
         (unsigned long long)e.msg_len, e.n_recipients);
     if (r < 0) {
         qm_envelope_free(&e);
@@ -339,7 +326,7 @@ qm_err qm_decrypt_envelope(qm_self *me, const uint8_t *envelope, size_t envelope
     if (out == NULL)
         err = QM_E_NOMEM;
     else if (e.level == QM_LEVEL_4) {
-        say(me, "Level 4: the message was not encrypted");
+        qm_trace(me, "Level 4: the message was not encrypted");
         if (cap > 0)
             memcpy(out, v.ciphertext[0], cap);
     } else {
@@ -393,7 +380,7 @@ qm_err qm_encrypt(qm_self *me, int level, const qm_peer *to, size_t n_to,
     if (err != QM_OK)
         fail(me, err, "cannot build the outer message: %s", qm_strerror(err));
     else
-        say(me, "outer message: %zu bytes", *outer_len);
+        qm_trace(me, "outer message: %zu bytes", *outer_len);
     secret_wipe(env, env_len);   /* a Level 4 envelope holds the plaintext */
     free(env);
     return err;

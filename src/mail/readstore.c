@@ -8,6 +8,7 @@
  */
 #include "mail/readstore.h"
 
+#include "common/fdio.h"
 #include "common/secret.h"
 
 #include <errno.h>
@@ -85,20 +86,6 @@ qm_err qm_readstore_init(const char *store_dir)
     return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -128,8 +115,8 @@ qm_err qm_readstore_put(const char *store_dir, const char *id, int level,
         return QM_E_IO;
     char head[32];
     int hl = snprintf(head, sizeof head, MAGIC "%d\n", level);
-    bool ok = fchmod(fd, 0600) == 0 && write_all(fd, (const uint8_t *)head, (size_t)hl) == 0 &&
-              write_all(fd, msg, len) == 0 && fsync(fd) == 0;
+    bool ok = fchmod(fd, 0600) == 0 && fd_write_all(fd, head, (size_t)hl) == 0 &&
+              fd_write_all(fd, msg, len) == 0 && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
     ok = ok && rename(tmp, final) == 0;
     if (!ok) {

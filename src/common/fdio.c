@@ -1,0 +1,29 @@
+/*
+ * fdio.c - whole-buffer writes (fdio.h).
+ */
+#include "common/fdio.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#define FDIO_MAX_CHUNK ((size_t)1 << 30)
+
+int fd_write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = write(fd, b, n > FDIO_MAX_CHUNK ? FDIO_MAX_CHUNK : n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
