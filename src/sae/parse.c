@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "common/base64.h"
+#include "common/jsonscan.h"
 #include "common/secret.h"
 #include "common/uuid.h"
 
@@ -208,36 +209,73 @@ QKD014_API void qkd014_status_free(qkd014_status *s)
 
 /* --------------------------------------------------------- Key container */
 
-/* One entry of "keys" after the first pass. */
+/* The Key container is read with common/jsonscan (in place, no copy of
+ * the key text) rather than jansson: see jsonscan.h.  The checks and their
+ * order are those of the rest of this file: JSON validity first, then the
+ * container's shape, the count, then entry by entry. */
+
+/* One entry of "keys", as views into the body. */
 typedef struct key_item {
     uint8_t raw[16];
     char id[QKD014_KEY_ID_LEN + 1];
-    const char *b64;
-    size_t b64_len;
+    js_str b64;      /* the key text; decoded in place unless escaped */
 } key_item;
 
-static qkd014_code check_key_entry(json_t *e, size_t i, key_item *it,
+/* What an object member's value is, without reading it. */
+static const char *value_kind(char c)
+{
+    switch (c) {
+    case '{': return "object";
+    case '[': return "array";
+    case '"': return "string";
+    default:  return "other";
+    }
+}
+
+static qkd014_code check_key_entry(jscan *s, size_t i, key_item *it,
                                    char *err, size_t errlen)
 {
-    if (!json_is_object(e))
+    js_iter m;
+    js_str name, id = { 0 }, key = { 0 };
+    bool has_id = false, has_key = false, id_ext_bad = false, key_ext_bad = false;
+    int r;
+    if (!js_object_begin(s, &m))
         return MALFORMED("keys[%zu] is not an object", i);
-    json_t *id = json_object_get(e, "key_ID");
-    json_t *key = json_object_get(e, "key");
-    if (id == NULL || !json_is_string(id))
+    while ((r = js_member(s, &m, &name)) == 1) {
+        char next = js_peek(s);
+        if (js_str_is(&name, "key_ID") && next == '"')
+            has_id = js_string(s, &id);
+        else if (js_str_is(&name, "key") && next == '"')
+            has_key = js_string(s, &key);
+        else {
+            if (js_str_is(&name, "key_ID_extension"))
+                id_ext_bad = strcmp(value_kind(next), "object") != 0;
+            else if (js_str_is(&name, "key_extension"))
+                key_ext_bad = strcmp(value_kind(next), "object") != 0;
+            if (!js_skip(s))
+                r = -1;
+        }
+        if (r == -1)
+            break;
+    }
+    if (r != 0)
+        return MALFORMED("answer is not valid JSON");
+    if (!has_id)
         return MALFORMED("keys[%zu] lacks a string \"key_ID\"", i);
-    if (key == NULL || !json_is_string(key))
+    if (!has_key)
         return MALFORMED("keys[%zu] lacks a string \"key\"", i);
-    if (uuid_parse(json_string_value(id), json_string_length(id), it->raw) != 0)
+    char idtext[QKD014_KEY_ID_LEN + 1];
+    size_t idlen = id.len <= QKD014_KEY_ID_LEN ? js_str_decode(&id, idtext) : 0;
+    if (idlen == 0 || uuid_parse(idtext, idlen, it->raw) != 0)
         return MALFORMED("keys[%zu].key_ID is not a UUID", i);
     uuid_format(it->raw, it->id);
-    it->b64 = json_string_value(key);
-    it->b64_len = json_string_length(key);
-    if (it->b64_len == 0)
+    it->b64 = key;
+    if (key.len == 0)
         return MALFORMED("keys[%zu].key is empty", i);
-    qkd014_code rc;
-    if ((rc = check_opt_object(e, "key_ID_extension", "key", err, errlen)))
-        return rc;
-    return check_opt_object(e, "key_extension", "key", err, errlen);
+    if (id_ext_bad || key_ext_bad)
+        return MALFORMED("key member \"%s\" is not an object",
+                         id_ext_bad ? "key_ID_extension" : "key_extension");
+    return QKD014_OK;
 }
 
 static int cmp_raw(const void *a, const void *b)
@@ -293,15 +331,20 @@ static qkd014_code match_ids(key_item *items, size_t n,
     return QKD014_OK;
 }
 
-static qkd014_code first_pass(json_t *keys, const qkd014_keys_expect *exp,
+/* The "keys" array at s holding n entries: check each entry, then the IDs. */
+static qkd014_code first_pass(jscan *s, const qkd014_keys_expect *exp,
                               key_item *items, size_t n, char *err,
                               size_t errlen)
 {
     qkd014_code rc;
-    for (size_t i = 0; i < n; i++)
-        if ((rc = check_key_entry(json_array_get(keys, i), i, &items[i], err,
-                                  errlen)))
+    js_iter a;
+    js_array_begin(s, &a);
+    for (size_t i = 0; i < n; i++) {
+        if (js_element(s, &a) != 1)
+            return MALFORMED("answer is not valid JSON");
+        if ((rc = check_key_entry(s, i, &items[i], err, errlen)))
             return rc;
+    }
     if ((rc = check_unique(items, n, err, errlen)))
         return rc;
     return exp->ids ? match_ids(items, n, exp, err, errlen) : QKD014_OK;
@@ -316,19 +359,34 @@ static size_t expected_len(const qkd014_keys_expect *exp)
     return ((size_t)exp->size_bits + 7) / 8;
 }
 
+/* Base64 of one key into dst.  Key text is plain base64, so it is decoded
+ * where it lies; an escaped form (legal JSON, never sent by a sane KME) is
+ * unescaped into a locked buffer first. */
+static int decode_key(const js_str *t, uint8_t *dst, size_t cap, size_t *got)
+{
+    if (!t->escaped)
+        return b64_decode(t->raw, t->len, dst, cap, got);
+    secret_buf tmp;
+    if (secret_alloc(&tmp, t->len) != 0)
+        return -1;
+    size_t n = js_str_decode(t, (char *)tmp.data);
+    int rc = b64_decode((const char *)tmp.data, n, dst, cap, got);
+    secret_free(&tmp);
+    return rc;
+}
+
 static qkd014_code decode_all(const key_item *items, size_t n,
                               const qkd014_keys_expect *exp, keys_box *box,
                               char *err, size_t errlen)
 {
     size_t cap = 0, off = 0, want = expected_len(exp);
     for (size_t i = 0; i < n; i++)
-        cap += b64_max_decoded_len(items[i].b64_len);
+        cap += b64_max_decoded_len(items[i].b64.len);
     if (secret_alloc(&box->arena, cap ? cap : 1) != 0)
         return fail(err, errlen, QKD014_E_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         size_t got;
-        if (b64_decode(items[i].b64, items[i].b64_len, box->arena.data + off,
-                       cap - off, &got) != 0)
+        if (decode_key(&items[i].b64, box->arena.data + off, cap - off, &got) != 0)
             return MALFORMED("key %s is not canonical base64", items[i].id);
         if (got == 0)
             return MALFORMED("key %s is empty", items[i].id);
@@ -349,17 +407,52 @@ static qkd014_code decode_all(const key_item *items, size_t n,
     return QKD014_OK;
 }
 
-static qkd014_code keys_from_root(json_t *root, const qkd014_keys_expect *exp,
-                                  keys_box *box, char *err, size_t errlen)
+/* Count the elements of the array at s (the cursor stays put). */
+static size_t count_elements(jscan s)
 {
-    json_t *keys = json_object_get(root, "keys");
-    if (keys == NULL || !json_is_array(keys))
+    js_iter a;
+    size_t n = 0;
+    if (!js_array_begin(&s, &a))
+        return 0;
+    while (js_element(&s, &a) == 1 && js_skip(&s))
+        n++;
+    return n;
+}
+
+static qkd014_code keys_from_body(const char *body, size_t len,
+                                  const qkd014_keys_expect *exp, keys_box *box,
+                                  char *err, size_t errlen)
+{
+    js_error je;
+    if (!js_validate(body, len, &je))
+        return MALFORMED("answer is not valid JSON (line %d, column %d: %s)",
+                         je.line, je.column, je.why);
+    jscan s, keys = { 0 };
+    js_iter o;
+    js_str name;
+    bool has_keys = false, ext_bad = false;
+    int r;
+    js_init(&s, body, len);
+    if (!js_object_begin(&s, &o))
+        return MALFORMED("answer is not a JSON object");
+    while ((r = js_member(&s, &o, &name)) == 1) {
+        char next = js_peek(&s);
+        if (js_str_is(&name, "keys")) {
+            has_keys = next == '[';
+            keys = s;
+        } else if (js_str_is(&name, "key_container_extension")) {
+            ext_bad = next != '{';
+        }
+        if (!js_skip(&s))
+            return MALFORMED("answer is not valid JSON");
+    }
+    if (r != 0)
+        return MALFORMED("answer is not valid JSON");
+    if (!has_keys)
         return MALFORMED("Key container lacks a \"keys\" array");
-    qkd014_code rc = check_opt_object(root, "key_container_extension",
-                                      "Key container", err, errlen);
-    if (rc)
-        return rc;
-    size_t n = json_array_size(keys);
+    if (ext_bad)
+        return MALFORMED("Key container member \"key_container_extension\" is not an object");
+    size_t n = count_elements(keys);
     size_t want = exp->ids ? exp->n_ids : exp->number;
     if (n != want)
         return MALFORMED("Key container holds %zu keys, %zu requested", n, want);
@@ -370,7 +463,7 @@ static qkd014_code keys_from_root(json_t *root, const qkd014_keys_expect *exp,
         return fail(err, errlen, QKD014_E_NOMEM, "out of memory");
     }
     box->pub.n = n;
-    rc = first_pass(keys, exp, items, n, err, errlen);
+    qkd014_code rc = first_pass(&keys, exp, items, n, err, errlen);
     if (rc == QKD014_OK)
         rc = decode_all(items, n, exp, box, err, errlen);
     free(items);
@@ -387,20 +480,7 @@ qkd014_code qkd014_parse_keys(const char *body, size_t len,
     keys_box *box = calloc(1, sizeof *box);
     if (box == NULL)
         return fail(err, errlen, QKD014_E_NOMEM, "out of memory");
-    json_t *root = load_object(body, len, err, errlen);
-    qkd014_code rc = root ? keys_from_root(root, exp, box, err, errlen)
-                          : QKD014_E_MALFORMED;
-    /* jansson holds the base64 text: zero its strings before releasing. */
-    if (root != NULL) {
-        json_t *keys = json_object_get(root, "keys"), *e, *k;
-        size_t i;
-        if (json_is_array(keys))
-            json_array_foreach(keys, i, e)
-                if ((k = json_object_get(e, "key")) != NULL && json_is_string(k))
-                    secret_wipe((char *)json_string_value(k),
-                                json_string_length(k));
-        json_decref(root);
-    }
+    qkd014_code rc = keys_from_body(body, len, exp, box, err, errlen);
     if (rc != QKD014_OK) {
         qkd014_keys_free(&box->pub);
         return rc;
