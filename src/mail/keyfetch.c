@@ -53,9 +53,9 @@ static const char *call_name(etsi_call call)
 
 /* libqkd014's result of one call as a qm_err, with the reason in
  * me->detail (the KME's own message where it gave one). */
-static qm_err map_error(qm_self *me, qkd014_code code, etsi_call call, const char *sae)
+static qm_err map_error_msg(qm_self *me, qkd014_code code, etsi_call call, const char *sae,
+                            const char *msg)
 {
-    const char *msg = qkd014_errmsg(me->kme);
     const char *name = call_name(call);
     qm_err err;
     switch (code) {
@@ -85,6 +85,11 @@ static qm_err map_error(qm_self *me, qkd014_code code, etsi_call call, const cha
     qm_trace(me, "%s %s %s failed: %s", name, call == CALL_DEC_KEYS ? "master" : "slave", sae,
           msg);
     return err;
+}
+
+static qm_err map_error(qm_self *me, qkd014_code code, etsi_call call, const char *sae)
+{
+    return map_error_msg(me, code, call, sae, qkd014_errmsg(me->kme));
 }
 
 /* ------------------------------------------------------------ key sets */
@@ -389,6 +394,27 @@ static qm_err other_saes_keys(qm_self *me, const char *master)
     return QM_E_TAMPERED;
 }
 
+/* The KME's max_key_per_request for dec_keys from master, or 0 with
+ * me->detail set. */
+static size_t dec_limit(qm_self *me, const char *master, qm_err *err)
+{
+    qkd014_status *st = NULL;
+    qm_trace(me, "status slave=%s (for max_key_per_request)", master);
+    qkd014_code code = qkd014_get_status(me->kme, master, &st);
+    if (code != QKD014_OK) {
+        *err = map_error(me, code, CALL_STATUS, master);
+        return 0;
+    }
+    size_t limit = st->max_key_per_request > 0 ? (size_t)st->max_key_per_request : 1;
+    qm_trace(me, "  max_key_per_request=%zu", limit);
+    qkd014_status_free(st);
+    return limit;
+}
+
+/* All n keys are asked for in one dec_keys call first: a status call to
+ * learn max_key_per_request would cost a round trip on every message, and a
+ * KME that takes fewer key IDs per call refuses the whole call with 400
+ * (a refused call delivers nothing), after which we ask and split. */
 qm_err qm_keyfetch_by_ids(qm_self *me, const char *master, const char *const *ids, size_t n,
                           qm_key_set *s)
 {
@@ -396,21 +422,27 @@ qm_err qm_keyfetch_by_ids(qm_self *me, const char *master, const char *const *id
         return QM_E_USAGE;
     memset(s, 0, sizeof *s);
     size_t per_call = n;
-    if (n > 1) {
-        qkd014_status *st = NULL;
-        qm_trace(me, "status slave=%s (for max_key_per_request)", master);
-        qkd014_code code = qkd014_get_status(me->kme, master, &st);
-        if (code != QKD014_OK)
-            return map_error(me, code, CALL_STATUS, master);
-        per_call = st->max_key_per_request > 0 ? (size_t)st->max_key_per_request : 1;
-        qm_trace(me, "  max_key_per_request=%d", (int)st->max_key_per_request);
-        qkd014_status_free(st);
-    }
+    bool asked = n <= 1;
     for (size_t off = 0; off < n;) {
         size_t cnt = n - off < per_call ? n - off : per_call;
         qm_trace(me, "dec_keys master=%s number=%zu", master, cnt);
         qkd014_keys *k = NULL;
         qkd014_code code = qkd014_get_key_with_ids(me->kme, master, ids + off, cnt, &k);
+        if (code == QKD014_E_BAD_REQUEST && !asked &&
+            strcasestr(qkd014_errmsg(me->kme), KEY_NOT_FOUND_MSG) == NULL) {
+            char why[sizeof me->detail];
+            qm_err err = QM_OK;
+            snprintf(why, sizeof why, "%s", qkd014_errmsg(me->kme));
+            asked = true;
+            size_t limit = dec_limit(me, master, &err);
+            if (limit == 0)
+                return err;
+            if (limit < cnt) {
+                per_call = limit;
+                continue;
+            }
+            return map_error_msg(me, code, CALL_DEC_KEYS, master, why);
+        }
         if (code == QKD014_E_UNAUTHORIZED && credentials_work(me, master))
             return other_saes_keys(me, master);
         if (code != QKD014_OK)
@@ -420,6 +452,7 @@ qm_err qm_keyfetch_by_ids(qm_self *me, const char *master, const char *const *id
         if (err != QM_OK)
             return err;
         off += cnt;
+        asked = true; /* a KME that took this many takes as many again */
     }
     return QM_OK;
 }
