@@ -59,7 +59,9 @@ qm_err qm_keyfetch_for_send(qm_self *me, int level, const qm_peer *to, size_t n_
                             uint64_t msg_len, qm_key_plan *p);
 
 /* Fetch (dec_keys, as me, master = the envelope's sender) the n keys with
- * these IDs, in as many calls as the KME's max_key_per_request requires.
+ * these IDs: in one call, or, if the KME refuses that call with a 400 that
+ * is not about the keys themselves, in as many calls as the
+ * max_key_per_request of its status requires.
  * On error *s still holds the keys of the calls that succeeded (the KME
  * has handed them out, so the caller records them as used). */
 qm_err qm_keyfetch_by_ids(qm_self *me, const char *master, const char *const *ids, size_t n,

@@ -32,6 +32,8 @@ struct hostile_server {
     hostile_mode mode;
     int status;
     char *content_type, *body;
+    struct queued { int status; char *content_type, *body; } queue[HOSTILE_QUEUE];
+    size_t queued;
     hostile_request last;
 };
 
@@ -246,8 +248,17 @@ static void serve_conn(hostile_server *s, conn *c)
     s->last = *rq;
     hostile_mode mode = s->mode;
     int status = s->status;
-    char *ct = s->content_type ? strdup(s->content_type) : NULL;
-    char *body = s->body ? strdup(s->body) : NULL;
+    char *ct, *body;
+    if (s->queued > 0) { /* the oldest queued answer, handed over */
+        mode = H_CANNED;
+        status = s->queue[0].status;
+        ct = s->queue[0].content_type;
+        body = s->queue[0].body;
+        memmove(s->queue, s->queue + 1, --s->queued * sizeof s->queue[0]);
+    } else {
+        ct = s->content_type ? strdup(s->content_type) : NULL;
+        body = s->body ? strdup(s->body) : NULL;
+    }
     pthread_mutex_unlock(&s->lock);
     answer(c, mode, status, ct, body);
     free(ct);
@@ -377,7 +388,27 @@ void hostile_answer(hostile_server *s, hostile_mode mode, int status,
     s->status = status;
     s->content_type = content_type ? strdup(content_type) : NULL;
     s->body = body ? strdup(body) : NULL;
+    for (size_t i = 0; i < s->queued; i++) {
+        free(s->queue[i].content_type);
+        free(s->queue[i].body);
+    }
+    s->queued = 0;
     pthread_mutex_unlock(&s->lock);
+}
+
+int hostile_enqueue(hostile_server *s, int status, const char *content_type, const char *body)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->lock);
+    if (s->queued < HOSTILE_QUEUE) {
+        struct queued *q = &s->queue[s->queued++];
+        q->status = status;
+        q->content_type = content_type ? strdup(content_type) : NULL;
+        q->body = body ? strdup(body) : NULL;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
 }
 
 void hostile_last(hostile_server *s, hostile_request *out)
@@ -399,6 +430,10 @@ void hostile_stop(hostile_server *s)
     gnutls_certificate_free_credentials(s->cred);
     free(s->content_type);
     free(s->body);
+    for (size_t i = 0; i < s->queued; i++) {
+        free(s->queue[i].content_type);
+        free(s->queue[i].body);
+    }
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

@@ -40,10 +40,17 @@ hostile_server *hostile_start(const char *cert, const char *key, char *err,
                               size_t errlen);
 int hostile_port(const hostile_server *s);
 
-/* How to answer the following requests (until changed).  The strings
- * are copied; status, content_type and body matter for H_CANNED only. */
+/* How to answer the following requests (until changed); drops queued
+ * answers.  The strings are copied; status, content_type and body matter
+ * for H_CANNED only. */
 void hostile_answer(hostile_server *s, hostile_mode mode, int status,
                     const char *content_type, const char *body);
+
+/* Queue one canned answer (H_CANNED) for the next request; queued answers
+ * go out in order, each once, before the standing answer of
+ * hostile_answer() applies again.  At most HOSTILE_QUEUE pending. */
+#define HOSTILE_QUEUE 8
+int hostile_enqueue(hostile_server *s, int status, const char *content_type, const char *body);
 
 /* Copy of the last request. */
 void hostile_last(hostile_server *s, hostile_request *out);
