@@ -5,13 +5,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
-
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0'
-         : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
+#include "common/hex.h"
 
 int block_id_parse(const char *s, size_t len, uint64_t *out)
 {
@@ -19,7 +13,7 @@ int block_id_parse(const char *s, size_t len, uint64_t *out)
         return -1;
     uint64_t v = 0;
     for (size_t i = 0; i < BLOCK_ID_STR_LEN; i++) {
-        int d = hex_digit(s[i]);
+        int d = hex_value(s[i]);
         if (d < 0)
             return -1;
         v = v << 4 | (uint64_t)d;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/hex.h"
 
 /* ------------------------------------------------------------ validation */
 
@@ -46,23 +47,12 @@ static void vblank(vstate *v)
         v->p++;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Four hex digits at p (bounds checked by the caller); -1 if not. */
 static long hex4(const char *p)
 {
     long u = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
+        int h = hex_value(p[i]);
         if (h < 0)
             return -1;
         u = u * 16 + h;

@@ -7,17 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "common/hex.h"
 
 int pct_decode(const char *in, size_t len, char **out)
 {
@@ -34,8 +24,8 @@ int pct_decode(const char *in, size_t len, char **out)
         if (c == '%') {
             if (len - i < 3)
                 goto malformed;
-            int h = hex_digit((unsigned char)in[i + 1]);
-            int l = hex_digit((unsigned char)in[i + 2]);
+            int h = hex_value((unsigned char)in[i + 1]);
+            int l = hex_value((unsigned char)in[i + 2]);
             if (h < 0 || l < 0)
                 goto malformed;
             c = (unsigned char)(h << 4 | l);

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "common/hex.h"
 #include "common/secret.h"
 
 void uuid_generate_v4(uint8_t out[16])
@@ -13,17 +14,6 @@ void uuid_generate_v4(uint8_t out[16])
     secret_random(out, 16);
     out[6] = (uint8_t)((out[6] & 0x0f) | 0x40); /* version 4 */
     out[8] = (uint8_t)((out[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static int is_hyphen_position(size_t i)
