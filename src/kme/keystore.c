@@ -19,7 +19,7 @@
  * keys.res_id names the peer's reservation a remote key came from.  QKD
  * link blocks, our reservations (outbox) and the peer's live in
  * keystore_link.c, on this same connection; keystore_internal.h is what the
- * two files share.  Schema version 2 (version 1 is migrated at open).
+ * two files share.  Schema version 3 (versions 1 and 2 are migrated at open).
  *
  * Erasure: secure_delete zeroes deleted content inside the database file;
  * the WAL still holds old page images until a checkpoint, so ks_maintain

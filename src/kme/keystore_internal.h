@@ -23,8 +23,8 @@
 #define KS_UUID_RETRIES 8
 /* pending is a 63-bit mask (ETSI deployments allow a handful of slaves) */
 #define KS_MAX_SLAVES 63
-/* database schema version; keystore_link.c migrates from 1 */
-#define KS_SCHEMA_VERSION 2
+/* database schema version; keystore_link.c migrates from 1 and 2 */
+#define KS_SCHEMA_VERSION 3
 
 enum stmt_id {
     ST_BEGIN,
@@ -48,6 +48,11 @@ struct keystore {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT_];
     sqlite3_stmt **lst; /* keystore_link.c's statements */
+    /* keystore_link.c: the block_material row being read or erased, open
+     * only while a body runs (closed before it returns, so never at COMMIT
+     * or ROLLBACK TO) */
+    sqlite3_blob *mat;
+    int64_t mat_row;
     pthread_mutex_t mu; /* guards db, st, lst and every field down to `stored` */
 
     ks_sync sync;

@@ -8,14 +8,18 @@
  * transaction (run_tx), committed under the mutex and made durable by
  * ksi_finish before the call returns (I4).
  *
- * Tables (schema version 2):
+ * Tables (schema version 3):
  *   blocks         one row per stored block: owner, length, confirmed,
  *                  stored_ms, cursor (own blocks: bytes handed out, in
  *                  order) and used (peer blocks: bytes covered by segments);
- *   block_chunks   the material in KS_CHUNK-byte rows, so consumed material
- *                  is deleted (secure_delete) chunk by chunk instead of
- *                  rewriting a 64 KiB blob; `used` counts the bytes of a
- *                  peer chunk covered so far: at its length the row goes;
+ *   block_material the block's bytes as one blob (rowid = block ID), in an
+ *                  overflow chain of 1 KiB pages.  Incremental blob I/O
+ *                  (sqlite3_blob_read/write) reads a range and zeroes it in
+ *                  place in the same transaction, touching only the pages
+ *                  that cover it: a 100 KiB pad costs a few blob calls,
+ *                  not ~800 row reads and deletes as with the 128-byte
+ *                  chunk rows of version 2.  The row goes (secure_delete)
+ *                  with the block;
  *   used_segments  peer blocks: bytes used, as disjoint ranges; adjacent
  *                  ranges are merged, so in-order reservations keep it at
  *                  about one row per block;
@@ -27,6 +31,13 @@
  *                  the content, for idempotency), kept KS_RES_KEEP_MS;
  *   keys.res_id    keys made from a peer reservation live in the same keys
  *                  table as local keys (ks_dec is unchanged).
+ *
+ * Consumed bytes are zero in the blob from the COMMIT that consumed them
+ * on (a range that ends a block is not zeroed: the row is deleted in that
+ * transaction); old page images leave the WAL at the TRUNCATE checkpoints
+ * of keystore.c.  The one blob handle (ks->mat) is reused across blocks
+ * within a body and always closed before the body returns (link_body), so
+ * no COMMIT or ROLLBACK TO ever meets an open handle.
  *
  * Bits are never handed out twice: own blocks only move their cursor
  * forward, peer segments must not overlap used_segments, and a block ID in
@@ -46,10 +57,8 @@
 #include "common/secret.h"
 #include "common/uuid.h"
 
-/* Chunk size: a WITHOUT ROWID row must stay inside its b-tree cell on
- * 1 KiB pages (about 230 bytes of payload), or each chunk would drag an
- * overflow page along; 128 bytes fit with room for the key columns. */
-#define KS_CHUNK 128u
+/* Chunk size of schema version 2 (block_chunks rows), for its migration. */
+#define KS_V2_CHUNK 128u
 /* erased block IDs are refused this long (a link never resends so late) */
 #define KS_GONE_KEEP_MS (7LL * 24 * 3600 * 1000)
 /* a peer's reservation record is kept this long for idempotent retries;
@@ -62,13 +71,13 @@ enum { RES_APPLIED = 1, RES_VOID = 2 };
 
 enum lstmt {
     LS_BLK_GET, LS_GONE_GET, LS_GONE_ADD, LS_DIR_UNUSED, LS_BLK_INSERT,
-    LS_CHUNK_INSERT, LS_CHUNK_RANGE, LS_CONFIRM, LS_BLK_DEL, LS_CHUNKS_DEL, LS_SEGS_DEL,
+    LS_MAT_INSERT, LS_CONFIRM, LS_BLK_DEL, LS_MAT_DEL, LS_SEGS_DEL,
     LS_UNCONF_LIST, LS_UNCONF_OLD, LS_FULL_LIST, LS_STATS, LS_OWN_NEXT, LS_CURSOR_SET,
-    LS_CHUNKS_BELOW, LS_OB_INSERT, LS_OB_CONFIRMED, LS_OB_FAILED, LS_OB_STATE,
+    LS_OB_INSERT, LS_OB_CONFIRMED, LS_OB_FAILED, LS_OB_STATE,
     LS_OB_RECOVER, LS_OB_NEXT_VOID, LS_OB_VOID_SENT, LS_SEG_BEFORE, LS_SEG_FROM,
-    LS_SEG_INSERT, LS_SEG_SETLEN, LS_SEG_DEL, LS_CHUNK_FULL_DEL, LS_CHUNK_ADD_USED,
+    LS_SEG_INSERT, LS_SEG_SETLEN, LS_SEG_DEL,
     LS_BLK_ADD_USED, LS_RES_GET, LS_RES_PUT, LS_RKEY_INSERT, LS_RKEYS_DEL, LS_GONE_PRUNE,
-    LS_RES_PRUNE, LS_CHUNKS_SPAN_DEL, LS_COUNT_
+    LS_RES_PRUNE, LS_COUNT_
 };
 
 static const char *const lstmt_sql[LS_COUNT_] = {
@@ -78,12 +87,10 @@ static const char *const lstmt_sql[LS_COUNT_] = {
     [LS_DIR_UNUSED] = "SELECT coalesce(sum(length - cursor - used), 0) FROM blocks WHERE own = ?1",
     [LS_BLK_INSERT] = "INSERT INTO blocks(block_id, own, length, confirmed, stored_ms, cursor, used)"
                       " VALUES (?1, ?2, ?3, 0, ?4, 0, 0)",
-    [LS_CHUNK_INSERT] = "INSERT INTO block_chunks(block_id, idx, used, bytes) VALUES (?1, ?2, 0, ?3)",
-    [LS_CHUNK_RANGE] = "SELECT idx, bytes FROM block_chunks WHERE block_id = ?1"
-                       " AND idx >= ?2 AND idx <= ?3 ORDER BY idx",
+    [LS_MAT_INSERT] = "INSERT INTO block_material(block_id, bytes) VALUES (?1, ?2)",
     [LS_CONFIRM] = "UPDATE blocks SET confirmed = 1 WHERE block_id = ?1 AND confirmed = 0",
     [LS_BLK_DEL] = "DELETE FROM blocks WHERE block_id = ?1",
-    [LS_CHUNKS_DEL] = "DELETE FROM block_chunks WHERE block_id = ?1",
+    [LS_MAT_DEL] = "DELETE FROM block_material WHERE block_id = ?1",
     [LS_SEGS_DEL] = "DELETE FROM used_segments WHERE block_id = ?1",
     [LS_UNCONF_LIST] = "SELECT block_id FROM blocks WHERE confirmed = 0 ORDER BY stored_ms, block_id",
     [LS_UNCONF_OLD] = "SELECT block_id FROM blocks WHERE confirmed = 0 AND stored_ms <= ?1",
@@ -94,7 +101,6 @@ static const char *const lstmt_sql[LS_COUNT_] = {
                     " WHERE own = 1 AND confirmed = 1 AND cursor < length"
                     " AND (stored_ms, block_id) > (?1, ?2) ORDER BY stored_ms, block_id LIMIT 1",
     [LS_CURSOR_SET] = "UPDATE blocks SET cursor = ?2 WHERE block_id = ?1",
-    [LS_CHUNKS_BELOW] = "DELETE FROM block_chunks WHERE block_id = ?1 AND idx < ?2",
     [LS_OB_INSERT] = "INSERT INTO outbox(res_id, peer, state, master, slaves, segments,"
                      " created_ms, expires_ms) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7)",
     [LS_OB_CONFIRMED] = "DELETE FROM outbox WHERE res_id = ?1 AND state = 'pending'",
@@ -111,10 +117,6 @@ static const char *const lstmt_sql[LS_COUNT_] = {
     [LS_SEG_INSERT] = "INSERT INTO used_segments(block_id, off, len) VALUES (?1, ?2, ?3)",
     [LS_SEG_SETLEN] = "UPDATE used_segments SET len = ?3 WHERE block_id = ?1 AND off = ?2",
     [LS_SEG_DEL] = "DELETE FROM used_segments WHERE block_id = ?1 AND off = ?2",
-    [LS_CHUNK_FULL_DEL] = "DELETE FROM block_chunks WHERE block_id = ?1 AND idx = ?2"
-                          " AND used + ?3 >= length(bytes)",
-    [LS_CHUNK_ADD_USED] = "UPDATE block_chunks SET used = used + ?3 WHERE block_id = ?1 AND idx = ?2"
-                          " AND used + ?3 < length(bytes)",
     [LS_BLK_ADD_USED] = "UPDATE blocks SET used = used + ?2 WHERE block_id = ?1",
     [LS_RES_GET] = "SELECT state, digest FROM reservations WHERE res_id = ?1",
     [LS_RES_PUT] = "INSERT OR REPLACE INTO reservations(res_id, state, digest, keep_until_ms)"
@@ -124,8 +126,6 @@ static const char *const lstmt_sql[LS_COUNT_] = {
     [LS_RKEYS_DEL] = "DELETE FROM keys WHERE res_id = ?1",
     [LS_GONE_PRUNE] = "DELETE FROM blocks_gone WHERE gone_ms <= ?1",
     [LS_RES_PRUNE] = "DELETE FROM reservations WHERE keep_until_ms <= ?1",
-    [LS_CHUNKS_SPAN_DEL] = "DELETE FROM block_chunks WHERE block_id = ?1"
-                           " AND idx >= ?2 AND idx <= ?3 AND used = 0",
 };
 
 static const char link_schema_sql[] =
@@ -139,10 +139,8 @@ static const char link_schema_sql[] =
     "  used INTEGER NOT NULL CHECK (used >= 0 AND used <= length),"
     "  CHECK (own = 1 OR cursor = 0), CHECK (own = 0 OR used = 0));"
     "CREATE INDEX IF NOT EXISTS blocks_order ON blocks(own, confirmed, stored_ms, block_id);"
-    "CREATE TABLE IF NOT EXISTS block_chunks("
-    "  block_id INTEGER NOT NULL, idx INTEGER NOT NULL,"
-    "  used INTEGER NOT NULL, bytes BLOB NOT NULL,"
-    "  PRIMARY KEY (block_id, idx)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS block_material("   /* a rowid table: incremental blob I/O */
+    "  block_id INTEGER PRIMARY KEY, bytes BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS used_segments("
     "  block_id INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL CHECK (len > 0),"
     "  PRIMARY KEY (block_id, off)) WITHOUT ROWID;"
@@ -165,6 +163,8 @@ static const char link_schema_sql[] =
 
 /* ---- schema, statements ------------------------------------------------- */
 
+static int migrate_chunks(keystore *ks, int64_t from, char *err, size_t errlen);
+
 int ksi_link_schema(keystore *ks, int64_t from, char *err, size_t errlen)
 {
     int found;
@@ -177,7 +177,9 @@ int ksi_link_schema(keystore *ks, int64_t from, char *err, size_t errlen)
     if (from == 1)
         log_info("keystore: %s: schema migrated from version 1 to %d", ks->path,
                  KS_SCHEMA_VERSION);
-    return ksi_exec_or_err(ks, link_schema_sql, err, errlen);
+    if (ksi_exec_or_err(ks, link_schema_sql, err, errlen) != 0)
+        return -1;
+    return from == 2 ? migrate_chunks(ks, from, err, errlen) : 0;
 }
 
 int ksi_link_prepare(keystore *ks, char *err, size_t errlen)
@@ -198,8 +200,11 @@ int ksi_link_prepare(keystore *ks, char *err, size_t errlen)
     return 0;
 }
 
+static void mat_close(keystore *ks);
+
 void ksi_link_finalize(keystore *ks)
 {
+    mat_close(ks);
     if (!ks->lst)
         return;
     for (int i = 0; i < LS_COUNT_; i++)
@@ -228,6 +233,7 @@ static ks_result link_body(keystore *ks, void *ctx, bool *changed)
     tx *t = ctx;
     t->changed = false;
     ks_result r = t->body(ks, t);
+    mat_close(ks); /* before ksi_tx commits, releases or rolls back */
     if (r == KS_OK && t->changed) {
         ks->stored = (uint64_t)((int64_t)ks->stored + t->stored_delta);
         *changed = true;
@@ -288,10 +294,13 @@ static int exec_id(keystore *ks, enum lstmt st, uint64_t id)
     return step_reset(L(ks, st)) == SQLITE_DONE ? 0 : -1;
 }
 
-/* Erase a block: its material, segments and row, leaving a tombstone. */
+/* Erase a block: its material, segments and row, leaving a tombstone.
+ * secure_delete zeroes the material's pages as the row goes. */
 static int blk_erase(keystore *ks, uint64_t id)
 {
-    if (exec_id(ks, LS_CHUNKS_DEL, id) != 0 || exec_id(ks, LS_SEGS_DEL, id) != 0 ||
+    if (ks->mat && ks->mat_row == bid(id))
+        mat_close(ks); /* its row goes: the handle would expire */
+    if (exec_id(ks, LS_MAT_DEL, id) != 0 || exec_id(ks, LS_SEGS_DEL, id) != 0 ||
         exec_id(ks, LS_BLK_DEL, id) != 0)
         return -1;
     sqlite3_stmt *s = L(ks, LS_GONE_ADD);
@@ -311,35 +320,139 @@ static int64_t query_one(keystore *ks, enum lstmt st, int64_t arg, int *rc_out)
     return v;
 }
 
-static uint32_t chunk_len(const blk *b, uint32_t idx)
+/* ---- block material (incremental blob I/O) ----------------------------- */
+
+static const uint8_t zeros[4096];
+
+static void mat_close(keystore *ks)
 {
-    uint64_t start = (uint64_t)idx * KS_CHUNK;
-    return b->length - start < KS_CHUNK ? (uint32_t)(b->length - start) : KS_CHUNK;
+    if (ks->mat) {
+        sqlite3_blob_close(ks->mat);
+        ks->mat = NULL;
+    }
 }
 
-/* Copy bytes [off, off+len) of a block into dst from its chunks; -1 when a
- * chunk is missing (erased: an inconsistency) or the database fails. */
-static int chunks_read(keystore *ks, const blk *b, uint32_t off, uint32_t len, uint8_t *dst)
+/* Point ks->mat at block id's material (reusing the open handle: reopen
+ * is much cheaper than open) and check its length; -1 when the row is
+ * missing or has another length (an inconsistency) or the database fails. */
+static int mat_seek(keystore *ks, uint64_t id, uint32_t length)
 {
-    sqlite3_stmt *s = L(ks, LS_CHUNK_RANGE);
-    uint64_t end = (uint64_t)off + len;
-    uint32_t want = off / KS_CHUNK, last = (uint32_t)((end - 1) / KS_CHUNK);
-    sqlite3_bind_int64(s, 1, bid(b->id));
-    sqlite3_bind_int64(s, 2, want);
-    sqlite3_bind_int64(s, 3, last);
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        uint32_t idx = (uint32_t)sqlite3_column_int64(s, 0);
-        uint64_t cs = (uint64_t)idx * KS_CHUNK;
-        if (idx != want || (uint32_t)sqlite3_column_bytes(s, 1) != chunk_len(b, idx))
-            break;
-        uint64_t from = off > cs ? off : cs;
-        uint64_t to = end < cs + KS_CHUNK ? end : cs + KS_CHUNK;
-        const uint8_t *src = sqlite3_column_blob(s, 1);
-        memcpy(dst + (from - off), src + (from - cs), (size_t)(to - from));
-        want++;
+    if (ks->mat && ks->mat_row != bid(id)) {
+        if (sqlite3_blob_reopen(ks->mat, bid(id)) == SQLITE_OK)
+            ks->mat_row = bid(id);
+        else
+            mat_close(ks); /* a failed reopen leaves the handle unusable */
     }
-    sqlite3_reset(s);
-    return want == last + 1 ? 0 : -1;
+    if (!ks->mat) {
+        if (sqlite3_blob_open(ks->db, "main", "block_material", "bytes", bid(id), 1,
+                              &ks->mat) != SQLITE_OK) {
+            ks->mat = NULL; /* sqlite3_blob_open leaves NULL, but say so */
+            return -1;
+        }
+        ks->mat_row = bid(id);
+    }
+    return (uint32_t)sqlite3_blob_bytes(ks->mat) == length ? 0 : -1;
+}
+
+/* Copy bytes [off, off+len) of a block into dst. */
+static int mat_read(keystore *ks, const blk *b, uint32_t off, uint32_t len, uint8_t *dst)
+{
+    if (mat_seek(ks, b->id, b->length) != 0)
+        return -1;
+    return sqlite3_blob_read(ks->mat, dst, (int)len, (int)off) == SQLITE_OK ? 0 : -1;
+}
+
+/* Erase bytes [off, off+len) of a block in place: zeros, in this
+ * transaction (a rollback brings them back, with the accounting). */
+static int mat_zero(keystore *ks, uint64_t id, uint32_t length, uint64_t off, uint64_t len)
+{
+    if (mat_seek(ks, id, length) != 0)
+        return -1;
+    while (len > 0) {
+        int n = len < sizeof zeros ? (int)len : (int)sizeof zeros;
+        if (sqlite3_blob_write(ks->mat, zeros, n, (int)off) != SQLITE_OK)
+            return -1;
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    return 0;
+}
+
+/* ---- migration from schema version 2 ------------------------------------ */
+
+/* Run a query over (block_id, a, b, length) rows, calling fn on each. */
+static int mig_each(keystore *ks, const char *sql,
+                    int (*fn)(keystore *ks, sqlite3_stmt *row))
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(ks->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (fn(ks, s) != 0)
+            break;
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* One chunk row (block_id, idx, bytes, length) into its block's blob. */
+static int mig_chunk(keystore *ks, sqlite3_stmt *row)
+{
+    uint64_t id = (uint64_t)sqlite3_column_int64(row, 0);
+    uint64_t at = (uint64_t)sqlite3_column_int64(row, 1) * KS_V2_CHUNK;
+    uint32_t length = (uint32_t)sqlite3_column_int64(row, 3);
+    int n = sqlite3_column_bytes(row, 2);
+    if (at + (uint64_t)n > length || mat_seek(ks, id, length) != 0)
+        return -1;
+    return sqlite3_blob_write(ks->mat, sqlite3_column_blob(row, 2), n, (int)at) == SQLITE_OK
+               ? 0 : -1;
+}
+
+/* A consumed range (block_id, off, len, length) that a partly used chunk
+ * still held: zero it. */
+static int mig_zero(keystore *ks, sqlite3_stmt *row)
+{
+    uint64_t off = (uint64_t)sqlite3_column_int64(row, 1);
+    uint64_t len = (uint64_t)sqlite3_column_int64(row, 2);
+    uint32_t length = (uint32_t)sqlite3_column_int64(row, 3);
+    if (len == 0)
+        return 0;
+    if (off + len > length)
+        return -1;
+    return mat_zero(ks, (uint64_t)sqlite3_column_int64(row, 0), length, off, len);
+}
+
+/* Version 2 kept a block's material in 128-byte block_chunks rows and
+ * deleted each row once consumed.  Build each block's blob from its chunks
+ * (missing chunks were consumed: zeros), zero what the remaining chunks
+ * held of consumed bytes (own: below the cursor; peer: used segments),
+ * then drop the table (secure_delete zeroes its pages).  Inside
+ * init_schema's transaction: all or nothing. */
+static int migrate_chunks(keystore *ks, int64_t from, char *err, size_t errlen)
+{
+    int found;
+    int64_t nblocks = ksi_query_int(ks, "SELECT count(*) FROM blocks", 0, &found);
+    int rc = ksi_exec_or_err(ks, "INSERT INTO block_material(block_id, bytes)"
+                                 " SELECT block_id, zeroblob(length) FROM blocks", err, errlen);
+    if (rc == 0 && (mig_each(ks, "SELECT c.block_id, c.idx, c.bytes, b.length"
+                                 " FROM block_chunks c JOIN blocks b USING (block_id)"
+                                 " ORDER BY c.block_id, c.idx", mig_chunk) != 0 ||
+                    mig_each(ks, "SELECT block_id, 0, cursor, length FROM blocks"
+                                 " WHERE own = 1 AND cursor > 0", mig_zero) != 0 ||
+                    mig_each(ks, "SELECT s.block_id, s.off, s.len, b.length"
+                                 " FROM used_segments s JOIN blocks b USING (block_id)",
+                             mig_zero) != 0)) {
+        ksi_errf(err, errlen, "key store %s: cannot migrate link blocks from schema version"
+                 " %" PRId64 ": %s", ks->path, from, sqlite3_errmsg(ks->db));
+        rc = -1;
+    }
+    mat_close(ks);
+    if (rc != 0 || ksi_exec_or_err(ks, "DROP TABLE block_chunks", err, errlen) != 0)
+        return -1;
+    log_info("keystore: %s: schema migrated from version %" PRId64 " to %d (material of"
+             " %" PRId64 " link blocks from chunk rows into one blob each)", ks->path, from,
+             KS_SCHEMA_VERSION, nblocks);
+    return 0;
 }
 
 /* ---- link intake -------------------------------------------------------- */
@@ -353,43 +466,44 @@ typedef struct store_ctx {
     uint64_t cap_bits;
 } store_ctx;
 
+static int seg_near(keystore *ks, enum lstmt st, uint64_t id, uint64_t pos, uint64_t *off,
+                    uint64_t *len);
+
 /* Is the stored block the one offered again?  Owner and length must match,
- * and every chunk we still hold (consumed ones are gone) must be equal. */
+ * and the bytes still unconsumed (own: from the cursor on; peer: the gaps
+ * between used segments; consumed ones are zero) must be equal. */
 static ks_result same_block(keystore *ks, const blk *b, const store_ctx *c)
 {
     if (b->own != c->own || b->length != c->len)
         return KS_CONFLICT;
-    sqlite3_stmt *s = L(ks, LS_CHUNK_RANGE);
-    sqlite3_bind_int64(s, 1, bid(b->id));
-    sqlite3_bind_int64(s, 2, 0);
-    sqlite3_bind_int64(s, 3, (c->len - 1) / KS_CHUNK);
+    secret_buf held;
+    if (secret_alloc(&held, b->length) != 0)
+        return KS_ERROR;
     ks_result r = KS_OK;
-    int rc = SQLITE_DONE;
-    while (r == KS_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        uint32_t idx = (uint32_t)sqlite3_column_int64(s, 0);
-        uint32_t n = chunk_len(b, idx);
-        if ((uint32_t)sqlite3_column_bytes(s, 1) != n ||
-            secret_cmp(sqlite3_column_blob(s, 1), c->bytes + (size_t)idx * KS_CHUNK, n) != 0)
+    uint64_t pos = b->cursor, so, sl;
+    while (r == KS_OK && pos < b->length) {
+        int q = seg_near(ks, LS_SEG_FROM, b->id, pos, &so, &sl);
+        if (q < 0)
+            r = KS_ERROR;
+        else if (q == 0)
+            so = b->length; /* the last gap runs to the end */
+        if (r == KS_OK && so > pos &&
+            mat_read(ks, b, (uint32_t)pos, (uint32_t)(so - pos), held.data + pos) != 0)
+            r = KS_ERROR;
+        if (r == KS_OK && so > pos && secret_cmp(held.data + pos, c->bytes + pos, so - pos) != 0)
             r = KS_CONFLICT;
+        pos = so + sl;
     }
-    if (r == KS_OK && rc != SQLITE_DONE)
-        r = KS_ERROR;
-    sqlite3_reset(s);
+    secret_free(&held);
     return r;
 }
 
-static int insert_chunks(keystore *ks, const store_ctx *c)
+static int insert_material(keystore *ks, const store_ctx *c)
 {
-    sqlite3_stmt *s = L(ks, LS_CHUNK_INSERT);
-    blk b = {.id = c->id, .length = c->len};
-    int rc = 0;
-    for (uint32_t idx = 0; rc == 0 && (uint64_t)idx * KS_CHUNK < c->len; idx++) {
-        sqlite3_bind_int64(s, 1, bid(c->id));
-        sqlite3_bind_int64(s, 2, idx);
-        sqlite3_bind_blob(s, 3, c->bytes + (size_t)idx * KS_CHUNK, (int)chunk_len(&b, idx),
-                          SQLITE_STATIC);
-        rc = step_reset(s) == SQLITE_DONE ? 0 : -1;
-    }
+    sqlite3_stmt *s = L(ks, LS_MAT_INSERT);
+    sqlite3_bind_int64(s, 1, bid(c->id));
+    sqlite3_bind_blob(s, 2, c->bytes, (int)c->len, SQLITE_STATIC);
+    int rc = step_reset(s) == SQLITE_DONE ? 0 : -1;
     sqlite3_clear_bindings(s); /* no pointer into the caller's buffer */
     return rc;
 }
@@ -417,7 +531,7 @@ static ks_result store_body(keystore *ks, tx *t)
     sqlite3_bind_int(s, 2, c->own);
     sqlite3_bind_int64(s, 3, c->len);
     sqlite3_bind_int64(s, 4, now_ms(ks));
-    if (step_reset(s) != SQLITE_DONE || insert_chunks(ks, c) != 0)
+    if (step_reset(s) != SQLITE_DONE || insert_material(ks, c) != 0)
         return KS_ERROR;
     t->changed = true;
     return KS_OK;
@@ -643,7 +757,8 @@ typedef struct own_cur {
     int64_t key_ms, key_id; /* its position in allocation order */
 } own_cur;
 
-/* Persist the cursor; erase passed chunks, or the whole block at its end. */
+/* Persist the cursor (the bytes it passed are zero already), or erase the
+ * whole block at its end. */
 static int own_flush(keystore *ks, own_cur *cur)
 {
     if (!cur->have || cur->b.cursor == cur->start)
@@ -653,11 +768,6 @@ static int own_flush(keystore *ks, own_cur *cur)
     sqlite3_stmt *s = L(ks, LS_CURSOR_SET);
     sqlite3_bind_int64(s, 1, bid(cur->b.id));
     sqlite3_bind_int64(s, 2, cur->b.cursor);
-    if (step_reset(s) != SQLITE_DONE)
-        return -1;
-    s = L(ks, LS_CHUNKS_BELOW);
-    sqlite3_bind_int64(s, 1, bid(cur->b.id));
-    sqlite3_bind_int64(s, 2, cur->b.cursor / KS_CHUNK);
     return step_reset(s) == SQLITE_DONE ? 0 : -1;
 }
 
@@ -721,7 +831,10 @@ static ks_result take_key(keystore *ks, enc_ctx *c, own_cur *cur, size_t i)
         }
         uint32_t take = cur->b.length - cur->b.cursor;
         take = take < left ? take : left;
-        if (chunks_read(ks, &cur->b, cur->b.cursor, take, dst) != 0 ||
+        /* the block's last bytes are not zeroed: own_flush deletes it */
+        bool last = take == cur->b.length - cur->b.cursor;
+        if (mat_read(ks, &cur->b, cur->b.cursor, take, dst) != 0 ||
+            (!last && mat_zero(ks, cur->b.id, cur->b.length, cur->b.cursor, take) != 0) ||
             seg_push(c, (ks_segment){cur->b.id, cur->b.cursor, take}) != 0)
             return KS_ERROR;
         cur->b.cursor += take;
@@ -1045,63 +1158,12 @@ static int seg_add(keystore *ks, uint64_t id, uint64_t off, uint64_t len, const 
     return seg_write(ks, LS_SEG_INSERT, id, off, len + tail);
 }
 
-/* Count cov more bytes of one chunk as used; the chunk goes when that
- * covers it (one statement in the usual case: it stays partly unused). */
-static int chunk_mark_one(keystore *ks, const blk *b, uint64_t idx, int64_t cov)
-{
-    for (int st = LS_CHUNK_ADD_USED;; st = LS_CHUNK_FULL_DEL) {
-        sqlite3_stmt *s = L(ks, st);
-        sqlite3_bind_int64(s, 1, bid(b->id));
-        sqlite3_bind_int64(s, 2, (int64_t)idx);
-        sqlite3_bind_int64(s, 3, cov);
-        if (step_reset(s) != SQLITE_DONE)
-            return -1;
-        if (sqlite3_changes(ks->db) > 0)
-            return 0;
-        if (st == LS_CHUNK_FULL_DEL)
-            return -1; /* chunk gone although its bytes were unused */
-    }
-}
-
-/* Count [off, off+len) (known unused) as used in the chunks.  The chunks
- * it covers whole go with one range statement (none of their bytes was
- * used, so each must be there with used = 0); only the partly covered
- * chunks at either edge are counted one by one.  Work per segment, not
- * per chunk: a 63 kbit key spans about 60 chunks. */
-static int chunks_mark(keystore *ks, const blk *b, uint64_t off, uint64_t len)
-{
-    uint64_t end = off + len;
-    uint64_t first = off / KS_CHUNK, last = (end - 1) / KS_CHUNK;
-    uint64_t from = first, to = last + 1; /* the chunks covered whole: [from, to) */
-    if (off % KS_CHUNK != 0) {
-        uint64_t ce = first * KS_CHUNK + chunk_len(b, (uint32_t)first);
-        if (chunk_mark_one(ks, b, first, (int64_t)((end < ce ? end : ce) - off)) != 0)
-            return -1;
-        from = first + 1;
-    }
-    if (last >= from && end < last * KS_CHUNK + chunk_len(b, (uint32_t)last)) {
-        if (chunk_mark_one(ks, b, last, (int64_t)(end - last * KS_CHUNK)) != 0)
-            return -1;
-        to = last;
-    }
-    if (to <= from)
-        return 0;
-    sqlite3_stmt *s = L(ks, LS_CHUNKS_SPAN_DEL);
-    sqlite3_bind_int64(s, 1, bid(b->id));
-    sqlite3_bind_int64(s, 2, (int64_t)from);
-    sqlite3_bind_int64(s, 3, (int64_t)(to - 1));
-    if (step_reset(s) != SQLITE_DONE)
-        return -1;
-    /* fewer rows: a chunk gone or counted used although its bytes were not */
-    return (uint64_t)sqlite3_changes(ks->db) == to - from ? 0 : -1;
-}
-
-/* Mark known-unused bytes of a peer block used; the block goes once all of
- * it is used (b->length == 0 afterwards tells the caller).  prev as for
- * seg_add. */
+/* Mark known-unused bytes of a peer block used and zero them; the block
+ * goes once all of it is used (b->length == 0 afterwards tells the
+ * caller).  prev as for seg_add. */
 static int mark_used(keystore *ks, blk *b, uint64_t off, uint64_t len, const seg_prev *prev)
 {
-    if (seg_add(ks, b->id, off, len, prev) != 0 || chunks_mark(ks, b, off, len) != 0)
+    if (seg_add(ks, b->id, off, len, prev) != 0)
         return -1;
     sqlite3_stmt *s = L(ks, LS_BLK_ADD_USED);
     sqlite3_bind_int64(s, 1, bid(b->id));
@@ -1110,8 +1172,8 @@ static int mark_used(keystore *ks, blk *b, uint64_t off, uint64_t len, const seg
         return -1;
     b->used += (uint32_t)len;
     if (b->used < b->length)
-        return 0;
-    b->length = 0;
+        return mat_zero(ks, b->id, b->length, off, len);
+    b->length = 0; /* used up: the row goes, no need to zero it first */
     return blk_erase(ks, b->id);
 }
 
@@ -1161,7 +1223,7 @@ static ks_result take_seg(keystore *ks, const ks_segment *sg, uint8_t *dst)
     /* Nothing used starts inside the segment (it would overlap), so the
      * segment just found is also the closest one before its start. */
     seg_prev prev = {.found = p, .off = po, .len = pl};
-    if (chunks_read(ks, &b, sg->offset, sg->length, dst) != 0 ||
+    if (mat_read(ks, &b, sg->offset, sg->length, dst) != 0 ||
         mark_used(ks, &b, sg->offset, sg->length, &prev) != 0)
         return KS_ERROR;
     return KS_OK;
