@@ -8,8 +8,9 @@
  * must return exactly A's material.  The tests try to make a bit go out
  * twice (overlaps, duplicates, foreign blocks, replays, voids, threads),
  * check the pool accounting after every step, persistence across reopen,
- * the migration from schema version 1, and that consumed material leaves
- * the database and WAL files.  One throughput figure is informative only.
+ * the migrations from schema versions 1 and 2 (chunk rows), that consumed
+ * material is zero in its block's blob (block_material) and leaves the
+ * database and WAL files.  One throughput figure is informative only.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -506,9 +508,9 @@ static void test_apply_rejects(void **state)
     pair_close(&p);
 }
 
-/* A peer block of 1000 bytes (chunks of 128: 7 whole, the last 104 bytes)
- * used in pieces whose edges fall inside chunks, across whole chunks, at
- * chunk boundaries and at the block's end: every key returns its bytes,
+/* A peer block of 1000 bytes used in pieces whose edges fall inside 128-
+ * byte units (and 1 KiB pages), across whole ones, at their boundaries and
+ * at the block's end: every key returns its bytes,
  * every overlap is refused, and the block goes once all of it is used. */
 static void test_chunk_edges(void **state)
 {
@@ -813,15 +815,15 @@ static void test_migrate_v1(void **state)
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name ="
                                             " 'schema_version'", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 2);
+    assert_int_equal(sqlite3_column_int(s, 0), 3);
     sqlite3_finalize(s);
-    sqlite3_exec(db, "UPDATE meta SET value = 3 WHERE name = 'schema_version'", NULL, NULL,
+    sqlite3_exec(db, "UPDATE meta SET value = 4 WHERE name = 'schema_version'", NULL, NULL,
                  NULL);
     sqlite3_close(db);
     char err[256] = "";
     ks_options o = {.path = f->pa, .local_cap_bits = 1024};
     assert_null(ks_open(&o, err, sizeof err)); /* a newer schema is refused */
-    assert_non_null(strstr(err, "schema version 3"));
+    assert_non_null(strstr(err, "schema version 4"));
 }
 
 /* ---- concurrency -------------------------------------------------------- */
@@ -1038,6 +1040,330 @@ static void test_erased_material(void **state)
     pair_close(&p);
 }
 
+/* ---- material in place: blobs, zeroing, migration ---------------------- */
+
+/* Block id's material as stored in a closed store's file: its length, or
+ * -1 when the row is gone; up to cap bytes into buf. */
+static int material_of(const char *path, uint64_t id, uint8_t *buf, size_t cap)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT bytes FROM block_material"
+                                            " WHERE block_id = ?1", -1, &s, NULL), SQLITE_OK);
+    sqlite3_bind_int64(s, 1, (int64_t)id);
+    int n = -1;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        n = sqlite3_column_bytes(s, 0);
+        memcpy(buf, sqlite3_column_blob(s, 0), (size_t)n < cap ? (size_t)n : cap);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/* The blob of block id is x where the mask is 0 and zero where it is 1. */
+static void check_blob(const char *path, uint64_t id, const uint8_t *x, const uint8_t *used,
+                       uint32_t len)
+{
+    uint8_t *got = malloc(len);
+    assert_int_equal(material_of(path, id, got, len), len);
+    for (uint32_t i = 0; i < len; i++)
+        if (got[i] != (used[i] ? 0 : x[i]))
+            fail_msg("block %" PRIu64 " byte %u: %s", id, i, used[i] ? "not zero" : "changed");
+    free(got);
+}
+
+static void mask_set(uint8_t *mask, uint32_t off, uint32_t len)
+{
+    memset(mask + off, 1, len);
+}
+
+/* A key that spans the end of one own block and the start of the next:
+ * both KMEs return the same bytes, the first block goes at both, the
+ * second is zero exactly where it was used. */
+static void test_key_spans_blocks(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    ks_reservation r1, r2;
+    /* 150 bytes of 100, then 50 + 50 across 100 and 102 */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 1200, &r1), KS_OK);
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 800, &r2), KS_OK);
+    assert_int_equal(r2.total_segs, 2);
+    assert_int_equal(r2.segs[0].block_id, 100);
+    assert_int_equal(r2.segs[0].offset, 150);
+    assert_int_equal(r2.segs[0].length, 50);
+    assert_int_equal(r2.segs[1].block_id, 102);
+    assert_int_equal(r2.segs[1].offset, 0);
+    assert_int_equal(r2.segs[1].length, 50);
+    const uint8_t *blocks[] = {p.blk[0], p.blk[1], p.blk[2], p.blk[3]};
+    check_material(&r1, 100, blocks);
+    check_material(&r2, 100, blocks);
+    assert_int_equal(apply_res(p.b, &r2, SL, 1), KS_OK); /* out of order */
+    assert_int_equal(apply_res(p.b, &r1, SL, 1), KS_OK);
+    uint8_t m[150];
+    assert_int_equal(dec_key(p.b, "bob", r2.keys.keys[0].id, m, 100), KS_OK);
+    assert_memory_equal(m, r2.keys.keys[0].material, 100);
+    assert_int_equal(dec_key(p.b, "bob", r1.keys.keys[0].id, m, 150), KS_OK);
+    assert_memory_equal(m, p.blk[0], 150);
+    check_pool(&p, 150 * 8, 150 * 8);
+    assert_int_equal(ks_block_store(p.a, 100, true, p.blk[0], 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.b, 100, false, p.blk[0], 200, CAP), KS_CONFLICT);
+    assert_true(ks_maintain(p.a) >= 0);
+    assert_true(ks_maintain(p.b) >= 0);
+    ks_close(p.a);
+    ks_close(p.b);
+    uint8_t used[200] = {0};
+    mask_set(used, 0, 50);
+    assert_int_equal(material_of(f->pa, 100, m, sizeof m), -1);
+    assert_int_equal(material_of(f->pb, 100, m, sizeof m), -1);
+    check_blob(f->pa, 102, p.blk[2], used, 200);
+    check_blob(f->pb, 102, p.blk[2], used, 200);
+    for (int i = 0; i < 2; i++) {
+        const char *path = i ? f->pb : f->pa;
+        assert_false(store_contains(path, p.blk[0] + 100, 24));
+        assert_false(store_contains(path, p.blk[2] + 10, 24));
+        assert_true(store_contains(path, p.blk[2] + 60, 24));
+    }
+    p.a = p.b = NULL;
+    ks_reservation_free(&r1);
+    ks_reservation_free(&r2);
+    for (int i = 0; i < 4; i++)
+        free(p.blk[i]);
+}
+
+/* Peer segments out of order (some adjacent, some not) until the block is
+ * used up: each key has its bytes, the blob is zero exactly at the used
+ * segments (checked across a reopen), and the row goes at the end. */
+static void test_peer_segments_out_of_order(void **state)
+{
+    fixture *f = *state;
+    keystore *b = open_ks(f->pb);
+    assert_non_null(b);
+    uint8_t x[3000], used[3000] = {0};
+    fill(x, sizeof x, 31);
+    size_t done;
+    assert_int_equal(ks_block_store(b, 700, false, x, 3000, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(b, (uint64_t[]){700}, 1, &done), KS_OK);
+    static const ks_segment pieces[] = {
+        {700, 1500, 700}, {700, 10, 90}, {700, 2900, 100}, {700, 1024, 476},
+        {700, 100, 924},  {700, 0, 10},  {700, 2200, 700},
+    };
+    const size_t np = sizeof pieces / sizeof pieces[0];
+    uint64_t left = 3000;
+    for (size_t i = 0; i < np; i++) {
+        uint8_t rid[16], kid[16], m[1000];
+        uuid_generate_v4(rid);
+        uuid_generate_v4(kid);
+        assert_int_equal(apply_segs(b, rid, kid, &pieces[i], 1), KS_OK);
+        left -= pieces[i].length;
+        assert_int_equal(lstats(b).peer_bits, left * 8);
+        assert_int_equal(dec_key(b, "bob", kid, m, pieces[i].length), KS_OK);
+        assert_memory_equal(m, x + pieces[i].offset, pieces[i].length);
+        mask_set(used, pieces[i].offset, pieces[i].length);
+        if (i == 3) { /* half way: look at the file */
+            ks_close(b);
+            check_blob(f->pb, 700, x, used, 3000);
+            b = open_ks(f->pb);
+            assert_non_null(b);
+        }
+    }
+    assert_int_equal(lstats(b).peer_bits, 0);
+    ks_close(b);
+    uint8_t m[8];
+    assert_int_equal(material_of(f->pb, 700, m, sizeof m), -1);
+    assert_false(store_contains(f->pb, x + 2000, 24));
+}
+
+/* A block stored again after part of it was consumed: the same bytes are
+ * a retry (the consumed part, zero in the store, is not compared); other
+ * bytes where it is unconsumed are a conflict; nothing changes either way. */
+static void test_restore_partly_consumed(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    ks_reservation r;
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 640, &r), KS_OK);
+    ks_segment mid = {100, 100, 40}; /* B: a used segment inside the block */
+    uint8_t rid[16], kid[16];
+    uuid_generate_v4(rid);
+    uuid_generate_v4(kid);
+    assert_int_equal(apply_segs(p.b, rid, kid, &mid, 1), KS_OK);
+    check_pool(&p, 320 * 8, 360 * 8);
+    uint8_t y[200];
+    memcpy(y, p.blk[0], 200);
+    assert_int_equal(ks_block_store(p.a, 100, true, y, 200, CAP), KS_OK);
+    assert_int_equal(ks_block_store(p.b, 100, false, y, 200, CAP), KS_OK);
+    y[5] ^= 1;   /* consumed at A (cursor 80), unused at B */
+    y[120] ^= 1; /* unused at A, used at B */
+    assert_int_equal(ks_block_store(p.a, 100, true, y, 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.b, 100, false, y, 200, CAP), KS_CONFLICT);
+    y[5] ^= 1;
+    assert_int_equal(ks_block_store(p.b, 100, false, y, 200, CAP), KS_OK);
+    y[120] ^= 1;
+    y[5] ^= 1;
+    assert_int_equal(ks_block_store(p.a, 100, true, y, 200, CAP), KS_OK);
+    y[5] ^= 1;
+    y[199] ^= 1; /* the last byte: unused at both */
+    assert_int_equal(ks_block_store(p.a, 100, true, y, 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.b, 100, false, y, 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.a, 100, true, p.blk[0], 199, CAP), KS_CONFLICT);
+    check_pool(&p, 320 * 8, 360 * 8);
+    ks_reservation_free(&r);
+    pair_close(&p);
+}
+
+/* Turn a closed store holding block id (stored and confirmed by ks) into
+ * what schema version 2 wrote: the material in 128-byte block_chunks rows,
+ * without the rows version 2 had deleted (own: chunks wholly below the
+ * cursor; peer: chunks wholly covered by used segments) and with the
+ * consumed bytes still in the partly used chunks; the accounting as it was. */
+static void make_v2(const char *path, uint64_t id, bool own, const uint8_t *x, uint32_t len,
+                    uint32_t cursor, const ks_segment *segs, size_t nsegs)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    uint8_t *mask = calloc(len, 1);
+    uint32_t used = 0;
+    for (size_t i = 0; i < nsegs; i++) {
+        mask_set(mask, segs[i].offset, segs[i].length);
+        used += segs[i].length;
+    }
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+        "BEGIN;"
+        "CREATE TABLE block_chunks(block_id INTEGER NOT NULL, idx INTEGER NOT NULL,"
+        " used INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (block_id, idx))"
+        " WITHOUT ROWID;", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO block_chunks VALUES (?1, ?2, ?3, ?4)",
+                                        -1, &s, NULL), SQLITE_OK);
+    for (uint32_t idx = 0; idx * 128 < len; idx++) {
+        uint32_t at = idx * 128, n = len - at < 128 ? len - at : 128, cov = 0;
+        for (uint32_t i = at; i < at + n; i++)
+            cov += mask[i];
+        if (own ? at + n <= cursor : cov == n)
+            continue; /* deleted by version 2 */
+        sqlite3_bind_int64(s, 1, (int64_t)id);
+        sqlite3_bind_int64(s, 2, idx);
+        sqlite3_bind_int64(s, 3, own ? 0 : cov);
+        sqlite3_bind_blob(s, 4, x + at, (int)n, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO used_segments VALUES (?1, ?2, ?3)",
+                                        -1, &s, NULL), SQLITE_OK);
+    for (size_t i = 0; i < nsegs; i++) {
+        sqlite3_bind_int64(s, 1, (int64_t)id);
+        sqlite3_bind_int64(s, 2, segs[i].offset);
+        sqlite3_bind_int64(s, 3, segs[i].length);
+        assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE blocks SET cursor = %u, used = %u WHERE block_id = %"
+             PRId64 ";", cursor, used, (int64_t)id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+        "DROP TABLE block_material;"
+        "UPDATE meta SET value = 2 WHERE name = 'schema_version';"
+        "COMMIT;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    free(mask);
+}
+
+/* A file of schema version 2 with partly consumed blocks opens: the
+ * remaining bits are delivered, the consumed ones are not (refused, zero
+ * in the blob, absent from the files). */
+static void test_migrate_v2(void **state)
+{
+    fixture *f = *state;
+    uint8_t xa[700], xb[700];
+    fill(xa, sizeof xa, 41);
+    fill(xb, sizeof xb, 42);
+    size_t done;
+    keystore *a = open_ks(f->pa), *b = open_ks(f->pb);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(ks_block_store(a, 100, true, xa, 700, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(a, (uint64_t[]){100}, 1, &done), KS_OK);
+    assert_int_equal(ks_block_store(b, 101, false, xb, 700, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(b, (uint64_t[]){101}, 1, &done), KS_OK);
+    ks_close(a);
+    ks_close(b);
+    /* A handed out 300 bytes (chunks 0, 1 gone, chunk 2 holds 44 used bytes);
+     * B has used segments in chunk 0 (partly), 1..2 (whole) and 4 (partly) */
+    static const ks_segment used[] = {{101, 10, 50}, {101, 128, 256}, {101, 530, 20}};
+    make_v2(f->pa, 100, true, xa, 700, 300, NULL, 0);
+    make_v2(f->pb, 101, false, xb, 700, 0, used, 3);
+
+    a = open_ks(f->pa);
+    b = open_ks(f->pb);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(lstats(a).own_bits, 400 * 8);
+    assert_int_equal(lstats(b).peer_bits, 374 * 8);
+    ks_close(a);
+    ks_close(b);
+    uint8_t ma[700] = {0}, mb[700] = {0};
+    mask_set(ma, 0, 300);
+    for (size_t i = 0; i < 3; i++)
+        mask_set(mb, used[i].offset, used[i].length);
+    check_blob(f->pa, 100, xa, ma, 700);
+    check_blob(f->pb, 101, xb, mb, 700);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->pa, &db), SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db, "SELECT 1 FROM block_chunks", NULL, NULL, NULL),
+                         SQLITE_OK); /* dropped */
+    sqlite3_close(db);
+
+    a = open_ks(f->pa);
+    b = open_ks(f->pb);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(ks_maintain(a) >= 0);
+    assert_true(ks_maintain(b) >= 0);
+    /* consumed bytes that version 2 still held in partly used chunks */
+    assert_false(store_contains(f->pa, xa + 270, 24));
+    assert_false(store_contains(f->pb, xb + 20, 24));
+    assert_false(store_contains(f->pb, xb + 530, 20));
+    assert_true(store_contains(f->pa, xa + 300, 24));
+    assert_true(store_contains(f->pb, xb + 60, 24));
+
+    /* A: the next key starts at the cursor */
+    ks_reservation r;
+    assert_int_equal(ks_remote_enc(a, "KME-B", "alice", SL, 1, 1, 400 * 8, &r), KS_OK);
+    assert_int_equal(r.total_segs, 1);
+    assert_int_equal(r.segs[0].offset, 300);
+    assert_memory_equal(r.keys.keys[0].material, xa + 300, 400);
+    ks_reservation_free(&r);
+    assert_int_equal(lstats(a).own_bits, 0);
+
+    /* B: used bits refused, the gaps delivered */
+    uint8_t rid[16], kid[16], m[400];
+    uuid_generate_v4(rid);
+    uuid_generate_v4(kid);
+    static const ks_segment bad[] = {{101, 0, 11}, {101, 383, 2}, {101, 540, 30}};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(apply_segs(b, rid, kid, &bad[i], 1), KS_REJECTED);
+    static const ks_segment gaps[] = {{101, 0, 10}, {101, 60, 68}, {101, 384, 146},
+                                      {101, 550, 150}};
+    assert_int_equal(apply_segs(b, rid, kid, gaps, 4), KS_OK);
+    assert_int_equal(dec_key(b, "bob", kid, m, 374), KS_OK);
+    uint8_t *q = m;
+    for (size_t i = 0; i < 4; i++) {
+        assert_memory_equal(q, xb + gaps[i].offset, gaps[i].length);
+        q += gaps[i].length;
+    }
+    assert_int_equal(lstats(b).peer_bits, 0);
+    ks_close(a);
+    ks_close(b);
+}
+
 /* ---- informative throughput -------------------------------------------- */
 
 static void test_throughput(void **state)
@@ -1089,6 +1415,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erased_material, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_spans_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_segments_out_of_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_partly_consumed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
