@@ -124,8 +124,9 @@ void ks_testing_advance_clock(keystore *ks, int64_t ms);
  * and tells us which segments by reservation).  A block is usable once
  * confirmed.  Bits are never handed out twice: own blocks are consumed in
  * order (a per-block cursor), peer blocks by segments that may not overlap.
- * Consumed material is erased promptly (stored in small chunks that are
- * deleted once used), and a block disappears once all of it is used.
+ * Consumed material is erased promptly (zeroed in place in the block's
+ * blob by the transaction that consumes it), and a block's row disappears
+ * once all of it is used.
  * =================================================================== */
 
 typedef struct ks_segment {
