@@ -584,6 +584,14 @@ static void test_apply_idempotent_conflict(void **state)
     assert_int_equal(apply_res(p.b, &r2, SL, 1), KS_CONFLICT);
     assert_int_equal(lstats(p.b).peer_bits, 336 * 8); /* rolled back */
     assert_int_equal(stored(p.b), 1);
+    /* the rollback also undid the zeroing: under a new reservation and key
+     * ID the same segment delivers its bytes */
+    uuid_generate_v4(r2.id);
+    uuid_generate_v4(r2.keys.keys[0].id);
+    assert_int_equal(apply_res(p.b, &r2, SL, 1), KS_OK);
+    uint8_t m[32];
+    assert_int_equal(dec_key(p.b, "bob", r2.keys.keys[0].id, m, 32), KS_OK);
+    assert_memory_equal(m, r2.keys.keys[0].material, 32);
     ks_reservation_free(&r);
     ks_reservation_free(&r2);
     pair_close(&p);
@@ -1177,6 +1185,26 @@ static void test_peer_segments_out_of_order(void **state)
     assert_false(store_contains(f->pb, x + 2000, 24));
 }
 
+/* An enc_keys call that runs out part way (KS_EMPTY) is rolled back with
+ * the zeros it wrote: the next call gets the same bytes. */
+static void test_enc_rollback_restores(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    ks_reservation r;
+    /* key 1: 200 bytes of 100 (used up) + 100 of 102 (zeroed); key 2: short */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 2, 300 * 8, &r), KS_EMPTY);
+    check_pool(&p, 400 * 8, 400 * 8);
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 400 * 8, &r), KS_OK);
+    assert_memory_equal(r.keys.keys[0].material, p.blk[0], 200);
+    assert_memory_equal((const uint8_t *)r.keys.keys[0].material + 200, p.blk[2], 200);
+    assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
+    check_pool(&p, 0, 0);
+    ks_reservation_free(&r);
+    pair_close(&p);
+}
+
 /* A block stored again after part of it was consumed: the same bytes are
  * a retry (the consumed part, zero in the store, is not compared); other
  * bytes where it is unconsumed are a conflict; nothing changes either way. */
@@ -1417,6 +1445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_erased_material, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_spans_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_segments_out_of_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enc_rollback_restores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_partly_consumed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
