@@ -540,7 +540,7 @@ static ks_result store_body(keystore *ks, tx *t)
 ks_result ks_block_store(keystore *ks, uint64_t block_id, bool own, const uint8_t *bytes,
                          uint32_t len, uint64_t cap_bits)
 {
-    if (!ks || !bytes || len == 0) {
+    if (!ks || !bytes || len == 0 || len > INT32_MAX) { /* one blob: an int length */
         log_error("keystore: ks_block_store: invalid arguments");
         return KS_ERROR;
     }
