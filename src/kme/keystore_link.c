@@ -354,23 +354,37 @@ static int mat_seek(keystore *ks, uint64_t id, uint32_t length)
     return (uint32_t)sqlite3_blob_bytes(ks->mat) == length ? 0 : -1;
 }
 
+/* One blob read or write on block id.  A handle that expired (its row was
+ * rewritten, or a ROLLBACK TO inside the body tripped its cursor) answers
+ * SQLITE_ABORT: reopen it and try once more. */
+static int mat_io(keystore *ks, uint64_t id, uint32_t length, void *buf, int n, int off,
+                  bool write)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        if (mat_seek(ks, id, length) != 0)
+            return -1;
+        int rc = write ? sqlite3_blob_write(ks->mat, buf, n, off)
+                       : sqlite3_blob_read(ks->mat, buf, n, off);
+        if (rc != SQLITE_ABORT)
+            return rc == SQLITE_OK ? 0 : -1;
+        mat_close(ks);
+    }
+    return -1;
+}
+
 /* Copy bytes [off, off+len) of a block into dst. */
 static int mat_read(keystore *ks, const blk *b, uint32_t off, uint32_t len, uint8_t *dst)
 {
-    if (mat_seek(ks, b->id, b->length) != 0)
-        return -1;
-    return sqlite3_blob_read(ks->mat, dst, (int)len, (int)off) == SQLITE_OK ? 0 : -1;
+    return mat_io(ks, b->id, b->length, dst, (int)len, (int)off, false);
 }
 
 /* Erase bytes [off, off+len) of a block in place: zeros, in this
  * transaction (a rollback brings them back, with the accounting). */
 static int mat_zero(keystore *ks, uint64_t id, uint32_t length, uint64_t off, uint64_t len)
 {
-    if (mat_seek(ks, id, length) != 0)
-        return -1;
     while (len > 0) {
         int n = len < sizeof zeros ? (int)len : (int)sizeof zeros;
-        if (sqlite3_blob_write(ks->mat, zeros, n, (int)off) != SQLITE_OK)
+        if (mat_io(ks, id, length, (void *)zeros, n, (int)off, true) != 0)
             return -1;
         off += (uint64_t)n;
         len -= (uint64_t)n;
@@ -402,10 +416,9 @@ static int mig_chunk(keystore *ks, sqlite3_stmt *row)
     uint64_t at = (uint64_t)sqlite3_column_int64(row, 1) * KS_V2_CHUNK;
     uint32_t length = (uint32_t)sqlite3_column_int64(row, 3);
     int n = sqlite3_column_bytes(row, 2);
-    if (at + (uint64_t)n > length || mat_seek(ks, id, length) != 0)
+    if (at + (uint64_t)n > length)
         return -1;
-    return sqlite3_blob_write(ks->mat, sqlite3_column_blob(row, 2), n, (int)at) == SQLITE_OK
-               ? 0 : -1;
+    return mat_io(ks, id, length, (void *)sqlite3_column_blob(row, 2), n, (int)at, true);
 }
 
 /* A consumed range (block_id, off, len, length) that a partly used chunk
