@@ -36,8 +36,10 @@
  * on (a range that ends a block is not zeroed: the row is deleted in that
  * transaction); old page images leave the WAL at the TRUNCATE checkpoints
  * of keystore.c.  The one blob handle (ks->mat) is reused across blocks
- * within a body and always closed before the body returns (link_body), so
- * no COMMIT or ROLLBACK TO ever meets an open handle.
+ * within a body and always closed before the body returns (link_body): an
+ * open write handle makes COMMIT fail ("SQL statements in progress"), and
+ * ROLLBACK TO trips it.  A handle tripped inside a body (a savepoint of
+ * its own rolled back, its row rewritten) is reopened by mat_io.
  *
  * Bits are never handed out twice: own blocks only move their cursor
  * forward, peer segments must not overlap used_segments, and a block ID in
