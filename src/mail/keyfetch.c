@@ -430,7 +430,7 @@ qm_err qm_keyfetch_by_ids(qm_self *me, const char *master, const char *const *id
         qkd014_code code = qkd014_get_key_with_ids(me->kme, master, ids + off, cnt, &k);
         if (code == QKD014_E_BAD_REQUEST && !asked &&
             strcasestr(qkd014_errmsg(me->kme), KEY_NOT_FOUND_MSG) == NULL) {
-            char why[sizeof me->detail];
+            char why[128]; /* the KME's message, kept across the status call */
             qm_err err = QM_OK;
             snprintf(why, sizeof why, "%s", qkd014_errmsg(me->kme));
             asked = true;
