@@ -33,6 +33,7 @@
  */
 #include "kme/keystore.h"
 #include "kme/keystore_internal.h"
+#include "kme/keystore_walbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -941,10 +942,14 @@ keystore *ks_open(const ks_options *opt, char *err, size_t errlen)
     }
     if (take_lock_file(ks, err, errlen) != 0 || precreate_db(ks, err, errlen) != 0)
         goto fail;
+    if (walbuf_register() != SQLITE_OK) {
+        ksi_errf(err, errlen, "cannot register the key store's SQLite VFS");
+        goto fail;
+    }
     if (sqlite3_open_v2(ks->path, &ks->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                             SQLITE_OPEN_EXRESCODE,
-                        NULL) != SQLITE_OK) {
+                        WALBUF_VFS_NAME) != SQLITE_OK) {
         ksi_errf(err, errlen, "cannot open key store %s: %s", ks->path,
              ks->db ? sqlite3_errmsg(ks->db) : "out of memory");
         goto fail;
