@@ -458,23 +458,39 @@ static bool b64_flush(b64_lines *d, size_t count)
     return true;
 }
 
-/* Lines of at most 998 characters, LF or CRLF; no other whitespace. */
+/* Lines of at most 998 characters, LF or CRLF; no other whitespace.  The
+ * text between line breaks is found with memchr and copied in runs. */
 static bool b64_feed(b64_lines *d, const char *p, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+    while (i < len) {
         char c = p[i];
         if (d->cr && c != '\n')
             return false;            /* CR only right before LF */
         if (c == '\r' || c == '\n') {
             d->cr = c == '\r';
             d->line = c == '\n' ? 0 : d->line;
+            i++;
             continue;
         }
-        if (++d->line > MAX_B64_LINE)
+        const char *nl = memchr(p + i, '\n', len - i);
+        size_t end = nl != NULL ? (size_t)(nl - p) : len;
+        const char *cr = memchr(p + i, '\r', end - i);
+        if (cr != NULL)
+            end = (size_t)(cr - p);
+        size_t run = end - i;
+        if (run > MAX_B64_LINE - d->line)
             return false;
-        d->chunk[d->n++] = c;
-        if (d->n == sizeof d->chunk && !b64_flush(d, B64_CHUNK))
-            return false;
+        d->line += run;
+        while (run > 0) {
+            size_t take = sizeof d->chunk - d->n < run ? sizeof d->chunk - d->n : run;
+            memcpy(d->chunk + d->n, p + i, take);
+            d->n += take;
+            i += take;
+            run -= take;
+            if (d->n == sizeof d->chunk && !b64_flush(d, B64_CHUNK))
+                return false;
+        }
     }
     return true;
 }
