@@ -168,6 +168,11 @@ long ks_block_expire_unconfirmed(keystore *ks, int64_t max_age_ms);
 
 ks_result ks_link_stats_get(keystore *ks, ks_link_stats *out);
 
+/* Tests only: at one instant, the running totals ks_link_stats_get reports
+ * and the same figures summed from the blocks themselves (always equal). */
+ks_result ks_testing_link_stats_check(keystore *ks, ks_link_stats *totals,
+                                      ks_link_stats *recount);
+
 /* A reservation made here (we are the master's KME) for keys whose slaves
  * sit behind `peer`. */
 typedef struct ks_reservation {
