@@ -586,6 +586,26 @@ static void tx_undo_part(keystore *ks, bool joined)
     }
 }
 
+/* One item of a body that applies several independent items (a peer's
+ * batch of reservations): a savepoint nested in the call's own part, so a
+ * refused or failed item is undone alone and the others stay. */
+bool ksi_item_begin(keystore *ks)
+{
+    if (step_reset(ks->st[ST_SAVEPOINT]) == SQLITE_DONE)
+        return true;
+    ksi_db_log(ks, "item savepoint");
+    return false;
+}
+
+bool ksi_item_end(keystore *ks, bool keep)
+{
+    if ((keep || step_reset(ks->st[ST_ROLLBACK_TO]) == SQLITE_DONE) &&
+        step_reset(ks->st[ST_RELEASE]) == SQLITE_DONE)
+        return true;
+    ksi_db_log(ks, keep ? "release item savepoint" : "rollback to item savepoint");
+    return false;
+}
+
 /* This call's part of the shared transaction (caller holds mu).  KS_OK
  * with me queued for the COMMIT, or the call's final result. */
 static ks_result tx_part_locked(keystore *ks, const char *what, ksi_body body, void *ctx,

@@ -244,6 +244,26 @@ ks_result ks_reservation_apply(keystore *ks, const uint8_t id[16], const char *m
                                const char *const *slaves, size_t nslaves,
                                int64_t expires_ms, const ks_remote_key *keys, size_t n);
 
+/* One reservation of a batch, arguments as for ks_reservation_apply. */
+typedef struct ks_reservation_in {
+    uint8_t id[16];
+    const char *master;
+    const char *const *slaves;
+    size_t nslaves;
+    int64_t expires_ms;
+    const ks_remote_key *keys;
+    size_t n;
+} ks_reservation_in;
+
+/* n reservations in ONE call of the shared transaction, each under its own
+ * savepoint: results[i] is what ks_reservation_apply would answer for
+ * items[i] applied after items[0..i-1] (a refused item changes nothing,
+ * the others stay).  Returns KS_OK when results[] hold the items' outcomes;
+ * otherwise (database error, commit failed) nothing of the batch is kept
+ * and every item that got that far reports the error. */
+ks_result ks_reservation_apply_batch(keystore *ks, const ks_reservation_in *items, size_t n,
+                                     ks_result *results);
+
 /* A void from the peer: mark the segments used (burned; bits used already,
  * parts beyond a block's end, and blocks unknown or not peer-owned are
  * skipped), delete the keys recorded for that reservation that any slave

@@ -165,6 +165,13 @@ typedef ks_result (*ksi_body)(keystore *ks, void *ctx, bool *changed);
  * instead of one per call); nobody returns before that COMMIT. */
 ks_result ksi_tx(keystore *ks, const char *what, ksi_body body, void *ctx);
 
+/* Inside a body (caller holds mu): open a savepoint for one of several
+ * independent items, and close it keeping (RELEASE) or undoing (ROLLBACK
+ * TO, RELEASE) the item's changes.  false on a database error: the body
+ * must then fail as a whole. */
+bool ksi_item_begin(keystore *ks);
+bool ksi_item_end(keystore *ks, bool keep);
+
 /* A body about to move this many bytes of key material (caller holds mu):
  * a big transaction gets a large page cache until its COMMIT. */
 void ksi_tx_expect(keystore *ks, uint64_t bytes);

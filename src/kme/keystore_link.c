@@ -1457,34 +1457,138 @@ static uint32_t keys_shape(const ks_remote_key *keys, size_t n)
     return max;
 }
 
+/* Check one reservation's arguments and shape and make its context for
+ * apply_body (slave list built in *sl, digest taken); *max: its largest key
+ * in bytes.  KS_ERROR for invalid arguments, KS_REJECTED for a bad shape. */
+static ks_result apply_prepare(const ks_reservation_in *in, apply_ctx *c, slave_list *sl,
+                               uint32_t *max)
+{
+    ks_batch unused = {0}; /* the shared check wants an output; 1 x 8 bits pass */
+    if (!in->keys || in->n == 0 || in->n > UINT32_MAX ||
+        !ksi_enc_args_ok(in->master, in->slaves, in->nslaves, 1, 8, &unused)) {
+        log_error("keystore: ks_reservation_apply: invalid arguments");
+        return KS_ERROR;
+    }
+    *max = keys_shape(in->keys, in->n);
+    if (*max == 0) {
+        log_warn("keystore: a reservation's key sizes and segments disagree");
+        return KS_REJECTED;
+    }
+    if (ksi_slave_list_build(sl, in->slaves, in->nslaves) != 0)
+        return KS_ERROR;
+    *c = (apply_ctx){.t.what = "reservation", .id = in->id, .master = in->master, .sl = sl,
+                     .expires_ms = in->expires_ms, .keys = in->keys, .n = in->n};
+    res_digest(c, in->slaves, in->nslaves);
+    return KS_OK;
+}
+
 ks_result ks_reservation_apply(keystore *ks, const uint8_t id[16], const char *master,
                                const char *const *slaves, size_t nslaves, int64_t expires_ms,
                                const ks_remote_key *keys, size_t n)
 {
-    ks_batch unused = {0}; /* the shared check wants an output; 1 x 8 bits pass */
-    if (!ks || !id || !keys || n == 0 || n > UINT32_MAX ||
-        !ksi_enc_args_ok(master, slaves, nslaves, 1, 8, &unused)) {
+    if (!ks || !id) {
         log_error("keystore: ks_reservation_apply: invalid arguments");
         return KS_ERROR;
     }
-    uint32_t max = keys_shape(keys, n);
-    if (max == 0) {
-        log_warn("keystore: a reservation's key sizes and segments disagree");
-        return KS_REJECTED;
-    }
+    ks_reservation_in in = {.master = master, .slaves = slaves, .nslaves = nslaves,
+                            .expires_ms = expires_ms, .keys = keys, .n = n};
+    memcpy(in.id, id, 16);
+    apply_ctx c;
     slave_list sl;
-    if (ksi_slave_list_build(&sl, slaves, nslaves) != 0)
-        return KS_ERROR;
-    apply_ctx c = {.t.what = "reservation", .id = id, .master = master, .sl = &sl,
-                   .expires_ms = expires_ms, .keys = keys, .n = n};
-    res_digest(&c, slaves, nslaves);
-    ks_result r = KS_ERROR;
+    uint32_t max;
+    ks_result r = apply_prepare(&in, &c, &sl, &max);
+    if (r != KS_OK)
+        return r;
+    c.id = id;
+    r = KS_ERROR;
     if (secret_alloc(&c.buf, max) == 0)
         r = run_tx(ks, &c.t, apply_body);
     secret_free(&c.buf);
     ksi_slave_list_free(&sl);
     if (r == KS_REJECTED)
         log_warn("keystore: a reservation names bits that are not usable; refused");
+    return r;
+}
+
+/* A batch of reservations: apply_body once per item, each under its own
+ * savepoint, all in one call of the shared transaction. */
+typedef struct batch_ctx {
+    tx t;
+    apply_ctx *items;
+    bool *ready;        /* item passed apply_prepare */
+    ks_result *results;
+    size_t n;
+} batch_ctx;
+
+static ks_result batch_body(keystore *ks, tx *t)
+{
+    batch_ctx *b = (batch_ctx *)t;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->ready[i])
+            continue;
+        apply_ctx *c = &b->items[i];
+        c->t.changed = false;
+        c->t.stored_delta = 0;
+        if (!ksi_item_begin(ks))
+            return KS_ERROR;
+        ks_result r = apply_body(ks, &c->t);
+        bool keep = r == KS_OK && c->t.changed;
+        mat_close(ks); /* an open blob handle makes RELEASE fail, ROLLBACK TO trips it */
+        if (!ksi_item_end(ks, keep))
+            return KS_ERROR;
+        if (r == KS_ERROR)
+            ksi_db_log(ks, "reservation of a batch");
+        b->results[i] = r;
+        if (keep) {
+            t->stored_delta += c->t.stored_delta;
+            t->changed = true;
+        }
+    }
+    return KS_OK;
+}
+
+ks_result ks_reservation_apply_batch(keystore *ks, const ks_reservation_in *items, size_t n,
+                                     ks_result *results)
+{
+    if (!ks || !items || !results || n == 0) {
+        log_error("keystore: ks_reservation_apply_batch: invalid arguments");
+        return KS_ERROR;
+    }
+    batch_ctx b = {.t.what = "reservation batch", .n = n, .results = results,
+                   .items = calloc(n, sizeof *b.items), .ready = calloc(n, sizeof *b.ready)};
+    slave_list *sl = calloc(n, sizeof *sl);
+    secret_buf buf = {0};
+    uint32_t max = 0;
+    ks_result r = KS_ERROR;
+    for (size_t i = 0; i < n; i++)
+        results[i] = KS_ERROR;
+    if (b.items && b.ready && sl) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t m = 0;
+            results[i] = apply_prepare(&items[i], &b.items[i], &sl[i], &m);
+            b.ready[i] = results[i] == KS_OK;
+            max = m > max ? m : max;
+        }
+        /* one buffer for all: apply_key wipes it after each key */
+        if (max == 0 || secret_alloc(&buf, max) == 0) {
+            for (size_t i = 0; i < n; i++)
+                b.items[i].buf = buf;
+            r = max == 0 ? KS_OK : run_tx(ks, &b.t, batch_body);
+        }
+    }
+    for (size_t i = 0; i < n && b.ready; i++) {
+        if (!b.ready[i])
+            continue;
+        if (r != KS_OK) /* the whole part was undone, or not committed */
+            results[i] = r;
+        else if (results[i] == KS_REJECTED)
+            log_warn("keystore: a reservation names bits that are not usable; refused");
+        ksi_slave_list_free(&sl[i]);
+    }
+    secret_free(&buf);
+    free(sl);
+    free(b.ready);
+    free(b.items);
     return r;
 }
 

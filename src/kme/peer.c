@@ -51,6 +51,7 @@
 
 #define PATH_RESERVATIONS "/peer/v1/reservations"
 #define PATH_VOIDS "/peer/v1/voids"
+#define PATH_BATCH "/peer/v1/reservation-batch"
 #define POOL_MAX 32                /* idle connections kept per peer: as many as
                                     * requests in flight, else a burst closes
                                     * some and the next burst pays handshakes */
@@ -272,27 +273,32 @@ static void answer_ok(kme_reply *out, const uint8_t id[16], const char *status)
     json_decref(o);
 }
 
+/* A key store outcome for a reservation or void as an error (-1), or 0 for
+ * KS_OK. */
+static int store_fail(perr *e, ks_result r)
+{
+    switch (r) {
+    case KS_OK:
+        return 0;
+    case KS_REJECTED:
+        return fail(e, 409, "segments-unusable", "a segment is not in a confirmed block owned by "
+                    "the calling KME, or overlaps bits used before: no key was recorded");
+    case KS_CONFLICT:
+        return fail(e, 409, "key-conflict", "a key ID of this reservation is already recorded "
+                    "with other content: nothing was recorded");
+    default:
+        return fail(e, 503, "internal", "key store error: %s", ks_result_str(r));
+    }
+}
+
 /* Map a key store outcome for a reservation or void to an answer. */
 static void answer_store(kme_reply *out, ks_result r, const uint8_t id[16], const char *ok_status)
 {
     perr e;
-    switch (r) {
-    case KS_OK:
+    if (store_fail(&e, r) == 0)
         answer_ok(out, id, ok_status);
-        return;
-    case KS_REJECTED:
-        fail(&e, 409, "segments-unusable", "a segment is not in a confirmed block owned by the "
-             "calling KME, or overlaps bits used before: no key was recorded");
-        break;
-    case KS_CONFLICT:
-        fail(&e, 409, "key-conflict", "a key ID of this reservation is already recorded with "
-             "other content: nothing was recorded");
-        break;
-    default:
-        fail(&e, 503, "internal", "key store error: %s", ks_result_str(r));
-        break;
-    }
-    reply_problem(out, &e);
+    else
+        reply_problem(out, &e);
 }
 
 struct peer_service {
@@ -338,6 +344,118 @@ static void handle_reservation(peer_service *ps, const char *caller, json_t *o, 
     resv_free(&r);
 }
 
+/* One member of a batch answer: {"reservation_ID", "status": "applied"} or
+ * the reservation's own problem; reservation_ID is null when the member
+ * had none we could read. */
+static json_t *batch_result(const uint8_t *id, const perr *e)
+{
+    char rid[UUID_STR_LEN + 1];
+    if (id)
+        uuid_format(id, rid);
+    json_t *jid = id ? json_string(rid) : json_null();
+    if (!e)
+        return json_pack("{s:o, s:s}", "reservation_ID", jid, "status", "applied");
+    return json_pack("{s:o, s:i, s:s, s:s}", "reservation_ID", jid, "status", e->http, "type",
+                     e->type, "message", e->msg);
+}
+
+/* The items of a batch, parsed; each with its own outcome. */
+typedef struct batch_in {
+    size_t n;
+    resv r[PEER_BATCH_MAX];
+    bool id_ok[PEER_BATCH_MAX];    /* r[i].id was readable */
+    perr e[PEER_BATCH_MAX];        /* e[i].http == 0: parsed, to apply */
+} batch_in;
+
+/* Parse reservations[i]: a refusal is that item's outcome, not the batch's.
+ * An ID already named by an earlier item is refused (a batch never holds
+ * one reservation twice; which copy would count is not worth defining). */
+static void batch_parse_item(peer_service *ps, const char *caller, json_t *item, batch_in *b,
+                             size_t i)
+{
+    perr scratch;
+    b->id_ok[i] = json_is_object(item) && get_uuid(item, "reservation_ID", b->r[i].id, &scratch) == 0;
+    if (!json_is_object(item)) {
+        fail(&b->e[i], 400, "bad-request", "reservations[%zu] must be an object", i);
+        return;
+    }
+    if (parse_reservation(ps->cfg, caller, item, &b->r[i], &b->e[i]) != 0)
+        return;
+    for (size_t j = 0; j < i; j++)
+        if (b->id_ok[j] && memcmp(b->r[j].id, b->r[i].id, 16) == 0) {
+            fail(&b->e[i], 400, "bad-request",
+                 "reservations[%zu].reservation_ID repeats reservations[%zu]", i, j);
+            return;
+        }
+    b->e[i].http = 0;
+}
+
+/* Apply the items that parsed, all in one key store transaction. */
+static void batch_apply(peer_service *ps, const char *caller, batch_in *b)
+{
+    ks_reservation_in in[PEER_BATCH_MAX];
+    ks_result res[PEER_BATCH_MAX];
+    size_t at[PEER_BATCH_MAX], m = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->e[i].http != 0)
+            continue;
+        const resv *r = &b->r[i];
+        in[m] = (ks_reservation_in){.master = r->master, .slaves = r->slaves,
+                                    .nslaves = r->nslaves, .expires_ms = r->expires,
+                                    .keys = r->keys, .n = r->nkeys};
+        memcpy(in[m].id, r->id, 16);
+        at[m++] = i;
+    }
+    if (m > 0)
+        ks_reservation_apply_batch(ps->ks, in, m, res);
+    size_t applied = 0;
+    for (size_t k = 0; k < m; k++) {
+        size_t i = at[k];
+        if (store_fail(&b->e[i], res[k]) == 0)
+            applied++;
+        else
+            log_warn("peer %s: reservation of %zu keys for %s refused: %s", caller, b->r[i].nkeys,
+                     b->r[i].master, ks_result_str(res[k]));
+    }
+    log_debug("peer %s: batch of %zu reservations, %zu applied", caller, b->n, applied);
+}
+
+static void handle_batch(peer_service *ps, const char *caller, json_t *o, kme_reply *out)
+{
+    static const char *const names[] = { "reservations" };
+    json_t *a = json_object_get(o, "reservations");
+    perr e;
+    if (check_link_peer(ps->cfg, caller, &e) != 0 || only_members(o, names, 1, "batch", &e) != 0
+        || ((!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > PEER_BATCH_MAX)
+            && fail(&e, 400, "bad-request", "reservations must be an array of 1 to %d "
+                    "reservations", PEER_BATCH_MAX) != 0)) {
+        reply_problem(out, &e);
+        return;
+    }
+    batch_in *b = calloc(1, sizeof *b);
+    json_t *results = json_array();
+    if (!b || !results) {
+        fail(&e, 503, "internal", "out of memory");
+        reply_problem(out, &e);
+        json_decref(results);
+        free(b);
+        return;
+    }
+    b->n = json_array_size(a);
+    for (size_t i = 0; i < b->n; i++)
+        batch_parse_item(ps, caller, json_array_get(a, i), b, i);
+    batch_apply(ps, caller, b);
+    for (size_t i = 0; i < b->n; i++) {
+        json_array_append_new(results, batch_result(b->id_ok[i] ? b->r[i].id : NULL,
+                                                    b->e[i].http ? &b->e[i] : NULL));
+        resv_free(&b->r[i]);
+    }
+    json_t *ans = json_pack("{s:o}", "results", results);
+    reply_json(out, 200, ans);
+    json_decref(ans);
+    free(b);
+}
+
 static void handle_void(peer_service *ps, const char *caller, json_t *o, kme_reply *out)
 {
     static const char *const names[] = { "reservation_ID", "segments" };
@@ -368,9 +486,10 @@ static void peer_handle(void *ctx, const char *caller, const char *method,
     perr e;
     memset(out, 0, sizeof *out);
     bool resv_path = strcmp(raw_uri, PATH_RESERVATIONS) == 0;
-    if (!resv_path && strcmp(raw_uri, PATH_VOIDS) != 0) {
-        fail(&e, 404, "not-found", "no such resource: the peer API has POST %s and POST %s",
-             PATH_RESERVATIONS, PATH_VOIDS);
+    bool batch_path = strcmp(raw_uri, PATH_BATCH) == 0;
+    if (!resv_path && !batch_path && strcmp(raw_uri, PATH_VOIDS) != 0) {
+        fail(&e, 404, "not-found", "no such resource: the peer API has POST %s, POST %s and "
+             "POST %s", PATH_RESERVATIONS, PATH_BATCH, PATH_VOIDS);
         reply_problem(out, &e);
         return;
     }
@@ -390,6 +509,8 @@ static void peer_handle(void *ctx, const char *caller, const char *method,
     }
     if (resv_path)
         handle_reservation(ps, caller, o, out);
+    else if (batch_path)
+        handle_batch(ps, caller, o, out);
     else
         handle_void(ps, caller, o, out);
     json_decref(o);
@@ -425,12 +546,21 @@ typedef struct peer_conn {
     char curl_err[CURL_ERROR_SIZE];
 } peer_conn;
 
+typedef struct resv_wait resv_wait;
+typedef struct resv_batch resv_batch;
+
 typedef struct peer_pool {
     const kme_peer *peer;
     char base[96];                 /* https://HOST:PORT */
     pthread_mutex_t mu;
     peer_conn *idle[POOL_MAX];
     size_t nidle;
+    /* the reservation batcher (below), under bmu */
+    pthread_mutex_t bmu;
+    resv_wait *qhead, *qtail;      /* callers whose reservation is not sent yet */
+    unsigned inflight;             /* batches on the way */
+    size_t max_batch;              /* largest batch sent (logged when it grows) */
+    uint64_t n_batches, n_resv;    /* requests and reservations sent (logged at stop) */
 } peer_pool;
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -586,9 +716,14 @@ static void pool_put(peer_pool *p, peer_conn *c)
 static void pools_free(peer_service *ps)
 {
     for (size_t i = 0; i < ps->npools; i++) {
-        for (size_t j = 0; j < ps->pools[i].nidle; j++)
-            conn_free(ps->pools[i].idle[j]);
-        pthread_mutex_destroy(&ps->pools[i].mu);
+        peer_pool *p = &ps->pools[i];
+        if (p->n_batches > 0)
+            log_info("peer KME %s: %" PRIu64 " reservations sent in %" PRIu64 " requests "
+                     "(largest %zu)", p->peer->id, p->n_resv, p->n_batches, p->max_batch);
+        for (size_t j = 0; j < p->nidle; j++)
+            conn_free(p->idle[j]);
+        pthread_mutex_destroy(&p->mu);
+        pthread_mutex_destroy(&p->bmu);
     }
     free(ps->pools);
 }
@@ -609,6 +744,7 @@ static int pools_init(peer_service *ps, char *err, size_t errlen)
         snprintf(p->base, sizeof p->base, v6 ? "https://[%s]:%u" : "https://%s:%u", a->host,
                  (unsigned)a->port);
         pthread_mutex_init(&p->mu, NULL);
+        pthread_mutex_init(&p->bmu, NULL);
         ps->npools++;
     }
     return 0;
@@ -648,9 +784,10 @@ static void answer_reason(peer_conn *c, peer_answer *a)
     json_decref(o);
 }
 
-/* POST body to path at the peer, within timeout_ms.  0 on a 200 answer. */
+/* POST body to path at the peer, within timeout_ms.  0 on a 200 answer,
+ * whose body goes to *resp (malloc'd, NUL-terminated) when resp is given. */
 static int peer_post(peer_service *ps, peer_pool *p, const char *path, const char *body,
-                     long timeout_ms, peer_answer *a)
+                     long timeout_ms, peer_answer *a, char **resp)
 {
     memset(a, 0, sizeof *a);
     peer_conn *c = pool_get(ps, p);
@@ -674,6 +811,8 @@ static int peer_post(peer_service *ps, peer_pool *p, const char *path, const cha
         transport_reason(c, rc, timeout_ms, a);
     else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->http) == CURLE_OK && a->http != 200)
         answer_reason(c, a);
+    else if (resp && !(*resp = strndup(c->resp ? c->resp : "", c->len)))
+        a->http = 0, snprintf(a->reason, sizeof a->reason, "out of memory");
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL); /* body is the caller's */
     pool_put(p, c);
     return rc == CURLE_OK && a->http == 200 ? 0 : -1;
@@ -758,36 +897,284 @@ static void sleep_ms(long ms)
         ;
 }
 
+/* ===================================================================
+ * The reservation batcher
+ * ===================================================================
+ *
+ * Concurrent enc_keys for SAEs behind one peer would each cost a request
+ * (TLS records, HTTP parsing, a listener thread and a key store call at
+ * the peer).  Instead each caller queues its reservation and waits; a
+ * caller that finds fewer than BATCHES_IN_FLIGHT batches on the way to
+ * the peer becomes the leader: it takes everything queued (up to
+ * PEER_BATCH_MAX reservations and PEER_MAX_BODY bytes), sends it as one
+ * reservation-batch request, and hands each waiter its own result.  A lone
+ * caller finds nothing on the way and leads at once with a batch of one:
+ * there is no timer and no wait for company.
+ *
+ * Every caller keeps its own deadline (cfg->peer_timeout_ms from its
+ * start).  One whose deadline passes while queued leaves the queue; one
+ * whose batch is still on the way clears its slot in the batch, so the
+ * result arriving later is dropped: the caller's failure path (void, I5)
+ * is then the only outcome, and only the caller itself confirms or fails
+ * its reservation.  The leader's request is bounded by the leader's own
+ * deadline.  The queue lock is never held across the network.
+ */
+
+/* Batches on the way to one peer at a time.  1 would leave the link idle
+ * while a batch is being applied and the next one could form; more than a
+ * few splits the queue into small batches again, and the peer commits
+ * concurrent calls together anyway.  2 keeps one batch on the wire while
+ * the next forms. */
+#define BATCHES_IN_FLIGHT 2
+
+enum { W_QUEUED, W_SENT, W_DONE };
+
+/* One caller of peer_reserve, on its own stack. */
+struct resv_wait {
+    struct resv_wait *next;        /* queue link */
+    const char *text;              /* the reservation as JSON */
+    size_t len;
+    uint8_t id[16];
+    int64_t deadline;              /* monotonic ms */
+    pthread_cond_t cv;
+    int state;
+    struct resv_batch *batch;      /* while W_SENT */
+    size_t slot;
+    peer_answer a;                 /* outcome: a.http == 200 is "applied" */
+};
+
+struct resv_batch {
+    size_t n;
+    resv_wait *w[PEER_BATCH_MAX];  /* NULL: that caller gave up */
+    uint8_t id[PEER_BATCH_MAX][16];
+};
+
+/* Wake the first queued caller when a batch may go (caller holds bmu). */
+static void batch_kick(peer_pool *p)
+{
+    if (p->qhead && p->inflight < BATCHES_IN_FLIGHT)
+        pthread_cond_signal(&p->qhead->cv);
+}
+
+/* Take queued reservations into b and render the request body (caller
+ * holds bmu: the texts belong to callers that may give up). */
+static char *batch_take(peer_pool *p, resv_batch *b)
+{
+    static const char head[] = "{\"reservations\":[", tail[] = "]}";
+    size_t bytes = sizeof head + sizeof tail;
+    for (resv_wait *w = p->qhead; w && b->n < PEER_BATCH_MAX; w = w->next) {
+        if (b->n > 0 && bytes + w->len + 1 > PEER_MAX_BODY)
+            break;
+        bytes += w->len + 1;
+        b->w[b->n++] = w;
+    }
+    bool single = b->n == 1; /* sent as today's single reservation */
+    char *body = malloc(single ? b->w[0]->len + 1 : bytes);
+    char *at = body;
+    if (body && !single) {
+        memcpy(at, head, sizeof head - 1);
+        at += sizeof head - 1;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        resv_wait *w = b->w[i];
+        p->qhead = w->next;
+        w->next = NULL;
+        w->state = W_SENT;
+        w->batch = b;
+        w->slot = i;
+        memcpy(b->id[i], w->id, 16);
+        if (body) {
+            if (i > 0)
+                *at++ = ',';
+            memcpy(at, w->text, w->len);
+            at += w->len;
+        }
+    }
+    if (!p->qhead)
+        p->qtail = NULL;
+    if (body)
+        memcpy(at, single ? "" : tail, single ? 1 : sizeof tail);
+    return body;
+}
+
+/* Every member's outcome from the answer's "results" (in request order). */
+static void batch_results(const char *resp, const resv_batch *b, peer_answer *res)
+{
+    json_t *o = json_loads(resp, 0, NULL);
+    json_t *a = json_object_get(o, "results");
+    bool whole = json_is_array(a) && json_array_size(a) == b->n;
+    for (size_t i = 0; i < b->n; i++) {
+        json_t *r = json_array_get(a, i), *st = json_object_get(r, "status");
+        json_t *rid = json_object_get(r, "reservation_ID");
+        const char *type = json_string_value(json_object_get(r, "type"));
+        const char *msg = json_string_value(json_object_get(r, "message"));
+        uint8_t id[16];
+        peer_answer *x = &res[i];
+        memset(x, 0, sizeof *x);
+        if (!whole || !json_is_string(rid)
+            || uuid_parse(json_string_value(rid), json_string_length(rid), id) != 0
+            || memcmp(id, b->id[i], 16) != 0) {
+            snprintf(x->reason, sizeof x->reason, "the peer's batch answer does not match the request");
+        } else if (json_is_string(st) && strcmp(json_string_value(st), "applied") == 0) {
+            x->http = 200;
+        } else if (json_is_integer(st) && json_integer_value(st) > 200 && json_integer_value(st) < 600) {
+            x->http = (long)json_integer_value(st);
+            snprintf(x->type, sizeof x->type, "%s", type ? type : "");
+            snprintf(x->reason, sizeof x->reason, "HTTP %ld: %.200s", x->http, msg ? msg : "no message");
+        } else {
+            snprintf(x->reason, sizeof x->reason, "the peer's batch answer has no valid status");
+        }
+    }
+    json_decref(o);
+}
+
+/* Send one batch (bmu held on entry and on return, not across the
+ * request); the request is bounded by the leader's deadline. */
+static void batch_lead(peer_service *ps, peer_pool *p, int64_t deadline)
+{
+    resv_batch batch = {0}, *b = &batch; /* lives until every member has its result */
+    peer_answer *res = calloc(PEER_BATCH_MAX, sizeof *res);
+    char *body = batch_take(p, b);
+    p->inflight++;
+    bool larger = b->n > p->max_batch;
+    if (larger)
+        p->max_batch = b->n;
+    p->n_batches++;
+    p->n_resv += b->n;
+    pthread_mutex_unlock(&p->bmu);
+
+    if (larger && b->n > 1)
+        log_info("peer KME %s: %zu reservations coalesced into one request (largest so far)",
+                 p->peer->id, b->n);
+    peer_answer whole = {0};
+    char *resp = NULL;
+    long left = (long)(deadline - now_ms());
+    bool single = b->n == 1;
+    if (!body || !res)
+        snprintf(whole.reason, sizeof whole.reason, "out of memory");
+    else if (peer_post(ps, p, single ? PATH_RESERVATIONS : PATH_BATCH, body, left > 1 ? left : 1,
+                       &whole, single ? NULL : &resp) == 0 && !single)
+        batch_results(resp, b, res);
+    /* a single reservation's answer, or a batch that got no 200: the
+     * request's outcome is every member's */
+    bool itemised = resp != NULL;
+    free(resp);
+    free(body);
+
+    pthread_mutex_lock(&p->bmu);
+    p->inflight--;
+    for (size_t i = 0; i < b->n; i++) {
+        resv_wait *w = b->w[i];
+        if (!w)
+            continue;
+        w->a = itemised ? res[i] : whole;
+        w->state = W_DONE;
+        w->batch = NULL;
+        pthread_cond_signal(&w->cv);
+    }
+    batch_kick(p);
+    free(res);
+}
+
+/* The deadline passed: leave the queue or the batch (caller holds bmu). */
+static void batch_give_up(peer_pool *p, resv_wait *w, long timeout_ms)
+{
+    if (w->state == W_QUEUED) {
+        resv_wait **pp = &p->qhead, *prev = NULL;
+        while (*pp && *pp != w) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        if (*pp)
+            *pp = w->next;
+        if (p->qtail == w)
+            p->qtail = prev;
+        batch_kick(p);
+    } else if (w->state == W_SENT) {
+        w->batch->w[w->slot] = NULL;
+    }
+    memset(&w->a, 0, sizeof w->a);
+    snprintf(w->a.reason, sizeof w->a.reason, "no answer within %ld ms", timeout_ms);
+    w->state = W_DONE;
+}
+
+static void cond_deadline(struct timespec *ts, int64_t deadline)
+{
+    int64_t now = now_ms();
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    int64_t ns = (int64_t)ts->tv_nsec + (deadline - now) * 1000000;
+    ts->tv_sec += (time_t)(ns / 1000000000);
+    ts->tv_nsec = (long)(ns % 1000000000);
+}
+
+/* Queue w and wait for its outcome in w->a, leading batches while it is
+ * queued and fewer than BATCHES_IN_FLIGHT are on the way. */
+static void batch_wait(peer_service *ps, peer_pool *p, resv_wait *w)
+{
+    memset(&w->a, 0, sizeof w->a);
+    w->next = NULL;
+    w->batch = NULL;
+    w->state = W_QUEUED;
+    pthread_mutex_lock(&p->bmu);
+    if (p->qtail)
+        p->qtail->next = w;
+    else
+        p->qhead = w;
+    p->qtail = w;
+    while (w->state != W_DONE) {
+        if (now_ms() >= w->deadline) {
+            batch_give_up(p, w, (long)ps->cfg->peer_timeout_ms);
+            break;
+        }
+        if (w->state == W_QUEUED && p->inflight < BATCHES_IN_FLIGHT) {
+            batch_lead(ps, p, w->deadline);
+            continue;
+        }
+        struct timespec ts;
+        cond_deadline(&ts, w->deadline);
+        pthread_cond_timedwait(&w->cv, &p->bmu, &ts);
+    }
+    pthread_mutex_unlock(&p->bmu);
+}
+
 int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,
                  const char *master, const char *const *slaves, size_t nslaves,
                  char *reason, size_t reason_len)
 {
     peer_pool *p = pool_of(ps, peer_id);
-    char *body = p ? reservation_json(r, master, slaves, nslaves) : NULL;
-    if (!body) {
+    char *text = p ? reservation_json(r, master, slaves, nslaves) : NULL;
+    if (!text) {
         snprintf(reason, reason_len, "%s", p ? "out of memory" : "not a configured peer");
         return -1;
     }
+    resv_wait w = {.text = text, .len = strlen(text),
+                   .deadline = now_ms() + ps->cfg->peer_timeout_ms};
+    memcpy(w.id, r->id, 16);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w.cv, &ca);
+    pthread_condattr_destroy(&ca);
     /* The link confirms a block to each KME separately, so the peer may
      * learn of a block a moment after us: "segments-unusable" changed
      * nothing there, and the same reservation is sent again while the time
      * bound allows. */
-    int64_t deadline = now_ms() + ps->cfg->peer_timeout_ms;
     long pause = REJECT_RETRY_MS;
-    peer_answer a;
-    int rc;
     for (;;) {
-        long left = (long)(deadline - now_ms());
-        rc = peer_post(ps, p, PATH_RESERVATIONS, body, left > 1 ? left : 1, &a);
-        if (rc == 0 || strcmp(a.type, "segments-unusable") != 0 || deadline - now_ms() <= pause)
+        batch_wait(ps, p, &w);
+        if (w.a.http == 200 || strcmp(w.a.type, "segments-unusable") != 0
+            || w.deadline - now_ms() <= pause)
             break;
         sleep_ms(pause);
         pause *= 2;
     }
-    free(body);
-    if (rc != 0)
-        snprintf(reason, reason_len, "%s", a.reason);
-    return rc;
+    pthread_cond_destroy(&w.cv);
+    free(text);
+    if (w.a.http != 200) {
+        snprintf(reason, reason_len, "%s", w.a.reason);
+        return -1;
+    }
+    return 0;
 }
 
 /* ===================================================================
@@ -837,7 +1224,7 @@ static int replay_one(peer_service *ps, unsigned *fails)
     peer_pool *p = r == KS_OK ? pool_of(ps, peer) : NULL;
     char *body = p ? void_json(id, segs, n) : NULL;
     peer_answer a = { 0 };
-    if (body && peer_post(ps, p, PATH_VOIDS, body, (long)ps->cfg->peer_timeout_ms, &a) == 0
+    if (body && peer_post(ps, p, PATH_VOIDS, body, (long)ps->cfg->peer_timeout_ms, &a, NULL) == 0
         && ks_outbox_void_sent(ps->ks, id) == KS_OK) {
         log_info("void of a reservation (%zu segments) delivered to KME %s", n, peer);
         rc = 1;

@@ -28,6 +28,7 @@
 #include "kme/reply.h"
 
 #define PEER_MAX_BODY (1024 * 1024) /* requests to the peer listener */
+#define PEER_BATCH_MAX 64           /* reservations per batch request */
 
 typedef struct peer_service peer_service;
 
