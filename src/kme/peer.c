@@ -10,6 +10,16 @@
  *   POST /peer/v1/reservations
  *     {"reservation_ID": UUID, "master_SAE_ID": s, "slave_SAE_IDs": [s, ...],
  *      "expires": ms, "keys": [{"key_ID": UUID, "segments": [seg, ...]}, ...]}
+ *   POST /peer/v1/reservation-batch
+ *     {"reservations": [reservation, ...]}      (1 to PEER_BATCH_MAX)
+ *     answered 200 {"results": [result, ...]}, one per reservation in
+ *     request order: {"reservation_ID": UUID, "status": "applied"} or
+ *     {"reservation_ID": UUID | null, "status": code, "type": t,
+ *     "message": m}, each what the single request would have answered.
+ *     A batch body of the wrong shape is a 400 and nothing is applied;
+ *     otherwise all reservations are applied in one key store call, each
+ *     under its own savepoint (ks_reservation_apply_batch).  A batch never
+ *     names one reservation ID twice (the repeat is refused, 400).
  *   POST /peer/v1/voids
  *     {"reservation_ID": UUID, "segments": [seg, ...]}
  *
@@ -18,6 +28,9 @@
  * Parsing is strict (duplicate or unknown members, wrong types, values out
  * of range are 400 and nothing changes), since only our own KMEs speak this
  * and a lenient parser would hide a version mismatch.
+ *
+ * The client sends a lone reservation as a single request and concurrent
+ * ones to the same peer as a batch (the batcher, below).
  *
  * Answers: 200 {"reservation_ID": UUID, "status": "applied" | "voided"}; an
  * error is a problem-detail style object {"type": t, "status": code,

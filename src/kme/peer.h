@@ -4,12 +4,15 @@
  * Server: the [peer_api] listener accepts only KME certificates (the KME
  * CA) whose CN is the ID of a configured [peer ID], and serves
  *   POST /peer/v1/reservations   keys the peer made for SAEs attached here
+ *   POST /peer/v1/reservation-batch  several of those, each its own outcome
  *   POST /peer/v1/voids          bits of a reservation of unknown fate
  * Both carry metadata only (key IDs, SAE IDs, block segments), never key
  * material (I3).
  *
- * Client: one small pool of persistent mTLS connections (libcurl easy
- * handles) per peer, so concurrent enc_keys do not queue on one connection;
+ * Client: concurrent reservations to one peer are coalesced into batch
+ * requests (at most a few on the way at a time, a lone one is sent at
+ * once); one small pool of persistent mTLS connections (libcurl easy
+ * handles) per peer, so concurrent requests do not queue on one connection;
  * the peer's certificate, host name and CN (= its configured ID) are
  * checked before a request goes out.  No lock is held across a request.
  *
@@ -45,8 +48,9 @@ uint16_t peer_service_port(const peer_service *ps);
 void peer_service_stop(peer_service *ps);
 
 /* Send the reservation r (made by ks_remote_enc for master -> slaves, all
- * behind peer_id) and wait for the peer's acknowledgement, at most
- * cfg->peer_timeout_ms in all.  0 when the peer answered 200 (the keys are
+ * behind peer_id), alone or in a batch with concurrent calls, and wait for
+ * the peer's acknowledgement, at most cfg->peer_timeout_ms from this call's
+ * start in all (a result arriving later is dropped).  0 when the peer answered 200 (the keys are
  * recorded there); -1 otherwise with a short reason (no key material, no key
  * ID) in reason. */
 int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,

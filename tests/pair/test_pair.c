@@ -731,16 +731,24 @@ static void *load_run(void *arg)
 
 #define LOADERS_PER_SIDE 4
 
-static void loaders_start(loader *ls, int n, atomic_int *stop, int number, bool fetch_all)
+/* n loaders, masters all at KME mk, or (mk < 0) alternately at KME-A and
+ * KME-B. */
+static void loaders_start_at(loader *ls, int n, int mk, atomic_int *stop, int number,
+                             bool fetch_all)
 {
     for (int i = 0; i < n; i++) {
         memset(&ls[i], 0, sizeof ls[i]);
-        ls[i].mk = i % 2 == 0 ? KA : KB;
+        ls[i].mk = mk >= 0 ? mk : i % 2 == 0 ? KA : KB;
         ls[i].number = number;
         ls[i].fetch_all = fetch_all;
         ls[i].stop = stop;
         CHECK(pthread_create(&ls[i].th, NULL, load_run, &ls[i]) == 0, "pthread_create");
     }
+}
+
+static void loaders_start(loader *ls, int n, atomic_int *stop, int number, bool fetch_all)
+{
+    loaders_start_at(ls, n, -1, stop, number, fetch_all);
 }
 
 static void loaders_join(loader *ls, int n, unsigned long *ok, unsigned long *errors,
@@ -777,6 +785,48 @@ static void test_concurrent_both_directions(void **state)
     CHECK(mismatches == 0, "%lu slave fetches differ from the master's key", mismatches);
     CHECK(ab > 0 && ba > 0, "no keys in one direction (A->B %lu, B->A %lu)", ab, ba);
     check_unique("concurrent load");
+    recs_reset();
+}
+
+/* Whether the log of KME part (kme-a, kme-b) has a line containing what. */
+static bool log_has(const char *part, const char *what)
+{
+    char path[4096], line[4096];
+    snprintf(path, sizeof path, "%s/%s.log", TB.dir, part);
+    FILE *f = fopen(path, "r");
+    bool found = false;
+    while (f != NULL && !found && fgets(line, sizeof line, f) != NULL)
+        found = strstr(line, what) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return found;
+}
+
+/* 16 clients at once, all A->B: their reservations must travel to KME-B
+ * in batches of more than one (KME-A logs when its largest batch grows),
+ * and every key must still arrive intact, once. */
+#define BATCH_LOADERS 16
+
+static void test_batches_form(void **state)
+{
+    (void)state;
+    recs_reset();
+    loader ls[BATCH_LOADERS];
+    atomic_int stop = 0;
+    loaders_start_at(ls, BATCH_LOADERS, KA, &stop, 1, true);
+    sleep_ms(2000);
+    atomic_store(&stop, 1);
+    unsigned long ok, errors, mismatches;
+    loaders_join(ls, BATCH_LOADERS, &ok, &errors, &mismatches);
+    print_message("16 clients: %lu keys; KME-A batched: %s\n", ok,
+                  log_has("kme-a", "reservations coalesced into one request") ? "yes" : "no");
+    for (int i = 0; i < BATCH_LOADERS; i++)
+        CHECK(ls[i].errors == 0, "thread %d (%s master): %lu errors, first: %s", i,
+              ls[i].mk == KA ? "A" : "B", ls[i].errors, ls[i].first_error);
+    CHECK(mismatches == 0, "%lu slave fetches differ from the master's key", mismatches);
+    CHECK(log_has("kme-a", "reservations coalesced into one request"),
+          "KME-A sent no reservation batch of more than one under %d clients", BATCH_LOADERS);
+    check_unique("batched load");
     recs_reset();
 }
 
@@ -919,6 +969,35 @@ static void test_peer_stopped(void **state)
 /* A peer that accepts connections but does not answer (SIGSTOP): the
  * timeout path.  503 within the peer timeout + 1 s, nothing delivered; once
  * it runs again the void of the burned bits reaches it and the pools agree. */
+/* One enc_keys at KME-A for SAE_B1 in a thread: its outcome and time. */
+typedef struct hung_call {
+    pthread_t th;
+    qkd014_code rc;
+    double dt;
+    bool got_keys;
+} hung_call;
+
+static void *hung_call_run(void *arg)
+{
+    hung_call *h = arg;
+    qkd014_options o = { .kme_url = TB.url[KA], .cert_file = TB.a1.cert, .key_file = TB.a1.key,
+                         .ca_file = TB.ca, .expected_kme_id = TB.kme_id[KA],
+                         .connect_timeout_ms = 10000, .timeout_ms = 10000 };
+    qkd014_client *m = NULL;
+    if (qkd014_client_new(&o, &m) != QKD014_OK)
+        m = NULL;
+    qkd014_keys *k = NULL;
+    double t0 = now_s();
+    h->rc = m != NULL ? qkd014_get_key(m, TB.b1.id, NULL, &k) : QKD014_E_USAGE;
+    h->dt = now_s() - t0;
+    h->got_keys = k != NULL;
+    qkd014_keys_free(k);
+    qkd014_client_free(m);
+    return NULL;
+}
+
+#define HUNG_CALLS 4 /* more than the batches KME-A keeps on the way: some wait queued */
+
 static void test_peer_hung(void **state)
 {
     (void)state;
@@ -933,7 +1012,32 @@ static void test_peer_hung(void **state)
     double t0 = now_s();
     qkd014_code rc = qkd014_get_key(m, TB.b1.id, NULL, &k);
     double dt = now_s() - t0;
+    /* concurrent calls: queued or in flight, each gets its 503 in time */
+    hung_call hc[HUNG_CALLS];
+    memset(hc, 0, sizeof hc);
+    for (int i = 0; i < HUNG_CALLS; i++)
+        CHECK(pthread_create(&hc[i].th, NULL, hung_call_run, &hc[i]) == 0, "pthread_create");
+    for (int i = 0; i < HUNG_CALLS; i++)
+        pthread_join(hc[i].th, NULL);
     kill(pid, SIGCONT);
+    double worst = 0;
+    for (int i = 0; i < HUNG_CALLS; i++)
+        worst = hc[i].dt > worst ? hc[i].dt : worst;
+    print_message("peer hung: %d concurrent enc_keys answered 503, the last after %.3f s\n",
+                  HUNG_CALLS, worst);
+    for (int i = 0; i < HUNG_CALLS; i++) {
+        CHECK(hc[i].rc == QKD014_E_UNAVAILABLE && !hc[i].got_keys,
+              "concurrent enc_keys %d with KME-B hung: %s (want 503, no keys)", i,
+              qkd014_strerror(hc[i].rc));
+        /* Each call is answered within the timeout of its own start at
+         * KME-A, but a worker thread of KME-A's SAE listener (libmicrohttpd
+         * thread pool) serves its connections one request at a time, and a
+         * call whose connection lands on a worker that waits for the peer
+         * waits for that first (also before batching): from here, the
+         * bound is one timeout per call. */
+        CHECK(hc[i].dt <= (double)HUNG_CALLS * TB.peer_timeout_ms / 1000.0 + 1.0,
+              "concurrent enc_keys %d: 503 after %.2f s", i, hc[i].dt);
+    }
     CHECK(rc == QKD014_E_UNAVAILABLE, "enc_keys at A with KME-B hung: %s (HTTP %ld; want 503)",
           qkd014_strerror(rc), qkd014_last_http_status(m));
     CHECK(k == NULL, "keys delivered although KME-B did not answer");
@@ -1113,6 +1217,7 @@ int main(void)
         cmocka_unit_test(test_multicast),
         cmocka_unit_test(test_only_named_slave),
         cmocka_unit_test(test_concurrent_both_directions),
+        cmocka_unit_test(test_batches_form),
         cmocka_unit_test(test_peer_stopped),
         cmocka_unit_test(test_peer_hung),
         cmocka_unit_test(test_link_stopped_drain),

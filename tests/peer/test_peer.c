@@ -57,6 +57,7 @@
 #define PEER_TIMEOUT_MS 1000
 #define RAW_BLOCK UINT64_C(0xaaaa00000000000f) /* A-owned, fed to KME-B only */
 #define RAW_BYTES 256u
+#define PEER_TEST_BIG (1024 * 1024 + 4096) /* past the peer listener's body limit */
 #define MSG_RELAY "additional_slave_SAE_IDs must sit behind the same KME as the slave " \
                   "(relay between KMEs is not supported)"
 
@@ -672,6 +673,188 @@ static void test_reservation_bad_input(void **state)
     assert_string_equal(json_str(r.body, "type"), "not-found");
 }
 
+/* ------------------------------------------------- reservation batches */
+
+#define RAW2_BLOCK UINT64_C(0xaaaa000000000010) /* A-owned, fed to KME-B only */
+#define R5 "55555555-5555-4555-8555-555555555555"
+#define R6 "66666666-6666-4666-8666-666666666666"
+#define R7 "77777777-7777-4777-8777-777777777777"
+#define R8 "88888888-8888-4888-8888-888888888888"
+#define R9 "99999999-9999-4999-8999-999999999999"
+#define R10 "10101010-1010-4010-8010-101010101010"
+#define K5 "aaaaaaaa-0000-4000-8000-000000000005"
+#define K6 "aaaaaaaa-0000-4000-8000-000000000006"
+#define K7 "aaaaaaaa-0000-4000-8000-000000000007"
+#define K8 "aaaaaaaa-0000-4000-8000-000000000008"
+#define K9 "aaaaaaaa-0000-4000-8000-000000000009"
+#define K10 "aaaaaaaa-0000-4000-8000-000000000010"
+
+/* Append one reservation (or any JSON text) to a batch body being built. */
+static void batch_add(char *buf, size_t cap, const char *item)
+{
+    size_t n = strlen(buf);
+    snprintf(buf + n, cap - n, "%s%s", n > strlen("{\"reservations\":[") ? "," : "", item);
+}
+
+static void batch_begin(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "{\"reservations\":[");
+}
+
+static void batch_end(char *buf, size_t cap)
+{
+    size_t n = strlen(buf);
+    snprintf(buf + n, cap - n, "]}");
+}
+
+/* results[i] of a batch answer: "applied", or status http with type. */
+static void expect_result(const char *body, size_t i, const char *rid, int http, const char *type)
+{
+    json_t *o = json_loads(body, 0, NULL);
+    json_t *r = json_array_get(json_object_get(o, "results"), i);
+    json_t *st = json_object_get(r, "status"), *id = json_object_get(r, "reservation_ID");
+    CHECK(r != NULL, "results[%zu] missing in %s", i, body);
+    if (rid)
+        CHECK(json_is_string(id) && strcmp(json_string_value(id), rid) == 0,
+              "results[%zu].reservation_ID is not %s: %s", i, rid, body);
+    if (http == 200)
+        CHECK(json_is_string(st) && strcmp(json_string_value(st), "applied") == 0,
+              "results[%zu] not applied: %s", i, body);
+    else
+        CHECK(json_integer_value(st) == http && json_is_string(json_object_get(r, "message"))
+              && strcmp(json_string_value(json_object_get(r, "type")), type) == 0,
+              "results[%zu] is not %d %s: %s", i, http, type, body);
+    json_decref(o);
+}
+
+static size_t result_count(const char *body)
+{
+    json_t *o = json_loads(body, 0, NULL);
+    size_t n = json_array_size(json_object_get(o, "results"));
+    json_decref(o);
+    return n;
+}
+
+/* One key at KME-B as SAE_B1 fetches it: 0 and its bytes, or the error. */
+static qkd014_code fetch_b(const char *kid, uint8_t *out, size_t len)
+{
+    qkd014_client *d = sae("SAE_B1", &T.b);
+    qkd014_keys *got = NULL;
+    const char *ids[] = { kid };
+    qkd014_code rc = qkd014_get_key_with_ids(d, "SAE_A1", ids, 1, &got);
+    if (rc == QKD014_OK) {
+        assert_int_equal(got->keys[0].key_len, len);
+        memcpy(out, got->keys[0].key, len);
+    }
+    qkd014_keys_free(got);
+    qkd014_client_free(d);
+    return rc;
+}
+
+/* A batch with good and bad reservations: each gets its own outcome, in
+ * order; a refused one changes nothing; the batch again changes nothing. */
+static void test_batch_mixed(void **state)
+{
+    (void)state;
+    static uint8_t raw[RAW_BYTES];
+    randombytes_buf(raw, sizeof raw);
+    assert_int_equal(feed_block(&T.b, RAW2_BLOCK, 0, raw, sizeof raw), 0);
+    assert_int_equal(confirm_block(&T.b, RAW2_BLOCK), 0);
+    char body[8192], unknown[1200];
+    snprintf(unknown, sizeof unknown, "%s", reservation(R8, "SAE_A1", "SAE_B1", K8, RAW2_BLOCK, 96, 8));
+    unknown[strlen(unknown) - 1] = '\0';
+    strcat(unknown, ",\"extra\":1}");
+    batch_begin(body, sizeof body);
+    batch_add(body, sizeof body, reservation(R5, "SAE_A1", "SAE_B1", K5, RAW2_BLOCK, 0, 32));
+    batch_add(body, sizeof body, reservation(R6, "SAE_A1", "SAE_B1", K6, 0x1234, 0, 32));
+    batch_add(body, sizeof body, reservation(R7, "SAE_A1", "SAE_B1", K7, RAW2_BLOCK, 32, 32));
+    batch_add(body, sizeof body, unknown);
+    /* overlaps R5, applied before it in the same batch */
+    batch_add(body, sizeof body, reservation(R9, "SAE_A1", "SAE_B1", K9, RAW2_BLOCK, 16, 32));
+    /* the same reservation ID twice in one batch: the second is refused */
+    batch_add(body, sizeof body, reservation(R5, "SAE_A1", "SAE_B1", K5, RAW2_BLOCK, 0, 32));
+    batch_add(body, sizeof body, "[1]");
+    batch_end(body, sizeof body);
+    for (int round = 0; round < 2; round++) { /* the second: an idempotent replay */
+        resp r;
+        assert_int_equal(peer_post("KME-A", "/peer/v1/reservation-batch", body, &r), 200);
+        assert_int_equal(result_count(r.body), 7);
+        expect_result(r.body, 0, R5, 200, NULL);
+        expect_result(r.body, 1, R6, 409, "segments-unusable");
+        expect_result(r.body, 2, R7, 200, NULL);
+        expect_result(r.body, 3, R8, 400, "bad-request");
+        expect_result(r.body, 4, R9, 409, "segments-unusable");
+        expect_result(r.body, 5, R5, 400, "bad-request");
+        expect_result(r.body, 6, NULL, 400, "bad-request");
+        CHECK(strstr(r.body, "repeats reservations[0]") && strstr(r.body, "unknown member"),
+              "batch answer: %s", r.body);
+    }
+    uint8_t got[32];
+    assert_int_equal(fetch_b(K5, got, 32), QKD014_OK);
+    assert_memory_equal(got, raw, 32);
+    assert_int_equal(fetch_b(K7, got, 32), QKD014_OK);
+    assert_memory_equal(got, raw + 32, 32);
+    /* the replay made no second copy; the refused ones made no key */
+    assert_int_equal(fetch_b(K5, got, 32), QKD014_E_BAD_REQUEST);
+    assert_int_equal(fetch_b(K6, got, 32), QKD014_E_BAD_REQUEST);
+    assert_int_equal(fetch_b(K9, got, 32), QKD014_E_BAD_REQUEST);
+    /* ... and left no record: the same IDs with other bits apply alone */
+    resp r;
+    assert_int_equal(peer_post("KME-A", "/peer/v1/reservations",
+                               reservation(R9, "SAE_A1", "SAE_B1", K9, RAW2_BLOCK, 64, 8), &r), 200);
+    assert_int_equal(peer_post("KME-A", "/peer/v1/reservations",
+                               reservation(R8, "SAE_A1", "SAE_B1", K8, RAW2_BLOCK, 72, 8), &r), 200);
+    assert_int_equal(fetch_b(K9, got, 8), QKD014_OK);
+    assert_memory_equal(got, raw + 64, 8);
+}
+
+/* Batches refused whole (400, or 413 past the body limit): nothing of
+ * them is applied, so a good reservation inside applies alone afterwards. */
+static void test_batch_refused_whole(void **state)
+{
+    (void)state;
+    static char body[PEER_TEST_BIG];
+    char good[1024];
+    snprintf(good, sizeof good, "%s", reservation(R10, "SAE_A1", "SAE_B1", K10, RAW2_BLOCK, 128, 8));
+    resp r;
+    /* 65 reservations: one more than a batch may hold */
+    batch_begin(body, sizeof body);
+    for (int i = 0; i < 65; i++)
+        batch_add(body, sizeof body, good);
+    batch_end(body, sizeof body);
+    assert_int_equal(peer_post("KME-A", "/peer/v1/reservation-batch", body, &r), 400);
+    CHECK(strstr(r.body, "1 to 64") != NULL, "%s", r.body);
+    /* not JSON, wrong shapes, unknown or duplicate members */
+    snprintf(body, sizeof body, "{\"reservations\":[%s", good);
+    expect_400("/peer/v1/reservation-batch", body, "one JSON object");
+    snprintf(body, sizeof body, "{\"reservations\":[%s],\"reservations\":[%s]}", good, good);
+    expect_400("/peer/v1/reservation-batch", body, "duplicate");
+    snprintf(body, sizeof body, "{\"reservations\":[%s],\"more\":true}", good);
+    expect_400("/peer/v1/reservation-batch", body, "unknown member");
+    snprintf(body, sizeof body, "{\"reservations\":%s}", good);
+    expect_400("/peer/v1/reservation-batch", body, "1 to 64");
+    expect_400("/peer/v1/reservation-batch", "{\"reservations\":[]}", "1 to 64");
+    expect_400("/peer/v1/reservation-batch", "{}", "missing member");
+    expect_400("/peer/v1/reservation-batch", "[]", "one JSON object");
+    /* past the body limit (1 MiB): refused by the listener */
+    batch_begin(body, sizeof body);
+    batch_add(body, sizeof body, good);
+    size_t n = strlen(body);
+    memset(body + n, ' ', sizeof body - n - 3);
+    memcpy(body + sizeof body - 3, "]}", 3);
+    assert_int_equal(peer_post("KME-A", "/peer/v1/reservation-batch", body, &r), 413);
+    /* none of the above applied R10 */
+    assert_int_equal(peer_post("KME-A", "/peer/v1/reservations", good, &r), 200);
+    uint8_t got[8];
+    assert_int_equal(fetch_b(K10, got, 8), QKD014_OK);
+    /* burn the rest of the block so that both KMEs' A-owned pools agree */
+    char v[256];
+    snprintf(v, sizeof v, "{\"reservation_ID\":\"" R4 "\",\"segments\":[[\"%016" PRIx64 "\",0,%u]]}",
+             RAW2_BLOCK, RAW_BYTES);
+    assert_int_equal(peer_post("KME-A", "/peer/v1/voids", v, &r), 200);
+    assert_true(pools_agree(5000));
+}
+
 /* KME-C: its "KME-B" is the in-process server with certificate cert. */
 static hostile_server *start_c(const char *cert)
 {
@@ -869,6 +1052,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_foreign_certs_refused),
         cmocka_unit_test_prestate(test_reservation_idempotent, raw),
         cmocka_unit_test(test_reservation_bad_input),
+        cmocka_unit_test(test_batch_mixed),
+        cmocka_unit_test(test_batch_refused_whole),
         cmocka_unit_test(test_peer_stopped),
         cmocka_unit_test(test_peer_killed),
         cmocka_unit_test(test_reservation_has_no_key_material),
