@@ -10,7 +10,8 @@
  * Remote pairs (the slave is attached to a peer KME, docs/kme-pair.md):
  * enc_keys reserves bits of our own link blocks in one transaction
  * (ks_remote_enc), sends the peer the reservation with no lock held
- * (peer.c), and answers the keys only after the peer acknowledged it and
+ * (peer.c; concurrent ones travel together in one batch request), and
+ * answers the keys only after the peer acknowledged it and
  * the acknowledgement is recorded; otherwise the bits are burned (I5) and
  * the SAE gets a 503 within the peer timeout.
  *
