@@ -513,6 +513,73 @@ static void test_apply_rejects(void **state)
     pair_close(&p);
 }
 
+/* One item of a batch: a reservation of one key. */
+typedef struct batch_item {
+    ks_reservation_in in;
+    ks_remote_key key;
+} batch_item;
+
+static void batch_item_set(batch_item *it, uint8_t rid, uint8_t kid, const ks_segment *segs,
+                           size_t n, uint32_t extra_bits)
+{
+    uint32_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += segs[i].length;
+    it->key = (ks_remote_key){.size_bits = bytes * 8 + extra_bits, .segs = segs, .nsegs = n};
+    memset(it->key.id, kid, 16);
+    it->in = (ks_reservation_in){.master = "alice", .slaves = SL, .nslaves = 1,
+                                 .expires_ms = INT64_MAX, .keys = &it->key, .n = 1};
+    memset(it->in.id, rid, 16);
+}
+
+/* A batch in one call: each item its own outcome, in order; a refused item
+ * is undone alone, also after it read (and zeroed) bytes of a block. */
+static void test_apply_batch(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    static const ks_segment s0 = {100, 0, 32}, s1[2] = {{100, 32, 16}, {999, 0, 16}},
+                            s2 = {100, 32, 16}, s4 = {102, 0, 8}, s5 = {102, 8, 8};
+    batch_item it[6];
+    batch_item_set(&it[0], 1, 1, &s0, 1, 0);
+    batch_item_set(&it[1], 2, 2, s1, 2, 0);  /* second segment unknown: refused */
+    batch_item_set(&it[2], 3, 3, &s2, 1, 0); /* the bytes item 1 had taken */
+    batch_item_set(&it[3], 1, 1, &s0, 1, 0); /* item 0 again: a retry */
+    batch_item_set(&it[4], 4, 1, &s4, 1, 0); /* item 0's key ID, other content */
+    batch_item_set(&it[5], 5, 5, &s5, 1, 8); /* size and segments disagree */
+    ks_reservation_in in[6];
+    for (int i = 0; i < 6; i++)
+        in[i] = it[i].in, in[i].keys = &it[i].key;
+    ks_result res[6];
+    assert_int_equal(ks_reservation_apply_batch(p.b, in, 6, res), KS_OK);
+    static const ks_result want[6] = {KS_OK, KS_REJECTED, KS_OK, KS_OK, KS_CONFLICT, KS_REJECTED};
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(res[i], want[i]);
+    assert_int_equal(stored(p.b), 2);
+    check_pool(&p, 400 * 8, 352 * 8);
+    /* the batch again (item 0's key still held): the same outcomes, nothing changes */
+    assert_int_equal(ks_reservation_apply_batch(p.b, in, 6, res), KS_OK);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(res[i], want[i]);
+    assert_int_equal(stored(p.b), 2);
+    check_pool(&p, 400 * 8, 352 * 8);
+    uint8_t m[32];
+    assert_int_equal(dec_key(p.b, "bob", it[0].key.id, m, 32), KS_OK);
+    assert_memory_equal(m, p.blk[0], 32);
+    assert_int_equal(dec_key(p.b, "bob", it[2].key.id, m, 16), KS_OK);
+    assert_memory_equal(m, p.blk[0] + 32, 16); /* not the zeros item 1 wrote */
+    /* the refused ones left no record: alone, with usable bits, they apply */
+    static const ks_segment s1b = {102, 16, 32};
+    batch_item_set(&it[1], 2, 2, &s1b, 1, 0);
+    assert_int_equal(ks_reservation_apply_batch(p.b, &it[1].in, 1, res), KS_OK);
+    assert_int_equal(res[0], KS_OK);
+    assert_int_equal(dec_key(p.b, "bob", it[1].key.id, m, 32), KS_OK);
+    assert_memory_equal(m, p.blk[2] + 16, 32);
+    check_pool(&p, 400 * 8, 320 * 8);
+    pair_close(&p);
+}
+
 /* A peer block of 1000 bytes used in pieces whose edges fall inside 128-
  * byte units (and 1 KiB pages), across whole ones, at their boundaries and
  * at the block's end: every key returns its bytes,
@@ -1439,6 +1506,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remote_enc_apply_dec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_enc_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_rejects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunk_edges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_idempotent_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_void, setup, teardown),
