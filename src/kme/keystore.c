@@ -437,12 +437,23 @@ static int checkpoint_presynced(keystore *ks)
     return rc;
 }
 
-/* Size-triggered checkpoint, run by the caller whose commit crossed the
- * bound, after it released the mutex. */
+/* Size-triggered checkpoint.  The maintenance thread runs it, woken now,
+ * so that the call whose commit crossed the bound answers at once instead
+ * of after a checkpoint (tens of milliseconds: the WAL's fdatasync, the
+ * page copies, the database's sync); other calls go on committing while
+ * the WAL is synced.  Without a maintenance thread the caller runs it. */
 static void maybe_checkpoint(keystore *ks)
 {
-    if (atomic_load(&ks->ckpt_wanted))
+    if (!atomic_load(&ks->ckpt_wanted))
+        return;
+    if (!ks->maint_running) {
         checkpoint_presynced(ks);
+        return;
+    }
+    pthread_mutex_lock(&ks->maint_mu);
+    ks->maint_ckpt = true;
+    pthread_cond_signal(&ks->maint_cv);
+    pthread_mutex_unlock(&ks->maint_mu);
 }
 
 /* The one way every call (local, link, remote) ends after COMMIT: a result
@@ -1465,8 +1476,16 @@ static void *maint_main(void *arg)
             deadline.tv_nsec -= 1000000000L;
         }
         int rc = 0;
-        while (!ks->maint_stop && rc != ETIMEDOUT)
+        while (!ks->maint_stop && rc != ETIMEDOUT) {
+            if (ks->maint_ckpt) { /* maybe_checkpoint asked (also while we were busy) */
+                ks->maint_ckpt = false;
+                pthread_mutex_unlock(&ks->maint_mu);
+                checkpoint_presynced(ks);
+                pthread_mutex_lock(&ks->maint_mu);
+                continue;
+            }
             rc = pthread_cond_timedwait(&ks->maint_cv, &ks->maint_mu, &deadline);
+        }
         if (ks->maint_stop)
             break;
         pthread_mutex_unlock(&ks->maint_mu);

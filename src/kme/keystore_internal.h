@@ -103,6 +103,7 @@ struct keystore {
     pthread_t maint;
     bool maint_running;
     bool maint_stop;
+    bool maint_ckpt;    /* a size-triggered checkpoint is wanted now */
     unsigned maint_ms;
 };
 
