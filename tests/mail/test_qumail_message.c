@@ -48,6 +48,7 @@
 #include "mail/message.h"
 #include "mail/mime.h"
 #include "mail/usedkeys.h"
+#include "testbed_env.h"
 
 #define FAIL_AT(file, line, ...)                                             \
     do {                                                                     \
@@ -71,22 +72,7 @@ static char *tb_dir;
 
 static char *env_value(const char *key)
 {
-    char path[4096], line[4096];
-    snprintf(path, sizeof path, "%s/testbed.env", tb_dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
-    size_t kl = strlen(key);
-    char *val = NULL;
-    while (fgets(line, sizeof line, f) != NULL) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
-            free(val);
-            val = strdup(line + kl + 1);
-        }
-    }
-    fclose(f);
-    return val;
+    return testbed_env_value(tb_dir, key);
 }
 
 /* One mail user: an SAE with its KME client, its used-key store and the

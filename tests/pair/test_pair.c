@@ -47,6 +47,7 @@
 #include <jansson.h>
 
 #include "qkd014.h"
+#include "testbed_env.h"
 
 #define FAIL_AT(file, line, ...)                                             \
     do {                                                                     \
@@ -83,22 +84,7 @@ static const char *const PART[2] = { "kme-a", "kme-b" };
 
 static char *env_value(const char *key)
 {
-    char path[4096], line[4096];
-    snprintf(path, sizeof path, "%s/testbed.env", TB.dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
-    size_t kl = strlen(key);
-    char *val = NULL;
-    while (fgets(line, sizeof line, f) != NULL) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
-            free(val);
-            val = strdup(line + kl + 1);
-        }
-    }
-    fclose(f);
-    return val;
+    return testbed_env_value(TB.dir, key);
 }
 
 static void sae_load(sae *s, const char *prefix)

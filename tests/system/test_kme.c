@@ -60,6 +60,7 @@
 
 #include "qkd014.h"
 #include "sae/qkd014_internal.h"
+#include "testbed_env.h"
 
 /* The spec's exact messages (ETSI GS QKD 014 §6.2, §6.4) and the 401 body
  * of the digest §5.1 item 4. */
@@ -109,22 +110,7 @@ static struct testbed {
 /* Value of KEY in DIR/testbed.env (malloc'd), or NULL. */
 static char *env_value(const char *key)
 {
-    char path[4096], line[4096];
-    snprintf(path, sizeof path, "%s/testbed.env", TB.dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
-    size_t kl = strlen(key);
-    char *val = NULL;
-    while (fgets(line, sizeof line, f) != NULL) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
-            free(val);
-            val = strdup(line + kl + 1);
-        }
-    }
-    fclose(f);
-    return val;
+    return testbed_env_value(TB.dir, key);
 }
 
 /* "key = value" of [section] in an INI file (malloc'd), or NULL. */
