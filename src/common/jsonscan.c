@@ -249,7 +249,7 @@ static bool vliteral(vstate *v, const char *lit)
 /* ---- duplicate member names -------------------------------------------- */
 
 typedef struct name_list {
-    js_str small[16];
+    js_str small[8];
     js_str *items;
     size_t n, cap;
 } name_list;
@@ -315,7 +315,7 @@ static int name_qcmp(const void *a, const void *b)
 
 static bool names_unique(name_list *l)
 {
-    if (l->n <= 16) {
+    if (l->n <= 8) {
         for (size_t i = 1; i < l->n; i++)
             for (size_t j = 0; j < i; j++)
                 if (name_cmp(&l->items[i], &l->items[j]) == 0)

@@ -24,7 +24,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define JS_MAX_DEPTH 512
+/* Nesting bound: the validator recurses once per level (a few hundred bytes
+ * of stack each), and libqkd014 runs in its caller's threads, whose stacks
+ * may be small.  ETSI answers nest three levels; extensions a few more. */
+#define JS_MAX_DEPTH 128
 
 /* A string as it appears between its quotes. */
 typedef struct js_str {
