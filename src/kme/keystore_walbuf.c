@@ -112,6 +112,11 @@ static int wb_write(sqlite3_file *file, const void *src, int amt, sqlite3_int64 
         f->commit_pending = is_commit_header(src, amt);
         return SQLITE_OK;
     }
+    /* a header and its page in one write (pages are multiples of 512):
+     * should SQLite ever write frames whole, commits still go out */
+    if (amt > WAL_FRAME_HEADER && amt % 512 == WAL_FRAME_HEADER &&
+        is_commit_header(src, WAL_FRAME_HEADER))
+        f->commit_pending = true;
     /* the page of a commit frame completes the transaction: out it goes */
     return f->commit_pending ? flush(f) : SQLITE_OK;
 }
