@@ -556,6 +556,34 @@ bool js_string(jscan *s, js_str *out)
     return true;
 }
 
+bool js_int64(jscan *s, long long *out)
+{
+    char c = js_peek(s);
+    if (c != '-' && (c < '0' || c > '9'))
+        return false;
+    const char *from = s->p;
+    bool neg = *s->p == '-';
+    if (neg)
+        s->p++;
+    unsigned long long v = 0, limit = neg ? 9223372036854775808ULL : 9223372036854775807ULL;
+    const char *digits = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
+        unsigned d = (unsigned)(*s->p - '0');
+        if (v > (limit - d) / 10) {
+            s->p = from;
+            return false;
+        }
+        v = v * 10 + d;
+        s->p++;
+    }
+    if (s->p == digits || (s->p < s->end && (*s->p == '.' || *s->p == 'e' || *s->p == 'E'))) {
+        s->p = from;
+        return false;
+    }
+    *out = neg ? (v == limit ? (-9223372036854775807LL - 1) : -(long long)v) : (long long)v;
+    return true;
+}
+
 bool js_skip(jscan *s)
 {
     js_iter it;

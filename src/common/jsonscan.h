@@ -66,6 +66,9 @@ int js_member(jscan *s, js_iter *it, js_str *name);
 int js_element(jscan *s, js_iter *it);
 /* Read a string value; false if the next value is not a string. */
 bool js_string(jscan *s, js_str *out);
+/* Read an integer value (no fraction or exponent) that fits in int64_t;
+ * false otherwise. */
+bool js_int64(jscan *s, long long *out);
 /* Skip any value. */
 bool js_skip(jscan *s);
 

@@ -3,7 +3,8 @@
  * validation case by case, the cursor and string decoding, and a
  * differential check against jansson (JSON_REJECT_DUPLICATES) on
  * generated and mutated documents, since libqkd014 relies on both
- * accepting exactly the same answers.
+ * accepting exactly the same answers; js_int64; and the writer
+ * (src/common/jsonw.c), whose text jansson must read back unchanged.
  */
 #include <stdarg.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <jansson.h>
 
 #include "common/jsonscan.h"
+#include "common/jsonw.h"
 
 static bool valid(const char *doc)
 {
@@ -243,6 +245,90 @@ static void test_differential(void **state)
     assert_true(accepted > 1000); /* the generator is not producing only garbage */
 }
 
+/* js_int64: the int64 range exactly, reals and other values refused (the
+ * cursor stays put so the caller can skip the value). */
+static void test_int64(void **state)
+{
+    (void)state;
+    static const struct { const char *doc; bool ok; long long v; } cases[] = {
+        { "[0]", true, 0 },
+        { "[-1]", true, -1 },
+        { "[9223372036854775807]", true, 9223372036854775807LL },
+        { "[-9223372036854775808]", true, -9223372036854775807LL - 1 },
+        { "[9223372036854775808]", false, 0 },
+        { "[-9223372036854775809]", false, 0 },
+        { "[1.5]", false, 0 },
+        { "[1e3]", false, 0 },
+        { "[\"7\"]", false, 0 },
+        { "[true]", false, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        jscan s;
+        js_iter it;
+        long long v = 42;
+        /* js_validate refuses integers beyond int64 (as jansson does); the
+         * cursor must still be safe on them */
+        js_init(&s, cases[i].doc, strlen(cases[i].doc));
+        assert_true(js_array_begin(&s, &it));
+        assert_int_equal(js_element(&s, &it), 1);
+        const char *at = s.p;
+        bool ok = js_int64(&s, &v);
+        if (ok != cases[i].ok)
+            fail_msg("case %zu: %s", i, cases[i].doc);
+        if (ok) {
+            assert_true(v == cases[i].v);
+            assert_int_equal(js_element(&s, &it), 0);
+        } else {
+            assert_ptr_equal(s.p, at);
+            assert_true(js_skip(&s));
+        }
+    }
+}
+
+/* Writer: strings with every class of byte that needs escaping, and the
+ * int64 extremes, come back from jansson as written. */
+static void test_writer(void **state)
+{
+    (void)state;
+    static const char *const strs[] = {
+        "", "plain SAE_A1", "quote\" backslash\\ slash/", "ctl\x01\x1f\t\n\r\b\f",
+        "utf-8 \xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x91",
+    };
+    static const long long ints[] = { 0, -1, 1, 9223372036854775807LL, -9223372036854775807LL - 1 };
+    jsonw w;
+    jw_init(&w, 0); /* small: the writer must grow */
+    jw_lit(&w, "{\"s\":[");
+    for (size_t i = 0; i < 5; i++) {
+        if (i)
+            jw_raw(&w, ",", 1);
+        jw_str(&w, strs[i]);
+    }
+    jw_lit(&w, "],\"i\":[");
+    for (size_t i = 0; i < 5; i++) {
+        if (i)
+            jw_raw(&w, ",", 1);
+        jw_int(&w, ints[i]);
+    }
+    jw_lit(&w, "]}");
+    size_t len = 0;
+    char *text = jw_finish(&w, &len);
+    assert_non_null(text);
+    assert_int_equal(len, strlen(text));
+    assert_true(js_validate(text, len, NULL));
+    json_error_t je;
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    assert_non_null(o);
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(json_string_value(json_array_get(json_object_get(o, "s"), i)), strs[i]);
+        assert_true(json_integer_value(json_array_get(json_object_get(o, "i"), i)) == ints[i]);
+    }
+    json_decref(o);
+    free(text);
+    /* a spent writer yields nothing more */
+    assert_null(jw_finish(&w, NULL));
+    jw_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +339,8 @@ int main(void)
         cmocka_unit_test(test_cursor),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_differential),
+        cmocka_unit_test(test_int64),
+        cmocka_unit_test(test_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
