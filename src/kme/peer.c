@@ -103,12 +103,44 @@ static int fail(perr *e, int http, const char *type, const char *fmt, ...)
     return -1;
 }
 
+static void uuid_text(jsonw *w, const uint8_t id[16])
+{
+    char text[UUID_STR_LEN + 1];
+    uuid_format(id, text);
+    jw_raw(w, "\"", 1);
+    jw_raw(w, text, UUID_STR_LEN);
+    jw_raw(w, "\"", 1);
+}
+
+/* The answers are written by hand (common/jsonw.h): one goes out for
+ * every reservation and batch, and jansson's DOM cost more than the rest
+ * of the handler's bookkeeping. */
+static void problem_text(jsonw *w, const perr *e)
+{
+    jw_lit(w, "\"type\":");
+    jw_str(w, e->type);
+    jw_lit(w, ",\"status\":");
+    jw_int(w, e->http);
+    jw_lit(w, ",\"message\":");
+    jw_str(w, e->msg);
+}
+
+static void reply_jsonw(kme_reply *out, int http, jsonw *w)
+{
+    size_t len = 0;
+    char *text = jw_finish(w, &len);
+    reply_text(out, http, text, len);
+    free(text);
+}
+
 static void reply_problem(kme_reply *out, const perr *e)
 {
-    json_t *o = json_pack("{s:s, s:i, s:s}", "type", e->type, "status", e->http,
-                          "message", e->msg);
-    reply_json(out, e->http, o);
-    json_decref(o);
+    jsonw w;
+    jw_init(&w, 128 + sizeof e->msg);
+    jw_raw(&w, "{", 1);
+    problem_text(&w, e);
+    jw_raw(&w, "}", 1);
+    reply_jsonw(out, e->http, &w);
 }
 
 /* Every member of o must be one of names: an unknown one is a version
@@ -281,11 +313,14 @@ static int parse_reservation(const kme_config *cfg, const char *caller, json_t *
 
 static void answer_ok(kme_reply *out, const uint8_t id[16], const char *status)
 {
-    char rid[UUID_STR_LEN + 1];
-    uuid_format(id, rid);
-    json_t *o = json_pack("{s:s, s:s}", "reservation_ID", rid, "status", status);
-    reply_json(out, 200, o);
-    json_decref(o);
+    jsonw w;
+    jw_init(&w, 96);
+    jw_lit(&w, "{\"reservation_ID\":");
+    uuid_text(&w, id);
+    jw_lit(&w, ",\"status\":");
+    jw_str(&w, status);
+    jw_raw(&w, "}", 1);
+    reply_jsonw(out, 200, &w);
 }
 
 /* A key store outcome for a reservation or void as an error (-1), or 0 for
@@ -362,16 +397,20 @@ static void handle_reservation(peer_service *ps, const char *caller, json_t *o, 
 /* One member of a batch answer: {"reservation_ID", "status": "applied"} or
  * the reservation's own problem; reservation_ID is null when the member
  * had none we could read. */
-static json_t *batch_result(const uint8_t *id, const perr *e)
+static void batch_result(jsonw *w, const uint8_t *id, const perr *e)
 {
-    char rid[UUID_STR_LEN + 1];
+    jw_lit(w, "{\"reservation_ID\":");
     if (id)
-        uuid_format(id, rid);
-    json_t *jid = id ? json_string(rid) : json_null();
-    if (!e)
-        return json_pack("{s:o, s:s}", "reservation_ID", jid, "status", "applied");
-    return json_pack("{s:o, s:i, s:s, s:s}", "reservation_ID", jid, "status", e->http, "type",
-                     e->type, "message", e->msg);
+        uuid_text(w, id);
+    else
+        jw_lit(w, "null");
+    if (e) {
+        jw_raw(w, ",", 1);
+        problem_text(w, e);
+    } else {
+        jw_lit(w, ",\"status\":\"applied\"");
+    }
+    jw_raw(w, "}", 1);
 }
 
 /* The items of a batch, parsed; each with its own outcome. */
@@ -448,26 +487,26 @@ static void handle_batch(peer_service *ps, const char *caller, json_t *o, kme_re
         return;
     }
     batch_in *b = calloc(1, sizeof *b);
-    json_t *results = json_array();
-    if (!b || !results) {
+    if (!b) {
         fail(&e, 503, "internal", "out of memory");
         reply_problem(out, &e);
-        json_decref(results);
-        free(b);
         return;
     }
     b->n = json_array_size(a);
     for (size_t i = 0; i < b->n; i++)
         batch_parse_item(ps, caller, json_array_get(a, i), b, i);
     batch_apply(ps, caller, b);
+    jsonw w;
+    jw_init(&w, 32 + b->n * 96);
+    jw_lit(&w, "{\"results\":[");
     for (size_t i = 0; i < b->n; i++) {
-        json_array_append_new(results, batch_result(b->id_ok[i] ? b->r[i].id : NULL,
-                                                    b->e[i].http ? &b->e[i] : NULL));
+        if (i)
+            jw_raw(&w, ",", 1);
+        batch_result(&w, b->id_ok[i] ? b->r[i].id : NULL, b->e[i].http ? &b->e[i] : NULL);
         resv_free(&b->r[i]);
     }
-    json_t *ans = json_pack("{s:o}", "results", results);
-    reply_json(out, 200, ans);
-    json_decref(ans);
+    jw_lit(&w, "]}");
+    reply_jsonw(out, 200, &w);
     free(b);
 }
 
@@ -855,15 +894,6 @@ static void segments_text(jsonw *w, const ks_segment *segs, size_t n)
         jw_raw(w, "]", 1);
     }
     jw_raw(w, "]", 1);
-}
-
-static void uuid_text(jsonw *w, const uint8_t id[16])
-{
-    char text[UUID_STR_LEN + 1];
-    uuid_format(id, text);
-    jw_raw(w, "\"", 1);
-    jw_raw(w, text, UUID_STR_LEN);
-    jw_raw(w, "\"", 1);
 }
 
 /* Key IDs and segments only: the key bytes in r->keys are not read. */

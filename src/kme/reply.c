@@ -9,13 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-void reply_json(kme_reply *out, int http, json_t *obj)
+void reply_text(kme_reply *out, int http, const char *text, size_t len)
 {
-    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    size_t len = text ? strlen(text) : 0;
     out->http = http;
     out->has_keys = false;
-    if (text && secret_alloc(&out->body, len) == 0) {
+    if (text && secret_alloc(&out->body, len ? len : 1) == 0) {
         memcpy(out->body.data, text, len);
         out->body.len = len;
     } else {
@@ -26,6 +24,12 @@ void reply_json(kme_reply *out, int http, json_t *obj)
             out->body.len = sizeof oom - 1;
         }
     }
+}
+
+void reply_json(kme_reply *out, int http, json_t *obj)
+{
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    reply_text(out, http, text, text ? strlen(text) : 0);
     free(text);
 }
 

@@ -22,6 +22,10 @@ typedef struct kme_reply {
  * Never fails: on allocation failure the reply becomes a 503. */
 void reply_json(kme_reply *out, int http, json_t *obj);
 
+/* JSON text already rendered (text may be NULL: out of memory), copied
+ * into the body.  Never fails, as reply_json. */
+void reply_text(kme_reply *out, int http, const char *text, size_t len);
+
 /* {"message": message} with this status. */
 void reply_error(kme_reply *out, int http, const char *message);
 
