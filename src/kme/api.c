@@ -11,9 +11,10 @@
  * enc_keys reserves bits of our own link blocks in one transaction
  * (ks_remote_enc), sends the peer the reservation with no lock held
  * (peer.c; concurrent ones travel together in one batch request), and
- * answers the keys only after the peer acknowledged it and
- * the acknowledgement is recorded; otherwise the bits are burned (I5) and
- * the SAE gets a 503 within the peer timeout.
+ * answers the keys once the peer acknowledged it (the peer commits first;
+ * our outbox entry is dropped by a later transaction, and after a crash
+ * the peer is asked what became of it); otherwise the bits are burned (I5)
+ * and the SAE gets a 503 within the peer timeout.
  *
  * Key containers are written by hand into one secret buffer rather than
  * through jansson, so that no copy of a base64 key is left in freed heap
@@ -220,13 +221,14 @@ static void finish_remote(const kme_api *api, const kme_peer *peer, const char *
 {
     char reason[256], msg[400];
     if (peer_reserve(api->peers, peer->id, r, caller, slaves, nslaves, reason, sizeof reason) == 0) {
-        if (ks_remote_confirmed(api->ks, r->id) == KS_OK) {
+        /* The peer holds the keys durably: answer now.  The outbox entry
+         * is dropped by a later transaction; a crash before that leaves it
+         * pending, and the restart asks the peer, which says "applied". */
+        if (ks_remote_acked(api->ks, r->id) == KS_OK
+            || ks_remote_confirmed(api->ks, r->id) == KS_OK) {
             render_keys(out, &r->keys);
             return;
         }
-        /* The acknowledgement is not on disk: after a crash the entry would
-         * turn into a void and the peer would drop the keys, so the master
-         * must not have them either. */
         snprintf(reason, sizeof reason, "the peer's acknowledgement could not be recorded");
     }
     if (ks_remote_failed(api->ks, r->id) != KS_OK)

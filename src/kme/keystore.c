@@ -908,6 +908,8 @@ static void destroy(keystore *ks)
         close(ks->wal_fd);
     if (ks->lock_fd >= 0)
         close(ks->lock_fd); /* releases the flock */
+    ksi_link_free_lists(ks);
+    pthread_mutex_destroy(&ks->fate_mu);
     pthread_mutex_destroy(&ks->mu);
     pthread_mutex_destroy(&ks->sync_mu);
     pthread_cond_destroy(&ks->sync_cv);
@@ -936,6 +938,7 @@ static keystore *ks_new(const ks_options *opt)
     ks->maint_ms = opt->maintenance_ms;
     ks->block_ttl_ms = opt->link_block_ttl_ms > 0 ? opt->link_block_ttl_ms : 60000;
     pthread_mutex_init(&ks->mu, NULL);
+    pthread_mutex_init(&ks->fate_mu, NULL);
     pthread_mutex_init(&ks->sync_mu, NULL);
     pthread_cond_init(&ks->sync_cv, NULL);
     pthread_cond_init(&ks->tx_cv, NULL);
@@ -1006,6 +1009,7 @@ void ks_close(keystore *ks)
 {
     if (!ks)
         return;
+    ksi_link_drain_acked(ks);
     stop_maintenance(ks);
     pthread_mutex_lock(&ks->mu);
     ksi_tx_flush_locked(ks);

@@ -202,14 +202,42 @@ ks_result ks_remote_enc(keystore *ks, const char *peer, const char *master,
  * bits are burned and the SAE must not get those keys). */
 ks_result ks_remote_confirmed(keystore *ks, const uint8_t id[16]);
 
+/* The peer acknowledged the reservation and the caller answers the master
+ * at once: the pending entry is dropped by a later transaction (the next
+ * ks_remote_enc, maintenance, ks_close), so the answer waits for no commit
+ * of its own.  Should the process die first, the entry is still pending at
+ * the next start and the peer is asked its fate (ks_outbox_recover): it
+ * applied the reservation, so the slaves keep their keys.  KS_ERROR only
+ * when out of memory (confirm with ks_remote_confirmed then). */
+ks_result ks_remote_acked(keystore *ks, const uint8_t id[16]);
+
 /* The peer did not acknowledge (timeout, error): the bits are burned (I5)
  * and the outbox entry becomes a "void" to send until acknowledged.  KS_OK
  * also when it is a void already; KS_NOT_FOUND when there is no entry. */
 ks_result ks_remote_failed(keystore *ks, const uint8_t id[16]);
 
-/* At start-up: every "pending" entry (a crash between ks_remote_enc and
- * its outcome) becomes a void; returns how many. */
+/* At start-up, before any new reservation: every entry still "pending" is
+ * from before a crash (or a kill), and whether the peer applied it is
+ * unknown here: it was in flight, or acknowledged and already answered.
+ * They are listed for the peer service to ask the peer about; returns how
+ * many (-1 on a database error). */
 long ks_outbox_recover(keystore *ks);
+
+/* The first entry of unknown fate still to settle (KS_NOT_FOUND when
+ * none): its reservation ID and the peer's ID (malloc'd *peer). */
+ks_result ks_outbox_next_unknown(keystore *ks, uint8_t id[16], char **peer);
+
+/* The peer's word on an entry of unknown fate.  Applied: the entry is
+ * dropped and the keys stand (the master may hold them).  Not applied (the
+ * peer never had it, voided it, or forgot it long ago): the entry becomes a
+ * void, as for ks_remote_failed; a void never takes keys a slave may still
+ * fetch from a reservation the peer forgot, since the peer then burns only
+ * unused bits.  The entry leaves the list either way. */
+ks_result ks_outbox_settle(keystore *ks, const uint8_t id[16], bool applied);
+
+/* Tests only: forget the acknowledged entries not yet dropped, as a crash
+ * would. */
+void ks_testing_forget_acked(keystore *ks);
 
 /* One void to send (the oldest), or KS_NOT_FOUND when none.  Fills the
  * reservation ID, the peer's ID (malloc'd *peer) and its segments
@@ -263,6 +291,11 @@ typedef struct ks_reservation_in {
  * and every item that got that far reports the error. */
 ks_result ks_reservation_apply_batch(keystore *ks, const ks_reservation_in *items, size_t n,
                                      ks_result *results);
+
+/* What we know of a peer's reservation ID: applied, voided, or nothing
+ * (never seen, or its record is older than the 10 minutes it is kept). */
+typedef enum ks_res_state { KS_RES_UNKNOWN = 0, KS_RES_APPLIED = 1, KS_RES_VOIDED = 2 } ks_res_state;
+ks_result ks_reservation_state(keystore *ks, const uint8_t id[16], ks_res_state *state);
 
 /* A void from the peer: mark the segments used (burned; bits used already,
  * parts beyond a block's end, and blocks unknown or not peer-owned are

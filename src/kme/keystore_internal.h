@@ -105,7 +105,22 @@ struct keystore {
     bool maint_stop;
     bool maint_ckpt;    /* a size-triggered checkpoint is wanted now */
     unsigned maint_ms;
+
+    /* keystore_link.c, under fate_mu: reservations the peer applied whose
+     * pending outbox entries a later transaction drops (ks_remote_acked),
+     * and the entries found pending at start, whose fate the peer is to
+     * tell (ks_outbox_recover) */
+    pthread_mutex_t fate_mu;
+    struct ksi_acked *acked;
+    size_t n_acked, cap_acked;
+    struct ksi_unknown *unknown;
+    size_t n_unknown;
 };
+
+/* keystore_link.c: drop the outbox entries of acknowledged reservations
+ * (ks_close, before its last checkpoint), and free the lists. */
+void ksi_link_drain_acked(keystore *ks);
+void ksi_link_free_lists(keystore *ks);
 
 /* The store's clock: wall time plus the test offset. */
 static inline int64_t now_ns(keystore *ks)

@@ -25,8 +25,10 @@
  *                  about one row per block;
  *   blocks_gone    tombstones of erased blocks: a block ID is never stored
  *                  twice, so a replayed block cannot bring back used bits;
- *   outbox         our reservations: 'pending' until the peer answers,
- *                  'void' until the peer has the void;
+ *   outbox         our reservations: 'pending' until the peer answers
+ *                  (and, once it applied one, until a later transaction
+ *                  drops the entry: ks_remote_acked), 'void' until the
+ *                  peer has the void;
  *   reservations   the peer's reservations we applied or voided (digest of
  *                  the content, for idempotency), kept KS_RES_KEEP_MS;
  *   keys.res_id    keys made from a peer reservation live in the same keys
@@ -76,7 +78,7 @@ enum lstmt {
     LS_MAT_INSERT, LS_CONFIRM, LS_BLK_DEL, LS_MAT_DEL, LS_SEGS_DEL,
     LS_UNCONF_LIST, LS_UNCONF_OLD, LS_FULL_LIST, LS_STATS, LS_STATS_RECOUNT, LS_OWN_NEXT, LS_CURSOR_SET,
     LS_OB_INSERT, LS_OB_CONFIRMED, LS_OB_FAILED, LS_OB_STATE,
-    LS_OB_RECOVER, LS_OB_NEXT_VOID, LS_OB_VOID_SENT, LS_SEG_BEFORE, LS_SEG_FROM,
+    LS_OB_RECOVER, LS_OB_PENDING, LS_OB_NEXT_VOID, LS_OB_VOID_SENT, LS_SEG_BEFORE, LS_SEG_FROM,
     LS_SEG_INSERT, LS_SEG_SETLEN, LS_SEG_DEL,
     LS_BLK_ADD_USED, LS_RES_GET, LS_RES_PUT, LS_RKEY_INSERT, LS_RKEYS_DEL, LS_GONE_PRUNE,
     LS_RES_PRUNE, LS_COUNT_
@@ -110,6 +112,8 @@ static const char *const lstmt_sql[LS_COUNT_] = {
     [LS_OB_FAILED] = "UPDATE outbox SET state = 'void' WHERE res_id = ?1 AND state = 'pending'",
     [LS_OB_STATE] = "SELECT state FROM outbox WHERE res_id = ?1",
     [LS_OB_RECOVER] = "UPDATE outbox SET state = 'void' WHERE state = 'pending'",
+    [LS_OB_PENDING] = "SELECT res_id, peer FROM outbox WHERE state = 'pending'"
+                      " ORDER BY created_ms, res_id",
     [LS_OB_NEXT_VOID] = "SELECT res_id, peer, segments FROM outbox WHERE state = 'void'"
                         " ORDER BY created_ms, res_id LIMIT 1",
     [LS_OB_VOID_SENT] = "DELETE FROM outbox WHERE res_id = ?1 AND state = 'void'",
@@ -768,9 +772,11 @@ static ks_result maint_body(keystore *ks, tx *t)
     return KS_OK;
 }
 
+static int drain_acked(keystore *ks);
+
 int ksi_link_maintain(keystore *ks)
 {
-    if (ks_block_expire_unconfirmed(ks, ks->block_ttl_ms) < 0)
+    if (drain_acked(ks) != 0 || ks_block_expire_unconfirmed(ks, ks->block_ttl_ms) < 0)
         return -1;
     sweep_ctx c = {.t.what = "link maintenance"};
     return run_tx(ks, &c.t, maint_body) == KS_OK ? 0 : -1;
@@ -870,12 +876,28 @@ static int own_next(keystore *ks, own_cur *cur)
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Outbox entries of acknowledged reservations one ks_remote_enc drops on
+ * its way (ks_remote_acked): a DELETE each, in a transaction that commits
+ * anyway, instead of a commit per answer. */
+#define ACKED_PER_ENC 64
+
+struct ksi_acked {
+    uint8_t id[16];
+};
+
+struct ksi_unknown {
+    uint8_t id[16];
+    char *peer;
+};
+
 typedef struct enc_ctx {
     tx t;
     const char *peer, *master;
     const slave_list *sl;
     ks_reservation *out;
     size_t seg_cap;
+    struct ksi_acked drop[ACKED_PER_ENC]; /* taken from ks->acked */
+    size_t n_drop;
 } enc_ctx;
 
 static int seg_push(enc_ctx *c, ks_segment seg)
@@ -962,10 +984,14 @@ static int outbox_insert(keystore *ks, const enc_ctx *c)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static int drop_acked(keystore *ks, const struct ksi_acked *ids, size_t n);
+
 static ks_result enc_body(keystore *ks, tx *t)
 {
     enc_ctx *c = (enc_ctx *)t;
     own_cur cur = {.have = false};
+    if (drop_acked(ks, c->drop, c->n_drop) != 0)
+        return KS_ERROR;
     ksi_tx_expect(ks, c->out->keys.arena.len);
     /* No sum over all blocks first: it cost more than the allocation (a
      * scan of every block per call).  Running out mid-way is KS_EMPTY and
@@ -979,6 +1005,108 @@ static ks_result enc_body(keystore *ks, tx *t)
         return KS_ERROR;
     t->changed = true;
     return KS_OK;
+}
+
+/* ---- acknowledged reservations (ks_remote_acked) ----------------------- */
+
+static int acked_push(keystore *ks, const uint8_t id[16])
+{
+    if (ks->n_acked == ks->cap_acked) {
+        size_t cap = ks->cap_acked ? ks->cap_acked * 2 : 256;
+        struct ksi_acked *p = realloc(ks->acked, cap * sizeof *p);
+        if (!p)
+            return -1;
+        ks->acked = p;
+        ks->cap_acked = cap;
+    }
+    memcpy(ks->acked[ks->n_acked++].id, id, 16);
+    return 0;
+}
+
+/* Take up to max entries (the newest: order does not matter). */
+static size_t acked_take(keystore *ks, struct ksi_acked *dst, size_t max)
+{
+    pthread_mutex_lock(&ks->fate_mu);
+    size_t n = ks->n_acked < max ? ks->n_acked : max;
+    ks->n_acked -= n;
+    memcpy(dst, ks->acked + ks->n_acked, n * sizeof *dst);
+    pthread_mutex_unlock(&ks->fate_mu);
+    return n;
+}
+
+/* Give back entries a rolled-back transaction did not drop.  Lost only
+ * when out of memory: the entry then stays pending until the next start,
+ * whose recovery asks the peer and drops it. */
+static void acked_put_back(keystore *ks, const struct ksi_acked *ids, size_t n)
+{
+    pthread_mutex_lock(&ks->fate_mu);
+    for (size_t i = 0; i < n; i++)
+        if (acked_push(ks, ids[i].id) != 0)
+            break;
+    pthread_mutex_unlock(&ks->fate_mu);
+}
+
+static int drop_acked(keystore *ks, const struct ksi_acked *ids, size_t n)
+{
+    sqlite3_stmt *s = L(ks, LS_OB_CONFIRMED);
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_blob(s, 1, ids[i].id, 16, SQLITE_STATIC);
+        if (step_reset(s) != SQLITE_DONE)
+            return -1;
+    }
+    return 0;
+}
+
+ks_result ks_remote_acked(keystore *ks, const uint8_t id[16])
+{
+    if (!ks || !id)
+        return KS_ERROR;
+    pthread_mutex_lock(&ks->fate_mu);
+    int rc = acked_push(ks, id);
+    pthread_mutex_unlock(&ks->fate_mu);
+    return rc == 0 ? KS_OK : KS_ERROR;
+}
+
+typedef struct drop_ctx {
+    tx t;
+    struct ksi_acked ids[ACKED_PER_ENC];
+    size_t n;
+} drop_ctx;
+
+static ks_result drop_body(keystore *ks, tx *t)
+{
+    drop_ctx *c = (drop_ctx *)t;
+    if (drop_acked(ks, c->ids, c->n) != 0)
+        return KS_ERROR;
+    t->changed = c->n > 0;
+    return KS_OK;
+}
+
+/* Drop every acknowledged entry now (maintenance, close): when no
+ * ks_remote_enc comes along to take them. */
+static int drain_acked(keystore *ks)
+{
+    drop_ctx c = {.t.what = "outbox drop"};
+    while ((c.n = acked_take(ks, c.ids, ACKED_PER_ENC)) > 0)
+        if (run_tx(ks, &c.t, drop_body) != KS_OK) {
+            acked_put_back(ks, c.ids, c.n);
+            return -1;
+        }
+    return 0;
+}
+
+void ksi_link_drain_acked(keystore *ks)
+{
+    if (ks->lst && !atomic_load(&ks->failed) && drain_acked(ks) != 0)
+        log_warn("keystore: acknowledged outbox entries left pending; the next start asks "
+                 "the peer about them");
+}
+
+void ks_testing_forget_acked(keystore *ks)
+{
+    pthread_mutex_lock(&ks->fate_mu);
+    ks->n_acked = 0;
+    pthread_mutex_unlock(&ks->fate_mu);
 }
 
 /* Everything but the material: IDs, segment arrays, expiry. */
@@ -1022,10 +1150,14 @@ ks_result ks_remote_enc(keystore *ks, const char *peer, const char *master,
     enc_ctx c = {.t.what = "remote enc", .peer = peer, .master = master, .sl = &sl,
                  .out = out, .seg_cap = (size_t)n + 8};
     ks_result r = KS_ERROR;
-    if (reservation_alloc(ks, out, n, size_bits, c.seg_cap) == 0)
+    if (reservation_alloc(ks, out, n, size_bits, c.seg_cap) == 0) {
+        c.n_drop = acked_take(ks, c.drop, ACKED_PER_ENC);
         r = run_tx(ks, &c.t, enc_body);
-    else
+        if (r != KS_OK) /* rolled back: the entries are still there */
+            acked_put_back(ks, c.drop, c.n_drop);
+    } else {
         log_error("keystore: out of memory for %" PRIu32 " keys", n);
+    }
     ksi_slave_list_free(&sl);
     if (r != KS_OK)
         ks_reservation_free(out);
@@ -1103,16 +1235,104 @@ ks_result ks_remote_failed(keystore *ks, const uint8_t id[16])
     return ob_call(ks, id, LS_OB_FAILED, "void", KS_NOT_FOUND, NULL);
 }
 
+/* ---- entries of unknown fate (after a crash) ------------------------------ */
+
+static void unknown_clear(keystore *ks)
+{
+    for (size_t i = 0; i < ks->n_unknown; i++)
+        free(ks->unknown[i].peer);
+    free(ks->unknown);
+    ks->unknown = NULL;
+    ks->n_unknown = 0;
+}
+
+void ksi_link_free_lists(keystore *ks)
+{
+    unknown_clear(ks);
+    free(ks->acked);
+    ks->acked = NULL;
+    ks->n_acked = ks->cap_acked = 0;
+}
+
+/* The pending entries into ks->unknown (caller holds mu and fate_mu). */
+static long list_pending_locked(keystore *ks)
+{
+    sqlite3_stmt *s = L(ks, LS_OB_PENDING);
+    int rc;
+    unknown_clear(ks);
+    size_t cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(s, 0) != 16)
+            continue; /* the table's CHECK makes this impossible */
+        if (ks->n_unknown == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct ksi_unknown *p = realloc(ks->unknown, ncap * sizeof *p);
+            if (!p)
+                break;
+            ks->unknown = p;
+            cap = ncap;
+        }
+        struct ksi_unknown *u = &ks->unknown[ks->n_unknown];
+        memcpy(u->id, sqlite3_column_blob(s, 0), 16);
+        if (!(u->peer = strdup((const char *)sqlite3_column_text(s, 1))))
+            break;
+        ks->n_unknown++;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? (long)ks->n_unknown : -1;
+}
+
 long ks_outbox_recover(keystore *ks)
 {
-    long n = 0;
     if (!ks)
         return -1;
-    if (ob_call(ks, NULL, LS_OB_RECOVER, NULL, KS_OK, &n) != KS_OK)
-        return -1;
+    pthread_mutex_lock(&ks->mu);
+    ksi_tx_flush_locked(ks);
+    pthread_mutex_lock(&ks->fate_mu);
+    long n = atomic_load(&ks->failed) ? -1 : list_pending_locked(ks);
+    pthread_mutex_unlock(&ks->fate_mu);
+    pthread_mutex_unlock(&ks->mu);
     if (n > 0)
-        log_warn("keystore: %ld reservations of unknown fate turned into voids", n);
+        log_warn("keystore: %ld reservations of unknown fate (the process stopped while they "
+                 "were in flight): asking the peer", n);
     return n;
+}
+
+ks_result ks_outbox_next_unknown(keystore *ks, uint8_t id[16], char **peer)
+{
+    if (!ks || !id || !peer)
+        return KS_ERROR;
+    *peer = NULL;
+    pthread_mutex_lock(&ks->fate_mu);
+    ks_result r = KS_NOT_FOUND;
+    if (ks->n_unknown > 0) {
+        memcpy(id, ks->unknown[0].id, 16);
+        *peer = strdup(ks->unknown[0].peer);
+        r = *peer ? KS_OK : KS_ERROR;
+    }
+    pthread_mutex_unlock(&ks->fate_mu);
+    return r;
+}
+
+ks_result ks_outbox_settle(keystore *ks, const uint8_t id[16], bool applied)
+{
+    if (!ks || !id)
+        return KS_ERROR;
+    /* KS_NOT_FOUND: no longer pending (settled before): nothing to do */
+    ks_result r = ob_call(ks, id, applied ? LS_OB_CONFIRMED : LS_OB_FAILED, NULL, KS_NOT_FOUND, NULL);
+    if (r != KS_OK && r != KS_NOT_FOUND)
+        return r;
+    pthread_mutex_lock(&ks->fate_mu);
+    for (size_t i = 0; i < ks->n_unknown; i++)
+        if (memcmp(ks->unknown[i].id, id, 16) == 0) {
+            free(ks->unknown[i].peer);
+            memmove(&ks->unknown[i], &ks->unknown[i + 1],
+                    (ks->n_unknown - i - 1) * sizeof *ks->unknown);
+            ks->n_unknown--;
+            break;
+        }
+    pthread_mutex_unlock(&ks->fate_mu);
+    return KS_OK;
 }
 
 ks_result ks_outbox_void_sent(keystore *ks, const uint8_t id[16])
@@ -1590,6 +1810,21 @@ ks_result ks_reservation_apply_batch(keystore *ks, const ks_reservation_in *item
     free(b.ready);
     free(b.items);
     return r;
+}
+
+ks_result ks_reservation_state(keystore *ks, const uint8_t id[16], ks_res_state *state)
+{
+    if (!ks || !id || !state)
+        return KS_ERROR;
+    uint8_t digest[KS_DIGEST];
+    pthread_mutex_lock(&ks->mu);
+    ksi_tx_flush_locked(ks); /* answer from committed state only */
+    int st = atomic_load(&ks->failed) ? -1 : res_get(ks, id, digest);
+    pthread_mutex_unlock(&ks->mu);
+    if (st < 0)
+        return KS_ERROR;
+    *state = st == RES_APPLIED ? KS_RES_APPLIED : st == RES_VOID ? KS_RES_VOIDED : KS_RES_UNKNOWN;
+    return KS_OK;
 }
 
 typedef struct void_ctx {

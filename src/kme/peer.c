@@ -22,6 +22,14 @@
  *     names one reservation ID twice (the repeat is refused, 400).
  *   POST /peer/v1/voids
  *     {"reservation_ID": UUID, "segments": [seg, ...]}
+ *   POST /peer/v1/reservation-state
+ *     {"reservation_ID": UUID}
+ *     answered 200 {"reservation_ID": UUID, "status": "applied" | "voided" |
+ *     "unknown"}: what this KME recorded of a reservation it was sent
+ *     (unknown: never received, or received more than 10 minutes ago).  A
+ *     KME restarting after a crash asks this about every reservation it
+ *     had in flight (the replay thread, below), since it answers masters
+ *     without waiting for its own record of the peer's acknowledgement.
  *
  * There is no member a key's bytes could travel in: a key is named by its
  * ID and located by block segments that both KMEs hold from the link (I3).
@@ -67,6 +75,7 @@
 #define PATH_RESERVATIONS "/peer/v1/reservations"
 #define PATH_VOIDS "/peer/v1/voids"
 #define PATH_BATCH "/peer/v1/reservation-batch"
+#define PATH_STATE "/peer/v1/reservation-state"
 #define POOL_MAX 32                /* idle connections kept per peer: as many as
                                     * requests in flight, else a burst closes
                                     * some and the next burst pays handshakes */
@@ -532,6 +541,26 @@ static void handle_void(peer_service *ps, const char *caller, json_t *o, kme_rep
     free(segs);
 }
 
+static void handle_state(peer_service *ps, const char *caller, json_t *o, kme_reply *out)
+{
+    static const char *const names[] = { "reservation_ID" };
+    static const char *const words[] = { "unknown", "applied", "voided" };
+    uint8_t id[16];
+    ks_res_state st;
+    perr e;
+    if (check_link_peer(ps->cfg, caller, &e) != 0 || only_members(o, names, 1, "state query", &e) != 0
+        || get_uuid(o, "reservation_ID", id, &e) != 0) {
+        reply_problem(out, &e);
+        return;
+    }
+    if (ks_reservation_state(ps->ks, id, &st) != KS_OK) {
+        fail(&e, 503, "internal", "key store error");
+        reply_problem(out, &e);
+        return;
+    }
+    answer_ok(out, id, words[st]);
+}
+
 static void peer_handle(void *ctx, const char *caller, const char *method,
                         const char *raw_uri, const char *body, size_t body_len,
                         kme_reply *out)
@@ -541,9 +570,10 @@ static void peer_handle(void *ctx, const char *caller, const char *method,
     memset(out, 0, sizeof *out);
     bool resv_path = strcmp(raw_uri, PATH_RESERVATIONS) == 0;
     bool batch_path = strcmp(raw_uri, PATH_BATCH) == 0;
-    if (!resv_path && !batch_path && strcmp(raw_uri, PATH_VOIDS) != 0) {
-        fail(&e, 404, "not-found", "no such resource: the peer API has POST %s, POST %s and "
-             "POST %s", PATH_RESERVATIONS, PATH_BATCH, PATH_VOIDS);
+    bool state_path = strcmp(raw_uri, PATH_STATE) == 0;
+    if (!resv_path && !batch_path && !state_path && strcmp(raw_uri, PATH_VOIDS) != 0) {
+        fail(&e, 404, "not-found", "no such resource: the peer API has POST %s, POST %s, "
+             "POST %s and POST %s", PATH_RESERVATIONS, PATH_BATCH, PATH_VOIDS, PATH_STATE);
         reply_problem(out, &e);
         return;
     }
@@ -565,6 +595,8 @@ static void peer_handle(void *ctx, const char *caller, const char *method,
         handle_reservation(ps, caller, o, out);
     else if (batch_path)
         handle_batch(ps, caller, o, out);
+    else if (state_path)
+        handle_state(ps, caller, o, out);
     else
         handle_void(ps, caller, o, out);
     json_decref(o);
@@ -1400,13 +1432,101 @@ static int replay_one(peer_service *ps, unsigned *fails)
     return rc;
 }
 
+/* The status a state answer gives for id: 1 applied, 0 voided or unknown,
+ * -1 an answer of another shape. */
+static int state_applied(const char *resp, const uint8_t id[16])
+{
+    jscan s;
+    js_iter it;
+    js_str name, v;
+    js_error e;
+    int r, applied = -1;
+    bool id_ok = false;
+    size_t len = strlen(resp);
+    if (!js_validate(resp, len, &e))
+        return -1;
+    js_init(&s, resp, len);
+    if (!js_object_begin(&s, &it))
+        return -1;
+    while ((r = js_member(&s, &it, &name)) == 1) {
+        bool is_id = js_str_is(&name, "reservation_ID"), is_st = js_str_is(&name, "status");
+        if ((is_id || is_st) && js_peek(&s) == '"') {
+            uint8_t got[16];
+            if (!js_string(&s, &v))
+                return -1;
+            if (is_id)
+                id_ok = !v.escaped && uuid_parse(v.raw, v.len, got) == 0
+                        && memcmp(got, id, 16) == 0;
+            else if (js_str_is(&v, "applied"))
+                applied = 1;
+            else if (js_str_is(&v, "voided") || js_str_is(&v, "unknown"))
+                applied = 0;
+        } else if (!js_skip(&s)) {
+            return -1;
+        }
+    }
+    return r == 0 && id_ok ? applied : -1;
+}
+
+static char *state_json(const uint8_t id[16])
+{
+    jsonw w;
+    jw_init(&w, 64);
+    jw_lit(&w, "{\"reservation_ID\":");
+    uuid_text(&w, id);
+    jw_raw(&w, "}", 1);
+    return jw_finish(&w, NULL);
+}
+
+/* Ask the peer about the oldest reservation of unknown fate (in flight when
+ * the process stopped) and settle it: applied, the entry goes and the keys
+ * stand (the master may have been answered); otherwise it becomes a void.
+ * A peer without the query (an older version: 404 not-found) gets the void,
+ * as every such reservation did before it existed.  1 settled, 0 none
+ * left, -1 failed. */
+static int settle_one(peer_service *ps, unsigned *fails)
+{
+    uint8_t id[16];
+    char *peer = NULL, *resp = NULL;
+    ks_result r = ks_outbox_next_unknown(ps->ks, id, &peer);
+    if (r == KS_NOT_FOUND)
+        return 0;
+    peer_pool *p = r == KS_OK ? pool_of(ps, peer) : NULL;
+    char *body = p ? state_json(id) : NULL;
+    peer_answer a = { 0 };
+    int fate = -1;
+    if (r == KS_OK && !p)
+        fate = 0; /* no longer a configured peer: nothing to ask */
+    else if (body && peer_post(ps, p, PATH_STATE, body, (long)ps->cfg->peer_timeout_ms, &a, &resp) == 0)
+        fate = state_applied(resp, id);
+    else if (a.http == 404 && strcmp(a.type, "not-found") == 0)
+        fate = 0;
+    int rc = -1;
+    if (fate >= 0 && ks_outbox_settle(ps->ks, id, fate == 1) == KS_OK) {
+        log_info("reservation of unknown fate for KME %s: %s", peer,
+                 fate ? "applied there, its keys stand" : "not applied there, burned (void)");
+        rc = 1;
+    } else if (++*fails == 1 || (*fails & (*fails - 1)) == 0) {
+        log_warn("cannot learn the fate of a reservation from KME %s (attempt %u): %s",
+                 peer ? peer : "?", *fails,
+                 r != KS_OK ? ks_result_str(r) : fate < 0 && a.http == 200
+                     ? "the answer has no valid status" : a.reason);
+    }
+    free(resp);
+    free(body);
+    free(peer);
+    return rc;
+}
+
 static void *replay_main(void *arg)
 {
     peer_service *ps = arg;
     long backoff = 0;
     unsigned fails = 0;
     for (;;) {
-        int rc = replay_one(ps, &fails);
+        /* settle reservations of unknown fate first: some become voids */
+        int s = settle_one(ps, &fails), v = replay_one(ps, &fails);
+        int rc = s > 0 || v > 0 ? 1 : s == 0 && v == 0 ? 0 : -1;
         if (rc > 0) {
             backoff = 0;
             fails = 0;
@@ -1471,14 +1591,13 @@ peer_service *peer_service_start(const kme_config *cfg, keystore *ks, char *err,
     ps->cfg = cfg;
     ps->ks = ks;
     /* Before anything can make a new reservation: every entry still
-     * pending is from before a crash and its fate is unknown (I5). */
-    long voided = ks_outbox_recover(ks);
-    if (voided < 0) {
+     * pending is from before a crash and its fate is unknown until the
+     * peer tells (the replay thread asks). */
+    long unknown = ks_outbox_recover(ks);
+    if (unknown < 0) {
         snprintf(err, errlen, "key store: cannot recover the outbox");
     } else if (pools_init(ps, err, errlen) == 0 && listen_start(ps, err, errlen) == 0
                && replay_start(ps, err, errlen) == 0) {
-        if (voided > 0)
-            log_warn("%ld reservations of unknown fate (crash) turned into voids", voided);
         return ps;
     }
     peer_service_stop(ps);

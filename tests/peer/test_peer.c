@@ -585,6 +585,8 @@ static const char *json_str(const char *body, const char *member)
 
 /* Raw reservations and voids with KME-A's certificate, on a block that only
  * KME-B holds (so that KME-A never allocates from it). */
+#define R5_UNSEEN "5eeeeeee-5eee-4eee-8eee-5eeeeeeeeeee"
+
 static void test_reservation_idempotent(void **state)
 {
     uint8_t *raw = *state;
@@ -625,6 +627,16 @@ static void test_reservation_idempotent(void **state)
     assert_int_equal(peer_post("KME-A", "/peer/v1/voids", v, &r), 200);
     assert_string_equal(json_str(r.body, "status"), "voided");
     assert_int_equal(peer_post("KME-A", "/peer/v1/voids", v, &r), 200);
+    /* what a restarting KME-A learns of its reservations (their fate) */
+    static const struct { const char *id, *status; } fates[] = {
+        { R1, "applied" }, { R3, "voided" }, { R5_UNSEEN, "unknown" },
+    };
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(v, sizeof v, "{\"reservation_ID\":\"%s\"}", fates[i].id);
+        assert_int_equal(peer_post("KME-A", "/peer/v1/reservation-state", v, &r), 200);
+        assert_string_equal(json_str(r.body, "status"), fates[i].status);
+        assert_string_equal(json_str(r.body, "reservation_ID"), fates[i].id);
+    }
     assert_int_equal(peer_post("KME-A", "/peer/v1/reservations",
                                reservation(R2, "SAE_A1", "SAE_B1", K2, RAW_BLOCK, 96, 8), &r), 409);
     /* burn the rest of the block so that both KMEs' A-owned pools agree */
@@ -666,6 +678,10 @@ static void test_reservation_bad_input(void **state)
                "block ID must be 16 hex digits");
     expect_400("/peer/v1/voids", "{\"reservation_ID\":\"" R2 "\",\"segments\":[]}", "1 to");
     expect_400("/peer/v1/voids", "[1]", "one JSON object");
+    expect_400("/peer/v1/reservation-state", "{}", "missing member");
+    expect_400("/peer/v1/reservation-state", "{\"reservation_ID\":\"" R2 "\",\"x\":1}",
+               "unknown member");
+    expect_400("/peer/v1/reservation-state", "{\"reservation_ID\":7}", "must be a UUID");
     resp r;
     assert_int_equal(https("KME-A", "GET", T.b.peer_port, "/peer/v1/voids", NULL, NULL, 0, &r), 0);
     assert_int_equal(r.http, 405);

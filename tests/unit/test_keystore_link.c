@@ -795,20 +795,124 @@ static void test_outbox(void **state)
     ks_reservation_free(&r2);
     ks_reservation_free(&r3);
 
-    /* a crash between enc and its outcome: pending becomes a void */
+    /* a crash between enc and its outcome: the entry stays pending, and
+     * recovery lists it until the peer's word settles it */
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 2, 256, &r1), KS_OK);
     ks_close(p.a);
     p.a = open_ks(f->pa);
     assert_non_null(p.a);
     assert_int_equal(ks_outbox_recover(p.a), 1);
-    assert_int_equal(ks_outbox_recover(p.a), 0);
+    assert_int_equal(ks_outbox_recover(p.a), 1); /* listed again, not duplicated */
+    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_NOT_FOUND);
+    assert_int_equal(ks_outbox_next_unknown(p.a, id, &peer), KS_OK);
+    assert_memory_equal(id, r1.id, 16);
+    assert_string_equal(peer, "KME-B");
+    free(peer);
+    /* the peer never had it: a void, with the reservation's segments */
+    assert_int_equal(ks_outbox_settle(p.a, id, false), KS_OK);
+    assert_int_equal(ks_outbox_next_unknown(p.a, id, &peer), KS_NOT_FOUND);
     assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
     assert_memory_equal(id, r1.id, 16);
     assert_int_equal(n, r1.total_segs);
     assert_memory_equal(segs, r1.segs, n * sizeof *segs);
     free(peer);
     free(segs);
+    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
+    assert_int_equal(ks_outbox_settle(p.a, r1.id, true), KS_OK); /* settled before: no-op */
+    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_NOT_FOUND);
     assert_int_equal(ks_remote_confirmed(p.a, r1.id), KS_NOT_FOUND);
+    ks_reservation_free(&r1);
+    pair_close(&p);
+}
+
+/* Answered at once (ks_remote_acked): the entry goes with a later enc, with
+ * maintenance or at close; a crash before that leaves it pending, and the
+ * peer's "applied" drops it without a void. */
+static void test_outbox_acked(void **state)
+{
+    fixture *f = *state;
+    pair p;
+    pair_open(f, &p);
+    ks_reservation r1, r2, r3;
+    uint8_t id[16];
+    char *peer;
+    ks_segment *segs;
+    size_t n;
+
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r1), KS_OK);
+    assert_int_equal(ks_remote_acked(p.a, r1.id), KS_OK);
+    /* still pending in the file until a transaction drops it */
+    assert_int_equal(ks_remote_failed(p.a, r1.id), KS_OK);
+    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
+    free(peer);
+    free(segs);
+    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
+
+    /* dropped by the next enc's transaction */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r2), KS_OK);
+    assert_int_equal(ks_remote_acked(p.a, r2.id), KS_OK);
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r3), KS_OK);
+    assert_int_equal(ks_remote_confirmed(p.a, r2.id), KS_NOT_FOUND); /* gone already */
+    /* an enc that fails (empty) leaves the entry to the next one */
+    assert_int_equal(ks_remote_acked(p.a, r3.id), KS_OK);
+    ks_reservation big;
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 65536, &big), KS_EMPTY);
+    assert_int_equal(ks_remote_failed(p.a, r3.id), KS_OK); /* still pending, so still voidable */
+    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
+    free(peer);
+    free(segs);
+    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
+    ks_reservation_free(&r1);
+    ks_reservation_free(&r2);
+    ks_reservation_free(&r3);
+
+    /* by maintenance */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r1), KS_OK);
+    assert_int_equal(ks_remote_acked(p.a, r1.id), KS_OK);
+    assert_true(ks_maintain(p.a) >= 0);
+    assert_int_equal(ks_remote_confirmed(p.a, r1.id), KS_NOT_FOUND);
+    ks_reservation_free(&r1);
+
+    /* at close */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r1), KS_OK);
+    assert_int_equal(ks_remote_acked(p.a, r1.id), KS_OK);
+    ks_close(p.a);
+    p.a = open_ks(f->pa);
+    assert_non_null(p.a);
+    assert_int_equal(ks_outbox_recover(p.a), 0);
+    ks_reservation_free(&r1);
+
+    /* a crash before any of these: pending at the next start, and the
+     * peer's "applied" settles it with no void */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r1), KS_OK);
+    assert_int_equal(apply_res(p.b, &r1, SL, 1), KS_OK);
+    assert_int_equal(ks_remote_acked(p.a, r1.id), KS_OK);
+    ks_testing_forget_acked(p.a);
+    ks_close(p.a);
+    p.a = open_ks(f->pa);
+    assert_non_null(p.a);
+    assert_int_equal(ks_outbox_recover(p.a), 1);
+    ks_res_state st;
+    assert_int_equal(ks_reservation_state(p.b, r1.id, &st), KS_OK);
+    assert_int_equal(st, KS_RES_APPLIED);
+    assert_int_equal(ks_outbox_next_unknown(p.a, id, &peer), KS_OK);
+    free(peer);
+    assert_int_equal(ks_outbox_settle(p.a, id, true), KS_OK);
+    assert_int_equal(ks_outbox_next_unknown(p.a, id, &peer), KS_NOT_FOUND);
+    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_NOT_FOUND);
+    assert_int_equal(ks_remote_confirmed(p.a, r1.id), KS_NOT_FOUND);
+    uint8_t m[32];
+    assert_int_equal(dec_key(p.b, "bob", r1.keys.keys[0].id, m, 32), KS_OK);
+    assert_memory_equal(m, r1.keys.keys[0].material, 32);
+    ks_reservation_free(&r1);
+
+    /* what the peer side reports: voided, and unknown for an ID never seen */
+    assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r1), KS_OK);
+    assert_int_equal(ks_void_apply(p.b, r1.id, r1.segs, r1.total_segs), KS_OK);
+    assert_int_equal(ks_reservation_state(p.b, r1.id, &st), KS_OK);
+    assert_int_equal(st, KS_RES_VOIDED);
+    assert_int_equal(ks_reservation_state(p.b, r1.keys.keys[0].id, &st), KS_OK);
+    assert_int_equal(st, KS_RES_UNKNOWN);
     ks_reservation_free(&r1);
     pair_close(&p);
 }
@@ -1512,6 +1616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_void, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block_used_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
