@@ -3,39 +3,15 @@
  * the [peer_api] listener's handler, the client pools that send
  * reservations and voids to peers, and the void replay thread.
  *
- * Wire format (JSON, UTF-8; block IDs as exactly 16 hex digits, UUIDs in the
- * 8-4-4-4-12 form, times in Unix milliseconds; a segment is
- * [block_id_hex, offset_bytes, length_bytes]):
- *
- *   POST /peer/v1/reservations
- *     {"reservation_ID": UUID, "master_SAE_ID": s, "slave_SAE_IDs": [s, ...],
- *      "expires": ms, "keys": [{"key_ID": UUID, "segments": [seg, ...]}, ...]}
- *   POST /peer/v1/reservation-batch
- *     {"reservations": [reservation, ...]}      (1 to PEER_BATCH_MAX)
- *     answered 200 {"results": [result, ...]}, one per reservation in
- *     request order: {"reservation_ID": UUID, "status": "applied"} or
- *     {"reservation_ID": UUID | null, "status": code, "type": t,
- *     "message": m}, each what the single request would have answered.
- *     A batch body of the wrong shape is a 400 and nothing is applied;
- *     otherwise all reservations are applied in one key store call, each
- *     under its own savepoint (ks_reservation_apply_batch).  A batch never
- *     names one reservation ID twice (the repeat is refused, 400).
- *   POST /peer/v1/voids
- *     {"reservation_ID": UUID, "segments": [seg, ...]}
- *   POST /peer/v1/reservation-state
- *     {"reservation_ID": UUID}
- *     answered 200 {"reservation_ID": UUID, "status": "applied" | "voided" |
- *     "unknown"}: what this KME recorded of a reservation it was sent
- *     (unknown: never received, or received more than 10 minutes ago).  A
- *     KME restarting after a crash asks this about every reservation it
- *     had in flight (the replay thread, below), since it answers masters
- *     without waiting for its own record of the peer's acknowledgement.
- *
- * There is no member a key's bytes could travel in: a key is named by its
- * ID and located by block segments that both KMEs hold from the link (I3).
- * Parsing is strict (duplicate or unknown members, wrong types, values out
- * of range are 400 and nothing changes), since only our own KMEs speak this
- * and a lenient parser would hide a version mismatch.
+ * The wire format (paths, bodies, answers) and its strict readers are in
+ * peer_wire.h.  A batch body of the wrong shape is a 400 and nothing is
+ * applied; otherwise all reservations are applied in one key store call,
+ * each under its own savepoint (ks_reservation_apply_batch), and a batch
+ * never names one reservation ID twice (the repeat is refused, 400).  A KME
+ * restarting after a crash asks POST /peer/v1/reservation-state about
+ * every reservation it had in flight (the replay thread, below), since it
+ * answers masters without waiting for its own record of the peer's
+ * acknowledgement.
  *
  * The client sends a lone reservation as a single request and concurrent
  * ones to the same peer as a batch (the batcher, below).
@@ -55,9 +31,7 @@
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,12 +39,10 @@
 #include <time.h>
 
 #include "common/log.h"
-#include "common/blockid.h"
-#include "common/jsonscan.h"
-#include "common/jsonw.h"
 #include "common/uuid.h"
 #include "common/x509cn.h"
 #include "kme/listener.h"
+#include "kme/peer_wire.h"
 
 #define PATH_RESERVATIONS "/peer/v1/reservations"
 #define PATH_VOIDS "/peer/v1/voids"
@@ -80,8 +52,6 @@
                                     * requests in flight, else a burst closes
                                     * some and the next burst pays handshakes */
 #define MAX_RESPONSE 65536         /* a peer's answer is small JSON */
-#define MAX_KEYS 100000            /* keys per reservation (the body limit binds first) */
-#define MAX_SEGS 100000            /* segments per key or per void */
 #define ID_MAX 256
 #define REPLAY_MIN_MS 100
 #define REPLAY_MAX_MS 5000
@@ -92,261 +62,22 @@
  * Server: the [peer_api] handler
  * =================================================================== */
 
-typedef struct perr {
-    int http;
-    const char *type;
-    char msg[256];
-} perr;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static int fail(perr *e, int http, const char *type, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    e->http = http;
-    e->type = type;
-    return -1;
-}
-
-static void uuid_text(jsonw *w, const uint8_t id[16])
-{
-    char text[UUID_STR_LEN + 1];
-    uuid_format(id, text);
-    jw_raw(w, "\"", 1);
-    jw_raw(w, text, UUID_STR_LEN);
-    jw_raw(w, "\"", 1);
-}
-
-/* The answers are written by hand (common/jsonw.h): one goes out for
- * every reservation and batch, and jansson's DOM cost more than the rest
- * of the handler's bookkeeping. */
-static void problem_text(jsonw *w, const perr *e)
-{
-    jw_lit(w, "\"type\":");
-    jw_str(w, e->type);
-    jw_lit(w, ",\"status\":");
-    jw_int(w, e->http);
-    jw_lit(w, ",\"message\":");
-    jw_str(w, e->msg);
-}
-
-static void reply_jsonw(kme_reply *out, int http, jsonw *w)
-{
-    size_t len = 0;
-    char *text = jw_finish(w, &len);
-    reply_text(out, http, text, len);
-    free(text);
-}
-
-static void reply_problem(kme_reply *out, const perr *e)
-{
-    jsonw w;
-    jw_init(&w, 128 + sizeof e->msg);
-    jw_raw(&w, "{", 1);
-    problem_text(&w, e);
-    jw_raw(&w, "}", 1);
-    reply_jsonw(out, e->http, &w);
-}
-
-/* Every member of o must be one of names: an unknown one is a version
- * mismatch or a typo, not something to ignore. */
-static int only_members(json_t *o, const char *const *names, size_t n, const char *where, perr *e)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v) {
-        size_t i = 0;
-        while (i < n && strcmp(k, names[i]) != 0)
-            i++;
-        if (i == n)
-            return fail(e, 400, "bad-request", "%s: unknown member \"%.64s\"", where, k);
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!json_object_get(o, names[i]))
-            return fail(e, 400, "bad-request", "%s: missing member \"%s\"", where, names[i]);
-    return 0;
-}
-
-static int get_uuid(json_t *o, const char *name, uint8_t out[16], perr *e)
-{
-    json_t *v = json_object_get(o, name);
-    if (!json_is_string(v) || uuid_parse(json_string_value(v), json_string_length(v), out) != 0)
-        return fail(e, 400, "bad-request", "%s must be a UUID string", name);
-    return 0;
-}
-
-/* [block_id_hex, offset, length], offset + length within 32 bits. */
-static int parse_segment(json_t *a, ks_segment *seg, const char *where, size_t i, perr *e)
-{
-    json_t *b = json_array_get(a, 0), *o = json_array_get(a, 1), *l = json_array_get(a, 2);
-    if (!json_is_array(a) || json_array_size(a) != 3 || !json_is_string(b)
-        || !json_is_integer(o) || !json_is_integer(l))
-        return fail(e, 400, "bad-request",
-                    "%s[%zu] must be [block_ID (16 hex digits), offset, length]", where, i);
-    json_int_t off = json_integer_value(o), len = json_integer_value(l);
-    if (block_id_parse(json_string_value(b), json_string_length(b), &seg->block_id) != 0)
-        return fail(e, 400, "bad-request", "%s[%zu]: block ID must be 16 hex digits", where, i);
-    if (off < 0 || len < 1 || off + len > (json_int_t)UINT32_MAX)
-        return fail(e, 400, "bad-request",
-                    "%s[%zu]: offset must be >= 0, length >= 1, offset + length < 2^32", where, i);
-    seg->offset = (uint32_t)off;
-    seg->length = (uint32_t)len;
-    return 0;
-}
-
-/* A non-empty array of segments into dst (room for json_array_size(a)). */
-static int parse_segments(json_t *a, ks_segment *dst, const char *where, perr *e)
-{
-    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > MAX_SEGS)
-        return fail(e, 400, "bad-request", "%s must be an array of 1 to %d segments", where, MAX_SEGS);
-    for (size_t i = 0; i < json_array_size(a); i++)
-        if (parse_segment(json_array_get(a, i), &dst[i], where, i, e) != 0)
-            return -1;
-    return 0;
-}
-
-/* A reservation as received; strings borrowed from the JSON document. */
-typedef struct resv {
-    uint8_t id[16];
-    const char *master;
-    const char *slaves[64];
-    size_t nslaves;
-    int64_t expires;
-    ks_remote_key *keys;
-    size_t nkeys;
-    ks_segment *segs;
-} resv;
-
-static void resv_free(resv *r)
-{
-    free(r->keys);
-    free(r->segs);
-}
-
-/* The master must sit behind the caller; every slave must be attached here,
- * named once. */
-static int parse_saes(const kme_config *cfg, const char *caller, json_t *o, resv *r, perr *e)
-{
-    json_t *m = json_object_get(o, "master_SAE_ID"), *s = json_object_get(o, "slave_SAE_IDs");
-    if (!json_is_string(m))
-        return fail(e, 400, "bad-request", "master_SAE_ID must be a string");
-    r->master = json_string_value(m);
-    const kme_peer *behind = kme_config_peer_of_sae(cfg, r->master);
-    if (!behind || strcmp(behind->id, caller) != 0)
-        return fail(e, 400, "bad-request", "master_SAE_ID %.64s is not an SAE attached to KME %s",
-                    r->master, caller);
-    if (!json_is_array(s) || json_array_size(s) == 0 || json_array_size(s) > 63)
-        return fail(e, 400, "bad-request", "slave_SAE_IDs must be an array of 1 to 63 SAE IDs");
-    for (size_t i = 0; i < json_array_size(s); i++) {
-        json_t *v = json_array_get(s, i);
-        if (!json_is_string(v) || !kme_config_is_local_sae(cfg, json_string_value(v)))
-            return fail(e, 400, "bad-request", "slave_SAE_IDs[%zu] is not an SAE attached to this KME", i);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(r->slaves[j], json_string_value(v)) == 0)
-                return fail(e, 400, "bad-request", "slave_SAE_IDs[%zu] repeats an earlier ID", i);
-        r->slaves[r->nslaves++] = json_string_value(v);
-    }
-    return 0;
-}
-
-/* keys[i] = {"key_ID": UUID, "segments": [...]}, segments into *next. */
-static int parse_key(json_t *k, size_t i, ks_remote_key *out, ks_segment **next, perr *e)
-{
-    static const char *const names[] = { "key_ID", "segments" };
-    char where[48];
-    snprintf(where, sizeof where, "keys[%zu]", i);
-    if (!json_is_object(k))
-        return fail(e, 400, "bad-request", "%s must be an object", where);
-    if (only_members(k, names, 2, where, e) != 0)
-        return -1;
-    json_t *id = json_object_get(k, "key_ID");
-    if (!json_is_string(id) || uuid_parse(json_string_value(id), json_string_length(id), out->id) != 0)
-        return fail(e, 400, "bad-request", "%s.key_ID must be a UUID string", where);
-    snprintf(where, sizeof where, "keys[%zu].segments", i);
-    json_t *segs = json_object_get(k, "segments");
-    if (parse_segments(segs, *next, where, e) != 0)
-        return -1;
-    uint64_t bytes = 0;
-    for (size_t j = 0; j < json_array_size(segs); j++)
-        bytes += (*next)[j].length;
-    if (bytes > INT32_MAX / 8)
-        return fail(e, 400, "bad-request", "%s: key larger than %d bits", where, INT32_MAX);
-    out->size_bits = (uint32_t)(bytes * 8);
-    out->segs = *next;
-    out->nsegs = json_array_size(segs);
-    *next += out->nsegs;
-    return 0;
-}
-
-static int parse_keys(json_t *a, resv *r, perr *e)
-{
-    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > MAX_KEYS)
-        return fail(e, 400, "bad-request", "keys must be an array of 1 to %d keys", MAX_KEYS);
-    size_t total = 0;
-    for (size_t i = 0; i < json_array_size(a); i++)
-        total += json_array_size(json_object_get(json_array_get(a, i), "segments"));
-    r->nkeys = json_array_size(a);
-    r->keys = calloc(r->nkeys, sizeof *r->keys);
-    r->segs = calloc(total ? total : 1, sizeof *r->segs);
-    if (!r->keys || !r->segs)
-        return fail(e, 503, "internal", "out of memory");
-    ks_segment *next = r->segs;
-    for (size_t i = 0; i < r->nkeys; i++) {
-        if (parse_key(json_array_get(a, i), i, &r->keys[i], &next, e) != 0)
-            return -1;
-        for (size_t j = 0; j < i; j++)
-            if (memcmp(r->keys[j].id, r->keys[i].id, 16) == 0)
-                return fail(e, 400, "bad-request", "keys[%zu].key_ID repeats an earlier key ID", i);
-    }
-    return 0;
-}
-
-static int parse_reservation(const kme_config *cfg, const char *caller, json_t *o, resv *r, perr *e)
-{
-    static const char *const names[] = {
-        "reservation_ID", "master_SAE_ID", "slave_SAE_IDs", "expires", "keys",
-    };
-    if (only_members(o, names, 5, "reservation", e) != 0 || get_uuid(o, "reservation_ID", r->id, e) != 0
-        || parse_saes(cfg, caller, o, r, e) != 0)
-        return -1;
-    json_t *x = json_object_get(o, "expires");
-    if (!json_is_integer(x) || json_integer_value(x) <= 0)
-        return fail(e, 400, "bad-request", "expires must be a positive integer (Unix milliseconds)");
-    r->expires = json_integer_value(x);
-    return parse_keys(json_object_get(o, "keys"), r, e);
-}
-
-static void answer_ok(kme_reply *out, const uint8_t id[16], const char *status)
-{
-    jsonw w;
-    jw_init(&w, 96);
-    jw_lit(&w, "{\"reservation_ID\":");
-    uuid_text(&w, id);
-    jw_lit(&w, ",\"status\":");
-    jw_str(&w, status);
-    jw_raw(&w, "}", 1);
-    reply_jsonw(out, 200, &w);
-}
-
-/* A key store outcome for a reservation or void as an error (-1), or 0 for
- * KS_OK. */
+/* Map a key store outcome for a reservation or void to a refusal (-1), or
+ * 0 for KS_OK. */
 static int store_fail(perr *e, ks_result r)
 {
     switch (r) {
     case KS_OK:
         return 0;
     case KS_REJECTED:
-        return fail(e, 409, "segments-unusable", "a segment is not in a confirmed block owned by "
-                    "the calling KME, or overlaps bits used before: no key was recorded");
+        return perr_set(e, 409, "segments-unusable", "a segment is not in a confirmed block "
+                        "owned by the calling KME, or overlaps bits used before: no key was "
+                        "recorded");
     case KS_CONFLICT:
-        return fail(e, 409, "key-conflict", "a key ID of this reservation is already recorded "
-                    "with other content: nothing was recorded");
+        return perr_set(e, 409, "key-conflict", "a key ID of this reservation is already "
+                        "recorded with other content: nothing was recorded");
     default:
-        return fail(e, 503, "internal", "key store error: %s", ks_result_str(r));
+        return perr_set(e, 503, "internal", "key store error: %s", ks_result_str(r));
     }
 }
 
@@ -355,9 +86,9 @@ static void answer_store(kme_reply *out, ks_result r, const uint8_t id[16], cons
 {
     perr e;
     if (store_fail(&e, r) == 0)
-        answer_ok(out, id, ok_status);
+        pw_reply_ok(out, id, ok_status);
     else
-        reply_problem(out, &e);
+        pw_reply_problem(out, &e);
 }
 
 struct peer_service {
@@ -378,17 +109,17 @@ struct peer_service {
 static int check_link_peer(const kme_config *cfg, const char *caller, perr *e)
 {
     if (!cfg->has_link || strcmp(cfg->link_peer, caller) != 0)
-        return fail(e, 403, "no-link", "KME %s shares no QKD link with this KME", caller);
+        return perr_set(e, 403, "no-link", "KME %s shares no QKD link with this KME", caller);
     return 0;
 }
 
-static void handle_reservation(peer_service *ps, const char *caller, json_t *o, kme_reply *out)
+static void handle_reservation(peer_service *ps, const char *caller, pw_doc *d, kme_reply *out)
 {
-    resv r = { 0 };
+    pw_resv r = { 0 };
     perr e;
-    if (check_link_peer(ps->cfg, caller, &e) != 0 || parse_reservation(ps->cfg, caller, o, &r, &e) != 0) {
-        reply_problem(out, &e);
-        resv_free(&r);
+    if (pw_read_reservation(d, NULL, "reservation", ps->cfg, caller, &r, &e) != 0) {
+        pw_reply_problem(out, &e);
+        pw_resv_free(&r);
         return;
     }
     ks_result rc = ks_reservation_apply(ps->ks, r.id, r.master, r.slaves, r.nslaves, r.expires,
@@ -400,60 +131,38 @@ static void handle_reservation(peer_service *ps, const char *caller, json_t *o, 
         log_warn("peer %s: reservation of %zu keys for %s refused: %s", caller, r.nkeys,
                  r.master, ks_result_str(rc));
     answer_store(out, rc, r.id, "applied");
-    resv_free(&r);
+    pw_resv_free(&r);
 }
 
-/* One member of a batch answer: {"reservation_ID", "status": "applied"} or
- * the reservation's own problem; reservation_ID is null when the member
- * had none we could read. */
-static void batch_result(jsonw *w, const uint8_t *id, const perr *e)
-{
-    jw_lit(w, "{\"reservation_ID\":");
-    if (id)
-        uuid_text(w, id);
-    else
-        jw_lit(w, "null");
-    if (e) {
-        jw_raw(w, ",", 1);
-        problem_text(w, e);
-    } else {
-        jw_lit(w, ",\"status\":\"applied\"");
-    }
-    jw_raw(w, "}", 1);
-}
-
-/* The items of a batch, parsed; each with its own outcome. */
+/* The items of a batch, read; each with its own outcome. */
 typedef struct batch_in {
     size_t n;
-    resv r[PEER_BATCH_MAX];
+    pw_resv r[PEER_BATCH_MAX];
     bool id_ok[PEER_BATCH_MAX];    /* r[i].id was readable */
-    perr e[PEER_BATCH_MAX];        /* e[i].http == 0: parsed, to apply */
+    perr e[PEER_BATCH_MAX];        /* e[i].http == 0: read, to apply */
 } batch_in;
 
-/* Parse reservations[i]: a refusal is that item's outcome, not the batch's.
+/* Read reservations[i]: a refusal is that item's outcome, not the batch's.
  * An ID already named by an earlier item is refused (a batch never holds
  * one reservation twice; which copy would count is not worth defining). */
-static void batch_parse_item(peer_service *ps, const char *caller, json_t *item, batch_in *b,
-                             size_t i)
+static void batch_read_item(peer_service *ps, const char *caller, pw_doc *d, const char *at,
+                            batch_in *b, size_t i)
 {
-    perr scratch;
-    b->id_ok[i] = json_is_object(item) && get_uuid(item, "reservation_ID", b->r[i].id, &scratch) == 0;
-    if (!json_is_object(item)) {
-        fail(&b->e[i], 400, "bad-request", "reservations[%zu] must be an object", i);
-        return;
-    }
-    if (parse_reservation(ps->cfg, caller, item, &b->r[i], &b->e[i]) != 0)
+    char where[32];
+    snprintf(where, sizeof where, "reservations[%zu]", i);
+    b->id_ok[i] = pw_item_id(d, at, b->r[i].id);
+    if (pw_read_reservation(d, at, where, ps->cfg, caller, &b->r[i], &b->e[i]) != 0)
         return;
     for (size_t j = 0; j < i; j++)
         if (b->id_ok[j] && memcmp(b->r[j].id, b->r[i].id, 16) == 0) {
-            fail(&b->e[i], 400, "bad-request",
-                 "reservations[%zu].reservation_ID repeats reservations[%zu]", i, j);
+            perr_set(&b->e[i], 400, "bad-request",
+                     "reservations[%zu].reservation_ID repeats reservations[%zu]", i, j);
             return;
         }
     b->e[i].http = 0;
 }
 
-/* Apply the items that parsed, all in one key store transaction. */
+/* Apply the items that were read, all in one key store transaction. */
 static void batch_apply(peer_service *ps, const char *caller, batch_in *b)
 {
     ks_reservation_in in[PEER_BATCH_MAX];
@@ -462,7 +171,7 @@ static void batch_apply(peer_service *ps, const char *caller, batch_in *b)
     for (size_t i = 0; i < b->n; i++) {
         if (b->e[i].http != 0)
             continue;
-        const resv *r = &b->r[i];
+        const pw_resv *r = &b->r[i];
         in[m] = (ks_reservation_in){.master = r->master, .slaves = r->slaves,
                                     .nslaves = r->nslaves, .expires_ms = r->expires,
                                     .keys = r->keys, .n = r->nkeys};
@@ -483,82 +192,70 @@ static void batch_apply(peer_service *ps, const char *caller, batch_in *b)
     log_debug("peer %s: batch of %zu reservations, %zu applied", caller, b->n, applied);
 }
 
-static void handle_batch(peer_service *ps, const char *caller, json_t *o, kme_reply *out)
+static void handle_batch(peer_service *ps, const char *caller, pw_doc *d, kme_reply *out)
 {
-    static const char *const names[] = { "reservations" };
-    json_t *a = json_object_get(o, "reservations");
+    const char *items[PEER_BATCH_MAX];
+    size_t n = 0;
     perr e;
-    if (check_link_peer(ps->cfg, caller, &e) != 0 || only_members(o, names, 1, "batch", &e) != 0
-        || ((!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > PEER_BATCH_MAX)
-            && fail(&e, 400, "bad-request", "reservations must be an array of 1 to %d "
-                    "reservations", PEER_BATCH_MAX) != 0)) {
-        reply_problem(out, &e);
+    if (check_link_peer(ps->cfg, caller, &e) != 0 || pw_read_batch(d, items, &n, &e) != 0) {
+        pw_reply_problem(out, &e);
         return;
     }
     batch_in *b = calloc(1, sizeof *b);
     if (!b) {
-        fail(&e, 503, "internal", "out of memory");
-        reply_problem(out, &e);
+        perr_set(&e, 503, "internal", "out of memory");
+        pw_reply_problem(out, &e);
         return;
     }
-    b->n = json_array_size(a);
+    b->n = n;
     for (size_t i = 0; i < b->n; i++)
-        batch_parse_item(ps, caller, json_array_get(a, i), b, i);
+        batch_read_item(ps, caller, d, items[i], b, i);
     batch_apply(ps, caller, b);
-    jsonw w;
-    jw_init(&w, 32 + b->n * 96);
-    jw_lit(&w, "{\"results\":[");
+    const uint8_t *ids[PEER_BATCH_MAX];
+    const perr *results[PEER_BATCH_MAX];
     for (size_t i = 0; i < b->n; i++) {
-        if (i)
-            jw_raw(&w, ",", 1);
-        batch_result(&w, b->id_ok[i] ? b->r[i].id : NULL, b->e[i].http ? &b->e[i] : NULL);
-        resv_free(&b->r[i]);
+        ids[i] = b->id_ok[i] ? b->r[i].id : NULL;
+        results[i] = b->e[i].http ? &b->e[i] : NULL;
     }
-    jw_lit(&w, "]}");
-    reply_jsonw(out, 200, &w);
+    pw_reply_batch(out, b->n, ids, results);
+    for (size_t i = 0; i < b->n; i++)
+        pw_resv_free(&b->r[i]);
     free(b);
 }
 
-static void handle_void(peer_service *ps, const char *caller, json_t *o, kme_reply *out)
+static void handle_void(peer_service *ps, const char *caller, pw_doc *d, kme_reply *out)
 {
-    static const char *const names[] = { "reservation_ID", "segments" };
     uint8_t id[16];
+    ks_segment *segs = NULL;
+    size_t n = 0;
     perr e;
-    json_t *a = json_object_get(o, "segments");
-    ks_segment *segs = calloc(json_is_array(a) && json_array_size(a) ? json_array_size(a) : 1, sizeof *segs);
-    if (!segs)
-        fail(&e, 503, "internal", "out of memory");
-    if (!segs || check_link_peer(ps->cfg, caller, &e) != 0 || only_members(o, names, 2, "void", &e) != 0
-        || get_uuid(o, "reservation_ID", id, &e) != 0 || parse_segments(a, segs, "segments", &e) != 0) {
-        reply_problem(out, &e);
-        free(segs);
+    if (check_link_peer(ps->cfg, caller, &e) != 0 || pw_read_void(d, id, &segs, &n, &e) != 0) {
+        pw_reply_problem(out, &e);
         return;
     }
-    ks_result rc = ks_void_apply(ps->ks, id, segs, json_array_size(a));
+    ks_result rc = ks_void_apply(ps->ks, id, segs, n);
     if (rc == KS_OK)
-        log_info("peer %s: void of a reservation (%zu segments) applied", caller, json_array_size(a));
+        log_info("peer %s: void of a reservation (%zu segments) applied", caller, n);
     answer_store(out, rc, id, "voided");
     free(segs);
 }
 
-static void handle_state(peer_service *ps, const char *caller, json_t *o, kme_reply *out)
+static void handle_state(peer_service *ps, const char *caller, pw_doc *d, kme_reply *out)
 {
-    static const char *const names[] = { "reservation_ID" };
     static const char *const words[] = { "unknown", "applied", "voided" };
     uint8_t id[16];
     ks_res_state st;
     perr e;
-    if (check_link_peer(ps->cfg, caller, &e) != 0 || only_members(o, names, 1, "state query", &e) != 0
-        || get_uuid(o, "reservation_ID", id, &e) != 0) {
-        reply_problem(out, &e);
+    if (check_link_peer(ps->cfg, caller, &e) != 0 || pw_read_state(d, id, &e) != 0) {
+        pw_reply_problem(out, &e);
         return;
     }
     if (ks_reservation_state(ps->ks, id, &st) != KS_OK) {
-        fail(&e, 503, "internal", "key store error");
-        reply_problem(out, &e);
+        perr_set(&e, 503, "internal", "key store error");
+        pw_reply_problem(out, &e);
         return;
     }
-    answer_ok(out, id, words[st]);
+    pw_reply_ok(out, id, words[st]);
 }
 
 static void peer_handle(void *ctx, const char *caller, const char *method,
@@ -567,39 +264,39 @@ static void peer_handle(void *ctx, const char *caller, const char *method,
 {
     peer_service *ps = ctx;
     perr e;
+    pw_doc d;
     memset(out, 0, sizeof *out);
     bool resv_path = strcmp(raw_uri, PATH_RESERVATIONS) == 0;
     bool batch_path = strcmp(raw_uri, PATH_BATCH) == 0;
     bool state_path = strcmp(raw_uri, PATH_STATE) == 0;
     if (!resv_path && !batch_path && !state_path && strcmp(raw_uri, PATH_VOIDS) != 0) {
-        fail(&e, 404, "not-found", "no such resource: the peer API has POST %s, POST %s, "
-             "POST %s and POST %s", PATH_RESERVATIONS, PATH_BATCH, PATH_VOIDS, PATH_STATE);
-        reply_problem(out, &e);
+        perr_set(&e, 404, "not-found", "no such resource: the peer API has POST %s, POST %s, "
+                 "POST %s and POST %s", PATH_RESERVATIONS, PATH_BATCH, PATH_VOIDS, PATH_STATE);
+        pw_reply_problem(out, &e);
         return;
     }
     if (strcmp(method, "POST") != 0) {
-        fail(&e, 405, "method", "only POST is allowed here");
-        reply_problem(out, &e);
+        perr_set(&e, 405, "method", "only POST is allowed here");
+        pw_reply_problem(out, &e);
         return;
     }
-    json_error_t je;
-    json_t *o = json_loadb(body ? body : "", body_len, JSON_REJECT_DUPLICATES, &je);
-    if (!json_is_object(o)) {
-        fail(&e, 400, "bad-request", "body must be one JSON object without duplicate members%s%.160s",
-             o ? "" : ": ", o ? "" : je.text);
-        reply_problem(out, &e);
-        json_decref(o);
+    if (pw_doc_open(&d, body, body_len, &e) != 0) {
+        pw_reply_problem(out, &e);
         return;
     }
-    if (resv_path)
-        handle_reservation(ps, caller, o, out);
-    else if (batch_path)
-        handle_batch(ps, caller, o, out);
-    else if (state_path)
-        handle_state(ps, caller, o, out);
-    else
-        handle_void(ps, caller, o, out);
-    json_decref(o);
+    if (resv_path) {
+        if (check_link_peer(ps->cfg, caller, &e) != 0)
+            pw_reply_problem(out, &e);
+        else
+            handle_reservation(ps, caller, &d, out);
+    } else if (batch_path) {
+        handle_batch(ps, caller, &d, out);
+    } else if (state_path) {
+        handle_state(ps, caller, &d, out);
+    } else {
+        handle_void(ps, caller, &d, out);
+    }
+    pw_doc_close(&d);
 }
 
 /* Identity on the peer listener: the CN of a certificate of the KME CA, and
@@ -836,13 +533,6 @@ static int pools_init(peer_service *ps, char *err, size_t errlen)
     return 0;
 }
 
-/* Outcome of one POST to a peer. */
-typedef struct peer_answer {
-    long http;                     /* 0: no HTTP answer (see reason) */
-    char type[48];                 /* problem type of an error answer */
-    char reason[256];
-} peer_answer;
-
 static void transport_reason(peer_conn *c, CURLcode rc, long timeout_ms, peer_answer *a)
 {
     if (c->cn_bad)
@@ -857,17 +547,6 @@ static void transport_reason(peer_conn *c, CURLcode rc, long timeout_ms, peer_an
     else
         snprintf(a->reason, sizeof a->reason, "%.200s",
                  c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
-}
-
-/* The message and type of a non-200 answer, for the caller's 503 text. */
-static void answer_reason(peer_conn *c, peer_answer *a)
-{
-    json_t *o = c->resp ? json_loadb(c->resp, c->len, 0, NULL) : NULL;
-    const char *msg = json_string_value(json_object_get(o, "message"));
-    const char *type = json_string_value(json_object_get(o, "type"));
-    snprintf(a->type, sizeof a->type, "%s", type ? type : "");
-    snprintf(a->reason, sizeof a->reason, "HTTP %ld: %.200s", a->http, msg ? msg : "no message");
-    json_decref(o);
 }
 
 /* POST body to path at the peer, within timeout_ms.  0 on a 200 answer,
@@ -896,78 +575,12 @@ static int peer_post(peer_service *ps, peer_pool *p, const char *path, const cha
     if (rc != CURLE_OK)
         transport_reason(c, rc, timeout_ms, a);
     else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->http) == CURLE_OK && a->http != 200)
-        answer_reason(c, a);
+        pw_answer_reason(c->resp, c->len, a);
     else if (resp && !(*resp = strndup(c->resp ? c->resp : "", c->len)))
         a->http = 0, snprintf(a->reason, sizeof a->reason, "out of memory");
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL); /* body is the caller's */
     pool_put(p, c);
     return rc == CURLE_OK && a->http == 200 ? 0 : -1;
-}
-
-/* ===================================================================
- * Reservations and voids as sent
- * =================================================================== */
-
-/* Written by hand (common/jsonw.h), not through jansson: a reservation is
- * built for every remote enc_keys, and the DOM cost the KME ~7 % of its CPU.
- * The shape is fixed; only SAE IDs need escaping. */
-static void segments_text(jsonw *w, const ks_segment *segs, size_t n)
-{
-    jw_raw(w, "[", 1);
-    for (size_t i = 0; i < n; i++) {
-        char hex[17];
-        block_id_format(segs[i].block_id, hex);
-        jw_raw(w, i ? ",[\"" : "[\"", i ? 3 : 2);
-        jw_raw(w, hex, 16);
-        jw_raw(w, "\",", 2);
-        jw_int(w, segs[i].offset);
-        jw_raw(w, ",", 1);
-        jw_int(w, segs[i].length);
-        jw_raw(w, "]", 1);
-    }
-    jw_raw(w, "]", 1);
-}
-
-/* Key IDs and segments only: the key bytes in r->keys are not read. */
-static char *reservation_json(const ks_reservation *r, const char *master,
-                              const char *const *slaves, size_t nslaves)
-{
-    jsonw w;
-    jw_init(&w, 256 + r->keys.n * 64 + r->total_segs * 48);
-    jw_lit(&w, "{\"reservation_ID\":");
-    uuid_text(&w, r->id);
-    jw_lit(&w, ",\"master_SAE_ID\":");
-    jw_str(&w, master);
-    jw_lit(&w, ",\"slave_SAE_IDs\":[");
-    for (size_t i = 0; i < nslaves; i++) {
-        if (i)
-            jw_raw(&w, ",", 1);
-        jw_str(&w, slaves[i]);
-    }
-    jw_lit(&w, "],\"expires\":");
-    jw_int(&w, r->expires_ms);
-    jw_lit(&w, ",\"keys\":[");
-    for (size_t i = 0; i < r->keys.n; i++) {
-        jw_lit(&w, i ? ",{\"key_ID\":" : "{\"key_ID\":");
-        uuid_text(&w, r->keys.keys[i].id);
-        jw_lit(&w, ",\"segments\":");
-        segments_text(&w, r->segs + r->first_seg[i], r->n_segs[i]);
-        jw_raw(&w, "}", 1);
-    }
-    jw_lit(&w, "]}");
-    return jw_finish(&w, NULL);
-}
-
-static char *void_json(const uint8_t id[16], const ks_segment *segs, size_t n)
-{
-    jsonw w;
-    jw_init(&w, 64 + n * 48);
-    jw_lit(&w, "{\"reservation_ID\":");
-    uuid_text(&w, id);
-    jw_lit(&w, ",\"segments\":");
-    segments_text(&w, segs, n);
-    jw_lit(&w, "}");
-    return jw_finish(&w, NULL);
 }
 
 static int64_t now_ms(void)
@@ -1087,140 +700,6 @@ static char *batch_take(peer_pool *p, resv_batch *b)
     return body;
 }
 
-/* One item of a batch answer, as views into the answer's text. */
-typedef struct item_view {
-    js_str rid, type, msg;
-    bool has_rid, has_type, has_msg, applied, has_code;
-    long long code;
-} item_view;
-
-/* A string member's view; any other value is skipped (as jansson's
- * json_string_value would give NULL for it). */
-static bool read_str(jscan *s, js_str *out, bool *has)
-{
-    if (js_peek(s) == '"')
-        return (*has = js_string(s, out));
-    return js_skip(s);
-}
-
-static bool read_item(jscan *s, item_view *v)
-{
-    js_iter it;
-    js_str name, st;
-    int r;
-    memset(v, 0, sizeof *v);
-    if (!js_object_begin(s, &it))
-        return false;
-    while ((r = js_member(s, &it, &name)) == 1) {
-        bool ok;
-        if (js_str_is(&name, "reservation_ID"))
-            ok = read_str(s, &v->rid, &v->has_rid);
-        else if (js_str_is(&name, "type"))
-            ok = read_str(s, &v->type, &v->has_type);
-        else if (js_str_is(&name, "message"))
-            ok = read_str(s, &v->msg, &v->has_msg);
-        else if (js_str_is(&name, "status") && js_peek(s) == '"') {
-            ok = js_string(s, &st);
-            v->applied = ok && js_str_is(&st, "applied");
-        } else if (js_str_is(&name, "status") && js_int64(s, &v->code))
-            ok = v->has_code = true;
-        else
-            ok = js_skip(s);
-        if (!ok)
-            return false;
-    }
-    return r == 0;
-}
-
-/* A string view decoded into out (truncated to fit), "" if absent. */
-static void view_text(const js_str *v, bool has, char *out, size_t outlen)
-{
-    out[0] = '\0';
-    if (!has)
-        return;
-    char *d = malloc(v->len + 1);
-    if (!d)
-        return;
-    size_t n = js_str_decode(v, d);
-    snprintf(out, outlen, "%.*s", (int)n, d);
-    free(d);
-}
-
-static void item_outcome(const item_view *v, const uint8_t want[16], peer_answer *x)
-{
-    uint8_t id[16];
-    char rid[UUID_STR_LEN + 8];
-    memset(x, 0, sizeof *x);
-    view_text(&v->rid, v->has_rid && v->rid.len <= UUID_STR_LEN * 6, rid, sizeof rid);
-    if (!v->has_rid || uuid_parse(rid, strlen(rid), id) != 0 || memcmp(id, want, 16) != 0) {
-        snprintf(x->reason, sizeof x->reason, "the peer's batch answer does not match the request");
-    } else if (v->applied) {
-        x->http = 200;
-    } else if (v->has_code && v->code > 200 && v->code < 600) {
-        char msg[256];
-        x->http = (long)v->code;
-        view_text(&v->type, v->has_type, x->type, sizeof x->type);
-        view_text(&v->msg, v->has_msg, msg, sizeof msg);
-        snprintf(x->reason, sizeof x->reason, "HTTP %ld: %.200s", x->http,
-                 v->has_msg ? msg : "no message");
-    } else {
-        snprintf(x->reason, sizeof x->reason, "the peer's batch answer has no valid status");
-    }
-}
-
-/* The "results" array of a batch answer, one item per member; false if
- * the answer has another shape (every member then fails alike). */
-static bool batch_items(const char *resp, const resv_batch *b, peer_answer *res)
-{
-    jscan s;
-    js_iter top, arr;
-    js_str name;
-    js_error e;
-    int r;
-    bool seen = false;
-    size_t len = strlen(resp);
-    if (!js_validate(resp, len, &e))
-        return false;
-    js_init(&s, resp, len);
-    if (!js_object_begin(&s, &top))
-        return false;
-    while ((r = js_member(&s, &top, &name)) == 1) {
-        if (!js_str_is(&name, "results")) {
-            if (!js_skip(&s))
-                return false;
-            continue;
-        }
-        size_t i = 0;
-        item_view v;
-        if (!js_array_begin(&s, &arr))
-            return false;
-        while ((r = js_element(&s, &arr)) == 1) {
-            if (i >= b->n || !read_item(&s, &v))
-                return false;
-            item_outcome(&v, b->id[i], &res[i]);
-            i++;
-        }
-        if (r != 0 || i != b->n)
-            return false;
-        seen = true;
-    }
-    return r == 0 && seen;
-}
-
-/* Every member's outcome from the answer's "results" (in request order),
- * read in place (common/jsonscan.h): a DOM of the answer cost more than
- * the rest of the batch's bookkeeping. */
-static void batch_results(const char *resp, const resv_batch *b, peer_answer *res)
-{
-    if (batch_items(resp, b, res))
-        return;
-    for (size_t i = 0; i < b->n; i++) {
-        memset(&res[i], 0, sizeof res[i]);
-        snprintf(res[i].reason, sizeof res[i].reason,
-                 "the peer's batch answer does not match the request");
-    }
-}
-
 /* Send one batch (bmu held on entry and on return, not across the
  * request); the request is bounded by the leader's deadline. */
 static void batch_lead(peer_service *ps, peer_pool *p, int64_t deadline)
@@ -1247,7 +726,7 @@ static void batch_lead(peer_service *ps, peer_pool *p, int64_t deadline)
         snprintf(whole.reason, sizeof whole.reason, "out of memory");
     else if (peer_post(ps, p, single ? PATH_RESERVATIONS : PATH_BATCH, body, left > 1 ? left : 1,
                        &whole, single ? NULL : &resp) == 0 && !single)
-        batch_results(resp, b, res);
+        pw_batch_results(resp, b->n, (const uint8_t (*)[16])b->id, res);
     /* a single reservation's answer, or a batch that got no 200: the
      * request's outcome is every member's */
     bool itemised = resp != NULL;
@@ -1335,7 +814,7 @@ int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,
                  char *reason, size_t reason_len)
 {
     peer_pool *p = pool_of(ps, peer_id);
-    char *text = p ? reservation_json(r, master, slaves, nslaves) : NULL;
+    char *text = p ? pw_reservation_text(r, master, slaves, nslaves) : NULL;
     if (!text) {
         snprintf(reason, reason_len, "%s", p ? "out of memory" : "not a configured peer");
         return -1;
@@ -1415,7 +894,7 @@ static int replay_one(peer_service *ps, unsigned *fails)
         return 0;
     int rc = -1;
     peer_pool *p = r == KS_OK ? pool_of(ps, peer) : NULL;
-    char *body = p ? void_json(id, segs, n) : NULL;
+    char *body = p ? pw_void_text(id, segs, n) : NULL;
     peer_answer a = { 0 };
     if (body && peer_post(ps, p, PATH_VOIDS, body, (long)ps->cfg->peer_timeout_ms, &a, NULL) == 0
         && ks_outbox_void_sent(ps->ks, id) == KS_OK) {
@@ -1432,52 +911,6 @@ static int replay_one(peer_service *ps, unsigned *fails)
     return rc;
 }
 
-/* The status a state answer gives for id: 1 applied, 0 voided or unknown,
- * -1 an answer of another shape. */
-static int state_applied(const char *resp, const uint8_t id[16])
-{
-    jscan s;
-    js_iter it;
-    js_str name, v;
-    js_error e;
-    int r, applied = -1;
-    bool id_ok = false;
-    size_t len = strlen(resp);
-    if (!js_validate(resp, len, &e))
-        return -1;
-    js_init(&s, resp, len);
-    if (!js_object_begin(&s, &it))
-        return -1;
-    while ((r = js_member(&s, &it, &name)) == 1) {
-        bool is_id = js_str_is(&name, "reservation_ID"), is_st = js_str_is(&name, "status");
-        if ((is_id || is_st) && js_peek(&s) == '"') {
-            uint8_t got[16];
-            if (!js_string(&s, &v))
-                return -1;
-            if (is_id)
-                id_ok = !v.escaped && uuid_parse(v.raw, v.len, got) == 0
-                        && memcmp(got, id, 16) == 0;
-            else if (js_str_is(&v, "applied"))
-                applied = 1;
-            else if (js_str_is(&v, "voided") || js_str_is(&v, "unknown"))
-                applied = 0;
-        } else if (!js_skip(&s)) {
-            return -1;
-        }
-    }
-    return r == 0 && id_ok ? applied : -1;
-}
-
-static char *state_json(const uint8_t id[16])
-{
-    jsonw w;
-    jw_init(&w, 64);
-    jw_lit(&w, "{\"reservation_ID\":");
-    uuid_text(&w, id);
-    jw_raw(&w, "}", 1);
-    return jw_finish(&w, NULL);
-}
-
 /* Ask the peer about the oldest reservation of unknown fate (in flight when
  * the process stopped) and settle it: applied, the entry goes and the keys
  * stand (the master may have been answered); otherwise it becomes a void.
@@ -1492,13 +925,13 @@ static int settle_one(peer_service *ps, unsigned *fails)
     if (r == KS_NOT_FOUND)
         return 0;
     peer_pool *p = r == KS_OK ? pool_of(ps, peer) : NULL;
-    char *body = p ? state_json(id) : NULL;
+    char *body = p ? pw_state_text(id) : NULL;
     peer_answer a = { 0 };
     int fate = -1;
     if (r == KS_OK && !p)
         fate = 0; /* no longer a configured peer: nothing to ask */
     else if (body && peer_post(ps, p, PATH_STATE, body, (long)ps->cfg->peer_timeout_ms, &a, &resp) == 0)
-        fate = state_applied(resp, id);
+        fate = pw_state_applied(resp, id);
     else if (a.http == 404 && strcmp(a.type, "not-found") == 0)
         fate = 0;
     int rc = -1;

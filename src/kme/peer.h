@@ -5,9 +5,10 @@
  * CA) whose CN is the ID of a configured [peer ID], and serves
  *   POST /peer/v1/reservations   keys the peer made for SAEs attached here
  *   POST /peer/v1/reservation-batch  several of those, each its own outcome
- *   POST /peer/v1/voids          bits of a reservation of unknown fate
- * Both carry metadata only (key IDs, SAE IDs, block segments), never key
- * material (I3).
+ *   POST /peer/v1/voids          bits of a reservation the peer must burn
+ *   POST /peer/v1/reservation-state  what became of a reservation
+ * (wire format: peer_wire.h).  All carry metadata only (key IDs, SAE IDs,
+ * block segments), never key material (I3).
  *
  * Client: concurrent reservations to one peer are coalesced into batch
  * requests (at most a few on the way at a time, a lone one is sent at
@@ -16,9 +17,10 @@
  * the peer's certificate, host name and CN (= its configured ID) are
  * checked before a request goes out.  No lock is held across a request.
  *
- * Replay: a thread turns every reservation left pending by a crash into a
- * void at start, then sends voids until the peer acknowledges them, with a
- * bounded back-off.
+ * Replay: a thread asks the peer the fate of every reservation left
+ * pending by a crash (applied: the entry goes; otherwise it becomes a
+ * void), and sends voids until the peer acknowledges them, with a bounded
+ * back-off.
  */
 #ifndef QC_KME_PEER_H
 #define QC_KME_PEER_H
@@ -28,10 +30,10 @@
 
 #include "kme/config.h"
 #include "kme/keystore.h"
+#include "kme/peer_wire.h"
 #include "kme/reply.h"
 
 #define PEER_MAX_BODY (1024 * 1024) /* requests to the peer listener */
-#define PEER_BATCH_MAX 64           /* reservations per batch request */
 
 typedef struct peer_service peer_service;
 
