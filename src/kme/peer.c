@@ -135,11 +135,15 @@ static void handle_reservation(peer_service *ps, const char *caller, pw_doc *d, 
 }
 
 /* The items of a batch, read; each with its own outcome. */
+typedef struct batch_item {
+    pw_resv r;
+    bool id_ok;                    /* r.id was readable */
+    perr e;                        /* e.http == 0: read, to apply */
+} batch_item;
+
 typedef struct batch_in {
     size_t n;
-    pw_resv r[PEER_BATCH_MAX];
-    bool id_ok[PEER_BATCH_MAX];    /* r[i].id was readable */
-    perr e[PEER_BATCH_MAX];        /* e[i].http == 0: read, to apply */
+    batch_item *it;                /* n of them (calloc'd: a batch is mostly 2-4) */
 } batch_in;
 
 /* Read reservations[i]: a refusal is that item's outcome, not the batch's.
@@ -150,16 +154,16 @@ static void batch_read_item(peer_service *ps, const char *caller, pw_doc *d, con
 {
     char where[32];
     snprintf(where, sizeof where, "reservations[%zu]", i);
-    b->id_ok[i] = pw_item_id(d, at, b->r[i].id);
-    if (pw_read_reservation(d, at, where, ps->cfg, caller, &b->r[i], &b->e[i]) != 0)
+    b->it[i].id_ok = pw_item_id(d, at, b->it[i].r.id);
+    if (pw_read_reservation(d, at, where, ps->cfg, caller, &b->it[i].r, &b->it[i].e) != 0)
         return;
     for (size_t j = 0; j < i; j++)
-        if (b->id_ok[j] && memcmp(b->r[j].id, b->r[i].id, 16) == 0) {
-            perr_set(&b->e[i], 400, "bad-request",
+        if (b->it[j].id_ok && memcmp(b->it[j].r.id, b->it[i].r.id, 16) == 0) {
+            perr_set(&b->it[i].e, 400, "bad-request",
                      "reservations[%zu].reservation_ID repeats reservations[%zu]", i, j);
             return;
         }
-    b->e[i].http = 0;
+    b->it[i].e.http = 0;
 }
 
 /* Apply the items that were read, all in one key store transaction. */
@@ -169,9 +173,9 @@ static void batch_apply(peer_service *ps, const char *caller, batch_in *b)
     ks_result res[PEER_BATCH_MAX];
     size_t at[PEER_BATCH_MAX], m = 0;
     for (size_t i = 0; i < b->n; i++) {
-        if (b->e[i].http != 0)
+        if (b->it[i].e.http != 0)
             continue;
-        const pw_resv *r = &b->r[i];
+        const pw_resv *r = &b->it[i].r;
         in[m] = (ks_reservation_in){.master = r->master, .slaves = r->slaves,
                                     .nslaves = r->nslaves, .expires_ms = r->expires,
                                     .keys = r->keys, .n = r->nkeys};
@@ -183,11 +187,11 @@ static void batch_apply(peer_service *ps, const char *caller, batch_in *b)
     size_t applied = 0;
     for (size_t k = 0; k < m; k++) {
         size_t i = at[k];
-        if (store_fail(&b->e[i], res[k]) == 0)
+        if (store_fail(&b->it[i].e, res[k]) == 0)
             applied++;
         else
-            log_warn("peer %s: reservation of %zu keys for %s refused: %s", caller, b->r[i].nkeys,
-                     b->r[i].master, ks_result_str(res[k]));
+            log_warn("peer %s: reservation of %zu keys for %s refused: %s", caller, b->it[i].r.nkeys,
+                     b->it[i].r.master, ks_result_str(res[k]));
     }
     log_debug("peer %s: batch of %zu reservations, %zu applied", caller, b->n, applied);
 }
@@ -201,26 +205,25 @@ static void handle_batch(peer_service *ps, const char *caller, pw_doc *d, kme_re
         pw_reply_problem(out, &e);
         return;
     }
-    batch_in *b = calloc(1, sizeof *b);
-    if (!b) {
+    batch_in in = {.n = n, .it = calloc(n, sizeof *in.it)}, *b = &in;
+    if (!b->it) {
         perr_set(&e, 503, "internal", "out of memory");
         pw_reply_problem(out, &e);
         return;
     }
-    b->n = n;
     for (size_t i = 0; i < b->n; i++)
         batch_read_item(ps, caller, d, items[i], b, i);
     batch_apply(ps, caller, b);
     const uint8_t *ids[PEER_BATCH_MAX];
     const perr *results[PEER_BATCH_MAX];
     for (size_t i = 0; i < b->n; i++) {
-        ids[i] = b->id_ok[i] ? b->r[i].id : NULL;
-        results[i] = b->e[i].http ? &b->e[i] : NULL;
+        ids[i] = b->it[i].id_ok ? b->it[i].r.id : NULL;
+        results[i] = b->it[i].e.http ? &b->it[i].e : NULL;
     }
     pw_reply_batch(out, b->n, ids, results);
     for (size_t i = 0; i < b->n; i++)
-        pw_resv_free(&b->r[i]);
-    free(b);
+        pw_resv_free(&b->it[i].r);
+    free(b->it);
 }
 
 static void handle_void(peer_service *ps, const char *caller, pw_doc *d, kme_reply *out)
@@ -705,8 +708,8 @@ static char *batch_take(peer_pool *p, resv_batch *b)
 static void batch_lead(peer_service *ps, peer_pool *p, int64_t deadline)
 {
     resv_batch batch = {0}, *b = &batch; /* lives until every member has its result */
-    peer_answer *res = calloc(PEER_BATCH_MAX, sizeof *res);
     char *body = batch_take(p, b);
+    peer_answer *res = calloc(b->n, sizeof *res);
     p->inflight++;
     bool larger = b->n > p->max_batch;
     if (larger)
