@@ -70,7 +70,8 @@ static int wait_for_stop_signal(void)
 
 /* The KME-to-KME channel ([peer_api]): listener, client pools, void
  * replay.  Started before the SAE API so that no enc_keys can run before
- * reservations of unknown fate are voided.  0, or -1 (logged). */
+ * the reservations of unknown fate are listed for the replay thread to
+ * settle with the peer.  0, or -1 (logged). */
 static int start_peer(const kme_config *cfg, keystore *ks, peer_service **out)
 {
     char err[512];
