@@ -2,22 +2,22 @@
  * client.c - libqkd014: the client object and the HTTPS exchange with a KME
  * (ETSI GS QKD 014 V1.1.1 §5, §8 of our digest).
  *
- * One libcurl easy handle per client, reused for every call, so the TLS
- * connection stays alive.  TLS: client certificate and key, trust only the
- * given CA, TLS 1.2 minimum, peer and host name verification always on.  The
- * expected KME ID (subject CN of the KME certificate) is checked from a
- * CURLOPT_PREREQFUNCTION callback, i.e. after the connection is made and
- * before a request (which may carry key IDs) is sent.
+ * The HTTPS side is transport.c, our own HTTP/1.1-over-GnuTLS client (not
+ * libcurl, which cost about three times the CPU per request; numbers in
+ * docs/libqkd014.md): one per client, holding the TLS credentials (loaded
+ * once) and one kept-alive connection.  TLS 1.2 minimum, trust only the
+ * given CA, peer and host name verification always on.  The expected KME ID
+ * (subject CN of the KME certificate) is checked by check_peer() right after
+ * each handshake, before a request (which may carry key IDs) is sent.
  *
  * Every call, typed or raw, goes through do_request(); the typed calls then
  * map the HTTP status and hand the body to parse.c.  Response bodies are
  * capped, kept in a buffer that is wiped after every call (it may hold
  * base64 key text), and never logged.
  *
- * Per call the client allocates nothing of its own: the URL buffer, the two
- * header lists, the response buffer and the percent-encoded SAE ID live in
- * the client, and method/header options are set only when the request form
- * changes (libcurl's per-transfer work dominates the cost of a call).
+ * Per call the client allocates nothing of its own: the path buffer, the
+ * response buffer and the percent-encoded SAE ID live in the client, and the
+ * transport keeps its request and answer buffers.
  */
 #include "sae/qkd014_internal.h"
 
@@ -29,7 +29,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <sodium.h>
@@ -38,6 +37,7 @@
 #include "common/secret.h"
 #include "common/uuid.h"
 #include "common/x509cn.h"
+#include "sae/transport.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000L
 #define DEFAULT_TIMEOUT_MS 10000L
@@ -54,17 +54,12 @@ typedef struct resp_buf {
     bool too_big;
 } resp_buf;
 
-/* How the easy handle is set up for the method and headers: the typed calls
- * use two fixed forms, so the options are set only when the form changes. */
-typedef enum req_mode { MODE_NONE, MODE_GET, MODE_POST_JSON, MODE_OTHER } req_mode;
-
 struct qkd014_client {
-    CURL *curl;
-    char *url;             /* base URL (url_base bytes, no trailing '/') + path */
-    size_t url_base, url_cap;
+    httpsc *tr;            /* NULL: the credentials did not load (tr_err) */
+    char *tr_err;
+    char *url;             /* path and query of the next request */
+    size_t url_cap;
     char *sae_raw, *sae_enc; /* last SAE ID put in a path, and its encoding */
-    struct curl_slist *hdr_get, *hdr_json; /* header lists of the two forms */
-    req_mode mode;
     char *expected_kme_id; /* NULL: no KME ID check */
     char peer_kme_id[KME_ID_MAX];
     bool have_peer;
@@ -75,10 +70,9 @@ struct qkd014_client {
     size_t leaf_len;
     char leaf_cn[KME_ID_MAX];
     int leaf_rc;
-    bool kme_id_rejected;  /* set by the pre-request callback */
     long http_status;
+    httpsc_response hresp; /* status and Content-Type of the last answer */
     resp_buf resp;
-    char curl_err[CURL_ERROR_SIZE];
     char errmsg[QKD014_ERRMSG_LEN];
 };
 
@@ -101,14 +95,14 @@ QKD014_API qkd014_code qkd014_global_init(void)
 {
     if (sodium_init() < 0)
         return QKD014_E_NOMEM;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    if (gnutls_global_init() < 0) /* reference-counted by GnuTLS */
         return QKD014_E_NOMEM;
     return QKD014_OK;
 }
 
 QKD014_API void qkd014_global_cleanup(void)
 {
-    curl_global_cleanup();
+    gnutls_global_deinit();
 }
 
 QKD014_API const char *qkd014_strerror(qkd014_code code)
@@ -140,10 +134,9 @@ QKD014_API long qkd014_last_http_status(const qkd014_client *c)
 
 long qkd014_last_connects(const qkd014_client *c)
 {
-    long n = 0;
-    if (c == NULL || curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &n) != CURLE_OK)
+    if (c == NULL || c->tr == NULL)
         return -1;
-    return n;
+    return httpsc_last_connects(c->tr);
 }
 
 QKD014_API const char *qkd014_peer_kme_id(const qkd014_client *c)
@@ -199,20 +192,20 @@ static bool resp_grow(resp_buf *r, size_t need)
     return true;
 }
 
-static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
+/* Body sink of the transport (which enforces QKD014_MAX_RESPONSE too). */
+static int on_body(void *ud, const char *data, size_t n)
 {
     resp_buf *r = ud;
-    size_t n = size * nmemb;
     if (n > QKD014_MAX_RESPONSE - r->len) {
         r->too_big = true;
-        return 0;
+        return -1;
     }
     if (r->len + n + 1 > r->cap && !resp_grow(r, r->len + n + 1))
-        return 0;
-    memcpy(r->data + r->len, ptr, n);
+        return -1;
+    memcpy(r->data + r->len, data, n);
     r->len += n;
     r->data[r->len] = '\0';
-    return n;
+    return 0;
 }
 
 /* ------------------------------------------------------- KME ID check */
@@ -240,41 +233,28 @@ static int peer_cn(qkd014_client *c, gnutls_session_t s, char *out, size_t outle
     return 0;
 }
 
-static int on_prereq(void *ud, char *ip, char *local_ip, int port,
-                     int local_port)
+/* Peer check of the transport, after every handshake and before the
+ * request: note the KME ID and refuse a KME other than the expected one. */
+static int check_peer(void *ud, gnutls_session_t tls, char *err, size_t errlen)
 {
     qkd014_client *c = ud;
-    const struct curl_tlssessioninfo *ti = NULL;
     char cn[KME_ID_MAX];
-    (void)ip, (void)local_ip, (void)port, (void)local_port;
     c->have_peer = false;
-    if (curl_easy_getinfo(c->curl, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK ||
-        ti == NULL || ti->backend != CURLSSLBACKEND_GNUTLS ||
-        ti->internals == NULL) {
+    if (peer_cn(c, tls, cn, sizeof cn) != 0) {
         if (c->expected_kme_id == NULL)
-            return CURL_PREREQFUNC_OK;
-        c->kme_id_rejected = true;
-        set_err(c, QKD014_E_TLS, "cannot read the KME certificate "
-                                 "(libcurl is not built with GnuTLS)");
-        return CURL_PREREQFUNC_ABORT;
-    }
-    if (peer_cn(c, (gnutls_session_t)ti->internals, cn, sizeof cn) != 0) {
-        if (c->expected_kme_id == NULL)
-            return CURL_PREREQFUNC_OK;
-        c->kme_id_rejected = true;
-        set_err(c, QKD014_E_TLS, "KME certificate has no single subject CN, "
-                                 "expected %s", c->expected_kme_id);
-        return CURL_PREREQFUNC_ABORT;
+            return 0;
+        snprintf(err, errlen, "KME certificate has no single subject CN, "
+                              "expected %s", c->expected_kme_id);
+        return -1;
     }
     qkd014_sanitize(cn, strlen(cn), c->peer_kme_id, sizeof c->peer_kme_id);
     c->have_peer = true;
     if (c->expected_kme_id != NULL && strcmp(cn, c->expected_kme_id) != 0) {
-        c->kme_id_rejected = true;
-        set_err(c, QKD014_E_TLS, "KME certificate names %s, expected %s",
-                c->peer_kme_id, c->expected_kme_id);
-        return CURL_PREREQFUNC_ABORT;
+        snprintf(err, errlen, "KME certificate names %s, expected %s",
+                 c->peer_kme_id, c->expected_kme_id);
+        return -1;
     }
-    return CURL_PREREQFUNC_OK;
+    return 0;
 }
 
 /* ------------------------------------------------------------- client */
@@ -291,6 +271,11 @@ QKD014_API qkd014_code qkd014_options_check(const qkd014_options *o,
     if (o->kme_url == NULL || strncasecmp(o->kme_url, "https://", 8) != 0 ||
         o->kme_url[8] == '\0' || strpbrk(o->kme_url, "?# \t\r\n") != NULL) {
         snprintf(err, errlen, "KME URL must be https://host[:port]");
+        return QKD014_E_USAGE;
+    }
+    if (!httpsc_url_valid(o->kme_url)) {
+        snprintf(err, errlen, "KME URL must be https://host[:port][/prefix] "
+                              "(port 1-65535, no user info)");
         return QKD014_E_USAGE;
     }
     for (size_t i = 0; i < 3; i++) {
@@ -315,74 +300,27 @@ QKD014_API qkd014_code qkd014_options_check(const qkd014_options *o,
     return QKD014_OK;
 }
 
-/* Options that stay the same for every request of this client. */
-static bool setup_curl(qkd014_client *c, const qkd014_options *o)
+/* The transport: URL, credentials (parsed here, once), timeouts.  A
+ * credential file that does not load is reported by every call (as
+ * QKD014_E_TLS), as when libcurl loaded them per connection; false only
+ * when out of memory. */
+static bool setup_transport(qkd014_client *c, const qkd014_options *o)
 {
-    CURL *h = c->curl;
+    char err[QKD014_ERRMSG_LEN];
     long ct = o->connect_timeout_ms ? o->connect_timeout_ms
                                     : DEFAULT_CONNECT_TIMEOUT_MS;
     long to = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
-    int bad = 0;
-    bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-    bad |= curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-    bad |= curl_easy_setopt(h, CURLOPT_PROXY, "");
-    /* "*": no proxy, and libcurl skips reading no_proxy from the
-     * environment on every request. */
-    bad |= curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-    bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    bad |= curl_easy_setopt(h, CURLOPT_SSLCERT, o->cert_file);
-    bad |= curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-    bad |= curl_easy_setopt(h, CURLOPT_SSLKEY, o->key_file);
-    bad |= curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
-    bad |= curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
-    bad |= curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-    bad |= curl_easy_setopt(h, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
-    bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    bad |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ct < to ? ct : to);
-    bad |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to);
-    bad |= curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    bad |= curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
-                            (curl_off_t)QKD014_MAX_RESPONSE);
-    bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-    bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, &c->resp);
-    bad |= curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
-    bad |= curl_easy_setopt(h, CURLOPT_PREREQDATA, c);
-    bad |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
-    return bad == 0;
-}
-
-/* The header lists of the two request forms the typed calls use. */
-static bool make_header_lists(qkd014_client *c)
-{
-    static const char *const json[] = {
-        "Accept: application/json", "Expect:", "Content-Type: application/json",
-    };
-    c->hdr_get = curl_slist_append(NULL, json[0]);
-    for (size_t i = 0; i < 3; i++) {
-        struct curl_slist *l = curl_slist_append(c->hdr_json, json[i]);
-        if (l == NULL)
-            return false; /* qkd014_client_free releases the rest */
-        c->hdr_json = l;
+    httpsc_config cfg = { .url = o->kme_url, .ca_file = o->ca_file,
+                          .cert_file = o->cert_file, .key_file = o->key_file,
+                          .connect_timeout_ms = ct < to ? ct : to,
+                          .timeout_ms = to, .max_body = QKD014_MAX_RESPONSE };
+    c->tr = httpsc_new(&cfg, err, sizeof err);
+    if (c->tr != NULL) {
+        httpsc_set_peer_check(c->tr, check_peer, c);
+        return true;
     }
-    return c->hdr_get != NULL;
-}
-
-/* Copy the base URL (without trailing '/') into the client's URL buffer. */
-static bool set_base_url(qkd014_client *c, const char *kme_url)
-{
-    size_t ul = strlen(kme_url);
-    while (ul > 8 && kme_url[ul - 1] == '/')
-        ul--;
-    c->url_cap = ul + 256;
-    c->url = malloc(c->url_cap);
-    if (c->url == NULL)
-        return false;
-    memcpy(c->url, kme_url, ul);
-    c->url[ul] = '\0';
-    c->url_base = ul;
-    return true;
+    c->tr_err = strdup(err);
+    return c->tr_err != NULL;
 }
 
 QKD014_API qkd014_code qkd014_client_new(const qkd014_options *opt,
@@ -400,10 +338,10 @@ QKD014_API qkd014_code qkd014_client_new(const qkd014_options *opt,
         return QKD014_E_NOMEM;
     c->expected_kme_id = opt->expected_kme_id ? strdup(opt->expected_kme_id)
                                               : NULL;
-    c->curl = curl_easy_init();
-    if (!set_base_url(c, opt->kme_url) || c->curl == NULL ||
-        (opt->expected_kme_id && c->expected_kme_id == NULL) ||
-        !make_header_lists(c) || !setup_curl(c, opt)) {
+    c->url_cap = 256;
+    c->url = malloc(c->url_cap);
+    if (c->url == NULL || (opt->expected_kme_id && c->expected_kme_id == NULL) ||
+        !setup_transport(c, opt)) {
         qkd014_client_free(c);
         return QKD014_E_NOMEM;
     }
@@ -416,10 +354,8 @@ QKD014_API void qkd014_client_free(qkd014_client *c)
 {
     if (c == NULL)
         return;
-    if (c->curl != NULL)
-        curl_easy_cleanup(c->curl);
-    curl_slist_free_all(c->hdr_get);
-    curl_slist_free_all(c->hdr_json);
+    httpsc_free(c->tr);
+    free(c->tr_err);
     resp_release(&c->resp);
     free(c->url);
     free(c->sae_raw);
@@ -431,169 +367,54 @@ QKD014_API void qkd014_client_free(qkd014_client *c)
 
 /* ------------------------------------------------------------ request */
 
-static bool is_tls_error(CURLcode e)
+static qkd014_code map_transport_error(qkd014_client *c, httpsc_code e)
 {
     switch (e) {
-    case CURLE_SSL_CONNECT_ERROR: case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED: case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER: case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_ENGINE_INITFAILED: case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_SHUTDOWN_FAILED: case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR: case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS: case CURLE_SSL_CLIENTCERT:
-    case CURLE_USE_SSL_FAILED:
-        return true;
-    default:
-        return false;
+    case HTTPSC_OK: return QKD014_OK;
+    case HTTPSC_E_NOMEM: return QKD014_E_NOMEM;
+    case HTTPSC_E_TLS: case HTTPSC_E_PEER: return QKD014_E_TLS;
+    case HTTPSC_E_MALFORMED: case HTTPSC_E_TOO_BIG: return QKD014_E_MALFORMED;
+    case HTTPSC_E_USAGE: return QKD014_E_USAGE;
+    case HTTPSC_E_SINK:
+        if (c->resp.too_big)
+            return set_err(c, QKD014_E_MALFORMED, "answer exceeds %u bytes",
+                           QKD014_MAX_RESPONSE);
+        return set_err(c, QKD014_E_NOMEM, "out of memory");
+    case HTTPSC_E_TRANSPORT: break;
     }
+    return QKD014_E_TRANSPORT;
 }
 
-static qkd014_code map_curl_error(qkd014_client *c, CURLcode e)
-{
-    char detail[CURL_ERROR_SIZE];
-    qkd014_sanitize(c->curl_err[0] ? c->curl_err : curl_easy_strerror(e),
-                    CURL_ERROR_SIZE, detail, sizeof detail);
-    if (e == CURLE_ABORTED_BY_CALLBACK && c->kme_id_rejected)
-        return QKD014_E_TLS; /* message set by on_prereq */
-    if (c->resp.too_big || e == CURLE_FILESIZE_EXCEEDED)
-        return set_err(c, QKD014_E_MALFORMED, "answer exceeds %u bytes",
-                       QKD014_MAX_RESPONSE);
-    if (e == CURLE_OUT_OF_MEMORY || e == CURLE_WRITE_ERROR)
-        return set_err(c, QKD014_E_NOMEM, "out of memory (%s)", detail);
-    /* With TLS 1.3 the KME rejects a client certificate after the client's
-     * handshake is done: the alert then arrives as a receive error. */
-    if (is_tls_error(e) ||
-        ((e == CURLE_RECV_ERROR || e == CURLE_SEND_ERROR) &&
-         strstr(c->curl_err, "fatal alert") != NULL))
-        return set_err(c, QKD014_E_TLS, "%s", detail);
-    return set_err(c, QKD014_E_TRANSPORT, "%s", detail);
-}
-
-/* General form (raw requests only): any method, any Content-Type or none;
- * *tmp receives a header list the caller frees after the transfer. */
-static bool setup_other(qkd014_client *c, const char *method,
-                        const char *content_type, const char *body,
-                        size_t body_len, struct curl_slist **tmp)
-{
-    char ct[256];
-    CURL *h = c->curl;
-    snprintf(ct, sizeof ct, "Content-Type:%s%s", content_type ? " " : "",
-             content_type ? content_type : "");
-    const char *lines[] = { "Accept: application/json", ct, "Expect:" };
-    struct curl_slist *hl = NULL;
-    for (size_t i = 0; i < (body != NULL ? 3u : 2u); i++) {
-        struct curl_slist *l = curl_slist_append(hl, lines[i]);
-        if (l == NULL) {
-            curl_slist_free_all(hl);
-            hl = NULL;
-            break;
-        }
-        hl = l;
-    }
-    *tmp = hl;
-    c->mode = MODE_OTHER;
-    if (hl == NULL)
-        return false;
-    int bad = curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    bad |= curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
-    if (body != NULL) {
-        bad |= curl_easy_setopt(h, CURLOPT_POST, 1L);
-        bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                                (curl_off_t)body_len);
-        bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        bad |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
-                                strcmp(method, "POST") ? method : NULL);
-    } else {
-        bad |= curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        if (strcmp(method, "HEAD") == 0)
-            bad |= curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-        bad |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
-                                strcmp(method, "GET") && strcmp(method, "HEAD")
-                                    ? method : NULL);
-    }
-    return bad == 0;
-}
-
-/* Per-request options.  The typed calls use GET without a body or POST with
- * a JSON body: their method and header options are set only when the form
- * changes (options persist in the easy handle).  Anything else goes through
- * setup_other(). */
-static bool setup_request(qkd014_client *c, const char *method,
-                          const char *content_type, const char *body,
-                          size_t body_len, struct curl_slist **tmp)
-{
-    CURL *h = c->curl;
-    int bad = curl_easy_setopt(h, CURLOPT_URL, c->url);
-    *tmp = NULL;
-    if (body == NULL && content_type == NULL && strcmp(method, "GET") == 0) {
-        if (c->mode != MODE_GET) {
-            bad |= curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-            bad |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
-            bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdr_get);
-            c->mode = bad ? MODE_NONE : MODE_GET;
-        }
-    } else if (body != NULL && content_type != NULL &&
-               strcmp(content_type, "application/json") == 0 &&
-               strcmp(method, "POST") == 0) {
-        if (c->mode != MODE_POST_JSON) {
-            bad |= curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
-            bad |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
-            bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdr_json);
-            c->mode = bad ? MODE_NONE : MODE_POST_JSON;
-        }
-        bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                                (curl_off_t)body_len);
-        bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    } else if (!setup_other(c, method, content_type, body, body_len, tmp))
-        bad = 1;
-    return bad == 0;
-}
-
-/* After a transfer: drop pointers into the caller's body and a temporary
- * header list from the handle. */
-static void after_request(qkd014_client *c, const char *body,
-                          struct curl_slist *tmp)
-{
-    if (body != NULL)
-        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
-    if (tmp != NULL || c->mode == MODE_OTHER) {
-        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
-        c->mode = MODE_NONE;
-    }
-    curl_slist_free_all(tmp);
-}
-
-/* The one code path of every request, for the URL already in c->url.  On
- * QKD014_OK, c->http_status and c->resp hold the answer (the caller clears
- * c->resp). */
+/* The one code path of every request, for the path in c->url.  On
+ * QKD014_OK, c->http_status, c->hresp and c->resp hold the answer (the
+ * caller clears c->resp).  The transport writes its messages (which never
+ * quote the answer) straight into c->errmsg. */
 static qkd014_code do_request(qkd014_client *c, const char *method,
                               const char *content_type, const char *body,
                               size_t body_len)
 {
-    struct curl_slist *tmp = NULL;
     c->http_status = 0;
-    c->kme_id_rejected = false;
-    c->curl_err[0] = '\0';
     resp_clear(&c->resp);
-    qkd014_code rc = QKD014_OK;
-    if (!setup_request(c, method, content_type, body, body_len, &tmp))
-        rc = set_err(c, QKD014_E_NOMEM, "cannot set up the request");
-    CURLcode e = rc ? CURLE_OK : curl_easy_perform(c->curl);
-    after_request(c, body, tmp);
-    if (rc == QKD014_OK && e != CURLE_OK)
-        rc = map_curl_error(c, e);
+    if (c->tr == NULL)
+        return set_err(c, QKD014_E_TLS, "%s", c->tr_err);
+    httpsc_request rq = { .method = method, .target = c->url,
+                          .content_type = content_type, .body = body,
+                          .body_len = body_len };
+    httpsc_code e = httpsc_request_send(c->tr, &rq, on_body, &c->resp, &c->hresp,
+                                        c->errmsg, sizeof c->errmsg);
+    qkd014_code rc = map_transport_error(c, e);
     if (rc == QKD014_OK)
-        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->http_status);
-    if (rc != QKD014_OK)
+        c->http_status = c->hresp.status;
+    else
         resp_clear(&c->resp);
     return rc;
 }
 
-/* Put base URL + the n parts into c->url; false when out of memory. */
+/* Put the n parts into c->url (the path); false when out of memory. */
 static bool url_build(qkd014_client *c, const char *const *parts,
                       const size_t *lens, size_t n)
 {
-    size_t total = c->url_base + 1;
+    size_t total = 1;
     for (size_t i = 0; i < n; i++) {
         if (lens[i] > SIZE_MAX / 2 - total)
             return false;
@@ -606,7 +427,7 @@ static bool url_build(qkd014_client *c, const char *const *parts,
         c->url = u;
         c->url_cap = total;
     }
-    size_t off = c->url_base;
+    size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         memcpy(c->url + off, parts[i], lens[i]);
         off += lens[i];
@@ -645,8 +466,7 @@ qkd014_code qkd014_raw_request(qkd014_client *c, const char *method,
     if (rc != QKD014_OK)
         return rc;
     *http_status = c->http_status;
-    char *ct = NULL;
-    curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct);
+    const char *ct = c->hresp.has_content_type ? c->hresp.content_type : NULL;
     char *copy = malloc(c->resp.len + 1);
     char *ctcopy = (ct && resp_content_type) ? strdup(ct) : NULL;
     if (copy == NULL || (ct && resp_content_type && ctcopy == NULL)) {
@@ -700,8 +520,7 @@ static qkd014_code exchange(qkd014_client *c, const char *method,
     if (c->http_status != 200)
         rc = map_http_error(c);
     else {
-        char *ct = NULL;
-        curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct);
+        const char *ct = c->hresp.has_content_type ? c->hresp.content_type : NULL;
         if (!qkd014_is_json_content_type(ct)) {
             char shown[80];
             qkd014_sanitize(ct ? ct : "none", 80, shown, sizeof shown);
