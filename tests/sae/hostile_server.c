@@ -1,8 +1,8 @@
 /*
  * hostile_server.c - the hostile HTTPS "KME" of the libqkd014 tests (see
  * hostile_server.h): one thread, one connection at a time, every answer
- * followed by closing the connection, so each answer is exactly what the
- * test asked for.  Test code only; it trusts nothing the client sends but
+ * followed by closing the connection (unless a raw answer asks to keep it),
+ * so each answer is exactly what the test asked for.  Test code only; it trusts nothing the client sends but
  * does not try to be a real HTTP server.
  */
 #include "hostile_server.h"
@@ -32,7 +32,11 @@ struct hostile_server {
     hostile_mode mode;
     int status;
     char *content_type, *body;
-    struct queued { int status; char *content_type, *body; } queue[HOSTILE_QUEUE];
+    struct queued {
+        int status, keep;
+        long hold_ms;
+        char *content_type, *body, *raw; /* raw: sent as is */
+    } queue[HOSTILE_QUEUE];
     size_t queued;
     hostile_request last;
 };
@@ -117,8 +121,8 @@ static long read_headers(conn *c)
             return -1;
         ssize_t r = gnutls_record_recv(c->tls, c->buf + c->len,
                                        sizeof c->buf - 1 - c->len);
-        if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN)
-            continue;
+        if (r == GNUTLS_E_INTERRUPTED)
+            continue; /* AGAIN: SO_RCVTIMEO expired, e.g. an idle kept connection */
         if (r <= 0)
             return -1;
         c->len += (size_t)r;
@@ -145,7 +149,7 @@ static int read_request(conn *c, hostile_request *rq)
     memcpy(rq->body, c->buf + hl, have < want ? have : want);
     while (have < want) {
         ssize_t r = gnutls_record_recv(c->tls, rq->body + have, want - have);
-        if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN)
+        if (r == GNUTLS_E_INTERRUPTED)
             continue;
         if (r <= 0)
             return -1;
@@ -236,34 +240,60 @@ static void answer(conn *c, hostile_mode mode, int status, const char *ct,
 
 /* ---------------------------------------------------------- connection */
 
-static void serve_conn(hostile_server *s, conn *c)
+/* Send a raw answer; then hold the connection without reading. */
+static void answer_raw(conn *c, const char *raw, long hold_ms)
+{
+    if (raw[0] != '\0')
+        send_str(c, raw);
+    if (hold_ms > 0)
+        sleep_ms(hold_ms);
+}
+
+/* Serve one request; true if the connection is to serve another. */
+static bool serve_one(hostile_server *s, conn *c)
 {
     hostile_request *rq = malloc(sizeof *rq);
+    c->len = 0; /* the client does not pipeline */
     if (rq == NULL || read_request(c, rq) != 0) {
         free(rq);
-        return;
+        return false;
     }
     pthread_mutex_lock(&s->lock);
     rq->count = s->last.count + 1;
     s->last = *rq;
     hostile_mode mode = s->mode;
-    int status = s->status;
-    char *ct, *body;
+    int status = s->status, keep = 0;
+    long hold = 0;
+    char *ct, *body, *raw = NULL;
     if (s->queued > 0) { /* the oldest queued answer, handed over */
         mode = H_CANNED;
         status = s->queue[0].status;
         ct = s->queue[0].content_type;
         body = s->queue[0].body;
+        raw = s->queue[0].raw;
+        keep = s->queue[0].keep;
+        hold = s->queue[0].hold_ms;
         memmove(s->queue, s->queue + 1, --s->queued * sizeof s->queue[0]);
     } else {
         ct = s->content_type ? strdup(s->content_type) : NULL;
         body = s->body ? strdup(s->body) : NULL;
     }
     pthread_mutex_unlock(&s->lock);
-    answer(c, mode, status, ct, body);
+    if (raw != NULL)
+        answer_raw(c, raw, hold);
+    else
+        answer(c, mode, status, ct, body);
     free(ct);
     free(body);
+    free(raw);
     free(rq);
+    return keep != 0;
+}
+
+static void serve_conn(hostile_server *s, conn *c)
+{
+    while (serve_one(s, c))
+        ;
 }
 
 static void handle(hostile_server *s, int fd)
@@ -391,6 +421,7 @@ void hostile_answer(hostile_server *s, hostile_mode mode, int status,
     for (size_t i = 0; i < s->queued; i++) {
         free(s->queue[i].content_type);
         free(s->queue[i].body);
+        free(s->queue[i].raw);
     }
     s->queued = 0;
     pthread_mutex_unlock(&s->lock);
@@ -405,7 +436,26 @@ int hostile_enqueue(hostile_server *s, int status, const char *content_type, con
         q->status = status;
         q->content_type = content_type ? strdup(content_type) : NULL;
         q->body = body ? strdup(body) : NULL;
+        q->raw = NULL;
+        q->keep = 0;
+        q->hold_ms = 0;
         rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int hostile_enqueue_raw(hostile_server *s, const char *raw, int keep, long hold_ms)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->lock);
+    if (s->queued < HOSTILE_QUEUE) {
+        struct queued *q = &s->queue[s->queued];
+        *q = (struct queued){ .keep = keep, .hold_ms = hold_ms, .raw = strdup(raw) };
+        if (q->raw != NULL) {
+            s->queued++;
+            rc = 0;
+        }
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -433,6 +483,7 @@ void hostile_stop(hostile_server *s)
     for (size_t i = 0; i < s->queued; i++) {
         free(s->queue[i].content_type);
         free(s->queue[i].body);
+        free(s->queue[i].raw);
     }
     pthread_mutex_destroy(&s->lock);
     free(s);

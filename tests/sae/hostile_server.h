@@ -3,7 +3,8 @@
  * tests: a GnuTLS server on 127.0.0.1 (port 0 = any free port) in a thread
  * of the test process, answering each request the way the test asks for
  * (canned answers that break the standard, slow or huge bodies, dropped
- * connections, garbage) and recording the last request it saw.
+ * connections, garbage, raw HTTP framing, kept-alive connections) and
+ * recording the last request it saw.
  */
 #ifndef HOSTILE_SERVER_H
 #define HOSTILE_SERVER_H
@@ -51,6 +52,12 @@ void hostile_answer(hostile_server *s, hostile_mode mode, int status,
  * hostile_answer() applies again.  At most HOSTILE_QUEUE pending. */
 #define HOSTILE_QUEUE 8
 int hostile_enqueue(hostile_server *s, int status, const char *content_type, const char *body);
+
+/* Queue one raw answer: the bytes of raw go out as they are (any HTTP, or
+ * broken HTTP).  Then, with keep, the connection stays open and serves the
+ * next request (keep-alive, whatever raw's headers say); otherwise it is
+ * held open for hold_ms without reading (0: not at all) and closed. */
+int hostile_enqueue_raw(hostile_server *s, const char *raw, int keep, long hold_ms);
 
 /* Copy of the last request. */
 void hostile_last(hostile_server *s, hostile_request *out);

@@ -4,7 +4,11 @@
  * its own error code and message, never a crash, and the client must stay
  * usable afterwards.  Also checks what the client sends (GET for the simple
  * forms, POST with Content-Type application/json otherwise, percent-encoded
- * SAE IDs) and the KME certificate checks (CA, expected KME ID).
+ * SAE IDs) and the KME certificate checks (CA, expected KME ID).  The
+ * HTTP layer (src/sae/transport.c) is tested through raw answers: chunked
+ * bodies, 1xx, close-delimited bodies, keep-alive and Connection: close,
+ * a kept connection closed by the server while idle (one transparent
+ * retry), half answers and silent servers (timeouts), broken framing.
  *
  * The certificates are made at test time with scripts/pki (path in the
  * environment variable QKD014_PKI_SCRIPT) in a temporary directory.
@@ -18,6 +22,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -25,6 +32,7 @@
 #include "hostile_server.h"
 #include "qkd014.h"
 #include "common/base64.h"
+#include "sae/qkd014_internal.h"
 
 #define ID1 "0b5f4d9e-1c2a-4b3d-8e7f-a1b2c3d4e5f6"
 #define ID2 "1c6e5eaf-2d3b-4c4e-9f80-b2c3d4e5f607"
@@ -471,6 +479,231 @@ static void test_broken_connections(void **state)
     qkd014_client_free(c);
 }
 
+/* ------------------------------------------------------ HTTP transport */
+
+static const char ka_head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n";
+
+/* A raw 200 answer: ka_head + extra headers + Content-Length + body. */
+static char *raw_answer(const char *extra, const char *body)
+{
+    size_t n = strlen(ka_head) + strlen(extra) + strlen(body) + 64;
+    char *r = malloc(n);
+    assert_non_null(r);
+    snprintf(r, n, "%s%sContent-Length: %zu\r\n\r\n%s", ka_head, extra, strlen(body), body);
+    return r;
+}
+
+static char *one_key_body(void)
+{
+    const char *ids[] = { ID1 };
+    return container(ids, 1, 32);
+}
+
+static int requests_seen(const hostile_server *s)
+{
+    hostile_request rq;
+    hostile_last((hostile_server *)s, &rq);
+    return rq.count;
+}
+
+/* Chunked answers (with extensions and trailers) and bodies that end when
+ * the server closes are read whole; 1xx interim answers are skipped. */
+static void test_chunked_and_close_delimited(void **state)
+{
+    (void)state;
+    qkd014_client *c = client();
+    char *body = one_key_body(), raw[1024];
+    size_t bl = strlen(body);
+    snprintf(raw, sizeof raw, "%sTransfer-Encoding: chunked\r\n\r\n"
+             "5;name=value\r\n%.5s\r\n%zx\r\n%s\r\n0\r\nX-Trailer: yes\r\n\r\n",
+             ka_head, body, bl - 5, body + 5);
+    assert_int_equal(hostile_enqueue_raw(T.main, raw, 0, 0), 0);
+    EXPECT(c, get_one(c), QKD014_OK, "ok");
+    snprintf(raw, sizeof raw, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+             "%s\r\n%s", ka_head, body);
+    assert_int_equal(hostile_enqueue_raw(T.main, raw, 0, 0), 0);
+    EXPECT(c, get_one(c), QKD014_OK, "ok");
+    assert_int_equal(qkd014_last_connects(c), 1);
+    free(body);
+    qkd014_client_free(c);
+}
+
+/* The connection is kept and reused while the server allows it; after
+ * Connection: close, or HTTP/1.0 without keep-alive, the next call opens a
+ * new one.  A HEAD answer has no body whatever its Content-Length says. */
+static void test_keep_alive(void **state)
+{
+    (void)state;
+    qkd014_client *c = client();
+    char *body = one_key_body();
+    char *ka = raw_answer("", body), *cl = raw_answer("Connection: close\r\n", body);
+    static const char head_answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+    const char *plan[] = { ka, ka, head_answer, ka, cl, ka };
+    const long connects[] = { 1, 0, 0, 0, 0, 1 };
+    for (size_t i = 0; i < 6; i++) {
+        /* every answer keeps the server side open: closing is our choice */
+        assert_int_equal(hostile_enqueue_raw(T.main, plan[i], 1, 0), 0);
+        if (plan[i] == head_answer) {
+            long http = 0;
+            char *out = NULL;
+            size_t len = 1;
+            EXPECT(c, qkd014_raw_request(c, "HEAD", "/api/v1/keys/SAE_H2/status", NULL,
+                                         NULL, 0, &http, &out, &len, NULL), QKD014_OK, NULL);
+            assert_int_equal(http, 200);
+            assert_int_equal(len, 0);
+            free(out);
+        } else
+            EXPECT(c, get_one(c), QKD014_OK, "ok");
+        if (qkd014_last_connects(c) != connects[i])
+            fail_msg("call %zu opened %ld connections, expected %ld", i + 1,
+                     qkd014_last_connects(c), connects[i]);
+    }
+    /* HTTP/1.0 closes unless it says keep-alive */
+    char *h10 = raw_answer("", body), *h10ka = raw_answer("Connection: keep-alive\r\n", body);
+    memcpy(h10 + 5, "1.0", 3);
+    memcpy(h10ka + 5, "1.0", 3);
+    const char *plan10[] = { h10ka, h10, ka };
+    const long connects10[] = { 0, 0, 1 };
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(hostile_enqueue_raw(T.main, plan10[i], i < 2, 0), 0);
+        EXPECT(c, get_one(c), QKD014_OK, "ok");
+        assert_int_equal(qkd014_last_connects(c), connects10[i]);
+    }
+    free(h10);
+    free(h10ka);
+    free(ka);
+    free(cl);
+    free(body);
+    qkd014_client_free(c);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* A server that closes a kept connection while it is idle: the next call
+ * fails on it before any answer byte and is sent again, once, on a new
+ * connection.  A new connection that fails is not retried. */
+static void test_idle_close_retry(void **state)
+{
+    (void)state;
+    qkd014_client *c = client();
+    char *body = one_key_body(), *ka = raw_answer("", body);
+    /* the server closes after this answer although it allowed keep-alive */
+    assert_int_equal(hostile_enqueue_raw(T.main, ka, 0, 0), 0);
+    EXPECT(c, get_one(c), QKD014_OK, "ok");
+    sleep_ms(100);
+    int before = requests_seen(T.main);
+    assert_int_equal(hostile_enqueue_raw(T.main, ka, 0, 0), 0);
+    EXPECT(c, get_one(c), QKD014_OK, "ok");
+    assert_int_equal(qkd014_last_connects(c), 1);
+    assert_int_equal(requests_seen(T.main), before + 1);
+    /* the retry's new connection fails too: no second retry */
+    sleep_ms(100);
+    hostile_answer(T.main, H_CLOSE, 0, NULL, NULL);
+    before = requests_seen(T.main);
+    EXPECT(c, get_one(c), QKD014_E_TRANSPORT, NULL);
+    assert_int_equal(qkd014_last_connects(c), 1);
+    assert_int_equal(requests_seen(T.main), before + 1);
+    still_works(c);
+    free(ka);
+    free(body);
+    qkd014_client_free(c);
+}
+
+/* A server that goes silent (after the handshake, in the middle of the
+ * head, or before the handshake) makes the call time out on time; a head
+ * cut short by a close is a transport error. */
+static void test_silent_servers(void **state)
+{
+    (void)state;
+    static const char *const raws[] = {
+        "", "HTTP/1.1 200 OK\r\nContent-Type: appl",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{",
+    };
+    qkd014_client *c = client_with((client_opts){ .srv = T.main, .timeout_ms = 700 });
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(hostile_enqueue_raw(T.main, raws[i], 0, 1200), 0);
+        double t0 = now_s();
+        EXPECT(c, get_one(c), QKD014_E_TRANSPORT, "timed out");
+        double took = now_s() - t0;
+        if (took < 0.65 || took > 3)
+            fail_msg("case %zu: the timed-out call took %.2f s (timeout 0.7 s)", i, took);
+        sleep_ms(600); /* until the server lets go of the connection */
+    }
+    assert_int_equal(hostile_enqueue_raw(T.main, raws[1], 0, 0), 0);
+    EXPECT(c, get_one(c), QKD014_E_TRANSPORT, "closed before the answer was complete");
+    qkd014_client_free(c);
+    /* a listener that never accepts: TCP connects, TLS never answers */
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    socklen_t al = sizeof a;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    char url[64], crt[512], key[512], ca[512];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", ntohs(a.sin_port));
+    file_of(crt, sizeof crt, "SAE_H1", "crt");
+    file_of(key, sizeof key, "SAE_H1", "key");
+    file_of(ca, sizeof ca, "kme-ca", "crt");
+    qkd014_options opt = { .kme_url = url, .cert_file = crt, .key_file = key,
+                           .ca_file = ca, .timeout_ms = 700 };
+    assert_int_equal(qkd014_client_new(&opt, &c), QKD014_OK);
+    double t0 = now_s();
+    EXPECT(c, get_one(c), QKD014_E_TRANSPORT, "timed out");
+    if (now_s() - t0 < 0.65 || now_s() - t0 > 3)
+        fail_msg("the silent handshake took %.2f s (timeout 0.7 s)", now_s() - t0);
+    qkd014_client_free(c);
+    close(fd);
+}
+
+/* Broken HTTP framing is QKD014_E_MALFORMED, and the client recovers. */
+static void test_bad_framing(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        { "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", "invalid chunk size" },
+        { "Transfer-Encoding: chunked\r\n\r\n-1\r\n{}\r\n0\r\n\r\n", "invalid chunk size" },
+        { "Transfer-Encoding: chunked\r\n\r\n1\r\n{}\r\n0\r\n\r\n", "longer than its size" },
+        { "Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", "invalid chunk size" },
+        { "Transfer-Encoding: gzip\r\n\r\n{}", "other than chunked" },
+        { "Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+          "both Content-Length and Transfer-Encoding" },
+        { "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{} ", "two Content-Length" },
+        { "Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}", "two Content-Length" },
+        { "Content-Length: +2\r\n\r\n{}", "invalid Content-Length" },
+        { "Content-Length : 2\r\n\r\n{}", "malformed header line" },
+        { "X-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\n{}", "line folding" },
+    };
+    qkd014_client *c = client();
+    char raw[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(raw, sizeof raw, "%s%s", ka_head, cases[i][0]);
+        assert_int_equal(hostile_enqueue_raw(T.main, raw, 0, 0), 0);
+        EXPECT(c, get_one(c), QKD014_E_MALFORMED, cases[i][1]);
+    }
+    /* a head beyond 16 KiB */
+    size_t big = 20000;
+    char *huge = malloc(big + 256);
+    assert_non_null(huge);
+    int n = snprintf(huge, 256, "%sX-Big: ", ka_head);
+    memset(huge + n, 'a', big);
+    snprintf(huge + n + big, 200, "\r\nContent-Length: 2\r\n\r\n{}");
+    assert_int_equal(hostile_enqueue_raw(T.main, huge, 0, 0), 0);
+    EXPECT(c, get_one(c), QKD014_E_MALFORMED, "headers exceed 16384 bytes");
+    free(huge);
+    /* not HTTP/1.x at all */
+    assert_int_equal(hostile_enqueue_raw(T.main, "HTTP/2 200\r\n\r\n", 0, 0), 0);
+    EXPECT(c, get_one(c), QKD014_E_TRANSPORT, "not HTTP");
+    still_works(c);
+    qkd014_client_free(c);
+}
+
 /* ------------------------------------------------------ TLS and KME ID */
 
 static void test_kme_id_mismatch(void **state)
@@ -525,6 +758,11 @@ int main(void)
         cmocka_unit_test(test_slow_body),
         cmocka_unit_test(test_error_statuses),
         cmocka_unit_test(test_broken_connections),
+        cmocka_unit_test(test_chunked_and_close_delimited),
+        cmocka_unit_test(test_keep_alive),
+        cmocka_unit_test(test_idle_close_retry),
+        cmocka_unit_test(test_silent_servers),
+        cmocka_unit_test(test_bad_framing),
         cmocka_unit_test(test_kme_id_mismatch),
         cmocka_unit_test(test_untrusted_kme),
     };
