@@ -3,7 +3,9 @@
  * kept-alive connection reused versus a new client (new TCP + TLS
  * connection) per call.  One thread; for each call kind (status, enc_keys
  * with one key of the default size) and each mode it runs for a fixed time
- * and prints calls per second and latency percentiles.
+ * and prints calls per second, latency percentiles and the client's own CPU
+ * time per call (user + system time of this thread: what libqkd014 costs,
+ * without the KME's share).
  *
  *   qkd014_bench --env DIR/testbed.env [--seconds S] [--master SAE_A1]
  *                [--slave SAE_A2]
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "qkd014.h"
@@ -29,8 +32,17 @@ typedef struct samples {
     double *us;
     size_t n;
     unsigned long errors;
+    double cpu_us; /* this thread's user + system time during the run */
     char first_error[256];
 } samples;
+
+static double thread_cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
 
 static double now_us(void)
 {
@@ -104,6 +116,7 @@ static void note(samples *s, qkd014_client *cl, qkd014_code rc)
 /* Run calls for cfg->seconds; reuse: one client, else one per call. */
 static void run(const cfg *c, bool keys, bool reuse, samples *s)
 {
+    double cpu0 = thread_cpu_us();
     qkd014_client *kept = reuse ? new_client(c) : NULL;
     double end = now_us() + c->seconds * 1e6;
     while (s->n < MAX_SAMPLES) {
@@ -120,6 +133,7 @@ static void run(const cfg *c, bool keys, bool reuse, samples *s)
             s->us[s->n++] = now_us() - t0;
     }
     qkd014_client_free(kept);
+    s->cpu_us = thread_cpu_us() - cpu0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -137,8 +151,8 @@ static void report(const char *what, const cfg *c, samples *s)
         p[i] = s->us[at] / 1000.0;
     }
     printf("%-42s %8zu calls %9.0f calls/s  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms"
-           "  %lu errors\n", what, s->n, (double)s->n / c->seconds, p[0], p[1], p[2],
-           p[3], s->errors);
+           "  client CPU %.1f us/call  %lu errors\n", what, s->n, (double)s->n / c->seconds,
+           p[0], p[1], p[2], p[3], s->n ? s->cpu_us / (double)s->n : 0.0, s->errors);
     if (s->errors > 0)
         printf("  first error: %s\n", s->first_error);
 }
