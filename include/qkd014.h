@@ -102,7 +102,7 @@ typedef struct qkd014_key_request {
     const char *extension_optional_json;  /* JSON array text, or NULL */
 } qkd014_key_request;
 
-/* Once per process, before threads: initialises libcurl and GnuTLS. */
+/* Once per process, before threads: initialises GnuTLS and libsodium. */
 QKD014_API qkd014_code qkd014_global_init(void);
 QKD014_API void qkd014_global_cleanup(void);
 

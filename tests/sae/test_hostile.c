@@ -14,7 +14,6 @@
  * environment variable QKD014_PKI_SCRIPT) in a temporary directory.
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -730,6 +729,30 @@ static void test_kme_id_mismatch(void **state)
     qkd014_client_free(c);
 }
 
+/* An IP address in the URL is checked against the certificate's IP SANs
+ * (scripts/pki gives KME certificates IP:127.0.0.1), and no SNI is sent. */
+static void test_ip_url(void **state)
+{
+    (void)state;
+    char url[64], crt[512], key[512], ca[512];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/", hostile_port(T.main));
+    file_of(crt, sizeof crt, "SAE_H1", "crt");
+    file_of(key, sizeof key, "SAE_H1", "key");
+    file_of(ca, sizeof ca, "kme-ca", "crt");
+    qkd014_options opt = { .kme_url = url, .cert_file = crt, .key_file = key,
+                           .ca_file = ca, .expected_kme_id = "KME-H" };
+    qkd014_client *c = NULL;
+    assert_int_equal(qkd014_client_new(&opt, &c), QKD014_OK);
+    qkd014_status *s = NULL;
+    answer_json(200, status_ok);
+    EXPECT(c, qkd014_get_status(c, "SAE_H2", &s), QKD014_OK, NULL);
+    qkd014_status_free(s);
+    hostile_request rq;
+    hostile_last(T.main, &rq);
+    assert_string_equal(rq.target, "/api/v1/keys/SAE_H2/status");
+    qkd014_client_free(c);
+}
+
 static void test_untrusted_kme(void **state)
 {
     (void)state;
@@ -742,7 +765,8 @@ static void test_untrusted_kme(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
+    /* SIGPIPE keeps its default action: the library must not raise it
+     * (its sends use MSG_NOSIGNAL) when the KME has gone away. */
     if (qkd014_global_init() != QKD014_OK)
         return 1;
     const struct CMUnitTest tests[] = {
@@ -764,6 +788,7 @@ int main(void)
         cmocka_unit_test(test_silent_servers),
         cmocka_unit_test(test_bad_framing),
         cmocka_unit_test(test_kme_id_mismatch),
+        cmocka_unit_test(test_ip_url),
         cmocka_unit_test(test_untrusted_kme),
     };
     int r = cmocka_run_group_tests_name("libqkd014 vs hostile KME", tests, group_setup,
