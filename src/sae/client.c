@@ -3,7 +3,7 @@
  * (ETSI GS QKD 014 V1.1.1 §5, §8 of our digest).
  *
  * The HTTPS side is transport.c, our own HTTP/1.1-over-GnuTLS client (not
- * libcurl, which cost about three times the CPU per request; numbers in
+ * libcurl, which cost about twice the client CPU per request; numbers in
  * docs/libqkd014.md): one per client, holding the TLS credentials (loaded
  * once) and one kept-alive connection.  TLS 1.2 minimum, trust only the
  * given CA, peer and host name verification always on.  The expected KME ID
