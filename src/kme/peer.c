@@ -27,7 +27,6 @@
  */
 #include "kme/peer.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <inttypes.h>
@@ -38,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/httpsc.h"
 #include "common/log.h"
 #include "common/uuid.h"
 #include "common/x509cn.h"
@@ -315,21 +315,17 @@ static const char *peer_identify(void *ctx, const char *cn, const char *uri_san)
  * Client: pools of persistent mTLS connections to the peers
  * =================================================================== */
 
-/* One easy handle = one kept-alive connection, with the state its
- * callbacks need during a request. */
+/* One kept-alive connection to a peer (common/httpsc.h), with the state
+ * its callbacks need during a request. */
 typedef struct peer_conn {
-    CURL *curl;
+    httpsc *h;
     const char *expected;          /* the peer's configured ID */
-    struct curl_slist *hdrs;
     char *resp;                    /* answer body, NUL-terminated */
     size_t len, cap;
-    bool too_big, cn_bad;
-    char cn_err[ID_MAX + 96];
     unsigned char *leaf;           /* last leaf certificate seen and its CN */
     size_t leaf_len;
     int leaf_rc;
     char leaf_cn[ID_MAX + 1];
-    char curl_err[CURL_ERROR_SIZE];
 } peer_conn;
 
 typedef struct resv_wait resv_wait;
@@ -349,28 +345,24 @@ typedef struct peer_pool {
     uint64_t n_batches, n_resv;    /* requests and reservations sent (logged at stop) */
 } peer_pool;
 
-static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
+/* Body sink: the answer into c->resp (httpsc bounds it by MAX_RESPONSE). */
+static int on_body(void *ud, const char *data, size_t n)
 {
     peer_conn *c = ud;
-    size_t n = size * nmemb;
-    if (n > MAX_RESPONSE - c->len) {
-        c->too_big = true;
-        return 0;
-    }
     if (c->len + n + 1 > c->cap) {
         size_t cap = c->cap ? c->cap : 1024;
         while (cap < c->len + n + 1)
             cap *= 2;
         char *p = realloc(c->resp, cap);
         if (!p)
-            return 0;
+            return -1;
         c->resp = p;
         c->cap = cap;
     }
-    memcpy(c->resp + c->len, ptr, n);
+    memcpy(c->resp + c->len, data, n);
     c->len += n;
     c->resp[c->len] = '\0';
-    return n;
+    return 0;
 }
 
 /* Leaf CN of the TLS session, parsed again only when the certificate
@@ -393,77 +385,52 @@ static int session_cn(peer_conn *c, gnutls_session_t s)
     return c->leaf_rc;
 }
 
-/* After the TLS handshake (chain and host name already verified by
- * libcurl), before the request goes out: the certificate must name the
- * peer we meant to reach, not merely some KME of our CA. */
-static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
+/* After each TLS handshake (chain and host name already verified by
+ * httpsc), before a request goes out: the certificate must name the peer
+ * we meant to reach, not merely some KME of our CA. */
+static int on_peer_check(void *ud, gnutls_session_t tls, char *err, size_t errlen)
 {
     peer_conn *c = ud;
-    const struct curl_tlssessioninfo *ti = NULL;
-    (void)ip, (void)local_ip, (void)port, (void)local_port;
-    if (curl_easy_getinfo(c->curl, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || !ti
-        || ti->backend != CURLSSLBACKEND_GNUTLS || !ti->internals) {
-        snprintf(c->cn_err, sizeof c->cn_err, "cannot read the peer's certificate (libcurl without GnuTLS)");
-    } else if (session_cn(c, (gnutls_session_t)ti->internals) != 0) {
-        snprintf(c->cn_err, sizeof c->cn_err, "peer certificate has no single subject CN");
-    } else if (strcmp(c->leaf_cn, c->expected) != 0) {
-        snprintf(c->cn_err, sizeof c->cn_err, "peer certificate names %.64s, expected %.64s",
-                 c->leaf_cn, c->expected);
-    } else {
-        return CURL_PREREQFUNC_OK;
-    }
-    c->cn_bad = true;
-    return CURL_PREREQFUNC_ABORT;
+    if (session_cn(c, tls) != 0)
+        snprintf(err, errlen, "peer certificate has no single subject CN");
+    else if (strcmp(c->leaf_cn, c->expected) != 0)
+        snprintf(err, errlen, "peer certificate names %.64s, expected %.64s", c->leaf_cn,
+                 c->expected);
+    else
+        return 0;
+    return -1;
 }
 
 static void conn_free(peer_conn *c)
 {
     if (!c)
         return;
-    curl_easy_cleanup(c->curl);
-    curl_slist_free_all(c->hdrs);
+    httpsc_free(c->h);
     free(c->resp);
     free(c->leaf);
     free(c);
 }
 
-static peer_conn *conn_new(const kme_config *cfg, const kme_peer *p)
+/* A new connection object (no traffic yet: httpsc connects at the first
+ * request); its credentials are loaded here, once. */
+static peer_conn *conn_new(const kme_config *cfg, const peer_pool *p)
 {
     peer_conn *c = calloc(1, sizeof *c);
-    if (!c || !(c->curl = curl_easy_init())) {
+    if (!c)
+        return NULL;
+    httpsc_config hc = {
+        .url = p->base, .ca_file = cfg->peer_ca, .cert_file = cfg->cert, .key_file = cfg->key,
+        .connect_timeout_ms = (long)cfg->peer_timeout_ms, .timeout_ms = (long)cfg->peer_timeout_ms,
+        .max_body = MAX_RESPONSE,
+    };
+    char err[256];
+    c->expected = p->peer->id;
+    if (!(c->h = httpsc_new(&hc, err, sizeof err))) {
+        log_error("peer KME %s: %s", p->peer->id, err);
         free(c);
         return NULL;
     }
-    c->expected = p->id;
-    c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    struct curl_slist *h2 = c->hdrs ? curl_slist_append(c->hdrs, "Expect:") : NULL;
-    CURL *h = c->curl;
-    int bad = !h2;
-    bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-    bad |= curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-    bad |= curl_easy_setopt(h, CURLOPT_PROXY, "");
-    bad |= curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-    bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    bad |= curl_easy_setopt(h, CURLOPT_SSLCERT, cfg->cert);
-    bad |= curl_easy_setopt(h, CURLOPT_SSLKEY, cfg->key);
-    bad |= curl_easy_setopt(h, CURLOPT_CAINFO, cfg->peer_ca);
-    bad |= curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-    bad |= curl_easy_setopt(h, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
-    bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    bad |= curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdrs);
-    bad |= curl_easy_setopt(h, CURLOPT_POST, 1L);
-    bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-    bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
-    bad |= curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
-    bad |= curl_easy_setopt(h, CURLOPT_PREREQDATA, c);
-    bad |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
-    if (bad) {
-        conn_free(c);
-        return NULL;
-    }
+    httpsc_set_peer_check(c->h, on_peer_check, c);
     return c;
 }
 
@@ -484,7 +451,7 @@ static peer_conn *pool_get(peer_service *ps, peer_pool *p)
     if (p->nidle)
         c = p->idle[--p->nidle];
     pthread_mutex_unlock(&p->mu);
-    return c ? c : conn_new(ps->cfg, p->peer);
+    return c ? c : conn_new(ps->cfg, p);
 }
 
 /* Keep up to POOL_MAX idle connections; close the rest. */
@@ -536,20 +503,14 @@ static int pools_init(peer_service *ps, char *err, size_t errlen)
     return 0;
 }
 
-static void transport_reason(peer_conn *c, CURLcode rc, long timeout_ms, peer_answer *a)
+static void transport_reason(httpsc_code rc, const char *err, peer_answer *a)
 {
-    if (c->cn_bad)
-        snprintf(a->reason, sizeof a->reason, "%.200s", c->cn_err);
-    else if (rc == CURLE_OPERATION_TIMEDOUT)
-        snprintf(a->reason, sizeof a->reason, "no answer within %ld ms", timeout_ms);
-    else if (rc == CURLE_COULDNT_CONNECT)
-        snprintf(a->reason, sizeof a->reason, "cannot connect (%.160s)",
-                 c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
-    else if (c->too_big)
+    if (rc == HTTPSC_E_TOO_BIG)
         snprintf(a->reason, sizeof a->reason, "answer larger than %d bytes", MAX_RESPONSE);
+    else if (rc == HTTPSC_E_NOMEM || rc == HTTPSC_E_SINK)
+        snprintf(a->reason, sizeof a->reason, "out of memory");
     else
-        snprintf(a->reason, sizeof a->reason, "%.200s",
-                 c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
+        snprintf(a->reason, sizeof a->reason, "%.200s", err[0] ? err : "transport error");
 }
 
 /* POST body to path at the peer, within timeout_ms.  0 on a 200 answer,
@@ -560,30 +521,23 @@ static int peer_post(peer_service *ps, peer_pool *p, const char *path, const cha
     memset(a, 0, sizeof *a);
     peer_conn *c = pool_get(ps, p);
     if (!c) {
-        snprintf(a->reason, sizeof a->reason, "out of memory");
+        snprintf(a->reason, sizeof a->reason, "cannot set up a connection (see the log)");
         return -1;
     }
-    char url[sizeof p->base + 32];
-    snprintf(url, sizeof url, "%s%s", p->base, path);
+    httpsc_request rq = {.method = "POST", .target = path, .content_type = "application/json",
+                         .body = body, .body_len = strlen(body), .timeout_ms = timeout_ms};
+    httpsc_response hr;
+    char err[256];
     c->len = 0;
-    c->too_big = c->cn_bad = false;
-    c->curl_err[0] = '\0';
-    CURL *h = c->curl;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    CURLcode rc = curl_easy_perform(h);
-    if (rc != CURLE_OK)
-        transport_reason(c, rc, timeout_ms, a);
-    else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->http) == CURLE_OK && a->http != 200)
+    httpsc_code rc = httpsc_request_send(c->h, &rq, on_body, c, &hr, err, sizeof err);
+    if (rc != HTTPSC_OK)
+        transport_reason(rc, err, a);
+    else if ((a->http = hr.status) != 200)
         pw_answer_reason(c->resp, c->len, a);
     else if (resp && !(*resp = strndup(c->resp ? c->resp : "", c->len)))
         a->http = 0, snprintf(a->reason, sizeof a->reason, "out of memory");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL); /* body is the caller's */
     pool_put(p, c);
-    return rc == CURLE_OK && a->http == 200 ? 0 : -1;
+    return rc == HTTPSC_OK && a->http == 200 ? 0 : -1;
 }
 
 static int64_t now_ms(void)
@@ -1019,7 +973,7 @@ static int listen_start(peer_service *ps, char *err, size_t errlen)
 peer_service *peer_service_start(const kme_config *cfg, keystore *ks, char *err, size_t errlen)
 {
     peer_service *ps = calloc(1, sizeof *ps);
-    if (!ps || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (!ps) {
         snprintf(err, errlen, "out of memory");
         free(ps);
         return NULL;
@@ -1062,5 +1016,4 @@ void peer_service_stop(peer_service *ps)
         listener_stop(ps->http);
     pools_free(ps);
     free(ps);
-    curl_global_cleanup();
 }

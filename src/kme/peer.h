@@ -12,8 +12,8 @@
  *
  * Client: concurrent reservations to one peer are coalesced into batch
  * requests (at most a few on the way at a time, a lone one is sent at
- * once); one small pool of persistent mTLS connections (libcurl easy
- * handles) per peer, so concurrent requests do not queue on one connection;
+ * once); one small pool of persistent mTLS connections (common/httpsc.h,
+ * credentials loaded once per connection object) per peer, so concurrent requests do not queue on one connection;
  * the peer's certificate, host name and CN (= its configured ID) are
  * checked before a request goes out.  No lock is held across a request.
  *
@@ -40,7 +40,7 @@ typedef struct peer_service peer_service;
 /* Start the peer listener (cfg->peer_listen, KME CA cfg->peer_ca, server and
  * client certificate = the [sae_api] cert/key), the client pools and the
  * replay thread.  Returns NULL with a reason in err.  Requires
- * cfg->has_peer_api; call before any other thread uses libcurl. */
+ * cfg->has_peer_api. */
 peer_service *peer_service_start(const kme_config *cfg, keystore *ks, char *err, size_t errlen);
 
 /* The port the peer listener bound. */

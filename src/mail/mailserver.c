@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -126,10 +127,22 @@ out:
 
 /* A handle set up for one operation: TLS required and verified, bounded in
  * time, restricted to the two schemes of its protocol. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static bool curl_ready;
+
+/* libcurl's global set-up, once per process, here: libqkd014 no longer
+ * uses libcurl (common/httpsc.c), so nothing else in a qumail process
+ * does it. */
+static void curl_setup(void)
+{
+    curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
+
 static CURL *new_handle(const qm_mailserver *s, const server_url *url, const char *protocols,
                         char errbuf[CURL_ERROR_SIZE])
 {
-    CURL *h = curl_easy_init();
+    pthread_once(&curl_once, curl_setup);
+    CURL *h = curl_ready ? curl_easy_init() : NULL;
     if (h == NULL)
         return NULL;
     errbuf[0] = '\0';

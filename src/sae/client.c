@@ -2,7 +2,7 @@
  * client.c - libqkd014: the client object and the HTTPS exchange with a KME
  * (ETSI GS QKD 014 V1.1.1 §5, §8 of our digest).
  *
- * The HTTPS side is transport.c, our own HTTP/1.1-over-GnuTLS client (not
+ * The HTTPS side is common/httpsc.c, our own HTTP/1.1-over-GnuTLS client (not
  * libcurl, which cost about twice the client CPU per request; numbers in
  * docs/libqkd014.md): one per client, holding the TLS credentials (loaded
  * once) and one kept-alive connection.  TLS 1.2 minimum, trust only the
@@ -37,7 +37,7 @@
 #include "common/secret.h"
 #include "common/uuid.h"
 #include "common/x509cn.h"
-#include "sae/transport.h"
+#include "common/httpsc.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000L
 #define DEFAULT_TIMEOUT_MS 10000L

@@ -2,7 +2,7 @@
  * qkd014_internal.h - libqkd014 internals shared by client.c and parse.c,
  * and exposed to the project's tests and tools (never installed).
  *
- * client.c owns the client and the HTTP exchange (through transport.c, one
+ * client.c owns the client and the HTTP exchange (through common/httpsc.c, one
  * kept-alive HTTPS connection per client); parse.c turns response bodies into the public structures
  * and builds request bodies.  The parse functions never touch the network:
  * they report a qkd014_code and write a message (without key material) into

@@ -5,7 +5,7 @@
  * usable afterwards.  Also checks what the client sends (GET for the simple
  * forms, POST with Content-Type application/json otherwise, percent-encoded
  * SAE IDs) and the KME certificate checks (CA, expected KME ID).  The
- * HTTP layer (src/sae/transport.c) is tested through raw answers: chunked
+ * HTTP layer (src/common/httpsc.c) is tested through raw answers: chunked
  * bodies, 1xx, close-delimited bodies, keep-alive and Connection: close,
  * a kept connection closed by the server while idle (one transparent
  * retry), half answers and silent servers (timeouts), broken framing.

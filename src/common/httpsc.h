@@ -1,8 +1,7 @@
 /*
- * transport.h - a lean HTTPS/1.1 client over GnuTLS with one kept-alive
- * connection: what libqkd014 uses instead of libcurl (docs/libqkd014.md,
- * "Transport").  Self-contained (no qkd014 types) so that other clients of
- * the project, e.g. the KME's peer client, can use it too.
+ * httpsc.h - a lean HTTPS/1.1 client over GnuTLS with one kept-alive
+ * connection: what libqkd014 (docs/libqkd014.md, "Transport") and the
+ * KME's peer client (src/kme/peer.c) use instead of libcurl.
  *
  * One httpsc object = one server (https://host[:port][/base]), the TLS
  * credentials loaded once, and at most one open connection, reused by every
@@ -15,8 +14,8 @@
  * Not thread-safe: one thread at a time per object; different objects in
  * different threads are independent (no global state of its own).
  */
-#ifndef QC_SAE_TRANSPORT_H
-#define QC_SAE_TRANSPORT_H
+#ifndef QC_COMMON_HTTPSC_H
+#define QC_COMMON_HTTPSC_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,6 +60,8 @@ typedef struct httpsc_request {
     const char *content_type; /* Content-Type header, or NULL */
     const char *body;         /* NULL: no body and no Content-Length */
     size_t body_len;
+    long timeout_ms;          /* > 0: bound for this request instead of the
+                                 config's (a caller with its own deadline) */
 } httpsc_request;
 
 typedef struct httpsc_response {

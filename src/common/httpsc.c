@@ -1,6 +1,6 @@
 /*
- * transport.c - HTTP/1.1 over GnuTLS with one kept-alive connection (see
- * transport.h): the HTTPS client of libqkd014.
+ * httpsc.c - HTTP/1.1 over GnuTLS with one kept-alive connection (see
+ * httpsc.h): the HTTPS client of libqkd014 and of the KME's peer channel.
  *
  * Why not libcurl: on a kept-alive connection a small request cost ~120 µs
  * of client CPU through libcurl (its per-transfer state machine and
@@ -21,7 +21,7 @@
  * wiped after every request, and body bytes are handed to the caller's sink
  * without further copies.  Error messages never quote answer bytes.
  */
-#include "sae/transport.h"
+#include "common/httpsc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -854,7 +854,7 @@ httpsc_code httpsc_request_send(httpsc *h, const httpsc_request *rq,
                                 httpsc_response *resp, char *err, size_t errlen)
 {
     size_t len = 0;
-    int64_t deadline = now_ms() + h->timeout_ms;
+    int64_t deadline = now_ms() + (rq->timeout_ms > 0 ? rq->timeout_ms : h->timeout_ms);
     h->err = err;
     h->errlen = errlen;
     err[0] = '\0';
