@@ -57,6 +57,8 @@ typedef struct ks_options {
     unsigned maintenance_ms;       /* expiry + WAL checkpoint period */
     int64_t link_block_ttl_ms;     /* ks_maintain erases unconfirmed link blocks
                                       stored longer ago than this; 0 = 60000 */
+    uint64_t wal_limit_bytes;      /* checkpoint at once when the WAL grows past
+                                      this; 0 = 16 MiB (keystore.c) */
 } ks_options;
 
 typedef struct ks_key {

@@ -61,6 +61,7 @@ struct keystore {
     int64_t ttl_ms;     /* <= 0: keys never expire */
     int64_t block_ttl_ms; /* unconfirmed link blocks are erased after this */
     int page_size;
+    int64_t wal_limit;  /* bytes: see KS_WAL_LIMIT_BYTES */
 
     uint64_t pool_bits; /* committed pool state (mirrors local_pool) */
     int64_t pool_ns;
