@@ -80,7 +80,7 @@ enum lstmt {
     LS_OB_INSERT, LS_OB_CONFIRMED, LS_OB_FAILED, LS_OB_STATE,
     LS_OB_RECOVER, LS_OB_PENDING, LS_OB_NEXT_VOID, LS_OB_VOID_SENT, LS_SEG_BEFORE, LS_SEG_FROM,
     LS_SEG_INSERT, LS_SEG_SETLEN, LS_SEG_DEL,
-    LS_BLK_ADD_USED, LS_RES_GET, LS_RES_PUT, LS_RKEY_INSERT, LS_RKEYS_DEL, LS_GONE_PRUNE,
+    LS_BLK_ADD_USED, LS_RES_GET, LS_RES_PUT, LS_RES_ADD, LS_RKEY_INSERT, LS_RKEYS_DEL, LS_GONE_PRUNE,
     LS_RES_PRUNE, LS_COUNT_
 };
 
@@ -127,6 +127,8 @@ static const char *const lstmt_sql[LS_COUNT_] = {
     [LS_BLK_ADD_USED] = "UPDATE blocks SET used = used + ?2 WHERE block_id = ?1",
     [LS_RES_GET] = "SELECT state, digest FROM reservations WHERE res_id = ?1",
     [LS_RES_PUT] = "INSERT OR REPLACE INTO reservations(res_id, state, digest, keep_until_ms)"
+                   " VALUES (?1, ?2, ?3, ?4)",
+    [LS_RES_ADD] = "INSERT OR IGNORE INTO reservations(res_id, state, digest, keep_until_ms)"
                    " VALUES (?1, ?2, ?3, ?4)",
     [LS_RKEY_INSERT] = "INSERT INTO keys(key_id, master, size_bits, material, created, expires,"
                        " slaves, pending, res_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -1029,7 +1031,8 @@ static size_t acked_take(keystore *ks, struct ksi_acked *dst, size_t max)
     pthread_mutex_lock(&ks->fate_mu);
     size_t n = ks->n_acked < max ? ks->n_acked : max;
     ks->n_acked -= n;
-    memcpy(dst, ks->acked + ks->n_acked, n * sizeof *dst);
+    if (n > 0) /* the list may not exist yet (NULL) */
+        memcpy(dst, ks->acked + ks->n_acked, n * sizeof *dst);
     pthread_mutex_unlock(&ks->fate_mu);
     return n;
 }
@@ -1589,17 +1592,38 @@ static int res_put(keystore *ks, const uint8_t id[16], int state, const uint8_t 
     return step_reset(s) == SQLITE_DONE ? 0 : -1;
 }
 
+/* Record a new reservation ID as applied: 1, or 0 when the ID has a
+ * record already (nothing written), -1 on error.  One B-tree descent for
+ * the usual case, a new ID, instead of a lookup and then an insert. */
+static int res_add(keystore *ks, const uint8_t id[16], const uint8_t *digest)
+{
+    sqlite3_stmt *s = L(ks, LS_RES_ADD);
+    sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, RES_APPLIED);
+    sqlite3_bind_blob(s, 3, digest, KS_DIGEST, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, now_ms(ks) + KS_RES_KEEP_MS);
+    if (step_reset(s) != SQLITE_DONE)
+        return -1;
+    return sqlite3_changes(ks->db) > 0 ? 1 : 0;
+}
+
+/* The record is written first: should a key then fail, the body's
+ * savepoint is rolled back with it. */
 static ks_result apply_body(keystore *ks, tx *t)
 {
     apply_ctx *c = (apply_ctx *)t;
     uint8_t seen[KS_DIGEST];
-    int state = res_get(ks, c->id, seen);
-    if (state < 0)
+    int added = res_add(ks, c->id, c->digest);
+    if (added < 0)
         return KS_ERROR;
-    if (state == RES_APPLIED && memcmp(seen, c->digest, KS_DIGEST) == 0)
-        return KS_OK; /* a retry: applied before, nothing changes */
-    if (state != 0)
+    if (added == 0) {
+        int state = res_get(ks, c->id, seen);
+        if (state < 0)
+            return KS_ERROR;
+        if (state == RES_APPLIED && memcmp(seen, c->digest, KS_DIGEST) == 0)
+            return KS_OK; /* a retry: applied before, nothing changes */
         return KS_CONFLICT; /* voided, or the ID came with other content */
+    }
     uint64_t bytes = 0;
     for (size_t i = 0; i < c->n; i++)
         bytes += c->keys[i].size_bits / 8;
@@ -1609,8 +1633,6 @@ static ks_result apply_body(keystore *ks, tx *t)
         if (r != KS_OK)
             return r;
     }
-    if (res_put(ks, c->id, RES_APPLIED, c->digest) != 0)
-        return KS_ERROR;
     t->stored_delta = (int64_t)c->n;
     t->changed = true;
     return KS_OK;
