@@ -1,5 +1,6 @@
 /*
- * uuid.c - random version-4 UUIDs for key IDs, and strict parsing and
+ * uuid.c - random version-4 UUIDs for key IDs, time-ordered version-7 ones
+ * for reservation IDs, and strict parsing and
  * formatting of the 8-4-4-4-12 text form.
  */
 #include "common/uuid.h"
@@ -13,6 +14,15 @@ void uuid_generate_v4(uint8_t out[16])
 {
     secret_random(out, 16);
     out[6] = (uint8_t)((out[6] & 0x0f) | 0x40); /* version 4 */
+    out[8] = (uint8_t)((out[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+}
+
+void uuid_generate_v7(uint8_t out[16], uint64_t ms_now)
+{
+    secret_random(out + 6, 10);
+    for (int i = 5; i >= 0; i--, ms_now >>= 8)
+        out[i] = (uint8_t)ms_now;
+    out[6] = (uint8_t)((out[6] & 0x0f) | 0x70); /* version 7 */
     out[8] = (uint8_t)((out[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 }
 

@@ -1124,7 +1124,11 @@ static int reservation_alloc(keystore *ks, ks_reservation *out, uint32_t n, uint
     out->n_segs = calloc(n, sizeof *out->n_segs);
     if (!out->segs || !out->first_seg || !out->n_segs)
         return -1;
-    uuid_generate_v4(out->id);
+    /* time-ordered: the peer's reservation records and our outbox are
+     * indexed by it, and random IDs made every insert touch a random page
+     * of a table that holds ten minutes of reservations (the cross-KME
+     * rate fell by a third as it grew past the page cache) */
+    uuid_generate_v7(out->id, (uint64_t)now_ms(ks));
     for (uint32_t i = 0; i < n; i++) {
         uuid_generate_v4(out->keys.keys[i].id);
         out->keys.keys[i].size_bits = size_bits;

@@ -5,7 +5,9 @@
  * peer.c moves these texts over HTTPS; this file only knows JSON.
  *
  * JSON, UTF-8; block IDs as exactly 16 hex digits, UUIDs in the 8-4-4-4-12
- * form, times in Unix milliseconds; a segment is
+ * form (our KMEs make reservation IDs time-ordered, version 7, so that the
+ * peer's records of them are appended, not scattered; any version is
+ * accepted), times in Unix milliseconds; a segment is
  * [block_id_hex, offset_bytes, length_bytes]:
  *
  *   POST /peer/v1/reservations

@@ -1,5 +1,5 @@
 /*
- * test_uuid.c - key IDs: random v4 generation, strict 8-4-4-4-12 parsing in
+ * test_uuid.c - key IDs: random v4 generation, time-ordered v7 generation, strict 8-4-4-4-12 parsing in
  * either case and of any version, lower-case formatting.
  */
 #include <setjmp.h>
@@ -26,6 +26,29 @@ static void test_generate_sets_version_and_variant(void **state)
         assert_int_equal(id[6] >> 4, 4);
         assert_int_equal(id[8] >> 6, 2);
     }
+}
+
+/* v7: version and variant, the milliseconds in the first 48 bits (so IDs
+ * of later milliseconds sort after earlier ones, bytewise), random rest. */
+static void test_generate_v7(void **state)
+{
+    (void)state;
+    const uint64_t ms = UINT64_C(0x0123456789ab);
+    uint8_t a[16], b[16], c[16];
+    uuid_generate_v7(a, ms);
+    uuid_generate_v7(b, ms);
+    uuid_generate_v7(c, ms + 1);
+    static const uint8_t stamp[6] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab };
+    assert_memory_equal(a, stamp, 6);
+    assert_int_equal(a[6] >> 4, 7);
+    assert_int_equal(a[8] >> 6, 2);
+    assert_memory_not_equal(a + 6, b + 6, 10);
+    assert_true(memcmp(a, c, 16) < 0 && memcmp(b, c, 16) < 0);
+    char text[UUID_STR_LEN + 1];
+    uint8_t back[16];
+    uuid_format(c, text);
+    assert_int_equal(uuid_parse(text, UUID_STR_LEN, back), 0);
+    assert_memory_equal(back, c, 16);
 }
 
 static void test_generate_differs(void **state)
@@ -122,6 +145,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_generate_sets_version_and_variant),
         cmocka_unit_test(test_generate_differs),
+        cmocka_unit_test(test_generate_v7),
         cmocka_unit_test(test_format_lower_case),
         cmocka_unit_test(test_parse_round_trip),
         cmocka_unit_test(test_parse_either_case_and_any_version),
