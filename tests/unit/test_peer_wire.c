@@ -1,0 +1,100 @@
+/*
+ * test_peer_wire.c - the peer client's readers of KME-to-KME answers
+ * (src/kme/peer_wire.c): what a batch answer and a state answer mean for
+ * each reservation, and that an answer of another shape, or about another
+ * reservation, is never taken for "applied".  (The listener's strict
+ * readers are tested against the real daemon in tests/peer and fuzzed.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kme/peer_wire.h"
+
+#define ID1 "01234567-89ab-4def-8123-456789abcdef"
+#define ID2 "fedcba98-7654-4210-8edc-ba9876543210"
+
+static const uint8_t id1[16] = {0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0x4d, 0xef,
+                                0x81, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef};
+static const uint8_t id2[16] = {0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x42, 0x10,
+                                0x8e, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10};
+
+static void test_state_answer(void **state)
+{
+    (void)state;
+    assert_int_equal(pw_state_applied("{\"reservation_ID\":\"" ID1 "\",\"status\":\"applied\"}", id1), 1);
+    assert_int_equal(pw_state_applied("{\"status\":\"voided\",\"reservation_ID\":\"" ID1 "\"}", id1), 0);
+    assert_int_equal(pw_state_applied("{\"reservation_ID\":\"" ID1 "\",\"status\":\"unknown\",\"x\":[1]}", id1), 0);
+    /* about another reservation, no ID, an unknown word, a number, not JSON */
+    assert_int_equal(pw_state_applied("{\"reservation_ID\":\"" ID2 "\",\"status\":\"applied\"}", id1), -1);
+    assert_int_equal(pw_state_applied("{\"status\":\"applied\"}", id1), -1);
+    assert_int_equal(pw_state_applied("{\"reservation_ID\":\"" ID1 "\",\"status\":\"done\"}", id1), -1);
+    assert_int_equal(pw_state_applied("{\"reservation_ID\":\"" ID1 "\",\"status\":200}", id1), -1);
+    assert_int_equal(pw_state_applied("{\"reservation_ID\":\"" ID1 "\",\"status\":\"applied\"", id1), -1);
+    assert_int_equal(pw_state_applied(NULL, id1), -1);
+}
+
+static void test_batch_answer(void **state)
+{
+    (void)state;
+    uint8_t ids[2][16];
+    memcpy(ids[0], id1, 16);
+    memcpy(ids[1], id2, 16);
+    peer_answer res[2];
+    pw_batch_results("{\"results\":[{\"reservation_ID\":\"" ID1 "\",\"status\":\"applied\"},"
+                     "{\"reservation_ID\":\"" ID2 "\",\"type\":\"segments-unusable\",\"status\":409,"
+                     "\"message\":\"used\\nbefore\"}]}", 2, (const uint8_t (*)[16])ids, res);
+    assert_int_equal(res[0].http, 200);
+    assert_int_equal(res[1].http, 409);
+    assert_string_equal(res[1].type, "segments-unusable");
+    assert_non_null(strstr(res[1].reason, "HTTP 409: used"));
+
+    /* results in another order: neither is taken for the other */
+    pw_batch_results("{\"results\":[{\"reservation_ID\":\"" ID2 "\",\"status\":\"applied\"},"
+                     "{\"reservation_ID\":\"" ID1 "\",\"status\":\"applied\"}]}", 2, (const uint8_t (*)[16])ids, res);
+    assert_int_equal(res[0].http, 0);
+    assert_int_equal(res[1].http, 0);
+    /* one result too few, a status out of range, no results member */
+    static const char *const bad[] = {
+        "{\"results\":[{\"reservation_ID\":\"" ID1 "\",\"status\":\"applied\"}]}",
+        "{\"results\":[{\"reservation_ID\":\"" ID1 "\",\"status\":700},"
+        "{\"reservation_ID\":\"" ID2 "\",\"status\":200}]}",
+        "{\"answers\":[]}",
+        "[]",
+    };
+    for (size_t i = 0; i < 4; i++) {
+        pw_batch_results(bad[i], 2, (const uint8_t (*)[16])ids, res);
+        if (i != 1)
+            assert_int_equal(res[0].http, 0);
+        assert_int_equal(res[1].http, 0);
+        assert_true(res[1].reason[0] != '\0');
+    }
+}
+
+static void test_error_answer(void **state)
+{
+    (void)state;
+    peer_answer a = {.http = 403};
+    const char *t = "{\"type\":\"no-link\",\"status\":403,\"message\":\"KME X shares no QKD link\"}";
+    pw_answer_reason(t, strlen(t), &a);
+    assert_string_equal(a.type, "no-link");
+    assert_string_equal(a.reason, "HTTP 403: KME X shares no QKD link");
+    peer_answer b = {.http = 502};
+    pw_answer_reason("<html>", 6, &b);
+    assert_string_equal(b.type, "");
+    assert_string_equal(b.reason, "HTTP 502: no message");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_state_answer),
+        cmocka_unit_test(test_batch_answer),
+        cmocka_unit_test(test_error_answer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
