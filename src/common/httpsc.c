@@ -66,6 +66,8 @@ struct httpsc {
     int64_t deadline;  /* ms (monotonic) bounding the current wait */
     bool lost;         /* the connection broke (EOF, reset) */
     bool got_bytes;    /* some answer byte arrived on this attempt */
+    bool sending;      /* the request is going out (see push) */
+    bool peer_gone;    /* the server reset while the request went out */
     unsigned char cbuf[CBUF_SIZE];
     size_t cpos, clen;
     char in[IN_SIZE];
@@ -163,13 +165,25 @@ static int pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
     return r;
 }
 
+/* A server may answer before it has read the whole request (a 413 for a
+ * body past its limit, a 401) and close, and its close resets the
+ * connection under the rest of the request.  Its answer is still in the
+ * socket's receive queue, so the rest of the request is dropped here as if
+ * sent and the answer is read as usual; with no answer there, the read
+ * reports the lost connection. */
 static ssize_t push(gnutls_transport_ptr_t p, const void *data, size_t len)
 {
     httpsc *h = p;
     ssize_t r;
+    if (h->peer_gone)
+        return (ssize_t)len;
     do
         r = send(h->fd, data, len, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
+    if (r < 0 && h->sending && (errno == EPIPE || errno == ECONNRESET)) {
+        h->peer_gone = true;
+        return (ssize_t)len;
+    }
     if (r < 0)
         gnutls_transport_set_errno(h->tls, errno);
     return r;
@@ -201,6 +215,7 @@ static void conn_close(httpsc *h)
     h->fd = -1;
     h->cpos = h->clen = 0;
     h->ipos = h->ilen = 0;
+    h->peer_gone = false;
 }
 
 /* Non-blocking connect to one address until its deadline; 0 or an errno. */
@@ -410,19 +425,24 @@ static httpsc_code build_request(httpsc *h, const httpsc_request *rq, size_t *le
 static httpsc_code send_request(httpsc *h, size_t len)
 {
     size_t off = 0;
+    h->sending = true;
     while (off < len) {
         ssize_t w = gnutls_record_send(h->tls, h->req + off, len - off);
         if (w > 0) {
             off += (size_t)w;
         } else if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) {
-            if (!tls_wait(h))
+            if (!tls_wait(h)) {
+                h->sending = false;
                 return fail(h, HTTPSC_E_TRANSPORT, "sending the request timed out");
+            }
         } else {
+            h->sending = false;
             h->lost = true;
             return fail(h, HTTPSC_E_TRANSPORT, "connection lost while sending: %s",
                         gnutls_strerror((int)w));
         }
     }
+    h->sending = false;
     return HTTPSC_OK;
 }
 
@@ -837,12 +857,13 @@ static httpsc_code attempt(httpsc *h, const httpsc_request *rq, size_t len,
                            httpsc_sink sink, void *ud, httpsc_response *resp)
 {
     framing f = {0};
-    h->lost = h->got_bytes = false;
+    h->lost = h->got_bytes = h->peer_gone = false;
     h->ipos = h->ilen = 0;
     httpsc_code rc = send_request(h, len);
     if (rc == HTTPSC_OK)
         rc = read_answer(h, rq->method, sink, ud, resp, &f);
-    bool keep = rc == HTTPSC_OK && !f.close && (f.minor == 1 || f.keep_alive) &&
+    bool keep = rc == HTTPSC_OK && !f.close && !h->peer_gone &&
+                (f.minor == 1 || f.keep_alive) &&
                 h->ipos == h->ilen && h->cpos == h->clen;
     if (!keep)
         conn_close(h);

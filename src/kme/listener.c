@@ -11,7 +11,7 @@
  * Each request keeps its raw URI (taken from the URI log callback, before
  * libmicrohttpd decodes anything) so that request.c can split the path
  * before percent-decoding; the body is gathered up to the listener's limit and a
- * larger one is refused at once with 413.
+ * larger one is refused with 413 (see declared_size).
  */
 #include "kme/listener.h"
 
@@ -198,16 +198,29 @@ static enum MHD_Result send_too_large(listener *l, struct MHD_Connection *conn)
     return send_error(conn, 413, msg, true);
 }
 
-/* A Content-Length past the limit is refused before any of the body is read. */
-static bool declared_too_large(const listener *l, struct MHD_Connection *conn)
+/*
+ * How a declared Content-Length is taken.  A body past the limit is refused
+ * with 413, after reading and dropping it when it is at most DRAIN_MAX bytes
+ * past the limit: a server that answers and closes with the request unread
+ * resets the connection, and the reset can destroy the answer before the
+ * client reads it (the client then sees a lost connection, not the 413).
+ * A larger body is refused at once and the connection closed, so that no
+ * client keeps a worker reading for long.
+ */
+#define DRAIN_MAX (1024u * 1024u)
+typedef enum { BODY_FITS, BODY_DRAIN, BODY_REFUSE_NOW } declared_body;
+
+static declared_body declared_size(const listener *l, struct MHD_Connection *conn)
 {
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!cl)
-        return false;
+        return BODY_FITS;
     char *end;
     errno = 0;
     unsigned long long n = strtoull(cl, &end, 10);
-    return errno == ERANGE || n > l->spec.max_body;
+    if (errno != ERANGE && n <= l->spec.max_body)
+        return BODY_FITS;
+    return errno != ERANGE && n - l->spec.max_body <= DRAIN_MAX ? BODY_DRAIN : BODY_REFUSE_NOW;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -226,13 +239,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->headers_done = true;
         if (!caller_identity(h, conn, &caller))
             return send_error(conn, 401, MSG_UNAUTHORIZED, true);
-        if (declared_too_large(h, conn))
-            return send_too_large(h, conn);
+        switch (declared_size(h, conn)) {
+        case BODY_FITS: break;
+        case BODY_DRAIN: rq->too_large = true; break;
+        case BODY_REFUSE_NOW: return send_too_large(h, conn);
+        }
         return MHD_YES; /* wait for the body */
     }
     if (*upload_data_size) {
         /* libmicrohttpd takes no answer while a body is still arriving: a
-         * chunked body past the limit is read and dropped, then refused */
+         * body past the limit is read and dropped, then refused */
         if (!rq->too_large && append_body(rq, h->spec.max_body, upload_data, *upload_data_size) != 0)
             rq->too_large = true;
         *upload_data_size = 0;

@@ -129,8 +129,8 @@ static long read_headers(conn *c)
     }
 }
 
-/* Read one request and record it; 0 or -1. */
-static int read_request(conn *c, hostile_request *rq)
+/* Read one request and record it (without its body when head_only); 0 or -1. */
+static int read_request(conn *c, hostile_request *rq, bool head_only)
 {
     long hl = read_headers(c);
     if (hl < 0)
@@ -143,6 +143,8 @@ static int read_request(conn *c, hostile_request *rq)
     header_value(c->buf, "Content-Type", rq->content_type, sizeof rq->content_type);
     header_value(c->buf, "Content-Length", cl, sizeof cl);
     size_t want = cl[0] ? strtoul(cl, NULL, 10) : 0;
+    if (head_only)
+        return 0;
     if (want >= sizeof rq->body)
         return -1;
     size_t have = c->len - (size_t)hl;
@@ -173,17 +175,24 @@ static const char *reason(int status)
     }
 }
 
+/* Head and body go out in one record, as most servers write an answer:
+ * a server that closes with the request unread resets the connection, and
+ * a reset drops what its socket had not sent yet. */
 static void answer_canned(conn *c, int status, const char *ct, const char *body)
 {
-    char head[1024];
-    size_t bl = body ? strlen(body) : 0;
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, reason(status));
+    size_t bl = body ? strlen(body) : 0, cap = 1024 + bl;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return;
+    int n = snprintf(out, cap, "HTTP/1.1 %d %s\r\n", status, reason(status));
     if (ct != NULL)
-        n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %s\r\n", ct);
-    snprintf(head + n, sizeof head - (size_t)n,
-             "Content-Length: %zu\r\nConnection: close\r\n\r\n", bl);
-    if (send_str(c, head) == 0 && bl > 0)
-        send_all(c, body, bl);
+        n += snprintf(out + n, cap - (size_t)n, "Content-Type: %s\r\n", ct);
+    n += snprintf(out + n, cap - (size_t)n,
+                  "Content-Length: %zu\r\nConnection: close\r\n\r\n", bl);
+    if (bl > 0)
+        memcpy(out + n, body, bl);
+    send_all(c, out, (size_t)n + bl);
+    free(out);
 }
 
 static void answer_slow(conn *c)
@@ -225,7 +234,8 @@ static void answer(conn *c, hostile_mode mode, int status, const char *ct,
                    const char *body)
 {
     switch (mode) {
-    case H_CANNED: answer_canned(c, status, ct, body); break;
+    case H_CANNED:
+    case H_EARLY: answer_canned(c, status, ct, body); break;
     case H_SLOW: answer_slow(c); break;
     case H_HUGE_CHUNKED: answer_huge(c, true); break;
     case H_HUGE_LENGTH: answer_huge(c, false); break;
@@ -253,8 +263,11 @@ static void answer_raw(conn *c, const char *raw, long hold_ms)
 static bool serve_one(hostile_server *s, conn *c)
 {
     hostile_request *rq = malloc(sizeof *rq);
+    pthread_mutex_lock(&s->lock);
+    bool early = s->mode == H_EARLY && s->queued == 0;
+    pthread_mutex_unlock(&s->lock);
     c->len = 0; /* the client does not pipeline */
-    if (rq == NULL || read_request(c, rq) != 0) {
+    if (rq == NULL || read_request(c, rq, early) != 0) {
         free(rq);
         return false;
     }

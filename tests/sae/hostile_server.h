@@ -19,6 +19,7 @@ typedef enum hostile_mode {
     H_CLOSE,        /* read the request, close without an answer */
     H_GARBAGE,      /* answer bytes that are not HTTP */
     H_TRUNCATED,    /* Content-Length larger than the body sent, then close */
+    H_EARLY,        /* canned answer after the head, body unread, then close */
 } hostile_mode;
 
 #define HOSTILE_HUGE_BYTES (80u * 1024u * 1024u)

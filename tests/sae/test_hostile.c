@@ -613,6 +613,38 @@ static void test_idle_close_retry(void **state)
     qkd014_client_free(c);
 }
 
+/* A server that answers before reading the whole body (a 413 for a body
+ * past its limit) and closes resets the connection under the rest of the
+ * request: its answer is still read, and a kept connection the server
+ * reset before any answer still fails as a transport error. */
+static void test_early_answer(void **state)
+{
+    (void)state;
+    qkd014_client *c = client();
+    size_t big = 8u << 20; /* more than the socket buffers hold */
+    char *body = malloc(big);
+    assert_non_null(body);
+    memset(body, 'a', big);
+    hostile_answer(T.main, H_EARLY, 413, "application/json",
+                   "{\"message\":\"request body too large\"}");
+    for (int i = 0; i < 3; i++) {
+        long http = 0;
+        char *out = NULL;
+        size_t len = 0;
+        EXPECT(c, qkd014_raw_request(c, "POST", "/api/v1/keys/SAE_H2/enc_keys",
+                                     "application/json", body, big, &http, &out, &len,
+                                     NULL), QKD014_OK, NULL);
+        assert_int_equal(http, 413);
+        assert_non_null(strstr(out, "request body too large"));
+        free(out);
+    }
+    free(body);
+    hostile_answer(T.main, H_CLOSE, 0, NULL, NULL);
+    EXPECT(c, get_one(c), QKD014_E_TRANSPORT, NULL);
+    still_works(c);
+    qkd014_client_free(c);
+}
+
 /* A server that goes silent (after the handshake, in the middle of the
  * head, or before the handshake) makes the call time out on time; a head
  * cut short by a close is a transport error. */
@@ -785,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_chunked_and_close_delimited),
         cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_idle_close_retry),
+        cmocka_unit_test(test_early_answer),
         cmocka_unit_test(test_silent_servers),
         cmocka_unit_test(test_bad_framing),
         cmocka_unit_test(test_kme_id_mismatch),
