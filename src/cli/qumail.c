@@ -385,19 +385,30 @@ static int send_recipients(qc_session *s, const cli *c, const uint8_t *in, size_
     return resolve_peers(s, (const char *const *)sum->to, sum->n_to, peers);
 }
 
+/* Every recipient's Maildir gets the message, or none does. */
 static int deliver_maildir(qc_session *s, const qm_peer *peers, size_t n,
                            const uint8_t *msg, size_t len)
 {
+    char dirs[MAX_RECIPIENTS][PATH_MAX];
+    const char *dirv[MAX_RECIPIENTS] = { NULL };
+    char *ids[MAX_RECIPIENTS];
     for (size_t i = 0; i < n; i++) {
-        char dir[PATH_MAX], *id = NULL;
-        if (snprintf(dir, sizeof dir, "%s/%s", s->cfg.maildir_root, peers[i].address) >=
-            (int)sizeof dir)
+        if (snprintf(dirs[i], sizeof dirs[i], "%s/%s", s->cfg.maildir_root,
+                     peers[i].address) >= (int)sizeof dirs[i])
             return qc_error(EX_USAGE, "%s: [mail] maildir_root is too long", s->cfg.path);
-        qm_err rc = qm_maildir_deliver(dir, msg, len, &id);
-        if (rc != QM_OK)
-            return qc_fail(rc, SIDE_SEAL, dir);
-        qc_say(s, "delivered to %s/new/%s", dir, id ? id : "?");
-        free(id);
+        dirv[i] = dirs[i];
+    }
+    size_t failed = 0;
+    qm_err rc = qm_maildir_deliver_all(dirv, n, msg, len, ids, &failed);
+    if (rc != QM_OK) {
+        char detail[PATH_MAX + 64];
+        snprintf(detail, sizeof detail, "%s%s", failed < n ? dirs[failed] : "?",
+                 n > 1 ? " (no recipient got the message)" : "");
+        return qc_fail(rc, SIDE_SEAL, detail);
+    }
+    for (size_t i = 0; i < n; i++) {
+        qc_say(s, "delivered to %s/new/%s", dirs[i], ids[i]);
+        free(ids[i]);
     }
     return EX_OK;
 }

@@ -5,7 +5,11 @@
  * sees only complete messages: write tmp/NAME (created exclusively), fsync,
  * link it to new/NAME (link fails instead of overwriting, so a name clash
  * can never replace another message: we then pick a new name), unlink the
- * tmp file and fsync new/ so the delivery survives a crash.  NAME is
+ * tmp file and fsync new/ so the delivery survives a crash.  A message for
+ * several Maildirs is written to every tmp/ before it is linked into any
+ * new/, and a failure removes what was written and linked: a sender who is
+ * told that sending failed has delivered to nobody (and sending again, with
+ * fresh keys, gives nobody a second copy).  NAME is
  * "SECONDS.MUSECSPpidQcounterRrandom.host": unique by time, process, a
  * per-process counter and 64 random bits.  A message keeps its id when a
  * reader moves it to cur/ and appends ":2,FLAGS".  Ids come from users on
@@ -121,39 +125,138 @@ static bool write_tmp(const char *path, const uint8_t *msg, size_t len)
     return ok;
 }
 
-/* One attempt under a fresh name: 1 delivered, 0 name clash, -1 error. */
-static int deliver_once(const char *dir, const uint8_t *msg, size_t len, char *name, size_t cap)
+/* One message on its way into one Maildir: written to tmp/TMP, then linked
+ * to new/NAME (a fresh NAME when new/ already has one). */
+typedef struct staged {
+    const char *dir;
+    char tmp[MAX_ID + 1], name[MAX_ID + 1];
+    bool in_tmp, in_new;
+} staged;
+
+static bool path_of(char *out, size_t cap, const char *dir, const char *sub, const char *name)
+{
+    return (size_t)snprintf(out, cap, "%s/%s/%s", dir, sub, name) < cap;
+}
+
+/* Write the message to dir/tmp under a fresh name. */
+static bool stage(staged *m, const uint8_t *msg, size_t len)
+{
+    char tmp[4096];
+    if (!make_maildir(m->dir))
+        return false;
+    for (int attempt = 0; attempt < NAME_ATTEMPTS; attempt++) {
+        unique_name(m->tmp, sizeof m->tmp);
+        if (!path_of(tmp, sizeof tmp, m->dir, "tmp", m->tmp))
+            return false;
+        if (write_tmp(tmp, msg, len)) {
+            m->in_tmp = true;
+            return true;
+        }
+        if (errno != EEXIST)
+            return false;
+    }
+    return false;
+}
+
+/* Link the staged file into new/: link fails instead of overwriting, so a
+ * name clash never replaces another message. */
+static bool publish(staged *m)
 {
     char tmp[4096], dst[4096];
-    unique_name(name, cap);
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, name) >= sizeof tmp
-        || (size_t)snprintf(dst, sizeof dst, "%s/new/%s", dir, name) >= sizeof dst)
-        return -1;
-    if (!write_tmp(tmp, msg, len))
-        return errno == EEXIST ? 0 : -1;
-    int rc = link(tmp, dst) == 0 ? 1 : (errno == EEXIST ? 0 : -1);
-    unlink(tmp);
+    if (!path_of(tmp, sizeof tmp, m->dir, "tmp", m->tmp))
+        return false;
+    memcpy(m->name, m->tmp, sizeof m->name);
+    for (int attempt = 0; attempt < NAME_ATTEMPTS; attempt++) {
+        if (attempt > 0)
+            unique_name(m->name, sizeof m->name);
+        if (!path_of(dst, sizeof dst, m->dir, "new", m->name))
+            return false;
+        if (link(tmp, dst) == 0) {
+            m->in_new = true;
+            return true;
+        }
+        if (errno != EEXIST)
+            return false;
+    }
+    return false;
+}
+
+/* Remove what a delivery left: the tmp files, and with all, its new/ links
+ * (a link a reader has already moved to cur/ stays: publishing fails only
+ * for a Maildir broken between staging and linking). */
+static void clean(staged *v, size_t n, bool all)
+{
+    char path[4096];
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].in_tmp && path_of(path, sizeof path, v[i].dir, "tmp", v[i].tmp))
+            unlink(path);
+        v[i].in_tmp = false;
+        if (all && v[i].in_new && path_of(path, sizeof path, v[i].dir, "new", v[i].name))
+            unlink(path);
+    }
+}
+
+static bool fsync_new(const char *dir)
+{
+    char path[4096];
+    return (size_t)snprintf(path, sizeof path, "%s/new", dir) < sizeof path && fsync_dir(path);
+}
+
+/* Stage in every tmp/, then publish in every new/, then make new/ durable. */
+static qm_err deliver_staged(staged *v, size_t n, const uint8_t *msg, size_t len,
+                             size_t *failed)
+{
+    for (*failed = 0; *failed < n; ++*failed)
+        if (!stage(&v[*failed], msg, len))
+            return QM_E_TRANSPORT;
+    for (*failed = 0; *failed < n; ++*failed)
+        if (!publish(&v[*failed]))
+            return QM_E_TRANSPORT;
+    clean(v, n, false);
+    for (*failed = 0; *failed < n; ++*failed)
+        if (!fsync_new(v[*failed].dir))
+            return QM_E_TRANSPORT;
+    return QM_OK;
+}
+
+qm_err qm_maildir_deliver_all(const char *const *dirs, size_t n, const uint8_t *msg,
+                              size_t len, char **ids, size_t *failed)
+{
+    size_t at = 0;
+    if (failed == NULL)
+        failed = &at;
+    *failed = 0;
+    if (dirs == NULL || n == 0 || (msg == NULL && len > 0))
+        return QM_E_USAGE;
+    for (size_t i = 0; i < n; i++) {
+        if (ids != NULL)
+            ids[i] = NULL;
+        if (dirs[i] == NULL || dirs[i][0] == '\0')
+            return QM_E_USAGE;
+    }
+    staged *v = calloc(n, sizeof *v);
+    if (v == NULL)
+        return QM_E_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        v[i].dir = dirs[i];
+    qm_err rc = deliver_staged(v, n, msg, len, failed);
+    for (size_t i = 0; rc == QM_OK && ids != NULL && i < n; i++)
+        if ((ids[i] = strdup(v[i].name)) == NULL)
+            rc = QM_E_NOMEM;
+    if (rc != QM_OK) {
+        clean(v, n, true);
+        for (size_t i = 0; ids != NULL && i < n; i++) {
+            free(ids[i]);
+            ids[i] = NULL;
+        }
+    }
+    free(v);
     return rc;
 }
 
 qm_err qm_maildir_deliver(const char *dir, const uint8_t *msg, size_t len, char **id)
 {
-    if (dir == NULL || *dir == '\0' || (msg == NULL && len > 0))
-        return QM_E_USAGE;
-    if (id != NULL)
-        *id = NULL;
-    if (!make_maildir(dir))
-        return QM_E_TRANSPORT;
-    char name[MAX_ID + 1], newdir[4096];
-    int rc = 0;
-    for (int attempt = 0; attempt < NAME_ATTEMPTS && rc == 0; attempt++)
-        rc = deliver_once(dir, msg, len, name, sizeof name);
-    snprintf(newdir, sizeof newdir, "%s/new", dir);
-    if (rc != 1 || !fsync_dir(newdir))
-        return QM_E_TRANSPORT;
-    if (id != NULL && (*id = strdup(name)) == NULL)
-        return QM_E_NOMEM;
-    return QM_OK;
+    return qm_maildir_deliver_all(&dir, 1, msg, len, id, NULL);
 }
 
 /* ---- listing ------------------------------------------------------------ */

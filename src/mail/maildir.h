@@ -20,6 +20,12 @@ typedef struct qm_maildir_entry {
 /* Deliver: write to DIR/tmp, fsync, rename into DIR/new (creates DIR/{tmp,new,cur} 0700).
  * *id (may be NULL) receives the unique name. */
 qm_err qm_maildir_deliver(const char *dir, const uint8_t *msg, size_t len, char **id);
+/* Deliver one message to n Maildirs, all or none: it is written to every
+ * DIR/tmp before it is linked into any DIR/new, and on failure nothing of it
+ * stays in any tmp/ or new/.  ids (may be NULL) receives n names to free;
+ * on failure *failed (may be NULL) is the index of the Maildir that failed. */
+qm_err qm_maildir_deliver_all(const char *const *dirs, size_t n, const uint8_t *msg,
+                              size_t len, char **ids, size_t *failed);
 /* Every message in new/ and cur/, oldest first (then by id).  An absent DIR is an empty list. */
 qm_err qm_maildir_list(const char *dir, qm_maildir_entry **entries, size_t *n);
 void qm_maildir_entries_free(qm_maildir_entry *entries, size_t n);

@@ -7,7 +7,9 @@
  * a permissive umask); an absent Maildir lists as empty and reads as not
  * found; a message moved to cur/ with flags keeps its id; listing is oldest
  * first, then by id, and ignores dot files and directories; ids with '/',
- * a leading '.', or ':' are refused; 200 deliveries give 200 distinct ids.
+ * a leading '.', or ':' are refused; 200 deliveries give 200 distinct ids;
+ * a message for several Maildirs reaches all of them or, when one fails
+ * (before or after the others were linked), none.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -331,6 +333,100 @@ static void test_unwritable(void **state)
     chmod(ro, 0700);
 }
 
+/* Several Maildirs: each gets the message under its own name. */
+static void test_deliver_all(void **state)
+{
+    fixture *f = *state;
+    char d2[400];
+    snprintf(d2, sizeof d2, "%s/bob/Maildir", f->root);
+    const char *dirs[] = { f->dir, d2 };
+    const uint8_t msg[] = "From: a@b\n\nto two\n";
+    char *ids[2];
+    assert_int_equal(qm_maildir_deliver_all(dirs, 2, msg, sizeof msg - 1, ids, NULL), QM_OK);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(count_files(dirs[i], "new"), 1);
+        assert_int_equal(count_files(dirs[i], "tmp"), 0);
+        uint8_t *got;
+        size_t len;
+        assert_int_equal(qm_maildir_read(dirs[i], ids[i], &got, &len), QM_OK);
+        assert_int_equal(len, sizeof msg - 1);
+        assert_memory_equal(got, msg, len);
+        free(got);
+    }
+    assert_string_not_equal(ids[0], ids[1]);
+    free(ids[0]);
+    free(ids[1]);
+    size_t failed = 99;
+    assert_int_equal(qm_maildir_deliver_all(dirs, 0, msg, 1, NULL, &failed), QM_E_USAGE);
+    const char *with_empty[] = { f->dir, "" };
+    assert_int_equal(qm_maildir_deliver_all(with_empty, 2, msg, 1, NULL, NULL), QM_E_USAGE);
+    assert_int_equal(count_files(f->dir, "new"), 1);
+}
+
+/* The last of three Maildirs cannot be written: nobody gets the message,
+ * nothing stays in tmp/, and the failed one is named. */
+static void test_deliver_all_or_none(void **state)
+{
+    fixture *f = *state;
+    char d2[400], file[400], bad[500];
+    snprintf(d2, sizeof d2, "%s/bob/Maildir", f->root);
+    snprintf(file, sizeof file, "%s/file", f->root);
+    write_file(file, "x", 1);
+    snprintf(bad, sizeof bad, "%s/Maildir", file);
+    const char *dirs[] = { f->dir, d2, bad };
+    char *ids[3] = { (char *)"unchanged", NULL, NULL };
+    size_t failed = 99;
+    assert_int_equal(qm_maildir_deliver_all(dirs, 3, (const uint8_t *)"x", 1, ids, &failed),
+                     QM_E_TRANSPORT);
+    assert_int_equal(failed, 2);
+    for (size_t i = 0; i < 3; i++)
+        assert_null(ids[i]);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(count_files(dirs[i], "new"), 0);
+        assert_int_equal(count_files(dirs[i], "tmp"), 0);
+    }
+    /* the first one fails: the others are not even created */
+    const char *first_bad[] = { bad, d2 };
+    assert_int_equal(qm_maildir_deliver_all(first_bad, 2, (const uint8_t *)"x", 1, NULL, &failed),
+                     QM_E_TRANSPORT);
+    assert_int_equal(failed, 0);
+    assert_int_equal(count_files(d2, "new"), 0);
+}
+
+/* Linking into the last Maildir's new/ fails after every tmp/ was written
+ * (its new/ is on another file system: link gives EXDEV): the message
+ * already linked into the first Maildir's new/ is taken back. */
+static void test_deliver_all_link_fails(void **state)
+{
+    fixture *f = *state;
+    char other[] = "/dev/shm/qm-maildir-XXXXXX";
+    struct stat a, b;
+    if (stat(f->root, &a) != 0 || mkdtemp(other) == NULL)
+        skip();
+    if (stat(other, &b) != 0 || a.st_dev == b.st_dev) {
+        rmdir(other);
+        skip(); /* needs a second file system */
+    }
+    char d2[400], sub[500];
+    snprintf(d2, sizeof d2, "%s/bob", f->root);
+    assert_int_equal(mkdir(d2, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/tmp", d2);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/cur", d2);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/new", d2);
+    assert_int_equal(symlink(other, sub), 0);
+    const char *dirs[] = { f->dir, d2 };
+    size_t failed = 99;
+    qm_err rc = qm_maildir_deliver_all(dirs, 2, (const uint8_t *)"x", 1, NULL, &failed);
+    rmdir(other);
+    assert_int_equal(rc, QM_E_TRANSPORT);
+    assert_int_equal(failed, 1);
+    assert_int_equal(count_files(f->dir, "new"), 0);
+    assert_int_equal(count_files(f->dir, "tmp"), 0);
+    assert_int_equal(count_files(d2, "tmp"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +438,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_all_or_none, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_all_link_fails, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
