@@ -31,6 +31,45 @@ void ini_strip_comment(char *s)
         }
 }
 
+/* "[name]" or "[name arg]", the brackets already found. */
+static ini_kind split_section(char *s, ini_line *out)
+{
+    char *close = strchr(s, ']');
+    if (!close || close[1] != '\0') {
+        snprintf(out->why, sizeof out->why, "malformed section header '%.100s'", s);
+        return out->kind = INI_BAD;
+    }
+    *close = '\0';
+    out->name = ini_trim(s + 1);
+    out->arg = out->name + strcspn(out->name, " \t");
+    if (*out->arg) {
+        *out->arg++ = '\0';
+        out->arg = ini_trim(out->arg);
+    }
+    return out->kind = INI_SECTION;
+}
+
+ini_kind ini_split_line(char *text, ini_line *out)
+{
+    ini_strip_comment(text);
+    char *s = ini_trim(text);
+    out->name = out->arg = s;
+    out->why[0] = '\0';
+    if (!*s)
+        return out->kind = INI_BLANK;
+    if (*s == '[')
+        return split_section(s, out);
+    char *eq = strchr(s, '=');
+    if (!eq) {
+        snprintf(out->why, sizeof out->why, "expected 'key = value', got '%.100s'", s);
+        return out->kind = INI_BAD;
+    }
+    *eq = '\0';
+    out->name = ini_trim(s);
+    out->arg = ini_trim(eq + 1);
+    return out->kind = INI_PAIR;
+}
+
 bool ini_is_id(const char *s)
 {
     if (!*s)

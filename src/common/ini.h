@@ -1,6 +1,6 @@
 /*
  * ini.h - the lexical rules shared by every configuration file of the
- * project (qkd-kme, qkd-link): INI lines, comments, IDs, numbers, files,
+ * project (qkd-kme, qkd-link, qumail): INI lines, comments, IDs, numbers, files,
  * and the one shape of error message, "FILE:LINE: [section] key: reason".
  * Each program keeps its own table of sections and keys; only the rules
  * that must not differ between them live here.
@@ -18,6 +18,24 @@ char *ini_trim(char *s);
 /* Cut a '#' comment that starts the line or follows white space (a path
  * may hold a '#' inside a word). */
 void ini_strip_comment(char *s);
+
+/* One line of a configuration file, split in place by ini_split_line(). */
+typedef enum ini_kind {
+    INI_BLANK,   /* empty or only a comment */
+    INI_SECTION, /* "[name]" or "[name arg]": name and arg ("" if none) */
+    INI_PAIR,    /* "key = value": name is the key, arg the value ("" if empty) */
+    INI_BAD,     /* none of these: why says what is wrong */
+} ini_kind;
+
+typedef struct ini_line {
+    ini_kind kind;
+    char *name, *arg; /* point into the line; white space trimmed */
+    char why[160];    /* INI_BAD: "malformed section header '...'" or
+                       * "expected 'key = value', got '...'" */
+} ini_line;
+
+/* Cut the comment, trim, and split one line (modified in place). */
+ini_kind ini_split_line(char *text, ini_line *out);
 
 /* Non-empty, no control characters, no spaces (UTF-8 bytes allowed). */
 bool ini_is_id(const char *s);

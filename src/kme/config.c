@@ -389,17 +389,9 @@ static int begin_peer(parse_state *ps, unsigned line, const char *id)
 }
 
 /* "[name]" or "[peer ID]": remember the section (and start a peer). */
-static int parse_section(parse_state *ps, unsigned line, char *s, char *section, size_t seclen)
+static int parse_section(parse_state *ps, unsigned line, const char *name, const char *arg,
+                         char *section, size_t seclen)
 {
-    char *close = strchr(s, ']');
-    if (!close || close[1] != '\0')
-        return fail(ps, line, NULL, "malformed section header '%s'", s);
-    *close = '\0';
-    char *name = ini_trim(s + 1), *arg = name + strcspn(name, " \t");
-    if (*arg) {
-        *arg++ = '\0';
-        arg = ini_trim(arg);
-    }
     if (finish_peer(ps) != 0)
         return -1;
     if (strcmp(name, "peer") == 0) {
@@ -418,17 +410,15 @@ static int parse_section(parse_state *ps, unsigned line, char *s, char *section,
 
 static int parse_line(parse_state *ps, unsigned line, char *text, char *section, size_t seclen)
 {
-    ini_strip_comment(text);
-    char *s = ini_trim(text);
-    if (!*s)
-        return 0;
-    if (*s == '[')
-        return parse_section(ps, line, s, section, seclen);
-    char *eq = strchr(s, '=');
-    if (!eq)
-        return fail(ps, line, NULL, "expected 'key = value', got '%s'", s);
-    *eq = '\0';
-    char *name = ini_trim(s), *value = ini_trim(eq + 1);
+    ini_line l;
+    switch (ini_split_line(text, &l)) {
+    case INI_BLANK: return 0;
+    case INI_BAD: return fail(ps, line, NULL, "%s", l.why);
+    case INI_SECTION: return parse_section(ps, line, l.name, l.arg, section, seclen);
+    case INI_PAIR: break;
+    }
+    const char *name = l.name;
+    char *value = l.arg;
     if (!*section)
         return fail(ps, line, NULL, "key '%s' outside of any section", name);
     size_t idx;

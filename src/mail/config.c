@@ -290,33 +290,27 @@ static bool known_section(const char *s)
     return false;
 }
 
-static qm_err parse_section(parse_state *ps, unsigned line, char *s, char *section, size_t seclen)
+static qm_err parse_section(parse_state *ps, unsigned line, const char *name, const char *arg,
+                            char *section, size_t seclen)
 {
-    char *close = strchr(s, ']');
-    if (!close || close[1] != '\0')
-        return fail(ps, line, NULL, NULL, "malformed section header '%s'", s);
-    *close = '\0';
-    char *name = ini_trim(s + 1);
-    if (!known_section(name))
-        return fail(ps, line, NULL, NULL, "unknown section [%s] (known: user, kme, store, "
-                    "mail, smtp, imap, addressbook)", name);
+    if (*arg || !known_section(name))
+        return fail(ps, line, NULL, NULL, "unknown section [%s%s%s] (known: user, kme, store, "
+                    "mail, smtp, imap, addressbook)", name, *arg ? " " : "", arg);
     snprintf(section, seclen, "%s", name);
     return QM_OK;
 }
 
 static qm_err parse_line(parse_state *ps, unsigned line, char *text, char *section, size_t seclen)
 {
-    ini_strip_comment(text);
-    char *s = ini_trim(text);
-    if (!*s)
-        return QM_OK;
-    if (*s == '[')
-        return parse_section(ps, line, s, section, seclen);
-    char *eq = strchr(s, '=');
-    if (!eq)
-        return fail(ps, line, NULL, NULL, "expected 'key = value', got '%s'", s);
-    *eq = '\0';
-    char *name = ini_trim(s), *value = ini_trim(eq + 1);
+    ini_line l;
+    switch (ini_split_line(text, &l)) {
+    case INI_BLANK: return QM_OK;
+    case INI_BAD: return fail(ps, line, NULL, NULL, "%s", l.why);
+    case INI_SECTION: return parse_section(ps, line, l.name, l.arg, section, seclen);
+    case INI_PAIR: break;
+    }
+    const char *name = l.name;
+    char *value = l.arg;
     if (!*section)
         return fail(ps, line, NULL, NULL, "key '%s' outside of any section", name);
     if (strcmp(section, "addressbook") == 0)
