@@ -70,6 +70,48 @@ ini_kind ini_split_line(char *text, ini_line *out)
     return out->kind = INI_PAIR;
 }
 
+static int read_line(char *text, unsigned line, char *section, size_t seclen,
+                     const ini_handler *h, void *ud)
+{
+    ini_line l;
+    int rc;
+    switch (ini_split_line(text, &l)) {
+    case INI_BLANK:
+        return 0;
+    case INI_BAD:
+        return h->error(ud, line, l.why);
+    case INI_SECTION:
+        if ((rc = h->section(ud, line, l.name, l.arg)) == 0)
+            snprintf(section, seclen, "%s", l.name);
+        return rc;
+    case INI_PAIR:
+        break;
+    }
+    if (!*section) {
+        snprintf(l.why, sizeof l.why, "key '%.100s' outside of any section", l.name);
+        return h->error(ud, line, l.why);
+    }
+    return h->pair(ud, line, section, l.name, l.arg);
+}
+
+int ini_read(FILE *f, const ini_handler *h, void *ud)
+{
+    char section[64] = "", *buf = NULL;
+    size_t cap = 0;
+    unsigned line = 0;
+    int rc = 0;
+    errno = 0;
+    while (rc == 0 && getline(&buf, &cap, f) != -1)
+        rc = read_line(buf, ++line, section, sizeof section, h, ud);
+    free(buf);
+    if (rc == 0 && ferror(f)) { /* e.g. EISDIR: fopen() opens a directory */
+        char why[128];
+        snprintf(why, sizeof why, "cannot read: %s", strerror(errno ? errno : EIO));
+        rc = h->error(ud, 0, why);
+    }
+    return rc;
+}
+
 bool ini_is_id(const char *s)
 {
     if (!*s)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Strip surrounding white space in place; returns the start. */
 char *ini_trim(char *s);
@@ -36,6 +37,22 @@ typedef struct ini_line {
 
 /* Cut the comment, trim, and split one line (modified in place). */
 ini_kind ini_split_line(char *text, ini_line *out);
+
+/* What a configuration file's reader hands its caller, line by line.  Each
+ * returns 0 to go on; the first other value stops the reading and is
+ * ini_read()'s result. */
+typedef struct ini_handler {
+    /* a section header; the section's name is the current one afterwards */
+    int (*section)(void *ud, unsigned line, const char *name, const char *arg);
+    /* key = value inside the current section */
+    int (*pair)(void *ud, unsigned line, const char *section, const char *key, char *value);
+    /* a malformed line, a key outside of any section, or (line 0) a read
+     * error: why is the message, without file and line */
+    int (*error)(void *ud, unsigned line, const char *why);
+} ini_handler;
+
+/* Read f to its end (or the first nonzero return) through h. */
+int ini_read(FILE *f, const ini_handler *h, void *ud);
 
 /* Non-empty, no control characters, no spaces (UTF-8 bytes allowed). */
 bool ini_is_id(const char *s);

@@ -388,10 +388,10 @@ static int begin_peer(parse_state *ps, unsigned line, const char *id)
     return 0;
 }
 
-/* "[name]" or "[peer ID]": remember the section (and start a peer). */
-static int parse_section(parse_state *ps, unsigned line, const char *name, const char *arg,
-                         char *section, size_t seclen)
+/* "[name]" or "[peer ID]" (starting a peer). */
+static int on_section(void *ud, unsigned line, const char *name, const char *arg)
 {
+    parse_state *ps = ud;
     if (finish_peer(ps) != 0)
         return -1;
     if (strcmp(name, "peer") == 0) {
@@ -404,23 +404,12 @@ static int parse_section(parse_state *ps, unsigned line, const char *name, const
     }
     ps->peer_api_seen |= strcmp(name, "peer_api") == 0;
     ps->link_seen |= strcmp(name, "link") == 0;
-    snprintf(section, seclen, "%s", name);
     return 0;
 }
 
-static int parse_line(parse_state *ps, unsigned line, char *text, char *section, size_t seclen)
+static int on_pair(void *ud, unsigned line, const char *section, const char *name, char *value)
 {
-    ini_line l;
-    switch (ini_split_line(text, &l)) {
-    case INI_BLANK: return 0;
-    case INI_BAD: return fail(ps, line, NULL, "%s", l.why);
-    case INI_SECTION: return parse_section(ps, line, l.name, l.arg, section, seclen);
-    case INI_PAIR: break;
-    }
-    const char *name = l.name;
-    char *value = l.arg;
-    if (!*section)
-        return fail(ps, line, NULL, "key '%s' outside of any section", name);
+    parse_state *ps = ud;
     size_t idx;
     const config_key *k = find_key(section, name, &idx);
     if (!k)
@@ -431,6 +420,13 @@ static int parse_line(parse_state *ps, unsigned line, char *text, char *section,
     ps->lines[idx] = line;
     return set_value(ps, line, k, value);
 }
+
+static int on_error(void *ud, unsigned line, const char *why)
+{
+    return fail(ud, line, NULL, "%s", why);
+}
+
+static const ini_handler kme_ini = { on_section, on_pair, on_error };
 
 static int apply_defaults(parse_state *ps)
 {
@@ -537,18 +533,9 @@ int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
-    char section[64] = "", *buf = NULL;
-    size_t cap = 0;
-    unsigned line = 0;
-    int rc = 0;
-    errno = 0;
-    while (rc == 0 && getline(&buf, &cap, f) != -1)
-        rc = parse_line(&ps, ++line, buf, section, sizeof section);
+    int rc = ini_read(f, &kme_ini, &ps);
     if (rc == 0)
         rc = finish_peer(&ps);
-    if (rc == 0 && ferror(f))   /* e.g. EISDIR: fopen() opens a directory */
-        rc = fail(&ps, 0, NULL, "cannot read: %s", strerror(errno ? errno : EIO));
-    free(buf);
     fclose(f);
     if (rc == 0)
         rc = apply_defaults(&ps);

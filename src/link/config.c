@@ -194,29 +194,17 @@ static bool known_section(const char *s)
     return false;
 }
 
-static int parse_section(parse_state *ps, unsigned line, const char *name, const char *arg,
-                         char *section, size_t seclen)
+static int on_section(void *ud, unsigned line, const char *name, const char *arg)
 {
     if (*arg || !known_section(name))
-        return fail(ps, line, NULL, "unknown section [%s%s%s] (known: [link], [kme_a], [kme_b])",
+        return fail(ud, line, NULL, "unknown section [%s%s%s] (known: [link], [kme_a], [kme_b])",
                     name, *arg ? " " : "", arg);
-    snprintf(section, seclen, "%s", name);
     return 0;
 }
 
-static int parse_line(parse_state *ps, unsigned line, char *text, char *section, size_t seclen)
+static int on_pair(void *ud, unsigned line, const char *section, const char *name, char *value)
 {
-    ini_line l;
-    switch (ini_split_line(text, &l)) {
-    case INI_BLANK: return 0;
-    case INI_BAD: return fail(ps, line, NULL, "%s", l.why);
-    case INI_SECTION: return parse_section(ps, line, l.name, l.arg, section, seclen);
-    case INI_PAIR: break;
-    }
-    const char *name = l.name;
-    char *value = l.arg;
-    if (!*section)
-        return fail(ps, line, NULL, "key '%s' outside of any section", name);
+    parse_state *ps = ud;
     size_t idx;
     const config_key *k = find_key(section, name, &idx);
     if (!k)
@@ -226,6 +214,13 @@ static int parse_line(parse_state *ps, unsigned line, char *text, char *section,
     ps->lines[idx] = line;
     return set_value(ps, line, k, value);
 }
+
+static int on_error(void *ud, unsigned line, const char *why)
+{
+    return fail(ud, line, NULL, "%s", why);
+}
+
+static const ini_handler link_ini = { on_section, on_pair, on_error };
 
 static int apply_defaults(parse_state *ps)
 {
@@ -290,16 +285,9 @@ int link_config_load(const char *path, link_config *cfg, char *err, size_t errle
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    char section[32] = "", *buf = NULL;
-    size_t cap = 0;
-    unsigned line = 0;
     int rc = (cfg->path = strdup(path)) ? 0 : fail(&ps, 0, NULL, "out of memory");
-    errno = 0;
-    while (rc == 0 && getline(&buf, &cap, f) != -1)
-        rc = parse_line(&ps, ++line, buf, section, sizeof section);
-    if (rc == 0 && ferror(f))   /* e.g. EISDIR: fopen() opens a directory */
-        rc = fail(&ps, 0, NULL, "cannot read: %s", strerror(errno ? errno : EIO));
-    free(buf);
+    if (rc == 0)
+        rc = ini_read(f, &link_ini, &ps);
     fclose(f);
     if (rc == 0)
         rc = apply_defaults(&ps);

@@ -290,29 +290,18 @@ static bool known_section(const char *s)
     return false;
 }
 
-static qm_err parse_section(parse_state *ps, unsigned line, const char *name, const char *arg,
-                            char *section, size_t seclen)
+/* The handlers return qm_err values through ini_read()'s int. */
+static int on_section(void *ud, unsigned line, const char *name, const char *arg)
 {
     if (*arg || !known_section(name))
-        return fail(ps, line, NULL, NULL, "unknown section [%s%s%s] (known: user, kme, store, "
+        return fail(ud, line, NULL, NULL, "unknown section [%s%s%s] (known: user, kme, store, "
                     "mail, smtp, imap, addressbook)", name, *arg ? " " : "", arg);
-    snprintf(section, seclen, "%s", name);
     return QM_OK;
 }
 
-static qm_err parse_line(parse_state *ps, unsigned line, char *text, char *section, size_t seclen)
+static int on_pair(void *ud, unsigned line, const char *section, const char *name, char *value)
 {
-    ini_line l;
-    switch (ini_split_line(text, &l)) {
-    case INI_BLANK: return QM_OK;
-    case INI_BAD: return fail(ps, line, NULL, NULL, "%s", l.why);
-    case INI_SECTION: return parse_section(ps, line, l.name, l.arg, section, seclen);
-    case INI_PAIR: break;
-    }
-    const char *name = l.name;
-    char *value = l.arg;
-    if (!*section)
-        return fail(ps, line, NULL, NULL, "key '%s' outside of any section", name);
+    parse_state *ps = ud;
     if (strcmp(section, "addressbook") == 0)
         return add_contact(ps, line, name, value);
     size_t idx;
@@ -324,6 +313,13 @@ static qm_err parse_line(parse_state *ps, unsigned line, char *text, char *secti
     ps->lines[idx] = line;
     return set_value(ps, line, k, value);
 }
+
+static int on_error(void *ud, unsigned line, const char *why)
+{
+    return fail(ud, line, NULL, NULL, "%s", why);
+}
+
+static const ini_handler mail_ini = { on_section, on_pair, on_error };
 
 /* The line key section.name was given on (0: not given). */
 static unsigned line_of(const parse_state *ps, const char *section, const char *name)
@@ -379,17 +375,7 @@ static qm_err check_relations(parse_state *ps)
 
 static qm_err read_file(parse_state *ps, FILE *f)
 {
-    char section[64] = "", *buf = NULL;
-    size_t cap = 0;
-    unsigned line = 0;
-    qm_err rc = QM_OK;
-    errno = 0;
-    while (rc == QM_OK && getline(&buf, &cap, f) != -1)
-        rc = parse_line(ps, ++line, buf, section, sizeof section);
-    if (rc == QM_OK && ferror(f)) /* e.g. EISDIR: fopen() opens a directory */
-        rc = fail(ps, 0, NULL, NULL, "cannot read: %s", strerror(errno ? errno : EIO));
-    free(buf);
-    return rc;
+    return (qm_err)ini_read(f, &mail_ini, ps);
 }
 
 qm_err qm_config_load(const char *path, qm_config *cfg, char *err, size_t errlen)

@@ -2,7 +2,8 @@
  * test_ini.c - the line splitter shared by the configuration files of
  * qkd-kme, qkd-link and qumail (ini_split_line in src/common/ini.c):
  * blank and comment lines, sections with and without an argument, key =
- * value pairs, and the two malformed shapes with their messages.
+ * value pairs, and the two malformed shapes with their messages; the
+ * reader ini_read (what its handler sees, in order, and where it stops).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -87,6 +88,72 @@ static void test_malformed(void **state)
     assert_string_equal(l.why, want);
 }
 
+/* ini_read: what the handler sees, in order, and where it stops. */
+typedef struct record {
+    char text[1024];
+    int stop_at_line; /* a handler returns 7 on this line (-1: none) */
+} record;
+
+static int rec(record *r, unsigned line, const char *fmt, const char *a, const char *b)
+{
+    size_t n = strlen(r->text);
+    snprintf(r->text + n, sizeof r->text - n, "%u:", line);
+    n = strlen(r->text);
+    snprintf(r->text + n, sizeof r->text - n, fmt, a, b);
+    return (int)line == r->stop_at_line ? 7 : 0;
+}
+
+static int on_section(void *ud, unsigned line, const char *name, const char *arg)
+{
+    return rec(ud, line, "S(%s|%s) ", name, arg);
+}
+
+static int on_pair(void *ud, unsigned line, const char *section, const char *key, char *value)
+{
+    char kv[256];
+    snprintf(kv, sizeof kv, "%s=%s", key, value);
+    return rec(ud, line, "P(%s|%s) ", section, kv);
+}
+
+static int on_error(void *ud, unsigned line, const char *why)
+{
+    return rec(ud, line, "E(%s%s) ", why, "");
+}
+
+static const ini_handler handler = { on_section, on_pair, on_error };
+
+static int read_text(const char *text, record *r)
+{
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
+    assert_non_null(f);
+    int rc = ini_read(f, &handler, r);
+    fclose(f);
+    return rc;
+}
+
+static void test_read(void **state)
+{
+    (void)state;
+    record r = { "", -1 };
+    const char *text = "# head\nearly = 1\n[a]\nx = 1\n\n[b c]\ny=2 # note\nbad line\n";
+    assert_int_equal(read_text(text, &r), 0);
+    assert_string_equal(r.text, "2:E(key 'early' outside of any section) 3:S(a|) 4:P(a|x=1) "
+                                "6:S(b|c) 7:P(b|y=2) 8:E(expected 'key = value', got 'bad line') ");
+    /* a nonzero return stops the reading and is the result; a refused
+     * section is not entered */
+    record stop = { "", 3 };
+    assert_int_equal(read_text("[a]\nx = 1\n[b]\ny = 2\n", &stop), 7);
+    assert_string_equal(stop.text, "1:S(a|) 2:P(a|x=1) 3:S(b|) ");
+    /* a directory opens but does not read: line 0 */
+    FILE *d = fopen(".", "r");
+    if (d == NULL)
+        skip();
+    record dir = { "", -1 };
+    assert_int_equal(ini_read(d, &handler, &dir), 0);
+    fclose(d);
+    assert_string_equal(dir.text, "0:E(cannot read: Is a directory) ");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -94,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_sections),
         cmocka_unit_test(test_pairs),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_read),
     };
     return cmocka_run_group_tests_name("ini", tests, NULL, NULL);
 }
