@@ -251,6 +251,10 @@ static void remote_enc(const kme_api *api, const kme_peer *peer, const char *cal
         reply_error(out, 503, msg);
         return;
     }
+    if (peer_check_answering(api->peers, peer->id, msg, sizeof msg) != 0) {
+        reply_error(out, 503, msg);
+        return;
+    }
     const char *slaves[1 + KME_MAX_SAE_ID_COUNT];
     size_t nslaves = slave_list(req, slaves);
     ks_reservation r;

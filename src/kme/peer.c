@@ -343,6 +343,10 @@ typedef struct peer_pool {
     unsigned inflight;             /* batches on the way */
     size_t max_batch;              /* largest batch sent (logged when it grows) */
     uint64_t n_batches, n_resv;    /* requests and reservations sent (logged at stop) */
+    /* Not answering (under mu; see peer_check_answering): since when, until
+     * when new reservations fail at once (0: answering), and why. */
+    int64_t silent_since, silent_until;
+    char silent_reason[128];
 } peer_pool;
 
 /* Body sink: the answer into c->resp (httpsc bounds it by MAX_RESPONSE). */
@@ -513,6 +517,60 @@ static void transport_reason(httpsc_code rc, const char *err, peer_answer *a)
         snprintf(a->reason, sizeof a->reason, "%.200s", err[0] ? err : "transport error");
 }
 
+static int64_t now_ms(void);
+
+/*
+ * A peer that gives no HTTP answer (no connection, a timeout, a broken TLS
+ * session) is "not answering" for one peer timeout from then: enc_keys for
+ * its SAEs fail at once with 503, before any bits are reserved, instead of
+ * each waiting out the timeout and burning its bits.  A worker of the SAE
+ * listener serves its connections one request at a time, so without this a
+ * call queued behind one that waits for a hung peer would wait a timeout
+ * for each call before it.  Once the window has passed, the next request
+ * goes to the peer again (and extends the window if it fails); any answer,
+ * also to the replay thread's voids, ends the state.  A caller whose own
+ * deadline passes without an answer counts as a request without one: its
+ * worker's next request must see the state, whichever caller's request to
+ * the peer returns first.
+ */
+static void note_answer(peer_service *ps, peer_pool *p, bool answered, const char *reason)
+{
+    int64_t now = now_ms();
+    pthread_mutex_lock(&p->mu);
+    bool was_silent = p->silent_until != 0;
+    if (answered) {
+        p->silent_until = 0;
+    } else {
+        if (!was_silent)
+            p->silent_since = now;
+        p->silent_until = now + ps->cfg->peer_timeout_ms;
+        snprintf(p->silent_reason, sizeof p->silent_reason, "%.100s", reason);
+    }
+    int64_t since = p->silent_since;
+    pthread_mutex_unlock(&p->mu);
+    if (answered && was_silent)
+        log_info("peer KME %s answers again after %" PRId64 " ms", p->peer->id, now - since);
+    else if (!answered && !was_silent)
+        log_warn("peer KME %s is not answering (%s): enc_keys for its SAEs fail at once until "
+                 "it answers", p->peer->id, reason);
+}
+
+int peer_check_answering(peer_service *ps, const char *peer_id, char *reason, size_t reason_len)
+{
+    peer_pool *p = pool_of(ps, peer_id);
+    if (!p)
+        return 0; /* peer_reserve says why */
+    int64_t now = now_ms();
+    pthread_mutex_lock(&p->mu);
+    int rc = p->silent_until != 0 && now < p->silent_until ? -1 : 0;
+    if (rc != 0)
+        snprintf(reason, reason_len, "peer KME %s is not answering (for %" PRId64 " ms: %s); "
+                 "no keys were made, try again shortly", peer_id, now - p->silent_since,
+                 p->silent_reason);
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
 /* POST body to path at the peer, within timeout_ms.  0 on a 200 answer,
  * whose body goes to *resp (malloc'd, NUL-terminated) when resp is given. */
 static int peer_post(peer_service *ps, peer_pool *p, const char *path, const char *body,
@@ -537,6 +595,8 @@ static int peer_post(peer_service *ps, peer_pool *p, const char *path, const cha
     else if (resp && !(*resp = strndup(c->resp ? c->resp : "", c->len)))
         a->http = 0, snprintf(a->reason, sizeof a->reason, "out of memory");
     pool_put(p, c);
+    note_answer(ps, p, rc != HTTPSC_E_TRANSPORT && rc != HTTPSC_E_TLS && rc != HTTPSC_E_PEER,
+                a->reason);
     return rc == HTTPSC_OK && a->http == 200 ? 0 : -1;
 }
 
@@ -750,9 +810,11 @@ static void batch_wait(peer_service *ps, peer_pool *p, resv_wait *w)
     else
         p->qhead = w;
     p->qtail = w;
+    bool gave_up = false;
     while (w->state != W_DONE) {
         if (now_ms() >= w->deadline) {
             batch_give_up(p, w, (long)ps->cfg->peer_timeout_ms);
+            gave_up = true;
             break;
         }
         if (w->state == W_QUEUED && p->inflight < BATCHES_IN_FLIGHT) {
@@ -764,6 +826,9 @@ static void batch_wait(peer_service *ps, peer_pool *p, resv_wait *w)
         pthread_cond_timedwait(&w->cv, &p->bmu, &ts);
     }
     pthread_mutex_unlock(&p->bmu);
+    /* before this worker serves its next request, which must see it */
+    if (gave_up)
+        note_answer(ps, p, false, w->a.reason);
 }
 
 int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,

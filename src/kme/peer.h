@@ -59,6 +59,11 @@ int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,
                  const char *master, const char *const *slaves, size_t nslaves,
                  char *reason, size_t reason_len);
 
+/* 0 when reservations for peer_id may go out; -1 while the peer is not
+ * answering (a request to it got no HTTP answer less than one peer timeout
+ * ago), with the 503 message in reason: the caller then reserves nothing. */
+int peer_check_answering(peer_service *ps, const char *peer_id, char *reason, size_t reason_len);
+
 /* A reservation was turned into a void: let the replay thread send it now. */
 void peer_void_wake(peer_service *ps);
 

@@ -500,7 +500,8 @@ static void test_split_slaves_refused(void **state)
 }
 
 /* An enc_keys that the peer cannot confirm: 503 with a JSON message within
- * the timeout + 1 s, and afterwards the peer learns the bits are burned. */
+ * the timeout + 1 s, and afterwards the peer learns the bits are burned; the
+ * call after it gets 503 at once. */
 static void expect_peer_failure(const char *why)
 {
     qkd014_client *m = sae("SAE_A1", &T.a);
@@ -512,6 +513,15 @@ static void expect_peer_failure(const char *why)
     CHECK(strstr(qkd014_errmsg(m), "peer KME KME-B did not confirm the keys") != NULL, "%s: %s",
           why, qkd014_errmsg(m));
     CHECK(took <= PEER_TIMEOUT_MS + 1000, "%s: took %" PRId64 " ms", why, took);
+    /* the next call is refused at once: KME-A knows the peer is not
+     * answering and reserves nothing */
+    t0 = now_ms();
+    rc = qkd014_get_key(m, "SAE_B1", NULL, &ks);
+    took = now_ms() - t0;
+    CHECK(rc == QKD014_E_UNAVAILABLE, "%s, again: %s", why, qkd014_errmsg(m));
+    CHECK(strstr(qkd014_errmsg(m), "peer KME KME-B is not answering") != NULL, "%s, again: %s",
+          why, qkd014_errmsg(m));
+    CHECK(took < PEER_TIMEOUT_MS / 2, "%s, again: took %" PRId64 " ms", why, took);
     qkd014_client_free(m);
 }
 
