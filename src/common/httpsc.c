@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/resolve.h"
 #include "common/secret.h"
 
 #define CBUF_SIZE (32u * 1024u) /* ciphertext read buffer: > one full record */
@@ -246,15 +247,19 @@ static int connect_one(httpsc *h, const struct addrinfo *ai)
     return 0;
 }
 
-/* Resolve and try each address in turn, each with an equal share of the
- * time left until cdl. */
+/* Resolve (bounded by cdl too) and try each address in turn, each with an
+ * equal share of the time left until cdl. */
 static httpsc_code tcp_connect(httpsc *h, int64_t cdl)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_NUMERICSERV |
                                           (h->host_is_ip ? AI_NUMERICHOST : 0) };
     struct addrinfo *res = NULL;
-    int g = getaddrinfo(h->host, h->port, &hints, &res);
+    bool timed_out;
+    int64_t left = cdl - now_ms();
+    int g = resolve_within(h->host, h->port, &hints, left > 0 ? (long)left : 0, &res, &timed_out);
+    if (timed_out)
+        return fail(h, HTTPSC_E_TRANSPORT, "resolving %s timed out", h->host);
     if (g != 0)
         return fail(h, HTTPSC_E_TRANSPORT, "cannot resolve %s: %s", h->host,
                     gai_strerror(g));
