@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -345,7 +346,8 @@ typedef struct peer_pool {
     uint64_t n_batches, n_resv;    /* requests and reservations sent (logged at stop) */
     /* Not answering (under mu; see peer_check_answering): since when, until
      * when new reservations fail at once (0: answering), and why. */
-    int64_t silent_since, silent_until;
+    _Atomic int64_t silent_until;  /* read without mu on the fast paths */
+    int64_t silent_since;
     char silent_reason[128];
 } peer_pool;
 
@@ -535,6 +537,8 @@ static int64_t now_ms(void);
  */
 static void note_answer(peer_service *ps, peer_pool *p, bool answered, const char *reason)
 {
+    if (answered && atomic_load(&p->silent_until) == 0)
+        return; /* the common case: no lock, no clock */
     int64_t now = now_ms();
     pthread_mutex_lock(&p->mu);
     bool was_silent = p->silent_until != 0;
@@ -558,8 +562,8 @@ static void note_answer(peer_service *ps, peer_pool *p, bool answered, const cha
 int peer_check_answering(peer_service *ps, const char *peer_id, char *reason, size_t reason_len)
 {
     peer_pool *p = pool_of(ps, peer_id);
-    if (!p)
-        return 0; /* peer_reserve says why */
+    if (!p || atomic_load(&p->silent_until) == 0)
+        return 0; /* answering (or not a peer: peer_reserve says why) */
     int64_t now = now_ms();
     pthread_mutex_lock(&p->mu);
     int rc = p->silent_until != 0 && now < p->silent_until ? -1 : 0;
