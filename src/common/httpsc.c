@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/monotime.h"
 #include "common/resolve.h"
 #include "common/secret.h"
 
@@ -98,19 +99,12 @@ static httpsc_code fail(httpsc *h, httpsc_code code, const char *fmt, ...)
     return code;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for events on the socket until h->deadline: 1 ready, 0 timed out. */
 static int wait_fd(httpsc *h, short events)
 {
     struct pollfd p = { h->fd, events, 0 };
     for (;;) {
-        int64_t left = h->deadline - now_ms();
+        int64_t left = h->deadline - mono_ms();
         if (left <= 0)
             return 0;
         int r = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
@@ -154,7 +148,7 @@ static int pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
     if (h->cpos < h->clen)
         return 1;
     struct pollfd pfd = { h->fd, POLLIN, 0 };
-    int64_t left = h->deadline - now_ms();
+    int64_t left = h->deadline - mono_ms();
     if (left < 0)
         left = 0;
     if (ms != GNUTLS_INDEFINITE_TIMEOUT && (int64_t)ms < left)
@@ -256,7 +250,7 @@ static httpsc_code tcp_connect(httpsc *h, int64_t cdl)
                                           (h->host_is_ip ? AI_NUMERICHOST : 0) };
     struct addrinfo *res = NULL;
     bool timed_out;
-    int64_t left = cdl - now_ms();
+    int64_t left = cdl - mono_ms();
     int g = resolve_within(h->host, h->port, &hints, left > 0 ? (long)left : 0, &res, &timed_out);
     if (timed_out)
         return fail(h, HTTPSC_E_TRANSPORT, "resolving %s timed out", h->host);
@@ -268,7 +262,7 @@ static httpsc_code tcp_connect(httpsc *h, int64_t cdl)
         n++;
     int e = ENOENT;
     for (struct addrinfo *ai = res; ai != NULL && e != 0; ai = ai->ai_next, n--) {
-        int64_t now = now_ms();
+        int64_t now = mono_ms();
         if (now >= cdl) {
             e = ETIMEDOUT;
             break;
@@ -350,7 +344,7 @@ static httpsc_code tls_handshake(httpsc *h)
  * (and the request's deadline). */
 static httpsc_code conn_open(httpsc *h, int64_t request_deadline)
 {
-    int64_t cdl = now_ms() + h->connect_ms;
+    int64_t cdl = mono_ms() + h->connect_ms;
     if (cdl > request_deadline)
         cdl = request_deadline;
     h->connects++;
@@ -880,7 +874,7 @@ httpsc_code httpsc_request_send(httpsc *h, const httpsc_request *rq,
                                 httpsc_response *resp, char *err, size_t errlen)
 {
     size_t len = 0;
-    int64_t deadline = now_ms() + (rq->timeout_ms > 0 ? rq->timeout_ms : h->timeout_ms);
+    int64_t deadline = mono_ms() + (rq->timeout_ms > 0 ? rq->timeout_ms : h->timeout_ms);
     h->err = err;
     h->errlen = errlen;
     err[0] = '\0';

@@ -7,6 +7,8 @@
  */
 #include "common/resolve.h"
 
+#include "common/monotime.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -65,11 +67,7 @@ static job *job_new(const char *host, const char *port, const struct addrinfo *h
     job *j = calloc(1, sizeof *j);
     if (j == NULL)
         return NULL;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    mono_cond_init(&j->cv);
     pthread_mutex_init(&j->mu, NULL);
     j->refs = 2;
     j->hints = *hints;
@@ -94,19 +92,6 @@ static bool start_thread(job *j)
     return ok;
 }
 
-static struct timespec deadline_in(long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 int resolve_within(const char *host, const char *port, const struct addrinfo *hints,
                    long timeout_ms, struct addrinfo **res, bool *timed_out)
 {
@@ -121,7 +106,7 @@ int resolve_within(const char *host, const char *port, const struct addrinfo *hi
         job_free(j);
         return EAI_AGAIN; /* as getaddrinfo says of a temporary shortage */
     }
-    struct timespec until = deadline_in(timeout_ms > 0 ? timeout_ms : 0);
+    struct timespec until = mono_timespec(mono_ms() + (timeout_ms > 0 ? timeout_ms : 0));
     pthread_mutex_lock(&j->mu);
     while (!j->done)
         if (pthread_cond_timedwait(&j->cv, &j->mu, &until) == ETIMEDOUT)

@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/secret.h"
 #include "common/uuid.h"
 
@@ -949,11 +950,7 @@ static keystore *ks_new(const ks_options *opt)
     pthread_cond_init(&ks->sync_cv, NULL);
     pthread_cond_init(&ks->tx_cv, NULL);
     pthread_mutex_init(&ks->maint_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ks->maint_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    mono_cond_init(&ks->maint_cv);
     return ks;
 }
 
@@ -1478,13 +1475,7 @@ static void *maint_main(void *arg)
 
     pthread_mutex_lock(&ks->maint_mu);
     while (!ks->maint_stop) {
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += ks->maint_ms / 1000;
-        deadline.tv_nsec += (long)(ks->maint_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        deadline = mono_timespec(mono_ms() + (int64_t)ks->maint_ms);
         int rc = 0;
         while (!ks->maint_stop && rc != ETIMEDOUT) {
             if (ks->maint_ckpt) { /* maybe_checkpoint asked (also while we were busy) */

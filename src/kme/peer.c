@@ -40,6 +40,7 @@
 
 #include "common/httpsc.h"
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/uuid.h"
 #include "common/x509cn.h"
 #include "kme/listener.h"
@@ -519,8 +520,6 @@ static void transport_reason(httpsc_code rc, const char *err, peer_answer *a)
         snprintf(a->reason, sizeof a->reason, "%.200s", err[0] ? err : "transport error");
 }
 
-static int64_t now_ms(void);
-
 /*
  * A peer that gives no HTTP answer (no connection, a timeout, a broken TLS
  * session) is "not answering" for one peer timeout from then: enc_keys for
@@ -539,7 +538,7 @@ static void note_answer(peer_service *ps, peer_pool *p, bool answered, const cha
 {
     if (answered && atomic_load(&p->silent_until) == 0)
         return; /* the common case: no lock, no clock */
-    int64_t now = now_ms();
+    int64_t now = mono_ms();
     pthread_mutex_lock(&p->mu);
     bool was_silent = p->silent_until != 0;
     if (answered) {
@@ -564,7 +563,7 @@ int peer_check_answering(peer_service *ps, const char *peer_id, char *reason, si
     peer_pool *p = pool_of(ps, peer_id);
     if (!p || atomic_load(&p->silent_until) == 0)
         return 0; /* answering (or not a peer: peer_reserve says why) */
-    int64_t now = now_ms();
+    int64_t now = mono_ms();
     pthread_mutex_lock(&p->mu);
     int rc = p->silent_until != 0 && now < p->silent_until ? -1 : 0;
     if (rc != 0)
@@ -602,13 +601,6 @@ static int peer_post(peer_service *ps, peer_pool *p, const char *path, const cha
     note_answer(ps, p, rc != HTTPSC_E_TRANSPORT && rc != HTTPSC_E_TLS && rc != HTTPSC_E_PEER,
                 a->reason);
     return rc == HTTPSC_OK && a->http == 200 ? 0 : -1;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(long ms)
@@ -741,7 +733,7 @@ static void batch_lead(peer_service *ps, peer_pool *p, int64_t deadline)
                  p->peer->id, b->n);
     peer_answer whole = {0};
     char *resp = NULL;
-    long left = (long)(deadline - now_ms());
+    long left = (long)(deadline - mono_ms());
     bool single = b->n == 1;
     if (!body || !res)
         snprintf(whole.reason, sizeof whole.reason, "out of memory");
@@ -791,15 +783,6 @@ static void batch_give_up(peer_pool *p, resv_wait *w, long timeout_ms)
     w->state = W_DONE;
 }
 
-static void cond_deadline(struct timespec *ts, int64_t deadline)
-{
-    int64_t now = now_ms();
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    int64_t ns = (int64_t)ts->tv_nsec + (deadline - now) * 1000000;
-    ts->tv_sec += (time_t)(ns / 1000000000);
-    ts->tv_nsec = (long)(ns % 1000000000);
-}
-
 /* Queue w and wait for its outcome in w->a, leading batches while it is
  * queued and fewer than BATCHES_IN_FLIGHT are on the way. */
 static void batch_wait(peer_service *ps, peer_pool *p, resv_wait *w)
@@ -816,7 +799,7 @@ static void batch_wait(peer_service *ps, peer_pool *p, resv_wait *w)
     p->qtail = w;
     bool gave_up = false;
     while (w->state != W_DONE) {
-        if (now_ms() >= w->deadline) {
+        if (mono_ms() >= w->deadline) {
             batch_give_up(p, w, (long)ps->cfg->peer_timeout_ms);
             gave_up = true;
             break;
@@ -825,8 +808,7 @@ static void batch_wait(peer_service *ps, peer_pool *p, resv_wait *w)
             batch_lead(ps, p, w->deadline);
             continue;
         }
-        struct timespec ts;
-        cond_deadline(&ts, w->deadline);
+        struct timespec ts = mono_timespec(w->deadline);
         pthread_cond_timedwait(&w->cv, &p->bmu, &ts);
     }
     pthread_mutex_unlock(&p->bmu);
@@ -846,13 +828,9 @@ int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,
         return -1;
     }
     resv_wait w = {.text = text, .len = strlen(text),
-                   .deadline = now_ms() + ps->cfg->peer_timeout_ms};
+                   .deadline = mono_ms() + ps->cfg->peer_timeout_ms};
     memcpy(w.id, r->id, 16);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w.cv, &ca);
-    pthread_condattr_destroy(&ca);
+    mono_cond_init(&w.cv);
     /* The link confirms a block to each KME separately, so the peer may
      * learn of a block a moment after us: "segments-unusable" changed
      * nothing there, and the same reservation is sent again while the time
@@ -861,7 +839,7 @@ int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,
     for (;;) {
         batch_wait(ps, p, &w);
         if (w.a.http == 200 || strcmp(w.a.type, "segments-unusable") != 0
-            || w.deadline - now_ms() <= pause)
+            || w.deadline - mono_ms() <= pause)
             break;
         sleep_ms(pause);
         pause *= 2;
@@ -890,14 +868,7 @@ void peer_void_wake(peer_service *ps)
 /* Wait ms, or until stop (and, if wakeable, a wake); false once stopping. */
 static bool replay_wait(peer_service *ps, long ms, bool wakeable)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = mono_timespec(mono_ms() + ms);
     pthread_mutex_lock(&ps->mu);
     while (!ps->stop && !(wakeable && ps->wake))
         if (pthread_cond_timedwait(&ps->cv, &ps->mu, &ts) == ETIMEDOUT)
@@ -1008,11 +979,7 @@ static void *replay_main(void *arg)
 
 static int replay_start(peer_service *ps, char *err, size_t errlen)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ps->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    mono_cond_init(&ps->cv);
     pthread_mutex_init(&ps->mu, NULL);
     int rc = pthread_create(&ps->replay, NULL, replay_main, ps);
     if (rc != 0) {

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/secret.h"
 #include "link/kmeconn.h"
 
@@ -76,13 +77,6 @@ struct feeder {
 static const char side_char[2] = { 'A', 'B' };
 
 /* ------------------------------------------------------------ helpers */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Interrupted by a signal: the loop then sees the stop flag at once. */
 static void sleep_ms(int64_t ms)
@@ -158,7 +152,7 @@ static void mark_down(feeder *f, int k, const char *what)
         log_debug("KME %s: %s failed: %s", kc_name(f->kc[k]), what, kc_reason(f->kc[k]));
     f->up[k] = false;
     f->backoff_ms[k] = f->backoff_ms[k] ? f->backoff_ms[k] : BACKOFF_MIN_MS;
-    f->retry_at[k] = now_ms() + f->backoff_ms[k];
+    f->retry_at[k] = mono_ms() + f->backoff_ms[k];
     f->need_reconcile = true;
 }
 
@@ -206,7 +200,7 @@ static bool side_ok(feeder *f, int k)
  * are up again (the reconciliation follows once both are). */
 static void try_connect(feeder *f)
 {
-    int64_t now = now_ms();
+    int64_t now = mono_ms();
     kmeconn *cs[2];
     int ks[2];
     size_t n = 0;
@@ -402,7 +396,7 @@ static void refill(feeder *f, int64_t now)
 /* ms to wait until a block's bits are in the bucket (0: take them now). */
 static int64_t tokens_wait(feeder *f)
 {
-    refill(f, now_ms());
+    refill(f, mono_ms());
     if (f->tokens >= (double)f->block_bits)
         return 0;
     double ms = ((double)f->block_bits - f->tokens) * 1000.0 / (double)f->cfg->rate_bps;
@@ -425,7 +419,7 @@ static void pause_direction(feeder *f, int d, int k)
     if (!f->paused[d])
         log_info("direction %c paused: pool full at KME %s", side_char[d], kc_name(f->kc[k]));
     f->paused[d] = true;
-    f->poll_at = now_ms() + POLL_MS;
+    f->poll_at = mono_ms() + POLL_MS;
 }
 
 /* While a direction is paused: read both pools every POLL_MS. */
@@ -449,7 +443,7 @@ static void poll_paused(feeder *f)
             f->paused[d] = false;
             f->produced[0] = f->produced[1] = 0; /* no catch-up burst */
         }
-    f->poll_at = now_ms() + POLL_MS;
+    f->poll_at = mono_ms() + POLL_MS;
 }
 
 /* ------------------------------------------------------------ one block */
@@ -469,7 +463,7 @@ static void fill_block(feeder *f, int d, uint64_t *id)
 static void stored_at_both(feeder *f, uint64_t id)
 {
     if (f->nbatch == 0)
-        f->batch_since = now_ms();
+        f->batch_since = mono_ms();
     f->batch[f->nbatch++] = id;
     f->total.blocks++;
     f->window.blocks++;
@@ -547,7 +541,7 @@ static void log_status(feeder *f, int64_t now)
 /* One step when both KMEs are up and reconciled. */
 static void step(feeder *f)
 {
-    int64_t now = now_ms();
+    int64_t now = mono_ms();
     if (f->nbatch && (f->nbatch == BATCH_MAX || now - f->batch_since >= BATCH_AGE_MS)) {
         flush_confirms(f);
         return;
@@ -570,10 +564,10 @@ static void step(feeder *f)
 
 int feeder_run(feeder *f, volatile sig_atomic_t *stop)
 {
-    f->refill_at = f->window_start = now_ms();
+    f->refill_at = f->window_start = mono_ms();
     while (!*stop) {
         if (!f->up[0] || !f->up[1]) {
-            int64_t wait = next_retry(f) - now_ms();
+            int64_t wait = next_retry(f) - mono_ms();
             if (wait > 0)
                 sleep_ms(wait > 100 ? 100 : wait);
             else
@@ -583,7 +577,7 @@ int feeder_run(feeder *f, volatile sig_atomic_t *stop)
         } else {
             step(f);
         }
-        log_status(f, now_ms());
+        log_status(f, mono_ms());
     }
     if (f->up[0] && f->up[1])
         flush_confirms(f);
