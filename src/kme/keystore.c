@@ -902,6 +902,7 @@ static void destroy(keystore *ks)
     for (int i = 0; i < ST_COUNT_; i++)
         sqlite3_finalize(ks->st[i]);
     ksi_link_finalize(ks);
+    ksi_unfetched_finalize(ks);
     if (ks->db) {
         /* sqlite3_close checkpoints; in full mode that must sync (see above) */
         if (ks->sync == KS_SYNC_FULL)
@@ -991,7 +992,8 @@ keystore *ks_open(const ks_options *opt, char *err, size_t errlen)
              ks->db ? sqlite3_errmsg(ks->db) : "out of memory");
         goto fail;
     }
-    if (configure_db(ks, err, errlen) != 0 || init_schema(ks, err, errlen) != 0)
+    if (configure_db(ks, err, errlen) != 0 || init_schema(ks, err, errlen) != 0 ||
+        ksi_unfetched_setup(ks, opt->slave_unfetched_bits, err, errlen) != 0)
         goto fail;
     if (open_wal_fd(ks, err, errlen) != 0)
         goto fail;
@@ -1133,6 +1135,9 @@ static ks_result enc_body(keystore *ks, void *ctx, bool *changed)
     uint64_t level = pool_level(ks, now, &ts);
     if (level < c->need)
         return KS_EMPTY;
+    ks_result lim = ksi_unfetched_check(ks, c->sl, c->need);
+    if (lim != KS_OK)
+        return lim;
     ksi_tx_expect(ks, c->need / 8);
     if (ks->rate_bps != 0) { /* rate 0: always full, nothing to persist */
         sqlite3_bind_int64(ks->st[ST_POOL_SET], 1, (int64_t)(level - c->need));
@@ -1519,6 +1524,7 @@ const char *ks_result_str(ks_result r)
     case KS_ERROR: return "key store error";
     case KS_CONFLICT: return "same ID recorded with other content";
     case KS_REJECTED: return "segment not usable";
+    case KS_LIMIT: return "per-slave limit of unfetched bits reached";
     }
     return "unknown";
 }

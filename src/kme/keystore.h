@@ -46,6 +46,8 @@ typedef enum {
     KS_CONFLICT,       /* link/peer: same ID already recorded with other content */
     KS_REJECTED,       /* peer: a segment is not in a usable block of the peer,
                           or overlaps bits used before */
+    KS_LIMIT,          /* enc, reservation: a slave would hold more unfetched
+                          bits than slave_unfetched_bits; nothing changed */
 } ks_result;
 
 typedef struct ks_options {
@@ -59,6 +61,9 @@ typedef struct ks_options {
                                       stored longer ago than this; 0 = 60000 */
     uint64_t wal_limit_bytes;      /* checkpoint at once when the WAL grows past
                                       this; 0 = 16 MiB (keystore.c) */
+    uint64_t slave_unfetched_bits; /* most bits held for one slave that it has
+                                      not fetched yet (enc and reservations
+                                      beyond: KS_LIMIT); 0 = no limit */
 } ks_options;
 
 typedef struct ks_key {
@@ -101,6 +106,12 @@ ks_result ks_dec(keystore *ks, const char *master, const char *slave,
                  const uint8_t (*ids)[16], size_t n, ks_batch *out);
 
 ks_result ks_stats_get(keystore *ks, ks_stats *out);
+
+/* Bits of keys held here for slave that it has not fetched yet (every
+ * master, local and remote keys alike; keystore_unfetched.c). */
+ks_result ks_unfetched_get(keystore *ks, const char *slave, uint64_t *bits);
+/* The slave_unfetched_bits the store was opened with (0: no limit). */
+uint64_t ks_unfetched_limit(const keystore *ks);
 
 /* Expire keys past their TTL and checkpoint the WAL now (the maintenance
  * thread does this periodically); returns the number of keys expired, or -1

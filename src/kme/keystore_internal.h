@@ -116,6 +116,10 @@ struct keystore {
     size_t n_acked, cap_acked;
     struct ksi_unknown *unknown;
     size_t n_unknown;
+
+    /* keystore_unfetched.c: bits held per slave not fetched yet (under mu) */
+    sqlite3_stmt *unf_get;
+    uint64_t unfetched_limit; /* 0: no limit */
 };
 
 /* keystore_link.c: drop the outbox entries of acknowledged reservations
@@ -154,6 +158,17 @@ typedef struct slave_list {
     size_t len;
     int64_t pending; /* bit i set: slave i has not fetched the key yet */
 } slave_list;
+
+/* ---- keystore_unfetched.c ----------------------------------------------- */
+
+/* The per-slave count of unfetched bits (a TEMP table kept by triggers on
+ * keys, rebuilt from keys): set up after the schema, before any change. */
+int ksi_unfetched_setup(keystore *ks, uint64_t limit_bits, char *err, size_t errlen);
+void ksi_unfetched_finalize(keystore *ks);
+/* Inside a body (caller holds mu): KS_LIMIT when adding add_bits for every
+ * slave of sl would put one above the limit, KS_OK otherwise (also with no
+ * limit), KS_ERROR on a database error. */
+ks_result ksi_unfetched_check(keystore *ks, const slave_list *sl, uint64_t add_bits);
 
 /* ---- keystore.c --------------------------------------------------------- */
 

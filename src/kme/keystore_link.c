@@ -1631,6 +1631,9 @@ static ks_result apply_body(keystore *ks, tx *t)
     uint64_t bytes = 0;
     for (size_t i = 0; i < c->n; i++)
         bytes += c->keys[i].size_bits / 8;
+    ks_result lim = ksi_unfetched_check(ks, c->sl, bytes * 8);
+    if (lim != KS_OK)
+        return lim; /* the savepoint takes the record back with it */
     ksi_tx_expect(ks, bytes);
     for (size_t i = 0; i < c->n; i++) {
         ks_result r = apply_key(ks, c, &c->keys[i]);
