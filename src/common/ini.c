@@ -100,9 +100,15 @@ int ini_read(FILE *f, const ini_handler *h, void *ud)
     size_t cap = 0;
     unsigned line = 0;
     int rc = 0;
+    ssize_t got;
     errno = 0;
-    while (rc == 0 && getline(&buf, &cap, f) != -1)
-        rc = read_line(buf, ++line, section, sizeof section, h, ud);
+    while (rc == 0 && (got = getline(&buf, &cap, f)) != -1) {
+        /* a NUL would silently cut the value short: refuse the line */
+        if (memchr(buf, '\0', (size_t)got) != NULL)
+            rc = h->error(ud, ++line, "contains a NUL byte");
+        else
+            rc = read_line(buf, ++line, section, sizeof section, h, ud);
+    }
     free(buf);
     if (rc == 0 && ferror(f)) { /* e.g. EISDIR: fopen() opens a directory */
         char why[128];

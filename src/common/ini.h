@@ -46,8 +46,9 @@ typedef struct ini_handler {
     int (*section)(void *ud, unsigned line, const char *name, const char *arg);
     /* key = value inside the current section */
     int (*pair)(void *ud, unsigned line, const char *section, const char *key, char *value);
-    /* a malformed line, a key outside of any section, or (line 0) a read
-     * error: why is the message, without file and line */
+    /* a malformed line, a line holding a NUL byte, a key outside of any
+     * section, or (line 0) a read error: why is the message, without file
+     * and line */
     int (*error)(void *ud, unsigned line, const char *why);
 } ini_handler;
 

@@ -357,9 +357,11 @@ static void config_case(const char *extra, const char *replace_id, int want_rc, 
         check(false, "cannot write %s", conf);
         return;
     }
-    fprintf(f, "[link]\nid = %s\ncert = %s/LINK-AB.crt\nkey = %s/LINK-AB.key\nca = %s/kme-ca.crt\n%s\n"
-               "[kme_a]\nurl = https://127.0.0.1:1\nid = KME-A\n[kme_b]\nurl = https://localhost:2\nid = KME-B\n",
-            replace_id ? replace_id : "LINK-AB", dir, dir, dir, extra);
+    fprintf(f, "[link]\nid = %s\ncert = %s/LINK-AB.crt\nkey = %s/LINK-AB.key\nca = %s/kme-ca.crt\n",
+            replace_id ? replace_id : "LINK-AB", dir, dir, dir);
+    for (const char *p = extra; *p; p++) /* '\1' stands for a NUL byte */
+        fputc(*p == '\1' ? '\0' : *p, f);
+    fprintf(f, "\n[kme_a]\nurl = https://127.0.0.1:1\nid = KME-A\n[kme_b]\nurl = https://localhost:2\nid = KME-B\n");
     fclose(f);
     snprintf(cmd, sizeof cmd, "'%s' --config '%s' --check 2>&1", link_bin, conf);
     FILE *p = popen(cmd, "r");
@@ -382,6 +384,7 @@ static void test_config(void)
     config_case("block_bytes = 1048577", NULL, 3, "check.conf:6: [link] block_bytes: '1048577' is not an integer in 1..1048576");
     config_case("owner_ratio = 1", NULL, 3, "check.conf:6: [link] owner_ratio: '1' is not A:B");
     config_case("rate = 1", NULL, 3, "check.conf:6: unknown key 'rate' in [link]");
+    config_case("rate_bps = 2000000\001" "000", NULL, 3, "check.conf:6: contains a NUL byte");
 }
 
 static void test_identity(void)

@@ -69,7 +69,8 @@ static void write_file(const char *path, const char *text, mode_t mode)
     assert_int_equal(chmod(path, mode), 0);
 }
 
-/* Write text to conf_path with every "@D@" replaced by the test directory. */
+/* Write text to conf_path with every "@D@" replaced by the test directory
+ * and every "@0@" by a NUL byte. */
 static void write_conf(const char *text)
 {
     FILE *f = fopen(conf_path, "w");
@@ -77,6 +78,9 @@ static void write_conf(const char *text)
     for (const char *p = text; *p; ) {
         if (strncmp(p, "@D@", 3) == 0) {
             fputs(dir, f);
+            p += 3;
+        } else if (strncmp(p, "@0@", 3) == 0) {
+            fputc('\0', f);
             p += 3;
         } else {
             fputc(*p++, f);
@@ -392,6 +396,16 @@ static void test_key_outside_section(void **state)
     expect_text_error("# comment\nid = KME-T\n[kme]\n", "@P@:2: key 'id' outside of any section");
 }
 
+/* A NUL byte would cut the value short (the database in another place,
+ * an SAE list without its tail): refused with FILE:LINE. */
+static void test_nul_byte(void **state)
+{
+    (void)state;
+    expect_base_error("database", "database = @D@/db/kme.db@0@.elsewhere",
+                      "@P@:4: contains a NUL byte");
+    expect_base_error("local", "local = SAE_1@0@ SAE_2", "@P@:18: contains a NUL byte");
+}
+
 static void test_key_given_twice(void **state)
 {
     (void)state;
@@ -683,6 +697,7 @@ int main(void)
         T(test_unknown_section),
         T(test_unknown_key),
         T(test_key_outside_section),
+        T(test_nul_byte),
         T(test_key_given_twice),
         T(test_malformed_section_header),
         T(test_missing_equals),

@@ -3,7 +3,8 @@
  * qkd-kme, qkd-link and qumail (ini_split_line in src/common/ini.c):
  * blank and comment lines, sections with and without an argument, key =
  * value pairs, and the two malformed shapes with their messages; the
- * reader ini_read (what its handler sees, in order, and where it stops).
+ * reader ini_read (what its handler sees, in order, and where it stops;
+ * a line with a NUL byte is an error).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -154,6 +155,20 @@ static void test_read(void **state)
     assert_string_equal(dir.text, "0:E(cannot read: Is a directory) ");
 }
 
+/* A NUL byte would cut a value short without a word (C strings): the
+ * line is refused with its number, the next ones are still read. */
+static void test_nul_byte(void **state)
+{
+    (void)state;
+    static const char text[] = "[a]\nkey = /etc/ok\0/../evil\nx = 1\n";
+    FILE *f = fmemopen((void *)text, sizeof text - 1, "r");
+    assert_non_null(f);
+    record r = { "", -1 };
+    assert_int_equal(ini_read(f, &handler, &r), 0);
+    fclose(f);
+    assert_string_equal(r.text, "1:S(a|) 2:E(contains a NUL byte) 3:P(a|x=1) ");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_pairs),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_read),
+        cmocka_unit_test(test_nul_byte),
     };
     return cmocka_run_group_tests_name("ini", tests, NULL, NULL);
 }

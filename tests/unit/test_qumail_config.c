@@ -26,11 +26,19 @@
 static char dir[256];
 static char conf[300], pem[300], pw[300];
 
+/* text with every "@0@" written as a NUL byte. */
 static void write_file(const char *path, const char *text, mode_t mode)
 {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fputs(text, f);
+    for (const char *p = text; *p; p++) {
+        if (strncmp(p, "@0@", 3) == 0) {
+            fputc('\0', f);
+            p += 2;
+        } else {
+            fputc(*p, f);
+        }
+    }
     fclose(f);
     assert_int_equal(chmod(path, mode), 0);
 }
@@ -150,6 +158,9 @@ static void test_errors(void **state)
                  ":18: [addressbook] dave@example.org: too many words: write 'SAE_ID' or 'SAE_ID KME_ID'");
     expect_error("dave@example.org =\n",
                  ":18: [addressbook] dave@example.org: empty value: write 'SAE_ID' or 'SAE_ID KME_ID'");
+    /* a NUL would cut the value short: bob would become SAE_B */
+    expect_error("[addressbook]\nbob2@example.org = SAE_B@0@1\n", ":19: contains a NUL byte");
+    expect_error("[store]\ndir = /tmp/x@0@/y\n", ":19: contains a NUL byte");
     expect_error("alice@example.org = SAE_A9\n",
                  ":18: [addressbook] alice@example.org: SAE ID 'SAE_A9' differs from [user] sae_id 'SAE_A1'");
 }
