@@ -26,9 +26,16 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "kme/http_framing.h"
 #include "kme/request.h"
 
-#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* TLS 1.3 as GnuTLS offers it (AEAD suites, (EC)DHE groups only); TLS 1.2
+ * with AEAD suites (AES-GCM, ChaCha20-Poly1305) and ECDHE key exchange
+ * only: no CBC suites (padding oracles, SHA-1 MACs), no static RSA key
+ * exchange (no forward secrecy).  One string for every listener. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" \
+    ":-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305" \
+    ":-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
 #define IDLE_TIMEOUT_S 60
 #define MAX_CONNECTIONS 1024
 
@@ -50,6 +57,7 @@ typedef struct req_ctx {
     char *uri;
     char *body;
     size_t body_len, body_cap;
+    size_t dropped;     /* bytes read past the limit and dropped */
     bool headers_done;
     bool too_large;     /* body passed the limit: being dropped */
 } req_ctx;
@@ -223,6 +231,37 @@ static declared_body declared_size(const listener *l, struct MHD_Connection *con
     return errno != ERANGE && n - l->spec.max_body <= DRAIN_MAX ? BODY_DRAIN : BODY_REFUSE_NOW;
 }
 
+static enum MHD_Result count_framing_header(void *cls, enum MHD_ValueKind kind,
+                                            const char *key, size_t key_size,
+                                            const char *value, size_t value_size)
+{
+    (void)kind;
+    http_framing_add(cls, key, key_size, value ? value : "", value ? value_size : 0);
+    return MHD_YES;
+}
+
+/* The refusal of a request whose body is framed in more than one way, or
+ * NULL (http_framing.h). */
+static const char *framing_refusal(struct MHD_Connection *conn)
+{
+    http_framing f = { 0 };
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, count_framing_header, &f);
+    return http_framing_refusal(&f);
+}
+
+/* A body past the limit is read and dropped (see declared_size); true while
+ * the bytes dropped stay within DRAIN_MAX.  A chunked body declares no
+ * size, so this is where its limit holds: past DRAIN_MAX the connection is
+ * closed at once instead of reading the rest. */
+static bool take_body(listener *h, req_ctx *rq, const char *data, size_t n)
+{
+    if (!rq->too_large && append_body(rq, h->spec.max_body, data, n) == 0)
+        return true;
+    rq->too_large = true;
+    rq->dropped += n;
+    return rq->dropped <= DRAIN_MAX;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -239,6 +278,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->headers_done = true;
         if (!caller_identity(h, conn, &caller))
             return send_error(conn, 401, MSG_UNAUTHORIZED, true);
+        const char *framing = framing_refusal(conn);
+        if (framing)
+            return send_error(conn, 400, framing, true);
         switch (declared_size(h, conn)) {
         case BODY_FITS: break;
         case BODY_DRAIN: rq->too_large = true; break;
@@ -249,10 +291,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         /* libmicrohttpd takes no answer while a body is still arriving: a
          * body past the limit is read and dropped, then refused */
-        if (!rq->too_large && append_body(rq, h->spec.max_body, upload_data, *upload_data_size) != 0)
-            rq->too_large = true;
+        bool keep_reading = take_body(h, rq, upload_data, *upload_data_size);
         *upload_data_size = 0;
-        return MHD_YES;
+        return keep_reading ? MHD_YES : MHD_NO; /* MHD_NO: closed, no answer */
     }
     if (rq->too_large)
         return send_too_large(h, conn);
