@@ -29,9 +29,15 @@
 
 #include "common/base64.h"
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/uuid.h"
 #include "kme/peer.h"
 #include "kme/request.h"
+#include "kme/sae_rate.h"
+
+/* A slave's unfetched keys go when it fetches them, which may be at once:
+ * ask again after a second. */
+#define UNFETCHED_RETRY_S 1u
 
 #define MSG_RELAY "additional_slave_SAE_IDs must sit behind the same KME as the slave " \
                   "(relay between KMEs is not supported)"
@@ -220,7 +226,8 @@ static void finish_remote(const kme_api *api, const kme_peer *peer, const char *
                           kme_reply *out)
 {
     char reason[256], msg[400];
-    if (peer_reserve(api->peers, peer->id, r, caller, slaves, nslaves, reason, sizeof reason) == 0) {
+    int sent = peer_reserve(api->peers, peer->id, r, caller, slaves, nslaves, reason, sizeof reason);
+    if (sent == 0) {
         /* The peer holds the keys durably: answer now.  The outbox entry
          * is dropped by a later transaction; a crash before that leaves it
          * pending, and the restart asks the peer, which says "applied". */
@@ -235,6 +242,14 @@ static void finish_remote(const kme_api *api, const kme_peer *peer, const char *
         log_error("enc_keys: a failed reservation for KME %s could not be marked void; "
                   "it becomes one at the next start", peer->id);
     peer_void_wake(api->peers);
+    if (sent == PEER_SLAVE_LIMIT) {
+        /* the peer's own words: it holds the slave's keys and its limit */
+        log_info("enc_keys: %s -> %s: refused by peer KME %s: %s", caller, slaves[0], peer->id,
+                 reason);
+        reply_error(out, 503, reason);
+        out->retry_after_s = UNFETCHED_RETRY_S;
+        return;
+    }
     log_warn("enc_keys: %s -> %s: peer KME %s did not confirm %zu keys: %s", caller, slaves[0],
              peer->id, r->keys.n, reason);
     snprintf(msg, sizeof msg, "peer KME %s did not confirm the keys: %s", peer->id, reason);
@@ -273,6 +288,68 @@ static void remote_enc(const kme_api *api, const kme_peer *peer, const char *cal
     ks_reservation_free(&r);
 }
 
+static void local_enc(const kme_api *api, const char *caller, const kme_request *req,
+                      uint64_t need, kme_reply *out);
+
+/* 503 naming the per-slave limit the first slave over it reached. */
+static void reply_unfetched_limit(const kme_api *api, const char *const *slaves, size_t nslaves,
+                                  uint64_t need, kme_reply *out)
+{
+    uint64_t limit = ks_unfetched_limit(api->ks), held = 0;
+    const char *who = slaves[0];
+    for (size_t i = 0; i < nslaves; i++)
+        if (ks_unfetched_get(api->ks, slaves[i], &held) == KS_OK && held + need > limit) {
+            who = slaves[i];
+            break;
+        }
+    char msg[320];
+    snprintf(msg, sizeof msg, MSG_UNFETCHED_LIMIT, limit, who, UNFETCHED_RETRY_S);
+    reply_error(out, 503, msg);
+    out->retry_after_s = UNFETCHED_RETRY_S;
+}
+
+/* The caller's token bucket: 0 when the request may go on (its bits are
+ * taken), -1 with the answer in out otherwise. */
+static int take_rate(const kme_api *api, const char *caller, uint64_t bits, kme_reply *out)
+{
+    unsigned retry = 0;
+    char msg[320];
+    switch (sae_rate_take(api->rate, caller, bits, mono_ms(), &retry)) {
+    case SAE_RATE_OK:
+        return 0;
+    case SAE_RATE_TOO_LARGE:
+        snprintf(msg, sizeof msg, "request of %" PRIu64 " bits exceeds the per-SAE burst "
+                 "sae_burst_bits (%" PRId64 " bits)", bits, api->cfg->sae_burst_bits);
+        reply_error(out, 400, msg);
+        return -1;
+    case SAE_RATE_LIMITED:
+        break;
+    }
+    snprintf(msg, sizeof msg, MSG_RATE_LIMIT, api->cfg->sae_rate_bps, caller, retry);
+    reply_error(out, 503, msg);
+    out->retry_after_s = retry;
+    log_info("enc_keys: %s: rate limit reached (%" PRIu64 " bits asked)", caller, bits);
+    return -1;
+}
+
+int api_init(kme_api *api)
+{
+    const kme_config *cfg = api->cfg;
+    api->rate = sae_rate_new((const char *const *)cfg->local_saes, cfg->n_local_saes,
+                             (uint64_t)cfg->sae_rate_bps, (uint64_t)cfg->sae_burst_bits, mono_ms());
+    if (!api->rate) {
+        log_error("out of memory for the per-SAE rate limits");
+        return -1;
+    }
+    return 0;
+}
+
+void api_free(kme_api *api)
+{
+    sae_rate_free(api->rate);
+    api->rate = NULL;
+}
+
 static void handle_enc_keys(const kme_api *api, const char *caller, kme_request *req,
                             kme_reply *out)
 {
@@ -286,10 +363,22 @@ static void handle_enc_keys(const kme_api *api, const char *caller, kme_request 
         kme_err_clear(&err);
         return;
     }
-    if (remote) {
-        remote_enc(api, remote, caller, req, out);
+    /* validated: number <= max_key_per_request, size <= max_key_size */
+    uint64_t need = (uint64_t)req->number * (uint64_t)req->size;
+    if (take_rate(api, caller, need, out) != 0)
         return;
-    }
+    if (remote)
+        remote_enc(api, remote, caller, req, out);
+    else
+        local_enc(api, caller, req, need, out);
+    if (out->http != 200) /* nothing delivered: the bits were not taken */
+        sae_rate_refund(api->rate, caller, need);
+}
+
+/* enc_keys for a slave attached here (request already validated). */
+static void local_enc(const kme_api *api, const char *caller, const kme_request *req,
+                      uint64_t need, kme_reply *out)
+{
     /* validate_enc bounded n_additional by max_sae_id_count, which the
      * configuration bounds by KME_MAX_SAE_ID_COUNT. */
     const char *slaves[1 + KME_MAX_SAE_ID_COUNT];
@@ -304,6 +393,8 @@ static void handle_enc_keys(const kme_api *api, const char *caller, kme_request 
                   caller, req->sae_id, req->n_additional, req->number, req->size);
     } else if (r == KS_EMPTY) {
         reply_error(out, 503, "not enough key material available for this request");
+    } else if (r == KS_LIMIT) {
+        reply_unfetched_limit(api, slaves, nslaves, need, out);
     } else {
         reply_error(out, 503, "key data access error");
     }

@@ -16,6 +16,7 @@
 #ifndef QC_KME_API_H
 #define QC_KME_API_H
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -24,12 +25,26 @@
 #include "kme/reply.h"
 
 struct peer_service;
+struct sae_rate;
+
+/* The per-SAE limits' answers (503 with a Retry-After header): printf
+ * formats of the limit's value, the SAE ID and the seconds to wait. */
+#define MSG_RATE_LIMIT "per-SAE rate limit sae_rate_bps (%" PRId64 " bit/s) reached for SAE %s; " \
+                       "retry after %u s"
+#define MSG_UNFETCHED_LIMIT "per-SAE limit sae_unfetched_bits (%" PRIu64 " bits) reached for " \
+                            "slave SAE %s; retry after %u s"
 
 typedef struct kme_api {
     const kme_config *cfg;
     keystore *ks;
     struct peer_service *peers;   /* the KME-to-KME channel; NULL without [peer_api] */
+    struct sae_rate *rate;        /* per master SAE token buckets (api_init) */
 } kme_api;
+
+/* Set up the per-SAE rate limits of cfg (0, or -1 when out of memory);
+ * api_free releases them. */
+int api_init(kme_api *api);
+void api_free(kme_api *api);
 
 /* The SAE API's request handler (a listener_handler; ctx is a kme_api). */
 void api_handle(void *ctx, const char *caller, const char *method,

@@ -82,6 +82,9 @@ static const config_key config_keys[] = {
     { "limits", "local_pool_bits", T_INT, false, OFF(local_pool_bits), 8, INT64_MAX / 2, "268435456", IN_CONFIG },
     { "limits", "local_rate_bps", T_INT, false, OFF(local_rate_bps), 0, INT64_MAX / 2, "100000000", IN_CONFIG },
     { "limits", "maintenance_ms", T_INT, false, OFF(maintenance_ms), 10, 3600000, "1000", IN_CONFIG },
+    { "limits", "sae_rate_bps", T_INT, false, OFF(sae_rate_bps), 0, INT64_MAX / 2, "1000000000", IN_CONFIG },
+    { "limits", "sae_burst_bits", T_INT, false, OFF(sae_burst_bits), 0, INT64_MAX / 2, "0", IN_CONFIG },
+    { "limits", "sae_unfetched_bits", T_INT, false, OFF(sae_unfetched_bits), 0, INT64_MAX / 2, "268435456", IN_CONFIG },
     /* optional sections: their required keys apply when the section is given */
     { "peer_api", "listen", T_ADDR, true, OFF(peer_listen), 0, 0, NULL, IN_CONFIG },
     { "peer_api", "ca", T_FILE, true, OFF(peer_ca), 0, 0, NULL, IN_CONFIG },
@@ -485,6 +488,29 @@ static int check_topology(parse_state *ps)
     return 0;
 }
 
+/* The per-SAE limits must let one key of max_key_size through, else some
+ * valid request could never be served; a burst of 0 means one second of
+ * the rate, at least one such key. */
+static int check_sae_limits(parse_state *ps)
+{
+    kme_config *c = ps->cfg;
+    unsigned line;
+    const config_key *k;
+    if (c->sae_rate_bps > 0 && c->sae_burst_bits == 0)
+        c->sae_burst_bits = c->sae_rate_bps > c->max_key_size ? c->sae_rate_bps : c->max_key_size;
+    if (c->sae_rate_bps > 0 && c->sae_burst_bits < c->max_key_size) {
+        k = key_at(ps, "sae_burst_bits", &line);
+        return fail(ps, line, k, "%lld cannot hold one key of max_key_size (%lld)",
+                    (long long)c->sae_burst_bits, (long long)c->max_key_size);
+    }
+    if (c->sae_unfetched_bits > 0 && c->sae_unfetched_bits < c->max_key_size) {
+        k = key_at(ps, "sae_unfetched_bits", &line);
+        return fail(ps, line, k, "%lld cannot hold one key of max_key_size (%lld)",
+                    (long long)c->sae_unfetched_bits, (long long)c->max_key_size);
+    }
+    return 0;
+}
+
 static int check_relations(parse_state *ps)
 {
     kme_config *c = ps->cfg;
@@ -515,7 +541,7 @@ static int check_relations(parse_state *ps)
         return fail(ps, line, k, "%lld cannot hold one key of max_key_size (%lld)",
                     (long long)c->local_pool_bits, (long long)c->max_key_size);
     }
-    return 0;
+    return check_sae_limits(ps);
 }
 
 int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen)

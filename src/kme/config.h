@@ -59,6 +59,9 @@ typedef struct kme_config {
     int64_t key_ttl;
     int64_t local_pool_bits, local_rate_bps;
     int64_t maintenance_ms;
+    int64_t sae_rate_bps;       /* per master SAE, enc_keys bits; 0: no limit */
+    int64_t sae_burst_bits;     /* its bucket (0 in the file: one second's worth) */
+    int64_t sae_unfetched_bits; /* per slave, held and not fetched; 0: no limit */
     /* [peer_api]: the KME-to-KME listener (optional; required with peers) */
     bool has_peer_api;
     kme_addr peer_listen;

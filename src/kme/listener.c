@@ -166,6 +166,11 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, kme_reply *r, 
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (close)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (r->retry_after_s > 0) { /* a per-SAE limit: when to ask again */
+        char secs[16];
+        snprintf(secs, sizeof secs, "%u", r->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->http, resp);
     MHD_destroy_response(resp);
     return ret;

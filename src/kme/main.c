@@ -138,6 +138,7 @@ static int run(const kme_config *cfg)
         .key_ttl_s = cfg->key_ttl,
         .maintenance_ms = (unsigned)cfg->maintenance_ms,
         .link_block_ttl_ms = cfg->link_block_ttl_ms,
+        .slave_unfetched_bits = (uint64_t)cfg->sae_unfetched_bits,
     };
     keystore *ks = ks_open(&ko, err, sizeof err);
     if (!ks) {
@@ -145,7 +146,12 @@ static int run(const kme_config *cfg)
         return EXIT_RUNTIME;
     }
     kme_api api = { .cfg = cfg, .ks = ks };
+    if (api_init(&api) != 0) {
+        ks_close(ks);
+        return EXIT_RUNTIME;
+    }
     if (start_peer(cfg, ks, &api.peers) != 0) {
+        api_free(&api);
         ks_close(ks);
         return EXIT_RUNTIME;
     }
@@ -158,6 +164,7 @@ static int run(const kme_config *cfg)
     if (!http) {
         log_error("%s", err);
         peer_service_stop(api.peers);
+        api_free(&api);
         ks_close(ks);
         return EXIT_RUNTIME;
     }
@@ -166,6 +173,7 @@ static int run(const kme_config *cfg)
         log_error("cannot write port file %s: %s", cfg->port_file, strerror(errno));
         listener_stop(http);
         peer_service_stop(api.peers);
+        api_free(&api);
         ks_close(ks);
         return EXIT_RUNTIME;
     }
@@ -182,6 +190,7 @@ static int run(const kme_config *cfg)
     listener_stop(link);
     listener_stop(http);
     peer_service_stop(api.peers);
+    api_free(&api);
     ks_close(ks);
     return rc;
 }

@@ -26,6 +26,7 @@
  * with other content), 503 internal.
  */
 #include "kme/peer.h"
+#include "kme/api.h"
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -115,6 +116,25 @@ static int check_link_peer(const kme_config *cfg, const char *caller, perr *e)
     return 0;
 }
 
+/* A reservation refused by the per-slave limit (KS_LIMIT): 429
+ * slave-limit, naming the first slave over the limit.  The master's KME
+ * passes the message to its SAE, so it is the SAE API's own text. */
+static int resv_fail(keystore *ks, perr *e, ks_result rc, const pw_resv *r)
+{
+    if (rc != KS_LIMIT)
+        return store_fail(e, rc);
+    uint64_t limit = ks_unfetched_limit(ks), need = 0, held = 0;
+    for (size_t i = 0; i < r->nkeys; i++)
+        need += r->keys[i].size_bits;
+    const char *who = r->slaves[0];
+    for (size_t i = 0; i < r->nslaves; i++)
+        if (ks_unfetched_get(ks, r->slaves[i], &held) == KS_OK && held + need > limit) {
+            who = r->slaves[i];
+            break;
+        }
+    return perr_set(e, 429, PEER_SLAVE_LIMIT_TYPE, MSG_UNFETCHED_LIMIT, limit, who, 1u);
+}
+
 static void handle_reservation(peer_service *ps, const char *caller, pw_doc *d, kme_reply *out)
 {
     pw_resv r = { 0 };
@@ -132,7 +152,12 @@ static void handle_reservation(peer_service *ps, const char *caller, pw_doc *d, 
     else
         log_warn("peer %s: reservation of %zu keys for %s refused: %s", caller, r.nkeys,
                  r.master, ks_result_str(rc));
-    answer_store(out, rc, r.id, "applied");
+    if (rc == KS_LIMIT) {
+        resv_fail(ps->ks, &e, rc, &r);
+        pw_reply_problem(out, &e);
+    } else {
+        answer_store(out, rc, r.id, "applied");
+    }
     pw_resv_free(&r);
 }
 
@@ -189,7 +214,7 @@ static void batch_apply(peer_service *ps, const char *caller, batch_in *b)
     size_t applied = 0;
     for (size_t k = 0; k < m; k++) {
         size_t i = at[k];
-        if (store_fail(&b->it[i].e, res[k]) == 0)
+        if (resv_fail(ps->ks, &b->it[i].e, res[k], &b->it[i].r) == 0)
             applied++;
         else
             log_warn("peer %s: reservation of %zu keys for %s refused: %s", caller, b->it[i].r.nkeys,
@@ -846,6 +871,10 @@ int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,
     }
     pthread_cond_destroy(&w.cv);
     free(text);
+    if (w.a.http != 200 && strcmp(w.a.type, PEER_SLAVE_LIMIT_TYPE) == 0) {
+        snprintf(reason, reason_len, "%s", w.a.message);
+        return PEER_SLAVE_LIMIT;
+    }
     if (w.a.http != 200) {
         snprintf(reason, reason_len, "%s", w.a.reason);
         return -1;

@@ -54,7 +54,14 @@ void peer_service_stop(peer_service *ps);
  * the peer's acknowledgement, at most cfg->peer_timeout_ms from this call's
  * start in all (a result arriving later is dropped).  0 when the peer answered 200 (the keys are
  * recorded there); -1 otherwise with a short reason (no key material, no key
- * ID) in reason. */
+ * ID) in reason; PEER_SLAVE_LIMIT, see above. */
+/* peer_reserve's answer when the peer refused the reservation because a
+ * slave holds sae_unfetched_bits there already (problem type
+ * PEER_SLAVE_LIMIT_TYPE, HTTP 429): reason is then the peer's message,
+ * for the SAE.  The reservation is burned like any refused one. */
+#define PEER_SLAVE_LIMIT (-2)
+#define PEER_SLAVE_LIMIT_TYPE "slave-limit"
+
 int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,
                  const char *master, const char *const *slaves, size_t nslaves,
                  char *reason, size_t reason_len);

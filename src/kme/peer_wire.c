@@ -661,6 +661,7 @@ static void problem_reason(const item_view *v, long http, peer_answer *a)
     view_text(&v->msg, v->has_msg, msg, sizeof msg);
     snprintf(a->reason, sizeof a->reason, "HTTP %ld: %.200s", http,
              v->has_msg ? msg : "no message");
+    snprintf(a->message, sizeof a->message, "%.200s", v->has_msg ? msg : "");
 }
 
 /* The document resp as one object, read into v. */

@@ -128,6 +128,7 @@ typedef struct peer_answer {
     long http;                     /* 0: no HTTP answer (see reason) */
     char type[48];                 /* problem type of an error answer */
     char reason[256];
+    char message[224];             /* its message alone ("" if none) */
 } peer_answer;
 
 /* An error answer's type and message into a (a->http already set). */

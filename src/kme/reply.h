@@ -16,6 +16,7 @@ typedef struct kme_reply {
     int http;
     bool has_keys;     /* body holds key material: no-store, wipe after use */
     secret_buf body;   /* JSON text, body.len bytes (not NUL-terminated) */
+    unsigned retry_after_s; /* > 0: a Retry-After header (a limit was reached) */
 } kme_reply;
 
 /* Render obj (may be NULL: out of memory) as the body with this status.

@@ -309,7 +309,38 @@ static void test_minimal_file_defaults(void **state)
     assert_int_equal(cfg.local_pool_bits, 268435456);
     assert_int_equal(cfg.local_rate_bps, 100000000);
     assert_int_equal(cfg.maintenance_ms, 1000);
+    assert_int_equal(cfg.sae_rate_bps, 1000000000);
+    assert_int_equal(cfg.sae_burst_bits, 1000000000); /* one second of the rate */
+    assert_int_equal(cfg.sae_unfetched_bits, 268435456);
     kme_config_free(&cfg);
+}
+
+/* [limits] sae_rate_bps, sae_burst_bits, sae_unfetched_bits: values, the
+ * burst's default, 0 = off, and bounds that would make a valid request
+ * impossible, refused with the key's line. */
+static void test_sae_limits(void **state)
+{
+    (void)state;
+    kme_config cfg;
+    write_base_with("key_size", "key_size = 512\nsae_rate_bps = 4096\nsae_unfetched_bits = 0");
+    assert_int_equal(kme_config_load(conf_path, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.sae_rate_bps, 4096);
+    assert_int_equal(cfg.sae_burst_bits, 65536); /* one second is less than a max_key_size key */
+    assert_int_equal(cfg.sae_unfetched_bits, 0);
+    kme_config_free(&cfg);
+    write_base_with("key_size", "key_size = 512\nmax_key_size = 1024\nsae_rate_bps = 4096\n"
+                    "sae_burst_bits = 2048\nsae_unfetched_bits = 1024");
+    assert_int_equal(kme_config_load(conf_path, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.sae_burst_bits, 2048);
+    assert_int_equal(cfg.sae_unfetched_bits, 1024);
+    kme_config_free(&cfg);
+    expect_base_error("key_size", "key_size = 512\nmax_key_size = 1024\nsae_rate_bps = 4096\n"
+                      "sae_burst_bits = 1016",
+                      "@P@:24: [limits] sae_burst_bits: 1016 cannot hold one key of max_key_size (1024)");
+    expect_base_error("key_size", "key_size = 512\nsae_unfetched_bits = 65528",
+                      "@P@:22: [limits] sae_unfetched_bits: 65528 cannot hold one key of max_key_size (65536)");
+    expect_base_error("key_size", "key_size = 512\nsae_rate_bps = -1",
+                      "@P@:22: [limits] sae_rate_bps: '-1' is not an integer in 0..4611686018427387903");
 }
 
 static void test_comments_blank_lines_and_spacing(void **state)
@@ -691,6 +722,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
         T(test_good_file_values),
         T(test_minimal_file_defaults),
+        T(test_sae_limits),
         T(test_comments_blank_lines_and_spacing),
         T(test_missing_file),
         T(test_directory_as_file),
