@@ -3,12 +3,16 @@
  * (src/mail/mime.c, docs/qumail-format.md §1) and the envelope parser
  * behind it: together they see every byte of a received message before
  * any key is fetched.  The same bytes also go to the inner summary, which
- * reads the headers of decrypted (sender-controlled) plaintext.
+ * reads the headers of decrypted (sender-controlled) plaintext, and to the
+ * inbox listing (the bounded header-section reader, the clear headers and
+ * the envelope header's level, the Level 4 subject).
  *
  * Beyond "no crash, no leak, no undefined behaviour" the target checks the
  * contract: a failed parse hands out nothing; an accepted message rebuilt
  * from its clear-text headers and envelope (when those are valid builder
- * input) parses again to the same envelope and addresses.
+ * input) parses again to the same envelope and addresses; the header
+ * section never exceeds its bounds, a section past them is refused by the
+ * listing too, and a listing claims a level only for a QuMail message.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -61,6 +65,29 @@ static void check_inner(const uint8_t *data, size_t size)
     qm_inner_summary_free(&s);
 }
 
+static void check_listing(const uint8_t *data, size_t size)
+{
+    size_t h = 0;
+    qm_err hs = qm_mime_header_section(data, size, &h);
+    if (hs == QM_OK && (h > size || h > QM_MIME_MAX_HEADER_BYTES + 2))
+        abort();
+    qm_mime_listing l;
+    qm_err err = qm_mime_listing_read(data, size, &l);
+    if (hs != QM_OK && err != hs)
+        abort();
+    if (err != QM_OK) {
+        if (l.from != NULL || l.date != NULL || l.message_id != NULL || l.subject != NULL
+            || l.level != 0)
+            abort();
+        return;
+    }
+    if (l.level != 0 && (!l.qumail || (l.level != 1 && l.level != 2 && l.level != 4)))
+        abort();
+    if (l.qumail && l.level != 4 && l.subject != NULL)
+        abort();
+    qm_mime_listing_free(&l);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -82,5 +109,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         qm_outer_info_free(&info);
     }
     check_inner(data, size);
+    check_listing(data, size);
     return 0;
 }

@@ -13,7 +13,10 @@
  * "SECONDS.MUSECSPpidQcounterRrandom.host": unique by time, process, a
  * per-process counter and 64 random bits.  A message keeps its id when a
  * reader moves it to cur/ and appends ":2,FLAGS".  Ids come from users on
- * the command line, so read() accepts only a bare file name.
+ * the command line, so read() accepts only a bare file name.  Listing
+ * looks at directory entries only (never opens one, so a FIFO cannot
+ * block it) and reports what is not a regular file; the inbox reads a
+ * bounded prefix of each message (read_prefix), whatever its size.
  */
 #include "mail/maildir.h"
 
@@ -267,7 +270,7 @@ typedef struct entry_list {
 } entry_list;
 
 static bool add_entry(entry_list *l, const char *dir, const char *sub, const char *name,
-                      int64_t mtime)
+                      const struct stat *st)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
@@ -280,7 +283,8 @@ static bool add_entry(entry_list *l, const char *dir, const char *sub, const cha
     qm_maildir_entry *e = &l->v[l->n];
     size_t idlen = strcspn(name, ":");
     e->id = strndup(name, idlen);
-    e->mtime = mtime;
+    e->mtime = (int64_t)st->st_mtime;
+    e->size = (int64_t)st->st_size;
     e->path = NULL;
     if (e->id == NULL || asprintf(&e->path, "%s/%s/%s", dir, sub, name) < 0) {
         free(e->id);
@@ -290,9 +294,40 @@ static bool add_entry(entry_list *l, const char *dir, const char *sub, const cha
     return true;
 }
 
-/* Regular files of DIR/SUB whose names do not start with '.'; an absent
- * SUB adds nothing. */
-static qm_err scan(entry_list *l, const char *dir, const char *sub)
+/* What an entry that is not a regular file is, for the warning. */
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISLNK(mode))
+        return "a symbolic link";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        return "a device";
+    return "not a regular file";
+}
+
+typedef struct skip_report {
+    qm_maildir_skip_fn fn;
+    void *arg;
+} skip_report;
+
+static void report_skip(const skip_report *r, const char *dir, const char *name,
+                        const char *what)
+{
+    char path[4096];
+    if (r->fn != NULL && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path)
+        r->fn(r->arg, path, what);
+}
+
+/* Regular files of DIR/SUB whose names do not start with '.' (or ':');
+ * other entries are reported; an absent SUB adds nothing.  Only the
+ * directory entry is looked at (lstat): nothing is opened, so a FIFO
+ * cannot block the listing. */
+static qm_err scan(entry_list *l, const char *dir, const char *sub, const skip_report *r)
 {
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, sub) >= sizeof path)
@@ -304,11 +339,13 @@ static qm_err scan(entry_list *l, const char *dir, const char *sub)
     struct dirent *de;
     while (err == QM_OK && (de = readdir(d)) != NULL) {
         struct stat st;
-        if (de->d_name[0] == '.' || de->d_name[0] == ':'
-            || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0
-            || !S_ISREG(st.st_mode))
+        if (de->d_name[0] == '.' || de->d_name[0] == ':')
             continue;
-        if (!add_entry(l, dir, sub, de->d_name, (int64_t)st.st_mtime))
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;   /* gone since readdir: moved to cur/ or deleted */
+        if (!S_ISREG(st.st_mode))
+            report_skip(r, path, de->d_name, file_kind(st.st_mode));
+        else if (!add_entry(l, dir, sub, de->d_name, &st))
             err = QM_E_NOMEM;
     }
     closedir(d);
@@ -323,16 +360,18 @@ static int by_age_then_id(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
-qm_err qm_maildir_list(const char *dir, qm_maildir_entry **entries, size_t *n)
+qm_err qm_maildir_list_report(const char *dir, qm_maildir_entry **entries, size_t *n,
+                              qm_maildir_skip_fn skip, void *arg)
 {
     if (dir == NULL || *dir == '\0' || entries == NULL || n == NULL)
         return QM_E_USAGE;
     *entries = NULL;
     *n = 0;
     entry_list l = { 0 };
-    qm_err err = scan(&l, dir, "new");
+    skip_report r = { skip, arg };
+    qm_err err = scan(&l, dir, "new", &r);
     if (err == QM_OK)
-        err = scan(&l, dir, "cur");
+        err = scan(&l, dir, "cur", &r);
     if (err != QM_OK) {
         qm_maildir_entries_free(l.v, l.n);
         return err;
@@ -342,6 +381,11 @@ qm_err qm_maildir_list(const char *dir, qm_maildir_entry **entries, size_t *n)
     *entries = l.v;
     *n = l.n;
     return QM_OK;
+}
+
+qm_err qm_maildir_list(const char *dir, qm_maildir_entry **entries, size_t *n)
+{
+    return qm_maildir_list_report(dir, entries, n, NULL, NULL);
 }
 
 void qm_maildir_entries_free(qm_maildir_entry *entries, size_t n)
@@ -393,37 +437,48 @@ static qm_err find_message(const char *dir, const char *id, char *out, size_t ca
     return err;
 }
 
-static qm_err read_file(const char *path, uint8_t **msg, size_t *len)
+/* Read the file at path: all of it (max 0; QM_E_TOO_BIG past
+ * QM_MIME_MAX_MESSAGE) or at most max bytes.  O_NONBLOCK: should the
+ * name have become a FIFO since it was looked at, open does not wait for a
+ * writer (fstat then refuses it). */
+static qm_err read_file(const char *path, size_t max, uint8_t **msg, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0)
         return errno == ENOENT ? QM_E_NOT_FOUND : QM_E_TRANSPORT;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
+        errno = EINVAL;
         return QM_E_TRANSPORT;
     }
-    if ((uint64_t)st.st_size > QM_MIME_MAX_MESSAGE) {
+    if (max == 0 && (uint64_t)st.st_size > QM_MIME_MAX_MESSAGE) {
         close(fd);
         return QM_E_TOO_BIG;
     }
     size_t size = (size_t)st.st_size, got = 0;
+    if (max != 0 && size > max)
+        size = max;
     uint8_t *buf = malloc(size ? size : 1);
     if (buf == NULL) {
         close(fd);
         return QM_E_NOMEM;
     }
+    int saved = 0;
     while (got < size) {
         ssize_t r = read(fd, buf + got, size - got);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
+        if (r <= 0) {
+            saved = r < 0 ? errno : EIO;
             break;
+        }
         got += (size_t)r;
     }
     close(fd);
-    if (got != size) {       /* changed under us: not a delivered message */
+    if (got != size) {       /* changed under us, or a read error */
         free(buf);
+        errno = saved;
         return QM_E_TRANSPORT;
     }
     *msg = buf;
@@ -431,7 +486,8 @@ static qm_err read_file(const char *path, uint8_t **msg, size_t *len)
     return QM_OK;
 }
 
-qm_err qm_maildir_read(const char *dir, const char *id, uint8_t **msg, size_t *len)
+static qm_err read_message(const char *dir, const char *id, size_t max, uint8_t **msg,
+                           size_t *len)
 {
     if (dir == NULL || *dir == '\0' || msg == NULL || len == NULL)
         return QM_E_USAGE;
@@ -441,5 +497,18 @@ qm_err qm_maildir_read(const char *dir, const char *id, uint8_t **msg, size_t *l
         return QM_E_NOT_FOUND;
     char path[4096];
     qm_err err = find_message(dir, id, path, sizeof path);
-    return err == QM_OK ? read_file(path, msg, len) : err;
+    return err == QM_OK ? read_file(path, max, msg, len) : err;
+}
+
+qm_err qm_maildir_read(const char *dir, const char *id, uint8_t **msg, size_t *len)
+{
+    return read_message(dir, id, 0, msg, len);
+}
+
+qm_err qm_maildir_read_prefix(const char *dir, const char *id, size_t max, uint8_t **msg,
+                              size_t *len)
+{
+    if (max == 0)
+        return QM_E_USAGE;
+    return read_message(dir, id, max, msg, len);
 }

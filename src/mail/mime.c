@@ -28,6 +28,7 @@
 
 #include "common/base64.h"
 #include "common/secret.h"
+#include "mail/envelope.h"
 
 #define B64_LINE          76
 #define MAX_B64_LINE      998    /* RFC 5322 line limit, when reading */
@@ -237,6 +238,56 @@ qm_err qm_mime_build(const char *from, const char *const *to, size_t n_to, const
     }
     *out = o.p;
     *out_len = o.len;
+    return QM_OK;
+}
+
+/* ---- header sections, bounded before GMime sees them -------------------- */
+
+qm_err qm_mime_header_section(const uint8_t *msg, size_t len, size_t *hlen)
+{
+    size_t lines = 0, i = 0;
+    while (i < len) {
+        if (msg[i] == '\n') {
+            *hlen = i + 1;
+            return QM_OK;
+        }
+        if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n') {
+            *hlen = i + 2;
+            return QM_OK;
+        }
+        if (++lines > QM_MIME_MAX_HEADER_LINES)
+            return QM_E_TOO_BIG;
+        /* look no further than one byte past the bound (i <= the bound) */
+        size_t room = QM_MIME_MAX_HEADER_BYTES - i + 1;
+        size_t look = len - i < room ? len - i : room;
+        const uint8_t *nl = memchr(msg + i, '\n', look);
+        i = nl != NULL ? (size_t)(nl - msg) + 1 : i + look;
+        if (i > QM_MIME_MAX_HEADER_BYTES)
+            return QM_E_TOO_BIG;
+    }
+    *hlen = len;
+    return QM_OK;
+}
+
+/* The header sections of the body parts are bounded as well: each line
+ * that starts with "--" (a boundary, or what GMime might take for one)
+ * opens one, and there are at most QM_MIME_MAX_PART_SECTIONS of them.
+ * Linear: a section is skipped once checked. */
+static qm_err part_sections_bounded(const uint8_t *body, size_t len)
+{
+    size_t i = 0, sections = 0;
+    while (i < len) {
+        const uint8_t *nl = memchr(body + i, '\n', len - i);
+        size_t next = nl != NULL ? (size_t)(nl - body) + 1 : len;
+        if (len - i >= 2 && body[i] == '-' && body[i + 1] == '-') {
+            size_t h = 0;
+            if (++sections > QM_MIME_MAX_PART_SECTIONS
+                || qm_mime_header_section(body + next, len - next, &h) != QM_OK)
+                return QM_E_TOO_BIG;
+            next += h;
+        }
+        i = next;
+    }
     return QM_OK;
 }
 
@@ -682,7 +733,9 @@ qm_err qm_mime_parse(const uint8_t *msg, size_t len, uint8_t **envelope, size_t 
     *envelope_len = 0;
     if (info != NULL)
         memset(info, 0, sizeof *info);
-    if (len > QM_MIME_MAX_MESSAGE || len == 0)
+    size_t hlen = 0;
+    if (len > QM_MIME_MAX_MESSAGE || len == 0 || qm_mime_header_section(msg, len, &hlen) != QM_OK
+        || part_sections_bounded(msg + hlen, len - hlen) != QM_OK)
         return QM_E_MIME;
     gmime_ready();
     GMimeStream *stream = g_mime_stream_mem_new_with_buffer((const char *)msg, len);
@@ -715,25 +768,6 @@ void qm_outer_info_free(qm_outer_info *info)
 
 /* ---- the inner message: headers only, leniently ------------------------- */
 
-/* Length of the header block: up to and including the first empty line
- * (LF or CRLF), or everything if there is none. */
-static size_t header_block_len(const uint8_t *msg, size_t len)
-{
-    if (len > 0 && msg[0] == '\n')
-        return 1;
-    if (len > 1 && msg[0] == '\r' && msg[1] == '\n')
-        return 2;
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (msg[i] != '\n')
-            continue;
-        if (msg[i + 1] == '\n')
-            return i + 2;
-        if (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n')
-            return i + 3;
-    }
-    return len;
-}
-
 qm_err qm_mime_inner_summary(const uint8_t *msg, size_t len, qm_inner_summary *s)
 {
     if (s == NULL || (msg == NULL && len > 0))
@@ -741,7 +775,10 @@ qm_err qm_mime_inner_summary(const uint8_t *msg, size_t len, qm_inner_summary *s
     memset(s, 0, sizeof *s);
     /* parse a copy of the headers only: the body may be a gigabyte, and
      * GMime must never see (let alone rewrite) the caller's bytes */
-    size_t hlen = header_block_len(msg, len);
+    size_t hlen = 0;
+    qm_err bounded = qm_mime_header_section(msg, len, &hlen);
+    if (bounded != QM_OK)
+        return bounded;
     uint8_t *copy = malloc(hlen + 2);
     if (copy == NULL)
         return QM_E_NOMEM;
@@ -784,4 +821,156 @@ void qm_inner_summary_free(qm_inner_summary *s)
     free(s->subject);
     free(s->date);
     memset(s, 0, sizeof *s);
+}
+
+/* ---- listing: the header section and the envelope header only ----------- */
+
+/* A copy of the first n bytes of msg as a GMime stream, ended by an empty
+ * line (a header-only message then parses). */
+static GMimeStream *prefix_stream(const uint8_t *msg, size_t n)
+{
+    uint8_t *copy = malloc(n + 2);
+    if (copy == NULL)
+        return NULL;
+    if (n > 0)
+        memcpy(copy, msg, n);
+    memcpy(copy + n, "\n\n", 2);
+    gmime_ready();
+    GMimeStream *stream = g_mime_stream_mem_new_with_buffer((const char *)copy, n + 2);
+    secret_wipe(copy, n + 2);
+    free(copy);
+    return stream;
+}
+
+static bool is_qumail_type(GMimeObject *top)
+{
+    GMimeContentType *ct = top != NULL ? g_mime_object_get_content_type(top) : NULL;
+    const char *proto = ct != NULL ? g_mime_content_type_get_parameter(ct, "protocol") : NULL;
+    return ct != NULL && g_mime_content_type_is_type(ct, "multipart", "encrypted")
+           && proto != NULL && strcasecmp(proto, QM_MIME_PROTOCOL) == 0;
+}
+
+/* The first QM_MIME_PEEK_DATA bytes of the data part, decoded (whole
+ * base64 groups only); false if there is no such part. */
+static bool peek_data(GMimeObject *top, uint8_t *out, size_t cap, size_t *out_len)
+{
+    if (!GMIME_IS_MULTIPART(top) || g_mime_multipart_get_count(GMIME_MULTIPART(top)) < 2)
+        return false;
+    GMimeObject *data = g_mime_multipart_get_part(GMIME_MULTIPART(top), 1);
+    if (!is_leaf(data)
+        || g_mime_part_get_content_encoding(GMIME_PART(data)) != GMIME_CONTENT_ENCODING_BASE64)
+        return false;
+    GMimeDataWrapper *w = g_mime_part_get_content(GMIME_PART(data));
+    GMimeStream *s = w != NULL ? g_mime_data_wrapper_get_stream(w) : NULL;
+    if (s == NULL || g_mime_stream_reset(s) != 0)
+        return false;
+    char raw[QM_MIME_PEEK_DATA], b64[QM_MIME_PEEK_DATA];
+    size_t got = 0, k = 0;
+    ssize_t r;
+    while (got < sizeof raw && (r = g_mime_stream_read(s, raw + got, sizeof raw - got)) > 0)
+        got += (size_t)r;
+    for (size_t i = 0; i < got; i++)
+        if (raw[i] != '\r' && raw[i] != '\n')
+            b64[k++] = raw[i];
+    k -= k % 4;
+    bool ok = b64_decode(b64, k, out, cap, out_len) == 0;
+    secret_wipe(raw, sizeof raw);   /* Level 4: plaintext */
+    secret_wipe(b64, sizeof b64);
+    return ok;
+}
+
+/* The Subject of the inner message that follows a Level 4 envelope header
+ * (docs/qumail-format.md §2: no groups, recipients without keys), from
+ * complete lines only. */
+static char *level4_subject(const uint8_t *e, size_t n)
+{
+    size_t i = QM_MAGIC_LEN + 2;
+    for (int field = 0; field < 2; field++) {   /* alg, sender */
+        if (i >= n)
+            return NULL;
+        i += 1 + (size_t)e[i];
+    }
+    i += 8;                                      /* msg_len */
+    if (i + 2 > n)
+        return NULL;
+    unsigned recipients = e[i + 1];
+    i += 2;
+    for (unsigned r = 0; r < recipients; r++) {
+        if (i >= n)
+            return NULL;
+        i += 1 + (size_t)e[i] + 1;               /* id_len, id, group */
+    }
+    if (i >= n)
+        return NULL;
+    const uint8_t *nl = memrchr(e + i, '\n', n - i);
+    qm_inner_summary sum;
+    char *subject = NULL;
+    if (nl != NULL && qm_mime_inner_summary(e + i, (size_t)(nl - e) + 1 - i, &sum) == QM_OK) {
+        subject = dup_or_null(sum.subject);
+        qm_inner_summary_free(&sum);
+    }
+    return subject;
+}
+
+/* Level (and, at Level 4, the subject) from the envelope header. */
+static void peek_envelope(GMimeObject *top, qm_mime_listing *l)
+{
+    uint8_t env[QM_MIME_PEEK_DATA];
+    size_t n = 0;
+    if (peek_data(top, env, sizeof env, &n) && n >= QM_MAGIC_LEN + 2
+        && memcmp(env, QM_MAGIC, QM_MAGIC_LEN) == 0 && env[QM_MAGIC_LEN] == QM_FORMAT_VERSION) {
+        int level = env[QM_MAGIC_LEN + 1];
+        if (level == QM_LEVEL_1 || level == QM_LEVEL_2 || level == QM_LEVEL_4)
+            l->level = level;
+        if (level == QM_LEVEL_4)
+            l->subject = level4_subject(env, n);
+    }
+    secret_wipe(env, sizeof env);
+}
+
+qm_err qm_mime_listing_read(const uint8_t *msg, size_t len, qm_mime_listing *l)
+{
+    if (l == NULL || (msg == NULL && len > 0))
+        return QM_E_USAGE;
+    memset(l, 0, sizeof *l);
+    size_t hlen = 0;
+    qm_err err = qm_mime_header_section(msg, len, &hlen);
+    if (err != QM_OK)
+        return err;
+    if (len == 0 || msg[0] == '\n' || (msg[0] == '\r' && len > 1 && msg[1] == '\n'))
+        return QM_E_MIME;   /* no header at all */
+    size_t body = len - hlen < QM_MIME_PEEK_BODY ? len - hlen : QM_MIME_PEEK_BODY;
+    GMimeStream *stream = prefix_stream(msg, hlen + body);
+    GMimeMessage *m = stream != NULL ? parse_stream(stream, false) : NULL;
+    if (m == NULL) {
+        if (stream != NULL)
+            wipe_and_unref_stream(stream);
+        return stream != NULL ? QM_E_MIME : QM_E_NOMEM;
+    }
+    GMimeObject *top = g_mime_message_get_mime_part(m);
+    const char *from = single_from(m, false), *mid = g_mime_message_get_message_id(m);
+    l->from = dup_or_null(from);
+    l->date = header_trimmed(GMIME_OBJECT(m), "Date");
+    l->message_id = dup_or_null(mid);
+    l->qumail = is_qumail_type(top);
+    if (l->qumail)
+        peek_envelope(top, l);
+    else
+        l->subject = dup_or_null(g_mime_message_get_subject(m));
+    g_object_unref(m);
+    wipe_and_unref_stream(stream);
+    return QM_OK;
+}
+
+void qm_mime_listing_free(qm_mime_listing *l)
+{
+    if (l == NULL)
+        return;
+    free(l->from);
+    free(l->date);
+    free(l->message_id);
+    if (l->subject != NULL)
+        secret_wipe(l->subject, strlen(l->subject));   /* Level 4: plaintext */
+    free(l->subject);
+    memset(l, 0, sizeof *l);
 }

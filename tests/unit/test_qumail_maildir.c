@@ -9,7 +9,10 @@
  * first, then by id, and ignores dot files and directories; ids with '/',
  * a leading '.', or ':' are refused; 200 deliveries give 200 distinct ids;
  * a message for several Maildirs reaches all of them or, when one fails
- * (before or after the others were linked), none.
+ * (before or after the others were linked), none.  Hostile entries
+ * (a FIFO, a directory, a dangling symbolic link, a file past the size
+ * bound) are reported by path and kind without being opened and never
+ * stop the listing of the others; read_prefix reads a bounded prefix.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -27,6 +31,7 @@
 #include <cmocka.h>
 
 #include "mail/maildir.h"
+#include "mail/mime.h"
 
 typedef struct fixture {
     char root[256];   /* temporary directory */
@@ -427,6 +432,111 @@ static void test_deliver_all_link_fails(void **state)
     assert_int_equal(count_files(d2, "tmp"), 0);
 }
 
+typedef struct skipped {
+    char text[2048];
+    int count;
+} skipped;
+
+static void on_skip(void *arg, const char *path, const char *what)
+{
+    skipped *k = arg;
+    size_t n = strlen(k->text);
+    snprintf(k->text + n, sizeof k->text - n, "%s=%s;", path, what);
+    k->count++;
+}
+
+/* A FIFO (no writer: opening it would block), a directory, a dangling
+ * symbolic link and a symbolic link to a good file, among good messages:
+ * the good ones are listed, each other entry reported once by full path. */
+static void test_list_reports_hostile_entries(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(qm_maildir_deliver(f->dir, (const uint8_t *)"one", 3, NULL), QM_OK);
+    char p[512], good[512];
+    snprintf(p, sizeof p, "%s/new/fifo", f->dir);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    snprintf(p, sizeof p, "%s/cur/adir:2,", f->dir);
+    assert_int_equal(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/new/dangling", f->dir);
+    assert_int_equal(symlink("/nonexistent/qumail-test", p), 0);
+    snprintf(good, sizeof good, "%s/new/zgood", f->dir);
+    write_file(good, "good", 2000000000);
+    snprintf(p, sizeof p, "%s/new/link", f->dir);
+    assert_int_equal(symlink(good, p), 0);
+
+    qm_maildir_entry *e;
+    size_t n;
+    skipped k = { "", 0 };
+    assert_int_equal(qm_maildir_list_report(f->dir, &e, &n, on_skip, &k), QM_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(e[1].id, "zgood");
+    assert_int_equal(e[1].size, 4);
+    qm_maildir_entries_free(e, n);
+    assert_int_equal(k.count, 4);
+    char want[600];
+    snprintf(want, sizeof want, "%s/new/fifo=a FIFO;", f->dir);
+    assert_non_null(strstr(k.text, want));
+    snprintf(want, sizeof want, "%s/cur/adir:2,=a directory;", f->dir);
+    assert_non_null(strstr(k.text, want));
+    snprintf(want, sizeof want, "%s/new/dangling=a symbolic link;", f->dir);
+    assert_non_null(strstr(k.text, want));
+    snprintf(want, sizeof want, "%s/new/link=a symbolic link;", f->dir);
+    assert_non_null(strstr(k.text, want));
+    /* none of them reads as a message, and reading does not block */
+    uint8_t *got;
+    size_t len;
+    assert_int_equal(qm_maildir_read(f->dir, "fifo", &got, &len), QM_E_NOT_FOUND);
+    assert_int_equal(qm_maildir_read_prefix(f->dir, "fifo", 10, &got, &len), QM_E_NOT_FOUND);
+    assert_int_equal(qm_maildir_read(f->dir, "link", &got, &len), QM_E_NOT_FOUND);
+    assert_int_equal(qm_maildir_read(f->dir, "dangling", &got, &len), QM_E_NOT_FOUND);
+    /* the plain listing is unchanged */
+    assert_int_equal(qm_maildir_list(f->dir, &e, &n), QM_OK);
+    assert_int_equal(n, 2);
+    qm_maildir_entries_free(e, n);
+}
+
+/* A sparse file past QM_MIME_MAX_MESSAGE: listed with its size, refused by
+ * read (QM_E_TOO_BIG) without reading it, its prefix readable. */
+static void test_oversized_and_prefix(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(qm_maildir_deliver(f->dir, (const uint8_t *)"0123456789", 10, NULL), QM_OK);
+    char p[512];
+    snprintf(p, sizeof p, "%s/new/huge", f->dir);
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "Subject: big\n", 13), 13);
+    assert_int_equal(ftruncate(fd, (off_t)QM_MIME_MAX_MESSAGE + 1), 0);
+    close(fd);
+    qm_maildir_entry *e;
+    size_t n;
+    assert_int_equal(qm_maildir_list(f->dir, &e, &n), QM_OK);
+    assert_int_equal(n, 2);
+    size_t huge = strcmp(e[0].id, "huge") == 0 ? 0 : 1;
+    assert_int_equal(e[huge].size, (int64_t)QM_MIME_MAX_MESSAGE + 1);
+    char *small_id = strdup(e[1 - huge].id);
+    qm_maildir_entries_free(e, n);
+    uint8_t *got = NULL;
+    size_t len = 0;
+    assert_int_equal(qm_maildir_read(f->dir, "huge", &got, &len), QM_E_TOO_BIG);
+    assert_null(got);
+    assert_int_equal(qm_maildir_read_prefix(f->dir, "huge", 20, &got, &len), QM_OK);
+    assert_int_equal(len, 20);
+    assert_memory_equal(got, "Subject: big\n\0\0\0\0\0\0\0", 20);
+    free(got);
+    /* a prefix longer than the file is the whole file */
+    assert_int_equal(qm_maildir_read_prefix(f->dir, small_id, 4096, &got, &len), QM_OK);
+    assert_int_equal(len, 10);
+    assert_memory_equal(got, "0123456789", 10);
+    free(got);
+    assert_int_equal(qm_maildir_read_prefix(f->dir, small_id, 4, &got, &len), QM_OK);
+    assert_int_equal(len, 4);
+    free(got);
+    assert_int_equal(qm_maildir_read_prefix(f->dir, small_id, 0, &got, &len), QM_E_USAGE);
+    assert_int_equal(qm_maildir_read_prefix(f->dir, "absent", 4, &got, &len), QM_E_NOT_FOUND);
+    free(small_id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +545,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_absent_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cur_keeps_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_order_and_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_reports_hostile_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_and_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable, setup, teardown),

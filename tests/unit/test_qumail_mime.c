@@ -8,6 +8,10 @@
  * The builder's output is checked line by line: header set and order, the
  * constant Subject, fresh Message-IDs and boundaries, 76-character base64
  * lines, and a round trip through the parser for 0 B, 1 B and 1 MiB.
+ * The bounds of header sections (lines and bytes, exactly at and one past
+ * them) and the inbox listing read from the header section and the
+ * envelope header only (levels, Level 4 subject, plain mail, hostile
+ * headers).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +26,7 @@
 #include <sodium.h>
 
 #include "common/base64.h"
+#include "mail/envelope.h"
 #include "mail/mime.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -695,6 +700,314 @@ static void test_inner_summary_sparse(void **state)
     assert_int_equal(qm_mime_inner_summary((const uint8_t *)"x", 1, NULL), QM_E_USAGE);
 }
 
+/* ---- header-section bounds ------------------------------------------------ */
+
+/* n copies of line, then tail; *len its length. */
+static uint8_t *repeat(const char *line, size_t n, const char *tail, size_t *len)
+{
+    size_t ll = strlen(line), tl = strlen(tail);
+    uint8_t *b = malloc(ll * n + tl + 1);
+    assert_non_null(b);
+    for (size_t i = 0; i < n; i++)
+        memcpy(b + i * ll, line, ll);
+    memcpy(b + ll * n, tail, tl + 1);
+    *len = ll * n + tl;
+    return b;
+}
+
+static void expect_section(const char *m, size_t len, qm_err want, size_t want_len)
+{
+    size_t h = 12345;
+    assert_int_equal(qm_mime_header_section((const uint8_t *)m, len, &h), want);
+    if (want == QM_OK)
+        assert_int_equal(h, want_len);
+}
+
+static void test_header_section_shapes(void **state)
+{
+    (void)state;
+    expect_section("A: b\n\nbody\n", 11, QM_OK, 6);
+    expect_section("A: b\r\n\r\nbody", 12, QM_OK, 8);
+    expect_section("A: b\n c\n\n", 9, QM_OK, 9);
+    expect_section("A: b\n", 5, QM_OK, 5);       /* no body: all of it */
+    expect_section("A: b", 4, QM_OK, 4);
+    expect_section("\nbody", 5, QM_OK, 1);
+    expect_section("\r\nbody", 6, QM_OK, 2);
+    expect_section("", 0, QM_OK, 0);
+    expect_section("A: b\r\rc\n\n", 9, QM_OK, 9);  /* a lone CR ends nothing */
+}
+
+static void test_header_section_line_bound(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *m = repeat("X-H: v\n", QM_MIME_MAX_HEADER_LINES, "\nbody", &len);
+    expect_section((char *)m, len, QM_OK, 7 * QM_MIME_MAX_HEADER_LINES + 1);
+    free(m);
+    m = repeat("X-H: v\n", QM_MIME_MAX_HEADER_LINES + 1, "\nbody", &len);
+    expect_section((char *)m, len, QM_E_TOO_BIG, 0);
+    free(m);
+    /* folded continuation lines count: 500 headers of 2 lines + 1 */
+    m = repeat("X-H: v\n w\n", QM_MIME_MAX_HEADER_LINES / 2, "Y: 1\n\n", &len);
+    expect_section((char *)m, len, QM_E_TOO_BIG, 0);
+    free(m);
+    /* header-only (no empty line): the same bound */
+    m = repeat("X-H: v\n", QM_MIME_MAX_HEADER_LINES + 1, "", &len);
+    expect_section((char *)m, len, QM_E_TOO_BIG, 0);
+    free(m);
+    m = repeat("X-H: v\r\n", QM_MIME_MAX_HEADER_LINES, "\r\n", &len);
+    expect_section((char *)m, len, QM_OK, len);
+    free(m);
+}
+
+static void test_header_section_byte_bound(void **state)
+{
+    (void)state;
+    const size_t max = QM_MIME_MAX_HEADER_BYTES;
+    char *m = malloc(max + 16);
+    assert_non_null(m);
+    /* one header line of exactly max bytes with its LF, then the end */
+    memset(m, 'a', max + 16);
+    memcpy(m, "X: ", 3);
+    m[max - 1] = '\n';
+    m[max] = '\n';
+    expect_section(m, max + 16, QM_OK, max + 1);
+    /* one byte more */
+    m[max - 1] = 'a';
+    m[max] = '\n';
+    m[max + 1] = '\n';
+    expect_section(m, max + 16, QM_E_TOO_BIG, 0);
+    /* no line end at all: exactly max bytes is a header-only message,
+     * one more is too much */
+    memset(m, 'a', max + 16);
+    expect_section(m, max, QM_OK, max);
+    expect_section(m, max + 1, QM_E_TOO_BIG, 0);
+    /* the bytes of all lines count: 512 lines of 512 bytes are exactly
+     * the bound, one byte more in the last line is past it */
+    char *lines = malloc(max + 8);
+    assert_non_null(lines);
+    for (size_t i = 0; i < 512; i++) {
+        memset(lines + i * 512, 'h', 511);
+        memcpy(lines + i * 512, "X-H: ", 5);
+        lines[i * 512 + 511] = '\n';
+    }
+    assert_int_equal(512 * 512, max);
+    memcpy(lines + max, "\nbody", 5);
+    expect_section(lines, max + 5, QM_OK, max + 1);
+    lines[max - 1] = 'h';
+    memcpy(lines + max, "\n\nbody", 6);
+    expect_section(lines, max + 6, QM_E_TOO_BIG, 0);
+    free(lines);
+    free(m);
+}
+
+/* The outer parser refuses a message past the bounds before GMime (and
+ * accepts one exactly at them). */
+static void test_parse_header_bounds(void **state)
+{
+    (void)state;
+    char *spec = spec_message();
+    /* spec_headers is 10 lines (2 folded) */
+    for (size_t extra = QM_MIME_MAX_HEADER_LINES - 10; extra <= QM_MIME_MAX_HEADER_LINES - 9;
+         extra++) {
+        size_t plen;
+        uint8_t *pad = repeat("Received: x\n", extra, "From: alice", &plen);
+        char *m = replace(spec, "From: alice", (char *)pad);
+        uint8_t *env = NULL;
+        size_t env_len = 0;
+        qm_err want = extra + 10 <= QM_MIME_MAX_HEADER_LINES ? QM_OK : QM_E_MIME;
+        assert_int_equal(qm_mime_parse((uint8_t *)m, strlen(m), &env, &env_len, NULL), want);
+        free(env);
+        free(m);
+        free(pad);
+    }
+    /* a data part's header section: 3 lines of its own */
+    for (size_t extra = QM_MIME_MAX_HEADER_LINES - 3; extra <= QM_MIME_MAX_HEADER_LINES - 2;
+         extra++) {
+        size_t plen;
+        uint8_t *pad = repeat("X-Pad: y\n", extra, "Content-Type: application/octet-stream",
+                              &plen);
+        char *m = replace(spec, "Content-Type: application/octet-stream", (char *)pad);
+        uint8_t *env = NULL;
+        size_t env_len = 0;
+        qm_err want = extra + 3 <= QM_MIME_MAX_HEADER_LINES ? QM_OK : QM_E_MIME;
+        assert_int_equal(qm_mime_parse((uint8_t *)m, strlen(m), &env, &env_len, NULL), want);
+        free(env);
+        free(m);
+        free(pad);
+    }
+    /* part sections: the message has 3 boundary lines; "--" lines in the
+     * preamble open sections too */
+    for (size_t extra = QM_MIME_MAX_PART_SECTIONS - 3; extra <= QM_MIME_MAX_PART_SECTIONS - 2;
+         extra++) {
+        size_t plen;
+        uint8_t *pad = repeat("--not-ours\n\n", extra, "--BOUND\nContent-Type: application/x",
+                              &plen);
+        char *m = replace(spec, "--BOUND\nContent-Type: application/x", (char *)pad);
+        uint8_t *env = NULL;
+        size_t env_len = 0;
+        qm_err want = extra + 3 <= QM_MIME_MAX_PART_SECTIONS ? QM_OK : QM_E_MIME;
+        assert_int_equal(qm_mime_parse((uint8_t *)m, strlen(m), &env, &env_len, NULL), want);
+        free(env);
+        free(m);
+        free(pad);
+    }
+    /* the inner summary: the same bound */
+    size_t len;
+    qm_inner_summary sum;
+    uint8_t *inner = repeat("X-H: v\n", QM_MIME_MAX_HEADER_LINES + 1, "Subject: s\n\nbody", &len);
+    assert_int_equal(qm_mime_inner_summary(inner, len, &sum), QM_E_TOO_BIG);
+    free(inner);
+    free(spec);
+}
+
+/* ---- the inbox listing ------------------------------------------------------ */
+
+/* A Level 4 envelope (docs/qumail-format.md §2) around plain, for two
+ * recipients. */
+static uint8_t *level4_envelope(const char *plain, size_t *len)
+{
+    qm_envelope e;
+    uint8_t group, hdr[1024];
+    size_t hlen, plen = strlen(plain);
+    assert_int_equal(qm_envelope_init(&e, 4, "SAE_A1", plen), QM_OK);
+    assert_int_equal(qm_envelope_add_group(&e, NULL, 0, NULL, &group), QM_OK);
+    assert_int_equal(qm_envelope_add_recipient(&e, "SAE_B1", group, NULL), QM_OK);
+    assert_int_equal(qm_envelope_add_recipient(&e, "SAE_B2", group, NULL), QM_OK);
+    assert_int_equal(qm_header_write(&e, hdr, sizeof hdr, &hlen), QM_OK);
+    qm_envelope_free(&e);
+    uint8_t *env = malloc(hlen + plen);
+    assert_non_null(env);
+    memcpy(env, hdr, hlen);
+    memcpy(env + hlen, plain, plen);
+    *len = hlen + plen;
+    return env;
+}
+
+static void list(const char *m, size_t len, qm_mime_listing *l)
+{
+    assert_int_equal(qm_mime_listing_read((const uint8_t *)m, len, l), QM_OK);
+}
+
+static void test_listing_qumail(void **state)
+{
+    (void)state;
+    qm_mime_listing l;
+    char *spec = spec_message();   /* small_env: level 1 */
+    list(spec, strlen(spec), &l);
+    assert_true(l.qumail);
+    assert_int_equal(l.level, 1);
+    assert_string_equal(l.from, "alice@example.org");
+    assert_string_equal(l.date, "Wed, 25 Nov 2026 23:00:00 +0000");
+    assert_string_equal(l.message_id, "0123abcd@example.org");
+    assert_null(l.subject);   /* the constant outer one is not shown */
+    qm_mime_listing_free(&l);
+    qm_mime_listing_free(&l); /* twice is safe */
+    /* level 2 and an unknown level in the same place */
+    char *l2 = replace(spec, SMALL_B64, "UVVNQUlMAQICAwQFBg==");
+    list(l2, strlen(l2), &l);
+    assert_int_equal(l.level, 2);
+    qm_mime_listing_free(&l);
+    char *l3 = replace(spec, SMALL_B64, "UVVNQUlMAQMCAwQFBg==");
+    list(l3, strlen(l3), &l);
+    assert_true(l.qumail);
+    assert_int_equal(l.level, 0);
+    qm_mime_listing_free(&l);
+    /* a 1 MiB envelope: the first QM_MIME_LIST_PREFIX bytes are enough */
+    uint8_t *big = malloc(1u << 20);
+    assert_non_null(big);
+    randombytes_buf(big, 1u << 20);
+    memcpy(big, small_env, 8);
+    char *m;
+    size_t n;
+    build(big, 1u << 20, NULL, &m, &n);
+    list(m, QM_MIME_LIST_PREFIX, &l);
+    assert_int_equal(l.level, 1);
+    assert_string_equal(l.from, "alice@example.org");
+    qm_mime_listing_free(&l);
+    free(m);
+    free(big);
+    free(l2);
+    free(l3);
+    free(spec);
+}
+
+static void test_listing_level4(void **state)
+{
+    (void)state;
+    qm_mime_listing l;
+    size_t elen, n;
+    char *m;
+    uint8_t *env = level4_envelope("From: alice@example.org\nSubject: Lunch =?utf-8?q?caf=C3=A9?=\n"
+                                   "\nThe body.\n", &elen);
+    build(env, elen, NULL, &m, &n);
+    list(m, n, &l);
+    assert_true(l.qumail);
+    assert_int_equal(l.level, 4);
+    assert_string_equal(l.subject, "Lunch caf\xc3\xa9");
+    qm_mime_listing_free(&l);
+    free(m);
+    free(env);
+    /* the inner Subject beyond the first 4 KiB of the data part: level 4,
+     * no subject */
+    size_t plen;
+    uint8_t *pad = repeat("X-Long: 0123456789012345678901234567890123456789\n", 100,
+                          "Subject: far away\n\nbody\n", &plen);
+    env = level4_envelope((char *)pad, &elen);
+    build(env, elen, NULL, &m, &n);
+    list(m, n, &l);
+    assert_int_equal(l.level, 4);
+    assert_null(l.subject);
+    qm_mime_listing_free(&l);
+    free(m);
+    free(env);
+    free(pad);
+}
+
+static void test_listing_plain_and_hostile(void **state)
+{
+    (void)state;
+    qm_mime_listing l;
+    /* not a QuMail message: its own Subject, unprotected */
+    const char *plain = "From: Eve <eve@example.net>\nSubject: \x1b]0;pwned\x07 hi\n"
+                        "Date: Mon, 7 Dec 2026 03:00:00 +0000\n\nbody\n";
+    list(plain, strlen(plain), &l);
+    assert_false(l.qumail);
+    assert_int_equal(l.level, 0);
+    assert_string_equal(l.from, "eve@example.net");
+    assert_non_null(l.subject);
+    assert_non_null(strstr(l.subject, "pwned"));  /* raw here: the caller sanitises */
+    qm_mime_listing_free(&l);
+    /* header only */
+    list("Subject: x", 10, &l);
+    assert_string_equal(l.subject, "x");
+    qm_mime_listing_free(&l);
+    /* no header at all */
+    assert_int_equal(qm_mime_listing_read((const uint8_t *)"", 0, &l), QM_E_MIME);
+    assert_int_equal(qm_mime_listing_read((const uint8_t *)"\nbody", 5, &l), QM_E_MIME);
+    assert_int_equal(qm_mime_listing_read((const uint8_t *)"\r\nbody", 6, &l), QM_E_MIME);
+    /* past the header bounds: QM_E_TOO_BIG, nothing parsed */
+    size_t len;
+    uint8_t *m = repeat("X-H: v\n", QM_MIME_MAX_HEADER_LINES + 1, "\nbody", &len);
+    assert_int_equal(qm_mime_listing_read(m, len, &l), QM_E_TOO_BIG);
+    assert_null(l.from);
+    free(m);
+    /* a data part with a huge header section: only QM_MIME_PEEK_BODY of
+     * the body is read, so it is listed (level unknown) */
+    char *spec = spec_message();
+    uint8_t *pad = repeat("X-Pad: y\n", 50000, "Content-Type: application/octet-stream", &len);
+    char *h = replace(spec, "Content-Type: application/octet-stream", (char *)pad);
+    list(h, strlen(h), &l);
+    assert_true(l.qumail);
+    assert_int_equal(l.level, 0);
+    qm_mime_listing_free(&l);
+    free(h);
+    free(pad);
+    free(spec);
+    assert_int_equal(qm_mime_listing_read(NULL, 1, &l), QM_E_USAGE);
+    assert_int_equal(qm_mime_listing_read((const uint8_t *)"x", 1, NULL), QM_E_USAGE);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -722,6 +1035,13 @@ int main(void)
         cmocka_unit_test(test_build_rejects_bad_input),
         cmocka_unit_test(test_inner_summary),
         cmocka_unit_test(test_inner_summary_sparse),
+        cmocka_unit_test(test_header_section_shapes),
+        cmocka_unit_test(test_header_section_line_bound),
+        cmocka_unit_test(test_header_section_byte_bound),
+        cmocka_unit_test(test_parse_header_bounds),
+        cmocka_unit_test(test_listing_qumail),
+        cmocka_unit_test(test_listing_level4),
+        cmocka_unit_test(test_listing_plain_and_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
