@@ -13,7 +13,15 @@
  * Base64 key text is built in buffers that are wiped after use, and stdout
  * runs on a buffer of our own that is wiped at exit.  Exit codes: 0 ok,
  * 1 other failure, 2 usage, 3 transport, 4 TLS or 401, 5 400, 6 503 or another
- * unexpected HTTP status, 7 malformed answer.
+ * unexpected HTTP status, 7 malformed answer, 8 the KME's certificate names
+ * another KME than the expected one.
+ *
+ * The expected KME ID is required (--kme-id or QKD014_KME_ID): every KME
+ * certificate of one CA is valid for the CA's clients, and the testbed's all
+ * name localhost, so the chain and the host name alone would let another KME
+ * (or a KME at the wrong port) stand in for ours.  The status answer cannot
+ * stand in for it either: it comes from the same server.  --any-kme is the
+ * explicit way to skip the check (diagnostics).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,12 +42,12 @@
 #include "common/secret.h"
 
 enum { EX_OK = 0, EX_OTHER = 1, EX_USAGE_ = 2, EX_TRANSPORT = 3, EX_AUTH = 4,
-       EX_BADREQ = 5, EX_UNAVAIL = 6, EX_MALFORMED = 7 };
+       EX_BADREQ = 5, EX_UNAVAIL = 6, EX_MALFORMED = 7, EX_KME_ID = 8 };
 
 enum opt_id {
     O_KME = 256, O_CERT, O_KEY, O_CA, O_KME_ID, O_TIMEOUT, O_NUMBER, O_SIZE,
     O_ADDITIONAL, O_EXT_MAN, O_EXT_OPT, O_KEY_FILE, O_VERBOSE, O_HELP,
-    O_VERSION,
+    O_VERSION, O_ANY_KME,
 };
 
 typedef struct cli {
@@ -50,6 +58,8 @@ typedef struct cli {
     bool enc_only_used; /* an enc-keys option was given */
     const char *key_file;
     bool verbose;
+    bool any_kme;       /* --any-kme: no KME ID check */
+    bool kme_id_given;  /* --kme-id on the command line */
     const char *command;
     char **args; /* positional arguments after the command */
     int nargs;
@@ -74,7 +84,10 @@ static const char usage_text[] =
     "  --cert FILE          SAE client certificate (PEM)\n"
     "  --key FILE           its private key (PEM)\n"
     "  --ca FILE            CA that signs the KME certificate (PEM)\n"
-    "  --kme-id ID          refuse a KME whose certificate CN is not ID\n"
+    "  --kme-id ID          the KME's ID: a KME whose certificate CN is not ID\n"
+    "                       is refused (exit 8); required, or QKD014_KME_ID\n"
+    "  --any-kme            accept any KME certificate the CA signed (no ID\n"
+    "                       check; for diagnostics only)\n"
     "  --timeout MS         whole-call timeout in milliseconds (default 10000)\n"
     "enc-keys:\n"
     "  --number N           number of keys (KME default 1)\n"
@@ -91,7 +104,8 @@ static const char usage_text[] =
     "\n"
     "exit status: 0 ok, 1 other failure, 2 usage, 3 transport, 4 TLS or\n"
     "unauthorized (401), 5 bad request (400), 6 keys unavailable or KME trouble\n"
-    "(503 or another HTTP status), 7 malformed answer from the KME\n";
+    "(503 or another HTTP status), 7 malformed answer from the KME, 8 the KME's\n"
+    "certificate names another KME than --kme-id\n";
 
 static int usage_error(const char *msg, const char *arg)
 {
@@ -138,7 +152,7 @@ static int handle_option(cli *c, int id, const char *arg)
     case O_CERT: c->o.cert_file = arg; break;
     case O_KEY: c->o.key_file = arg; break;
     case O_CA: c->o.ca_file = arg; break;
-    case O_KME_ID: c->o.expected_kme_id = arg; break;
+    case O_KME_ID: c->o.expected_kme_id = arg; c->kme_id_given = true; break;
     case O_TIMEOUT:
         if (parse_long(arg, 1, 86400000L, &v) != 0)
             return usage_error("invalid --timeout (milliseconds)", arg);
@@ -161,6 +175,7 @@ static int handle_option(cli *c, int id, const char *arg)
     case O_EXT_OPT: c->req.extension_optional_json = arg; c->enc_only_used = true; break;
     case O_KEY_FILE: c->key_file = arg; break;
     case O_VERBOSE: c->verbose = true; break;
+    case O_ANY_KME: c->any_kme = true; break;
     case O_HELP: fputs(usage_text, stdout); return EX_OK;
     case O_VERSION: printf("qkd014 (QuMail-C) %s\n", QUMAILC_VERSION); return EX_OK;
     default: return usage_error("unknown option", NULL);
@@ -182,6 +197,7 @@ static const struct option long_opts[] = {
     { "extension-optional", required_argument, NULL, O_EXT_OPT },
     { "key-file", required_argument, NULL, O_KEY_FILE },
     { "verbose", no_argument, NULL, O_VERBOSE },
+    { "any-kme", no_argument, NULL, O_ANY_KME },
     { "help", no_argument, NULL, O_HELP },
     { "version", no_argument, NULL, O_VERSION },
     { NULL, 0, NULL, 0 },
@@ -218,6 +234,21 @@ static int check_command(cli *c)
     return -1;
 }
 
+/* Which KME we mean to talk to must be said, or its check waived. */
+static int check_kme_id(cli *c)
+{
+    if (c->any_kme && c->kme_id_given)
+        return usage_error("--any-kme and --kme-id contradict each other", NULL);
+    if (c->any_kme) {
+        c->o.expected_kme_id = NULL; /* also one from QKD014_KME_ID */
+        return -1;
+    }
+    if (c->o.expected_kme_id == NULL)
+        return usage_error("no KME ID to check the KME's certificate against: give --kme-id ID "
+                           "or QKD014_KME_ID (--any-kme skips the check)", NULL);
+    return -1;
+}
+
 static int parse_args(cli *c, int argc, char **argv)
 {
     int id, r;
@@ -241,7 +272,8 @@ static int parse_args(cli *c, int argc, char **argv)
     env_default(&c->o.ca_file, "QKD014_CA");
     env_default(&c->o.expected_kme_id, "QKD014_KME_ID");
     c->o.timeout_ms = c->timeout_ms;
-    return check_command(c);
+    r = check_command(c);
+    return r >= 0 ? r : check_kme_id(c);
 }
 
 static int exit_code(qkd014_code rc)
@@ -362,8 +394,18 @@ static void key_file_abandon(key_file *f)
 
 /* -------------------------------------------------------------- commands */
 
-static int report(qkd014_client *qc, qkd014_code rc)
+static int report(cli *c, qkd014_client *qc, qkd014_code rc)
 {
+    /* libqkd014 refuses another KME as a TLS failure, having noted the ID
+     * the certificate named: tell that case apart, it is not a broken
+     * connection but possibly the wrong (or a hostile) KME */
+    const char *seen = qkd014_peer_kme_id(qc);
+    if (rc == QKD014_E_TLS && c->o.expected_kme_id != NULL && seen != NULL
+        && strcmp(seen, c->o.expected_kme_id) != 0) {
+        fprintf(stderr, "qkd014: wrong KME: the server at %s presents the certificate of KME %s, "
+                "expected %s; nothing was sent\n", c->o.kme_url, seen, c->o.expected_kme_id);
+        return EX_KME_ID;
+    }
     fprintf(stderr, "qkd014: %s: %s\n", qkd014_strerror(rc), qkd014_errmsg(qc));
     return exit_code(rc);
 }
@@ -373,7 +415,7 @@ static int cmd_status(cli *c, qkd014_client *qc)
     qkd014_status *s;
     qkd014_code rc = qkd014_get_status(qc, c->args[0], &s);
     if (rc != QKD014_OK)
-        return report(qc, rc);
+        return report(c, qc, rc);
     int r = print_status(s);
     qkd014_status_free(s);
     return r == 0 ? EX_OK : EX_OTHER;
@@ -391,7 +433,7 @@ static int cmd_keys(cli *c, qkd014_client *qc, bool enc)
                                                    (size_t)c->nargs - 1, &k);
     if (rc != QKD014_OK) {
         key_file_abandon(&f);
-        return report(qc, rc);
+        return report(c, qc, rc);
     }
     int r = 0;
     if (c->key_file != NULL && key_file_write(&f, k) != 0) {
