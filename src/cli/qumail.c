@@ -6,7 +6,7 @@
  *   qumail [--config FILE] [--verbose] decrypt < in.eml > out.eml
  *   qumail [--config FILE] [--verbose] send --level 1|2|4 [--to ADDR...] < in.eml
  *   qumail [--config FILE] [--verbose] inbox
- *   qumail [--config FILE] [--verbose] read N|ID
+ *   qumail [--config FILE] [--verbose] read [--show-unverified] N|ID
  *
  * The user's configuration (mail/config.h) is checked before anything else.
  * Keys come from the user's KME as its SAE; decrypted messages go to stdout
@@ -28,10 +28,12 @@
 #include <unistd.h>
 
 #include "common/secret.h"
+#include "common/termsafe.h"
 #include "mail/maildir.h"
 #include "mail/mailserver.h"
 #include "mail/mime.h"
 #include "mail/readstore.h"
+#include "mail/sender.h"
 
 #define MAX_RECIPIENTS 16 /* docs/qumail-format.md: at most 16 recipients */
 
@@ -44,6 +46,8 @@ typedef struct cli {
     const char *to[MAX_RECIPIENTS];
     size_t n_to;
     bool verbose;
+    bool raw;              /* --raw: read and decrypt write the message as it is */
+    bool show_unverified;
 } cli;
 
 static char stdout_buf[65536]; /* wiped at exit: it held plaintext */
@@ -54,7 +58,7 @@ static const char usage_text[] =
     "commands:\n"
     "  encrypt --level 1|2|4 --to ADDR [--to ADDR ...] < in.eml > out.eml\n"
     "                 encrypt a complete message (headers, body, attachments)\n"
-    "  decrypt < in.eml > out.eml\n"
+    "  decrypt [--show-unverified] < in.eml > out.eml\n"
     "                 decrypt a QuMail message addressed to me (keys are used once:\n"
     "                 a second decrypt of the same message fails, exit 6)\n"
     "  send --level 1|2|4 [--to ADDR ...] < in.eml\n"
@@ -62,7 +66,8 @@ static const char usage_text[] =
     "                 and Cc) to their Maildirs or by SMTP, as [mail] send says\n"
     "  inbox          list my messages: number, date, sender, subject of those\n"
     "                 already read (no key is used)\n"
-    "  read N|ID      show message N of the inbox (or the one with this ID):\n"
+    "  read [--show-unverified] N|ID\n"
+    "                 show message N of the inbox (or the one with this ID):\n"
     "                 decrypted once with keys from the KME, then from the read store\n"
     "\n"
     "levels: 1 one-time pad + one-time MAC (information-theoretic), 2 AES-256-GCM\n"
@@ -74,22 +79,47 @@ static const char usage_text[] =
     "  --level N        security level (encrypt, send; required)\n"
     "  --to ADDR        recipient in the address book (repeatable, at most 16)\n"
     "  --verbose        narrate on stderr: ETSI calls, key IDs, sizes (never keys)\n"
+    "  --raw            (read, decrypt) write the message as it is to a terminal\n"
+    "                   too (else its control characters are shown as '?' there)\n"
+    "  --show-unverified  (read, decrypt) show a message whose From is not bound to\n"
+    "                   the SAE that sent it, under a banner on stderr (still exit 10)\n"
     "  --help, --version\n"
     "\n"
     "exit status: 0 ok, 2 usage or configuration, 3 KME unreachable,\n"
     "4 authentication refused, 5 not enough key material (try Level 2), 6 key\n"
     "already used, 7 message tampered with, 8 malformed message, 9 mail\n"
-    "transport or local storage failed (1: out of memory or internal error)\n";
+    "transport or local storage failed, 10 sender not verified (1: out of memory or\n"
+    "internal error)\n";
 
 /* ------------------------------------------------------------ reporting */
+
+/* prefix, then the formatted text as one line of stderr with what a
+ * terminal would obey replaced (common/termsafe.h): the text may name
+ * addresses, subjects, file names and server replies. */
+static void vline(const char *prefix, const char *fmt, va_list ap)
+{
+    char *text = NULL;
+    int n = vasprintf(&text, fmt, ap);
+    fputs(prefix, stderr);
+    if (n >= 0)
+        termsafe_write(stderr, text, (size_t)n, TERMSAFE_LINE);
+    fputc('\n', stderr);
+    free(text);
+}
+
+void qc_line(const char *prefix, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vline(prefix, fmt, ap);
+    va_end(ap);
+}
 
 int qc_error(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("qumail: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vline("qumail: error: ", fmt, ap);
     va_end(ap);
     return code;
 }
@@ -97,9 +127,9 @@ int qc_error(int code, const char *fmt, ...)
 static int usage_error(const char *msg, const char *arg)
 {
     if (arg)
-        fprintf(stderr, "qumail: error: %s: %s\n", msg, arg);
+        qc_line("qumail: error: ", "%s: %s", msg, arg);
     else
-        fprintf(stderr, "qumail: error: %s\n", msg);
+        qc_line("qumail: error: ", "%s", msg);
     fprintf(stderr, "Try 'qumail --help'.\n");
     return EX_USAGE;
 }
@@ -112,14 +142,15 @@ static int exit_code(qm_err rc, qc_side side)
     case QM_E_KME: return EX_KME;
     case QM_E_AUTH: return EX_AUTH;
     case QM_E_NO_KEYS: return EX_NO_KEYS;
-    case QM_E_KEY_USED: return EX_KEY_USED;
+    case QM_E_KEY_USED: case QM_E_KEY_NOT_FOUND: return EX_KEY_USED;
+    case QM_E_SENDER: return EX_SENDER;
     case QM_E_TAMPERED: return EX_TAMPERED;
     case QM_E_KEY_SHORT: return side == SIDE_OPEN ? EX_TAMPERED : EX_KME;
     case QM_E_MIME: case QM_E_MALFORMED: case QM_E_VERSION: case QM_E_LEVEL:
     case QM_E_NOT_RECIPIENT:
         return EX_MALFORMED;
     case QM_E_TOO_BIG: return side == SIDE_OPEN ? EX_MALFORMED : EX_USAGE;
-    case QM_E_TRANSPORT: case QM_E_IO: return EX_TRANSPORT;
+    case QM_E_TRANSPORT: case QM_E_IO: case QM_E_PENDING: return EX_TRANSPORT;
     case QM_E_NOMEM: case QM_E_CRYPTO: return EX_INTERNAL;
     }
     return EX_INTERNAL;
@@ -141,16 +172,14 @@ void qc_say(const qc_session *s, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fputs("qumail: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vline("qumail: ", fmt, ap);
     va_end(ap);
 }
 
 static void trace_line(void *arg, const char *line)
 {
     (void)arg;
-    fprintf(stderr, "qumail:   %s\n", line);
+    qc_line("qumail:   ", "%s", line);
 }
 
 void qc_warn_level4(const char *what)
@@ -164,6 +193,17 @@ void qc_warn_level4(const char *what)
 int qc_write_out(const uint8_t *p, size_t n)
 {
     if (n && fwrite(p, 1, n, stdout) != n)
+        return qc_error(EX_TRANSPORT, "cannot write output: %s", strerror(errno));
+    return EX_OK;
+}
+
+static bool raw_output; /* --raw */
+
+int qc_write_message(const uint8_t *p, size_t n)
+{
+    if (raw_output || !termsafe_is_tty(stdout))
+        return qc_write_out(p, n);
+    if (termsafe_write(stdout, p, n, TERMSAFE_TEXT) != 0)
         return qc_error(EX_TRANSPORT, "cannot write output: %s", strerror(errno));
     return EX_OK;
 }
@@ -226,6 +266,7 @@ static int session_open(qc_session *s, const cli *c)
         path = fallback;
     }
     s->verbose = c->verbose;
+    s->show_unverified = c->show_unverified;
     qm_err rc = qm_config_load(path, &s->cfg, err, sizeof err);
     if (rc != QM_OK)
         return rc == QM_E_CONFIG ? qc_error(EX_USAGE, "%s", err) : qc_fail(rc, SIDE_SEAL, NULL);
@@ -262,6 +303,7 @@ int qc_session_keys(qc_session *s, bool for_decrypt)
         if (rc != QM_OK)
             return qc_fail(rc, SIDE_OPEN, path);
         s->me.used = s->used;
+        s->me.store_dir = s->cfg.store_dir;   /* keys of a forged copy wait in pending/ */
     }
     return EX_OK;
 }
@@ -317,9 +359,29 @@ static int seal(qc_session *s, int level, const qm_peer *peers, size_t n,
     return EX_OK;
 }
 
-int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, uint8_t **inner,
-               size_t *inner_len, int *level)
+/* Level 1 and 2: the From and Sender of the message against the address
+ * book and the SAE the KME proved (mail/sender.h). */
+static void check_sender(qc_session *s, const uint8_t *inner, size_t len, int level,
+                         qm_read_meta *meta)
 {
+    const char *who = NULL;
+    if (level == 4) {
+        qc_say(s, "Level 4: the sender is not verified (nothing is)");
+        return;
+    }
+    qm_err rc = qm_sender_verify(&s->cfg, s->me.sender, inner, len, meta->unverified,
+                                 sizeof meta->unverified, &who);
+    if (rc == QM_OK)
+        qc_say(s, "sender verified: SAE %s is %s in the address book", s->me.sender, who);
+    else if (rc != QM_E_SENDER)   /* out of memory: not verified either */
+        snprintf(meta->unverified, sizeof meta->unverified, "sent by SAE %s; %s",
+                 s->me.sender, qm_strerror(rc));
+}
+
+int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, uint8_t **inner,
+               size_t *inner_len, int *level, qm_read_meta *meta)
+{
+    memset(meta, 0, sizeof *meta);
     int ex = qc_session_keys(s, true);
     if (ex != EX_OK)
         return ex;
@@ -330,7 +392,25 @@ int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, uint8_t **inner,
         return qc_fail(rc, SIDE_OPEN, s->me.detail);
     qc_say(s, "decrypted: Level %d, %zu bytes, integrity verified%s", *level, *inner_len,
            *level == 4 ? " (none: Level 4)" : "");
+    meta->forged_copy_seen = s->me.forged_copy_seen;
+    if (meta->forged_copy_seen)
+        fprintf(stderr, "qumail: warning: a forged copy of this message was seen earlier (it "
+                "failed its integrity check; its keys were kept for this copy, which verified)\n");
+    check_sender(s, *inner, *inner_len, *level, meta);
     return EX_OK;
+}
+
+int qc_unverified(const qc_session *s, const char *why, const char *hint)
+{
+    if (!s->show_unverified)
+        return qc_error(EX_SENDER, "sender not verified: %s; %s", why, hint);
+    static const char rule[] =
+        "qumail: ******************************************************************\n";
+    fputs(rule, stderr);
+    fprintf(stderr, "qumail: *** sender not verified: %s\n", why);
+    fputs("qumail: *** its From does NOT prove who wrote it; shown on request\n", stderr);
+    fputs(rule, stderr);
+    return -1;
 }
 
 static int cmd_encrypt(qc_session *s, const cli *c)
@@ -354,14 +434,23 @@ static int cmd_decrypt(qc_session *s)
 {
     uint8_t *in = NULL, *out = NULL;
     size_t in_len = 0, out_len = 0;
-    int level = 0;
+    int level = 0, unverified = EX_OK;
+    qm_read_meta meta;
     int ex = read_stdin(&in, &in_len);
     if (ex == EX_OK)
-        ex = qc_decrypt(s, in, in_len, &out, &out_len, &level);
+        ex = qc_decrypt(s, in, in_len, &out, &out_len, &level, &meta);
+    if (ex == EX_OK && meta.unverified[0] != '\0') {
+        unverified = EX_SENDER;
+        ex = qc_unverified(s, meta.unverified, "no plaintext was written (its keys are used "
+                           "now: decrypt --show-unverified writes it under a banner)");
+        ex = ex < 0 ? EX_OK : ex;
+    }
     if (ex == EX_OK && level == 4)
         qc_warn_level4("this message was sent at");
     if (ex == EX_OK)
-        ex = qc_write_out(out, out_len);
+        ex = qc_write_message(out, out_len);
+    if (ex == EX_OK)
+        ex = unverified;
     qc_wipe_free(out, out_len);
     free(in);
     return ex;
@@ -454,13 +543,15 @@ static int cmd_send(qc_session *s, const cli *c)
 
 /* -------------------------------------------------------------- options */
 
-enum opt_id { O_CONFIG = 256, O_LEVEL, O_TO, O_VERBOSE, O_HELP, O_VERSION };
+enum opt_id { O_CONFIG = 256, O_LEVEL, O_TO, O_VERBOSE, O_HELP, O_VERSION, O_SHOW_UNVERIFIED };
 
 static const struct option long_opts[] = {
     { "config", required_argument, NULL, O_CONFIG },
     { "level", required_argument, NULL, O_LEVEL },
     { "to", required_argument, NULL, O_TO },
     { "verbose", no_argument, NULL, O_VERBOSE },
+    { "show-unverified", no_argument, NULL, O_SHOW_UNVERIFIED },
+    { "raw", no_argument, NULL, 'r' },
     { "help", no_argument, NULL, O_HELP },
     { "version", no_argument, NULL, O_VERSION },
     { NULL, 0, NULL, 0 },
@@ -485,6 +576,8 @@ static int handle_option(cli *c, int id, const char *arg)
         c->to[c->n_to++] = arg;
         break;
     case O_VERBOSE: c->verbose = true; break;
+    case 'r': c->raw = true; break;
+    case O_SHOW_UNVERIFIED: c->show_unverified = true; break;
     case O_HELP: fputs(usage_text, stdout); return EX_OK;
     case O_VERSION: printf("qumail (QuMail-C) %s\n", QUMAILC_VERSION); return EX_OK;
     default: return usage_error("unknown option", NULL);
@@ -516,6 +609,10 @@ static int check_command(cli *c)
         return usage_error("encrypt needs at least one --to ADDR", NULL);
     if (!enc && !send && (c->level || c->n_to))
         return usage_error("--level and --to are only valid with encrypt and send", NULL);
+    if (c->show_unverified && !is_cmd(c, "read") && !is_cmd(c, "decrypt"))
+        return usage_error("--show-unverified is only valid with read and decrypt", NULL);
+    if (c->raw && !is_cmd(c, "read") && !is_cmd(c, "decrypt"))
+        return usage_error("--raw is only valid with read and decrypt", NULL);
     return -1;
 }
 
@@ -568,6 +665,7 @@ int main(int argc, char **argv)
         return EX_INTERNAL;
     }
     int ex = parse_args(&c, argc, argv);
+    raw_output = c.raw;
     if (ex < 0)
         ex = run(&c);
     if (fflush(stdout) != 0 && ex == EX_OK)

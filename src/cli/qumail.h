@@ -17,6 +17,7 @@
 #include "mail/config.h"
 #include "mail/errors.h"
 #include "mail/message.h"
+#include "mail/readstore.h"
 #include "mail/usedkeys.h"
 
 /* Exit codes (docs/qumail.md). */
@@ -31,6 +32,7 @@ enum {
     EX_TAMPERED = 7,   /* integrity check failed */
     EX_MALFORMED = 8,  /* malformed message */
     EX_TRANSPORT = 9,  /* mail transport or local storage */
+    EX_SENDER = 10,    /* verified message whose From/Sender is not its sender SAE's */
 };
 
 /* Which side of a message a failure happened on: the same code can mean
@@ -44,18 +46,28 @@ typedef struct qc_session {
     qm_usedkeys *used;    /* opened by qc_session_keys when decrypting */
     qm_self me;
     bool verbose;
+    bool show_unverified;  /* --show-unverified: show a message whose sender is not verified */
 } qc_session;
 
-/* "qumail: error: TEXT" on stderr; returns code. */
+/* "qumail: error: TEXT" on stderr, TEXT with control characters replaced
+ * (common/termsafe.h); returns code. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
 int qc_error(int code, const char *fmt, ...);
 
+/* prefix (ours, e.g. "qumail: warning: ") and TEXT on one line of stderr,
+ * TEXT with control characters replaced: for every line that names what
+ * came from a message, a mail server or a file. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void qc_line(const char *prefix, const char *fmt, ...);
+
 /* Report rc (with detail, if not empty) and return its exit code. */
 int qc_fail(qm_err rc, qc_side side, const char *detail);
 
-/* One line of narration on stderr, with --verbose only. */
+/* One line of narration on stderr, with --verbose only (sanitised). */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
@@ -67,13 +79,26 @@ void qc_say(const qc_session *s, const char *fmt, ...);
 int qc_session_keys(qc_session *s, bool for_decrypt);
 
 /* Decrypt an outer message with the session's keys, narrating; on failure
- * reports and returns the exit code, else EX_OK with *inner (to be wiped)
- * and *level. */
+ * reports and returns the exit code, else EX_OK with *inner (to be wiped),
+ * *level and *meta: why its sender is not verified ("" if it is, or at
+ * Level 4, which proves nothing), whether a forged copy came first (said on
+ * stderr here). */
 int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, uint8_t **inner,
-               size_t *inner_len, int *level);
+               size_t *inner_len, int *level, qm_read_meta *meta);
+
+/* A message whose sender is not verified: without --show-unverified,
+ * "sender not verified: WHY" and EX_SENDER (hint: how to see it anyway);
+ * with it, a banner on stderr and -1 (go on and show it, then exit
+ * EX_SENDER). */
+int qc_unverified(const qc_session *s, const char *why, const char *hint);
 
 /* Write bytes to stdout (buffered in memory that is wiped at exit). */
 int qc_write_out(const uint8_t *p, size_t n);
+
+/* Write a message for the user (read, decrypt): byte for byte into a pipe
+ * or a file, or with --raw; on a terminal with control characters replaced
+ * (LF, TAB and CRLF kept). */
+int qc_write_message(const uint8_t *p, size_t n);
 
 /* The Level 4 label: said whenever an unprotected message is shown. */
 void qc_warn_level4(const char *what);

@@ -9,14 +9,25 @@
  * from the read store.  `read` decrypts a message once, with keys from the
  * KME, keeps the plaintext in the read store (mail/readstore.h) and shows it
  * from there afterwards without any KME call.
+ *
+ * A mailbox holds what anyone sent, so listing trusts nothing in it: each
+ * message is listed from a bounded prefix (its header section and the
+ * envelope header, mail/mime.h), a message past the header bounds is
+ * listed as malformed, a Maildir entry that cannot be a message (too large,
+ * unreadable, not a regular file) is skipped with a warning naming it, and
+ * every line printed from the mailbox goes through common/termsafe.h.
+ * Unprotected mail (Level 4, or not QuMail at all) is labelled from its
+ * outer structure before anything is read.
  */
 #include "qumail.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/termsafe.h"
 #include "mail/maildir.h"
 #include "mail/mailserver.h"
 #include "mail/mime.h"
@@ -40,6 +51,13 @@ static void detail_path(char *out, size_t cap, const char *a, const char *b)
         out[0] = '\0';
 }
 
+/* A Maildir entry that is not a message: said, not listed. */
+static void warn_skipped(void *arg, const char *path, const char *what)
+{
+    (void)arg;
+    qc_line("qumail: warning: ", "skipped %s: %s, not a message", path, what);
+}
+
 static int mailbox_open(qc_session *s, mailbox *mb)
 {
     memset(mb, 0, sizeof *mb);
@@ -58,7 +76,7 @@ static int mailbox_open(qc_session *s, mailbox *mb)
             (int)sizeof mb->dir)
             return qc_error(EX_USAGE, "%s: [mail] maildir_root is too long", s->cfg.path);
         qc_say(s, "Maildir %s", mb->dir);
-        rc = qm_maildir_list(mb->dir, &mb->entries, &mb->n);
+        rc = qm_maildir_list_report(mb->dir, &mb->entries, &mb->n, warn_skipped, NULL);
         detail_path(detail, sizeof detail, mb->dir, NULL);
     }
     return rc == QM_OK ? EX_OK : qc_fail(rc, SIDE_OPEN, detail);
@@ -101,46 +119,124 @@ static qm_err mailbox_fetch(const mailbox *mb, size_t i, uint8_t **msg, size_t *
     return qm_maildir_read(mb->dir, mb->entries[i].id, msg, len);
 }
 
-/* Date, sender and Message-ID from the clear outer headers: no key is
- * touched.  msgid is "" when there is none. */
+/* What the listing reads of message i: at most QM_MIME_LIST_PREFIX bytes
+ * of a Maildir file (whatever its size); an IMAP message whole. */
+static qm_err mailbox_peek(const mailbox *mb, size_t i, uint8_t **msg, size_t *len,
+                           char *detail, size_t cap)
+{
+    if (mb->imap)
+        return qm_imap_fetch(&mb->srv, mb->s->cfg.imap.mailbox, mb->uids[i].uid, msg, len,
+                             detail, cap);
+    detail_path(detail, cap, mb->entries[i].path, NULL);
+    return qm_maildir_read_prefix(mb->dir, mb->entries[i].id, QM_MIME_LIST_PREFIX, msg, len);
+}
+
+/* Date, sender and Message-ID from the clear outer headers (a bounded
+ * prefix): no key is touched.  msgid is "" when there is none. */
 static void outer_headers(const uint8_t *msg, size_t len, char *date, char *from,
                           char *msgid, size_t cap)
 {
-    qm_outer_info info = {0};
-    uint8_t *env = NULL;
-    size_t env_len = 0;
+    qm_mime_listing l;
     msgid[0] = '\0';
-    if (qm_mime_parse(msg, len, &env, &env_len, &info) == QM_OK) {
-        snprintf(date, cap, "%s", info.date ? info.date : "(no date)");
-        snprintf(from, cap, "%s", info.from ? info.from : "(no sender)");
-        snprintf(msgid, cap, "%s", info.message_id ? info.message_id : "");
+    if (qm_mime_listing_read(msg, len < QM_MIME_LIST_PREFIX ? len : QM_MIME_LIST_PREFIX,
+                             &l) == QM_OK) {
+        snprintf(date, cap, "%s", l.date ? l.date : "(no date)");
+        snprintf(from, cap, "%s", l.from ? l.from : "(no sender)");
+        snprintf(msgid, cap, "%s", l.message_id ? l.message_id : "");
     } else {
         snprintf(date, cap, "-");
-        snprintf(from, cap, "(not a QuMail message)");
+        snprintf(from, cap, "(malformed)");
     }
-    free(env);
-    qm_outer_info_free(&info);
+    qm_mime_listing_free(&l);
 }
 
-/* The subject of a message already read, or "(encrypted)". */
-static void subject_of(const mailbox *mb, size_t i, const char *msgid, char *subject, size_t cap)
+/* The subject of a message already read: false if it was not read. */
+static bool subject_of(const mailbox *mb, size_t i, const char *msgid, char *subject, size_t cap)
 {
     char key[512];
     uint8_t *plain = NULL;
     size_t len = 0;
     int level = 0;
+    qm_read_meta meta;
     store_key(mb, i, *msgid ? msgid : NULL, key, sizeof key);
-    if (qm_readstore_get(mb->s->cfg.store_dir, key, &level, &plain, &len) != QM_OK) {
-        snprintf(subject, cap, "(encrypted)");
-        return;
+    if (qm_readstore_get_meta(mb->s->cfg.store_dir, key, &level, &meta, &plain, &len) != QM_OK) {
+        return false;
     }
     qm_inner_summary sum = {0};
     const char *subj = "(no subject)";
     if (qm_mime_inner_summary(plain, len, &sum) == QM_OK && sum.subject)
         subj = sum.subject;
-    snprintf(subject, cap, "%s%s", level == 4 ? "[NOT PROTECTED] " : "", subj);
+    snprintf(subject, cap, "%s%s%s", level == 4 ? "[NOT PROTECTED] " : "",
+             meta.unverified[0] ? "[UNVERIFIED SENDER] " : "", subj);
     qm_inner_summary_free(&sum);
     qc_wipe_free(plain, len);
+    return true;
+}
+
+/* The subject column of a message not read yet, from its outer structure
+ * alone: a protected one says "(encrypted)"; Level 4 and mail that is not
+ * QuMail at all are labelled, with their real subject. */
+static void unread_subject(const qm_mime_listing *l, char *out, size_t cap)
+{
+    if (l->qumail && l->level != 4) {
+        snprintf(out, cap, "(encrypted)");
+        return;
+    }
+    snprintf(out, cap, "[NOT PROTECTED] %s%s", l->qumail ? "" : "[not QuMail] ",
+             l->subject ? l->subject : "(no subject)");
+}
+
+/* One row of the listing; every field is sanitised (they come from the
+ * mailbox, the ID from a file name or the server). */
+static void print_row(size_t i, const char *date, const char *from, const char *subject,
+                      const char *id)
+{
+    char d[128], f[128], sub[600], idv[300];
+    termsafe_copy(d, sizeof d, date, strlen(date), TERMSAFE_LINE);
+    termsafe_copy(f, sizeof f, from, strlen(from), TERMSAFE_LINE);
+    termsafe_copy(sub, sizeof sub, subject, strlen(subject), TERMSAFE_LINE);
+    termsafe_copy(idv, sizeof idv, id, strlen(id), TERMSAFE_LINE);
+    printf("%3zu  %-31s  %-24s  %s  [%s]\n", i + 1, d, f, sub, idv);
+}
+
+/* List message i from a bounded prefix.  EX_OK, also when it is skipped
+ * with a warning (a Maildir file too large or unreadable) or listed as
+ * malformed; an IMAP failure other than a vanished message ends the
+ * listing. */
+static int list_one(const mailbox *mb, size_t i)
+{
+    const char *id = mailbox_id(mb, i);
+    char detail[256] = "", subject[512];
+    if (!mb->imap && (uint64_t)mb->entries[i].size > QM_MIME_MAX_MESSAGE) {
+        qc_line("qumail: warning: ", "skipped %s: %lld bytes, larger than any message (%zu)",
+                mb->entries[i].path, (long long)mb->entries[i].size, QM_MIME_MAX_MESSAGE);
+        return EX_OK;
+    }
+    uint8_t *msg = NULL;
+    size_t len = 0;
+    qm_err rc = mailbox_peek(mb, i, &msg, &len, detail, sizeof detail);
+    if (rc != QM_OK && mb->imap && rc != QM_E_NOT_FOUND)
+        return qc_fail(rc, SIDE_OPEN, detail);
+    if (rc != QM_OK) {
+        qc_line("qumail: warning: ", "skipped %s: %s%s%s", detail, qm_strerror(rc),
+                rc == QM_E_TRANSPORT && errno ? ": " : "",
+                rc == QM_E_TRANSPORT && errno ? strerror(errno) : "");
+        return EX_OK;
+    }
+    qm_mime_listing l;
+    rc = qm_mime_listing_read(msg, len < QM_MIME_LIST_PREFIX ? len : QM_MIME_LIST_PREFIX, &l);
+    free(msg);
+    if (rc != QM_OK) {
+        print_row(i, "-", "(malformed)", rc == QM_E_TOO_BIG
+                  ? "(malformed: header section over 1000 lines or 256 KiB, not parsed)"
+                  : "(malformed: no header section)", id);
+        return EX_OK;
+    }
+    if (!subject_of(mb, i, l.message_id ? l.message_id : "", subject, sizeof subject))
+        unread_subject(&l, subject, sizeof subject);
+    print_row(i, l.date ? l.date : "(no date)", l.from ? l.from : "(no sender)", subject, id);
+    qm_mime_listing_free(&l);
+    return EX_OK;
 }
 
 int qc_cmd_inbox(qc_session *s)
@@ -149,21 +245,11 @@ int qc_cmd_inbox(qc_session *s)
     int ex = mailbox_open(s, &mb);
     if (ex != EX_OK)
         return ex;
-    printf("%s: %zu message%s\n", s->cfg.address, mb.n, mb.n == 1 ? "" : "s");
-    for (size_t i = 0; i < mb.n && ex == EX_OK; i++) {
-        uint8_t *msg = NULL;
-        size_t len = 0;
-        char detail[256] = "", date[256], from[256], msgid[256], subject[512];
-        qm_err rc = mailbox_fetch(&mb, i, &msg, &len, detail, sizeof detail);
-        if (rc != QM_OK) {
-            ex = qc_fail(rc, SIDE_OPEN, detail);
-            break;
-        }
-        outer_headers(msg, len, date, from, msgid, sizeof date);
-        subject_of(&mb, i, msgid, subject, sizeof subject);
-        printf("%3zu  %-31s  %-24s  %s  [%s]\n", i + 1, date, from, subject, mailbox_id(&mb, i));
-        free(msg);
-    }
+    char me[300];
+    termsafe_copy(me, sizeof me, s->cfg.address, strlen(s->cfg.address), TERMSAFE_LINE);
+    printf("%s: %zu message%s\n", me, mb.n, mb.n == 1 ? "" : "s");
+    for (size_t i = 0; i < mb.n && ex == EX_OK; i++)
+        ex = list_one(&mb, i);
     mailbox_close(&mb);
     return ex;
 }
@@ -189,31 +275,46 @@ static int select_message(const mailbox *mb, const char *which, size_t *idx)
     return qc_error(EX_USAGE, "no message with ID %s in the inbox", which);
 }
 
-static int show(const uint8_t *msg, size_t len, int level)
+/* Show a message (its sender not verified: only with --show-unverified,
+ * under a banner, and exit 10 all the same). */
+static int show(const qc_session *s, const uint8_t *msg, size_t len, int level,
+                const qm_read_meta *meta, size_t idx)
 {
+    char hint[160];
+    int ex = EX_OK;
+    if (meta->unverified[0] != '\0') {
+        snprintf(hint, sizeof hint, "kept in the read store: 'qumail read --show-unverified "
+                 "%zu' shows it under a banner", idx + 1);
+        if ((ex = qc_unverified(s, meta->unverified, hint)) >= 0)
+            return ex;
+    }
     if (level == 4)
         qc_warn_level4("this message was sent at");
-    return qc_write_out(msg, len);
+    ex = qc_write_message(msg, len);
+    return ex == EX_OK && meta->unverified[0] != '\0' ? EX_SENDER : ex;
 }
 
 /* Decrypt the fetched message with keys from the KME, keep it, show it. */
-static int read_fresh(qc_session *s, const uint8_t *outer, size_t outer_len, const char *key)
+static int read_fresh(qc_session *s, const uint8_t *outer, size_t outer_len, const char *key,
+                      size_t idx)
 {
     uint8_t *inner = NULL;
     size_t inner_len = 0;
     int level = 0;
-    int ex = qc_decrypt(s, outer, outer_len, &inner, &inner_len, &level);
+    qm_read_meta meta;
+    int ex = qc_decrypt(s, outer, outer_len, &inner, &inner_len, &level, &meta);
     if (ex != EX_OK)
         return ex;
     /* The keys are spent now: keep the plaintext before showing it, and
-     * show it even if it cannot be kept (it could not be decrypted again). */
-    qm_err rc = qm_readstore_put(s->cfg.store_dir, key, level, inner, inner_len);
+     * show it even if it cannot be kept (it could not be decrypted again);
+     * a message whose sender is not verified is kept marked as such. */
+    qm_err rc = qm_readstore_put_meta(s->cfg.store_dir, key, level, &meta, inner, inner_len);
     if (rc == QM_OK)
         qc_say(s, "kept in the read store %s/read (shown from there next time)",
                s->cfg.store_dir);
-    ex = show(inner, inner_len, level);
+    ex = show(s, inner, inner_len, level, &meta, idx);
     qc_wipe_free(inner, inner_len);
-    if (rc != QM_OK && ex == EX_OK)
+    if (rc != QM_OK && (ex == EX_OK || ex == EX_SENDER))
         ex = qc_error(EX_TRANSPORT, "the message was shown but cannot be kept in the read "
                       "store %s: %s; its keys are used, it cannot be decrypted again",
                       s->cfg.store_dir, qm_strerror(rc));
@@ -227,19 +328,22 @@ static int read_one(qc_session *s, const mailbox *mb, size_t idx)
     size_t outer_len = 0, len = 0;
     char detail[256] = "", date[256], from[256], msgid[256], key[512];
     int level = 0, ex;
+    qm_read_meta meta;
     qm_err rc = mailbox_fetch(mb, idx, &outer, &outer_len, detail, sizeof detail);
     if (rc != QM_OK)
         return qc_fail(rc, SIDE_OPEN, detail);
     outer_headers(outer, outer_len, date, from, msgid, sizeof date);
     store_key(mb, idx, *msgid ? msgid : NULL, key, sizeof key);
-    rc = qm_readstore_get(s->cfg.store_dir, key, &level, &plain, &len);
+    rc = qm_readstore_get_meta(s->cfg.store_dir, key, &level, &meta, &plain, &len);
     if (rc == QM_OK) {
         qc_say(s, "message %zu (%s) from the read store: no KME call", idx + 1, key);
-        ex = show(plain, len, level);
+        if (meta.forged_copy_seen)
+            qc_say(s, "a forged copy of this message was seen before it was read");
+        ex = show(s, plain, len, level, &meta, idx);
         qc_wipe_free(plain, len);
     } else if (rc == QM_E_NOT_FOUND) {
         qc_say(s, "message %zu (%s): not read before, decrypting", idx + 1, key);
-        ex = read_fresh(s, outer, outer_len, key);
+        ex = read_fresh(s, outer, outer_len, key, idx);
     } else {
         ex = qc_fail(rc, SIDE_OPEN, "read store");
     }

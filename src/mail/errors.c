@@ -27,6 +27,9 @@ const char *qm_strerror(qm_err err)
     case QM_E_TRANSPORT:     return "mail transport failed";
     case QM_E_IO:            return "local storage failed";
     case QM_E_NOT_FOUND:     return "not found";
+    case QM_E_KEY_NOT_FOUND: return "key not found at the KME";
+    case QM_E_SENDER:        return "sender not verified";
+    case QM_E_PENDING:       return "corrupt pending-key file";
     }
     return "unknown error";
 }

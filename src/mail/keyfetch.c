@@ -69,16 +69,16 @@ static qm_err map_error_msg(qm_self *me, qkd014_code code, etsi_call call, const
         break;
     case QKD014_E_BAD_REQUEST:
         err = call == CALL_DEC_KEYS && strcasestr(msg, KEY_NOT_FOUND_MSG) != NULL
-                  ? QM_E_KEY_USED : QM_E_KME;
+                  ? QM_E_KEY_NOT_FOUND : QM_E_KME;
         break;
     default:                  err = QM_E_KME; break;
     }
     if (err == QM_E_NO_KEYS)
         snprintf(me->detail, sizeof me->detail,
                  "%s for %s: %s" LEVEL2_HINT, name, sae, msg);
-    else if (err == QM_E_KEY_USED)
-        snprintf(me->detail, sizeof me->detail, "%s from %s: %s (keys already used)", name, sae,
-                 msg);
+    else if (err == QM_E_KEY_NOT_FOUND)   /* the caller's used-key store did not know them */
+        snprintf(me->detail, sizeof me->detail, "%s from %s: %s (never read here: issued to "
+                 "another reader, expired, or not a real key ID)", name, sae, msg);
     else
         snprintf(me->detail, sizeof me->detail, "%s %s %s: %s", name,
                  call == CALL_DEC_KEYS ? "from" : "for", sae, msg);
@@ -414,7 +414,8 @@ static size_t dec_limit(qm_self *me, const char *master, qm_err *err)
 /* All n keys are asked for in one dec_keys call first: a status call to
  * learn max_key_per_request would cost a round trip on every message, and a
  * KME that takes fewer key IDs per call refuses the whole call with 400
- * (a refused call delivers nothing), after which we ask and split. */
+ * (a refused call delivers nothing), after which we ask and split; one that
+ * refuses the body as too large (413) gets half as many key IDs a call. */
 qm_err qm_keyfetch_by_ids(qm_self *me, const char *master, const char *const *ids, size_t n,
                           qm_key_set *s)
 {
@@ -428,6 +429,15 @@ qm_err qm_keyfetch_by_ids(qm_self *me, const char *master, const char *const *id
         qm_trace(me, "dec_keys master=%s number=%zu", master, cnt);
         qkd014_keys *k = NULL;
         qkd014_code code = qkd014_get_key_with_ids(me->kme, master, ids + off, cnt, &k);
+        if (code == QKD014_E_HTTP && cnt > 1 && strstr(qkd014_errmsg(me->kme), "HTTP 413")) {
+            /* the request body (about 56 bytes a key ID) is larger than the KME takes
+             * (64 KiB for qkd-kme: some 1,170 key IDs, an 8.9 MiB Level 1 message):
+             * a refused call delivers nothing, so ask for half as many a call */
+            qm_trace(me, "dec_keys: the KME refused %zu key IDs in one body (413): %zu a call",
+                     cnt, cnt / 2);
+            per_call = cnt / 2;
+            continue;
+        }
         if (code == QKD014_E_BAD_REQUEST && !asked &&
             strcasestr(qkd014_errmsg(me->kme), KEY_NOT_FOUND_MSG) == NULL) {
             char why[128]; /* the KME's message, kept across the status call */

@@ -61,7 +61,9 @@ qm_err qm_keyfetch_for_send(qm_self *me, int level, const qm_peer *to, size_t n_
 /* Fetch (dec_keys, as me, master = the envelope's sender) the n keys with
  * these IDs: in one call, or, if the KME refuses that call with a 400 that
  * is not about the keys themselves, in as many calls as the
- * max_key_per_request of its status requires.
+ * max_key_per_request of its status requires (a 413 for the request body:
+ * in calls of half as many key IDs, as often as it takes).
+ * A KME that does not have a key (400 "not found") gives QM_E_KEY_NOT_FOUND.
  * On error *s still holds the keys of the calls that succeeded (the KME
  * has handed them out, so the caller records them as used). */
 qm_err qm_keyfetch_by_ids(qm_self *me, const char *master, const char *const *ids, size_t n,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/secret.h"
 #include "common/uuid.h"
@@ -25,6 +26,7 @@
 #include "mail/level1.h"
 #include "mail/level2.h"
 #include "mail/mime.h"
+#include "mail/pending.h"
 
 static qm_err fail(qm_self *me, qm_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -230,66 +232,197 @@ static qm_err reader_key_ids(const qm_envelope *e, size_t r, char (**ids)[UUID_S
     return QM_OK;
 }
 
+/* A key ID in the used-key store: "key already used (read on DATE)". */
 static qm_err refuse_used(qm_self *me, const char *const *ids, size_t n)
 {
     bool any = false;
     size_t which = 0;
+    long long when = 0;
+    char date[64] = "on a date not recorded";
     if (qm_usedkeys_any(me->used, ids, n, &any, &which) != QM_OK)
         return fail(me, QM_E_IO, "cannot read the used-key store");
     if (!any)
         return QM_OK;
     qm_trace(me, "key %s is in the used-key store: no KME call", ids[which]);
-    return fail(me, QM_E_KEY_USED, "key %s was already used to read a message", ids[which]);
+    if (qm_usedkeys_when(me->used, ids[which], &when) == QM_OK) {
+        time_t t = (time_t)when;
+        struct tm tm;
+        if (gmtime_r(&t, &tm) != NULL)
+            strftime(date, sizeof date, "on %Y-%m-%d %H:%M:%S UTC", &tm);
+    }
+    return fail(me, QM_E_KEY_USED, "read %s (key %s)", date, ids[which]);
+}
+
+/* The keys of one message as the reader gets them: some kept in pending/
+ * by an earlier copy, the rest fetched now; views in envelope order. */
+typedef struct reader_keys {
+    qm_pending_found pending;
+    qm_key_set fetched;
+    qm_key_bytes *views;
+} reader_keys;
+
+static void reader_keys_free(reader_keys *k, size_t n)
+{
+    qm_pending_found_free(&k->pending);
+    qm_key_set_free(&k->fetched);
+    if (k->views != NULL)
+        secret_wipe(k->views, n * sizeof *k->views);
+    free(k->views);
+    memset(k, 0, sizeof *k);
+}
+
+static long long pending_ttl(const qm_self *me)
+{
+    return me->pending_ttl > 0 ? me->pending_ttl : QM_PENDING_TTL_DEFAULT;
+}
+
+static qm_err find_pending(qm_self *me, const qm_envelope *e, const char *const *ids, size_t n,
+                           qm_pending_found *f)
+{
+    char detail[sizeof me->detail];
+    if (me->store_dir == NULL)
+        return QM_OK;
+    qm_err err = qm_pending_find(me->store_dir, e->sender, me->sae_id, ids, n,
+                                 (long long)time(NULL), pending_ttl(me), f, detail,
+                                 sizeof detail);
+    if (err == QM_E_PENDING)
+        return fail(me, err, "%s (not used; delete it to go on)", detail);
+    if (err != QM_OK)
+        return fail(me, err, "cannot read %s/pending", me->store_dir);
+    return QM_OK;
+}
+
+/* Keys the KME handed out for a message that gave no plaintext: kept in
+ * pending/ for an intact copy, or (without a store, or if that fails)
+ * recorded as used, since the KME will not hand them out again. */
+static qm_err park_fetched(qm_self *me, const qm_envelope *e, const qm_key_set *s, bool tampered,
+                           bool *kept)
+{
+    *kept = false;
+    if (s->n == 0)
+        return QM_OK;
+    const char **ids = malloc(s->n * sizeof *ids);
+    if (ids == NULL)
+        return QM_E_NOMEM;
+    for (size_t i = 0; i < s->n; i++)
+        ids[i] = s->ids[i];
+    qm_err err = QM_E_USAGE;
+    if (me->store_dir != NULL)
+        err = qm_pending_save(me->store_dir, e->sender, me->sae_id, tampered,
+                              (long long)time(NULL), ids, s->views, s->n);
+    *kept = err == QM_OK;
+    if (err == QM_OK)
+        qm_trace(me, "kept %zu key(s) in %s/pending for an intact copy", s->n, me->store_dir);
+    else
+        err = qm_usedkeys_record(me->used, ids, s->n, e->sender);
+    free(ids);
+    return err;
+}
+
+/* Keys missing from pending/, fetched from the KME in envelope order. */
+static qm_err fetch_missing(qm_self *me, const qm_envelope *e, const char *const *ids, size_t n,
+                            reader_keys *k)
+{
+    const char **missing = malloc(n * sizeof *missing);
+    size_t m = 0;
+    if (missing == NULL)
+        return QM_E_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (qm_pending_lookup(&k->pending, ids[i], NULL) == NULL)
+            missing[m++] = ids[i];
+    if (m < n)
+        qm_trace(me, "%zu of %zu key(s) from %s/pending (kept from an earlier copy): "
+                 "no KME call for them", n - m, n, me->store_dir);
+    qm_err err = m > 0 ? qm_keyfetch_by_ids(me, e->sender, missing, m, &k->fetched) : QM_OK;
+    if (err == QM_OK && k->fetched.n != m)
+        err = fail(me, QM_E_KME, "the KME returned %zu of %zu keys", k->fetched.n, m);
+    for (size_t j = 0; err == QM_OK && j < m; j++)
+        if (strcmp(k->fetched.ids[j], missing[j]) != 0)
+            err = fail(me, QM_E_KME, "the KME returned key %s for key %s", k->fetched.ids[j],
+                       missing[j]);
+    free(missing);
+    return err;
+}
+
+/* views[i]: key ids[i], from pending/ or from the fetched set (in order). */
+static qm_err assemble(reader_keys *k, const char *const *ids, size_t n)
+{
+    if ((k->views = calloc(n, sizeof *k->views)) == NULL)
+        return QM_E_NOMEM;
+    for (size_t i = 0, j = 0; i < n; i++) {
+        const qm_pending_key *p = qm_pending_lookup(&k->pending, ids[i], NULL);
+        k->views[i] = p != NULL ? (qm_key_bytes){ p->data, p->len } : k->fetched.views[j++];
+    }
+    return QM_OK;
 }
 
 static qm_err open_keys(const qm_envelope *e, const qm_envelope_view *v, size_t r,
-                        const qm_key_set *s, uint8_t *out, size_t cap)
+                        const qm_key_bytes *views, size_t n, uint8_t *out, size_t cap)
 {
     if (e->level == QM_LEVEL_2)
-        return qm_level2_open(e, v, r, &s->views[0], out, cap);
-    return qm_level1_open(e, v, r, s->views, &s->views[s->n - 1], out, cap);
+        return qm_level2_open(e, v, r, &views[0], out, cap);
+    return qm_level1_open(e, v, r, views, &views[n - 1], out, cap);
 }
 
-/* Fetch the keys, record them, open.  *out receives msg_len bytes. */
+/* The message verified: its keys are used now, and leave pending/. */
+static qm_err keys_used(qm_self *me, const qm_envelope *e, const char *const *ids, size_t n,
+                        const reader_keys *k)
+{
+    if (qm_usedkeys_record(me->used, ids, n, e->sender) != QM_OK)
+        return fail(me, QM_E_IO, "cannot record used keys in the used-key store");
+    qm_trace(me, "recorded %zu key ID(s) as used", n);
+    if (k->pending.n > 0 && qm_pending_consume(me->store_dir, &k->pending, ids, n) != QM_OK)
+        qm_trace(me, "cannot erase the used keys from %s/pending (erased at expiry)",
+                 me->store_dir);
+    me->forged_copy_seen = k->pending.forged_copy_seen;
+    return QM_OK;
+}
+
+/* Keys from pending/ or the KME, open, then record.  *out receives
+ * msg_len bytes. */
 static qm_err decrypt_keyed(qm_self *me, const qm_envelope *e, const qm_envelope_view *v,
                             size_t r, uint8_t *out, size_t cap)
 {
-    char (*ids)[UUID_STR_LEN + 1] = NULL;
+    char (*idtext)[UUID_STR_LEN + 1] = NULL;
     size_t n = 0;
-    qm_err err = reader_key_ids(e, r, &ids, &n);
+    qm_err err = reader_key_ids(e, r, &idtext, &n);
     if (err != QM_OK)
         return err;
-    const char **idp = malloc(n * sizeof *idp);
-    if (idp == NULL) {
-        free(ids);
+    const char **ids = malloc(n * sizeof *ids);
+    if (ids == NULL) {
+        free(idtext);
         return QM_E_NOMEM;
     }
     for (size_t i = 0; i < n; i++)
-        idp[i] = ids[i];
-    qm_key_set s = { 0 };
-    err = refuse_used(me, idp, n);
-    if (err == QM_OK) {
-        err = qm_keyfetch_by_ids(me, e->sender, idp, n, &s);
-        /* whatever the KME handed out is spent, also when a later call failed */
-        const char **got = malloc((s.n ? s.n : 1) * sizeof *got);
-        for (size_t i = 0; got != NULL && i < s.n; i++)
-            got[i] = s.ids[i];
-        if (s.n > 0 && (got == NULL || qm_usedkeys_record(me->used, got, s.n, e->sender) != QM_OK))
-            err = fail(me, QM_E_IO, "cannot record used keys in the used-key store");
-        free(got);
-        if (s.n > 0)
-            qm_trace(me, "recorded %zu key ID(s) as used", s.n);
+        ids[i] = idtext[i];
+    reader_keys k = { 0 };
+    bool kept = false;
+    err = refuse_used(me, ids, n);
+    if (err == QM_OK)
+        err = find_pending(me, e, ids, n, &k.pending);
+    if (err == QM_OK && (err = fetch_missing(me, e, ids, n, &k)) != QM_OK &&
+        park_fetched(me, e, &k.fetched, false, &kept) != QM_OK) {
+        char why[sizeof me->detail];
+        snprintf(why, sizeof why, "%s", me->detail);
+        fail(me, err, "%.200s; the keys handed out could not be kept", why);
     }
-    if (err == QM_OK && s.n != n)
-        err = fail(me, QM_E_KME, "the KME returned %zu of %zu keys", s.n, n);
+    if (err == QM_OK)
+        err = assemble(&k, ids, n);
     if (err == QM_OK) {
-        err = open_keys(e, v, r, &s, out, cap);
-        if (err == QM_E_TAMPERED || err == QM_E_KEY_SHORT)
-            err = fail(me, QM_E_TAMPERED, "integrity check failed: no plaintext");
+        err = open_keys(e, v, r, k.views, n, out, cap);
+        if (err == QM_E_TAMPERED || err == QM_E_KEY_SHORT) {
+            qm_err park = park_fetched(me, e, &k.fetched, true, &kept);
+            err = fail(me, QM_E_TAMPERED, "no plaintext was written%s",
+                       park != QM_OK ? "; its keys could not be kept or recorded"
+                       : kept || k.pending.n > 0
+                           ? "; its keys wait in [store] dir/pending for an intact copy" : "");
+        }
     }
-    qm_key_set_free(&s);
-    free(idp);
+    if (err == QM_OK)
+        err = keys_used(me, e, ids, n, &k);
+    reader_keys_free(&k, n);
     free(ids);
+    free(idtext);
     return err;
 }
 
@@ -310,6 +443,8 @@ qm_err qm_decrypt_envelope(qm_self *me, const uint8_t *envelope, size_t envelope
         return fail(me, err, "%s", qm_strerror(err));
     if (level != NULL)
         *level = (int)e.level;
+    me->forged_copy_seen = false;
+    snprintf(me->sender, sizeof me->sender, "%s", e.sender);
     int r = qm_envelope_find_recipient(&e, me->sae_id);
     qm_trace(me, "envelope: Level %d from %s, %llu bytes, %u recipient(s)", (int)e.level, e.sender,
         (unsigned long long)e.msg_len, e.n_recipients);

@@ -18,6 +18,7 @@
 
 #include "qkd014.h"
 
+#include "mail/envelope.h"
 #include "mail/errors.h"
 #include "mail/usedkeys.h"
 
@@ -39,6 +40,14 @@ typedef struct qm_self {
     qm_trace_fn trace;     /* may be NULL */
     void *trace_arg;
     char detail[256];      /* on error: one line of detail (e.g. the KME's message) */
+    const char *store_dir; /* decrypt: keys of a copy that fails its integrity check (or whose
+                              dec_keys calls were cut short) wait in store_dir/pending for an
+                              intact copy (mail/pending.h); NULL: they are spent */
+    long long pending_ttl; /* seconds such keys are kept; 0: QM_PENDING_TTL_DEFAULT */
+    /* set by a successful decrypt: */
+    char sender[QM_SAE_ID_MAX + 1]; /* the envelope's sender SAE: the master of the keys, so
+                              proven by the KME at Levels 1 and 2 (not at Level 4) */
+    bool forged_copy_seen; /* keys came from pending/, left by a copy that failed its check */
 } qm_self;
 
 /* Encrypt a complete inner RFC 5322 message for the recipients at level 1, 2 or 4 (3: QM_E_LEVEL)
@@ -47,8 +56,12 @@ qm_err qm_encrypt(qm_self *me, int level, const qm_peer *to, size_t n_to,
                   const uint8_t *inner, size_t inner_len, uint8_t **outer, size_t *outer_len);
 
 /* Decrypt an outer message addressed to me: malformed input is rejected before any dec_keys;
- * keys already in me->used give QM_E_KEY_USED without asking the KME; keys fetched are recorded
- * in me->used before any plaintext is returned; integrity checked before any plaintext leaves.
+ * keys already in me->used give QM_E_KEY_USED without asking the KME; keys kept in
+ * me->store_dir/pending by an earlier copy are taken from there, the rest from the KME (a key it
+ * does not have: QM_E_KEY_NOT_FOUND); integrity checked before any plaintext leaves; the keys
+ * of a message that verifies are recorded in me->used before any plaintext is returned, those
+ * of one that does not are kept in pending/ (with a store_dir) or recorded as used.
+ * The sender SAE is not bound to the inner From here: see mail/sender.h.
  * *level (may be NULL) receives the message's level.  *inner is the exact encrypted bytes. */
 qm_err qm_decrypt(qm_self *me, const uint8_t *outer, size_t outer_len,
                   uint8_t **inner, size_t *inner_len, int *level);

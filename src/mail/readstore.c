@@ -4,7 +4,10 @@
  * Each file is "QUMAIL-READ 1 LEVEL\n" followed by the inner message bytes
  * exactly as decrypted.  The header lets a reader refuse a file this store
  * did not write, and keeps the level so that a Level 4 message is still
- * labelled as unprotected when shown again.
+ * labelled as unprotected when shown again.  A message with metadata is
+ * "QUMAIL-READ 2 LEVEL\n", then the lines "unverified TEXT\n" and
+ * "forged-copy-seen\n" (each optional, in this order; TEXT printable
+ * ASCII), then an empty line, then the bytes.
  */
 #include "mail/readstore.h"
 
@@ -22,6 +25,9 @@
 #include <unistd.h>
 
 #define MAGIC "QUMAIL-READ 1 "
+#define MAGIC2 "QUMAIL-READ 2 "
+#define UNVERIFIED "unverified "
+#define FORGED "forged-copy-seen\n"
 #define MAX_NAME 200
 
 /* File name of id: safe characters kept, the rest (and a leading '.') as
@@ -96,8 +102,33 @@ static int fsync_dir(const char *dir)
     return r;
 }
 
+/* The file's head: version 1 without metadata, else version 2 with its
+ * lines (the text made printable ASCII).  Returns the length. */
+static size_t write_head(char *head, size_t cap, int level, const qm_read_meta *meta)
+{
+    if (meta == NULL || (meta->unverified[0] == '\0' && !meta->forged_copy_seen))
+        return (size_t)snprintf(head, cap, MAGIC "%d\n", level);
+    size_t n = (size_t)snprintf(head, cap, MAGIC2 "%d\n", level);
+    if (meta->unverified[0] != '\0') {
+        n += (size_t)snprintf(head + n, cap - n, UNVERIFIED);
+        for (const char *p = meta->unverified; *p && p < meta->unverified + sizeof meta->unverified; p++)
+            head[n++] = *p >= 0x20 && *p < 0x7F ? *p : '?';
+        head[n++] = '\n';
+    }
+    if (meta->forged_copy_seen)
+        n += (size_t)snprintf(head + n, cap - n, FORGED);
+    head[n++] = '\n';
+    return n;
+}
+
 qm_err qm_readstore_put(const char *store_dir, const char *id, int level,
                         const uint8_t *msg, size_t len)
+{
+    return qm_readstore_put_meta(store_dir, id, level, NULL, msg, len);
+}
+
+qm_err qm_readstore_put_meta(const char *store_dir, const char *id, int level,
+                             const qm_read_meta *meta, const uint8_t *msg, size_t len)
 {
     char name[MAX_NAME + 1], dir[PATH_MAX], final[PATH_MAX], tmp[PATH_MAX];
     qm_err rc = file_name(id, name);
@@ -113,9 +144,9 @@ qm_err qm_readstore_put(const char *store_dir, const char *id, int level,
     int fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
     if (fd < 0)
         return QM_E_IO;
-    char head[32];
-    int hl = snprintf(head, sizeof head, MAGIC "%d\n", level);
-    bool ok = fchmod(fd, 0600) == 0 && fd_write_all(fd, head, (size_t)hl) == 0 &&
+    char head[sizeof(qm_read_meta) + 64];
+    size_t hl = write_head(head, sizeof head, level, meta);
+    bool ok = fchmod(fd, 0600) == 0 && fd_write_all(fd, head, hl) == 0 &&
               fd_write_all(fd, msg, len) == 0 && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
     ok = ok && rename(tmp, final) == 0;
@@ -155,8 +186,54 @@ static qm_err read_whole(int fd, uint8_t **out, size_t *len)
     return QM_OK;
 }
 
+/* The metadata lines of a version 2 file from b + *off; -1 if malformed. */
+static int read_meta(const uint8_t *b, size_t n, size_t *off, qm_read_meta *meta)
+{
+    size_t ul = strlen(UNVERIFIED), fl = strlen(FORGED);
+    if (*off + ul < n && memcmp(b + *off, UNVERIFIED, ul) == 0) {
+        const uint8_t *lf = memchr(b + *off, '\n', n - *off);
+        size_t tl = lf ? (size_t)(lf - b) - *off - ul : 0;
+        if (lf == NULL || tl == 0 || tl >= sizeof meta->unverified)
+            return -1;
+        for (size_t i = 0; i < tl; i++)
+            if (b[*off + ul + i] < 0x20 || b[*off + ul + i] >= 0x7F)
+                return -1;
+        memcpy(meta->unverified, b + *off + ul, tl);
+        meta->unverified[tl] = '\0';
+        *off += ul + tl + 1;
+    }
+    if (*off + fl <= n && memcmp(b + *off, FORGED, fl) == 0) {
+        meta->forged_copy_seen = true;
+        *off += fl;
+    }
+    if (*off >= n || b[*off] != '\n')
+        return -1;
+    (*off)++;
+    return 0;
+}
+
+/* The head of a file: its level and metadata; *off the first message byte. */
+static int read_head(const uint8_t *b, size_t n, int *level, qm_read_meta *meta, size_t *off)
+{
+    size_t ml = strlen(MAGIC);
+    bool v1 = n >= ml + 2 && memcmp(b, MAGIC, ml) == 0;
+    bool v2 = n >= ml + 2 && memcmp(b, MAGIC2, ml) == 0;
+    if ((!v1 && !v2) || b[ml] < '0' || b[ml] > '9' || b[ml + 1] != '\n')
+        return -1;
+    *level = b[ml] - '0';
+    *off = ml + 2;
+    memset(meta, 0, sizeof *meta);
+    return v2 ? read_meta(b, n, off, meta) : 0;
+}
+
 qm_err qm_readstore_get(const char *store_dir, const char *id, int *level,
                         uint8_t **msg, size_t *len)
+{
+    return qm_readstore_get_meta(store_dir, id, level, NULL, msg, len);
+}
+
+qm_err qm_readstore_get_meta(const char *store_dir, const char *id, int *level,
+                             qm_read_meta *meta, uint8_t **msg, size_t *len)
 {
     char name[MAX_NAME + 1], dir[PATH_MAX], path[PATH_MAX];
     *msg = NULL;
@@ -177,17 +254,20 @@ qm_err qm_readstore_get(const char *store_dir, const char *id, int *level,
     close(fd);
     if (rc != QM_OK)
         return rc;
-    size_t ml = strlen(MAGIC);
-    if (n < ml + 2 || memcmp(b, MAGIC, ml) != 0 || b[ml] < '0' || b[ml] > '9' ||
-        b[ml + 1] != '\n') {
+    qm_read_meta m;
+    int lv;
+    size_t off;
+    if (read_head(b, n, &lv, &m, &off) != 0) {
         secret_wipe(b, n);
         free(b);
         return QM_E_IO;
     }
     if (level)
-        *level = b[ml] - '0';
-    memmove(b, b + ml + 2, n - ml - 2);
-    *len = n - ml - 2;
+        *level = lv;
+    if (meta)
+        *meta = m;
+    memmove(b, b + off, n - off);
+    *len = n - off;
     secret_wipe(b + *len, n - *len);  /* the tail still held the last bytes */
     b[*len] = '\0';
     *msg = b;

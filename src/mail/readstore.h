@@ -8,11 +8,14 @@
  * per message (mode 0600), named after the message's mailbox ID (a Maildir
  * ID, or "imap:MAILBOX:UID:MESSAGE-ID"), written atomically (temporary file,
  * fsync, rename, fsync of the directory): a message is either fully stored
- * or not at all.  `qumail decrypt` never uses this store.
+ * or not at all.  A message can carry metadata: its sender is not verified
+ * (mail/sender.h; shown only on request, under a banner) or a forged copy
+ * of it was seen first.  `qumail decrypt` never uses this store.
  */
 #ifndef QM_READSTORE_H
 #define QM_READSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +29,20 @@ qm_err qm_readstore_init(const char *store_dir);
  * id, replacing an older copy.  QM_E_USAGE for an empty or over-long id. */
 qm_err qm_readstore_put(const char *store_dir, const char *id, int level,
                         const uint8_t *msg, size_t len);
+
+/* What the store keeps about a message besides its bytes. */
+typedef struct qm_read_meta {
+    char unverified[512];    /* "" or why its sender is not verified (mail/sender.h) */
+    bool forged_copy_seen;   /* a copy that failed its integrity check came first */
+} qm_read_meta;
+
+/* qm_readstore_put with meta (NULL: none). */
+qm_err qm_readstore_put_meta(const char *store_dir, const char *id, int level,
+                             const qm_read_meta *meta, const uint8_t *msg, size_t len);
+
+/* qm_readstore_get with meta (may be NULL): zeroed for a message without. */
+qm_err qm_readstore_get_meta(const char *store_dir, const char *id, int *level,
+                             qm_read_meta *meta, uint8_t **msg, size_t *len);
 
 /* The message kept under id: QM_E_NOT_FOUND if none, QM_E_IO if the file
  * cannot be read or is not one this store wrote.  *msg is malloc'd (and

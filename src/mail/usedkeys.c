@@ -21,6 +21,7 @@ struct qm_usedkeys {
     sqlite3 *db;
     sqlite3_stmt *find;
     sqlite3_stmt *insert;
+    sqlite3_stmt *when;
 };
 
 static const char SCHEMA[] =
@@ -67,7 +68,9 @@ static qm_err prepare(qm_usedkeys *u)
                            &u->find, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(u->db,
                            "INSERT OR IGNORE INTO used_keys (key_id, master_sae_id, used_at)"
-                           " VALUES (?1, ?2, ?3)", -1, &u->insert, NULL) != SQLITE_OK)
+                           " VALUES (?1, ?2, ?3)", -1, &u->insert, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(u->db, "SELECT used_at FROM used_keys WHERE key_id = ?1", -1,
+                           &u->when, NULL) != SQLITE_OK)
         return QM_E_IO;
     return QM_OK;
 }
@@ -112,6 +115,7 @@ void qm_usedkeys_close(qm_usedkeys *u)
         return;
     sqlite3_finalize(u->find);
     sqlite3_finalize(u->insert);
+    sqlite3_finalize(u->when);
     sqlite3_close(u->db);
     free(u);
 }
@@ -163,6 +167,20 @@ qm_err qm_usedkeys_any(qm_usedkeys *u, const char *const *key_ids, size_t n,
             return QM_E_IO;
     }
     return QM_OK;
+}
+
+qm_err qm_usedkeys_when(qm_usedkeys *u, const char *key_id, long long *used_at)
+{
+    char id[UUID_STR_LEN + 1];
+    if (u == NULL || used_at == NULL || canonical_id(key_id, id) != 0)
+        return QM_E_USAGE;
+    sqlite3_reset(u->when);
+    sqlite3_bind_text(u->when, 1, id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(u->when);
+    if (rc == SQLITE_ROW)
+        *used_at = (long long)sqlite3_column_int64(u->when, 0);
+    sqlite3_reset(u->when);
+    return rc == SQLITE_ROW ? QM_OK : rc == SQLITE_DONE ? QM_E_NOT_FOUND : QM_E_IO;
 }
 
 static qm_err insert_one(qm_usedkeys *u, const char *key_id, const char *master, int64_t now)

@@ -33,6 +33,10 @@ void qm_usedkeys_close(qm_usedkeys *u);
 qm_err qm_usedkeys_any(qm_usedkeys *u, const char *const *key_ids, size_t n,
                        bool *any, size_t *used_index);
 
+/* When key_id (UUID text, either case) was recorded: *used_at (Unix
+ * seconds) and QM_OK, or QM_E_NOT_FOUND if it never was. */
+qm_err qm_usedkeys_when(qm_usedkeys *u, const char *key_id, long long *used_at);
+
 /* Record the n key IDs as used (master = the SAE that issued them), in one
  * durable transaction; IDs already present are kept as they are. */
 qm_err qm_usedkeys_record(qm_usedkeys *u, const char *const *key_ids, size_t n,

@@ -142,7 +142,7 @@ static void test_not_found_no_retry(void **state)
     hostile_answer(T.kme, H_CANNED, 400, "application/json",
                    "{\"message\":\"one or more keys specified are not found on KME\"}");
     qm_err err = qm_keyfetch_by_ids(&T.me, "SAE_A1", IDS, 3, &s);
-    assert_int_equal(err, QM_E_KEY_USED);
+    assert_int_equal(err, QM_E_KEY_NOT_FOUND);
     assert_int_equal(T.n_dec, 1);
     assert_int_equal(T.n_status, 0);
     qm_key_set_free(&s);

@@ -12,8 +12,8 @@
  * changed level) gives "tampered" or "malformed" and no plaintext, and
  * what can be rejected offline consumes no key (no dec_keys is made and the
  * intact copy still decrypts); replays: "key already used" from the
- * used-key store without a KME call, and from the KME's 400 with a fresh
- * store; a reader that is not a recipient; Level 3; the outer MIME layer
+ * used-key store without a KME call, "key not found at the KME" (its 400)
+ * with a fresh store; a reader that is not a recipient; Level 3; the outer MIME layer
  * (addresses and constant Subject in clear; not QuMail, another version, a
  * broken or truncated envelope refused before any KME call); libqkd014
  * errors (unknown SAE, wrong KME ID, nothing listening).  With the argument
@@ -809,7 +809,7 @@ static void test_replay(void **state)
         /* a fresh store: the KME no longer has the keys */
         fresh_store(&B1);
         err = decrypt_as(&B1, out, out_len, false, &got, &got_len, NULL);
-        CHECK(err == QM_E_KEY_USED && got == NULL, "replay, fresh store: %s (%s)",
+        CHECK(err == QM_E_KEY_NOT_FOUND && got == NULL, "replay, fresh store: %s (%s)",
               qm_strerror(err), B1.self.detail);
         CHECK(B1.n_dec > dec, "replay, fresh store: no dec_keys call");
         printf("    Level %d replay, fresh store: %s (%s)\n", level, qm_strerror(err),
