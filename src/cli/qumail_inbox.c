@@ -312,12 +312,14 @@ static int read_fresh(qc_session *s, const uint8_t *outer, size_t outer_len, con
     if (rc == QM_OK)
         qc_say(s, "kept in the read store %s/read (shown from there next time)",
                s->cfg.store_dir);
+    bool shown = meta.unverified[0] == '\0' || s->show_unverified;
     ex = show(s, inner, inner_len, level, &meta, idx);
     qc_wipe_free(inner, inner_len);
     if (rc != QM_OK && (ex == EX_OK || ex == EX_SENDER))
-        ex = qc_error(EX_TRANSPORT, "the message was shown but cannot be kept in the read "
-                      "store %s: %s; its keys are used, it cannot be decrypted again",
-                      s->cfg.store_dir, qm_strerror(rc));
+        ex = qc_error(EX_TRANSPORT, "the message %s cannot be kept in the read store %s: %s; "
+                      "its keys are used, it cannot be decrypted again",
+                      shown ? "was shown but" : "was not shown and", s->cfg.store_dir,
+                      qm_strerror(rc));
     return ex;
 }
 

@@ -34,7 +34,7 @@ typedef enum qm_err {
     QM_E_KEY_NOT_FOUND, /* [6] the KME does not have a key of the message (and we never
                            used it: issued to another reader, expired, or never issued) */
     QM_E_SENDER,        /* [10] the message verifies, but its From or Sender address is not
-                           bound to the SAE that sent it (docs/qumail-format.md §5) */
+                           bound to the SAE that sent it (docs/qumail-format.md §6) */
     QM_E_PENDING,       /* [9] a file of [store] dir/pending is corrupt or not ours */
 } qm_err;
 

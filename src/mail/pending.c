@@ -347,7 +347,8 @@ static qm_err visit(const char *dir, const char *name, const char *sender,
         secret_free(&b);
     if (err != QM_OK)
         return err;
-    bool expired = e.created + ttl < now;
+    /* a creation time beyond now + ttl is no time this store wrote: expired too */
+    bool expired = e.created + ttl < now || e.created > now + ttl;
     bool ours = !expired && strcmp(e.sender, sender) == 0 &&
                 strcmp(e.recipient, recipient) == 0 && names_any(&e, ids, n);
     if (ours && (err = found_add(f, &b, &e, name)) == QM_OK)

@@ -1,6 +1,6 @@
 /*
  * pending.h - key material fetched for a message that did not verify, kept
- * until a copy that verifies arrives (docs/qumail-format.md §6).
+ * until a copy that verifies arrives (docs/qumail-format.md §7).
  *
  * Key IDs travel in clear, so anyone on the mail path can send a reader a
  * tampered copy of a genuine message first.  Reading it makes the KME hand

@@ -111,8 +111,9 @@ static size_t write_head(char *head, size_t cap, int level, const qm_read_meta *
     size_t n = (size_t)snprintf(head, cap, MAGIC2 "%d\n", level);
     if (meta->unverified[0] != '\0') {
         n += (size_t)snprintf(head + n, cap - n, UNVERIFIED);
-        for (const char *p = meta->unverified; *p && p < meta->unverified + sizeof meta->unverified; p++)
-            head[n++] = *p >= 0x20 && *p < 0x7F ? *p : '?';
+        const char *text = meta->unverified;
+        for (size_t i = 0; i < sizeof meta->unverified && text[i] != '\0'; i++)
+            head[n++] = text[i] >= 0x20 && text[i] < 0x7F ? text[i] : '?';
         head[n++] = '\n';
     }
     if (meta->forged_copy_seen)

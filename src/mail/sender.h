@@ -1,6 +1,6 @@
 /*
  * sender.h - binding a decrypted message's From and Sender to the SAE that
- * sent it (docs/qumail-format.md §5).
+ * sent it (docs/qumail-format.md §6).
  *
  * At Levels 1 and 2 the envelope's sender SAE is proven once the message
  * verifies: the reader's KME handed out the keys only because that SAE was
