@@ -2,7 +2,7 @@
  * test_qumail_pending.c - the pending-key store (mail/pending.h), offline:
  * save and find by key ID bound to sender and recipient, modes 0700/0600,
  * consume (a file keeps the keys of other messages), expiry erasing the
- * file, and hostile files: every malformed variant of the format, a file
+ * file (also one dated beyond now + TTL), and hostile files: every malformed variant of the format, a file
  * open to others, a symbolic link, each refused with a reason and no crash.
  */
 #include <setjmp.h>
@@ -167,6 +167,11 @@ static void test_expiry(void **state)
     qm_pending_found_free(&f);
     assert_int_equal(qm_pending_count(store), 2);
     assert_int_equal(find("SAE_A1", IDS, 3, NOW + TTL + 1, &f), QM_OK);
+    assert_int_equal(f.n, 0);
+    assert_int_equal(qm_pending_count(store), 0);
+    /* created further in the future than the TTL: no time we wrote, erased */
+    save3("SAE_A1", NOW + TTL + 1, true);
+    assert_int_equal(find("SAE_A1", IDS, 3, NOW, &f), QM_OK);
     assert_int_equal(f.n, 0);
     assert_int_equal(qm_pending_count(store), 0);
 }
