@@ -39,6 +39,7 @@ typedef enum {
     T_UINT,     /* unsigned in [min, max] */
     T_SIDE,     /* A | B */
     T_LIST,     /* space-separated SAE IDs (local, or of the current peer) */
+    T_NETS,     /* space-separated ADDR[/PREFIX] into a kme_allow */
 } key_type;
 
 /* Where a key's offset points: the kme_config, or the kme_peer of the
@@ -72,6 +73,7 @@ static const config_key config_keys[] = {
     { "sae_api", "identity", T_IDENTITY, false, OFF(identity), 0, 0, "cn", IN_CONFIG },
     { "sae_api", "threads", T_INT, false, OFF(threads), 0, 256, "0", IN_CONFIG },
     { "sae_api", "port_file", T_PATH, false, OFF(port_file), 0, 0, NULL, IN_CONFIG },
+    { "sae_api", "per_ip_limit", T_UINT, false, OFF(sae_per_ip_limit), 0, 1000000, "0", IN_CONFIG },
     { "saes", "local", T_LIST, true, 0, 0, 0, NULL, IN_CONFIG },
     { "limits", "key_size", T_INT, false, OFF(key_size), 8, I31, "256", IN_CONFIG },
     { "limits", "min_key_size", T_INT, false, OFF(min_key_size), 8, I31, "64", IN_CONFIG },
@@ -82,6 +84,7 @@ static const config_key config_keys[] = {
     { "limits", "local_pool_bits", T_INT, false, OFF(local_pool_bits), 8, INT64_MAX / 2, "268435456", IN_CONFIG },
     { "limits", "local_rate_bps", T_INT, false, OFF(local_rate_bps), 0, INT64_MAX / 2, "100000000", IN_CONFIG },
     { "limits", "maintenance_ms", T_INT, false, OFF(maintenance_ms), 10, 3600000, "1000", IN_CONFIG },
+    { "limits", "handshake_timeout_ms", T_INT, false, OFF(handshake_timeout_ms), 100, 600000, "3000", IN_CONFIG },
     { "limits", "sae_rate_bps", T_INT, false, OFF(sae_rate_bps), 0, INT64_MAX / 2, "1000000000", IN_CONFIG },
     { "limits", "sae_burst_bits", T_INT, false, OFF(sae_burst_bits), 0, INT64_MAX / 2, "0", IN_CONFIG },
     { "limits", "sae_unfetched_bits", T_INT, false, OFF(sae_unfetched_bits), 0, INT64_MAX / 2, "268435456", IN_CONFIG },
@@ -91,6 +94,8 @@ static const config_key config_keys[] = {
     { "peer_api", "port_file", T_PATH, false, OFF(peer_port_file), 0, 0, NULL, IN_CONFIG },
     { "peer_api", "timeout_ms", T_INT, false, OFF(peer_timeout_ms), 10, 600000, "2000", IN_CONFIG },
     { "peer_api", "threads", T_UINT, false, OFF(peer_threads), 1, 256, "2", IN_CONFIG },
+    { "peer_api", "per_ip_limit", T_UINT, false, OFF(peer_per_ip_limit), 0, 1000000, "0", IN_CONFIG },
+    { "peer_api", "allow_from", T_NETS, false, OFF(peer_allow), 0, 0, NULL, IN_CONFIG },
     { "peer", "address", T_ADDR, true, POFF(address), 0, 0, NULL, IN_PEER },
     { "peer", "saes", T_LIST, true, 0, 0, 0, NULL, IN_PEER },
     { "link", "listen", T_ADDR, true, OFF(link_listen), 0, 0, NULL, IN_CONFIG },
@@ -100,6 +105,8 @@ static const config_key config_keys[] = {
     { "link", "peer", T_ID, true, OFF(link_peer), 0, 0, NULL, IN_CONFIG },
     { "link", "pool_cap_bits", T_INT, false, OFF(link_pool_cap_bits), 8, INT64_MAX / 2, "268435456", IN_CONFIG },
     { "link", "block_ttl_ms", T_INT, false, OFF(link_block_ttl_ms), 1000, 86400000, "60000", IN_CONFIG },
+    { "link", "per_ip_limit", T_UINT, false, OFF(link_per_ip_limit), 0, 1000000, "0", IN_CONFIG },
+    { "link", "allow_from", T_NETS, false, OFF(link_allow), 0, 0, NULL, IN_CONFIG },
 };
 
 /* Sections that may be left out; [peer ID] may appear any number of times. */
@@ -284,6 +291,39 @@ static int set_list(parse_state *ps, unsigned line, const config_key *k, const c
     return 0;
 }
 
+static int allow_add(kme_allow *a, const net_prefix *p)
+{
+    net_prefix *grown = realloc(a->nets, (a->n + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    a->nets = grown;
+    a->nets[a->n++] = *p;
+    return 0;
+}
+
+/* "ADDR[/PREFIX] ..." (netprefix.h); each entry is checked, the first bad
+ * one named. */
+static int set_nets(parse_state *ps, unsigned line, const config_key *k, const char *v)
+{
+    kme_allow *a = (kme_allow *)(slot_base(ps, k) + k->offset);
+    char *copy = strdup(v), *save = NULL;
+    if (!copy)
+        return fail(ps, line, k, "out of memory");
+    int rc = 0;
+    for (char *tok = strtok_r(copy, " \t", &save); tok && rc == 0; tok = strtok_r(NULL, " \t", &save)) {
+        net_prefix p;
+        char why[160];
+        if (net_prefix_parse(tok, &p, why, sizeof why) != 0)
+            rc = fail(ps, line, k, "%s", why);
+        else if (a->n >= KME_ALLOW_MAX)
+            rc = fail(ps, line, k, "more than %d entries", KME_ALLOW_MAX);
+        else if (allow_add(a, &p) != 0)
+            rc = fail(ps, line, k, "out of memory");
+    }
+    free(copy);
+    return rc;
+}
+
 static int set_value(parse_state *ps, unsigned line, const config_key *k, const char *v)
 {
     kme_config *c = ps->cfg;
@@ -308,6 +348,8 @@ static int set_value(parse_state *ps, unsigned line, const config_key *k, const 
         return 0;
     case T_LIST:
         return set_list(ps, line, k, v);
+    case T_NETS:
+        return set_nets(ps, line, k, v);
     case T_INT:
         if (ini_parse_uint(v, &x) != 0 || x < k->min || x > k->max)
             return fail(ps, line, k, "'%s' is not an integer in %lld..%lld", v,
@@ -472,6 +514,43 @@ static void resolve_auto(kme_config *c)
         c->threads = c->sync == KS_SYNC_FULL ? 32 : c->n_peers ? 16 : 2;
 }
 
+/* The host of a numeric address into a (a listener bound to the
+ * unspecified address names no host: skipped). */
+static int allow_host(kme_allow *a, const char *host)
+{
+    net_prefix p;
+    if (net_prefix_host(host, &p) != 0)
+        return 0;
+    static const uint8_t zero[16];
+    if (memcmp(p.addr, zero, sizeof zero) == 0)
+        return 0;
+    return allow_add(a, &p);
+}
+
+/* allow_from left out: [peer_api] admits the hosts of the configured
+ * peers; [link] admits loopback, its own listen address and the host of
+ * the [link] peer (the link's devices sit at one of the two KMEs). */
+static int default_allow_lists(parse_state *ps)
+{
+    kme_config *c = ps->cfg;
+    int rc = 0;
+    if (c->has_peer_api && !c->peer_allow.n)
+        for (size_t i = 0; i < c->n_peers && rc == 0; i++)
+            rc = allow_host(&c->peer_allow, c->peers[i].address.host);
+    if (c->has_link && !c->link_allow.n) {
+        net_prefix v4, v6;
+        char why[128];
+        rc = rc ? rc : net_prefix_parse("127.0.0.0/8", &v4, why, sizeof why);
+        rc = rc ? rc : net_prefix_parse("::1", &v6, why, sizeof why);
+        rc = rc ? rc : allow_add(&c->link_allow, &v4);
+        rc = rc ? rc : allow_add(&c->link_allow, &v6);
+        rc = rc ? rc : allow_host(&c->link_allow, c->link_listen.host);
+        const kme_peer *lp = kme_config_peer(c, c->link_peer);
+        rc = rc ? rc : lp ? allow_host(&c->link_allow, lp->address.host) : 0;
+    }
+    return rc == 0 ? 0 : fail(ps, 0, NULL, "out of memory");
+}
+
 /* Peers, the peer listener and the link must fit together. */
 static int check_topology(parse_state *ps)
 {
@@ -485,7 +564,7 @@ static int check_topology(parse_state *ps)
         return fail(ps, 0, NULL, "[peer_api] is required when [peer ...] sections are given");
     if (c->has_link && !kme_config_peer(c, c->link_peer))
         return fail(ps, 0, NULL, "[link] peer: '%s' is not a configured [peer ...]", c->link_peer);
-    return 0;
+    return default_allow_lists(ps);
 }
 
 /* The per-SAE limits must let one key of max_key_size through, else some
@@ -588,6 +667,8 @@ void kme_config_free(kme_config *cfg)
     free(cfg->peer_listen.host);
     free(cfg->peer_ca);
     free(cfg->peer_port_file);
+    free(cfg->peer_allow.nets);
+    free(cfg->link_allow.nets);
     for (size_t i = 0; i < cfg->n_peers; i++) {
         kme_peer *p = &cfg->peers[i];
         free(p->id);

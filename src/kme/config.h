@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "kme/keystore.h"
+#include "kme/netprefix.h"
 
 #define KME_MAX_SAE_ID_COUNT 62 /* bound of [limits] max_sae_id_count: the key store
                                    holds at most 63 slaves per key */
@@ -25,6 +26,14 @@ typedef struct kme_addr {
     char *host;                 /* numeric IPv4/IPv6 address */
     uint16_t port;              /* 0: any free port (listeners only) */
 } kme_addr;
+
+/* allow_from: the client addresses a listener admits (others are dropped
+ * before TLS). */
+#define KME_ALLOW_MAX 64
+typedef struct kme_allow {
+    net_prefix *nets;
+    size_t n;
+} kme_allow;
 
 /* A directly linked KME: [peer ID] */
 typedef struct kme_peer {
@@ -50,6 +59,7 @@ typedef struct kme_config {
     kme_identity_source identity;
     unsigned threads;
     char *port_file;            /* optional */
+    unsigned sae_per_ip_limit;  /* connections per client address; 0: none */
     /* [saes] */
     char **local_saes;
     size_t n_local_saes;
@@ -59,6 +69,7 @@ typedef struct kme_config {
     int64_t key_ttl;
     int64_t local_pool_bits, local_rate_bps;
     int64_t maintenance_ms;
+    int64_t handshake_timeout_ms; /* every listener: accept to authentication */
     int64_t sae_rate_bps;       /* per master SAE, enc_keys bits; 0: no limit */
     int64_t sae_burst_bits;     /* its bucket (0 in the file: one second's worth) */
     int64_t sae_unfetched_bits; /* per slave, held and not fetched; 0: no limit */
@@ -69,6 +80,8 @@ typedef struct kme_config {
     char *peer_port_file;       /* optional */
     int64_t peer_timeout_ms;
     unsigned peer_threads;
+    unsigned peer_per_ip_limit;
+    kme_allow peer_allow;       /* default: the hosts of the [peer ID]s */
     /* [peer ID] sections */
     kme_peer *peers;
     size_t n_peers;
@@ -81,6 +94,11 @@ typedef struct kme_config {
     char *link_peer;            /* the KME at the other end (a [peer ID]) */
     int64_t link_pool_cap_bits; /* per direction */
     int64_t link_block_ttl_ms;  /* unconfirmed blocks are dropped after this */
+    unsigned link_per_ip_limit;
+    kme_allow link_allow;       /* default: loopback, this host, the [link] peer */
+    /* Not read from the file: qkd-kme sets them at start from
+     * RLIMIT_NOFILE (libmicrohttpd's connection limit per listener). */
+    unsigned sae_max_connections, peer_max_connections, link_max_connections;
 } kme_config;
 
 /* Load and validate; on failure returns -1 with one message in err:

@@ -11,7 +11,13 @@
  * Each request keeps its raw URI (taken from the URI log callback, before
  * libmicrohttpd decodes anything) so that request.c can split the path
  * before percent-decoding; the body is gathered up to the listener's limit and a
- * larger one is refused with 413 (see declared_size).
+ * larger one is refused with 413 (see declared_size); a request whose body
+ * is framed in more than one way is refused with 400 (http_framing.h).
+ *
+ * Until its first authenticated request, a connection is in the listener's
+ * conn_guard: an absolute deadline from accept, a budget of its own, and
+ * an aggregated log of failures; allow_from is applied at accept, before
+ * TLS (conn_guard.h).
  */
 #include "kme/listener.h"
 
@@ -24,8 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "common/log.h"
+#include "kme/conn_guard.h"
 #include "kme/http_framing.h"
 #include "kme/request.h"
 
@@ -36,13 +44,15 @@
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" \
     ":-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305" \
     ":-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
-#define IDLE_TIMEOUT_S 60
-#define MAX_CONNECTIONS 1024
+#define IDLE_TIMEOUT_S 60          /* authenticated, kept alive, idle */
+#define MAX_CONNECTIONS 1024       /* without spec.max_connections */
+#define HANDSHAKE_TIMEOUT_MS 3000  /* without spec.handshake_timeout_ms */
 
 struct listener {
     struct MHD_Daemon *daemon;
     listener_spec spec;
     uint16_t port;
+    conn_guard *guard;  /* connections not authenticated yet */
 };
 
 /* Per TLS connection: the verified identity of the caller. */
@@ -50,6 +60,7 @@ typedef enum { PEER_UNCHECKED = 0, PEER_OK, PEER_REJECTED } peer_state;
 typedef struct conn_ctx {
     peer_state state;
     char id[KME_MAX_SAE_ID_LEN + 1];
+    guard_conn guard;   /* deadline until authenticated */
 } conn_ctx;
 
 /* Per request: raw URI and body. */
@@ -131,8 +142,10 @@ static bool caller_identity(listener *l, struct MHD_Connection *conn, const char
         bool ok = ti && ti->tls_session
             && verify_client(l, (gnutls_session_t)ti->tls_session, cc->id, sizeof cc->id) == 0;
         cc->state = ok ? PEER_OK : PEER_REJECTED;
-        if (!ok)
-            log_info("%s: rejected a connection: no valid certificate of a known party", l->spec.name);
+        if (ok) /* no deadline any more */
+            conn_guard_authenticated(l->guard, &cc->guard);
+        else    /* counted in the guard's log, not one line each */
+            conn_guard_refused(l->guard, &cc->guard);
     }
     *caller = cc->id;
     return cc->state == PEER_OK;
@@ -339,28 +352,58 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     *req_cls = NULL;
 }
 
+/* A new connection gets its context and its deadline; a closing one
+ * (before libmicrohttpd closes the socket) leaves the guard. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
-    (void)conn;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-        *socket_context = calloc(1, sizeof(conn_ctx));
-    else {
-        free(*socket_context);
+    listener *h = cls;
+    conn_ctx *cc = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (cc)
+            conn_guard_closed(h->guard, &cc->guard);
+        free(cc);
         *socket_context = NULL;
+        return;
     }
+    const union MHD_ConnectionInfo *fdi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ai = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    cc = calloc(1, sizeof *cc);
+    *socket_context = cc;
+    if (!fdi)
+        return;
+    if (!cc) { /* no context, no deadline: end it now */
+        shutdown(fdi->connect_fd, SHUT_RDWR);
+        return;
+    }
+    conn_guard_accepted(h->guard, &cc->guard, fdi->connect_fd, ai ? ai->client_addr : NULL);
 }
 
+/* allow_from, before anything else of the connection exists. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    listener *h = cls;
+    (void)addrlen;
+    if (!h->spec.allow_from || net_prefix_match(h->spec.allow_from, h->spec.n_allow_from, addr))
+        return MHD_YES;
+    conn_guard_dropped(h->guard, addr, GONE_NOT_ALLOWED);
+    return MHD_NO;
+}
+
+/* libmicrohttpd writes a line per failed handshake: the guard writes each
+ * text once per interval, with a count of repeats. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    listener *h = cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
-    log_info("http: %s", line);
+    if (h->guard)
+        conn_guard_http_message(h->guard, line);
+    else
+        log_info("%s: http: %s", h->spec.name, line);
 }
 
 /* ---- start and stop ---------------------------------------------------- */
@@ -440,11 +483,15 @@ listener *listener_start(const listener_spec *spec, char *err, size_t errlen)
     char *key = cert ? read_file(spec->key, err, errlen) : NULL;
     char *ca = key ? read_file(spec->ca, err, errlen) : NULL;
     unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned max_conn = spec->max_connections ? spec->max_connections : MAX_CONNECTIONS;
+    unsigned deadline = spec->handshake_timeout_ms ? spec->handshake_timeout_ms : HANDSHAKE_TIMEOUT_MS;
     struct sockaddr_storage ss;
-    if (ca && listen_address(spec, &ss, &flags) != 0)
+    if (ca && !(h->guard = conn_guard_new(spec->name, max_conn / 4, deadline)))
+        snprintf(err, errlen, "%s: cannot start the connection guard", spec->name);
+    else if (ca && listen_address(spec, &ss, &flags) != 0)
         snprintf(err, errlen, "%s: bad listen address %s", spec->name, spec->host);
     else if (ca)
-        h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+        h->daemon = MHD_start_daemon(flags, 0, on_accept, h, on_request, h,
             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
             MHD_OPTION_HTTPS_MEM_CERT, cert,
@@ -455,7 +502,8 @@ listener *listener_start(const listener_spec *spec, char *err, size_t errlen)
              * internal polling thread itself (pool size 0) */
             MHD_OPTION_THREAD_POOL_SIZE, spec->threads > 1 ? spec->threads : 0u,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+            MHD_OPTION_CONNECTION_LIMIT, max_conn,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, spec->per_ip_limit,
             MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
             MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
@@ -467,6 +515,7 @@ listener *listener_start(const listener_spec *spec, char *err, size_t errlen)
     free_secret_text(key);
     free(ca);
     if (!h->daemon) {
+        conn_guard_free(h->guard);
         free(h);
         return NULL;
     }
@@ -484,6 +533,7 @@ void listener_stop(listener *l)
 {
     if (!l)
         return;
-    MHD_stop_daemon(l->daemon);
+    MHD_stop_daemon(l->daemon); /* every connection closed: the guard is empty */
+    conn_guard_free(l->guard);
     free(l);
 }

@@ -8,7 +8,9 @@
  * validity, TLS client-authentication purpose); the `identify` rule then
  * maps its subject CN / URI SAN to the caller's ID, which is cached with the
  * connection.  A connection without an acceptable certificate gets a 401
- * JSON answer and is closed.
+ * JSON answer and is closed.  Until its first authenticated request a
+ * connection has a deadline and a budget of its own (conn_guard.h), and a
+ * client address outside allow_from is dropped before TLS.
  */
 #ifndef QC_KME_LISTENER_H
 #define QC_KME_LISTENER_H
@@ -16,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kme/netprefix.h"
 #include "kme/reply.h"
 
 /* Map a verified certificate to the caller's ID: return cn or uri_san (either
@@ -40,6 +43,14 @@ typedef struct listener_spec {
     listener_identify identify;
     listener_handler handle;
     void *ctx;                   /* passed to identify and handle */
+    /* Connections before and after authentication (conn_guard.h); 0 takes
+     * the default. */
+    unsigned max_connections;      /* libmicrohttpd's limit (1024); a quarter
+                                      of it for unauthenticated ones */
+    unsigned handshake_timeout_ms; /* accept to first authenticated request (3000) */
+    unsigned per_ip_limit;         /* connections per client address; 0: no limit */
+    const net_prefix *allow_from;  /* others are dropped at accept; NULL: anyone */
+    size_t n_allow_from;
 } listener_spec;
 
 typedef struct listener listener;

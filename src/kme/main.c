@@ -11,9 +11,11 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -68,6 +70,63 @@ static int wait_for_stop_signal(void)
     return sig;
 }
 
+/*
+ * File descriptors: the soft RLIMIT_NOFILE is raised to the hard limit,
+ * and what it allows, less a reserve, is shared out as the listeners'
+ * connection limits (the SAE API half, the peer and link listeners a
+ * quarter each).  The reserve covers the database and its WAL, logs, the
+ * listeners' sockets and per-thread wake-up descriptors, and the peer
+ * client's up to 32 connections per peer, so that a full listener never
+ * makes the KME fail to open anything else.
+ */
+#define FD_RESERVE_BASE 64
+#define FD_PER_THREAD 2
+#define FD_PER_PEER 40
+#define MAX_CONNECTIONS_CAP 65536 /* memory: each holds a TLS session and buffers */
+
+static rlim_t raise_nofile_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = { .rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max };
+        if (rl.rlim_max == RLIM_INFINITY)
+            want.rlim_cur = 1u << 20;
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl.rlim_cur = want.rlim_cur;
+        else
+            log_warn("cannot raise the open file limit from %llu to %llu: %s",
+                     (unsigned long long)rl.rlim_cur, (unsigned long long)want.rlim_cur,
+                     strerror(errno));
+    }
+    return rl.rlim_cur;
+}
+
+static unsigned share_of(rlim_t available, unsigned parts_of_4)
+{
+    rlim_t n = available / 4 * parts_of_4;
+    if (n > MAX_CONNECTIONS_CAP)
+        n = MAX_CONNECTIONS_CAP;
+    return n < 16 ? 16 : (unsigned)n;
+}
+
+static void set_connection_limits(kme_config *cfg)
+{
+    rlim_t nofile = raise_nofile_limit();
+    rlim_t reserve = FD_RESERVE_BASE
+        + (rlim_t)FD_PER_THREAD * (cfg->threads + (cfg->has_peer_api ? cfg->peer_threads : 0) + 1)
+        + (rlim_t)FD_PER_PEER * cfg->n_peers;
+    rlim_t available = nofile > reserve ? nofile - reserve : 0;
+    bool others = cfg->has_peer_api || cfg->has_link;
+    cfg->sae_max_connections = share_of(available, others ? 2 : 4);
+    cfg->peer_max_connections = share_of(available, 1);
+    cfg->link_max_connections = share_of(available, 1);
+    log_info("open file limit %llu: at most %u connections to the SAE API%s",
+             (unsigned long long)nofile, cfg->sae_max_connections,
+             others ? ", a quarter of the rest each to the peer and link listeners" : "");
+}
+
 /* The KME-to-KME channel ([peer_api]): listener, client pools, void
  * replay.  Started before the SAE API so that no enc_keys can run before
  * the reservations of unknown fate are listed for the replay thread to
@@ -108,6 +167,10 @@ static int start_link_listener(const kme_config *cfg, link_intake *intake, liste
         .name = "link", .host = cfg->link_listen.host, .port = cfg->link_listen.port,
         .cert = cfg->cert, .key = cfg->key, .ca = cfg->peer_ca, .threads = 1,
         .max_body = LINK_MAX_BODY, .identify = link_identify, .handle = link_handle, .ctx = intake,
+        .max_connections = cfg->link_max_connections,
+        .handshake_timeout_ms = (unsigned)cfg->handshake_timeout_ms,
+        .per_ip_limit = cfg->link_per_ip_limit,
+        .allow_from = cfg->link_allow.nets, .n_allow_from = cfg->link_allow.n,
     };
     listener *l = listener_start(&spec, err, sizeof err);
     if (!l) {
@@ -159,6 +222,9 @@ static int run(const kme_config *cfg)
         .name = "sae_api", .host = cfg->listen_host, .port = cfg->listen_port,
         .cert = cfg->cert, .key = cfg->key, .ca = cfg->ca, .threads = cfg->threads,
         .max_body = KME_MAX_BODY, .identify = api_identify, .handle = api_handle, .ctx = &api,
+        .max_connections = cfg->sae_max_connections,
+        .handshake_timeout_ms = (unsigned)cfg->handshake_timeout_ms,
+        .per_ip_limit = cfg->sae_per_ip_limit,
     };
     listener *http = listener_start(&sae_api, err, sizeof err);
     if (!http) {
@@ -245,6 +311,7 @@ int main(int argc, char **argv)
         kme_config_free(&cfg);
         return EXIT_RUNTIME;
     }
+    set_connection_limits(&cfg);
     int rc = run(&cfg);
     kme_config_free(&cfg);
     return rc;

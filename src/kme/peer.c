@@ -1030,6 +1030,10 @@ static int listen_start(peer_service *ps, char *err, size_t errlen)
         .name = "peer_api", .host = cfg->peer_listen.host, .port = cfg->peer_listen.port,
         .cert = cfg->cert, .key = cfg->key, .ca = cfg->peer_ca, .threads = cfg->peer_threads,
         .max_body = PEER_MAX_BODY, .identify = peer_identify, .handle = peer_handle, .ctx = ps,
+        .max_connections = cfg->peer_max_connections,
+        .handshake_timeout_ms = (unsigned)cfg->handshake_timeout_ms,
+        .per_ip_limit = cfg->peer_per_ip_limit,
+        .allow_from = cfg->peer_allow.nets, .n_allow_from = cfg->peer_allow.n,
     };
     ps->http = listener_start(&spec, err, errlen);
     return ps->http ? 0 : -1;
