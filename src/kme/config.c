@@ -73,6 +73,7 @@ static const config_key config_keys[] = {
     { "sae_api", "identity", T_IDENTITY, false, OFF(identity), 0, 0, "cn", IN_CONFIG },
     { "sae_api", "threads", T_INT, false, OFF(threads), 0, 256, "0", IN_CONFIG },
     { "sae_api", "port_file", T_PATH, false, OFF(port_file), 0, 0, NULL, IN_CONFIG },
+    { "sae_api", "crl", T_FILE, false, OFF(crl), 0, 0, NULL, IN_CONFIG },
     { "sae_api", "per_ip_limit", T_UINT, false, OFF(sae_per_ip_limit), 0, 1000000, "0", IN_CONFIG },
     { "saes", "local", T_LIST, true, 0, 0, 0, NULL, IN_CONFIG },
     { "limits", "key_size", T_INT, false, OFF(key_size), 8, I31, "256", IN_CONFIG },
@@ -660,6 +661,7 @@ void kme_config_free(kme_config *cfg)
     free(cfg->cert);
     free(cfg->key);
     free(cfg->ca);
+    free(cfg->crl);
     free(cfg->port_file);
     for (size_t i = 0; i < cfg->n_local_saes; i++)
         free(cfg->local_saes[i]);

@@ -56,6 +56,7 @@ typedef struct kme_config {
     char *listen_host;          /* numeric IPv4/IPv6 address */
     uint16_t listen_port;       /* 0: any free port */
     char *cert, *key, *ca;      /* PEM file paths */
+    char *crl;                  /* optional: PEM CRL of the SAE CA (crl.h) */
     kme_identity_source identity;
     unsigned threads;
     char *port_file;            /* optional */

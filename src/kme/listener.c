@@ -2,7 +2,8 @@
  * listener.c - mTLS HTTPS listener: libmicrohttpd + GnuTLS.
  *
  * libmicrohttpd only *requests* a client certificate, so this file verifies
- * it itself (chain to the listener's CA, validity, client-auth key purpose) on the
+ * it itself (chain to the listener's CA, validity, an extended key usage
+ * naming client authentication, not revoked by the CRL in force) on the
  * first request of each connection and caches the outcome and the SAE ID in
  * the connection's context: verifying per request costs ten times the
  * throughput (DESIGN.md §6).  A failed check answers 401 with a JSON body
@@ -34,6 +35,7 @@
 
 #include "common/log.h"
 #include "kme/conn_guard.h"
+#include "kme/crl.h"
 #include "kme/http_framing.h"
 #include "kme/request.h"
 
@@ -61,6 +63,9 @@ typedef struct conn_ctx {
     peer_state state;
     char id[KME_MAX_SAE_ID_LEN + 1];
     guard_conn guard;   /* deadline until authenticated */
+    unsigned char serial[CRL_SERIAL_MAX]; /* the client certificate's, for the CRL */
+    size_t serial_len;
+    uint64_t crl_gen;   /* CRL generation it was last checked against */
 } conn_ctx;
 
 /* Per request: raw URI and body. */
@@ -100,10 +105,35 @@ static int cert_uri_san(gnutls_x509_crt_t crt, char *out, size_t outlen)
     }
 }
 
-/* Verify the client's chain, validity and purpose, then let the listener's
- * rule pick the identity from the leaf's CN or URI SAN. */
-static int verify_client(const listener *l, gnutls_session_t s, char *id, size_t idlen)
+/* Does the certificate name TLS client authentication among its extended
+ * key usages?  GnuTLS's purpose check (RFC 5280) lets a certificate without
+ * the extension through, valid for every purpose; we do not: any
+ * certificate the CA ever issued for another use (a server, code signing)
+ * would otherwise authenticate as an SAE, and every certificate our PKI
+ * makes for a client says so. */
+static bool has_client_auth_eku(gnutls_x509_crt_t crt)
 {
+    for (unsigned i = 0;; i++) {
+        char oid[128];
+        size_t sz = sizeof oid;
+        int rc = gnutls_x509_crt_get_key_purpose_oid(crt, i, oid, &sz, NULL);
+        if (rc < 0)
+            return false; /* the end of the list, or no extension at all */
+        if (strcmp(oid, GNUTLS_KP_TLS_WWW_CLIENT) == 0)
+            return true;
+    }
+}
+
+/* Verify the client's chain, validity and purpose, that the CRL in force
+ * (if any) does not revoke it, then let the listener's rule pick the
+ * identity from the leaf's CN or URI SAN; the leaf's serial goes to cc for
+ * the checks against later CRLs. */
+static int verify_client(const listener *l, gnutls_session_t s, conn_ctx *cc)
+{
+    char *id = cc->id;
+    size_t idlen = sizeof cc->id;
+    cc->crl_gen = crl_store_generation(l->spec.crl); /* before the check: a reload
+                                                         meanwhile is seen later */
     gnutls_typed_vdata_st purpose = {
         .type = GNUTLS_DT_KEY_PURPOSE_OID,
         .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
@@ -118,7 +148,11 @@ static int verify_client(const listener *l, gnutls_session_t s, char *id, size_t
         return -1;
     char cn[KME_MAX_SAE_ID_LEN + 1], uri[KME_MAX_SAE_ID_LEN + 1];
     const char *chosen = NULL;
-    if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0) {
+    cc->serial_len = sizeof cc->serial;
+    if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0
+        && has_client_auth_eku(crt)
+        && gnutls_x509_crt_get_serial(crt, cc->serial, &cc->serial_len) >= 0
+        && !crl_store_revoked(l->spec.crl, cc->serial, cc->serial_len)) {
         bool has_cn = cert_common_name(crt, cn, sizeof cn) == 0;
         bool has_uri = cert_uri_san(crt, uri, sizeof uri) == 0;
         chosen = l->spec.identify(l->spec.ctx, has_cn ? cn : NULL, has_uri ? uri : NULL);
@@ -140,12 +174,20 @@ static bool caller_identity(listener *l, struct MHD_Connection *conn, const char
     if (cc->state == PEER_UNCHECKED) {
         const union MHD_ConnectionInfo *ti = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
         bool ok = ti && ti->tls_session
-            && verify_client(l, (gnutls_session_t)ti->tls_session, cc->id, sizeof cc->id) == 0;
+            && verify_client(l, (gnutls_session_t)ti->tls_session, cc) == 0;
         cc->state = ok ? PEER_OK : PEER_REJECTED;
         if (ok) /* no deadline any more */
             conn_guard_authenticated(l->guard, &cc->guard);
         else    /* counted in the guard's log, not one line each */
             conn_guard_refused(l->guard, &cc->guard);
+    } else if (cc->state == PEER_OK && cc->crl_gen != crl_store_generation(l->spec.crl)) {
+        /* a CRL loaded since: a kept-alive connection is checked again */
+        cc->crl_gen = crl_store_generation(l->spec.crl);
+        if (crl_store_revoked(l->spec.crl, cc->serial, cc->serial_len)) {
+            log_info("%s: %s's certificate is revoked now: its connection is refused and closed",
+                     l->spec.name, cc->id);
+            cc->state = PEER_REJECTED;
+        }
     }
     *caller = cc->id;
     return cc->state == PEER_OK;

@@ -50,6 +50,7 @@ typedef struct listener_spec {
     unsigned handshake_timeout_ms; /* accept to first authenticated request (3000) */
     unsigned per_ip_limit;         /* connections per client address; 0: no limit */
     const net_prefix *allow_from;  /* others are dropped at accept; NULL: anyone */
+    struct crl_store *crl;         /* revoked client certificates (crl.h); NULL: none */
     size_t n_allow_from;
 } listener_spec;
 

@@ -22,6 +22,7 @@
 #include "common/secret.h"
 #include "kme/api.h"
 #include "kme/config.h"
+#include "kme/crl.h"
 #include "kme/link_intake.h"
 #include "kme/listener.h"
 #include "kme/peer.h"
@@ -59,14 +60,49 @@ static int write_port_file(const char *path, unsigned port)
     return ok && rename(tmp, path) == 0 ? 0 : -1;
 }
 
-static int wait_for_stop_signal(void)
+/* The SAE CA's CRL ([sae_api] crl), NULL without one; SIGHUP re-reads it. */
+static crl_store *sae_crl;
+
+/* Load the CRL at start (also for --check): a CRL that is not the SAE
+ * CA's, badly signed or expired stops the KME. */
+static int open_crl(const kme_config *cfg)
+{
+    char err[512];
+    if (!cfg->crl)
+        return 0;
+    sae_crl = crl_store_open(cfg->ca, cfg->crl, err, sizeof err);
+    if (!sae_crl) {
+        log_error("%s: [sae_api] crl %s: %s", cfg->path, cfg->crl, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGHUP: the new CRL, or the old one stays in force and the log says why. */
+static void reload_crl(const kme_config *cfg)
+{
+    char err[512];
+    size_t revoked = 0;
+    if (!sae_crl)
+        log_info("SIGHUP: no [sae_api] crl is configured; nothing to re-read");
+    else if (crl_store_reload(sae_crl, &revoked, err, sizeof err) == 0)
+        log_info("SIGHUP: CRL %s re-read: %zu certificates revoked", cfg->crl, revoked);
+    else
+        log_error("SIGHUP: CRL %s refused, the previous one stays in force "
+                  "(%zu certificates revoked): %s", cfg->crl, revoked, err);
+}
+
+/* Wait for SIGTERM or SIGINT, serving SIGHUPs meanwhile. */
+static int wait_for_stop_signal(const kme_config *cfg)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload_crl(cfg);
     return sig;
 }
 
@@ -225,6 +261,7 @@ static int run(const kme_config *cfg)
         .max_connections = cfg->sae_max_connections,
         .handshake_timeout_ms = (unsigned)cfg->handshake_timeout_ms,
         .per_ip_limit = cfg->sae_per_ip_limit,
+        .crl = sae_crl,
     };
     listener *http = listener_start(&sae_api, err, sizeof err);
     if (!http) {
@@ -250,7 +287,7 @@ static int run(const kme_config *cfg)
     listener *link = NULL;
     int rc = start_link_listener(cfg, &intake, &link) == 0 ? 0 : EXIT_RUNTIME;
     if (rc == 0) {
-        int sig = wait_for_stop_signal();
+        int sig = wait_for_stop_signal(cfg);
         log_info("signal %d: shutting down", sig);
     }
     listener_stop(link);
@@ -293,8 +330,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "qkd-kme: configuration error: %s\n", err);
         return EXIT_CONFIG;
     }
+    if (open_crl(&cfg) != 0) {
+        kme_config_free(&cfg);
+        return EXIT_CONFIG;
+    }
     if (check_only) {
         printf("%s: configuration OK (KME %s, %zu local SAEs)\n", config_path, cfg.id, cfg.n_local_saes);
+        crl_store_free(sae_crl);
         kme_config_free(&cfg);
         return 0;
     }
@@ -304,15 +346,18 @@ int main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (secret_process_init() != 0) {
         log_error("cannot initialise libsodium");
+        crl_store_free(sae_crl);
         kme_config_free(&cfg);
         return EXIT_RUNTIME;
     }
     set_connection_limits(&cfg);
     int rc = run(&cfg);
+    crl_store_free(sae_crl);
     kme_config_free(&cfg);
     return rc;
 }
