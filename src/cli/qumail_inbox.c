@@ -58,7 +58,9 @@ static void warn_skipped(void *arg, const char *path, const char *what)
     qc_line("qumail: warning: ", "skipped %s: %s, not a message", path, what);
 }
 
-static int mailbox_open(qc_session *s, mailbox *mb)
+/* Open the mailbox; skip (may be NULL) hears of Maildir entries that are
+ * not messages. */
+static int mailbox_open_with(qc_session *s, mailbox *mb, qm_maildir_skip_fn skip)
 {
     memset(mb, 0, sizeof *mb);
     mb->s = s;
@@ -76,10 +78,15 @@ static int mailbox_open(qc_session *s, mailbox *mb)
             (int)sizeof mb->dir)
             return qc_error(EX_USAGE, "%s: [mail] maildir_root is too long", s->cfg.path);
         qc_say(s, "Maildir %s", mb->dir);
-        rc = qm_maildir_list_report(mb->dir, &mb->entries, &mb->n, warn_skipped, NULL);
+        rc = qm_maildir_list_report(mb->dir, &mb->entries, &mb->n, skip, NULL);
         detail_path(detail, sizeof detail, mb->dir, NULL);
     }
     return rc == QM_OK ? EX_OK : qc_fail(rc, SIDE_OPEN, detail);
+}
+
+static int mailbox_open(qc_session *s, mailbox *mb)
+{
+    return mailbox_open_with(s, mb, NULL);
 }
 
 static void mailbox_close(mailbox *mb)
@@ -242,7 +249,7 @@ static int list_one(const mailbox *mb, size_t i)
 int qc_cmd_inbox(qc_session *s)
 {
     mailbox mb;
-    int ex = mailbox_open(s, &mb);
+    int ex = mailbox_open_with(s, &mb, warn_skipped);
     if (ex != EX_OK)
         return ex;
     char me[300];
