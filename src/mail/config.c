@@ -12,6 +12,7 @@
 
 #include "common/ini.h"
 #include "common/secret.h"
+#include "mail/addressbook.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -255,18 +256,11 @@ static qm_err add_contact(parse_state *ps, unsigned line, const char *addr, char
         return fail(ps, line, sec, addr, "'%s' is not a valid SAE ID", sae);
     if (kme && (!ini_is_id(kme) || strlen(kme) > 255))
         return fail(ps, line, sec, addr, "'%s' is not a valid KME ID", kme);
-    qm_contact *grown = realloc(c->contacts, (c->n_contacts + 1) * sizeof *grown);
-    if (!grown)
-        return QM_E_NOMEM;
-    c->contacts = grown;
-    qm_contact *ct = &grown[c->n_contacts];
-    *ct = (qm_contact){ strdup(addr), strdup(sae), kme ? strdup(kme) : NULL, line };
-    c->n_contacts++;
-    if (!ct->address || !ct->sae_id || (kme && !ct->kme_id))
-        return QM_E_NOMEM;
-    for (char *p = ct->address; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    return QM_OK;
+    char lower[256];   /* qm_address_valid: at most 254 characters */
+    size_t n = strlen(addr);
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)tolower((unsigned char)addr[i]);
+    return qm_addressbook_add(c, lower, sae, kme, line);
 }
 
 static const config_key *find_key(const char *section, const char *name, size_t *idx)
@@ -424,27 +418,16 @@ void qm_config_free(qm_config *cfg)
     free(cfg->maildir_root);
     free_server(&cfg->smtp);
     free_server(&cfg->imap);
-    for (size_t i = 0; i < cfg->n_contacts; i++) {
-        free(cfg->contacts[i].address);
-        free(cfg->contacts[i].sae_id);
-        free(cfg->contacts[i].kme_id);
-    }
-    free(cfg->contacts);
+    qm_addressbook_free(cfg);
     memset(cfg, 0, sizeof *cfg);
 }
 
 const qm_contact *qm_config_contact(const qm_config *cfg, const char *address)
 {
-    for (size_t i = 0; i < cfg->n_contacts; i++)
-        if (cfg->contacts[i].address && strcasecmp(cfg->contacts[i].address, address) == 0)
-            return &cfg->contacts[i];
-    return NULL;
+    return qm_addressbook_by_address(cfg, address);
 }
 
 const qm_contact *qm_config_contact_by_sae(const qm_config *cfg, const char *sae_id)
 {
-    for (size_t i = 0; i < cfg->n_contacts; i++)
-        if (cfg->contacts[i].sae_id && strcmp(cfg->contacts[i].sae_id, sae_id) == 0)
-            return &cfg->contacts[i];
-    return NULL;
+    return qm_addressbook_by_sae(cfg, sae_id);
 }

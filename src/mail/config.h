@@ -50,8 +50,9 @@ typedef struct qm_config {
     qm_inbox_mode inbox;  /* [mail] inbox (default maildir) */
     char *maildir_root;   /* [mail] maildir_root, or NULL when neither mode uses it */
     qm_server_config smtp, imap;
-    qm_contact *contacts;
+    qm_contact *contacts; /* [addressbook], in the file's order */
     size_t n_contacts;
+    struct qm_contact_index *contact_index; /* private (mail/addressbook.c) */
 } qm_config;
 
 /* Read and check path into *cfg (zeroed first).  QM_OK, or QM_E_CONFIG with

@@ -68,8 +68,8 @@ static int teardown(void **state)
 /* The good base config; extra is appended (may be ""). */
 static void write_conf(const char *extra)
 {
-    char text[8192];
-    snprintf(text, sizeof text,
+    char *text = NULL;
+    assert_true(asprintf(&text,
              "# alice\n"
              "[user]\n"
              "address = Alice@Example.org\n"
@@ -88,8 +88,9 @@ static void write_conf(const char *extra)
              "bob@example.org = SAE_B1 KME-B\n"
              "carol@example.org = SAE_A2\n"
              "%s",
-             pem, pem, pem, dir, dir, extra);
+             pem, pem, pem, dir, dir, extra) > 0);
     write_file(conf, text, 0644);
+    free(text);
 }
 
 static void test_good(void **state)
@@ -348,6 +349,59 @@ static void test_readstore(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* 200,000 address-book entries: every one found by address (any case) and
+ * by SAE ID, the first of two contacts sharing an SAE ID wins, and a
+ * duplicate at the very end is still named with both lines.  (Loading was
+ * quadratic: 100 s; with the hash tables it takes well under a second,
+ * which is not asserted here, only correctness.) */
+#define BIG_BOOK 200000
+static void test_big_addressbook(void **state)
+{
+    (void)state;
+    size_t cap = (size_t)BIG_BOOK * 48 + 64;
+    char *extra = malloc(cap), *p = extra;
+    assert_non_null(extra);
+    p += sprintf(p, "[addressbook]\n");
+    for (unsigned i = 0; i < BIG_BOOK; i++)
+        p += sprintf(p, "user%u@example.org = SAE_U%u%s\n", i, i % 1000 == 999 ? 0 : i,
+                     i % 2 ? " KME-X" : "");
+    write_conf(extra);
+    qm_config c;
+    char err[512] = "";
+    assert_int_equal(qm_config_load(conf, &c, err, sizeof err), QM_OK);
+    assert_int_equal(c.n_contacts, BIG_BOOK + 2);
+    char addr[64], sae[32];
+    for (unsigned i = 0; i < BIG_BOOK; i += 7) {
+        snprintf(addr, sizeof addr, i % 3 ? "user%u@example.org" : "USER%u@Example.ORG", i);
+        const qm_contact *ct = qm_config_contact(&c, addr);
+        assert_non_null(ct);
+        snprintf(addr, sizeof addr, "user%u@example.org", i);
+        assert_string_equal(ct->address, addr);
+        assert_int_equal(ct->line, 19 + i);
+        if (i % 1000 != 999) {
+            snprintf(sae, sizeof sae, "SAE_U%u", i);
+            assert_ptr_equal(qm_config_contact_by_sae(&c, sae), ct);
+        }
+    }
+    /* SAE_U0 is user0's and every 1000th's: the first one is found */
+    assert_ptr_equal(qm_config_contact_by_sae(&c, "SAE_U0"), qm_config_contact(&c, "user0@example.org"));
+    assert_null(qm_config_contact(&c, "user200000@example.org"));
+    assert_null(qm_config_contact(&c, "user1@example.or"));
+    assert_null(qm_config_contact_by_sae(&c, "SAE_U999"));
+    assert_null(qm_config_contact_by_sae(&c, "sae_u1"));   /* SAE IDs are exact */
+    assert_string_equal(qm_config_contact(&c, "bob@example.org")->sae_id, "SAE_B1");
+    qm_config_free(&c);
+    /* a duplicate after 200,000 others, in another case */
+    sprintf(p, "USER123456@example.org = SAE_Z\n");
+    write_conf(extra);
+    assert_int_equal(qm_config_load(conf, &c, err, sizeof err), QM_E_CONFIG);
+    char want[600];
+    snprintf(want, sizeof want, "%s:%u: [addressbook] USER123456@example.org: given twice "
+             "(first on line %u)", conf, 19 + BIG_BOOK, 19 + 123456);
+    assert_string_equal(err, want);
+    free(extra);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_example),
         cmocka_unit_test(test_address_valid),
         cmocka_unit_test(test_readstore),
+        cmocka_unit_test(test_big_addressbook),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
