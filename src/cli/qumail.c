@@ -33,7 +33,6 @@
 #include "mail/mailserver.h"
 #include "mail/mime.h"
 #include "mail/readstore.h"
-#include "mail/sender.h"
 
 #define MAX_RECIPIENTS 16 /* docs/qumail-format.md: at most 16 recipients */
 
@@ -359,27 +358,8 @@ static int seal(qc_session *s, int level, const qm_peer *peers, size_t n,
     return EX_OK;
 }
 
-/* Level 1 and 2: the From and Sender of the message against the address
- * book and the SAE the KME proved (mail/sender.h). */
-static void check_sender(qc_session *s, const uint8_t *inner, size_t len, int level,
-                         qm_read_meta *meta)
-{
-    const char *who = NULL;
-    if (level == 4) {
-        qc_say(s, "Level 4: the sender is not verified (nothing is)");
-        return;
-    }
-    qm_err rc = qm_sender_verify(&s->cfg, s->me.sender, inner, len, meta->unverified,
-                                 sizeof meta->unverified, &who);
-    if (rc == QM_OK)
-        qc_say(s, "sender verified: SAE %s is %s in the address book", s->me.sender, who);
-    else if (rc != QM_E_SENDER)   /* out of memory: not verified either */
-        snprintf(meta->unverified, sizeof meta->unverified, "sent by SAE %s; %s",
-                 s->me.sender, qm_strerror(rc));
-}
-
-int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, uint8_t **inner,
-               size_t *inner_len, int *level, qm_read_meta *meta)
+int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, bool accept_unverified,
+               uint8_t **inner, size_t *inner_len, int *level, qm_read_meta *meta)
 {
     memset(meta, 0, sizeof *meta);
     int ex = qc_session_keys(s, true);
@@ -387,16 +367,21 @@ int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, uint8_t **inner,
         return ex;
     qc_say(s, "decrypting a %zu-byte message", len);
     s->me.detail[0] = '\0';
+    s->me.book = &s->cfg;   /* From and Sender against the address book (mail/sender.h) */
+    s->me.accept_unverified = accept_unverified;
     qm_err rc = qm_decrypt(&s->me, outer, len, inner, inner_len, level);
+    if (rc == QM_E_SENDER)
+        return qc_error(EX_SENDER, "sender not verified: %s (decrypt --show-unverified "
+                        "writes it under a banner)", s->me.detail);
     if (rc != QM_OK)
         return qc_fail(rc, SIDE_OPEN, s->me.detail);
     qc_say(s, "decrypted: Level %d, %zu bytes, integrity verified%s", *level, *inner_len,
-           *level == 4 ? " (none: Level 4)" : "");
+           *level == 4 ? " (none: Level 4; the sender is not verified either)" : "");
     meta->forged_copy_seen = s->me.forged_copy_seen;
     if (meta->forged_copy_seen)
         fprintf(stderr, "qumail: warning: a forged copy of this message was seen earlier (it "
                 "failed its integrity check; its keys were kept for this copy, which verified)\n");
-    check_sender(s, *inner, *inner_len, *level, meta);
+    snprintf(meta->unverified, sizeof meta->unverified, "%s", s->me.unverified);
     return EX_OK;
 }
 
@@ -437,12 +422,13 @@ static int cmd_decrypt(qc_session *s)
     int level = 0, unverified = EX_OK;
     qm_read_meta meta;
     int ex = read_stdin(&in, &in_len);
+    /* a message whose sender is not verified: only with --show-unverified (else its keys
+     * wait in pending/ for that) */
     if (ex == EX_OK)
-        ex = qc_decrypt(s, in, in_len, &out, &out_len, &level, &meta);
+        ex = qc_decrypt(s, in, in_len, s->show_unverified, &out, &out_len, &level, &meta);
     if (ex == EX_OK && meta.unverified[0] != '\0') {
         unverified = EX_SENDER;
-        ex = qc_unverified(s, meta.unverified, "no plaintext was written (its keys are used "
-                           "now: decrypt --show-unverified writes it under a banner)");
+        ex = qc_unverified(s, meta.unverified, "no plaintext was written");
         ex = ex < 0 ? EX_OK : ex;
     }
     if (ex == EX_OK && level == 4)

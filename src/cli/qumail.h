@@ -82,9 +82,11 @@ int qc_session_keys(qc_session *s, bool for_decrypt);
  * reports and returns the exit code, else EX_OK with *inner (to be wiped),
  * *level and *meta: why its sender is not verified ("" if it is, or at
  * Level 4, which proves nothing), whether a forged copy came first (said on
- * stderr here). */
-int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, uint8_t **inner,
-               size_t *inner_len, int *level, qm_read_meta *meta);
+ * stderr here).  A message whose sender is not verified is returned only
+ * with accept_unverified; otherwise EX_SENDER, no plaintext, and its keys
+ * wait in [store] dir/pending. */
+int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, bool accept_unverified,
+               uint8_t **inner, size_t *inner_len, int *level, qm_read_meta *meta);
 
 /* A message whose sender is not verified: without --show-unverified,
  * "sender not verified: WHY" and EX_SENDER (hint: how to see it anyway);

@@ -309,7 +309,7 @@ static int read_fresh(qc_session *s, const uint8_t *outer, size_t outer_len, con
     size_t inner_len = 0;
     int level = 0;
     qm_read_meta meta;
-    int ex = qc_decrypt(s, outer, outer_len, &inner, &inner_len, &level, &meta);
+    int ex = qc_decrypt(s, outer, outer_len, true, &inner, &inner_len, &level, &meta);
     if (ex != EX_OK)
         return ex;
     /* The keys are spent now: keep the plaintext before showing it, and

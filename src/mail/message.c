@@ -27,6 +27,7 @@
 #include "mail/level2.h"
 #include "mail/mime.h"
 #include "mail/pending.h"
+#include "mail/sender.h"
 
 static qm_err fail(qm_self *me, qm_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -295,8 +296,8 @@ static qm_err find_pending(qm_self *me, const qm_envelope *e, const char *const 
 /* Keys the KME handed out for a message that gave no plaintext: kept in
  * pending/ for an intact copy, or (without a store, or if that fails)
  * recorded as used, since the KME will not hand them out again. */
-static qm_err park_fetched(qm_self *me, const qm_envelope *e, const qm_key_set *s, bool tampered,
-                           bool *kept)
+static qm_err park_fetched(qm_self *me, const qm_envelope *e, const qm_key_set *s,
+                           qm_pending_reason reason, bool *kept)
 {
     *kept = false;
     if (s->n == 0)
@@ -308,7 +309,7 @@ static qm_err park_fetched(qm_self *me, const qm_envelope *e, const qm_key_set *
         ids[i] = s->ids[i];
     qm_err err = QM_E_USAGE;
     if (me->store_dir != NULL)
-        err = qm_pending_save(me->store_dir, e->sender, me->sae_id, tampered,
+        err = qm_pending_save(me->store_dir, e->sender, me->sae_id, reason,
                               (long long)time(NULL), ids, s->views, s->n);
     *kept = err == QM_OK;
     if (err == QM_OK)
@@ -378,6 +379,26 @@ static qm_err keys_used(qm_self *me, const qm_envelope *e, const char *const *id
     return QM_OK;
 }
 
+/* Levels 1 and 2: the inner From and Sender against me->book.  QM_E_SENDER
+ * only if the caller does not take such a message. */
+static qm_err bind_sender(qm_self *me, const qm_envelope *e, const uint8_t *inner, size_t len)
+{
+    const char *who = NULL;
+    if (me->book == NULL)
+        return QM_OK;
+    qm_err err = qm_sender_verify(me->book, e->sender, inner, len, me->unverified,
+                                  sizeof me->unverified, &who);
+    if (err == QM_OK) {
+        qm_trace(me, "sender verified: SAE %s is %s in the address book", e->sender, who);
+        return QM_OK;
+    }
+    if (err != QM_E_SENDER)   /* out of memory: not verified either */
+        snprintf(me->unverified, sizeof me->unverified, "sent by SAE %s; %s", e->sender,
+                 qm_strerror(err));
+    qm_trace(me, "sender not verified: %s", me->unverified);
+    return me->accept_unverified ? QM_OK : QM_E_SENDER;
+}
+
 /* Keys from pending/ or the KME, open, then record.  *out receives
  * msg_len bytes. */
 static qm_err decrypt_keyed(qm_self *me, const qm_envelope *e, const qm_envelope_view *v,
@@ -401,7 +422,7 @@ static qm_err decrypt_keyed(qm_self *me, const qm_envelope *e, const qm_envelope
     if (err == QM_OK)
         err = find_pending(me, e, ids, n, &k.pending);
     if (err == QM_OK && (err = fetch_missing(me, e, ids, n, &k)) != QM_OK &&
-        park_fetched(me, e, &k.fetched, false, &kept) != QM_OK) {
+        park_fetched(me, e, &k.fetched, QM_PENDING_INCOMPLETE, &kept) != QM_OK) {
         char why[sizeof me->detail];
         snprintf(why, sizeof why, "%s", me->detail);
         fail(me, err, "%.200s; the keys handed out could not be kept", why);
@@ -411,12 +432,18 @@ static qm_err decrypt_keyed(qm_self *me, const qm_envelope *e, const qm_envelope
     if (err == QM_OK) {
         err = open_keys(e, v, r, k.views, n, out, cap);
         if (err == QM_E_TAMPERED || err == QM_E_KEY_SHORT) {
-            qm_err park = park_fetched(me, e, &k.fetched, true, &kept);
+            qm_err park = park_fetched(me, e, &k.fetched, QM_PENDING_TAMPERED, &kept);
             err = fail(me, QM_E_TAMPERED, "no plaintext was written%s",
                        park != QM_OK ? "; its keys could not be kept or recorded"
                        : kept || k.pending.n > 0
                            ? "; its keys wait in [store] dir/pending for an intact copy" : "");
         }
+    }
+    if (err == QM_OK && (err = bind_sender(me, e, out, cap)) == QM_E_SENDER) {
+        qm_err park = park_fetched(me, e, &k.fetched, QM_PENDING_UNVERIFIED, &kept);
+        fail(me, QM_E_SENDER, "%.420s; no plaintext was written%s", me->unverified,
+             park != QM_OK ? "; its keys could not be kept or recorded"
+             : kept || k.pending.n > 0 ? "; its keys wait in [store] dir/pending" : "");
     }
     if (err == QM_OK)
         err = keys_used(me, e, ids, n, &k);
@@ -434,6 +461,9 @@ qm_err qm_decrypt_envelope(qm_self *me, const uint8_t *envelope, size_t envelope
     *inner = NULL;
     *inner_len = 0;
     me->detail[0] = '\0';
+    me->forged_copy_seen = false;
+    me->unverified[0] = '\0';
+    me->sender[0] = '\0';
     if (envelope == NULL || me->sae_id == NULL || me->used == NULL)
         return fail(me, QM_E_USAGE, "no message, SAE ID or used-key store");
     qm_envelope e = { 0 };
@@ -443,7 +473,6 @@ qm_err qm_decrypt_envelope(qm_self *me, const uint8_t *envelope, size_t envelope
         return fail(me, err, "%s", qm_strerror(err));
     if (level != NULL)
         *level = (int)e.level;
-    me->forged_copy_seen = false;
     snprintf(me->sender, sizeof me->sender, "%s", e.sender);
     int r = qm_envelope_find_recipient(&e, me->sae_id);
     qm_trace(me, "envelope: Level %d from %s, %llu bytes, %u recipient(s)", (int)e.level, e.sender,

@@ -18,6 +18,7 @@
 
 #include "qkd014.h"
 
+#include "mail/config.h"
 #include "mail/envelope.h"
 #include "mail/errors.h"
 #include "mail/usedkeys.h"
@@ -44,7 +45,13 @@ typedef struct qm_self {
                               dec_keys calls were cut short) wait in store_dir/pending for an
                               intact copy (mail/pending.h); NULL: they are spent */
     long long pending_ttl; /* seconds such keys are kept; 0: QM_PENDING_TTL_DEFAULT */
-    /* set by a successful decrypt: */
+    const qm_config *book; /* decrypt, Levels 1 and 2: bind the inner From and Sender to the
+                              sender SAE by this address book (mail/sender.h); NULL: unchecked */
+    bool accept_unverified; /* decrypt: a message whose sender is not verified is returned (its
+                              keys used) with unverified set; false: QM_E_SENDER, no plaintext,
+                              its keys wait in store_dir/pending like a forged copy's */
+    /* set by decrypt: */
+    char unverified[512];  /* why the sender is not verified (sender.h), or "" */
     char sender[QM_SAE_ID_MAX + 1]; /* the envelope's sender SAE: the master of the keys, so
                               proven by the KME at Levels 1 and 2 (not at Level 4) */
     bool forged_copy_seen; /* keys came from pending/, left by a copy that failed its check */
@@ -61,7 +68,8 @@ qm_err qm_encrypt(qm_self *me, int level, const qm_peer *to, size_t n_to,
  * does not have: QM_E_KEY_NOT_FOUND); integrity checked before any plaintext leaves; the keys
  * of a message that verifies are recorded in me->used before any plaintext is returned, those
  * of one that does not are kept in pending/ (with a store_dir) or recorded as used.
- * The sender SAE is not bound to the inner From here: see mail/sender.h.
+ * With me->book, the inner From and Sender are bound to the sender SAE after the integrity
+ * check (mail/sender.h): see accept_unverified and unverified.
  * *level (may be NULL) receives the message's level.  *inner is the exact encrypted bytes. */
 qm_err qm_decrypt(qm_self *me, const uint8_t *outer, size_t outer_len,
                   uint8_t **inner, size_t *inner_len, int *level);

@@ -148,9 +148,14 @@ static qm_err parse_head(cursor *c, qm_pending_entry *e, unsigned long long *n_k
     e->created = (long long)v;
     if ((err = named_field(c, "reason", reason, sizeof reason)) != QM_OK)
         return err;
-    if (strcmp(reason, "tampered") != 0 && strcmp(reason, "incomplete") != 0)
+    if (strcmp(reason, "tampered") == 0)
+        e->reason = QM_PENDING_TAMPERED;
+    else if (strcmp(reason, "incomplete") == 0)
+        e->reason = QM_PENDING_INCOMPLETE;
+    else if (strcmp(reason, "unverified") == 0)
+        e->reason = QM_PENDING_UNVERIFIED;
+    else
         return bad(c, "unknown reason '%s'", reason);
-    e->tampered = strcmp(reason, "tampered") == 0;
     if ((err = named_field(c, "keys", num, sizeof num)) != QM_OK)
         return err;
     if (parse_decimal(num, strlen(num), QM_PENDING_MAX_KEYS, n_keys) != 0 || *n_keys == 0)
@@ -326,7 +331,7 @@ static qm_err found_add(qm_pending_found *f, secret_buf *b, qm_pending_entry *e,
     f->bytes[f->n] = *b;
     f->entries[f->n] = *e;
     snprintf(f->names[f->n], sizeof f->names[f->n], "%.63s", name);
-    f->forged_copy_seen = f->forged_copy_seen || e->tampered;
+    f->forged_copy_seen = f->forged_copy_seen || e->reason == QM_PENDING_TAMPERED;
     f->n = n;
     return QM_OK;
 }
@@ -387,13 +392,13 @@ qm_err qm_pending_find(const char *store_dir, const char *sender, const char *re
 }
 
 const qm_pending_key *qm_pending_lookup(const qm_pending_found *f, const char *id,
-                                       bool *tampered)
+                                       qm_pending_reason *reason)
 {
     for (size_t i = 0; f != NULL && i < f->n; i++)
         for (size_t k = 0; k < f->entries[i].n; k++)
             if (strcmp(f->entries[i].keys[k].id, id) == 0) {
-                if (tampered != NULL)
-                    *tampered = f->entries[i].tampered;
+                if (reason != NULL)
+                    *reason = f->entries[i].reason;
                 return &f->entries[i].keys[k];
             }
     return NULL;
@@ -401,14 +406,21 @@ const qm_pending_key *qm_pending_lookup(const qm_pending_found *f, const char *i
 
 /* ------------------------------------------------------------- writing */
 
-static bool write_head(int fd, const char *sender, const char *recipient, bool tampered,
-                       long long created, const char *const *ids, const qm_key_bytes *keys,
-                       size_t n)
+static const char *reason_name(qm_pending_reason reason)
+{
+    return reason == QM_PENDING_TAMPERED     ? "tampered"
+           : reason == QM_PENDING_UNVERIFIED ? "unverified"
+                                             : "incomplete";
+}
+
+static bool write_head(int fd, const char *sender, const char *recipient,
+                       qm_pending_reason reason, long long created, const char *const *ids,
+                       const qm_key_bytes *keys, size_t n)
 {
     char line[400];
     int l = snprintf(line, sizeof line, MAGIC_LINE "sender %s\nrecipient %s\ncreated %lld\n"
                      "reason %s\nkeys %zu\n", sender, recipient, created,
-                     tampered ? "tampered" : "incomplete", n);
+                     reason_name(reason), n);
     if (l < 0 || (size_t)l >= sizeof line || fd_write_all(fd, line, (size_t)l) != 0)
         return false;
     for (size_t i = 0; i < n; i++) {
@@ -449,7 +461,7 @@ static qm_err check_save_args(const char *sender, const char *recipient, long lo
 }
 
 qm_err qm_pending_save(const char *store_dir, const char *sender, const char *recipient,
-                       bool tampered, long long now, const char *const *ids,
+                       qm_pending_reason reason, long long now, const char *const *ids,
                        const qm_key_bytes *keys, size_t n)
 {
     char dir[PATH_MAX], tmp[PATH_MAX], final[PATH_MAX];
@@ -469,7 +481,7 @@ qm_err qm_pending_save(const char *store_dir, const char *sender, const char *re
     if (fd < 0)
         return QM_E_IO;
     bool ok = fchmod(fd, 0600) == 0 &&
-              write_head(fd, sender, recipient, tampered, now, ids, keys, n);
+              write_head(fd, sender, recipient, reason, now, ids, keys, n);
     for (size_t i = 0; i < n && ok; i++)
         ok = fd_write_all(fd, keys[i].data, keys[i].len) == 0;
     ok = ok && fsync(fd) == 0;
@@ -504,7 +516,7 @@ static qm_err keep_rest(const char *store_dir, const qm_pending_entry *e,
             rest[m++] = (qm_key_bytes){ e->keys[k].data, e->keys[k].len };
         }
     if (err == QM_OK && m > 0)
-        err = qm_pending_save(store_dir, e->sender, e->recipient, e->tampered, e->created,
+        err = qm_pending_save(store_dir, e->sender, e->recipient, e->reason, e->created,
                               rest_ids, rest, m);
     free(rest_ids);
     if (rest != NULL)

@@ -11,7 +11,9 @@
  * naming the same keys, from the same sender, to the same reader takes them
  * from here instead of calling dec_keys.  Keys of a dec_keys sequence cut
  * short (a chunked Level 1 fetch whose second call failed) are kept the
- * same way.  Entries older than the TTL (default: the KME's default key_ttl,
+ * same way, and so are those of a message that verified but whose sender
+ * is not (mail/sender.h) when the caller does not take such a message.
+ * Entries older than the TTL (default: the KME's default key_ttl,
  * 1 h) are erased; erasing is overwrite with zeros, fsync, unlink.
  *
  * One file per save, named p-CREATED-RANDOM; its format (strict, versioned):
@@ -20,7 +22,7 @@
  *   sender SAE_ID\n
  *   recipient SAE_ID\n
  *   created UNIX_SECONDS\n
- *   reason tampered|incomplete\n
+ *   reason tampered|incomplete|unverified\n
  *   keys N\n
  *   KEY_ID LEN\n            N lines: canonical lower-case UUID, bytes 1..2^28
  *   \n
@@ -42,6 +44,14 @@
 #define QM_PENDING_TTL_DEFAULT 3600   /* seconds: the KME's default key_ttl */
 #define QM_PENDING_MAX_KEYS (QM_MAX_PAD_KEYS + 1)   /* a Level 1 pad and its MAC key */
 
+/* Why keys wait here: a copy failed its integrity check; the dec_keys
+ * calls were cut short; the message verified but its sender did not. */
+typedef enum qm_pending_reason {
+    QM_PENDING_TAMPERED,
+    QM_PENDING_INCOMPLETE,
+    QM_PENDING_UNVERIFIED,
+} qm_pending_reason;
+
 typedef struct qm_pending_key {
     char id[UUID_STR_LEN + 1];
     const uint8_t *data;   /* into the bytes parsed */
@@ -53,7 +63,7 @@ typedef struct qm_pending_entry {
     char sender[QM_SAE_ID_MAX + 1];
     char recipient[QM_SAE_ID_MAX + 1];
     long long created;
-    bool tampered;          /* reason: a copy failed its integrity check (else: incomplete) */
+    qm_pending_reason reason;
     qm_pending_key *keys;
     size_t n;
 } qm_pending_entry;
@@ -80,15 +90,15 @@ qm_err qm_pending_find(const char *store_dir, const char *sender, const char *re
                        const char *const *ids, size_t n, long long now, long long ttl,
                        qm_pending_found *f, char *detail, size_t detail_cap);
 
-/* The key with this ID in f, or NULL; *tampered (may be NULL) receives the
+/* The key with this ID in f, or NULL; *reason (may be NULL) receives the
  * reason of its entry. */
 const qm_pending_key *qm_pending_lookup(const qm_pending_found *f, const char *id,
-                                       bool *tampered);
+                                       qm_pending_reason *reason);
 
 /* Keep n keys (IDs and bytes) in a new file, durably (fsync of the file
  * and the directory).  Creates STORE_DIR/pending (0700) if need be. */
 qm_err qm_pending_save(const char *store_dir, const char *sender, const char *recipient,
-                       bool tampered, long long now, const char *const *ids,
+                       qm_pending_reason reason, long long now, const char *const *ids,
                        const qm_key_bytes *keys, size_t n);
 
 /* The n keys were used by a message that verified: remove them from the

@@ -1,9 +1,10 @@
 /*
  * test_qumail_pending.c - the pending-key store (mail/pending.h), offline:
  * save and find by key ID bound to sender and recipient, modes 0700/0600,
- * consume (a file keeps the keys of other messages), expiry erasing the
- * file (also one dated beyond now + TTL), and hostile files: every malformed variant of the format, a file
- * open to others, a symbolic link, each refused with a reason and no crash.
+ * consume (a file keeps the keys of other messages), the three reasons,
+ * expiry erasing the file (also one dated beyond now + TTL), and hostile
+ * files: every malformed variant of the format, a file open to others, a
+ * symbolic link, each refused with a reason and no crash.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,13 +61,13 @@ static int clean(void **state)
 static uint8_t b1[32], b2[100], b3[7];
 static const char *IDS[] = { K1, K2, K3 };
 
-static void save3(const char *sender, long long now, bool tampered)
+static void save3(const char *sender, long long now, qm_pending_reason reason)
 {
     memset(b1, 0xA1, sizeof b1);
     memset(b2, 0xB2, sizeof b2);
     memset(b3, 0xC3, sizeof b3);
     qm_key_bytes k[] = { { b1, sizeof b1 }, { b2, sizeof b2 }, { b3, sizeof b3 } };
-    assert_int_equal(qm_pending_save(store, sender, "SAE_B1", tampered, now, IDS, k, 3), QM_OK);
+    assert_int_equal(qm_pending_save(store, sender, "SAE_B1", reason, now, IDS, k, 3), QM_OK);
 }
 
 static qm_err find(const char *sender, const char *const *ids, size_t n, long long now,
@@ -79,7 +80,7 @@ static qm_err find(const char *sender, const char *const *ids, size_t n, long lo
 static void test_save_find(void **state)
 {
     (void)state;
-    save3("SAE_A1", NOW, true);
+    save3("SAE_A1", NOW, QM_PENDING_TAMPERED);
     struct stat st;
     assert_int_equal(stat(pdir, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0700);
@@ -99,10 +100,10 @@ static void test_save_find(void **state)
     assert_int_equal(find("SAE_A1", want, 1, NOW + 10, &f), QM_OK);
     assert_int_equal(f.n, 1);
     assert_true(f.forged_copy_seen);
-    bool tampered = false;
-    const qm_pending_key *k = qm_pending_lookup(&f, K2, &tampered);
+    qm_pending_reason reason = QM_PENDING_INCOMPLETE;
+    const qm_pending_key *k = qm_pending_lookup(&f, K2, &reason);
     assert_non_null(k);
-    assert_true(tampered);
+    assert_int_equal(reason, QM_PENDING_TAMPERED);
     assert_int_equal(k->len, sizeof b2);
     assert_memory_equal(k->data, b2, sizeof b2);
     k = qm_pending_lookup(&f, K3, NULL);
@@ -117,7 +118,7 @@ static void test_save_find(void **state)
 static void test_bound(void **state)
 {
     (void)state;
-    save3("SAE_A1", NOW, false);
+    save3("SAE_A1", NOW, QM_PENDING_INCOMPLETE);
     qm_pending_found f;
     assert_int_equal(find("SAE_A2", IDS, 3, NOW, &f), QM_OK);
     assert_int_equal(f.n, 0);
@@ -129,13 +130,20 @@ static void test_bound(void **state)
     assert_int_equal(f.n, 1);
     assert_false(f.forged_copy_seen);   /* reason: incomplete */
     qm_pending_found_free(&f);
+    clean(NULL);
+    save3("SAE_A1", NOW, QM_PENDING_UNVERIFIED);   /* verified, sender not: no forgery */
+    assert_int_equal(find("SAE_A1", IDS, 3, NOW, &f), QM_OK);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(f.entries[0].reason, QM_PENDING_UNVERIFIED);
+    assert_false(f.forged_copy_seen);
+    qm_pending_found_free(&f);
 }
 
 /* Using K1 and K2 leaves K3 (another message's key) in a new file. */
 static void test_consume(void **state)
 {
     (void)state;
-    save3("SAE_A1", NOW, true);
+    save3("SAE_A1", NOW, QM_PENDING_TAMPERED);
     qm_pending_found f;
     assert_int_equal(find("SAE_A1", IDS, 2, NOW, &f), QM_OK);
     assert_int_equal(qm_pending_consume(store, &f, IDS, 2), QM_OK);
@@ -158,8 +166,8 @@ static void test_consume(void **state)
 static void test_expiry(void **state)
 {
     (void)state;
-    save3("SAE_A1", NOW, true);
-    save3("SAE_A3", NOW, true);
+    save3("SAE_A1", NOW, QM_PENDING_TAMPERED);
+    save3("SAE_A3", NOW, QM_PENDING_TAMPERED);
     assert_int_equal(qm_pending_count(store), 2);
     qm_pending_found f;
     assert_int_equal(find("SAE_A1", IDS, 3, NOW + TTL, &f), QM_OK);   /* not yet */
@@ -170,7 +178,7 @@ static void test_expiry(void **state)
     assert_int_equal(f.n, 0);
     assert_int_equal(qm_pending_count(store), 0);
     /* created further in the future than the TTL: no time we wrote, erased */
-    save3("SAE_A1", NOW + TTL + 1, true);
+    save3("SAE_A1", NOW + TTL + 1, QM_PENDING_TAMPERED);
     assert_int_equal(find("SAE_A1", IDS, 3, NOW, &f), QM_OK);
     assert_int_equal(f.n, 0);
     assert_int_equal(qm_pending_count(store), 0);
@@ -302,14 +310,11 @@ static void test_save_refuses(void **state)
     qm_key_bytes kb[] = { { k, sizeof k } };
     const char *upper[] = { "0B9E2B36-8D5A-4D83-9A1E-3F2A6C1B7E01" };
     const char *notid[] = { "not-a-key-id" };
-    assert_int_equal(qm_pending_save(store, "SAE_A1", "SAE_B1", true, NOW, upper, kb, 1),
-                     QM_E_USAGE);
-    assert_int_equal(qm_pending_save(store, "SAE_A1", "SAE_B1", true, NOW, notid, kb, 1),
-                     QM_E_USAGE);
-    assert_int_equal(qm_pending_save(store, "SAE A1", "SAE_B1", true, NOW, IDS, kb, 1),
-                     QM_E_USAGE);
-    assert_int_equal(qm_pending_save(store, "SAE_A1", "SAE_B1", true, NOW, IDS, kb, 0),
-                     QM_E_USAGE);
+    const qm_pending_reason t = QM_PENDING_TAMPERED;
+    assert_int_equal(qm_pending_save(store, "SAE_A1", "SAE_B1", t, NOW, upper, kb, 1), QM_E_USAGE);
+    assert_int_equal(qm_pending_save(store, "SAE_A1", "SAE_B1", t, NOW, notid, kb, 1), QM_E_USAGE);
+    assert_int_equal(qm_pending_save(store, "SAE A1", "SAE_B1", t, NOW, IDS, kb, 1), QM_E_USAGE);
+    assert_int_equal(qm_pending_save(store, "SAE_A1", "SAE_B1", t, NOW, IDS, kb, 0), QM_E_USAGE);
     assert_int_equal(qm_pending_count(store), 0);
 }
 

@@ -181,7 +181,8 @@ static void test_addresses(void **state)
     char **a = NULL;
     size_t n = 0;
     const char *bad = NULL;
-    const char *msg = "Sender: b@x.example\nTo: c@x.example\nFrom: A <a@x.example>, d@x.example\n\n";
+    const char *msg =
+        "Sender: b@x.example\nTo: c@x.example\nFrom: A <a@x.example>, d@x.example\n\n";
     assert_int_equal(qm_sender_addresses((const uint8_t *)msg, strlen(msg), &a, &n, &bad), QM_OK);
     assert_int_equal(n, 3);
     assert_null(bad);
