@@ -58,19 +58,12 @@ static void utc_text(time_t t, char *out, size_t outlen)
     strftime(out, outlen, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }
 
-/* The one CRL of the file. */
-static int read_crl(const char *file, gnutls_x509_crl_t *crl, char *err, size_t errlen)
+/* The one CRL of the PEM text. */
+static int read_crl(const gnutls_datum_t *data, gnutls_x509_crl_t *crl, char *err, size_t errlen)
 {
-    gnutls_datum_t data = {0};
     gnutls_x509_crl_t *list = NULL;
     unsigned n = 0;
-    int rc = gnutls_load_file(file, &data);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot read the file: %s", gnutls_strerror(rc));
-        return -1;
-    }
-    rc = gnutls_x509_crl_list_import2(&list, &n, &data, GNUTLS_X509_FMT_PEM, 0);
-    gnutls_free(data.data);
+    int rc = gnutls_x509_crl_list_import2(&list, &n, data, GNUTLS_X509_FMT_PEM, 0);
     if (rc < 0 || n == 0) {
         snprintf(err, errlen, "not a PEM certificate revocation list (%s)",
                  rc < 0 ? gnutls_strerror(rc) : "no X509 CRL block");
@@ -88,16 +81,14 @@ static int read_crl(const char *file, gnutls_x509_crl_t *crl, char *err, size_t 
     return 0;
 }
 
-/* Issued by a CA of ca_file, good signature, within its validity. */
-static int check_crl(gnutls_x509_crl_t crl, const char *ca_file, char *err, size_t errlen)
+/* Issued by a CA of ca_pem (read from ca_file), good signature, within
+ * its validity. */
+static int check_crl(gnutls_x509_crl_t crl, const gnutls_datum_t *ca_pem, const char *ca_file,
+                     char *err, size_t errlen)
 {
-    gnutls_datum_t data = {0};
     gnutls_x509_crt_t *cas = NULL;
     unsigned ncas = 0, status = 0;
-    int rc = gnutls_load_file(ca_file, &data);
-    if (rc >= 0)
-        rc = gnutls_x509_crt_list_import2(&cas, &ncas, &data, GNUTLS_X509_FMT_PEM, 0);
-    gnutls_free(data.data);
+    int rc = gnutls_x509_crt_list_import2(&cas, &ncas, ca_pem, GNUTLS_X509_FMT_PEM, 0);
     if (rc < 0 || ncas == 0) {
         snprintf(err, errlen, "cannot read the CA file %s", ca_file);
         return -1;
@@ -174,16 +165,54 @@ static int collect_serials(gnutls_x509_crl_t crl, serial **out, size_t *nout, ch
     return 0;
 }
 
-static int load(const char *ca_file, const char *crl_file, serial **s, size_t *n, char *err,
-                size_t errlen)
+/* The CRL of crl_pem checked against ca_pem, its serials sorted into *s. */
+static int parse(const gnutls_datum_t *ca_pem, const char *ca_file, const gnutls_datum_t *crl_pem,
+                 serial **s, size_t *n, char *err, size_t errlen)
 {
     gnutls_x509_crl_t crl;
-    if (read_crl(crl_file, &crl, err, errlen) != 0)
+    if (read_crl(crl_pem, &crl, err, errlen) != 0)
         return -1;
-    int rc = check_crl(crl, ca_file, err, errlen);
+    int rc = check_crl(crl, ca_pem, ca_file, err, errlen);
     if (rc == 0)
         rc = collect_serials(crl, s, n, err, errlen);
     gnutls_x509_crl_deinit(crl);
+    return rc;
+}
+
+static int load(const char *ca_file, const char *crl_file, serial **s, size_t *n, char *err,
+                size_t errlen)
+{
+    gnutls_datum_t ca = {0}, crl = {0};
+    int rc = gnutls_load_file(crl_file, &crl);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read the file: %s", gnutls_strerror(rc));
+        return -1;
+    }
+    rc = gnutls_load_file(ca_file, &ca);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot read the CA file %s", ca_file);
+    else
+        rc = parse(&ca, ca_file, &crl, s, n, err, errlen);
+    gnutls_free(ca.data);
+    gnutls_free(crl.data);
+    return rc < 0 ? -1 : rc;
+}
+
+int crl_check_pem(const unsigned char *ca_pem, size_t ca_len, const unsigned char *crl_pem,
+                  size_t crl_len, size_t *revoked, char *err, size_t errlen)
+{
+    gnutls_datum_t ca = {(unsigned char *)ca_pem, (unsigned)ca_len};
+    gnutls_datum_t crl = {(unsigned char *)crl_pem, (unsigned)crl_len};
+    serial *s = NULL;
+    size_t n = 0;
+    if (ca_len > UINT32_MAX || crl_len > UINT32_MAX) {
+        snprintf(err, errlen, "too large");
+        return -1;
+    }
+    int rc = parse(&ca, "(given)", &crl, &s, &n, err, errlen);
+    free(s);
+    if (rc == 0 && revoked)
+        *revoked = n;
     return rc;
 }
 

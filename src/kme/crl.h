@@ -40,4 +40,10 @@ uint64_t crl_store_generation(const crl_store *c);
 
 void crl_store_free(crl_store *c);
 
+/* The checks of crl_store_open on PEM texts in memory (CA certificates,
+ * CRL): 0 with the number of revoked serials, or -1 with the reason.  For
+ * the fuzz target. */
+int crl_check_pem(const unsigned char *ca_pem, size_t ca_len, const unsigned char *crl_pem,
+                  size_t crl_len, size_t *revoked, char *err, size_t errlen);
+
 #endif
