@@ -126,14 +126,14 @@ static qm_err mailbox_fetch(const mailbox *mb, size_t i, uint8_t **msg, size_t *
     return qm_maildir_read(mb->dir, mb->entries[i].id, msg, len);
 }
 
-/* What the listing reads of message i: at most QM_MIME_LIST_PREFIX bytes
- * of a Maildir file (whatever its size); an IMAP message whole. */
+/* What the listing reads of message i: at most QM_MIME_LIST_PREFIX bytes,
+ * whatever its size. */
 static qm_err mailbox_peek(const mailbox *mb, size_t i, uint8_t **msg, size_t *len,
                            char *detail, size_t cap)
 {
     if (mb->imap)
-        return qm_imap_fetch(&mb->srv, mb->s->cfg.imap.mailbox, mb->uids[i].uid, msg, len,
-                             detail, cap);
+        return qm_imap_fetch_prefix(&mb->srv, mb->s->cfg.imap.mailbox, mb->uids[i].uid,
+                                    QM_MIME_LIST_PREFIX, msg, len, detail, cap);
     detail_path(detail, cap, mb->entries[i].path, NULL);
     return qm_maildir_read_prefix(mb->dir, mb->entries[i].id, QM_MIME_LIST_PREFIX, msg, len);
 }

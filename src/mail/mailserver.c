@@ -12,8 +12,9 @@
  * few commands we need ourselves over curl_easy_send/recv.  libcurl's IMAP
  * URLs fetch with BODY[] (which sets \Seen) and its custom requests read a
  * literal line by line (not byte-exact); with our own reader the mailbox is
- * opened read-only (EXAMINE), messages are fetched with BODY.PEEK[], and the
- * literal is taken by its announced byte count.
+ * opened read-only (EXAMINE), messages are fetched with BODY.PEEK[] (the
+ * inbox listing: BODY.PEEK[]<0.N>, a bounded prefix), and the literal is
+ * taken by its announced byte count.
  */
 #include "mail/mailserver.h"
 
@@ -494,6 +495,7 @@ static long long literal_size(const char *line)
 /* What a command's untagged responses gave us. */
 typedef struct imap_result {
     const char *want_uid;    /* fetch: the UID whose BODY[] we want */
+    size_t max_body;         /* fetch of a prefix (BODY[]<0>): at most this; 0: whole */
     uint8_t *body;
     size_t body_len;
     bool have_body;
@@ -531,11 +533,11 @@ static qm_err add_search_uids(imap_result *r, const char *p)
  * A UID FETCH of one UID returns only that message's data (other FETCH
  * responses are flag updates without a body); the UID, when written before
  * the body, must be ours. */
-static bool is_our_body(const char *line, const char *uid)
+static bool is_our_body(const char *line, const char *uid, bool prefix)
 {
     if (strncmp(line, "* ", 2) != 0 || strstr(line, " FETCH (") == NULL)
         return false;
-    const char *body = strstr(line, "BODY[] {");
+    const char *body = strstr(line, prefix ? "BODY[]<0> {" : "BODY[] {");
     if (body == NULL)
         return false;
     const char *u = strstr(line, "UID ");
@@ -581,8 +583,9 @@ static qm_err imap_command(imap_conn *c, const char *command, imap_result *r, bo
         long long size;
         while (err == QM_OK && (size = literal_size(line)) >= 0) {
             bool ours = r != NULL && r->want_uid != NULL && !r->have_body &&
-                        is_our_body(line, r->want_uid);
-            if ((unsigned long long)size > IMAP_LITERAL_MAX) {
+                        is_our_body(line, r->want_uid, r->max_body > 0);
+            if ((unsigned long long)size > IMAP_LITERAL_MAX
+                || (ours && r->max_body > 0 && (unsigned long long)size > r->max_body)) {
                 set_detail(c->detail, c->cap, "IMAP %s: a literal of %lld bytes is beyond our limit",
                            c->url->shown, size);
                 err = QM_E_TRANSPORT;
@@ -749,8 +752,9 @@ static bool uid_ok(const char *uid)
     return strtoull(uid, NULL, 10) <= UINT32_MAX;
 }
 
-qm_err qm_imap_fetch(const qm_mailserver *s, const char *mailbox, const char *uid,
-                     uint8_t **msg, size_t *len, char *detail, size_t detail_cap)
+/* UID FETCH of the whole message (max 0) or of its first max bytes. */
+static qm_err fetch(const qm_mailserver *s, const char *mailbox, const char *uid, size_t max,
+                    uint8_t **msg, size_t *len, char *detail, size_t detail_cap)
 {
     if (detail != NULL && detail_cap > 0)
         detail[0] = '\0';
@@ -770,12 +774,15 @@ qm_err qm_imap_fetch(const qm_mailserver *s, const char *mailbox, const char *ui
         return err;
 
     imap_conn c;
-    imap_result r = {.want_uid = uid};
+    imap_result r = {.want_uid = uid, .max_body = max};
     bool refused = false;
     err = imap_open(&c, s, &url, mailbox, detail, detail_cap);
     if (err == QM_OK) {
-        char command[64];
-        snprintf(command, sizeof command, "UID FETCH %s (BODY.PEEK[])", uid);
+        char command[80];
+        if (max > 0)
+            snprintf(command, sizeof command, "UID FETCH %s (BODY.PEEK[]<0.%zu>)", uid, max);
+        else
+            snprintf(command, sizeof command, "UID FETCH %s (BODY.PEEK[])", uid);
         err = imap_command(&c, command, &r, &refused);
     }
     imap_close(&c);
@@ -796,4 +803,19 @@ qm_err qm_imap_fetch(const qm_mailserver *s, const char *mailbox, const char *ui
     *msg = r.body;
     *len = r.body_len;
     return QM_OK;
+}
+
+qm_err qm_imap_fetch(const qm_mailserver *s, const char *mailbox, const char *uid,
+                     uint8_t **msg, size_t *len, char *detail, size_t detail_cap)
+{
+    return fetch(s, mailbox, uid, 0, msg, len, detail, detail_cap);
+}
+
+qm_err qm_imap_fetch_prefix(const qm_mailserver *s, const char *mailbox, const char *uid,
+                            size_t max, uint8_t **msg, size_t *len, char *detail,
+                            size_t detail_cap)
+{
+    if (max == 0)
+        return QM_E_USAGE;
+    return fetch(s, mailbox, uid, max, msg, len, detail, detail_cap);
 }

@@ -50,5 +50,10 @@ void qm_imap_entries_free(qm_imap_entry *entries, size_t n);
 /* The whole message with this UID (BODY.PEEK[]: does not set \Seen); QM_E_NOT_FOUND if absent. */
 qm_err qm_imap_fetch(const qm_mailserver *s, const char *mailbox, const char *uid,
                      uint8_t **msg, size_t *len, char *detail, size_t detail_cap);
+/* At most the first max bytes of the message with this UID (BODY.PEEK[]<0.max>: what the
+ * inbox lists it from); a server answering with more is QM_E_TRANSPORT. */
+qm_err qm_imap_fetch_prefix(const qm_mailserver *s, const char *mailbox, const char *uid,
+                            size_t max, uint8_t **msg, size_t *len, char *detail,
+                            size_t detail_cap);
 
 #endif

@@ -312,6 +312,19 @@ static void test_crlf_input(void **state)
     char detail[256];
     expect_rc(qm_imap_fetch(&bob, "INBOX", uid, &got, &got_len, detail, sizeof detail), QM_OK);
     assert_sent_bytes(got, got_len, msg, len);
+    /* a prefix (what inbox lists from) is the start of the same bytes */
+    uint8_t *pre;
+    size_t pre_len;
+    expect_rc(qm_imap_fetch_prefix(&bob, "INBOX", uid, 100, &pre, &pre_len, detail,
+                                   sizeof detail), QM_OK);
+    assert_int_equal(pre_len, 100);
+    assert_memory_equal(pre, got, 100);
+    free(pre);
+    expect_rc(qm_imap_fetch_prefix(&bob, "INBOX", uid, got_len + 1000, &pre, &pre_len, detail,
+                                   sizeof detail), QM_OK);
+    assert_int_equal(pre_len, got_len);
+    assert_memory_equal(pre, got, got_len);
+    free(pre);
     free(got);
     free(uid);
     free(wire);
@@ -598,6 +611,7 @@ typedef enum hostile_mode {
     H_LONG_LINE,    /* a response line of 2 MiB */
     H_OTHER_UID,    /* the body of another UID */
     H_TRICKY,       /* flag update first, a body that looks like a tagged OK */
+    H_PREFIX_LONG,  /* a prefix fetch answered with more than was asked */
 } hostile_mode;
 
 typedef struct hostile {
@@ -652,6 +666,9 @@ static void hostile_fetch(gnutls_session_t s, hostile_mode mode, const char *tag
     }
     case H_OTHER_UID:
         tls_say(s, "* 1 FETCH (UID 6 BODY[] {5}\r\nhello)\r\n%s OK done\r\n", tag);
+        break;
+    case H_PREFIX_LONG:
+        tls_say(s, "* 1 FETCH (UID 5 BODY[]<0> {11}\r\n0123456789x)\r\n%s OK done\r\n", tag);
         break;
     case H_TRICKY:
         tls_say(s, "* 1 FETCH (FLAGS (\\Recent))\r\n* 1 FETCH (UID 5 BODY[] {15}\r\n"
@@ -712,6 +729,7 @@ static void test_hostile_imap(void **state)
     static const struct { hostile_mode mode; qm_err want; } cases[] = {
         {H_TRUNCATED, QM_E_TRANSPORT}, {H_HUGE_LITERAL, QM_E_TRANSPORT},
         {H_LONG_LINE, QM_E_TRANSPORT}, {H_OTHER_UID, QM_E_NOT_FOUND}, {H_TRICKY, QM_OK},
+        {H_PREFIX_LONG, QM_E_TRANSPORT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         hostile h = {.mode = cases[i].mode};
@@ -731,7 +749,12 @@ static void test_hostile_imap(void **state)
                            .ca_file = get("MAIL_CA")};
         uint8_t *m = NULL;
         size_t len = 0;
-        expect_rc(qm_imap_fetch(&s, "INBOX", "5", &m, &len, detail, sizeof detail), cases[i].want);
+        if (cases[i].mode == H_PREFIX_LONG)   /* 11 bytes for a prefix of 10 */
+            expect_rc(qm_imap_fetch_prefix(&s, "INBOX", "5", 10, &m, &len, detail, sizeof detail),
+                      cases[i].want);
+        else
+            expect_rc(qm_imap_fetch(&s, "INBOX", "5", &m, &len, detail, sizeof detail),
+                      cases[i].want);
         if (cases[i].want == QM_OK) {
             /* exactly the 15 bytes of the literal, "tag OK" look-alike included */
             assert_int_equal(len, 15);
