@@ -288,7 +288,7 @@ static void keep_serving(const char *what, legit_call call)
         bool ok = call(why, sizeof why);
         int64_t took = now_ms() - t0;
         calls++;
-        if (getenv("FLOOD_VERBOSE"))
+        if (getenv("FLOOD_VERBOSE")) /* each call's time, for tuning */
             print_message("  %s call %d: %lld ms\n", what, calls, (long long)took);
         CHECK(ok, "%s: call %d failed after %lld ms: %s", what, calls, (long long)took, why);
         CHECK(took <= 1000L * TB.slack, "%s: call %d took %lld ms", what, calls, (long long)took);
@@ -495,6 +495,26 @@ static void test_failure_log_aggregated(void **state)
     CHECK(all <= 60, "%d sae_api lines for %lu connections: not aggregated", all, sum);
 }
 
+/* No KME reported a sanitizer finding or a failed assertion while it was
+ * flooded (sanitizer builds; a crash would have failed the calls). */
+static void test_logs_clean(void **state)
+{
+    (void)state;
+    static const char *const logs[] = { "kme-a.log", "kme-b.log" };
+    static const char *const bad[] = { "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                       "runtime error:", "Assertion `" };
+    for (size_t i = 0; i < 2; i++) {
+        char path[4096], line[4096];
+        snprintf(path, sizeof path, "%s/%s", TB.dir, logs[i]);
+        FILE *fp = fopen(path, "r");
+        CHECK(fp != NULL, "cannot read %s", path);
+        while (fgets(line, sizeof line, fp))
+            for (size_t j = 0; j < sizeof bad / sizeof *bad; j++)
+                CHECK(strstr(line, bad[j]) == NULL, "%s: %s", path, line);
+        fclose(fp);
+    }
+}
+
 /* ------------------------------------------------------------------- main */
 
 static int load_testbed(void)
@@ -574,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_link_flood),
         cmocka_unit_test(test_allow_from),
         cmocka_unit_test(test_failure_log_aggregated),
+        cmocka_unit_test(test_logs_clean),
     };
     const char *filter = getenv("TEST_FILTER");
     if (filter && *filter)
