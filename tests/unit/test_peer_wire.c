@@ -83,10 +83,21 @@ static void test_error_answer(void **state)
     pw_answer_reason(t, strlen(t), &a);
     assert_string_equal(a.type, "no-link");
     assert_string_equal(a.reason, "HTTP 403: KME X shares no QKD link");
+    assert_string_equal(a.message, "KME X shares no QKD link"); /* alone, for an SAE */
     peer_answer b = {.http = 502};
     pw_answer_reason("<html>", 6, &b);
     assert_string_equal(b.type, "");
     assert_string_equal(b.reason, "HTTP 502: no message");
+    assert_string_equal(b.message, "");
+    /* a per-slave limit in a batch: its message is what the master's SAE reads */
+    peer_answer r[1];
+    pw_batch_results("{\"results\":[{\"reservation_ID\":\"" ID1 "\",\"type\":\"slave-limit\","
+                     "\"status\":429,\"message\":\"per-SAE limit sae_unfetched_bits (8 bits) reached "
+                     "for slave SAE S; retry after 1 s\"}]}", 1, (const uint8_t (*)[16])id1, r);
+    assert_int_equal(r[0].http, 429);
+    assert_string_equal(r[0].type, "slave-limit");
+    assert_string_equal(r[0].message, "per-SAE limit sae_unfetched_bits (8 bits) reached for slave "
+                                      "SAE S; retry after 1 s");
 }
 
 int main(void)
