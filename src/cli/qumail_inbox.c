@@ -206,6 +206,18 @@ static void print_row(size_t i, const char *date, const char *from, const char *
     printf("%3zu  %-31s  %-24s  %s  [%s]\n", i + 1, d, f, sub, idv);
 }
 
+/* A message that vanished or cannot be read (detail names it). */
+static void warn_unlisted(const mailbox *mb, qm_err rc, int why, const char *detail)
+{
+    if (rc == QM_E_NOT_FOUND)
+        qc_line("qumail: warning: ", "skipped %s: %s", detail, mb->imap
+                ? "no longer in the mailbox" : "gone since the listing began (moved or deleted)");
+    else if (rc == QM_E_TRANSPORT && why != 0)
+        qc_line("qumail: warning: ", "skipped %s: cannot read it: %s", detail, strerror(why));
+    else
+        qc_line("qumail: warning: ", "skipped %s: %s", detail, qm_strerror(rc));
+}
+
 /* List message i from a bounded prefix.  EX_OK, also when it is skipped
  * with a warning (a Maildir file too large or unreadable) or listed as
  * malformed; an IMAP failure other than a vanished message ends the
@@ -222,12 +234,11 @@ static int list_one(const mailbox *mb, size_t i)
     uint8_t *msg = NULL;
     size_t len = 0;
     qm_err rc = mailbox_peek(mb, i, &msg, &len, detail, sizeof detail);
+    int why = errno;
     if (rc != QM_OK && mb->imap && rc != QM_E_NOT_FOUND)
         return qc_fail(rc, SIDE_OPEN, detail);
     if (rc != QM_OK) {
-        qc_line("qumail: warning: ", "skipped %s: %s%s%s", detail, qm_strerror(rc),
-                rc == QM_E_TRANSPORT && errno ? ": " : "",
-                rc == QM_E_TRANSPORT && errno ? strerror(errno) : "");
+        warn_unlisted(mb, rc, why, detail);
         return EX_OK;
     }
     qm_mime_listing l;
