@@ -15,6 +15,8 @@
  * listener's allow_from (127.0.0.2) is dropped before TLS.  Afterwards the
  * KME's log holds a few aggregated lines about the flood, whose counts add
  * up to the connections the flood made, instead of a line per connection.
+ * With [sae_api] per_ip_limit set (KME-A restarted on an edited
+ * configuration), one address holds no more connections than that.
  *
  * Before this test's change the 2,000 connections took all 1,024 slots of
  * a listener for 60 s and every legitimate call timed out.  Slacks are
@@ -40,6 +42,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -495,6 +498,84 @@ static void test_failure_log_aggregated(void **state)
     CHECK(all <= 60, "%d sae_api lines for %lu connections: not aggregated", all, sum);
 }
 
+/* Run scripts/testbed CMD DIR PART; its exit status. */
+static int testbed_cmd(const char *cmd, const char *part)
+{
+    const char *script = getenv("TESTBED_SCRIPT");
+    if (!script)
+        return -1;
+    char line[8192];
+    snprintf(line, sizeof line, "'%s' %s '%s' %s >>'%s/flood-test-testbed.log' 2>&1", script, cmd,
+             TB.dir, part, TB.dir);
+    int rc = system(line);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+/* KME-A's configuration with line inserted after "[sae_api]" (NULL: as it
+ * was), and KME-A restarted on it. */
+static void restart_kme_a_with(const char *conf, const char *original, const char *line)
+{
+    FILE *fp = fopen(conf, "w");
+    CHECK(fp != NULL, "cannot write %s", conf);
+    const char *cut = line ? strstr(original, "[sae_api]") : NULL;
+    if (cut) {
+        cut = strchr(cut, '\n') + 1;
+        fwrite(original, 1, (size_t)(cut - original), fp);
+        fputs(line, fp);
+        fputs(cut, fp);
+    } else {
+        fputs(original, fp);
+    }
+    fclose(fp);
+    CHECK(testbed_cmd("stop", "kme-a") == 0, "scripts/testbed stop kme-a failed (%s/flood-test-testbed.log)", TB.dir);
+    CHECK(testbed_cmd("start", "kme-a") == 0, "scripts/testbed start kme-a failed (%s/flood-test-testbed.log)", TB.dir);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return NULL;
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    return strdup(text);
+}
+
+/* [sae_api] per_ip_limit = 20: of 25 bare connections from 127.0.0.2 the
+ * KME closes 5 at once and keeps 20 (until their deadline); an SAE on
+ * 127.0.0.1 is served meanwhile.  (The testbed leaves the limit off.) */
+static void test_per_ip_limit(void **state)
+{
+    (void)state;
+    char *conf = env("KME_A_CONF");
+    char *original = conf ? read_text(conf) : NULL;
+    CHECK(original != NULL, "cannot read KME_A_CONF");
+    restart_kme_a_with(conf, original, "per_ip_limit = 20\n");
+    flood f = { .src = "127.0.0.2", .port = TB.sae_port_a };
+    int fds[25], closed = 0;
+    for (int i = 0; i < 25; i++)
+        fds[i] = flood_connect(&f);
+    sleep_ms(300L * TB.slack);
+    for (int i = 0; i < 25; i++) {
+        struct pollfd p = { .fd = fds[i], .events = POLLIN };
+        char b[16];
+        if (fds[i] < 0 || (poll(&p, 1, 0) == 1 && recv(fds[i], b, sizeof b, 0) <= 0))
+            closed++;
+    }
+    char why[256] = "";
+    bool served = sae_status_call(why, sizeof why);
+    for (int i = 0; i < 25; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    restart_kme_a_with(conf, original, NULL);
+    free(original);
+    free(conf);
+    CHECK(closed == 5, "per_ip_limit 20: %d of 25 connections from one address closed at once", closed);
+    CHECK(served, "an SAE on another address was not served: %s", why);
+}
+
 /* No KME reported a sanitizer finding or a failed assertion while it was
  * flooded (sanitizer builds; a crash would have failed the calls). */
 static void test_logs_clean(void **state)
@@ -594,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_link_flood),
         cmocka_unit_test(test_allow_from),
         cmocka_unit_test(test_failure_log_aggregated),
+        cmocka_unit_test(test_per_ip_limit),
         cmocka_unit_test(test_logs_clean),
     };
     const char *filter = getenv("TEST_FILTER");
