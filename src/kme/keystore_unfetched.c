@@ -69,21 +69,54 @@ static void fn_pending_slaves(sqlite3_context *ctx, int argc, sqlite3_value **ar
     sqlite3_result_text(ctx, text, n, sqlite3_free);
 }
 
+/* ks_slave_at(slaves, i): the i-th ID of a stored slave list, or NULL. */
+static void fn_slave_at(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *p = sqlite3_value_blob(argv[0]);
+    int len = sqlite3_value_bytes(argv[0]);
+    int64_t want = sqlite3_value_int64(argv[1]);
+    const char *end = p ? p + len : p;
+    for (int64_t i = 0; p && p < end && i < KS_MAX_SLAVES; i++) {
+        const char *z = memchr(p, '\0', (size_t)(end - p));
+        if (!z)
+            break;
+        if (i == want) {
+            sqlite3_result_text(ctx, p, (int)(z - p), SQLITE_TRANSIENT);
+            return;
+        }
+        p = z + 1;
+    }
+    sqlite3_result_null(ctx);
+}
+
+/* The triggers have a fast path for the usual key, one slave (pending = 1:
+ * only slave 0 owed), which costs one lookup in the count; a multicast key
+ * goes through json_each.  dec_keys of a one-slave key deletes the row, so
+ * the delete trigger is that key's fetch; a row deleted with nothing
+ * pending (every slave served) moves nothing. */
 static const char unfetched_sql[] =
     "CREATE TEMP TABLE unfetched("
     "  slave TEXT PRIMARY KEY, bits INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO temp.unfetched(slave, bits)"
     "  SELECT j.value, sum(k.size_bits) FROM main.keys k,"
     "    json_each(ks_pending_slaves(k.slaves, k.pending)) j GROUP BY j.value;"
-    "CREATE TEMP TRIGGER unfetched_ins AFTER INSERT ON main.keys BEGIN"
+    "CREATE TEMP TRIGGER unfetched_ins1 AFTER INSERT ON main.keys WHEN NEW.pending = 1 BEGIN"
+    "  INSERT INTO unfetched(slave, bits) VALUES (ks_slave_at(NEW.slaves, 0), NEW.size_bits)"
+    "    ON CONFLICT(slave) DO UPDATE SET bits = bits + excluded.bits; END;"
+    "CREATE TEMP TRIGGER unfetched_ins AFTER INSERT ON main.keys WHEN NEW.pending > 1 BEGIN"
     "  INSERT INTO unfetched(slave, bits)"
     "    SELECT value, NEW.size_bits FROM json_each(ks_pending_slaves(NEW.slaves, NEW.pending))"
     "    WHERE true ON CONFLICT(slave) DO UPDATE SET bits = bits + excluded.bits; END;"
-    "CREATE TEMP TRIGGER unfetched_upd AFTER UPDATE OF pending ON main.keys BEGIN"
+    "CREATE TEMP TRIGGER unfetched_upd AFTER UPDATE OF pending ON main.keys"
+    "  WHEN OLD.pending & ~NEW.pending != 0 BEGIN"
     "  UPDATE unfetched SET bits = bits - OLD.size_bits WHERE slave IN"
     "    (SELECT value FROM json_each(ks_pending_slaves(OLD.slaves, OLD.pending & ~NEW.pending)));"
     "  END;"
-    "CREATE TEMP TRIGGER unfetched_del AFTER DELETE ON main.keys BEGIN"
+    "CREATE TEMP TRIGGER unfetched_del1 AFTER DELETE ON main.keys WHEN OLD.pending = 1 BEGIN"
+    "  UPDATE unfetched SET bits = bits - OLD.size_bits"
+    "    WHERE slave = ks_slave_at(OLD.slaves, 0); END;"
+    "CREATE TEMP TRIGGER unfetched_del AFTER DELETE ON main.keys WHEN OLD.pending > 1 BEGIN"
     "  UPDATE unfetched SET bits = bits - OLD.size_bits WHERE slave IN"
     "    (SELECT value FROM json_each(ks_pending_slaves(OLD.slaves, OLD.pending))); END;";
 
@@ -92,8 +125,11 @@ int ksi_unfetched_setup(keystore *ks, uint64_t limit_bits, char *err, size_t err
     ks->unfetched_limit = limit_bits;
     if (sqlite3_create_function(ks->db, "ks_pending_slaves", 2,
                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
-                                fn_pending_slaves, NULL, NULL) != SQLITE_OK) {
-        ksi_errf(err, errlen, "key store %s: cannot register ks_pending_slaves: %s", ks->path,
+                                fn_pending_slaves, NULL, NULL) != SQLITE_OK ||
+        sqlite3_create_function(ks->db, "ks_slave_at", 2,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                fn_slave_at, NULL, NULL) != SQLITE_OK) {
+        ksi_errf(err, errlen, "key store %s: cannot register its functions: %s", ks->path,
                  sqlite3_errmsg(ks->db));
         return -1;
     }
