@@ -66,7 +66,7 @@
 
 #define FLOOD_SOCKETS 2000
 #define FLOOD_SLOW 200          /* of them: one byte a second */
-#define FLOOD_SECONDS 5         /* legitimate calls while the flood holds */
+#define FLOOD_SECONDS 4         /* legitimate calls while the flood holds */
 #define HANDSHAKE_TIMEOUT_MS 3000 /* the default; the testbed leaves it */
 #define LOG_INTERVAL_S 10       /* of the aggregated failure lines */
 
