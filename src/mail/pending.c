@@ -113,20 +113,22 @@ static int cmp_key_id(const void *a, const void *b)
     return strcmp(((const qm_pending_key *)a)->id, ((const qm_pending_key *)b)->id);
 }
 
-/* No key ID twice (sorted copy: a file may name 65,537 keys). */
-static qm_err check_unique(cursor *c, const qm_pending_key *keys, size_t n)
+/* Sort the keys by ID (a file may name 65,537 keys: lookups are binary
+ * searches) and refuse an ID listed twice. */
+static qm_err sort_unique(cursor *c, qm_pending_key *keys, size_t n)
 {
-    qm_pending_key *copy = malloc(n * sizeof *copy);
-    if (copy == NULL)
-        return QM_E_NOMEM;
-    memcpy(copy, keys, n * sizeof *copy);
-    qsort(copy, n, sizeof *copy, cmp_key_id);
-    qm_err err = QM_OK;
-    for (size_t i = 1; i < n && err == QM_OK; i++)
-        if (strcmp(copy[i - 1].id, copy[i].id) == 0)
-            err = bad(c, "key %s is listed twice", copy[i].id);
-    free(copy);
-    return err;
+    qsort(keys, n, sizeof *keys, cmp_key_id);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(keys[i - 1].id, keys[i].id) == 0)
+            return bad(c, "key %s is listed twice", keys[i].id);
+    return QM_OK;
+}
+
+static const qm_pending_key *entry_key(const qm_pending_entry *e, const char *id)
+{
+    qm_pending_key probe;
+    snprintf(probe.id, sizeof probe.id, "%s", id);
+    return bsearch(&probe, e->keys, e->n, sizeof *e->keys, cmp_key_id);
 }
 
 static qm_err parse_head(cursor *c, qm_pending_entry *e, unsigned long long *n_keys)
@@ -189,12 +191,12 @@ qm_err qm_pending_parse(const uint8_t *buf, size_t len, qm_pending_entry *e,
     if (err == QM_OK && total != (uint64_t)(c.end - c.p))
         err = bad(&c, "%llu bytes of keys announced, %zu present", (unsigned long long)total,
                   (size_t)(c.end - c.p));
-    if (err == QM_OK)
-        err = check_unique(&c, e->keys, e->n);
     for (size_t i = 0; i < e->n && err == QM_OK; i++) {
         e->keys[i].data = c.p;
         c.p += e->keys[i].len;
     }
+    if (err == QM_OK)
+        err = sort_unique(&c, e->keys, e->n);
     if (err != QM_OK)
         qm_pending_entry_free(e);
     return err;
@@ -307,10 +309,9 @@ static qm_err load_file(const char *path, secret_buf *b, char *why, size_t cap)
 
 static bool names_any(const qm_pending_entry *e, const char *const *ids, size_t n)
 {
-    for (size_t i = 0; i < e->n; i++)
-        for (size_t j = 0; j < n; j++)
-            if (strcmp(e->keys[i].id, ids[j]) == 0)
-                return true;
+    for (size_t j = 0; j < n; j++)
+        if (entry_key(e, ids[j]) != NULL)
+            return true;
     return false;
 }
 
@@ -394,13 +395,14 @@ qm_err qm_pending_find(const char *store_dir, const char *sender, const char *re
 const qm_pending_key *qm_pending_lookup(const qm_pending_found *f, const char *id,
                                        qm_pending_reason *reason)
 {
-    for (size_t i = 0; f != NULL && i < f->n; i++)
-        for (size_t k = 0; k < f->entries[i].n; k++)
-            if (strcmp(f->entries[i].keys[k].id, id) == 0) {
-                if (reason != NULL)
-                    *reason = f->entries[i].reason;
-                return &f->entries[i].keys[k];
-            }
+    for (size_t i = 0; f != NULL && i < f->n; i++) {
+        const qm_pending_key *k = entry_key(&f->entries[i], id);
+        if (k != NULL) {
+            if (reason != NULL)
+                *reason = f->entries[i].reason;
+            return k;
+        }
+    }
     return NULL;
 }
 
@@ -494,24 +496,28 @@ qm_err qm_pending_save(const char *store_dir, const char *sender, const char *re
     return fsync_dir(dir) == 0 ? QM_OK : QM_E_IO;
 }
 
-static bool listed(const char *id, const char *const *ids, size_t n)
+static int cmp_str(const void *a, const void *b)
 {
-    for (size_t j = 0; j < n; j++)
-        if (strcmp(id, ids[j]) == 0)
-            return true;
-    return false;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Entry i of f without the used keys: a new file with the rest, if any. */
+/* Whether id is in sorted (n IDs in strcmp order). */
+static bool listed(const char *id, const char *const *sorted, size_t n)
+{
+    return bsearch(&id, sorted, n, sizeof *sorted, cmp_str) != NULL;
+}
+
+/* An entry without the used keys (sorted: n IDs in strcmp order): a new
+ * file with the rest, if any. */
 static qm_err keep_rest(const char *store_dir, const qm_pending_entry *e,
-                        const char *const *ids, size_t n)
+                        const char *const *sorted, size_t n)
 {
     const char **rest_ids = malloc(e->n * sizeof *rest_ids);
     qm_key_bytes *rest = malloc(e->n * sizeof *rest);
     size_t m = 0;
     qm_err err = rest_ids && rest ? QM_OK : QM_E_NOMEM;
     for (size_t k = 0; k < e->n && err == QM_OK; k++)
-        if (!listed(e->keys[k].id, ids, n)) {
+        if (!listed(e->keys[k].id, sorted, n)) {
             rest_ids[m] = e->keys[k].id;
             rest[m++] = (qm_key_bytes){ e->keys[k].data, e->keys[k].len };
         }
@@ -530,11 +536,18 @@ qm_err qm_pending_consume(const char *store_dir, const qm_pending_found *f,
 {
     char dir[PATH_MAX];
     qm_err err = pending_dir(store_dir, dir, sizeof dir);
+    const char **sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (sorted == NULL)
+        return QM_E_NOMEM;
+    if (n > 0)
+        memcpy(sorted, ids, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_str);
     for (size_t i = 0; f != NULL && i < f->n && err == QM_OK; i++) {
-        err = keep_rest(store_dir, &f->entries[i], ids, n);
+        err = keep_rest(store_dir, &f->entries[i], sorted, n);
         if (err == QM_OK)
             err = erase_file(dir, f->names[i]);
     }
+    free(sorted);
     return err;
 }
 

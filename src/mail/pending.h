@@ -68,7 +68,8 @@ typedef struct qm_pending_entry {
     size_t n;
 } qm_pending_entry;
 
-/* Parse the bytes of a pending file strictly; e's keys point into buf.
+/* Parse the bytes of a pending file strictly; e's keys point into buf and
+ * are sorted by key ID (lookups are binary searches).
  * QM_E_PENDING (reason in why) for anything that is not exactly the format. */
 qm_err qm_pending_parse(const uint8_t *buf, size_t len, qm_pending_entry *e,
                         char *why, size_t why_cap);
