@@ -73,7 +73,7 @@ typedef struct req_ctx {
     char *uri;
     char *body;
     size_t body_len, body_cap;
-    size_t dropped;     /* bytes read past the limit and dropped */
+    size_t dropped;     /* bytes read and dropped once past the limit */
     bool headers_done;
     bool too_large;     /* body passed the limit: being dropped */
 } req_ctx;
@@ -310,16 +310,17 @@ static const char *framing_refusal(struct MHD_Connection *conn)
 }
 
 /* A body past the limit is read and dropped (see declared_size); true while
- * the bytes dropped stay within DRAIN_MAX.  A chunked body declares no
- * size, so this is where its limit holds: past DRAIN_MAX the connection is
- * closed at once instead of reading the rest. */
+ * the body read stays within the limit + DRAIN_MAX.  A declared length
+ * never passes that (declared_size refused it at once); a chunked body
+ * declares no size, so this is where its limit holds: past it the
+ * connection is closed at once instead of reading the rest. */
 static bool take_body(listener *h, req_ctx *rq, const char *data, size_t n)
 {
     if (!rq->too_large && append_body(rq, h->spec.max_body, data, n) == 0)
         return true;
     rq->too_large = true;
     rq->dropped += n;
-    return rq->dropped <= DRAIN_MAX;
+    return rq->body_len + rq->dropped <= h->spec.max_body + DRAIN_MAX;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
