@@ -21,6 +21,9 @@
 
 #define MAGIC_LINE "QUMAIL-PENDING 1\n"
 #define MAX_FILE_BYTES ((uint64_t)QM_MAX_MESSAGE + ((uint64_t)64 << 20))
+/* Longest head: the fixed lines (< 700 bytes) and 65,537 key lines of at
+ * most 36 + 1 + 9 + 1 bytes. */
+#define HEAD_MAX ((size_t)4 << 20)
 
 /* ------------------------------------------------------------- parsing */
 
@@ -165,8 +168,11 @@ static qm_err parse_head(cursor *c, qm_pending_entry *e, unsigned long long *n_k
     return QM_OK;
 }
 
-qm_err qm_pending_parse(const uint8_t *buf, size_t len, qm_pending_entry *e,
-                        char *why, size_t why_cap)
+/* Parse the first len bytes of a file of file_len bytes: the whole file
+ * (keys point into buf), or, with len < file_len, its head only (keys
+ * without data: enough to tell whose keys and how old they are). */
+static qm_err parse(const uint8_t *buf, size_t len, uint64_t file_len, qm_pending_entry *e,
+                    char *why, size_t why_cap)
 {
     cursor c = { buf, buf + len, why, why_cap };
     unsigned long long n;
@@ -188,10 +194,11 @@ qm_err qm_pending_parse(const uint8_t *buf, size_t len, qm_pending_entry *e,
     size_t ln;
     if (err == QM_OK && (next_line(&c, &s, &ln) != 0 || ln != 0))
         err = bad(&c, "no empty line after the %zu key lines", e->n);
-    if (err == QM_OK && total != (uint64_t)(c.end - c.p))
-        err = bad(&c, "%llu bytes of keys announced, %zu present", (unsigned long long)total,
-                  (size_t)(c.end - c.p));
-    for (size_t i = 0; i < e->n && err == QM_OK; i++) {
+    uint64_t present = file_len - (uint64_t)(c.p - buf);
+    if (err == QM_OK && total != present)
+        err = bad(&c, "%llu bytes of keys announced, %llu present", (unsigned long long)total,
+                  (unsigned long long)present);
+    for (size_t i = 0; i < e->n && err == QM_OK && len == file_len; i++) {
         e->keys[i].data = c.p;
         c.p += e->keys[i].len;
     }
@@ -200,6 +207,12 @@ qm_err qm_pending_parse(const uint8_t *buf, size_t len, qm_pending_entry *e,
     if (err != QM_OK)
         qm_pending_entry_free(e);
     return err;
+}
+
+qm_err qm_pending_parse(const uint8_t *buf, size_t len, qm_pending_entry *e,
+                        char *why, size_t why_cap)
+{
+    return parse(buf, len, len, e, why, why_cap);
 }
 
 void qm_pending_entry_free(qm_pending_entry *e)
@@ -268,9 +281,11 @@ static qm_err make_dir(const char *store_dir, char *dir, size_t cap)
     return QM_OK;
 }
 
-/* The whole file into locked memory; a file not ours (not regular, open to
- * others, too large) is refused with the reason. */
-static qm_err load_file(const char *path, secret_buf *b, char *why, size_t cap)
+/* The first max bytes of the file (all of it if shorter) into locked
+ * memory, its size in *size; a file not ours (not regular, open to others,
+ * too large) is refused with the reason. */
+static qm_err load_file(const char *path, size_t max, secret_buf *b, uint64_t *size, char *why,
+                        size_t cap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
@@ -286,11 +301,13 @@ static qm_err load_file(const char *path, secret_buf *b, char *why, size_t cap)
     if (err != QM_OK)
         snprintf(why, cap, "not a regular file of mode 0600 within %llu bytes",
                  (unsigned long long)MAX_FILE_BYTES);
-    else if (secret_alloc(b, (size_t)st.st_size ? (size_t)st.st_size : 1) != 0)
+    size_t want = (uint64_t)st.st_size < max ? (size_t)st.st_size : max;
+    *size = (uint64_t)st.st_size;
+    if (err == QM_OK && secret_alloc(b, want ? want : 1) != 0)
         err = QM_E_NOMEM;
     size_t got = 0;
-    while (err == QM_OK && got < (size_t)st.st_size) {
-        ssize_t r = read(fd, b->data + got, (size_t)st.st_size - got);
+    while (err == QM_OK && got < want) {
+        ssize_t r = read(fd, b->data + got, want - got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -346,10 +363,12 @@ static qm_err visit(const char *dir, const char *name, const char *sender,
     char path[PATH_MAX];
     secret_buf b = { 0 };
     qm_pending_entry e;
+    uint64_t size = 0;
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
         return QM_E_USAGE;
-    qm_err err = load_file(path, &b, why, cap);
-    if (err == QM_OK && (err = qm_pending_parse(b.data, b.len, &e, why, cap)) != QM_OK)
+    /* the head first: a large file of someone else's keys is not read whole */
+    qm_err err = load_file(path, HEAD_MAX, &b, &size, why, cap);
+    if (err == QM_OK && (err = parse(b.data, b.len, size, &e, why, cap)) != QM_OK)
         secret_free(&b);
     if (err != QM_OK)
         return err;
@@ -357,6 +376,15 @@ static qm_err visit(const char *dir, const char *name, const char *sender,
     bool expired = e.created + ttl < now || e.created > now + ttl;
     bool ours = !expired && strcmp(e.sender, sender) == 0 &&
                 strcmp(e.recipient, recipient) == 0 && names_any(&e, ids, n);
+    if (ours && b.len < size) {   /* now the whole file */
+        qm_pending_entry_free(&e);
+        secret_free(&b);
+        err = load_file(path, SIZE_MAX, &b, &size, why, cap);
+        if (err == QM_OK && (err = qm_pending_parse(b.data, b.len, &e, why, cap)) != QM_OK)
+            secret_free(&b);
+        if (err != QM_OK)
+            return err;
+    }
     if (ours && (err = found_add(f, &b, &e, name)) == QM_OK)
         return QM_OK;
     qm_pending_entry_free(&e);

@@ -2,7 +2,8 @@
  * test_qumail_pending.c - the pending-key store (mail/pending.h), offline:
  * save and find by key ID bound to sender and recipient, modes 0700/0600,
  * consume (a file keeps the keys of other messages), the three reasons,
- * expiry erasing the file (also one dated beyond now + TTL), and hostile
+ * expiry erasing the file (also one dated beyond now + TTL), a file past
+ * the head bound read whole only for its own sender, and hostile
  * files: every malformed variant of the format, a file open to others, a
  * symbolic link, each refused with a reason and no crash.
  */
@@ -184,6 +185,40 @@ static void test_expiry(void **state)
     assert_int_equal(qm_pending_count(store), 0);
 }
 
+/* A file past the 4 MiB head bound: read by its head alone for another
+ * sender, whole for its own; cut short by a byte, refused either way. */
+static void test_large_file(void **state)
+{
+    (void)state;
+    size_t big = (size_t)5 << 20;
+    uint8_t *bytes = malloc(big);
+    assert_non_null(bytes);
+    for (size_t i = 0; i < big; i++)
+        bytes[i] = (uint8_t)(i * 131 + 7);
+    qm_key_bytes k[] = { { bytes, big } };
+    assert_int_equal(qm_pending_save(store, "SAE_A1", "SAE_B1", QM_PENDING_TAMPERED, NOW, IDS, k,
+                                     1), QM_OK);
+    qm_pending_found f;
+    assert_int_equal(find("SAE_A2", IDS, 1, NOW, &f), QM_OK);
+    assert_int_equal(f.n, 0);
+    assert_int_equal(find("SAE_A1", IDS, 1, NOW, &f), QM_OK);
+    assert_int_equal(f.n, 1);
+    const qm_pending_key *got = qm_pending_lookup(&f, K1, NULL);
+    assert_non_null(got);
+    assert_int_equal(got->len, big);
+    assert_memory_equal(got->data, bytes, big);
+    qm_pending_found_free(&f);
+    /* one byte short: the head's byte count no longer matches the file */
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "for f in '%s'/p-*; do truncate -s -1 \"$f\"; done", pdir);
+    assert_int_equal(system(cmd), 0);
+    char detail[256] = "";
+    assert_int_equal(qm_pending_find(store, "SAE_A2", "SAE_B1", IDS, 1, NOW, TTL, &f, detail,
+                                     sizeof detail), QM_E_PENDING);
+    assert_non_null(strstr(detail, "bytes of keys announced"));
+    free(bytes);
+}
+
 static void write_raw(const char *name, const void *p, size_t n, mode_t mode)
 {
     char path[600];
@@ -325,6 +360,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bound, clean),
         cmocka_unit_test_teardown(test_consume, clean),
         cmocka_unit_test_teardown(test_expiry, clean),
+        cmocka_unit_test_teardown(test_large_file, clean),
         cmocka_unit_test(test_parse_good),
         cmocka_unit_test(test_parse_hostile),
         cmocka_unit_test_teardown(test_corrupt_file, clean),
