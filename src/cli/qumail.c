@@ -371,8 +371,8 @@ int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, bool accept_unve
     s->me.accept_unverified = accept_unverified;
     qm_err rc = qm_decrypt(&s->me, outer, len, inner, inner_len, level);
     if (rc == QM_E_SENDER)
-        return qc_error(EX_SENDER, "sender not verified: %s (decrypt --show-unverified "
-                        "writes it under a banner)", s->me.detail);
+        return qc_error(EX_SENDER, "sender not verified: %s; %s (decrypt --show-unverified "
+                        "writes it under a banner)", s->me.unverified, s->me.detail);
     if (rc != QM_OK)
         return qc_fail(rc, SIDE_OPEN, s->me.detail);
     qc_say(s, "decrypted: Level %d, %zu bytes, integrity verified%s", *level, *inner_len,

@@ -429,19 +429,20 @@ static qm_err decrypt_keyed(qm_self *me, const qm_envelope *e, const qm_envelope
     }
     if (err == QM_OK)
         err = assemble(&k, ids, n);
-    if (err == QM_OK) {
-        err = open_keys(e, v, r, k.views, n, out, cap);
-        if (err == QM_E_TAMPERED || err == QM_E_KEY_SHORT) {
-            qm_err park = park_fetched(me, e, &k.fetched, QM_PENDING_TAMPERED, &kept);
+    if (err == QM_OK && (err = open_keys(e, v, r, k.views, n, out, cap)) != QM_OK) {
+        bool tampered = err == QM_E_TAMPERED || err == QM_E_KEY_SHORT;
+        qm_err park = park_fetched(me, e, &k.fetched,
+                                   tampered ? QM_PENDING_TAMPERED : QM_PENDING_INCOMPLETE, &kept);
+        if (tampered)
             err = fail(me, QM_E_TAMPERED, "no plaintext was written%s",
                        park != QM_OK ? "; its keys could not be kept or recorded"
                        : kept || k.pending.n > 0
                            ? "; its keys wait in [store] dir/pending for an intact copy" : "");
-        }
     }
+    /* the reason is in me->unverified; the detail says what became of the keys */
     if (err == QM_OK && (err = bind_sender(me, e, out, cap)) == QM_E_SENDER) {
         qm_err park = park_fetched(me, e, &k.fetched, QM_PENDING_UNVERIFIED, &kept);
-        fail(me, QM_E_SENDER, "%.420s; no plaintext was written%s", me->unverified,
+        fail(me, QM_E_SENDER, "no plaintext was written%s",
              park != QM_OK ? "; its keys could not be kept or recorded"
              : kept || k.pending.n > 0 ? "; its keys wait in [store] dir/pending" : "");
     }

@@ -49,7 +49,8 @@ typedef struct qm_self {
                               sender SAE by this address book (mail/sender.h); NULL: unchecked */
     bool accept_unverified; /* decrypt: a message whose sender is not verified is returned (its
                               keys used) with unverified set; false: QM_E_SENDER, no plaintext,
-                              its keys wait in store_dir/pending like a forged copy's */
+                              its keys wait in store_dir/pending like a forged copy's (unverified
+                              says why, detail what became of the keys) */
     /* set by decrypt: */
     char unverified[512];  /* why the sender is not verified (sender.h), or "" */
     char sender[QM_SAE_ID_MAX + 1]; /* the envelope's sender SAE: the master of the keys, so
