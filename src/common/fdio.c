@@ -1,9 +1,10 @@
 /*
- * fdio.c - whole-buffer writes (fdio.h).
+ * fdio.c - whole-buffer writes and directory syncs (fdio.h).
  */
 #include "common/fdio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -26,4 +27,16 @@ int fd_write_all(int fd, const void *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
 }

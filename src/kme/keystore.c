@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
 #include "common/log.h"
 #include "common/monotime.h"
 #include "common/secret.h"
@@ -818,12 +819,8 @@ static int fsync_dir_of(const char *path)
     char *copy = strdup(path);
     if (!copy)
         return -1;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fsync_dir(dirname(copy));
     free(copy);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
     return rc;
 }
 

@@ -71,16 +71,6 @@ static bool make_maildir(const char *dir)
     return ok;
 }
 
-static bool fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    bool ok = fsync(fd) == 0;
-    close(fd);
-    return ok;
-}
-
 /* ---- delivery ----------------------------------------------------------- */
 
 /* The host name with the characters Maildir readers treat specially
@@ -202,7 +192,7 @@ static void clean(staged *v, size_t n, bool all)
 static bool fsync_new(const char *dir)
 {
     char path[4096];
-    return (size_t)snprintf(path, sizeof path, "%s/new", dir) < sizeof path && fsync_dir(path);
+    return (size_t)snprintf(path, sizeof path, "%s/new", dir) < sizeof path && fsync_dir(path) == 0;
 }
 
 /* Stage in every tmp/, then publish in every new/, then make new/ durable. */

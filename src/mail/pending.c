@@ -231,16 +231,6 @@ static qm_err pending_dir(const char *store_dir, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? QM_OK : QM_E_USAGE;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int r = fsync(fd);
-    close(fd);
-    return r;
-}
-
 /* Overwrite with zeros, fsync, unlink: the key bytes do not stay in the
  * file's blocks for the next reader of the disk (as far as the file system
  * writes in place). */
@@ -264,7 +254,7 @@ static qm_err erase_file(const char *dir, const char *name)
         close(fd);
     if (unlink(path) != 0 && errno != ENOENT)
         return QM_E_IO;
-    fsync_dir(dir);
+    ok = fsync_dir(dir) == 0 && ok;
     return ok ? QM_OK : QM_E_IO;
 }
 

@@ -92,16 +92,6 @@ qm_err qm_readstore_init(const char *store_dir)
     return rc;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int r = fsync(fd);
-    close(fd);
-    return r;
-}
-
 /* The file's head: version 1 without metadata, else version 2 with its
  * lines (the text made printable ASCII).  Returns the length. */
 static size_t write_head(char *head, size_t cap, int level, const qm_read_meta *meta)
