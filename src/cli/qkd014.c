@@ -11,10 +11,8 @@
  * Answers are printed as JSON in the KME's own format.  With --key-file the
  * key bytes go raw into a 0600 file and stdout shows only key IDs and sizes.
  * Base64 key text is built in buffers that are wiped after use, and stdout
- * runs on a buffer of our own that is wiped at exit.  Exit codes: 0 ok,
- * 1 other failure, 2 usage, 3 transport, 4 TLS or 401, 5 400, 6 503 or another
- * unexpected HTTP status, 7 malformed answer, 8 the KME's certificate names
- * another KME than the expected one.
+ * runs on a buffer of our own that is wiped at exit.  Exit codes:
+ * qkd014_exit.h.
  *
  * The expected KME ID is required (--kme-id or QKD014_KME_ID): every KME
  * certificate of one CA is valid for the CA's clients, and the testbed's all
@@ -40,9 +38,7 @@
 #include "common/base64.h"
 #include "common/fdio.h"
 #include "common/secret.h"
-
-enum { EX_OK = 0, EX_OTHER = 1, EX_USAGE_ = 2, EX_TRANSPORT = 3, EX_AUTH = 4,
-       EX_BADREQ = 5, EX_UNAVAIL = 6, EX_MALFORMED = 7, EX_KME_ID = 8 };
+#include "qkd014_exit.h"
 
 enum opt_id {
     O_KME = 256, O_CERT, O_KEY, O_CA, O_KME_ID, O_TIMEOUT, O_NUMBER, O_SIZE,
@@ -114,7 +110,7 @@ static int usage_error(const char *msg, const char *arg)
     else
         fprintf(stderr, "qkd014: %s\n", msg);
     fprintf(stderr, "Try 'qkd014 --help'.\n");
-    return EX_USAGE_;
+    return QKD014_EXIT_USAGE;
 }
 
 /* Strict decimal integer in [lo, hi]; 0 ok, -1 otherwise. */
@@ -168,7 +164,7 @@ static int handle_option(cli *c, int id, const char *arg)
         break;
     case O_ADDITIONAL:
         if (push_additional(c, arg) != 0)
-            return EX_OTHER;
+            return QKD014_EXIT_OTHER;
         c->enc_only_used = true;
         break;
     case O_EXT_MAN: c->req.extension_mandatory_json = arg; c->enc_only_used = true; break;
@@ -176,8 +172,8 @@ static int handle_option(cli *c, int id, const char *arg)
     case O_KEY_FILE: c->key_file = arg; break;
     case O_VERBOSE: c->verbose = true; break;
     case O_ANY_KME: c->any_kme = true; break;
-    case O_HELP: fputs(usage_text, stdout); return EX_OK;
-    case O_VERSION: printf("qkd014 (QuMail-C) %s\n", QUMAILC_VERSION); return EX_OK;
+    case O_HELP: fputs(usage_text, stdout); return QKD014_EXIT_OK;
+    case O_VERSION: printf("qkd014 (QuMail-C) %s\n", QUMAILC_VERSION); return QKD014_EXIT_OK;
     default: return usage_error("unknown option", NULL);
     }
     return -1;
@@ -279,16 +275,16 @@ static int parse_args(cli *c, int argc, char **argv)
 static int exit_code(qkd014_code rc)
 {
     switch (rc) {
-    case QKD014_OK: return EX_OK;
-    case QKD014_E_USAGE: return EX_USAGE_;
-    case QKD014_E_TRANSPORT: return EX_TRANSPORT;
-    case QKD014_E_TLS: case QKD014_E_UNAUTHORIZED: return EX_AUTH;
-    case QKD014_E_BAD_REQUEST: return EX_BADREQ;
-    case QKD014_E_UNAVAILABLE: case QKD014_E_HTTP: return EX_UNAVAIL;
-    case QKD014_E_MALFORMED: return EX_MALFORMED;
-    case QKD014_E_NOMEM: return EX_OTHER;
+    case QKD014_OK: return QKD014_EXIT_OK;
+    case QKD014_E_USAGE: return QKD014_EXIT_USAGE;
+    case QKD014_E_TRANSPORT: return QKD014_EXIT_TRANSPORT;
+    case QKD014_E_TLS: case QKD014_E_UNAUTHORIZED: return QKD014_EXIT_AUTH;
+    case QKD014_E_BAD_REQUEST: return QKD014_EXIT_BADREQ;
+    case QKD014_E_UNAVAILABLE: case QKD014_E_HTTP: return QKD014_EXIT_UNAVAIL;
+    case QKD014_E_MALFORMED: return QKD014_EXIT_MALFORMED;
+    case QKD014_E_NOMEM: return QKD014_EXIT_OTHER;
     }
-    return EX_OTHER;
+    return QKD014_EXIT_OTHER;
 }
 
 /* ---------------------------------------------------------------- output */
@@ -404,7 +400,7 @@ static int report(cli *c, qkd014_client *qc, qkd014_code rc)
         && strcmp(seen, c->o.expected_kme_id) != 0) {
         fprintf(stderr, "qkd014: wrong KME: the server at %s presents the certificate of KME %s, "
                 "expected %s; nothing was sent\n", c->o.kme_url, seen, c->o.expected_kme_id);
-        return EX_KME_ID;
+        return QKD014_EXIT_KME_ID;
     }
     fprintf(stderr, "qkd014: %s: %s\n", qkd014_strerror(rc), qkd014_errmsg(qc));
     return exit_code(rc);
@@ -418,14 +414,14 @@ static int cmd_status(cli *c, qkd014_client *qc)
         return report(c, qc, rc);
     int r = print_status(s);
     qkd014_status_free(s);
-    return r == 0 ? EX_OK : EX_OTHER;
+    return r == 0 ? QKD014_EXIT_OK : QKD014_EXIT_OTHER;
 }
 
 static int cmd_keys(cli *c, qkd014_client *qc, bool enc)
 {
     key_file f = { .path = c->key_file, .fd = -1 };
     if (c->key_file != NULL && key_file_open(&f) != 0)
-        return EX_OTHER;
+        return QKD014_EXIT_OTHER;
     qkd014_keys *k;
     qkd014_code rc = enc ? qkd014_get_key(qc, c->args[0], &c->req, &k)
                          : qkd014_get_key_with_ids(qc, c->args[0],
@@ -443,7 +439,7 @@ static int cmd_keys(cli *c, qkd014_client *qc, bool enc)
     if (r == 0)
         r = print_keys(k, c->key_file == NULL);
     qkd014_keys_free(k);
-    return r == 0 ? EX_OK : EX_OTHER;
+    return r == 0 ? QKD014_EXIT_OK : QKD014_EXIT_OTHER;
 }
 
 static int run(cli *c)
@@ -474,14 +470,14 @@ int main(int argc, char **argv)
     setvbuf(stdout, stdout_buf, _IOFBF, sizeof stdout_buf);
     if (secret_process_init() != 0 || qkd014_global_init() != QKD014_OK) {
         fprintf(stderr, "qkd014: cannot initialise\n");
-        return EX_OTHER;
+        return QKD014_EXIT_OTHER;
     }
     int ex = parse_args(&c, argc, argv);
     if (ex < 0)
         ex = run(&c);
-    if (fflush(stdout) != 0 && ex == EX_OK) {
+    if (fflush(stdout) != 0 && ex == QKD014_EXIT_OK) {
         fprintf(stderr, "qkd014: cannot write output: %s\n", strerror(errno));
-        ex = EX_OTHER;
+        ex = QKD014_EXIT_OTHER;
     }
     secret_wipe(stdout_buf, sizeof stdout_buf);
     free(c.additional);

@@ -1,7 +1,7 @@
 /*
  * qumail.h - what the parts of the qumail program share: the session (the
  * user's configuration, the KME connection, the used-key store), error
- * reporting with the exit codes of docs/qumail.md, narration for --verbose
+ * reporting with the exit codes of qumail_exit.h, narration for --verbose
  * and output.  qumail.c holds the options and the message commands
  * (encrypt, decrypt, send); qumail_inbox.c the mailbox commands (inbox,
  * read).
@@ -14,26 +14,13 @@
 #include <stdint.h>
 
 #include "qkd014.h"
+#include "qumail_exit.h"
 #include "mail/config.h"
 #include "mail/errors.h"
 #include "mail/message.h"
 #include "mail/readstore.h"
 #include "mail/usedkeys.h"
 
-/* Exit codes (docs/qumail.md). */
-enum {
-    EX_OK = 0,
-    EX_INTERNAL = 1,   /* out of memory, crypto library failure */
-    EX_USAGE = 2,      /* usage or configuration */
-    EX_KME = 3,        /* KME unreachable */
-    EX_AUTH = 4,       /* authentication refused (KME or mail server) */
-    EX_NO_KEYS = 5,    /* not enough key material */
-    EX_KEY_USED = 6,   /* a key of the message was already used */
-    EX_TAMPERED = 7,   /* integrity check failed */
-    EX_MALFORMED = 8,  /* malformed message */
-    EX_TRANSPORT = 9,  /* mail transport or local storage */
-    EX_SENDER = 10,    /* verified message whose From/Sender is not its sender SAE's */
-};
 
 /* Which side of a message a failure happened on: the same code can mean
  * different things (short key material is the KME's fault when sealing,
