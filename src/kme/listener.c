@@ -34,18 +34,12 @@
 #include <sys/socket.h>
 
 #include "common/log.h"
+#include "common/tls_policy.h"
 #include "kme/conn_guard.h"
 #include "kme/crl.h"
 #include "kme/http_framing.h"
 #include "kme/request.h"
 
-/* TLS 1.3 as GnuTLS offers it (AEAD suites, (EC)DHE groups only); TLS 1.2
- * with AEAD suites (AES-GCM, ChaCha20-Poly1305) and ECDHE key exchange
- * only: no CBC suites (padding oracles, SHA-1 MACs), no static RSA key
- * exchange (no forward secrecy).  One string for every listener. */
-#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" \
-    ":-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305" \
-    ":-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
 #define IDLE_TIMEOUT_S 60          /* authenticated, kept alive, idle */
 #define MAX_CONNECTIONS 1024       /* without spec.max_connections */
 #define HANDSHAKE_TIMEOUT_MS 3000  /* without spec.handshake_timeout_ms */
@@ -540,7 +534,7 @@ listener *listener_start(const listener_spec *spec, char *err, size_t errlen)
             MHD_OPTION_HTTPS_MEM_CERT, cert,
             MHD_OPTION_HTTPS_MEM_KEY, key,
             MHD_OPTION_HTTPS_MEM_TRUST, ca,
-            MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+            MHD_OPTION_HTTPS_PRIORITIES, QC_TLS_PRIORITIES,
             /* a pool of one is refused with a warning: one worker is the
              * internal polling thread itself (pool size 0) */
             MHD_OPTION_THREAD_POOL_SIZE, spec->threads > 1 ? spec->threads : 0u,

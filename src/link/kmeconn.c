@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/blockid.h"
+#include "common/tls_policy.h"
 #include "common/x509cn.h"
 
 #define MAX_ANSWER (16u * 1024 * 1024) /* a state answer lists unconfirmed IDs */
@@ -114,7 +115,7 @@ static int setup_tls(kmeconn *c, const link_config *cfg)
     bad |= curl_easy_setopt(h, CURLOPT_SSLKEY, cfg->key);
     bad |= curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca);
     bad |= curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-    bad |= curl_easy_setopt(h, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
+    bad |= curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)QC_TLS_CURL_MIN_VERSION);
     bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     bad |= curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);

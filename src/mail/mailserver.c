@@ -18,6 +18,8 @@
  */
 #include "mail/mailserver.h"
 
+#include "common/tls_policy.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
@@ -154,7 +156,7 @@ static CURL *new_handle(const qm_mailserver *s, const server_url *url, const cha
         curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
-        curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) == CURLE_OK &&
+        curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)QC_TLS_CURL_MIN_VERSION) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)OPERATION_TIMEOUT_S) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L) == CURLE_OK &&
