@@ -446,6 +446,8 @@ void api_handle(void *ctx, const char *caller, const char *method,
     kme_err err = { 0 };
     if (kme_request_parse(method, raw_uri, body, body_len, &req, &err) != 0) {
         api_error_from(out, &err);
+        if (out->http == 405)
+            out->allow = kme_request_allowed_methods(raw_uri);
         kme_err_clear(&err);
         return;
     }

@@ -220,6 +220,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, kme_reply *r, 
         snprintf(secs, sizeof secs, "%u", r->retry_after_s);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
     }
+    if (r->allow) /* a 405: the methods the resource takes (RFC 9110) */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->http, resp);
     MHD_destroy_response(resp);
     return ret;

@@ -17,6 +17,7 @@ typedef struct kme_reply {
     bool has_keys;     /* body holds key material: no-store, wipe after use */
     secret_buf body;   /* JSON text, body.len bytes (not NUL-terminated) */
     unsigned retry_after_s; /* > 0: a Retry-After header (a limit was reached) */
+    const char *allow;      /* non-NULL (static text): an Allow header (405) */
 } kme_reply;
 
 /* Render obj (may be NULL: out of memory) as the body with this status.

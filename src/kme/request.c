@@ -453,10 +453,19 @@ static int load_body(const char *body, size_t len, json_t **out, kme_err *err)
     return 0;
 }
 
+/* An optional member of a Key request, or NULL when it is absent.  Java,
+ * Go and .NET serializers write null for an unset optional member, so null
+ * counts as absent (the standard says nothing either way). */
+static json_t *optional_member(json_t *root, const char *name)
+{
+    json_t *v = json_object_get(root, name);
+    return json_is_null(v) ? NULL : v;
+}
+
 static int take_integer_member(json_t *root, const char *name, bool *has,
                                int64_t *slot, kme_err *err)
 {
-    json_t *v = json_object_get(root, name);
+    json_t *v = optional_member(root, name);
     if (v == NULL)
         return 0;
     if (!json_is_integer(v)) {
@@ -502,7 +511,7 @@ static int take_additional_entry(kme_request *req, json_t *item, kme_err *err)
 
 static int take_additional(kme_request *req, json_t *root, kme_err *err)
 {
-    json_t *arr = json_object_get(root, "additional_slave_SAE_IDs");
+    json_t *arr = optional_member(root, "additional_slave_SAE_IDs");
     if (arr == NULL)
         return 0;
     if (!json_is_array(arr)) {
@@ -534,7 +543,7 @@ static int take_additional(kme_request *req, json_t *root, kme_err *err)
 static int take_extension_array(json_t *root, const char *name, json_t **slot,
                                 kme_err *err)
 {
-    json_t *arr = json_object_get(root, name);
+    json_t *arr = optional_member(root, name);
     size_t i;
     json_t *item;
 
@@ -714,6 +723,24 @@ int kme_request_parse(const char *method, const char *raw_uri,
     if (rc != 0)
         kme_request_clear(req);
     return rc;
+}
+
+const char *kme_request_allowed_methods(const char *raw_uri)
+{
+    if (raw_uri == NULL)
+        return NULL;
+    const char *qmark = strchr(raw_uri, '?');
+    size_t path_len = qmark != NULL ? (size_t)(qmark - raw_uri) : strlen(raw_uri);
+    const char *id;
+    size_t id_len;
+    switch (match_path(raw_uri, path_len, &id, &id_len)) {
+    case KME_EP_STATUS:
+        return "GET";
+    case KME_EP_ENC_KEYS:
+    case KME_EP_DEC_KEYS:
+        return "GET, POST";
+    }
+    return NULL;
 }
 
 /* ----------------------------------------------------------- validation */

@@ -83,6 +83,11 @@ int kme_request_parse(const char *method, const char *raw_uri,
                       const char *body, size_t body_len,
                       kme_request *req, kme_err *err);
 
+/* The methods the resource at raw_uri takes, as an Allow header (RFC 9110
+ * §10.2.1) of its 405 answer: "GET" for status, "GET, POST" for enc_keys
+ * and dec_keys; NULL for a path that names no resource. */
+const char *kme_request_allowed_methods(const char *raw_uri);
+
 /* Check an enc_keys request against the pair's limits and resolve defaults:
  * number defaults to 1, size to key_size.  caller is the master SAE ID (from
  * its certificate).  On success returns 0 and sets req->number, req->size,

@@ -601,7 +601,7 @@ static void expect_not_found_at(const char *file, int line, qkd014_client *c, co
 typedef struct probe {
     CURLcode rc;
     long status, num_connects;
-    char ctype[128], cache_control[128], connection[64];
+    char ctype[128], cache_control[128], connection[64], allow[64];
     char *body;
     size_t len;
     json_t *json;
@@ -641,10 +641,11 @@ static size_t probe_header(char *p, size_t sz, size_t n, void *ud)
     probe *pr = ud;
     size_t len = sz * n;
     if (len > 5 && strncmp(p, "HTTP/", 5) == 0) /* a new answer: forget the last */
-        pr->ctype[0] = pr->cache_control[0] = pr->connection[0] = '\0';
+        pr->ctype[0] = pr->cache_control[0] = pr->connection[0] = pr->allow[0] = '\0';
     header_value(p, len, "Content-Type", pr->ctype, sizeof pr->ctype);
     header_value(p, len, "Cache-Control", pr->cache_control, sizeof pr->cache_control);
     header_value(p, len, "Connection", pr->connection, sizeof pr->connection);
+    header_value(p, len, "Allow", pr->allow, sizeof pr->allow);
     return len;
 }
 
@@ -924,6 +925,55 @@ static void test_enc_keys_post_forms(void **state)
     untrack(c);
 }
 
+/* Where the standard is silent, what third-party clients do: Java, Go and
+ * .NET serializers send null for unset optional members (taken as absent),
+ * and a 405 names the methods the resource takes (RFC 9110 Allow). */
+static void test_interop_null_members_and_allow(void **state)
+{
+    (void)state;
+    qkd014_client *c = new_client(&TB.a1);
+    char path[512];
+    answer a;
+    path_of(path, sizeof path, TB.a2.id, "enc_keys");
+    static const char nulls[] = "{\"number\":null,\"size\":null,\"additional_slave_SAE_IDs\":null,"
+                                "\"extension_mandatory\":null,\"extension_optional\":null}";
+    raw_at(__FILE__, __LINE__, c, "POST", path, "application/json", nulls, strlen(nulls), &a);
+    check_key_container("POST with null members", &a, 1, TB.lim.key_size);
+    answer_free(&a);
+    static const char some[] = "{\"number\":2,\"size\":null,\"extension_optional\":null}";
+    raw_at(__FILE__, __LINE__, c, "POST", path, "application/json", some, strlen(some), &a);
+    check_key_container("POST with number and null members", &a, 2, TB.lim.key_size);
+    answer_free(&a);
+    untrack(c);
+
+    static const struct { const char *method, *endpoint, *allow; } wrong[] = {
+        { "POST", "status", "GET" },
+        { "PUT", "enc_keys", "GET, POST" },
+        { "DELETE", "dec_keys", "GET, POST" },
+    };
+    CURL *h = probe_handle(TB.a1.cert, TB.a1.key);
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        probe p;
+        path_of(path, sizeof path, TB.a2.id, wrong[i].endpoint);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, wrong[i].method);
+        probe_get(h, path, &p);
+        CHECK(p.rc == CURLE_OK && p.status == 405, "%s %s: curl %d (%s), HTTP %ld",
+              wrong[i].method, wrong[i].endpoint, p.rc, p.err, p.status);
+        CHECK(strcmp(p.allow, wrong[i].allow) == 0, "%s %s: Allow \"%s\", want \"%s\"",
+              wrong[i].method, wrong[i].endpoint, p.allow, wrong[i].allow);
+        probe_free(&p);
+    }
+    /* a 200 carries no Allow */
+    probe p;
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+    path_of(path, sizeof path, TB.a2.id, "status");
+    probe_get(h, path, &p);
+    CHECK(p.rc == CURLE_OK && p.status == 200 && p.allow[0] == '\0',
+          "GET status: HTTP %ld, Allow \"%s\"", p.status, p.allow);
+    probe_free(&p);
+    curl_easy_cleanup(h);
+}
+
 static void test_enc_keys_bad_number_size(void **state)
 {
     (void)state;
@@ -934,8 +984,8 @@ static void test_enc_keys_bad_number_size(void **state)
     long small = TB.lim.min_key_size - 8, large = TB.lim.max_key_size + 8;
     CHECK(small > 0, "min_key_size %ld leaves no smaller multiple of 8", TB.lim.min_key_size);
 
-    /* number: 0, -8, "abc01", 1.5, over the maximum. */
-    const char *numbers[] = { "0", "-8", "\"abc01\"", "1.5", "true", "null", NULL };
+    /* number: 0, -8, "abc01", 1.5, true, over the maximum (null is absent: interop test). */
+    const char *numbers[] = { "0", "-8", "\"abc01\"", "1.5", "true", NULL };
     for (int i = 0; numbers[i] != NULL; i++) {
         snprintf(body, sizeof body, "{\"number\":%s}", numbers[i]);
         expect_post_error(c, base, body, 400, NULL);
@@ -2254,6 +2304,7 @@ int main(void)
         cmocka_unit_test_teardown(test_http_body_too_large, release_tracked),
         cmocka_unit_test_teardown(test_enc_keys_get, release_tracked),
         cmocka_unit_test_teardown(test_enc_keys_post_forms, release_tracked),
+        cmocka_unit_test_teardown(test_interop_null_members_and_allow, release_tracked),
         cmocka_unit_test_teardown(test_enc_keys_bad_number_size, release_tracked),
         cmocka_unit_test_teardown(test_enc_keys_extensions, release_tracked),
         cmocka_unit_test_teardown(test_multicast, release_tracked),

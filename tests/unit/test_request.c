@@ -503,7 +503,6 @@ static void test_enc_post_rejected(void **state)
         { "POST", ENC, "{\"number\":3.0}", 400, "number must be an integer" },
         { "POST", ENC, "{\"number\":\"3\"}", 400, "number must be an integer" },
         { "POST", ENC, "{\"number\":true}", 400, "number must be an integer" },
-        { "POST", ENC, "{\"number\":null}", 400, "number must be an integer" },
         { "POST", ENC, "{\"number\":[3]}", 400, "number must be an integer" },
         { "POST", ENC, "{\"size\":1.5}", 400, "size must be an integer" },
         { "POST", ENC, "{\"size\":\"abc01\"}", 400, "size must be an integer" },
@@ -527,11 +526,59 @@ static void test_enc_post_rejected(void **state)
         { "POST", ENC, "{\"extension_mandatory\":[1]}", 400, EXT_M_ENTRIES },
         { "POST", ENC, "{\"extension_mandatory\":[{}]}", 400, EXT_M_ENTRIES },
         { "POST", ENC, "{\"extension_mandatory\":[{\"a\":1},[]]}", 400, EXT_M_ENTRIES },
-        { "POST", ENC, "{\"extension_optional\":null}", 400, "extension_optional must be an array of objects" },
         { "POST", ENC, "{\"extension_optional\":[\"a\"]}", 400,
           "extension_optional entries must be objects with at least one member" },
     };
     CHECK_ALL(table);
+}
+
+/* Java, Go and .NET serializers send null for an unset optional member:
+ * it counts as absent, alone or beside members that are given. */
+static void test_enc_post_null_is_absent(void **state)
+{
+    (void)state;
+    kme_request req;
+    parse_ok("POST", ENC, "{\"number\":null,\"size\":null,\"additional_slave_SAE_IDs\":null,"
+             "\"extension_mandatory\":null,\"extension_optional\":null}", &req);
+    assert_false(req.has_number);
+    assert_false(req.has_size);
+    assert_false(req.has_additional);
+    assert_null(req.additional);
+    assert_null(req.ext_mandatory);
+    assert_null(req.ext_optional);
+    kme_request_clear(&req);
+
+    parse_ok("POST", ENC, "{\"number\":3,\"size\":null,\"additional_slave_SAE_IDs\":[\"B\"],"
+             "\"extension_mandatory\":null}", &req);
+    assert_true(req.has_number);
+    assert_int_equal(req.number, 3);
+    assert_false(req.has_size);
+    assert_int_equal(req.n_additional, 1);
+    assert_string_equal(req.additional[0], "B");
+    kme_request_clear(&req);
+
+    /* null stands for a whole member, not for an entry or a wrong type */
+    static const rejection table[] = {
+        { "POST", ENC, "{\"additional_slave_SAE_IDs\":[null]}", 400, ADD_STRINGS },
+        { "POST", ENC, "{\"extension_optional\":[null]}", 400,
+          "extension_optional entries must be objects with at least one member" },
+        { "POST", ENC, "{\"number\":null,\"number\":null}", 400, "request body has a duplicate member" },
+        { "POST", DEC, "{\"key_IDs\":null}", 400,
+          "key_IDs must be an array of objects like {\"key_ID\": \"<UUID>\"}" },
+    };
+    CHECK_ALL(table);
+}
+
+/* A 405 names the methods the resource takes (RFC 9110 Allow). */
+static void test_allowed_methods(void **state)
+{
+    (void)state;
+    assert_string_equal(kme_request_allowed_methods(STATUS), "GET");
+    assert_string_equal(kme_request_allowed_methods(ENC), "GET, POST");
+    assert_string_equal(kme_request_allowed_methods(DEC "?key_ID=x"), "GET, POST");
+    assert_null(kme_request_allowed_methods("/nothing"));
+    assert_null(kme_request_allowed_methods("/api/v1/keys/A/other"));
+    assert_null(kme_request_allowed_methods(NULL));
 }
 
 static void test_enc_post_bad_json(void **state)
@@ -979,6 +1026,8 @@ int main(void)
         cmocka_unit_test(test_enc_post_spec_examples),
         cmocka_unit_test(test_enc_post_empty_and_unknown),
         cmocka_unit_test(test_enc_post_rejected),
+        cmocka_unit_test(test_enc_post_null_is_absent),
+        cmocka_unit_test(test_allowed_methods),
         cmocka_unit_test(test_enc_post_bad_json),
         cmocka_unit_test(test_body_nul_and_depth),
         cmocka_unit_test(test_additional_limits_in_parse),
