@@ -711,3 +711,12 @@ bool kme_config_is_local_sae(const kme_config *cfg, const char *sae_id)
             return true;
     return false;
 }
+
+bool kme_config_key(size_t i, const char **section, const char **name)
+{
+    if (i >= N_KEYS)
+        return false;
+    *section = config_keys[i].section;
+    *name = config_keys[i].name;
+    return true;
+}

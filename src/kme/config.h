@@ -111,6 +111,10 @@ typedef struct kme_config {
 int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen);
 void kme_config_free(kme_config *cfg);
 
+/* The i-th key of the table (0-based): its section and name; false past
+ * the end.  For tests that hold the shipped example file to the table. */
+bool kme_config_key(size_t i, const char **section, const char **name);
+
 bool kme_config_is_local_sae(const kme_config *cfg, const char *sae_id);
 
 /* The peer KME an SAE is attached to, or NULL (local or unknown). */

@@ -311,3 +311,12 @@ void link_config_free(link_config *cfg)
     }
     memset(cfg, 0, sizeof *cfg);
 }
+
+bool link_config_key(size_t i, const char **section, const char **name)
+{
+    if (i >= N_KEYS)
+        return false;
+    *section = keys[i].section;
+    *name = keys[i].name;
+    return true;
+}

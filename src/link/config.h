@@ -10,6 +10,7 @@
 #ifndef QC_LINK_CONFIG_H
 #define QC_LINK_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,5 +43,9 @@ typedef struct link_config {
  * (missing key), "FILE:LINE: reason" (a line that is no key). */
 int link_config_load(const char *path, link_config *cfg, char *err, size_t errlen);
 void link_config_free(link_config *cfg);
+
+/* The i-th key of the table (0-based): its section and name; false past
+ * the end.  For tests that hold the shipped example file to the table. */
+bool link_config_key(size_t i, const char **section, const char **name);
 
 #endif

@@ -431,3 +431,12 @@ const qm_contact *qm_config_contact_by_sae(const qm_config *cfg, const char *sae
 {
     return qm_addressbook_by_sae(cfg, sae_id);
 }
+
+bool qm_config_key(size_t i, const char **section, const char **name)
+{
+    if (i >= N_KEYS)
+        return false;
+    *section = config_keys[i].section;
+    *name = config_keys[i].name;
+    return true;
+}

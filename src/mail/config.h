@@ -62,6 +62,10 @@ qm_err qm_config_load(const char *path, qm_config *cfg, char *err, size_t errlen
 /* Free everything (passwords wiped first); safe on a zeroed struct, twice. */
 void qm_config_free(qm_config *cfg);
 
+/* The i-th key of the table (0-based): its section and name; false past
+ * the end.  For tests that hold the shipped example file to the table. */
+bool qm_config_key(size_t i, const char **section, const char **name);
+
 /* The address-book entry of address (compared case-insensitively), or NULL. */
 const qm_contact *qm_config_contact(const qm_config *cfg, const char *address);
 
