@@ -16,11 +16,9 @@
 
 #include "kme/config.h"
 #include "kme/keystore.h"
+#include "kme/link_block.h"
 #include "kme/reply.h"
 
-#define LINK_MAX_BLOCK (1024 * 1024)            /* bytes of key in one block */
-#define LINK_HEADER 13                          /* block_id 8, owner 1, length 4 */
-#define LINK_MAX_BODY (LINK_MAX_BLOCK + 64)     /* the listener's max_body */
 
 typedef struct link_intake {
     const kme_config *cfg;
