@@ -137,7 +137,7 @@ static const qm_pending_key *entry_key(const qm_pending_entry *e, const char *id
 static qm_err parse_head(cursor *c, qm_pending_entry *e, unsigned long long *n_keys)
 {
     char num[32], reason[16];
-    unsigned long long v;
+    unsigned long long v = 0; /* gcc -O3 cannot see that err != QM_OK covers every path without it */
     size_t ml = strlen(MAGIC_LINE);
     if ((size_t)(c->end - c->p) < ml || memcmp(c->p, MAGIC_LINE, ml) != 0)
         return bad(c, "not a pending-key file of format version 1");
