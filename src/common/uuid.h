@@ -1,6 +1,8 @@
 /*
- * uuid.h - key IDs.  ETSI GS QKD 014 names every key by a UUID; ours are
- * random version-4 UUIDs from the OS CSPRNG, independent of the key material.
+ * uuid.h - UUIDs.  ETSI GS QKD 014 names every key by a UUID; our key IDs
+ * are random version-4 UUIDs from the OS CSPRNG, independent of the key
+ * material.  Reservation IDs between our KMEs, which no SAE sees, are
+ * time-ordered version-7 UUIDs (uuid_generate_v7).
  * Parsing accepts any version and either case (other KMEs issue non-v4 IDs)
  * and canonicalises to 16 bytes; formatting is always lower case.
  */

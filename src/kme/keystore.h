@@ -16,8 +16,15 @@
  * Local pairs (master and slaves on this KME) draw from a local pool of
  * `local_cap_bits`, refilled from the OS CSPRNG at `local_rate_bps`; its
  * level is a counter persisted with every allocation, and the material is
- * drawn at allocation time.  Thread-safe: one internal mutex, never held
- * across anything but the database.
+ * drawn at allocation time.  Thread-safe: the store mutex guards the
+ * database connection and the in-memory counters and is never held across
+ * anything but the database; the group commit, the maintenance thread and
+ * the fates of reservations the peer applied each have a mutex of their
+ * own (keystore_internal.h declares them and their order).
+ *
+ * Key IDs are random version-4 UUIDs (uuid.h), independent of the key
+ * material; reservation IDs between our KMEs are time-ordered version-7
+ * UUIDs, so that the databases append them to their indexes.
  */
 #ifndef QC_KME_KEYSTORE_H
 #define QC_KME_KEYSTORE_H
@@ -189,7 +196,7 @@ ks_result ks_testing_link_stats_check(keystore *ks, ks_link_stats *totals,
 /* A reservation made here (we are the master's KME) for keys whose slaves
  * sit behind `peer`. */
 typedef struct ks_reservation {
-    uint8_t id[16];                /* reservation ID (random UUID) */
+    uint8_t id[16];                /* reservation ID (time-ordered v7 UUID) */
     ks_batch keys;                 /* key IDs, sizes, material (arena) */
     ks_segment *segs;              /* all segments, key by key, in order */
     size_t *first_seg;             /* per key: index of its first segment */

@@ -1,10 +1,9 @@
 /*
  * config.c - reads and validates the link simulator's configuration.
  *
- * A small table-driven INI reader of its own: the KME's reader (src/kme/
- * config.c) is built around kme_config and its topology rules, and the two
- * files share no keys.  The rules are the same, so an operator meets the
- * same messages: unknown sections or keys, repeated keys, bad values,
+ * A table of its keys read through the project's INI reader (common/ini.c,
+ * ini_read), as the KME's and qumail's configurations are, so an operator
+ * meets the same messages: unknown sections or keys, repeated keys, bad values,
  * unreadable files and missing required keys stop the program with the
  * file, line and key named.  After the syntax, the relations: the link's
  * certificate must carry the link ID as its CN (the KMEs identify the link

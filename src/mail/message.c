@@ -1,8 +1,8 @@
 /*
  * message.c - encrypting and decrypting a QuMail envelope (message.h,
  * docs/qumail-format.md §2-4): keys from keyfetch.c, the envelope from
- * envelope.c, the ciphers from level1.c and level2.c.  message_mime.c wraps
- * the envelope in the outer MIME message.
+ * envelope.c, the ciphers from level1.c and level2.c.  mime.c builds and
+ * parses the outer MIME message around the envelope.
  *
  * Decrypting follows the order the format page requires: parse strictly
  * (malformed input never reaches the KME), find our recipient entry, refuse
