@@ -67,7 +67,7 @@ typedef struct ks_options {
     int64_t link_block_ttl_ms;     /* ks_maintain erases unconfirmed link blocks
                                       stored longer ago than this; 0 = 60000 */
     uint64_t wal_limit_bytes;      /* checkpoint at once when the WAL grows past
-                                      this; 0 = 16 MiB (keystore.c) */
+                                      this; 0 = 16 MiB (keystore_internal.h) */
     uint64_t slave_unfetched_bits; /* most bits held for one slave that it has
                                       not fetched yet (enc and reservations
                                       beyond: KS_LIMIT); 0 = no limit */

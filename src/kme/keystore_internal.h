@@ -1,9 +1,20 @@
 /*
- * keystore_internal.h - what keystore.c (local pairs, durability, open and
- * maintenance) and keystore_link.c (QKD link blocks, remote pairs) share.
- * Not part of the key store's API: include only from keystore*.c.
+ * keystore_internal.h - what the files of the key store share: the
+ * keystore struct, its locks and the calls between its layers.  Not part
+ * of the key store's API: include only from keystore_*.c.
  *
- * Both files work on the one connection under the one mutex `mu`; every
+ * Layers, each calling only those below it (no call cycle):
+ *   keystore_open.c          open, close, maintenance thread
+ *   keystore_schema.c        link tables, their statements, migration
+ *   keystore_remote_outbox.c our reservations for our masters, the outbox
+ *   keystore_remote_apply.c  the peer's reservations and voids
+ *   keystore_blocks.c        QKD link blocks: intake, material, upkeep
+ *   keystore_local.c         local pool, ks_local_enc, ks_dec, batches
+ *   keystore_unfetched.c     bits held per slave, not fetched yet
+ *   keystore_db.c            connection, durability, shared transaction
+ *   keystore_walbuf.c        the VFS under SQLite (one write per commit)
+ *
+ * Every file works on the one connection under the one mutex `mu`; every
  * change is a transaction that ends with COMMIT under mu, then (after mu is
  * released) ksi_finish(), the single path that makes a commit durable in
  * KS_SYNC_FULL (group commit) and runs a size-triggered checkpoint.
@@ -11,6 +22,7 @@
 #ifndef QC_KME_KEYSTORE_INTERNAL_H
 #define QC_KME_KEYSTORE_INTERNAL_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -20,10 +32,42 @@
 
 #include "kme/keystore.h"
 
+/* Checkpoint when the WAL exceeds this, so a busy store keeps a bounded
+ * file and consumed material leaves the disk even between maintenance runs.
+ * A checkpoint holds the connection (EXCLUSIVE locking: one connection)
+ * while it copies pages, so it should not come too often: at 4 MiB a
+ * cross-KME load of 16 clients checkpointed each KME about six times a
+ * second and ran 5-10 % slower (docs/kme.md). */
+#ifndef KS_WAL_LIMIT_BYTES
+#define KS_WAL_LIMIT_BYTES (16 * 1024 * 1024)
+#endif
+#ifndef KS_PAGE_SIZE
+#define KS_PAGE_SIZE 1024
+#endif
+/*
+ * SQLite page cache size (PRAGMA cache_size, negative: KiB): small on
+ * purpose.  SQLite's page cache truncates itself to the database size at
+ * every COMMIT, and a b-tree rebalance parks a page under a number past
+ * the end of the file (the lock-byte page), so that truncation walks every
+ * hash bucket and every page of the cache: with 32 MiB of 1 KiB pages (a
+ * KME holding link blocks fills it) that was half of the CPU of a
+ * reservation.  2 MiB holds the hot pages (index leaves, the current
+ * blocks).  A transaction that moves more than KS_BIG_TX_BYTES of key
+ * material (up to 1024 keys of 64 kbit: 8 MiB read, 8 MiB written) would
+ * thrash that, so it gets the large cache until its COMMIT (ksi_tx_expect).
+ */
+#define KS_CACHE_SMALL -2048
+#define KS_CACHE_LARGE -65536
+#define KS_BIG_TX_BYTES (256 * 1024)
+/* a TRUNCATE checkpoint at least every this many maintenance periods */
+#define KS_TRUNCATE_EVERY 10
+#define KS_STR_(x) #x
+#define KS_STR(x) KS_STR_(x)
+
 #define KS_UUID_RETRIES 8
 /* pending is a 63-bit mask (ETSI deployments allow a handful of slaves) */
 #define KS_MAX_SLAVES 63
-/* database schema version; keystore_link.c migrates from 1 and 2 */
+/* database schema version; keystore_schema.c migrates from 1 and 2 */
 #define KS_SCHEMA_VERSION 3
 
 enum stmt_id {
@@ -47,13 +91,30 @@ enum stmt_id {
 struct keystore {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT_];
-    sqlite3_stmt **lst; /* keystore_link.c's statements */
-    /* keystore_link.c: the block_material row being read or erased, open
+    sqlite3_stmt **lst; /* the link tables' statements (keystore_schema.c) */
+    /* keystore_blocks.c: the block_material row being read or erased, open
      * only while a body runs (closed before it returns, so never at COMMIT
      * or ROLLBACK TO) */
     sqlite3_blob *mat;
     int64_t mat_row;
-    pthread_mutex_t mu; /* guards db, st, lst and every field down to `stored` */
+    /*
+     * Locks, in the order they are taken (never the other way round):
+     *   mu       the connection: db, st, lst, mat and every field down to
+     *            `stored`, the shared transaction (tx_*), ckpt_seq,
+     *            truncated_ns, unf_get.  Take it with ks_lock(), release
+     *            it with ks_unlock(); a function that needs it held starts
+     *            with assert(ks_lock_held(ks)).
+     *   fate_mu  the lists acked and unknown (may be taken under mu, never
+     *            mu under it);
+     *   sync_mu  group fsync state (synced_seq, syncing; taken under mu by
+     *            a checkpoint, alone by ksi_finish).
+     *   maint_mu the maintenance thread's wake-ups: held alone, never
+     *            together with mu (the thread drops it before its work).
+     */
+    pthread_mutex_t mu;
+#ifndef NDEBUG
+    _Atomic(pthread_t) mu_owner; /* debug builds: who holds mu (0: nobody) */
+#endif
 
     ks_sync sync;
     uint64_t cap_bits;
@@ -107,7 +168,7 @@ struct keystore {
     bool maint_ckpt;    /* a size-triggered checkpoint is wanted now */
     unsigned maint_ms;
 
-    /* keystore_link.c, under fate_mu: reservations the peer applied whose
+    /* keystore_remote_outbox.c, under fate_mu: reservations the peer applied whose
      * pending outbox entries a later transaction drops (ks_remote_acked),
      * and the entries found pending at start, whose fate the peer is to
      * tell (ks_outbox_recover) */
@@ -122,10 +183,55 @@ struct keystore {
     uint64_t unfetched_limit; /* 0: no limit */
 };
 
-/* keystore_link.c: drop the outbox entries of acknowledged reservations
+/* keystore_remote_outbox.c: drop the outbox entries of acknowledged reservations
  * (ks_close, before its last checkpoint), and free the lists. */
 void ksi_link_drain_acked(keystore *ks);
 void ksi_link_free_lists(keystore *ks);
+/* keystore_remote_outbox.c: the same for maintenance; -1 on a database
+ * error (the entries stay for the next run). */
+int ksi_outbox_drain_acked(keystore *ks);
+
+/*
+ * Ownership of mu, checked in debug builds (SQLite's
+ * assert(sqlite3_mutex_held(...))).  With NDEBUG (meson's b_ndebug, on in
+ * release builds) the wrappers are the bare pthread calls and
+ * ks_lock_held() is never evaluated: nothing is added to the hot paths.
+ */
+static inline void ks_lock(keystore *ks)
+{
+    pthread_mutex_lock(&ks->mu);
+#ifndef NDEBUG
+    atomic_store_explicit(&ks->mu_owner, pthread_self(), memory_order_relaxed);
+#endif
+}
+
+static inline void ks_unlock(keystore *ks)
+{
+#ifndef NDEBUG
+    atomic_store_explicit(&ks->mu_owner, (pthread_t)0, memory_order_relaxed);
+#endif
+    pthread_mutex_unlock(&ks->mu);
+}
+
+/* Wait on cv, which releases mu meanwhile (caller holds mu). */
+static inline void ks_wait(keystore *ks, pthread_cond_t *cv)
+{
+#ifndef NDEBUG
+    atomic_store_explicit(&ks->mu_owner, (pthread_t)0, memory_order_relaxed);
+#endif
+    pthread_cond_wait(cv, &ks->mu);
+#ifndef NDEBUG
+    atomic_store_explicit(&ks->mu_owner, pthread_self(), memory_order_relaxed);
+#endif
+}
+
+#ifndef NDEBUG
+static inline bool ks_lock_held(const keystore *ks)
+{
+    return pthread_equal(atomic_load_explicit(&ks->mu_owner, memory_order_relaxed),
+                         pthread_self());
+}
+#endif
 
 /* The store's clock: wall time plus the test offset. */
 static inline int64_t now_ns(keystore *ks)
@@ -170,7 +276,7 @@ void ksi_unfetched_finalize(keystore *ks);
  * limit), KS_ERROR on a database error. */
 ks_result ksi_unfetched_check(keystore *ks, const slave_list *sl, uint64_t add_bits);
 
-/* ---- keystore.c --------------------------------------------------------- */
+/* ---- keystore_db.c ------------------------------------------------------ */
 
 __attribute__((format(printf, 3, 4)))
 void ksi_errf(char *err, size_t errlen, const char *fmt, ...);
@@ -215,21 +321,39 @@ void ksi_tx_flush_locked(keystore *ks);
  * mode: group fsync); runs a checkpoint when the WAL grew past its bound. */
 ks_result ksi_finish(keystore *ks, ks_result r, uint64_t seq);
 
+/* Route SQLite's heap through an allocator that wipes every block on free
+ * (once per process, before SQLite initialises: from ks_open). */
+void ksi_install_zeroing_allocator(void);
+/* sqlite3_wal_hook callback: counts the frames in the WAL. */
+int ksi_wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
+/* Copy the WAL into the database and rewind or truncate it (caller holds
+ * mu); 0 or -1. */
+int ksi_checkpoint_locked(keystore *ks);
+/* The same, syncing the WAL first without mu (takes mu): maintenance. */
+int ksi_checkpoint_presynced(keystore *ks);
+
+/* ---- keystore_local.c --------------------------------------------------- */
+
+/* Level of the local pool at now (caller holds mu); *ts_out: the refill
+ * time to store with it. */
+uint64_t ksi_pool_level(const keystore *ks, int64_t now, int64_t *ts_out);
 int ksi_batch_alloc(ks_batch *out, size_t n, size_t bytes);
 int ksi_slave_list_build(slave_list *sl, const char *const *slaves, size_t nslaves);
 void ksi_slave_list_free(slave_list *sl);
 bool ksi_enc_args_ok(const char *master, const char *const *slaves, size_t nslaves,
                      uint32_t n, uint32_t size_bits, const ks_batch *out);
 
-/* ---- keystore_link.c ---------------------------------------------------- */
+
+/* ---- keystore_schema.c, keystore_blocks.c ------------------------------ */
 
 /* Inside init_schema's transaction: create the link tables, migrating a
  * database of schema version `from` (0: new file). */
 int ksi_link_schema(keystore *ks, int64_t from, char *err, size_t errlen);
 int ksi_link_prepare(keystore *ks, char *err, size_t errlen);
 void ksi_link_finalize(keystore *ks);
-/* Periodic link work (expire unconfirmed blocks, drop used blocks, prune
- * old records); returns -1 on a database error. */
+/* keystore_blocks.c: periodic link work (expire unconfirmed blocks, drop
+ * used blocks, prune old records); returns -1 on a database error.  The
+ * acknowledged outbox entries are drained before it (ks_maintain). */
 int ksi_link_maintain(keystore *ks);
 
 #endif

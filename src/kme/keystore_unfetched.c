@@ -153,6 +153,7 @@ void ksi_unfetched_finalize(keystore *ks)
 /* Bits held for slave now (caller holds mu); -1 on a database error. */
 static int64_t unfetched_locked(keystore *ks, const char *slave, size_t len)
 {
+    assert(ks_lock_held(ks));
     sqlite3_stmt *s = ks->unf_get;
     sqlite3_bind_text(s, 1, slave, (int)len, SQLITE_STATIC);
     int rc = sqlite3_step(s);
@@ -164,6 +165,7 @@ static int64_t unfetched_locked(keystore *ks, const char *slave, size_t len)
 
 ks_result ksi_unfetched_check(keystore *ks, const slave_list *sl, uint64_t add_bits)
 {
+    assert(ks_lock_held(ks));
     if (ks->unfetched_limit == 0)
         return KS_OK;
     const char *p = sl->data, *end = sl->data + sl->len;
@@ -183,10 +185,10 @@ ks_result ks_unfetched_get(keystore *ks, const char *slave, uint64_t *bits)
 {
     if (!ks || !slave || !bits)
         return KS_ERROR;
-    pthread_mutex_lock(&ks->mu);
+    ks_lock(ks);
     ksi_tx_flush_locked(ks);
     int64_t held = unfetched_locked(ks, slave, strlen(slave));
-    pthread_mutex_unlock(&ks->mu);
+    ks_unlock(ks);
     if (held < 0)
         return KS_ERROR;
     *bits = (uint64_t)held;

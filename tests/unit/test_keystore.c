@@ -1,5 +1,5 @@
 /*
- * test_keystore.c - unit tests of the durable key store (src/kme/keystore.c).
+ * test_keystore.c - unit tests of the durable key store (src/kme/keystore_*.c).
  *
  * Every test runs against a fresh database in its own temporary directory.
  * Besides the ETSI semantics (once per slave, only named slaves, all or

@@ -1,6 +1,6 @@
 /*
  * test_keystore_link.c - unit tests of QKD link blocks and remote pairs in
- * the key store (src/kme/keystore_link.c, docs/kme-pair.md).
+ * the key store (src/kme/keystore_blocks.c, keystore_remote_*.c, docs/kme-pair.md).
  *
  * Two KMEs are simulated by two key stores fed the same blocks: "A" owns
  * the blocks it allocates from (own = true), "B" stores them as the peer's

@@ -1,0 +1,555 @@
+/*
+ * keystore_remote_apply.c - the peer's reservations and voids (we are the
+ * slaves' KME; docs/kme-pair.md): ks_reservation_apply(_batch) checks each
+ * segment against the peer block's used segments, takes its bytes, records
+ * the reservation (digest of the content, for idempotent retries) and
+ * stores the keys for ks_dec; ks_void_apply burns the bytes of a void.
+ * Bits are never handed out twice: a segment must not overlap
+ * used_segments, and adjacent used ranges are merged.
+ *
+ * Calls keystore_blocks.c, keystore_local.c (batches, slave lists),
+ * keystore_unfetched.c and keystore_db.c.  Bodies run under ks->mu.
+ */
+#include "kme/keystore.h"
+#include "kme/keystore_internal.h"
+#include "kme/keystore_link_internal.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/secret.h"
+#include "common/uuid.h"
+
+/* ---- the peer's reservations (we are the slaves' KME) ------------------- */
+
+static int seg_write(keystore *ks, enum lstmt st, uint64_t id, uint64_t off, uint64_t len)
+{
+    assert(ks_lock_held(ks));
+    sqlite3_stmt *s = L(ks, st);
+    sqlite3_bind_int64(s, 1, bid(id));
+    sqlite3_bind_int64(s, 2, (int64_t)off);
+    if (st != LS_SEG_DEL)
+        sqlite3_bind_int64(s, 3, (int64_t)len);
+    return step_reset(s) == SQLITE_DONE ? 0 : -1;
+}
+
+/* The used segment closest before a position, when the caller has
+ * looked it up already (found: 1, none: 0). */
+typedef struct seg_prev {
+    int found;
+    uint64_t off, len;
+} seg_prev;
+
+/* Record [off, off+len) as used (it is known unused), merged with the
+ * neighbours it touches so the table stays small.  prev: the used segment
+ * starting closest before off, if known (NULL: look it up). */
+static int seg_add(keystore *ks, uint64_t id, uint64_t off, uint64_t len, const seg_prev *prev)
+{
+    assert(ks_lock_held(ks));
+    uint64_t po, pl, so, sl;
+    int p = prev ? prev->found : ksi_seg_near(ks, LS_SEG_BEFORE, id, off, &po, &pl);
+    if (prev) {
+        po = prev->off;
+        pl = prev->len;
+    }
+    int q = ksi_seg_near(ks, LS_SEG_FROM, id, off + len, &so, &sl);
+    if (p < 0 || q < 0)
+        return -1;
+    bool join_prev = p && po + pl == off, join_next = q && so == off + len;
+    if (join_next && seg_write(ks, LS_SEG_DEL, id, so, 0) != 0)
+        return -1;
+    uint64_t tail = join_next ? sl : 0;
+    if (join_prev)
+        return seg_write(ks, LS_SEG_SETLEN, id, po, pl + len + tail);
+    return seg_write(ks, LS_SEG_INSERT, id, off, len + tail);
+}
+
+/* Mark known-unused bytes of a peer block used and zero them; the block
+ * goes once all of it is used (b->length == 0 afterwards tells the
+ * caller).  prev as for seg_add. */
+static int mark_used(keystore *ks, blk *b, uint64_t off, uint64_t len, const seg_prev *prev)
+{
+    assert(ks_lock_held(ks));
+    if (seg_add(ks, b->id, off, len, prev) != 0)
+        return -1;
+    sqlite3_stmt *s = L(ks, LS_BLK_ADD_USED);
+    sqlite3_bind_int64(s, 1, bid(b->id));
+    sqlite3_bind_int64(s, 2, (int64_t)len);
+    if (step_reset(s) != SQLITE_DONE)
+        return -1;
+    b->used += (uint32_t)len;
+    if (b->used < b->length)
+        return ksi_mat_zero(ks, b->id, b->length, off, len);
+    b->length = 0; /* used up: the row goes, no need to zero it first */
+    return ksi_blk_erase(ks, b->id);
+}
+
+typedef struct apply_ctx {
+    tx t;
+    const uint8_t *id;
+    const char *master;
+    const slave_list *sl;
+    int64_t expires_ms;
+    const ks_remote_key *keys;
+    size_t n;
+    uint8_t digest[KS_DIGEST];
+    secret_buf buf; /* one key's material at a time */
+} apply_ctx;
+
+static int confirm_one(keystore *ks, blk *b)
+{
+    assert(ks_lock_held(ks));
+    sqlite3_stmt *s = L(ks, LS_CONFIRM);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)b->id);
+    if (step_reset(s) != SQLITE_DONE)
+        return -1;
+    b->confirmed = true;
+    return 0;
+}
+
+/* Check one segment of a reservation and take its bytes into dst. */
+static ks_result take_seg(keystore *ks, const ks_segment *sg, uint8_t *dst)
+{
+    assert(ks_lock_held(ks));
+    blk b;
+    uint64_t po, pl, end = (uint64_t)sg->offset + sg->length;
+    int found = ksi_blk_get(ks, sg->block_id, &b);
+    if (found <= 0)
+        return found < 0 ? KS_ERROR : KS_REJECTED;
+    if (b.own || end > b.length)
+        return KS_REJECTED;
+    /* The peer allocates only from blocks the link confirmed to it, and the
+     * link confirms only blocks that both KMEs stored: a peer block we hold
+     * but whose confirmation has not reached us yet is confirmed by the
+     * peer's use of it.  Refusing would burn bits that both sides hold. */
+    if (!b.confirmed && confirm_one(ks, &b) != 0)
+        return KS_ERROR;
+    int p = ksi_seg_near(ks, LS_SEG_BEFORE, b.id, end, &po, &pl);
+    if (p < 0)
+        return KS_ERROR;
+    if (p && po + pl > sg->offset)
+        return KS_REJECTED; /* overlaps bits used before (or in this call) */
+    /* Nothing used starts inside the segment (it would overlap), so the
+     * segment just found is also the closest one before its start. */
+    seg_prev prev = {.found = p, .off = po, .len = pl};
+    if (ksi_mat_read(ks, &b, sg->offset, sg->length, dst) != 0 ||
+        mark_used(ks, &b, sg->offset, sg->length, &prev) != 0)
+        return KS_ERROR;
+    return KS_OK;
+}
+
+static ks_result insert_remote_key(keystore *ks, const apply_ctx *c, const ks_remote_key *k)
+{
+    assert(ks_lock_held(ks));
+    sqlite3_stmt *s = L(ks, LS_RKEY_INSERT);
+    sqlite3_bind_blob(s, 1, k->id, 16, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, c->master, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, k->size_bits);
+    sqlite3_bind_blob(s, 4, c->buf.data, (int)(k->size_bits / 8), SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, now_ms(ks));
+    sqlite3_bind_int64(s, 6, c->expires_ms);
+    sqlite3_bind_blob(s, 7, c->sl->data, (int)c->sl->len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, c->sl->pending);
+    sqlite3_bind_blob(s, 9, c->id, 16, SQLITE_STATIC);
+    int rc = step_reset(s);
+    sqlite3_clear_bindings(s); /* no pointer into the secret buffer */
+    if (rc == SQLITE_DONE)
+        return KS_OK;
+    return sqlite3_extended_errcode(ks->db) == SQLITE_CONSTRAINT_PRIMARYKEY ? KS_CONFLICT
+                                                                           : KS_ERROR;
+}
+
+static ks_result apply_key(keystore *ks, apply_ctx *c, const ks_remote_key *k)
+{
+    assert(ks_lock_held(ks));
+    uint8_t *dst = c->buf.data;
+    for (size_t j = 0; j < k->nsegs; j++) {
+        ks_result r = take_seg(ks, &k->segs[j], dst);
+        if (r != KS_OK)
+            return r;
+        dst += k->segs[j].length;
+    }
+    ks_result r = insert_remote_key(ks, c, k);
+    secret_wipe(c->buf.data, k->size_bits / 8);
+    return r;
+}
+
+/* The record of a reservation ID: 0 none, RES_APPLIED or RES_VOID; -1. */
+static int res_get(keystore *ks, const uint8_t id[16], uint8_t digest[KS_DIGEST])
+{
+    assert(ks_lock_held(ks));
+    sqlite3_stmt *s = L(ks, LS_RES_GET);
+    sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
+    int rc = sqlite3_step(s), state = 0;
+    if (rc == SQLITE_ROW) {
+        state = sqlite3_column_int(s, 0);
+        memset(digest, 0, KS_DIGEST);
+        if (sqlite3_column_bytes(s, 1) == KS_DIGEST)
+            memcpy(digest, sqlite3_column_blob(s, 1), KS_DIGEST);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? state : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int res_put(keystore *ks, const uint8_t id[16], int state, const uint8_t *digest)
+{
+    assert(ks_lock_held(ks));
+    sqlite3_stmt *s = L(ks, LS_RES_PUT);
+    sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, state);
+    if (digest)
+        sqlite3_bind_blob(s, 3, digest, KS_DIGEST, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 3);
+    sqlite3_bind_int64(s, 4, now_ms(ks) + KS_RES_KEEP_MS);
+    return step_reset(s) == SQLITE_DONE ? 0 : -1;
+}
+
+/* Record a new reservation ID as applied: 1, or 0 when the ID has a
+ * record already (nothing written), -1 on error.  One B-tree descent for
+ * the usual case, a new ID, instead of a lookup and then an insert. */
+static int res_add(keystore *ks, const uint8_t id[16], const uint8_t *digest)
+{
+    assert(ks_lock_held(ks));
+    sqlite3_stmt *s = L(ks, LS_RES_ADD);
+    sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, RES_APPLIED);
+    sqlite3_bind_blob(s, 3, digest, KS_DIGEST, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, now_ms(ks) + KS_RES_KEEP_MS);
+    if (step_reset(s) != SQLITE_DONE)
+        return -1;
+    return sqlite3_changes(ks->db) > 0 ? 1 : 0;
+}
+
+/* The record is written first: should a key then fail, the body's
+ * savepoint is rolled back with it. */
+static ks_result apply_body(keystore *ks, tx *t)
+{
+    assert(ks_lock_held(ks));
+    apply_ctx *c = (apply_ctx *)t;
+    uint8_t seen[KS_DIGEST];
+    int added = res_add(ks, c->id, c->digest);
+    if (added < 0)
+        return KS_ERROR;
+    if (added == 0) {
+        int state = res_get(ks, c->id, seen);
+        if (state < 0)
+            return KS_ERROR;
+        if (state == RES_APPLIED && memcmp(seen, c->digest, KS_DIGEST) == 0)
+            return KS_OK; /* a retry: applied before, nothing changes */
+        return KS_CONFLICT; /* voided, or the ID came with other content */
+    }
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < c->n; i++)
+        bytes += c->keys[i].size_bits / 8;
+    ks_result lim = ksi_unfetched_check(ks, c->sl, bytes * 8);
+    if (lim != KS_OK)
+        return lim; /* the savepoint takes the record back with it */
+    ksi_tx_expect(ks, bytes);
+    for (size_t i = 0; i < c->n; i++) {
+        ks_result r = apply_key(ks, c, &c->keys[i]);
+        if (r != KS_OK)
+            return r;
+    }
+    t->stored_delta = (int64_t)c->n;
+    t->changed = true;
+    return KS_OK;
+}
+
+static void hash_u64(crypto_generichash_state *h, uint64_t v)
+{
+    uint8_t b[8];
+    put_be(b, v, 8);
+    crypto_generichash_update(h, b, 8);
+}
+
+static void hash_str(crypto_generichash_state *h, const char *s)
+{
+    hash_u64(h, strlen(s));
+    crypto_generichash_update(h, (const uint8_t *)s, strlen(s));
+}
+
+/* Digest of a reservation's content (metadata only, no key material), so
+ * a retry can be told from another reservation under the same ID. */
+static void res_digest(apply_ctx *c, const char *const *slaves, size_t nslaves)
+{
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, KS_DIGEST);
+    hash_str(&h, c->master);
+    hash_u64(&h, nslaves);
+    for (size_t i = 0; i < nslaves; i++)
+        hash_str(&h, slaves[i]);
+    hash_u64(&h, (uint64_t)c->expires_ms);
+    hash_u64(&h, c->n);
+    for (size_t i = 0; i < c->n; i++) {
+        const ks_remote_key *k = &c->keys[i];
+        crypto_generichash_update(&h, k->id, 16);
+        hash_u64(&h, k->size_bits);
+        hash_u64(&h, k->nsegs);
+        for (size_t j = 0; j < k->nsegs; j++) {
+            hash_u64(&h, k->segs[j].block_id);
+            hash_u64(&h, (uint64_t)k->segs[j].offset << 32 | k->segs[j].length);
+        }
+    }
+    crypto_generichash_final(&h, c->digest, KS_DIGEST);
+}
+
+/* Shape of the reservation, before any lookup: every key a positive
+ * multiple of 8 bits, exactly covered by non-empty segments.  Returns the
+ * largest key in bytes, or 0 when the shape is wrong. */
+static uint32_t keys_shape(const ks_remote_key *keys, size_t n)
+{
+    uint32_t max = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ks_remote_key *k = &keys[i];
+        uint64_t sum = 0;
+        if (k->size_bits == 0 || k->size_bits % 8 != 0 || k->nsegs == 0 || !k->segs)
+            return 0;
+        for (size_t j = 0; j < k->nsegs; j++) {
+            if (k->segs[j].length == 0)
+                return 0;
+            sum += k->segs[j].length;
+        }
+        if (sum != k->size_bits / 8)
+            return 0;
+        max = k->size_bits / 8 > max ? k->size_bits / 8 : max;
+    }
+    return max;
+}
+
+/* Check one reservation's arguments and shape and make its context for
+ * apply_body (slave list built in *sl, digest taken); *max: its largest key
+ * in bytes.  KS_ERROR for invalid arguments, KS_REJECTED for a bad shape. */
+static ks_result apply_prepare(const ks_reservation_in *in, apply_ctx *c, slave_list *sl,
+                               uint32_t *max)
+{
+    ks_batch unused = {0}; /* the shared check wants an output; 1 x 8 bits pass */
+    if (!in->keys || in->n == 0 || in->n > UINT32_MAX ||
+        !ksi_enc_args_ok(in->master, in->slaves, in->nslaves, 1, 8, &unused)) {
+        log_error("keystore: ks_reservation_apply: invalid arguments");
+        return KS_ERROR;
+    }
+    *max = keys_shape(in->keys, in->n);
+    if (*max == 0) {
+        log_warn("keystore: a reservation's key sizes and segments disagree");
+        return KS_REJECTED;
+    }
+    if (ksi_slave_list_build(sl, in->slaves, in->nslaves) != 0)
+        return KS_ERROR;
+    *c = (apply_ctx){.t.what = "reservation", .id = in->id, .master = in->master, .sl = sl,
+                     .expires_ms = in->expires_ms, .keys = in->keys, .n = in->n};
+    res_digest(c, in->slaves, in->nslaves);
+    return KS_OK;
+}
+
+ks_result ks_reservation_apply(keystore *ks, const uint8_t id[16], const char *master,
+                               const char *const *slaves, size_t nslaves, int64_t expires_ms,
+                               const ks_remote_key *keys, size_t n)
+{
+    if (!ks || !id) {
+        log_error("keystore: ks_reservation_apply: invalid arguments");
+        return KS_ERROR;
+    }
+    ks_reservation_in in = {.master = master, .slaves = slaves, .nslaves = nslaves,
+                            .expires_ms = expires_ms, .keys = keys, .n = n};
+    memcpy(in.id, id, 16);
+    apply_ctx c;
+    slave_list sl;
+    uint32_t max;
+    ks_result r = apply_prepare(&in, &c, &sl, &max);
+    if (r != KS_OK)
+        return r;
+    c.id = id;
+    r = KS_ERROR;
+    if (secret_alloc(&c.buf, max) == 0)
+        r = ksi_run_tx(ks, &c.t, apply_body);
+    secret_free(&c.buf);
+    ksi_slave_list_free(&sl);
+    if (r == KS_REJECTED)
+        log_warn("keystore: a reservation names bits that are not usable; refused");
+    return r;
+}
+
+/* A batch of reservations: apply_body once per item, each under its own
+ * savepoint, all in one call of the shared transaction. */
+typedef struct batch_ctx {
+    tx t;
+    apply_ctx *items;
+    bool *ready;        /* item passed apply_prepare */
+    ks_result *results;
+    size_t n;
+} batch_ctx;
+
+static ks_result batch_body(keystore *ks, tx *t)
+{
+    assert(ks_lock_held(ks));
+    batch_ctx *b = (batch_ctx *)t;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->ready[i])
+            continue;
+        apply_ctx *c = &b->items[i];
+        c->t.changed = false;
+        c->t.stored_delta = 0;
+        if (!ksi_item_begin(ks))
+            return KS_ERROR;
+        ks_result r = apply_body(ks, &c->t);
+        bool keep = r == KS_OK && c->t.changed;
+        ksi_mat_close(ks); /* an open blob handle makes RELEASE fail, ROLLBACK TO trips it */
+        if (!ksi_item_end(ks, keep))
+            return KS_ERROR;
+        if (r == KS_ERROR)
+            ksi_db_log(ks, "reservation of a batch");
+        b->results[i] = r;
+        if (keep) {
+            t->stored_delta += c->t.stored_delta;
+            t->changed = true;
+        }
+    }
+    return KS_OK;
+}
+
+ks_result ks_reservation_apply_batch(keystore *ks, const ks_reservation_in *items, size_t n,
+                                     ks_result *results)
+{
+    if (!ks || !items || !results || n == 0) {
+        log_error("keystore: ks_reservation_apply_batch: invalid arguments");
+        return KS_ERROR;
+    }
+    batch_ctx b = {.t.what = "reservation batch", .n = n, .results = results,
+                   .items = calloc(n, sizeof *b.items), .ready = calloc(n, sizeof *b.ready)};
+    slave_list *sl = calloc(n, sizeof *sl);
+    secret_buf buf = {0};
+    uint32_t max = 0;
+    ks_result r = KS_ERROR;
+    for (size_t i = 0; i < n; i++)
+        results[i] = KS_ERROR;
+    if (b.items && b.ready && sl) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t m = 0;
+            results[i] = apply_prepare(&items[i], &b.items[i], &sl[i], &m);
+            b.ready[i] = results[i] == KS_OK;
+            max = m > max ? m : max;
+        }
+        /* one buffer for all: apply_key wipes it after each key */
+        if (max == 0 || secret_alloc(&buf, max) == 0) {
+            for (size_t i = 0; i < n; i++)
+                b.items[i].buf = buf;
+            r = max == 0 ? KS_OK : ksi_run_tx(ks, &b.t, batch_body);
+        }
+    }
+    for (size_t i = 0; i < n && b.ready; i++) {
+        if (!b.ready[i])
+            continue;
+        if (r != KS_OK) /* the whole part was undone, or not committed */
+            results[i] = r;
+        else if (results[i] == KS_REJECTED)
+            log_warn("keystore: a reservation names bits that are not usable; refused");
+        ksi_slave_list_free(&sl[i]);
+    }
+    secret_free(&buf);
+    free(sl);
+    free(b.ready);
+    free(b.items);
+    return r;
+}
+
+ks_result ks_reservation_state(keystore *ks, const uint8_t id[16], ks_res_state *state)
+{
+    if (!ks || !id || !state)
+        return KS_ERROR;
+    uint8_t digest[KS_DIGEST];
+    ks_lock(ks);
+    ksi_tx_flush_locked(ks); /* answer from committed state only */
+    int st = atomic_load(&ks->failed) ? -1 : res_get(ks, id, digest);
+    ks_unlock(ks);
+    if (st < 0)
+        return KS_ERROR;
+    *state = st == RES_APPLIED ? KS_RES_APPLIED : st == RES_VOID ? KS_RES_VOIDED : KS_RES_UNKNOWN;
+    return KS_OK;
+}
+
+typedef struct void_ctx {
+    tx t;
+    const uint8_t *id;
+    const ks_segment *segs;
+    size_t nsegs;
+} void_ctx;
+
+/* Burn [off, end) of a peer block: mark every gap between used segments. */
+static int burn_range(keystore *ks, blk *b, uint64_t pos, uint64_t end)
+{
+    assert(ks_lock_held(ks));
+    while (pos < end && b->length != 0) {
+        uint64_t po, pl, so, sl;
+        int p = ksi_seg_near(ks, LS_SEG_BEFORE, b->id, pos + 1, &po, &pl);
+        if (p < 0)
+            return -1;
+        if (p && po + pl > pos) {
+            pos = po + pl; /* already used */
+            continue;
+        }
+        int q = ksi_seg_near(ks, LS_SEG_FROM, b->id, pos, &so, &sl);
+        if (q < 0)
+            return -1;
+        uint64_t gap_end = q && so < end ? so : end;
+        if (mark_used(ks, b, pos, gap_end - pos, NULL) != 0)
+            return -1;
+        pos = gap_end;
+    }
+    return 0;
+}
+
+static ks_result void_segs(keystore *ks, const void_ctx *c)
+{
+    assert(ks_lock_held(ks));
+    for (size_t i = 0; i < c->nsegs; i++) {
+        const ks_segment *sg = &c->segs[i];
+        blk b;
+        int found = ksi_blk_get(ks, sg->block_id, &b);
+        if (found < 0)
+            return KS_ERROR;
+        if (found == 0 || b.own || sg->offset >= b.length)
+            continue; /* nothing of ours to burn there */
+        uint64_t end = (uint64_t)sg->offset + sg->length;
+        if (burn_range(ks, &b, sg->offset, end < b.length ? end : b.length) != 0)
+            return KS_ERROR;
+    }
+    return KS_OK;
+}
+
+static ks_result void_body(keystore *ks, tx *t)
+{
+    assert(ks_lock_held(ks));
+    void_ctx *c = (void_ctx *)t;
+    uint8_t seen[KS_DIGEST];
+    int state = res_get(ks, c->id, seen);
+    if (state < 0)
+        return KS_ERROR;
+    if (state == RES_APPLIED) { /* the master's call failed: its keys go */
+        sqlite3_stmt *s = L(ks, LS_RKEYS_DEL);
+        sqlite3_bind_blob(s, 1, c->id, 16, SQLITE_STATIC);
+        if (step_reset(s) != SQLITE_DONE)
+            return KS_ERROR;
+        t->stored_delta = -(int64_t)sqlite3_changes(ks->db);
+    }
+    if (void_segs(ks, c) != KS_OK || res_put(ks, c->id, RES_VOID, NULL) != 0)
+        return KS_ERROR;
+    t->changed = true;
+    return KS_OK;
+}
+
+ks_result ks_void_apply(keystore *ks, const uint8_t id[16], const ks_segment *segs,
+                        size_t nsegs)
+{
+    if (!ks || !id || (nsegs > 0 && !segs)) {
+        log_error("keystore: ks_void_apply: invalid arguments");
+        return KS_ERROR;
+    }
+    void_ctx c = {.t.what = "void", .id = id, .segs = segs, .nsegs = nsegs};
+    return ksi_run_tx(ks, &c.t, void_body);
+}
