@@ -45,30 +45,33 @@ int link_parse_block(const char *body, size_t len, uint64_t *id, int *owner,
 }
 
 /* {"block_IDs": ["<16 hex digits>", ...]} and nothing else. */
-int link_parse_ids(const char *body, size_t len, uint64_t **ids, size_t *n, char *why, size_t whylen)
+link_parse_result link_parse_ids(const char *body, size_t len, uint64_t **ids, size_t *n,
+                                 char *why, size_t whylen)
 {
     json_error_t je;
     json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     json_t *arr = json_object_get(o, "block_IDs");
-    int rc = -1;
+    link_parse_result rc = LINK_PARSE_BAD;
     *ids = NULL;
-    if (!o)
+    if (!o) { /* jansson 2.14 reports its own lack of memory as bad syntax */
         snprintf(why, whylen, "body is not valid JSON: %.80s", je.text);
-    else if (!json_is_object(o) || !json_is_array(arr) || json_object_size(o) != 1)
+    } else if (!json_is_object(o) || !json_is_array(arr) || json_object_size(o) != 1) {
         snprintf(why, whylen, "body must be {\"block_IDs\": [\"<16 hex digits>\", ...]} with no other member");
-    else if (json_array_size(arr) && !(*ids = calloc(json_array_size(arr), sizeof **ids)))
+    } else if (json_array_size(arr) && !(*ids = calloc(json_array_size(arr), sizeof **ids))) {
+        rc = LINK_PARSE_NOMEM;
         snprintf(why, whylen, "out of memory");
-    else
-        rc = 0;
-    for (size_t i = 0; rc == 0 && i < json_array_size(arr); i++) {
+    } else {
+        rc = LINK_PARSE_OK;
+    }
+    for (size_t i = 0; rc == LINK_PARSE_OK && i < json_array_size(arr); i++) {
         json_t *v = json_array_get(arr, i);
         if (!json_is_string(v) || block_id_parse(json_string_value(v), json_string_length(v), &(*ids)[i]) != 0) {
             snprintf(why, whylen, "block_IDs[%zu] is not a string of 16 hex digits", i);
-            rc = -1;
+            rc = LINK_PARSE_BAD;
         }
     }
-    *n = rc == 0 ? json_array_size(arr) : 0;
-    if (rc != 0) {
+    *n = rc == LINK_PARSE_OK ? json_array_size(arr) : 0;
+    if (rc != LINK_PARSE_OK) {
         free(*ids);
         *ids = NULL;
     }

@@ -22,10 +22,18 @@
 int link_parse_block(const char *body, size_t len, uint64_t *id, int *owner,
                      uint32_t *blen, char *why, size_t whylen);
 
-/* {"block_IDs": ["<16 hex digits>", ...]} and nothing else.  0 with *ids
- * (malloc'd, NULL when *n is 0) and *n set; -1 with *ids NULL, *n 0 and a
- * reason in why ("out of memory" when that is the reason). */
-int link_parse_ids(const char *body, size_t len, uint64_t **ids, size_t *n,
-                   char *why, size_t whylen);
+/* What link_parse_ids() found: the caller picks its answer by this kind
+ * (400 for a bad body, 503 for our own lack of memory), never by the text. */
+typedef enum link_parse_result {
+    LINK_PARSE_OK = 0,
+    LINK_PARSE_BAD = -1,   /* the body is not what the link must send */
+    LINK_PARSE_NOMEM = -2, /* out of memory here: the body may be fine */
+} link_parse_result;
+
+/* {"block_IDs": ["<16 hex digits>", ...]} and nothing else.  LINK_PARSE_OK
+ * with *ids (malloc'd, NULL when *n is 0) and *n set; otherwise *ids NULL,
+ * *n 0 and a reason in why. */
+link_parse_result link_parse_ids(const char *body, size_t len, uint64_t **ids, size_t *n,
+                                 char *why, size_t whylen);
 
 #endif

@@ -100,8 +100,9 @@ static void handle_ids(const link_intake *li, bool confirm, const char *body, si
     uint64_t *ids;
     size_t n, done = 0;
     char why[200];
-    if (link_parse_ids(body, len, &ids, &n, why, sizeof why) != 0) {
-        reply_error(out, strcmp(why, "out of memory") == 0 ? 503 : 400, why);
+    link_parse_result parsed = link_parse_ids(body, len, &ids, &n, why, sizeof why);
+    if (parsed != LINK_PARSE_OK) {
+        reply_error(out, parsed == LINK_PARSE_NOMEM ? 503 : 400, why);
         return;
     }
     ks_result r = confirm ? ks_block_confirm(li->ks, ids, n, &done)
