@@ -7,6 +7,7 @@
  *   qumail [--config FILE] [--verbose] send --level 1|2|4 [--to ADDR...] < in.eml
  *   qumail [--config FILE] [--verbose] inbox
  *   qumail [--config FILE] [--verbose] read [--show-unverified] N|ID
+ *   qumail [--config FILE] web [--listen 127.0.0.1:PORT] [--url-file FILE] [--no-open]
  *
  * The user's configuration (mail/config.h) is checked before anything else.
  * Keys come from the user's KME as its SAE; decrypted messages go to stdout
@@ -47,6 +48,7 @@ typedef struct cli {
     bool verbose;
     bool raw;              /* --raw: read and decrypt write the message as it is */
     bool show_unverified;
+    qc_web_opts web;       /* the web command's options */
 } cli;
 
 static char stdout_buf[65536]; /* wiped at exit: it held plaintext */
@@ -68,6 +70,9 @@ static const char usage_text[] =
     "  read [--show-unverified] N|ID\n"
     "                 show message N of the inbox (or the one with this ID):\n"
     "                 decrypted once with keys from the KME, then from the read store\n"
+    "  web [--listen 127.0.0.1:PORT] [--url-file FILE] [--no-open] [--session-idle S]\n"
+    "                 the web client on loopback (docs/web.md): prints the URL to\n"
+    "                 open (it holds a secret token); stops on SIGINT or SIGTERM\n"
     "\n"
     "levels: 1 one-time pad + one-time MAC (information-theoretic), 2 AES-256-GCM\n"
     "keyed by a QKD key, 4 no protection (labelled as such); 3 is reserved.\n"
@@ -282,7 +287,8 @@ int qc_session_keys(qc_session *s, bool for_decrypt)
 {
     char err[512];
     if (!s->kme) {
-        qkd014_options o = { .kme_url = s->cfg.kme_url, .cert_file = s->cfg.kme_cert,
+        qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                             .kme_url = s->cfg.kme_url, .cert_file = s->cfg.kme_cert,
                              .key_file = s->cfg.kme_key, .ca_file = s->cfg.kme_ca,
                              .expected_kme_id = s->cfg.kme_id };
         if (qkd014_options_check(&o, err, sizeof err) != QKD014_OK)
@@ -529,7 +535,8 @@ static int cmd_send(qc_session *s, const cli *c)
 
 /* -------------------------------------------------------------- options */
 
-enum opt_id { O_CONFIG = 256, O_LEVEL, O_TO, O_VERBOSE, O_HELP, O_VERSION, O_SHOW_UNVERIFIED };
+enum opt_id { O_CONFIG = 256, O_LEVEL, O_TO, O_VERBOSE, O_HELP, O_VERSION, O_SHOW_UNVERIFIED,
+              O_LISTEN, O_URL_FILE, O_NO_OPEN, O_SESSION_IDLE };
 
 static const struct option long_opts[] = {
     { "config", required_argument, NULL, O_CONFIG },
@@ -538,6 +545,10 @@ static const struct option long_opts[] = {
     { "verbose", no_argument, NULL, O_VERBOSE },
     { "show-unverified", no_argument, NULL, O_SHOW_UNVERIFIED },
     { "raw", no_argument, NULL, 'r' },
+    { "listen", required_argument, NULL, O_LISTEN },
+    { "url-file", required_argument, NULL, O_URL_FILE },
+    { "no-open", no_argument, NULL, O_NO_OPEN },
+    { "session-idle", required_argument, NULL, O_SESSION_IDLE },
     { "help", no_argument, NULL, O_HELP },
     { "version", no_argument, NULL, O_VERSION },
     { NULL, 0, NULL, 0 },
@@ -564,6 +575,10 @@ static int handle_option(cli *c, int id, const char *arg)
     case O_VERBOSE: c->verbose = true; break;
     case 'r': c->raw = true; break;
     case O_SHOW_UNVERIFIED: c->show_unverified = true; break;
+    case O_LISTEN: c->web.listen = arg; c->web.given = true; break;
+    case O_URL_FILE: c->web.url_file = arg; c->web.given = true; break;
+    case O_NO_OPEN: c->web.no_open = true; c->web.given = true; break;
+    case O_SESSION_IDLE: c->web.session_idle = arg; c->web.given = true; break;
     case O_HELP: fputs(usage_text, stdout); return EX_OK;
     case O_VERSION: printf("qumail (QuMail-C) %s\n", QUMAILC_VERSION); return EX_OK;
     default: return usage_error("unknown option", NULL);
@@ -582,7 +597,8 @@ static int check_command(cli *c)
     if (!c->command)
         return usage_error("no command given", NULL);
     bool enc = is_cmd(c, "encrypt"), send = is_cmd(c, "send");
-    if (!enc && !send && !is_cmd(c, "decrypt") && !is_cmd(c, "inbox") && !is_cmd(c, "read"))
+    if (!enc && !send && !is_cmd(c, "decrypt") && !is_cmd(c, "inbox") && !is_cmd(c, "read") &&
+        !is_cmd(c, "web"))
         return usage_error("unknown command", c->command);
     if (is_cmd(c, "read") && c->nargs != 1)
         return usage_error("read needs one argument: the message number or ID", NULL);
@@ -599,6 +615,9 @@ static int check_command(cli *c)
         return usage_error("--show-unverified is only valid with read and decrypt", NULL);
     if (c->raw && !is_cmd(c, "read") && !is_cmd(c, "decrypt"))
         return usage_error("--raw is only valid with read and decrypt", NULL);
+    if (c->web.given && !is_cmd(c, "web"))
+        return usage_error("--listen, --url-file, --no-open and --session-idle are only "
+                           "valid with web", NULL);
     return -1;
 }
 
@@ -635,6 +654,8 @@ static int run(const cli *c)
             ex = cmd_send(&s, c);
         else if (is_cmd(c, "inbox"))
             ex = qc_cmd_inbox(&s);
+        else if (is_cmd(c, "web"))
+            ex = qc_cmd_web(&s, &c->web);
         else
             ex = qc_cmd_read(&s, c->args[0]);
     }

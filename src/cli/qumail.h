@@ -95,7 +95,17 @@ void qc_warn_level4(const char *what);
 /* Free a buffer that held plaintext. */
 void qc_wipe_free(uint8_t *p, size_t n);
 
+/* The options of `qumail web` (NULL: not given). */
+typedef struct qc_web_opts {
+    const char *listen;        /* 127.0.0.1:PORT or localhost:PORT */
+    const char *url_file;      /* the URL also written here, mode 0600 */
+    const char *session_idle;  /* seconds a session lives unused */
+    bool no_open;
+    bool given;                /* any of them given */
+} qc_web_opts;
+
 int qc_cmd_inbox(qc_session *s);
+int qc_cmd_web(qc_session *s, const qc_web_opts *o);
 int qc_cmd_read(qc_session *s, const char *which);
 
 #endif
