@@ -90,6 +90,7 @@ static double now_us(void)
 static qkd014_client *connect_sae(const bench_cfg *c, const char *kme, const char *sae)
 {
     qkd014_options o = {
+        .version = QKD014_OPTIONS_VERSION,
         .kme_url = env_get(c, kme, "_URL"),
         .cert_file = env_get(c, sae, "_CERT"),
         .key_file = env_get(c, sae, "_KEY"),
@@ -166,7 +167,7 @@ static void *run_worker(void *arg)
     const bench_cfg *c = w->cfg;
     qkd014_client *m = connect_sae(c, c->master_kme, c->master);
     qkd014_client *s = connect_sae(c, c->slave_kme, c->slave);
-    qkd014_key_request rq = { .number = 1, .size = c->size };
+    qkd014_key_request rq = { .version = QKD014_KEY_REQUEST_VERSION, .number = 1, .size = c->size };
     while (m && s && !*w->stop)
         one_pair(w, m, s, c->size ? &rq : NULL);
     if (!m || !s)

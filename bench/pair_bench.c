@@ -206,7 +206,8 @@ static qkd014_client *client_at(int k, const char *sae)
     snprintf(kc, sizeof kc, "%s_CERT", sae);
     snprintf(kk, sizeof kk, "%s_KEY", sae);
     snprintf(ki, sizeof ki, "%s_ID", k == KA ? "KME_A" : "KME_B");
-    qkd014_options o = { .kme_url = need(k == KA ? "KME_A_URL" : "KME_B_URL"),
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = need(k == KA ? "KME_A_URL" : "KME_B_URL"),
                          .cert_file = need(kc), .key_file = need(kk), .ca_file = need("CA_CERT"),
                          .expected_kme_id = need(ki), .timeout_ms = 20000 };
     qkd014_client *c = NULL;
@@ -225,7 +226,8 @@ static void *load_run(void *arg)
     loader *l = arg;
     const char *master = l->mk == KA ? "SAE_A1" : "SAE_B1", *slave = l->mk == KA ? "SAE_B1" : "SAE_A1";
     qkd014_client *m = client_at(l->mk, master), *s = client_at(1 - l->mk, slave);
-    qkd014_key_request rq = { .number = C.batch, .size = 256 };
+    qkd014_key_request rq = { .version = QKD014_KEY_REQUEST_VERSION,
+                              .number = C.batch, .size = 256 };
     const char **ids = calloc((size_t)C.batch, sizeof *ids);
     if (!m || !s || !ids)
         note(l, "client", m ? s : m, QKD014_E_USAGE);

@@ -85,7 +85,7 @@ static int load_env(cfg *c, const char *path, const char *master)
 
 static qkd014_client *new_client(const cfg *c)
 {
-    qkd014_options o = { .kme_url = c->url, .cert_file = c->cert,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION, .kme_url = c->url, .cert_file = c->cert,
                          .key_file = c->key, .ca_file = c->ca };
     qkd014_client *cl = NULL;
     return qkd014_client_new(&o, &cl) == QKD014_OK ? cl : NULL;

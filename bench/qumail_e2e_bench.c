@@ -84,7 +84,8 @@ static int party_open(party *p, const char *conf, const char *used_db)
         fprintf(stderr, "qumail_e2e_bench: %s\n", err);
         return -1;
     }
-    p->opt = (qkd014_options){ .kme_url = p->cfg.kme_url, .cert_file = p->cfg.kme_cert,
+    p->opt = (qkd014_options){ .version = QKD014_OPTIONS_VERSION,
+                               .kme_url = p->cfg.kme_url, .cert_file = p->cfg.kme_cert,
                                .key_file = p->cfg.kme_key, .ca_file = p->cfg.kme_ca,
                                .expected_kme_id = p->cfg.kme_id };
     if (qkd014_client_new(&p->opt, &p->kme) != QKD014_OK) {

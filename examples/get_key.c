@@ -1,7 +1,7 @@
 /*
  * get_key.c - example libqkd014 program: connect to a KME as a master SAE,
  * ask for the status of the pair, get one key and print its ID and size
- * (never the key bytes).
+ * (never the key bytes).  Prints the library's version first.
  *
  *   get_key KME_URL CERT KEY CA SLAVE_SAE_ID [EXPECTED_KME_ID]
  *
@@ -51,12 +51,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: get_key KME_URL CERT KEY CA SLAVE_SAE_ID [EXPECTED_KME_ID]\n");
         return 2;
     }
-    qkd014_options o = { .kme_url = argv[1], .cert_file = argv[2], .key_file = argv[3],
-                         .ca_file = argv[4], .expected_kme_id = argc == 7 ? argv[6] : NULL };
+    /* start from _INIT: it sets the struct's version (docs/libqkd014.md) */
+    qkd014_options o = QKD014_OPTIONS_INIT;
+    o.kme_url = argv[1];
+    o.cert_file = argv[2];
+    o.key_file = argv[3];
+    o.ca_file = argv[4];
+    o.expected_kme_id = argc == 7 ? argv[6] : NULL;
     char err[256];
     qkd014_client *c;
     if (qkd014_global_init() != QKD014_OK)
         return 1;
+    /* the library run with may be newer than the header built with */
+    printf("libqkd014 %s (header %s)\n", qkd014_version(), QKD014_VERSION_STRING);
     if (qkd014_options_check(&o, err, sizeof err) != QKD014_OK) {
         fprintf(stderr, "get_key: %s\n", err);
         return 2;

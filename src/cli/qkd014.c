@@ -282,7 +282,7 @@ static int exit_code(qkd014_code rc)
     case QKD014_E_BAD_REQUEST: return QKD014_EXIT_BADREQ;
     case QKD014_E_UNAVAILABLE: case QKD014_E_HTTP: return QKD014_EXIT_UNAVAIL;
     case QKD014_E_MALFORMED: return QKD014_EXIT_MALFORMED;
-    case QKD014_E_NOMEM: return QKD014_EXIT_OTHER;
+    case QKD014_E_NOMEM: case QKD014_E_VERSION: return QKD014_EXIT_OTHER;
     }
     return QKD014_EXIT_OTHER;
 }
@@ -466,7 +466,7 @@ static int run(cli *c)
 
 int main(int argc, char **argv)
 {
-    cli c = {0};
+    cli c = { .o = QKD014_OPTIONS_INIT, .req = QKD014_KEY_REQUEST_INIT };
     setvbuf(stdout, stdout_buf, _IOFBF, sizeof stdout_buf);
     if (secret_process_init() != 0 || qkd014_global_init() != QKD014_OK) {
         fprintf(stderr, "qkd014: cannot initialise\n");

@@ -169,7 +169,8 @@ static qm_err enc_keys(qm_self *me, const char *slave, const char *const *extra,
     }
     qm_trace(me, "enc_keys slave=%s%s number=%d size=%d bits", slave, others, (int)number,
           (int)size_bits);
-    qkd014_key_request req = { .number = number, .size = size_bits,
+    qkd014_key_request req = { .version = QKD014_KEY_REQUEST_VERSION,
+                               .number = number, .size = size_bits,
                                .additional_slaves = n_extra ? extra : NULL,
                                .n_additional = n_extra };
     qkd014_keys *k = NULL;

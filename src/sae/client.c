@@ -20,6 +20,7 @@
  * transport keeps its request and answer buffers.
  */
 #include "sae/qkd014_internal.h"
+#include "sae/version.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -118,6 +119,7 @@ QKD014_API const char *qkd014_strerror(qkd014_code code)
     case QKD014_E_UNAVAILABLE: return "KME unavailable";
     case QKD014_E_MALFORMED: return "malformed answer from KME";
     case QKD014_E_HTTP: return "unexpected HTTP status";
+    case QKD014_E_VERSION: return "unsupported options version";
     }
     return "unknown error";
 }
@@ -259,15 +261,11 @@ static int check_peer(void *ud, gnutls_session_t tls, char *err, size_t errlen)
 
 /* ------------------------------------------------------------- client */
 
-QKD014_API qkd014_code qkd014_options_check(const qkd014_options *o,
-                                            char *err, size_t errlen)
+/* The checks of qkd014_options_check(), on options in the current layout. */
+static qkd014_code check_options(const qkd014_options *o, char *err, size_t errlen)
 {
     const char *files[] = { o->cert_file, o->key_file, o->ca_file };
     const char *names[] = { "client certificate", "private key", "CA" };
-    if (o == NULL) {
-        snprintf(err, errlen, "no options");
-        return QKD014_E_USAGE;
-    }
     if (o->kme_url == NULL || strncasecmp(o->kme_url, "https://", 8) != 0 ||
         o->kme_url[8] == '\0' || strpbrk(o->kme_url, "?# \t\r\n") != NULL) {
         snprintf(err, errlen, "KME URL must be https://host[:port]");
@@ -300,6 +298,18 @@ QKD014_API qkd014_code qkd014_options_check(const qkd014_options *o,
     return QKD014_OK;
 }
 
+QKD014_API qkd014_code qkd014_options_check(const qkd014_options *opt,
+                                            char *err, size_t errlen)
+{
+    qkd014_options o;
+    if (opt == NULL) {
+        snprintf(err, errlen, "no options");
+        return QKD014_E_USAGE;
+    }
+    qkd014_code rc = qkd014_options_read(opt, &o, err, errlen);
+    return rc != QKD014_OK ? rc : check_options(&o, err, errlen);
+}
+
 /* The transport: URL, credentials (parsed here, once), timeouts.  A
  * credential file that does not load is reported by every call (as
  * QKD014_E_TLS), as when libcurl loaded them per connection; false only
@@ -323,14 +333,17 @@ static bool setup_transport(qkd014_client *c, const qkd014_options *o)
     return c->tr_err != NULL;
 }
 
-QKD014_API qkd014_code qkd014_client_new(const qkd014_options *opt,
+QKD014_API qkd014_code qkd014_client_new(const qkd014_options *caller_opt,
                                          qkd014_client **out)
 {
     char err[QKD014_ERRMSG_LEN];
-    if (out == NULL || opt == NULL)
+    qkd014_options o, *opt = &o; /* in this library's layout */
+    if (out == NULL || caller_opt == NULL)
         return QKD014_E_USAGE;
     *out = NULL;
-    qkd014_code rc = qkd014_options_check(opt, err, sizeof err);
+    qkd014_code rc = qkd014_options_read(caller_opt, &o, err, sizeof err);
+    if (rc == QKD014_OK)
+        rc = check_options(&o, err, sizeof err);
     if (rc != QKD014_OK)
         return rc;
     qkd014_client *c = calloc(1, sizeof *c);
@@ -641,13 +654,20 @@ static void enc_query(const qkd014_key_request *req, char *q)
 }
 
 QKD014_API qkd014_code qkd014_get_key(qkd014_client *c, const char *slave_sae_id,
-                                      const qkd014_key_request *req,
+                                      const qkd014_key_request *caller_req,
                                       qkd014_keys **out)
 {
     qkd014_code rc = check_sae_id(c, slave_sae_id, "slave");
     if (rc != QKD014_OK || out == NULL)
         return rc ? rc : set_err(c, QKD014_E_USAGE, "no output pointer");
     *out = NULL;
+    qkd014_key_request r, *req = NULL; /* in this library's layout */
+    if (caller_req != NULL) {
+        rc = qkd014_key_request_read(caller_req, &r, c->errmsg, sizeof c->errmsg);
+        if (rc != QKD014_OK)
+            return rc;
+        req = &r;
+    }
     bool post = qkd014_key_request_needs_post(req);
     char *body = NULL, query[64];
     rc = qkd014_build_key_request(req, post, &body, c->errmsg, sizeof c->errmsg);

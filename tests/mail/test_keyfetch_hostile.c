@@ -73,7 +73,8 @@ static int group_setup(void **state)
     snprintf(ca, sizeof ca, "%s/kme-ca.crt", T.dir);
     snprintf(scrt, sizeof scrt, "%s/SAE_B1.crt", T.dir);
     snprintf(skey, sizeof skey, "%s/SAE_B1.key", T.dir);
-    qkd014_options o = { .kme_url = url, .cert_file = scrt, .key_file = skey, .ca_file = ca };
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = url, .cert_file = scrt, .key_file = skey, .ca_file = ca };
     if (qkd014_client_new(&o, &T.client) != QKD014_OK)
         return -1;
     T.me = (qm_self){ .kme = T.client, .sae_id = "SAE_B1", .trace = on_trace };

@@ -142,7 +142,8 @@ static int user_load(user *u)
     }
     if (asprintf(&u->address, "%s@example.org", u->name) < 0)
         return 1;
-    qkd014_options o = { .kme_url = u->kme_url, .cert_file = u->cert, .key_file = u->key,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = u->kme_url, .cert_file = u->cert, .key_file = u->key,
                          .ca_file = ca_cert, .expected_kme_id = u->kme_id,
                          .timeout_ms = 60000 };
     if (qkd014_client_new(&o, &u->client) != QKD014_OK) {
@@ -871,7 +872,8 @@ static qkd014_client *client_of(const char *prefix, const char *url, const char 
     char *key = env_value(k);
     assert_non_null(cert);
     assert_non_null(key);
-    qkd014_options o = { .kme_url = url, .cert_file = cert, .key_file = key,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = url, .cert_file = cert, .key_file = key,
                          .ca_file = ca_cert, .expected_kme_id = kme_id,
                          .connect_timeout_ms = 2000, .timeout_ms = 5000 };
     qkd014_client *c = NULL;

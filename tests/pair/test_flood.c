@@ -274,7 +274,8 @@ static long https_status(const char *url, const char *cert, const char *key, cha
 static qkd014_client *sae_client(const char *url, const char *kme_id, const char *cert,
                                  const char *key)
 {
-    qkd014_options o = { .kme_url = url, .cert_file = cert, .key_file = key, .ca_file = TB.ca,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = url, .cert_file = cert, .key_file = key, .ca_file = TB.ca,
                          .expected_kme_id = kme_id, .connect_timeout_ms = 5000,
                          .timeout_ms = 5000 };
     qkd014_client *c = NULL;

@@ -217,7 +217,8 @@ static void sleep_ms(long ms)
 /* A libqkd014 client of SAE s at KME k (never NULL: fails the test). */
 static qkd014_client *client_at(int k, const sae *s)
 {
-    qkd014_options o = { .kme_url = TB.url[k], .cert_file = s->cert, .key_file = s->key,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = TB.url[k], .cert_file = s->cert, .key_file = s->key,
                          .ca_file = TB.ca, .expected_kme_id = TB.kme_id[k],
                          .timeout_ms = 20000 };
     qkd014_client *c = NULL;
@@ -410,7 +411,7 @@ static void round_trip(int mk, const sae *master, int sk, const sae *const *slav
     const char *extra[4];
     for (size_t i = 1; i < n_slaves; i++)
         extra[i - 1] = slaves[i]->id;
-    qkd014_key_request rq = { .number = number, .size = size,
+    qkd014_key_request rq = { .version = QKD014_KEY_REQUEST_VERSION, .number = number, .size = size,
                               .additional_slaves = n_slaves > 1 ? extra : NULL,
                               .n_additional = n_slaves - 1,
                               .extension_optional_json = post && n_slaves == 1 ? "[{\"x_qumail_test\": true}]" : NULL };
@@ -506,7 +507,8 @@ static void test_multicast(void **state)
     /* Slaves behind two KMEs: refused (no relay), nothing delivered. */
     qkd014_client *m = client_at(KA, &TB.a1);
     const char *extra[] = { TB.a2.id };
-    qkd014_key_request rq = { .additional_slaves = extra, .n_additional = 1 };
+    qkd014_key_request rq = { .version = QKD014_KEY_REQUEST_VERSION,
+                              .additional_slaves = extra, .n_additional = 1 };
     qkd014_keys *k = NULL;
     qkd014_code rc = qkd014_get_key(m, TB.b1.id, &rq, &k);
     CHECK(rc == QKD014_E_BAD_REQUEST, "multicast across KMEs: %s (want 400)", qkd014_strerror(rc));
@@ -660,7 +662,8 @@ static void note(loader *l, const char *what, qkd014_client *c, qkd014_code rc)
 
 static qkd014_client *client_quiet(int k, const sae *s)
 {
-    qkd014_options o = { .kme_url = TB.url[k], .cert_file = s->cert, .key_file = s->key,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = TB.url[k], .cert_file = s->cert, .key_file = s->key,
                          .ca_file = TB.ca, .expected_kme_id = TB.kme_id[k],
                          .connect_timeout_ms = 2000, .timeout_ms = 8000 };
     qkd014_client *c = NULL;
@@ -674,7 +677,8 @@ static void *load_run(void *arg)
     const sae *master = l->mk == KA ? &TB.a1 : &TB.b1;
     const sae *slave = l->mk == KA ? &TB.b1 : &TB.a1;
     qkd014_client *m = client_quiet(l->mk, master), *s = client_quiet(sk, slave);
-    qkd014_key_request rq = { .number = l->number, .size = 256 };
+    qkd014_key_request rq = { .version = QKD014_KEY_REQUEST_VERSION,
+                              .number = l->number, .size = 256 };
     unsigned long iter = 0;
     while (m && s && !atomic_load(l->stop)) {
         qkd014_keys *enc = NULL, *dec = NULL;
@@ -980,7 +984,8 @@ typedef struct hung_call {
 static void *hung_call_run(void *arg)
 {
     hung_call *h = arg;
-    qkd014_options o = { .kme_url = TB.url[KA], .cert_file = TB.a1.cert, .key_file = TB.a1.key,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = TB.url[KA], .cert_file = TB.a1.cert, .key_file = TB.a1.key,
                          .ca_file = TB.ca, .expected_kme_id = TB.kme_id[KA],
                          .connect_timeout_ms = 10000, .timeout_ms = 10000 };
     qkd014_client *m = NULL;
@@ -1078,7 +1083,8 @@ static void test_link_stopped_drain(void **state)
             number = (int32_t)count;
             size = 256;
         }
-        qkd014_key_request rq = { .number = number, .size = size };
+        qkd014_key_request rq = { .version = QKD014_KEY_REQUEST_VERSION,
+                                  .number = number, .size = size };
         qkd014_keys *k = NULL;
         rc = qkd014_get_key(m, TB.b1.id, &rq, &k);
         CHECK(rc == QKD014_OK, "drain: enc_keys number %d size %d with %ld keys stored: %s: %s",

@@ -341,7 +341,8 @@ static qkd014_client *sae(const char *id, const kme *k)
     snprintf(cert, sizeof cert, "%s/%s.crt", T.pki, id);
     snprintf(key, sizeof key, "%s/%s.key", T.pki, id);
     snprintf(ca, sizeof ca, "%s/kme-ca.crt", T.pki);
-    qkd014_options o = { .kme_url = url, .cert_file = cert, .key_file = key, .ca_file = ca,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = url, .cert_file = cert, .key_file = key, .ca_file = ca,
                          .expected_kme_id = k->id, .timeout_ms = 10000 };
     qkd014_client *c = NULL;
     assert_int_equal(qkd014_client_new(&o, &c), QKD014_OK);
@@ -353,7 +354,8 @@ static void roundtrip(const char *master, kme *mk, const char *slave, kme *sk,
                       const char *const *extra, size_t nextra, int number, int size)
 {
     qkd014_client *m = sae(master, mk);
-    qkd014_key_request rq = { .number = number, .size = size, .additional_slaves = extra,
+    qkd014_key_request rq = { .version = QKD014_KEY_REQUEST_VERSION,
+                              .number = number, .size = size, .additional_slaves = extra,
                               .n_additional = nextra };
     qkd014_keys *ks = NULL;
     qkd014_code rc = qkd014_get_key(m, slave, &rq, &ks);
@@ -486,7 +488,8 @@ static void test_split_slaves_refused(void **state)
     (void)state;
     qkd014_client *m = sae("SAE_A1", &T.a);
     static const char *const local[] = { "SAE_A2" }, *const remote[] = { "SAE_B1" };
-    qkd014_key_request rq = { .additional_slaves = local, .n_additional = 1 };
+    qkd014_key_request rq = { .version = QKD014_KEY_REQUEST_VERSION,
+                              .additional_slaves = local, .n_additional = 1 };
     qkd014_keys *ks = NULL;
     assert_int_equal(qkd014_get_key(m, "SAE_B1", &rq, &ks), QKD014_E_BAD_REQUEST);
     assert_string_equal(qkd014_errmsg(m), MSG_RELAY);
@@ -903,7 +906,7 @@ static void test_reservation_has_no_key_material(void **state)
     (void)state;
     hostile_server *hs = start_c("KME-B");
     qkd014_client *m = sae("SAE_A1", &T.c);
-    qkd014_key_request rq = { .number = 3, .size = 512 };
+    qkd014_key_request rq = { .version = QKD014_KEY_REQUEST_VERSION, .number = 3, .size = 512 };
     qkd014_keys *ks = NULL;
     CHECK(qkd014_get_key(m, "SAE_B1", &rq, &ks) == QKD014_OK, "%s", qkd014_errmsg(m));
     hostile_request req;

@@ -119,7 +119,8 @@ static qkd014_client *client_with(client_opts o)
     file_of(crt, sizeof crt, "SAE_H1", "crt");
     file_of(key, sizeof key, "SAE_H1", "key");
     file_of(ca, sizeof ca, o.ca ? o.ca : "kme-ca", "crt");
-    qkd014_options opt = { .kme_url = url, .cert_file = crt, .key_file = key,
+    qkd014_options opt = { .version = QKD014_OPTIONS_VERSION,
+                           .kme_url = url, .cert_file = crt, .key_file = key,
                            .ca_file = ca, .expected_kme_id = o.expected_kme_id,
                            .timeout_ms = o.timeout_ms ? o.timeout_ms : 5000 };
     qkd014_client *c = NULL;
@@ -222,7 +223,7 @@ static void test_request_forms(void **state)
     char *body = container(ids, 2, 16);
     answer_json(200, body);
     free(body);
-    qkd014_key_request req = { .number = 2, .size = 128 };
+    qkd014_key_request req = { .version = QKD014_KEY_REQUEST_VERSION, .number = 2, .size = 128 };
     qkd014_keys *k = NULL;
     /* simple form: GET with the query; the SAE ID percent-encoded */
     EXPECT(c, qkd014_get_key(c, "SAE H/2%", &req, &k), QKD014_OK, NULL);
@@ -309,14 +310,14 @@ static void test_wrong_size(void **state)
     char *body = container(ids, 1, 16);
     answer_json(200, body);
     free(body);
-    qkd014_key_request req = { .size = 256 };
+    qkd014_key_request req = { .version = QKD014_KEY_REQUEST_VERSION, .size = 256 };
     qkd014_keys *k = NULL;
     EXPECT(c, qkd014_get_key(c, "SAE_H2", &req, &k), QKD014_E_MALFORMED,
            "has 128 bits, expected 256");
     assert_null(k);
     answer_json(200, "{\"keys\":[{\"key_ID\":\"" ID1 "\",\"key\":\"AAAA\"},"
                      "{\"key_ID\":\"" ID2 "\",\"key\":\"AAAAAA==\"}]}");
-    req = (qkd014_key_request){ .number = 2 };
+    req = (qkd014_key_request){ .version = QKD014_KEY_REQUEST_VERSION, .number = 2 };
     EXPECT(c, qkd014_get_key(c, "SAE_H2", &req, &k), QKD014_E_MALFORMED, "differ in length");
     answer_json(200, "{\"keys\":[{\"key_ID\":\"" ID1 "\",\"key\":\"AAB=\"}]}");
     EXPECT(c, get_one(c), QKD014_E_MALFORMED, "not canonical base64");
@@ -332,7 +333,7 @@ static void test_bad_ids(void **state)
     char *body = container(ids, 2, 32);
     answer_json(200, body);
     free(body);
-    qkd014_key_request req = { .number = 2 };
+    qkd014_key_request req = { .version = QKD014_KEY_REQUEST_VERSION, .number = 2 };
     qkd014_keys *k = NULL;
     EXPECT(c, qkd014_get_key(c, "SAE_H2", &req, &k), QKD014_E_MALFORMED, "appears twice");
     answer_json(200, "{\"keys\":[{\"key_ID\":\"not-a-uuid\",\"key\":\"AAAA\"}]}");
@@ -682,7 +683,8 @@ static void test_silent_servers(void **state)
     file_of(crt, sizeof crt, "SAE_H1", "crt");
     file_of(key, sizeof key, "SAE_H1", "key");
     file_of(ca, sizeof ca, "kme-ca", "crt");
-    qkd014_options opt = { .kme_url = url, .cert_file = crt, .key_file = key,
+    qkd014_options opt = { .version = QKD014_OPTIONS_VERSION,
+                           .kme_url = url, .cert_file = crt, .key_file = key,
                            .ca_file = ca, .timeout_ms = 700 };
     assert_int_equal(qkd014_client_new(&opt, &c), QKD014_OK);
     double t0 = now_s();
@@ -771,7 +773,8 @@ static void test_ip_url(void **state)
     file_of(crt, sizeof crt, "SAE_H1", "crt");
     file_of(key, sizeof key, "SAE_H1", "key");
     file_of(ca, sizeof ca, "kme-ca", "crt");
-    qkd014_options opt = { .kme_url = url, .cert_file = crt, .key_file = key,
+    qkd014_options opt = { .version = QKD014_OPTIONS_VERSION,
+                           .kme_url = url, .cert_file = crt, .key_file = key,
                            .ca_file = ca, .expected_kme_id = "KME-H" };
     qkd014_client *c = NULL;
     assert_int_equal(qkd014_client_new(&opt, &c), QKD014_OK);

@@ -80,7 +80,8 @@ typedef struct who {
 static qkd014_client *client_for(who w)
 {
     char k[64];
-    qkd014_options o = { .kme_url = w.url ? w.url : env("KME_A_URL"),
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = w.url ? w.url : env("KME_A_URL"),
                          .ca_file = w.ca ? w.ca : env("CA_CERT"),
                          .expected_kme_id = w.kme_id };
     snprintf(k, sizeof k, "%s_CERT", w.sae);
@@ -142,7 +143,8 @@ static void test_status(void **state)
     assert_int_equal(qkd014_last_connects(c), 0);
     qkd014_keys *k = NULL;
     const char *more[] = { "SAE_A3" };
-    qkd014_key_request req = { .additional_slaves = more, .n_additional = 1 };
+    qkd014_key_request req = { .version = QKD014_KEY_REQUEST_VERSION,
+                               .additional_slaves = more, .n_additional = 1 };
     EXPECT(c, qkd014_get_key(c, "SAE_A2", &req, &k), QKD014_OK, NULL);
     qkd014_keys_free(k);
     assert_int_equal(qkd014_last_connects(c), 0);
@@ -164,7 +166,7 @@ static void test_get_key_round_trips(void **state)
     qkd014_keys_free(got);
     qkd014_keys_free(k);
     /* GET with number and size; POST dec_keys in another order */
-    qkd014_key_request req = { .number = 3, .size = 512 };
+    qkd014_key_request req = { .version = QKD014_KEY_REQUEST_VERSION, .number = 3, .size = 512 };
     EXPECT(m, qkd014_get_key(m, "SAE_A2", &req, &k), QKD014_OK, NULL);
     assert_int_equal(k->n, 3);
     assert_int_equal(k->keys[2].key_len, 64);
@@ -176,7 +178,8 @@ static void test_get_key_round_trips(void **state)
     qkd014_keys_free(k);
     /* POST form (multicast + optional extension): both slaves get the keys */
     const char *more[] = { "SAE_A3" };
-    req = (qkd014_key_request){ .number = 2, .additional_slaves = more, .n_additional = 1,
+    req = (qkd014_key_request){ .version = QKD014_KEY_REQUEST_VERSION,
+                                .number = 2, .additional_slaves = more, .n_additional = 1,
                                 .extension_optional_json = "[{\"abc_route\":\"x\"}]" };
     EXPECT(m, qkd014_get_key(m, "SAE_A2", &req, &k), QKD014_OK, NULL);
     const char *two[] = { k->keys[0].key_id, k->keys[1].key_id };
@@ -201,15 +204,17 @@ static void test_usage_errors(void **state)
     qkd014_keys *k = NULL;
     qkd014_status *s = NULL;
     const char *bad[] = { "not-a-uuid" };
-    qkd014_key_request neg = { .number = -1 };
+    qkd014_key_request neg = { .version = QKD014_KEY_REQUEST_VERSION, .number = -1 };
     EXPECT(c, qkd014_get_status(c, "", &s), QKD014_E_USAGE, "empty");
     EXPECT(c, qkd014_get_key(c, "SAE_A2", &neg, &k), QKD014_E_USAGE, "negative");
     EXPECT(c, qkd014_get_key_with_ids(c, "SAE_A2", bad, 1, &k), QKD014_E_USAGE, "not a UUID");
-    qkd014_key_request ext = { .extension_mandatory_json = "{\"a\":1}" };
+    qkd014_key_request ext = { .version = QKD014_KEY_REQUEST_VERSION,
+                               .extension_mandatory_json = "{\"a\":1}" };
     EXPECT(c, qkd014_get_key(c, "SAE_A2", &ext, &k), QKD014_E_USAGE, "not a JSON array");
     assert_int_equal(qkd014_last_http_status(c), 0); /* nothing was sent */
     assert_null(qkd014_peer_kme_id(c));
-    qkd014_options o = { .kme_url = "http://localhost:1", .cert_file = env("SAE_A1_CERT"),
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = "http://localhost:1", .cert_file = env("SAE_A1_CERT"),
                          .key_file = env("SAE_A1_KEY"), .ca_file = env("CA_CERT") };
     qkd014_client *d = NULL;
     assert_int_equal(qkd014_client_new(&o, &d), QKD014_E_USAGE);
@@ -222,11 +227,12 @@ static void test_bad_request_400(void **state)
     (void)state;
     qkd014_client *m = sae("SAE_A1"), *s2 = sae("SAE_A2");
     qkd014_keys *k = NULL, *got = NULL;
-    qkd014_key_request req = { .size = 7 };
+    qkd014_key_request req = { .version = QKD014_KEY_REQUEST_VERSION, .size = 7 };
     EXPECT(m, qkd014_get_key(m, "SAE_A2", &req, &k), QKD014_E_BAD_REQUEST,
            "size shall be a multiple of 8");
     assert_int_equal(qkd014_last_http_status(m), 400);
-    req = (qkd014_key_request){ .extension_mandatory_json = "[{\"abc_unknown\":1}]" };
+    req = (qkd014_key_request){ .version = QKD014_KEY_REQUEST_VERSION,
+                                .extension_mandatory_json = "[{\"abc_unknown\":1}]" };
     EXPECT(m, qkd014_get_key(m, "SAE_A2", &req, &k), QKD014_E_BAD_REQUEST,
            "not all extension_mandatory parameters are supported");
     EXPECT(m, qkd014_get_key(m, "SAE_A2", NULL, &k), QKD014_OK, NULL);
@@ -387,7 +393,7 @@ static void test_unavailable_503(void **state)
     int32_t stored = s->stored_key_count;
     qkd014_status_free(s);
     if (stored > 0) {
-        qkd014_key_request all = { .number = stored };
+        qkd014_key_request all = { .version = QKD014_KEY_REQUEST_VERSION, .number = stored };
         EXPECT(c, qkd014_get_key(c, "SAE_A2", &all, &k), QKD014_OK, NULL);
         qkd014_keys_free(k);
     }

@@ -348,6 +348,7 @@ static void client_free_cb(void *p)
 static qkd014_client *client_at(const char *file, int line, const char *url, const sae *s)
 {
     qkd014_options o = {
+        .version = QKD014_OPTIONS_VERSION,
         .kme_url = url,
         .cert_file = s->cert,
         .key_file = s->key,
@@ -540,7 +541,8 @@ static qkd014_keys *get_keys_at(const char *file, int line, qkd014_client *c, co
 static qkd014_keys *make_keys_at(const char *file, int line, qkd014_client *c, const char *slave,
                                  int32_t number, int32_t bits)
 {
-    qkd014_key_request r = { .number = number, .size = bits };
+    qkd014_key_request r = { .version = QKD014_KEY_REQUEST_VERSION,
+                             .number = number, .size = bits };
     return get_keys_at(file, line, c, slave, &r);
 }
 #define make_keys(c, slave, n, bits) make_keys_at(__FILE__, __LINE__, (c), (slave), (n), (bits))
@@ -1074,7 +1076,8 @@ static void test_enc_keys_extensions(void **state)
     expect_post_error(c, path, "{\"extension_mandatory\":[{\"qkdc_key_source\":\"qkd\"}]}", 400,
                       MSG_EXT_UNMET);
     /* Through libqkd014 too. */
-    qkd014_key_request r = { .extension_mandatory_json = "[{\"qkdc_key_source\":\"qkd\"}]" };
+    qkd014_key_request r = { .version = QKD014_KEY_REQUEST_VERSION,
+                             .extension_mandatory_json = "[{\"qkdc_key_source\":\"qkd\"}]" };
     qkd014_keys *k = NULL;
     qkd014_code rc = qkd014_get_key(c, TB.a2.id, &r, &k);
     expect_lib_error(c, rc, QKD014_E_BAD_REQUEST, 400, MSG_EXT_UNMET);
@@ -1100,7 +1103,8 @@ static void test_multicast(void **state)
     (void)state;
     qkd014_client *c1 = new_client(&TB.a1), *c2 = new_client(&TB.a2), *c3 = new_client(&TB.a3);
     const char *add[] = { TB.a3.id };
-    qkd014_key_request r = { .number = 2, .additional_slaves = add, .n_additional = 1 };
+    qkd014_key_request r = { .version = QKD014_KEY_REQUEST_VERSION,
+                             .number = 2, .additional_slaves = add, .n_additional = 1 };
     qkd014_keys *k = get_keys(c1, TB.a2.id, &r);
 
     /* Each named slave gets each key once, identical to the master's. */
@@ -1854,12 +1858,14 @@ typedef struct enc_worker {
 static void *enc_worker_run(void *p)
 {
     enc_worker *w = p;
-    qkd014_options o = { .kme_url = TB.kme_url, .cert_file = TB.a1.cert, .key_file = TB.a1.key,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = TB.kme_url, .cert_file = TB.a1.cert, .key_file = TB.a1.key,
                          .ca_file = TB.ca_cert, .expected_kme_id = TB.kme_id };
     qkd014_client *c = NULL;
     w->fail = qkd014_client_new(&o, &c);
     for (int i = 0; i < ENC_CALLS && w->fail == QKD014_OK; i++) {
-        qkd014_key_request r = { .number = ENC_BATCH, .size = KEY_BYTES * 8 };
+        qkd014_key_request r = { .version = QKD014_KEY_REQUEST_VERSION,
+                                 .number = ENC_BATCH, .size = KEY_BYTES * 8 };
         qkd014_keys *k = NULL;
         w->fail = qkd014_get_key(c, TB.a2.id, &r, &k);
         for (size_t j = 0; w->fail == QKD014_OK && j < k->n; j++)
@@ -2002,7 +2008,8 @@ typedef struct fetch_job {
 static void *fetch_run(void *p)
 {
     fetch_job *j = p;
-    qkd014_options o = { .kme_url = TB.kme_url, .cert_file = TB.a2.cert, .key_file = TB.a2.key,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = TB.kme_url, .cert_file = TB.a2.cert, .key_file = TB.a2.key,
                          .ca_file = TB.ca_cert, .expected_kme_id = TB.kme_id };
     qkd014_client *c = NULL;
     if (qkd014_client_new(&o, &c) != QKD014_OK) {
@@ -2062,14 +2069,16 @@ static void *crash_enc_run(void *p)
 {
     enc_worker *w = p;
     static const int32_t batches[] = { 1, 3, 8, 2, 5 };
-    qkd014_options o = { .kme_url = TB.kme_url, .cert_file = TB.a1.cert, .key_file = TB.a1.key,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = TB.kme_url, .cert_file = TB.a1.cert, .key_file = TB.a1.key,
                          .ca_file = TB.ca_cert, .expected_kme_id = TB.kme_id,
                          .timeout_ms = 5000 };
     qkd014_client *c = NULL;
     w->fail = qkd014_client_new(&o, &c);
     double deadline = now_s() + 30; /* bound, should the KME never die */
     for (unsigned i = 0; w->fail == QKD014_OK && now_s() < deadline; i++) {
-        qkd014_key_request r = { .number = batches[i % 5], .size = KEY_BYTES * 8 };
+        qkd014_key_request r = { .version = QKD014_KEY_REQUEST_VERSION,
+                                 .number = batches[i % 5], .size = KEY_BYTES * 8 };
         qkd014_keys *k = NULL;
         w->fail = qkd014_get_key(c, TB.a2.id, &r, &k);
         for (size_t j = 0; w->fail == QKD014_OK && j < k->n; j++)
@@ -2172,7 +2181,8 @@ typedef struct dec_worker {
 static void *crash_dec_run(void *p)
 {
     dec_worker *w = p;
-    qkd014_options o = { .kme_url = TB.kme_url, .cert_file = TB.a2.cert, .key_file = TB.a2.key,
+    qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
+                         .kme_url = TB.kme_url, .cert_file = TB.a2.cert, .key_file = TB.a2.key,
                          .ca_file = TB.ca_cert, .expected_kme_id = TB.kme_id,
                          .timeout_ms = 5000 };
     qkd014_client *c = NULL;
