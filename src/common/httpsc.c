@@ -15,7 +15,8 @@
  * GnuTLS pull/push functions over the ciphertext buffer (send with
  * MSG_NOSIGNAL: a library must not touch the process's SIGPIPE handling);
  * connect and handshake; a plaintext buffer from which the answer's head,
- * chunk lines and body are taken; the request with its one retry.
+ * chunk lines and body are taken (their syntax is read by the pure
+ * http_answer.c); the request with its one retry.
  *
  * The plaintext buffer may hold secret answer bytes (base64 key text): it is
  * wiped after every request, and body bytes are handed to the caller's sink
@@ -39,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/http_answer.h"
 #include "common/monotime.h"
 #include "common/resolve.h"
 #include "common/secret.h"
@@ -46,8 +48,8 @@
 
 #define CBUF_SIZE (32u * 1024u) /* ciphertext read buffer: > one full record */
 #define IN_SIZE (32u * 1024u)   /* plaintext buffer: head, chunk lines, body */
-#define HEAD_MAX (16u * 1024u)  /* status line + header fields, or trailers */
-#define LINE_MAX_CHUNK 1024u    /* a chunk-size line with its extensions */
+#define HEAD_MAX HTTP_ANSWER_HEAD_MAX
+#define LINE_MAX_CHUNK HTTP_ANSWER_CHUNK_LINE_MAX
 #define MAX_INTERIM 16          /* 1xx answers skipped before the final one */
 
 struct httpsc {
@@ -82,11 +84,7 @@ struct httpsc {
 };
 
 /* How the answer's body is delimited, from its head. */
-typedef struct framing {
-    int status, minor;
-    bool chunked, has_len, close, keep_alive;
-    uint64_t len;
-} framing;
+typedef http_answer_head framing;
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
@@ -505,20 +503,6 @@ static httpsc_code fill_more(httpsc *h)
     return rc;
 }
 
-/* Offset just past the blank line ending a head in p[0..n), or 0. */
-static size_t head_end(const char *p, size_t n)
-{
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (p[i] != '\n')
-            continue;
-        if (p[i + 1] == '\n')
-            return i + 2;
-        if (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n')
-            return i + 3;
-    }
-    return 0;
-}
-
 /* Read until a head (lines ending in a blank line, at most HEAD_MAX bytes)
  * is in the buffer at h->ipos; its length in *len. */
 static httpsc_code read_head(httpsc *h, size_t *len, const char *what)
@@ -526,19 +510,9 @@ static httpsc_code read_head(httpsc *h, size_t *len, const char *what)
     size_t scanned = 0;
     for (;;) {
         size_t avail = h->ilen - h->ipos;
-        /* a head that is only a blank line (empty trailer section) */
-        if (avail >= 1 && h->in[h->ipos] == '\n') {
-            *len = 1;
-            return HTTPSC_OK;
-        }
-        if (avail >= 2 && memcmp(h->in + h->ipos, "\r\n", 2) == 0) {
-            *len = 2;
-            return HTTPSC_OK;
-        }
-        size_t from = scanned > 2 ? scanned - 2 : 0;
-        size_t e = head_end(h->in + h->ipos + from, avail - from);
+        size_t e = http_answer_head_end(h->in + h->ipos, avail, scanned > 2 ? scanned - 2 : 0);
         if (e != 0) {
-            *len = from + e;
+            *len = e;
             return *len > HEAD_MAX ? fail(h, HTTPSC_E_MALFORMED,
                                           "answer %s exceed %u bytes", what, HEAD_MAX)
                                    : HTTPSC_OK;
@@ -553,138 +527,22 @@ static httpsc_code read_head(httpsc *h, size_t *len, const char *what)
     }
 }
 
-/* Next line of p[0..end) from *at (without CR LF); false at the end. */
-static bool next_line(const char *p, size_t end, size_t *at, const char **line,
-                      size_t *len)
-{
-    if (*at >= end)
-        return false;
-    const char *s = p + *at, *nl = memchr(s, '\n', end - *at);
-    size_t l = nl ? (size_t)(nl - s) : end - *at;
-    *at += l + (nl != NULL);
-    if (l > 0 && s[l - 1] == '\r')
-        l--;
-    *line = s;
-    *len = l;
-    return true;
-}
-
-/* "HTTP/1.x NNN[ reason]" */
-static bool parse_status_line(const char *l, size_t n, framing *f)
-{
-    if (n < 12 || memcmp(l, "HTTP/1.", 7) != 0 || (l[7] != '0' && l[7] != '1') ||
-        l[8] != ' ' || (n > 12 && l[12] != ' '))
-        return false;
-    for (int i = 9; i < 12; i++)
-        if (l[i] < '0' || l[i] > '9')
-            return false;
-    f->minor = l[7] - '0';
-    f->status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
-    return f->status >= 100;
-}
-
-static bool value_is(const char *v, size_t n, const char *word)
-{
-    return strlen(word) == n && strncasecmp(v, word, n) == 0;
-}
-
-/* Connection: a comma-separated token list. */
-static void parse_connection(const char *v, size_t n, framing *f)
-{
-    size_t i = 0;
-    while (i < n) {
-        size_t j = i;
-        while (j < n && v[j] != ',')
-            j++;
-        size_t a = i, b = j;
-        while (a < b && (v[a] == ' ' || v[a] == '\t'))
-            a++;
-        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
-            b--;
-        if (value_is(v + a, b - a, "close"))
-            f->close = true;
-        else if (value_is(v + a, b - a, "keep-alive"))
-            f->keep_alive = true;
-        i = j + 1;
-    }
-}
-
-static bool parse_length(const char *v, size_t n, uint64_t *out)
-{
-    uint64_t x = 0;
-    if (n == 0 || n > 19)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-        x = x * 10 + (uint64_t)(v[i] - '0');
-    }
-    *out = x;
-    return true;
-}
-
-/* One header field of the final answer; the names we act on. */
-static httpsc_code header_field(httpsc *h, const char *l, size_t n, framing *f,
-                                httpsc_response *resp)
-{
-    const char *colon = memchr(l, ':', n);
-    if (l[0] == ' ' || l[0] == '\t') /* obsolete line folding */
-        return fail(h, HTTPSC_E_MALFORMED, "answer header uses line folding");
-    if (colon == NULL || colon == l || colon[-1] == ' ' || colon[-1] == '\t')
-        return fail(h, HTTPSC_E_MALFORMED, "malformed header line in the answer");
-    size_t nl = (size_t)(colon - l), a = nl + 1, b = n;
-    while (a < b && (l[a] == ' ' || l[a] == '\t'))
-        a++;
-    while (b > a && (l[b - 1] == ' ' || l[b - 1] == '\t'))
-        b--;
-    const char *v = l + a;
-    size_t vl = b - a;
-    if (value_is(l, nl, "content-length")) {
-        if (f->has_len)
-            return fail(h, HTTPSC_E_MALFORMED, "answer has two Content-Length fields");
-        if (!parse_length(v, vl, &f->len))
-            return fail(h, HTTPSC_E_MALFORMED, "answer has an invalid Content-Length");
-        f->has_len = true;
-    } else if (value_is(l, nl, "transfer-encoding")) {
-        if (f->chunked || !value_is(v, vl, "chunked"))
-            return fail(h, HTTPSC_E_MALFORMED,
-                        "answer has a Transfer-Encoding other than chunked");
-        f->chunked = true;
-    } else if (value_is(l, nl, "connection")) {
-        parse_connection(v, vl, f);
-    } else if (value_is(l, nl, "content-type")) {
-        /* an overlong value must not be cut into something acceptable */
-        snprintf(resp->content_type, sizeof resp->content_type, "%.*s",
-                 vl < sizeof resp->content_type ? (int)vl : 0,
-                 vl < sizeof resp->content_type ? v : "");
-        if (vl >= sizeof resp->content_type)
-            snprintf(resp->content_type, sizeof resp->content_type, "(too long)");
-        resp->has_content_type = true;
-    }
-    return HTTPSC_OK;
-}
-
 /* Parse the head at h->ipos (len bytes) into f and resp. */
 static httpsc_code parse_head(httpsc *h, size_t len, framing *f,
                               httpsc_response *resp)
 {
-    const char *p = h->in + h->ipos, *l;
-    size_t at = 0, n;
-    *f = (framing){0};
-    resp->has_content_type = false;
-    resp->content_type[0] = '\0';
-    if (!next_line(p, len, &at, &l, &n) || !parse_status_line(l, n, f))
-        return fail(h, HTTPSC_E_TRANSPORT, "the answer is not HTTP/1.x");
-    while (next_line(p, len, &at, &l, &n) && n > 0) {
-        httpsc_code rc = header_field(h, l, n, f, resp);
-        if (rc != HTTPSC_OK)
-            return rc;
+    _Static_assert(sizeof resp->content_type == sizeof f->content_type,
+                   "Content-Type buffers differ");
+    const char *why;
+    http_answer_code rc = http_answer_parse_head(h->in + h->ipos, len, f, &why);
+    resp->has_content_type = f->has_content_type;
+    memcpy(resp->content_type, f->content_type, sizeof resp->content_type);
+    if (rc == HTTP_ANSWER_OK) {
+        resp->status = f->status;
+        return HTTPSC_OK;
     }
-    if (f->chunked && f->has_len)
-        return fail(h, HTTPSC_E_MALFORMED,
-                    "answer has both Content-Length and Transfer-Encoding");
-    resp->status = f->status;
-    return HTTPSC_OK;
+    return fail(h, rc == HTTP_ANSWER_NOT_HTTP ? HTTPSC_E_TRANSPORT : HTTPSC_E_MALFORMED,
+                "%s", why);
 }
 
 /* ---------------------------------------------------------------- body */
@@ -745,31 +603,6 @@ static httpsc_code read_line(httpsc *h, const char **line, size_t *len)
     }
 }
 
-/* chunk-size [ chunk-ext ]: hex digits, then optional ';' extensions. */
-static bool parse_chunk_size(const char *l, size_t n, uint64_t *size)
-{
-    uint64_t x = 0;
-    size_t i = 0;
-    for (; i < n; i++) {
-        int d = (l[i] >= '0' && l[i] <= '9') ? l[i] - '0'
-              : (l[i] >= 'a' && l[i] <= 'f') ? l[i] - 'a' + 10
-              : (l[i] >= 'A' && l[i] <= 'F') ? l[i] - 'A' + 10 : -1;
-        if (d < 0)
-            break;
-        if (i >= 15)
-            return false;
-        x = x * 16 + (uint64_t)d;
-    }
-    if (i == 0)
-        return false;
-    while (i < n && (l[i] == ' ' || l[i] == '\t'))
-        i++;
-    if (i < n && l[i] != ';')
-        return false;
-    *size = x;
-    return true;
-}
-
 static httpsc_code read_chunked(httpsc *h, body *b)
 {
     for (;;) {
@@ -779,7 +612,7 @@ static httpsc_code read_chunked(httpsc *h, body *b)
         httpsc_code rc = read_line(h, &l, &n);
         if (rc != HTTPSC_OK)
             return rc;
-        if (!parse_chunk_size(l, n, &size))
+        if (!http_answer_chunk_size(l, n, &size))
             return fail(h, HTTPSC_E_MALFORMED, "answer has an invalid chunk size");
         if (size == 0) /* last chunk: skip the trailer section */
             break;
