@@ -47,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (v && strlen(v) > WEB_SECRET_HEX)
         abort();
     (void)web_host_ok(s, 8080);
-    (void)web_origin_ok(s, 8080);
+    (void)web_origin_ok(s, "same-origin", 8080);
+    (void)web_origin_ok(s, NULL, 8080);
     (void)web_fetch_site_ok(s);
     free(s);
     return 0;

@@ -21,10 +21,13 @@ bool web_host_ok(const char *host, uint16_t port)
     return host && is_authority(host, port);
 }
 
-bool web_origin_ok(const char *origin, uint16_t port)
+bool web_origin_ok(const char *origin, const char *sec_fetch_site, uint16_t port)
 {
     if (!origin)
         return true;
+    /* Set by the browser, never by a page: a null Origin from our own page. */
+    if (strcmp(origin, "null") == 0)
+        return sec_fetch_site && strcmp(sec_fetch_site, "same-origin") == 0;
     return strncmp(origin, "http://", 7) == 0 && is_authority(origin + 7, port);
 }
 

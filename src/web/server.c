@@ -138,9 +138,10 @@ static const char *gate_refusal(web_server *w, struct MHD_Connection *c, const c
         *status = 405;
         return "Only GET, HEAD and POST are served.";
     }
-    if (!web_fetch_site_ok(header(c, "Sec-Fetch-Site")))
+    const char *site = header(c, "Sec-Fetch-Site");
+    if (!web_fetch_site_ok(site))
         return "Requests from other sites are refused.";
-    if (!web_origin_ok(header(c, "Origin"), w->port))
+    if (!web_origin_ok(header(c, "Origin"), site, w->port))
         return "Requests from other origins are refused.";
     return NULL;
 }

@@ -150,11 +150,15 @@ static void test_gate(void **state)
     assert_false(web_host_ok("127.0.0.1:80800", 8080));
     assert_false(web_host_ok("evil.example:8080", 8080));
     assert_false(web_host_ok("localhost.evil.example:8080", 8080));
-    assert_true(web_origin_ok(NULL, 8080));
-    assert_true(web_origin_ok("http://localhost:8080", 8080));
-    assert_false(web_origin_ok("null", 8080));
-    assert_false(web_origin_ok("https://127.0.0.1:8080", 8080));
-    assert_false(web_origin_ok("http://127.0.0.1:8081", 8080));
+    assert_true(web_origin_ok(NULL, NULL, 8080));
+    assert_true(web_origin_ok("http://localhost:8080", NULL, 8080));
+    assert_true(web_origin_ok("http://127.0.0.1:8080", "same-origin", 8080));
+    assert_false(web_origin_ok("null", NULL, 8080));          /* not a browser's own page */
+    assert_false(web_origin_ok("null", "same-site", 8080));
+    assert_false(web_origin_ok("null", "cross-site", 8080));
+    assert_true(web_origin_ok("null", "same-origin", 8080));  /* ours, under no-referrer */
+    assert_false(web_origin_ok("https://127.0.0.1:8080", "same-origin", 8080));
+    assert_false(web_origin_ok("http://127.0.0.1:8081", "same-origin", 8080));
     assert_true(web_fetch_site_ok(NULL));
     assert_true(web_fetch_site_ok("none"));
     assert_true(web_fetch_site_ok("same-origin"));
