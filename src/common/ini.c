@@ -1,10 +1,15 @@
 /*
- * ini.c - lexical rules of the project's configuration files (see ini.h).
+ * ini.c - lexical rules of the project's configuration files and the
+ * key-table engine that every program's configuration reads through (see
+ * ini.h).
  */
 #include "common/ini.h"
 
+#include "common/log.h"
+
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,4 +178,148 @@ void ini_format_error(char *err, size_t errlen, const char *file, unsigned line,
         snprintf(err, errlen, "%s%s: [%s] %s: %s", file, where, section, key, reason);
     else
         snprintf(err, errlen, "%s%s: %s", file, where, reason);
+}
+
+/* ------------------------------------------------------------ key table */
+
+int ini_fail(ini_table *t, unsigned line, const ini_key *k, const char *fmt, ...)
+{
+    char reason[1024]; /* may quote two paths */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    ini_format_error(t->err, t->errlen, t->file, line, k ? k->section : NULL,
+                     k ? k->name : NULL, reason);
+    return INI_ERR;
+}
+
+static int fail_nomem(ini_table *t, unsigned line, const ini_key *k)
+{
+    ini_fail(t, line, k, "out of memory");
+    return INI_NOMEM;
+}
+
+const ini_key *ini_find_key(const ini_table *t, const char *section, const char *name,
+                            size_t *idx)
+{
+    for (size_t i = 0; i < t->n_keys; i++)
+        if (strcmp(t->keys[i].section, section) == 0 && strcmp(t->keys[i].name, name) == 0) {
+            *idx = i;
+            return &t->keys[i];
+        }
+    return NULL;
+}
+
+bool ini_known_section(const ini_table *t, const char *section)
+{
+    for (size_t i = 0; i < t->n_keys; i++)
+        if (strcmp(t->keys[i].section, section) == 0)
+            return true;
+    return false;
+}
+
+unsigned ini_line_of(const ini_table *t, const char *section, const char *name)
+{
+    size_t idx;
+    return ini_find_key(t, section, name, &idx) ? t->lines[idx] : 0;
+}
+
+static void *slot(ini_table *t, const ini_key *k)
+{
+    return (char *)t->base[k->base] + k->offset;
+}
+
+int ini_store_string(ini_table *t, unsigned line, const ini_key *k, const char *v)
+{
+    char **s = slot(t, k);
+    free(*s);
+    *s = strdup(v);
+    return *s ? 0 : fail_nomem(t, line, k);
+}
+
+static int set_number(ini_table *t, unsigned line, const ini_key *k, const char *v)
+{
+    int64_t x;
+    if (ini_parse_uint(v, &x) != 0 || x < k->min || x > k->max)
+        return ini_fail(t, line, k, "'%s' is not an integer in %lld..%lld", v,
+                        (long long)k->min, (long long)k->max);
+    if (k->type == INI_UINT)
+        *(unsigned *)slot(t, k) = (unsigned)x;
+    else
+        *(int64_t *)slot(t, k) = x;
+    return 0;
+}
+
+/* "'v' is not one of: a, b, c" */
+static int set_choice(ini_table *t, unsigned line, const ini_key *k, const char *v)
+{
+    char list[256] = "";
+    for (int i = 0; k->choices[i]; i++) {
+        if (strcmp(v, k->choices[i]) == 0) {
+            *(int *)slot(t, k) = i;
+            return 0;
+        }
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", k->choices[i]);
+    }
+    return ini_fail(t, line, k, "'%s' is not one of: %s", v, list);
+}
+
+int ini_set_value(ini_table *t, unsigned line, const ini_key *k, const char *v)
+{
+    char why[600];
+    if (!*v)
+        return ini_fail(t, line, k, "empty value");
+    switch (k->type) {
+    case INI_STRING:
+        return ini_store_string(t, line, k, v);
+    case INI_ID:
+        if (!ini_is_id(v) || (k->max > 0 && strlen(v) > (size_t)k->max))
+            return ini_fail(t, line, k, "'%s' must be printable text without spaces", v);
+        return ini_store_string(t, line, k, v);
+    case INI_FILE:
+        if (ini_check_file(v, why, sizeof why) != 0)
+            return ini_fail(t, line, k, "%s", why);
+        return ini_store_string(t, line, k, v);
+    case INI_INT: case INI_UINT:
+        return set_number(t, line, k, v);
+    case INI_ENUM:
+        return set_choice(t, line, k, v);
+    case INI_LOGLEVEL:
+        if (log_level_parse(v, (enum log_level *)slot(t, k)) != 0)
+            return ini_fail(t, line, k, "'%s' is not one of: error, warn, info, debug", v);
+        return 0;
+    case INI_CUSTOM:
+        return k->set(t, line, k, v);
+    }
+    return ini_fail(t, line, k, "internal: unknown type");
+}
+
+int ini_take_pair(ini_table *t, unsigned line, const char *section, const char *name,
+                  const char *value)
+{
+    size_t idx;
+    const ini_key *k = ini_find_key(t, section, name, &idx);
+    if (!k)
+        return ini_fail(t, line, NULL, "unknown key '%s' in [%s]", name, section);
+    if (t->lines[idx])
+        return ini_fail(t, line, k, "given twice (first on line %u)", t->lines[idx]);
+    t->lines[idx] = line;
+    return ini_set_value(t, line, k, value);
+}
+
+int ini_apply_defaults(ini_table *t, bool (*in_force)(ini_table *t, const ini_key *k))
+{
+    for (size_t i = 0; i < t->n_keys; i++) {
+        const ini_key *k = &t->keys[i];
+        if (t->lines[i])
+            continue;
+        if (k->required && (!in_force || in_force(t, k)))
+            return ini_fail(t, 0, k, "missing (required)");
+        int rc = !k->required && k->dflt ? ini_set_value(t, 0, k, k->dflt) : 0;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }

@@ -1,9 +1,10 @@
 /*
  * ini.h - the lexical rules shared by every configuration file of the
  * project (qkd-kme, qkd-link, qumail): INI lines, comments, IDs, numbers, files,
- * and the one shape of error message, "FILE:LINE: [section] key: reason".
- * Each program keeps its own table of sections and keys; only the rules
- * that must not differ between them live here.
+ * and the one shape of error message, "FILE:LINE: [section] key: reason";
+ * and the key-table engine they all read through (ini_table, below).  Each
+ * program keeps only its table of keys, its own value types and the
+ * relations between its keys.
  */
 #ifndef QC_INI_H
 #define QC_INI_H
@@ -69,5 +70,87 @@ int ini_check_file(const char *path, char *why, size_t whylen);
  * NULL. */
 void ini_format_error(char *err, size_t errlen, const char *file, unsigned line,
                       const char *section, const char *key, const char *reason);
+
+/* ---------------------------------------------------------------------
+ * The key table: one engine for the keys of every program.  A program
+ * lists its keys (section, name, type, range, default) and keeps only what
+ * is its own: custom value types, sections with an argument, and the
+ * relations between keys.  The engine finds a key, refuses an unknown or
+ * repeated one, sets typed values with the shared messages, and applies
+ * defaults and required checks.
+ * --------------------------------------------------------------------- */
+
+#define INI_ERR (-1)   /* a configuration error: the message is written */
+#define INI_NOMEM (-2) /* out of memory: "out of memory" is written */
+
+typedef enum ini_type {
+    INI_STRING,   /* non-empty text, copied into a char * */
+    INI_ID,       /* printable text without spaces (max > 0: at most max bytes) */
+    INI_FILE,     /* a readable regular file: its path, copied */
+    INI_INT,      /* a plain decimal in [min, max] into an int64_t */
+    INI_UINT,     /* a plain decimal in [min, max] into an unsigned */
+    INI_ENUM,     /* one of choices (NULL-terminated): its index into an int */
+    INI_LOGLEVEL, /* error | warn | info | debug into an enum log_level */
+    INI_CUSTOM,   /* the key's own setter parses and stores */
+} ini_type;
+
+struct ini_table;
+
+typedef struct ini_key {
+    const char *section, *name;
+    ini_type type;
+    bool required;            /* in a section that is in force */
+    unsigned char base;       /* which of the table's bases offset is into */
+    size_t offset;
+    int64_t min, max;         /* INI_INT, INI_UINT; INI_ID: max length */
+    const char *dflt;         /* set when the key is absent; NULL: none */
+    const char *const *choices; /* INI_ENUM */
+    /* INI_CUSTOM: 0, or ini_fail()'s (or INI_NOMEM) */
+    int (*set)(struct ini_table *t, unsigned line, const struct ini_key *k, const char *value);
+} ini_key;
+
+typedef struct ini_table {
+    const ini_key *keys;
+    size_t n_keys;
+    unsigned *lines;          /* n_keys entries, zeroed: line each key was given on */
+    void *base[2];            /* where the keys' offsets point */
+    const char *file;         /* for messages */
+    char *err;
+    size_t errlen;
+    void *ctx;                /* the program's own parse state */
+} ini_table;
+
+/* Write "FILE:LINE: [section] key: reason" (k may be NULL) into t->err;
+ * returns INI_ERR. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+int ini_fail(ini_table *t, unsigned line, const ini_key *k, const char *fmt, ...);
+
+/* The key section.name (and its index in *idx), or NULL. */
+const ini_key *ini_find_key(const ini_table *t, const char *section, const char *name,
+                            size_t *idx);
+
+/* Does the table have a key in section? */
+bool ini_known_section(const ini_table *t, const char *section);
+
+/* The line section.name was given on (0: not given, or no such key). */
+unsigned ini_line_of(const ini_table *t, const char *section, const char *name);
+
+/* key = value read on line: unknown and repeated keys refused, else set. */
+int ini_take_pair(ini_table *t, unsigned line, const char *section, const char *name,
+                  const char *value);
+
+/* Set value (line 0: a default) by k's type. */
+int ini_set_value(ini_table *t, unsigned line, const ini_key *k, const char *value);
+
+/* Copy v into the char * of k, replacing what it held. */
+int ini_store_string(ini_table *t, unsigned line, const ini_key *k, const char *v);
+
+/* For every key not given: "missing (required)" when it is required and
+ * its section is in force (in_force(t, k); NULL: every section is), else
+ * its default if it has one (an optional section's defaults apply even
+ * when the section is left out: the program may read them). */
+int ini_apply_defaults(ini_table *t, bool (*in_force)(ini_table *t, const ini_key *k));
 
 #endif

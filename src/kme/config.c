@@ -25,227 +25,182 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-typedef enum {
-    T_STRING,   /* any non-empty text */
-    T_ID,       /* printable, no spaces (KME ID) */
-    T_FILE,     /* readable file */
-    T_PATH,     /* path whose directory exists */
-    T_INT,      /* integer in [min, max] */
-    T_SYNC,     /* normal | full */
-    T_LOGLEVEL, /* error | warn | info | debug */
-    T_IDENTITY, /* cn | uri-san */
-    T_LISTEN,   /* address:port of the SAE API */
-    T_ADDR,     /* address:port into a kme_addr */
-    T_UINT,     /* unsigned in [min, max] */
-    T_SIDE,     /* A | B */
-    T_LIST,     /* space-separated SAE IDs (local, or of the current peer) */
-    T_NETS,     /* space-separated ADDR[/PREFIX] into a kme_allow */
-} key_type;
-
 /* Where a key's offset points: the kme_config, or the kme_peer of the
- * [peer ID] section being read. */
-typedef enum { IN_CONFIG = 0, IN_PEER = 1 } key_scope;
+ * [peer ID] section being read (the table's base[1]). */
+enum { IN_CONFIG = 0, IN_PEER = 1 };
 
-typedef struct config_key {
-    const char *section;
-    const char *name;
-    key_type type;
-    bool required;
-    size_t offset;           /* into kme_config */
-    int64_t min, max;        /* T_INT */
-    const char *dflt;        /* value used when absent (NULL: none) */
-    key_scope scope;
-} config_key;
+static int set_path(ini_table *t, unsigned line, const ini_key *k, const char *v);
+static int set_listen(ini_table *t, unsigned line, const ini_key *k, const char *v);
+static int set_list(ini_table *t, unsigned line, const ini_key *k, const char *v);
+static int set_nets(ini_table *t, unsigned line, const ini_key *k, const char *v);
+
+static const char *const sync_names[] = { "normal", "full", NULL };          /* ks_sync */
+static const char *const identity_names[] = { "cn", "uri-san", NULL };      /* kme_identity_source */
+static const char *const side_names[] = { "A", "B", NULL };                 /* kme_link_side */
 
 #define OFF(m) offsetof(kme_config, m)
 #define POFF(m) offsetof(kme_peer, m)
 #define I31 ((int64_t)INT32_MAX)
+#define BIG (INT64_MAX / 2)
+#define KEY(sec, name, type, req, off, min, max, dflt) \
+    { sec, name, type, req, IN_CONFIG, off, min, max, dflt, NULL, NULL }
+#define ENUM(sec, name, req, off, names, dflt) \
+    { sec, name, INI_ENUM, req, IN_CONFIG, off, 0, 0, dflt, names, NULL }
+#define CUSTOM(sec, name, req, scope, off, fn) \
+    { sec, name, INI_CUSTOM, req, scope, off, 0, 0, NULL, NULL, fn }
 
-static const config_key config_keys[] = {
-    { "kme", "id", T_ID, true, OFF(id), 0, 0, NULL, IN_CONFIG },
-    { "kme", "database", T_PATH, true, OFF(database), 0, 0, NULL, IN_CONFIG },
-    { "kme", "sync", T_SYNC, false, OFF(sync), 0, 0, "normal", IN_CONFIG },
-    { "kme", "log_level", T_LOGLEVEL, false, OFF(log_level), 0, 0, "info", IN_CONFIG },
-    { "sae_api", "listen", T_LISTEN, true, 0, 0, 0, NULL, IN_CONFIG },
-    { "sae_api", "cert", T_FILE, true, OFF(cert), 0, 0, NULL, IN_CONFIG },
-    { "sae_api", "key", T_FILE, true, OFF(key), 0, 0, NULL, IN_CONFIG },
-    { "sae_api", "ca", T_FILE, true, OFF(ca), 0, 0, NULL, IN_CONFIG },
-    { "sae_api", "identity", T_IDENTITY, false, OFF(identity), 0, 0, "cn", IN_CONFIG },
-    { "sae_api", "threads", T_INT, false, OFF(threads), 0, 256, "0", IN_CONFIG },
-    { "sae_api", "port_file", T_PATH, false, OFF(port_file), 0, 0, NULL, IN_CONFIG },
-    { "sae_api", "crl", T_FILE, false, OFF(crl), 0, 0, NULL, IN_CONFIG },
-    { "sae_api", "per_ip_limit", T_UINT, false, OFF(sae_per_ip_limit), 0, 1000000, "0", IN_CONFIG },
-    { "saes", "local", T_LIST, true, 0, 0, 0, NULL, IN_CONFIG },
-    { "limits", "key_size", T_INT, false, OFF(key_size), 8, I31, "256", IN_CONFIG },
-    { "limits", "min_key_size", T_INT, false, OFF(min_key_size), 8, I31, "64", IN_CONFIG },
-    { "limits", "max_key_size", T_INT, false, OFF(max_key_size), 8, I31, "65536", IN_CONFIG },
-    { "limits", "max_key_per_request", T_INT, false, OFF(max_key_per_request), 1, 1000000, "1024", IN_CONFIG },
-    { "limits", "max_sae_id_count", T_INT, false, OFF(max_sae_id_count), 0, KME_MAX_SAE_ID_COUNT, "4", IN_CONFIG },
-    { "limits", "key_ttl", T_INT, false, OFF(key_ttl), 1, 365LL * 86400, "3600", IN_CONFIG },
-    { "limits", "local_pool_bits", T_INT, false, OFF(local_pool_bits), 8, INT64_MAX / 2, "268435456", IN_CONFIG },
-    { "limits", "local_rate_bps", T_INT, false, OFF(local_rate_bps), 0, INT64_MAX / 2, "100000000", IN_CONFIG },
-    { "limits", "maintenance_ms", T_INT, false, OFF(maintenance_ms), 10, 3600000, "1000", IN_CONFIG },
-    { "limits", "handshake_timeout_ms", T_INT, false, OFF(handshake_timeout_ms), 100, 600000, "3000", IN_CONFIG },
-    { "limits", "sae_rate_bps", T_INT, false, OFF(sae_rate_bps), 0, INT64_MAX / 2, "1000000000", IN_CONFIG },
-    { "limits", "sae_burst_bits", T_INT, false, OFF(sae_burst_bits), 0, INT64_MAX / 2, "0", IN_CONFIG },
-    { "limits", "sae_unfetched_bits", T_INT, false, OFF(sae_unfetched_bits), 0, INT64_MAX / 2, "268435456", IN_CONFIG },
+static const ini_key config_keys[] = {
+    KEY("kme", "id", INI_ID, true, OFF(id), 0, 0, NULL),
+    CUSTOM("kme", "database", true, IN_CONFIG, OFF(database), set_path),
+    ENUM("kme", "sync", false, OFF(sync), sync_names, "normal"),
+    KEY("kme", "log_level", INI_LOGLEVEL, false, OFF(log_level), 0, 0, "info"),
+    CUSTOM("sae_api", "listen", true, IN_CONFIG, 0, set_listen),
+    KEY("sae_api", "cert", INI_FILE, true, OFF(cert), 0, 0, NULL),
+    KEY("sae_api", "key", INI_FILE, true, OFF(key), 0, 0, NULL),
+    KEY("sae_api", "ca", INI_FILE, true, OFF(ca), 0, 0, NULL),
+    ENUM("sae_api", "identity", false, OFF(identity), identity_names, "cn"),
+    KEY("sae_api", "threads", INI_UINT, false, OFF(threads), 0, 256, "0"),
+    CUSTOM("sae_api", "port_file", false, IN_CONFIG, OFF(port_file), set_path),
+    KEY("sae_api", "crl", INI_FILE, false, OFF(crl), 0, 0, NULL),
+    KEY("sae_api", "per_ip_limit", INI_UINT, false, OFF(sae_per_ip_limit), 0, 1000000, "0"),
+    CUSTOM("saes", "local", true, IN_CONFIG, 0, set_list),
+    KEY("limits", "key_size", INI_INT, false, OFF(key_size), 8, I31, "256"),
+    KEY("limits", "min_key_size", INI_INT, false, OFF(min_key_size), 8, I31, "64"),
+    KEY("limits", "max_key_size", INI_INT, false, OFF(max_key_size), 8, I31, "65536"),
+    KEY("limits", "max_key_per_request", INI_INT, false, OFF(max_key_per_request), 1, 1000000, "1024"),
+    KEY("limits", "max_sae_id_count", INI_INT, false, OFF(max_sae_id_count), 0, KME_MAX_SAE_ID_COUNT, "4"),
+    KEY("limits", "key_ttl", INI_INT, false, OFF(key_ttl), 1, 365LL * 86400, "3600"),
+    KEY("limits", "local_pool_bits", INI_INT, false, OFF(local_pool_bits), 8, BIG, "268435456"),
+    KEY("limits", "local_rate_bps", INI_INT, false, OFF(local_rate_bps), 0, BIG, "100000000"),
+    KEY("limits", "maintenance_ms", INI_INT, false, OFF(maintenance_ms), 10, 3600000, "1000"),
+    KEY("limits", "handshake_timeout_ms", INI_INT, false, OFF(handshake_timeout_ms), 100, 600000, "3000"),
+    KEY("limits", "sae_rate_bps", INI_INT, false, OFF(sae_rate_bps), 0, BIG, "1000000000"),
+    KEY("limits", "sae_burst_bits", INI_INT, false, OFF(sae_burst_bits), 0, BIG, "0"),
+    KEY("limits", "sae_unfetched_bits", INI_INT, false, OFF(sae_unfetched_bits), 0, BIG, "268435456"),
     /* optional sections: their required keys apply when the section is given */
-    { "peer_api", "listen", T_ADDR, true, OFF(peer_listen), 0, 0, NULL, IN_CONFIG },
-    { "peer_api", "ca", T_FILE, true, OFF(peer_ca), 0, 0, NULL, IN_CONFIG },
-    { "peer_api", "port_file", T_PATH, false, OFF(peer_port_file), 0, 0, NULL, IN_CONFIG },
-    { "peer_api", "timeout_ms", T_INT, false, OFF(peer_timeout_ms), 10, 600000, "2000", IN_CONFIG },
-    { "peer_api", "threads", T_UINT, false, OFF(peer_threads), 1, 256, "2", IN_CONFIG },
-    { "peer_api", "per_ip_limit", T_UINT, false, OFF(peer_per_ip_limit), 0, 1000000, "0", IN_CONFIG },
-    { "peer_api", "allow_from", T_NETS, false, OFF(peer_allow), 0, 0, NULL, IN_CONFIG },
-    { "peer", "address", T_ADDR, true, POFF(address), 0, 0, NULL, IN_PEER },
-    { "peer", "saes", T_LIST, true, 0, 0, 0, NULL, IN_PEER },
-    { "link", "listen", T_ADDR, true, OFF(link_listen), 0, 0, NULL, IN_CONFIG },
-    { "link", "port_file", T_PATH, false, OFF(link_port_file), 0, 0, NULL, IN_CONFIG },
-    { "link", "id", T_ID, true, OFF(link_id), 0, 0, NULL, IN_CONFIG },
-    { "link", "side", T_SIDE, true, OFF(link_side), 0, 0, NULL, IN_CONFIG },
-    { "link", "peer", T_ID, true, OFF(link_peer), 0, 0, NULL, IN_CONFIG },
-    { "link", "pool_cap_bits", T_INT, false, OFF(link_pool_cap_bits), 8, INT64_MAX / 2, "268435456", IN_CONFIG },
-    { "link", "block_ttl_ms", T_INT, false, OFF(link_block_ttl_ms), 1000, 86400000, "60000", IN_CONFIG },
-    { "link", "per_ip_limit", T_UINT, false, OFF(link_per_ip_limit), 0, 1000000, "0", IN_CONFIG },
-    { "link", "allow_from", T_NETS, false, OFF(link_allow), 0, 0, NULL, IN_CONFIG },
+    CUSTOM("peer_api", "listen", true, IN_CONFIG, OFF(peer_listen), set_listen),
+    KEY("peer_api", "ca", INI_FILE, true, OFF(peer_ca), 0, 0, NULL),
+    CUSTOM("peer_api", "port_file", false, IN_CONFIG, OFF(peer_port_file), set_path),
+    KEY("peer_api", "timeout_ms", INI_INT, false, OFF(peer_timeout_ms), 10, 600000, "2000"),
+    KEY("peer_api", "threads", INI_UINT, false, OFF(peer_threads), 1, 256, "2"),
+    KEY("peer_api", "per_ip_limit", INI_UINT, false, OFF(peer_per_ip_limit), 0, 1000000, "0"),
+    CUSTOM("peer_api", "allow_from", false, IN_CONFIG, OFF(peer_allow), set_nets),
+    CUSTOM("peer", "address", true, IN_PEER, POFF(address), set_listen),
+    CUSTOM("peer", "saes", true, IN_PEER, 0, set_list),
+    CUSTOM("link", "listen", true, IN_CONFIG, OFF(link_listen), set_listen),
+    CUSTOM("link", "port_file", false, IN_CONFIG, OFF(link_port_file), set_path),
+    KEY("link", "id", INI_ID, true, OFF(link_id), 0, 0, NULL),
+    ENUM("link", "side", true, OFF(link_side), side_names, NULL),
+    KEY("link", "peer", INI_ID, true, OFF(link_peer), 0, 0, NULL),
+    KEY("link", "pool_cap_bits", INI_INT, false, OFF(link_pool_cap_bits), 8, BIG, "268435456"),
+    KEY("link", "block_ttl_ms", INI_INT, false, OFF(link_block_ttl_ms), 1000, 86400000, "60000"),
+    KEY("link", "per_ip_limit", INI_UINT, false, OFF(link_per_ip_limit), 0, 1000000, "0"),
+    CUSTOM("link", "allow_from", false, IN_CONFIG, OFF(link_allow), set_nets),
 };
+#define N_KEYS (sizeof config_keys / sizeof config_keys[0])
 
 /* Sections that may be left out; [peer ID] may appear any number of times. */
 static bool optional_section(const char *s)
 {
     return strcmp(s, "peer_api") == 0 || strcmp(s, "link") == 0 || strcmp(s, "peer") == 0;
 }
-#define N_KEYS (sizeof config_keys / sizeof config_keys[0])
 
 typedef struct parse_state {
+    ini_table t;             /* the engine's view: table, lines, bases, message */
     kme_config *cfg;
-    const char *file;
-    bool seen[N_KEYS];
-    unsigned lines[N_KEYS];  /* line of each key given (0: default) */
     bool peer_api_seen, link_seen;
-    kme_peer *peer;          /* the [peer ID] being read, or NULL */
+    kme_peer *peer;          /* the [peer ID] being read, or NULL (= t.base[1]) */
     unsigned peer_line;      /* line of its header */
-    char *err;
-    size_t errlen;
 } parse_state;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static int fail(parse_state *ps, unsigned line, const config_key *k, const char *fmt, ...)
+static parse_state *state_of(ini_table *t)
 {
-    char reason[1024]; /* may quote two paths */
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    ini_format_error(ps->err, ps->errlen, ps->file, line, k ? k->section : NULL,
-                     k ? k->name : NULL, reason);
-    return -1;
+    return t->ctx;
 }
 
-/* The struct a key's offset points into. */
-static char *slot_base(parse_state *ps, const config_key *k)
+/* T_PATH: a file whose directory exists and is writable: its part before
+ * the last '/', "/" for a file in the root, "." for a bare file name. */
+static int set_path(ini_table *t, unsigned line, const ini_key *k, const char *v)
 {
-    return k->scope == IN_PEER ? (char *)ps->peer : (char *)ps->cfg;
-}
-
-static int set_string(parse_state *ps, unsigned line, const config_key *k, const char *v)
-{
-    char **slot = (char **)(slot_base(ps, k) + k->offset);
-    if (!*v)
-        return fail(ps, line, k, "empty value");
-    if (k->type == T_ID && !ini_is_id(v))
-        return fail(ps, line, k, "'%s' must be printable text without spaces", v);
-    char why[600];
-    if (k->type == T_FILE && ini_check_file(v, why, sizeof why) != 0)
-        return fail(ps, line, k, "%s", why);
-    if (k->type == T_PATH) {
-        /* the directory the file goes in: its part before the last '/',
-         * "/" for a file in the root, "." for a bare file name */
-        char *dir = strdup(v);
-        if (!dir)
-            return fail(ps, line, k, "out of memory");
-        char *slash = strrchr(dir, '/');
-        const char *d = dir;
-        if (!slash)
-            d = ".";
-        else if (slash == dir)
-            d = "/";
-        else
-            *slash = '\0';
-        struct stat st;
-        int rc = 0;
-        if (stat(d, &st) != 0)
-            rc = fail(ps, line, k, "directory '%s' of '%s': %s", d, v, strerror(errno));
-        else if (!S_ISDIR(st.st_mode))
-            rc = fail(ps, line, k, "'%s' in '%s' is not a directory", d, v);
-        else if (access(d, W_OK | X_OK) != 0)
-            rc = fail(ps, line, k, "directory '%s' is not writable: %s", d, strerror(errno));
-        free(dir);
-        if (rc != 0)
-            return rc;
-    }
-    free(*slot);
-    *slot = strdup(v);
-    return *slot ? 0 : fail(ps, line, k, "out of memory");
+    char *dir = strdup(v);
+    if (!dir)
+        return ini_fail(t, line, k, "out of memory");
+    char *slash = strrchr(dir, '/');
+    const char *d = dir;
+    if (!slash)
+        d = ".";
+    else if (slash == dir)
+        d = "/";
+    else
+        *slash = '\0';
+    struct stat st;
+    int rc = 0;
+    if (stat(d, &st) != 0)
+        rc = ini_fail(t, line, k, "directory '%s' of '%s': %s", d, v, strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        rc = ini_fail(t, line, k, "'%s' in '%s' is not a directory", d, v);
+    else if (access(d, W_OK | X_OK) != 0)
+        rc = ini_fail(t, line, k, "directory '%s' is not writable: %s", d, strerror(errno));
+    free(dir);
+    return rc != 0 ? rc : ini_store_string(t, line, k, v);
 }
 
 /* "IPV4:PORT" or "[IPV6]:PORT".  An IPv6 address without brackets is
  * refused: in "::1:8443" the port cannot be told from the address. */
-static int set_listen(parse_state *ps, unsigned line, const config_key *k, const char *v)
+static int set_listen(ini_table *t, unsigned line, const ini_key *k, const char *v)
 {
     const char *hs, *he, *port_s;
     if (v[0] == '[') {
         hs = v + 1;
         he = strchr(hs, ']');
         if (!he)
-            return fail(ps, line, k, "'%s' lacks the ']' of [IPV6]:PORT", v);
+            return ini_fail(t, line, k, "'%s' lacks the ']' of [IPV6]:PORT", v);
         if (he[1] != ':')
-            return fail(ps, line, k, "'%s' has no port (ADDRESS:PORT, IPv6 as [ADDRESS]:PORT)", v);
+            return ini_fail(t, line, k, "'%s' has no port (ADDRESS:PORT, IPv6 as [ADDRESS]:PORT)", v);
         port_s = he + 2;
     } else {
         const char *colon = strchr(v, ':');
         if (!colon)
-            return fail(ps, line, k, "'%s' has no port (ADDRESS:PORT, IPv6 as [ADDRESS]:PORT)", v);
+            return ini_fail(t, line, k, "'%s' has no port (ADDRESS:PORT, IPv6 as [ADDRESS]:PORT)", v);
         if (strchr(colon + 1, ':'))
-            return fail(ps, line, k, "'%s': write an IPv6 address in brackets, [ADDRESS]:PORT", v);
+            return ini_fail(t, line, k, "'%s': write an IPv6 address in brackets, [ADDRESS]:PORT", v);
         hs = v;
         he = colon;
         port_s = colon + 1;
     }
     int64_t port;
     if (!*port_s)
-        return fail(ps, line, k, "'%s' has no port (ADDRESS:PORT, IPv6 as [ADDRESS]:PORT)", v);
+        return ini_fail(t, line, k, "'%s' has no port (ADDRESS:PORT, IPv6 as [ADDRESS]:PORT)", v);
     if (ini_parse_uint(port_s, &port) != 0 || port > 65535)
-        return fail(ps, line, k, "port '%s' is not a number in 0..65535", port_s);
+        return ini_fail(t, line, k, "port '%s' is not a number in 0..65535", port_s);
     size_t hl = (size_t)(he - hs);
     char h[INET6_ADDRSTRLEN + 1];
     if (hl == 0)
-        return fail(ps, line, k, "'%s' has no address", v);
+        return ini_fail(t, line, k, "'%s' has no address", v);
     if (hl >= sizeof h)
-        return fail(ps, line, k, "address in '%s' is too long", v);
+        return ini_fail(t, line, k, "address in '%s' is too long", v);
     memcpy(h, hs, hl);
     h[hl] = '\0';
     unsigned char buf[16];
     if (v[0] == '[' ? inet_pton(AF_INET6, h, buf) != 1
                     : inet_pton(AF_INET, h, buf) != 1)
-        return fail(ps, line, k, "'%s' is not a numeric %s address", h,
-                    v[0] == '[' ? "IPv6" : "IPv4");
+        return ini_fail(t, line, k, "'%s' is not a numeric %s address", h,
+                        v[0] == '[' ? "IPv6" : "IPv4");
     char **host_slot;
     uint16_t *port_slot;
-    if (k->type == T_LISTEN) {
-        host_slot = &ps->cfg->listen_host;
-        port_slot = &ps->cfg->listen_port;
+    if (strcmp(k->section, "sae_api") == 0) {
+        kme_config *c = t->base[IN_CONFIG];
+        host_slot = &c->listen_host;
+        port_slot = &c->listen_port;
     } else {
-        kme_addr *a = (kme_addr *)(slot_base(ps, k) + k->offset);
+        kme_addr *a = (kme_addr *)((char *)t->base[k->base] + k->offset);
         host_slot = &a->host;
         port_slot = &a->port;
     }
     free(*host_slot);
     *host_slot = strdup(h);
     *port_slot = (uint16_t)port;
-    return *host_slot ? 0 : fail(ps, line, k, "out of memory");
+    return *host_slot ? 0 : ini_fail(t, line, k, "out of memory");
 }
 
 static bool sae_known(const kme_config *c, const char *id)
@@ -253,43 +208,44 @@ static bool sae_known(const kme_config *c, const char *id)
     return kme_config_is_local_sae(c, id) || kme_config_peer_of_sae(c, id) != NULL;
 }
 
-static int set_list(parse_state *ps, unsigned line, const config_key *k, const char *v)
+/* One SAE ID of a list: valid, and listed nowhere yet. */
+static int check_list_entry(ini_table *t, unsigned line, const ini_key *k, const char *tok)
 {
+    if (strlen(tok) > 256) /* not quoted: the message stays short */
+        return ini_fail(t, line, k, "an SAE ID of %zu characters (at most 256)", strlen(tok));
+    if (!ini_is_id(tok))
+        return ini_fail(t, line, k, "'%s' is not a valid SAE ID", tok);
+    if (sae_known(state_of(t)->cfg, tok))
+        return ini_fail(t, line, k, "SAE ID '%s' listed twice", tok);
+    return 0;
+}
+
+/* Space-separated SAE IDs: [saes] local, or the current [peer ID] saes. */
+static int set_list(ini_table *t, unsigned line, const ini_key *k, const char *v)
+{
+    parse_state *ps = state_of(t);
     kme_config *c = ps->cfg;
-    char ***list = k->scope == IN_PEER ? &ps->peer->saes : &c->local_saes;
-    size_t *count = k->scope == IN_PEER ? &ps->peer->n_saes : &c->n_local_saes;
+    char ***list = k->base == IN_PEER ? &ps->peer->saes : &c->local_saes;
+    size_t *count = k->base == IN_PEER ? &ps->peer->n_saes : &c->n_local_saes;
     char *copy = strdup(v), *save = NULL;
     if (!copy)
-        return fail(ps, line, k, "out of memory");
-    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-        if (strlen(tok) > 256) { /* not quoted: the message stays short */
-            fail(ps, line, k, "an SAE ID of %zu characters (at most 256)", strlen(tok));
-            free(copy);
-            return -1;
-        }
-        if (!ini_is_id(tok)) {
-            fail(ps, line, k, "'%s' is not a valid SAE ID", tok);
-            free(copy);
-            return -1;
-        }
-        if (sae_known(c, tok)) {
-            fail(ps, line, k, "SAE ID '%s' listed twice", tok);
-            free(copy);
-            return -1;
-        }
+        return ini_fail(t, line, k, "out of memory");
+    int rc = 0;
+    for (char *tok = strtok_r(copy, " \t", &save); tok && rc == 0; tok = strtok_r(NULL, " \t", &save)) {
+        if ((rc = check_list_entry(t, line, k, tok)) != 0)
+            break;
         char **grown = realloc(*list, (*count + 1) * sizeof *grown);
-        if (!grown || !(grown[*count] = strdup(tok))) {
-            *list = grown ? grown : *list;
-            free(copy);
-            return fail(ps, line, k, "out of memory");
-        }
-        *list = grown;
-        (*count)++;
+        if (grown)
+            *list = grown;
+        if (!grown || !(grown[*count] = strdup(tok)))
+            rc = ini_fail(t, line, k, "out of memory");
+        else
+            (*count)++;
     }
     free(copy);
-    if (*count == 0)
-        return fail(ps, line, k, "no SAE IDs given");
-    return 0;
+    if (rc == 0 && *count == 0)
+        rc = ini_fail(t, line, k, "no SAE IDs given");
+    return rc;
 }
 
 static int allow_add(kme_allow *a, const net_prefix *p)
@@ -304,114 +260,43 @@ static int allow_add(kme_allow *a, const net_prefix *p)
 
 /* "ADDR[/PREFIX] ..." (netprefix.h); each entry is checked, the first bad
  * one named. */
-static int set_nets(parse_state *ps, unsigned line, const config_key *k, const char *v)
+static int set_nets(ini_table *t, unsigned line, const ini_key *k, const char *v)
 {
-    kme_allow *a = (kme_allow *)(slot_base(ps, k) + k->offset);
+    kme_allow *a = (kme_allow *)((char *)t->base[k->base] + k->offset);
     char *copy = strdup(v), *save = NULL;
     if (!copy)
-        return fail(ps, line, k, "out of memory");
+        return ini_fail(t, line, k, "out of memory");
     int rc = 0;
     for (char *tok = strtok_r(copy, " \t", &save); tok && rc == 0; tok = strtok_r(NULL, " \t", &save)) {
         net_prefix p;
         char why[160];
         if (net_prefix_parse(tok, &p, why, sizeof why) != 0)
-            rc = fail(ps, line, k, "%s", why);
+            rc = ini_fail(t, line, k, "%s", why);
         else if (a->n >= KME_ALLOW_MAX)
-            rc = fail(ps, line, k, "more than %d entries", KME_ALLOW_MAX);
+            rc = ini_fail(t, line, k, "more than %d entries", KME_ALLOW_MAX);
         else if (allow_add(a, &p) != 0)
-            rc = fail(ps, line, k, "out of memory");
+            rc = ini_fail(t, line, k, "out of memory");
     }
     free(copy);
     return rc;
 }
 
-static int set_value(parse_state *ps, unsigned line, const config_key *k, const char *v)
-{
-    kme_config *c = ps->cfg;
-    int64_t x;
-    if (!*v)
-        return fail(ps, line, k, "empty value");
-    switch (k->type) {
-    case T_STRING: case T_ID: case T_FILE: case T_PATH:
-        return set_string(ps, line, k, v);
-    case T_LISTEN: case T_ADDR:
-        return set_listen(ps, line, k, v);
-    case T_UINT:
-        if (ini_parse_uint(v, &x) != 0 || x < k->min || x > k->max)
-            return fail(ps, line, k, "'%s' is not an integer in %lld..%lld", v,
-                        (long long)k->min, (long long)k->max);
-        *(unsigned *)(slot_base(ps, k) + k->offset) = (unsigned)x;
-        return 0;
-    case T_SIDE:
-        if (strcmp(v, "A") == 0) c->link_side = KME_LINK_SIDE_A;
-        else if (strcmp(v, "B") == 0) c->link_side = KME_LINK_SIDE_B;
-        else return fail(ps, line, k, "'%s' is not one of: A, B", v);
-        return 0;
-    case T_LIST:
-        return set_list(ps, line, k, v);
-    case T_NETS:
-        return set_nets(ps, line, k, v);
-    case T_INT:
-        if (ini_parse_uint(v, &x) != 0 || x < k->min || x > k->max)
-            return fail(ps, line, k, "'%s' is not an integer in %lld..%lld", v,
-                        (long long)k->min, (long long)k->max);
-        if (k->offset == OFF(threads))
-            c->threads = (unsigned)x;
-        else
-            *(int64_t *)((char *)c + k->offset) = x;
-        return 0;
-    case T_SYNC:
-        if (strcmp(v, "normal") == 0) c->sync = KS_SYNC_NORMAL;
-        else if (strcmp(v, "full") == 0) c->sync = KS_SYNC_FULL;
-        else return fail(ps, line, k, "'%s' is not one of: normal, full", v);
-        return 0;
-    case T_LOGLEVEL:
-        if (log_level_parse(v, &c->log_level) != 0)
-            return fail(ps, line, k, "'%s' is not one of: error, warn, info, debug", v);
-        return 0;
-    case T_IDENTITY:
-        if (strcmp(v, "cn") == 0) c->identity = KME_ID_CN;
-        else if (strcmp(v, "uri-san") == 0) c->identity = KME_ID_URI_SAN;
-        else return fail(ps, line, k, "'%s' is not one of: cn, uri-san", v);
-        return 0;
-    }
-    return fail(ps, line, k, "internal: unknown type");
-}
-
-static const config_key *find_key(const char *section, const char *name, size_t *idx)
-{
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].name, name) == 0) {
-            *idx = i;
-            return &config_keys[i];
-        }
-    return NULL;
-}
-
-static bool known_section(const char *s)
-{
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (strcmp(config_keys[i].section, s) == 0)
-            return true;
-    return false;
-}
-
 /* The [peer ID] just read is complete: its required keys were given.  The
- * seen flags of peer keys then start afresh for the next one. */
+ * lines of peer keys then start afresh for the next one. */
 static int finish_peer(parse_state *ps)
 {
     if (!ps->peer)
         return 0;
     for (size_t i = 0; i < N_KEYS; i++) {
-        if (config_keys[i].scope != IN_PEER)
+        if (config_keys[i].base != IN_PEER)
             continue;
-        if (config_keys[i].required && !ps->seen[i])
-            return fail(ps, ps->peer_line, NULL, "[peer %s]: missing key '%s' (required)",
-                        ps->peer->id, config_keys[i].name);
-        ps->seen[i] = false;
-        ps->lines[i] = 0;
+        if (config_keys[i].required && !ps->t.lines[i])
+            return ini_fail(&ps->t, ps->peer_line, NULL, "[peer %s]: missing key '%s' (required)",
+                            ps->peer->id, config_keys[i].name);
+        ps->t.lines[i] = 0;
     }
     ps->peer = NULL;
+    ps->t.base[IN_PEER] = NULL;
     return 0;
 }
 
@@ -419,17 +304,18 @@ static int begin_peer(parse_state *ps, unsigned line, const char *id)
 {
     kme_config *c = ps->cfg;
     if (!ini_is_id(id))
-        return fail(ps, line, NULL, "[peer %s]: a KME ID must be printable text without spaces", id);
+        return ini_fail(&ps->t, line, NULL, "[peer %s]: a KME ID must be printable text without spaces", id);
     if (kme_config_peer(c, id))
-        return fail(ps, line, NULL, "[peer %s] given twice", id);
+        return ini_fail(&ps->t, line, NULL, "[peer %s] given twice", id);
     kme_peer *grown = realloc(c->peers, (c->n_peers + 1) * sizeof *grown);
     if (!grown)
-        return fail(ps, line, NULL, "out of memory");
+        return ini_fail(&ps->t, line, NULL, "out of memory");
     c->peers = grown;
     memset(&c->peers[c->n_peers], 0, sizeof c->peers[0]);
     if (!(c->peers[c->n_peers].id = strdup(id)))
-        return fail(ps, line, NULL, "out of memory");
+        return ini_fail(&ps->t, line, NULL, "out of memory");
     ps->peer = &c->peers[c->n_peers++];
+    ps->t.base[IN_PEER] = ps->peer;
     ps->peer_line = line;
     return 0;
 }
@@ -442,11 +328,11 @@ static int on_section(void *ud, unsigned line, const char *name, const char *arg
         return -1;
     if (strcmp(name, "peer") == 0) {
         if (!*arg)
-            return fail(ps, line, NULL, "[peer] needs the peer's KME ID: [peer KME-B]");
+            return ini_fail(&ps->t, line, NULL, "[peer] needs the peer's KME ID: [peer KME-B]");
         if (begin_peer(ps, line, arg) != 0)
             return -1;
-    } else if (*arg || !known_section(name)) {
-        return fail(ps, line, NULL, "unknown section [%s%s%s]", name, *arg ? " " : "", arg);
+    } else if (*arg || !ini_known_section(&ps->t, name)) {
+        return ini_fail(&ps->t, line, NULL, "unknown section [%s%s%s]", name, *arg ? " " : "", arg);
     }
     ps->peer_api_seen |= strcmp(name, "peer_api") == 0;
     ps->link_seen |= strcmp(name, "link") == 0;
@@ -456,49 +342,35 @@ static int on_section(void *ud, unsigned line, const char *name, const char *arg
 static int on_pair(void *ud, unsigned line, const char *section, const char *name, char *value)
 {
     parse_state *ps = ud;
-    size_t idx;
-    const config_key *k = find_key(section, name, &idx);
-    if (!k)
-        return fail(ps, line, NULL, "unknown key '%s' in [%s]", name, section);
-    if (ps->seen[idx])
-        return fail(ps, line, k, "given twice (first on line %u)", ps->lines[idx]);
-    ps->seen[idx] = true;
-    ps->lines[idx] = line;
-    return set_value(ps, line, k, value);
+    return ini_take_pair(&ps->t, line, section, name, value);
 }
 
 static int on_error(void *ud, unsigned line, const char *why)
 {
-    return fail(ud, line, NULL, "%s", why);
+    parse_state *ps = ud;
+    return ini_fail(&ps->t, line, NULL, "%s", why);
 }
 
 static const ini_handler kme_ini = { on_section, on_pair, on_error };
 
-static int apply_defaults(parse_state *ps)
+/* A required key applies when its section is given or mandatory; the keys
+ * of [peer ID] were checked section by section (finish_peer). */
+static bool section_in_force(ini_table *t, const ini_key *k)
 {
-    for (size_t i = 0; i < N_KEYS; i++) {
-        const config_key *k = &config_keys[i];
-        if (ps->seen[i] || k->scope == IN_PEER)
-            continue;
-        bool section_given = !optional_section(k->section)
-            || (strcmp(k->section, "peer_api") == 0 && ps->peer_api_seen)
-            || (strcmp(k->section, "link") == 0 && ps->link_seen);
-        if (k->required && section_given)
-            return fail(ps, 0, k, "missing (required)");
-        if (k->required)
-            continue;
-        if (k->dflt && set_value(ps, 0, k, k->dflt) != 0)
-            return -1;
-    }
-    return 0;
+    parse_state *ps = state_of(t);
+    if (k->base == IN_PEER)
+        return false;
+    return !optional_section(k->section)
+        || (strcmp(k->section, "peer_api") == 0 && ps->peer_api_seen)
+        || (strcmp(k->section, "link") == 0 && ps->link_seen);
 }
 
 /* The key named name, and the line it was given on (0: its default). */
-static const config_key *key_at(parse_state *ps, const char *name, unsigned *line)
+static const ini_key *key_at(parse_state *ps, const char *name, unsigned *line)
 {
     size_t idx = 0;
-    const config_key *k = find_key("limits", name, &idx);
-    *line = k ? ps->lines[idx] : 0;
+    const ini_key *k = ini_find_key(&ps->t, "limits", name, &idx);
+    *line = k ? ps->t.lines[idx] : 0;
     return k;
 }
 
@@ -549,7 +421,7 @@ static int default_allow_lists(parse_state *ps)
         const kme_peer *lp = kme_config_peer(c, c->link_peer);
         rc = rc ? rc : lp ? allow_host(&c->link_allow, lp->address.host) : 0;
     }
-    return rc == 0 ? 0 : fail(ps, 0, NULL, "out of memory");
+    return rc == 0 ? 0 : ini_fail(&ps->t, 0, NULL, "out of memory");
 }
 
 /* Peers, the peer listener and the link must fit together. */
@@ -560,11 +432,11 @@ static int check_topology(parse_state *ps)
     c->has_link = ps->link_seen;
     for (size_t i = 0; i < c->n_peers; i++)
         if (strcmp(c->peers[i].id, c->id) == 0)
-            return fail(ps, 0, NULL, "[peer %s] is this KME's own ID", c->peers[i].id);
+            return ini_fail(&ps->t, 0, NULL, "[peer %s] is this KME's own ID", c->peers[i].id);
     if (c->n_peers && !c->has_peer_api)
-        return fail(ps, 0, NULL, "[peer_api] is required when [peer ...] sections are given");
+        return ini_fail(&ps->t, 0, NULL, "[peer_api] is required when [peer ...] sections are given");
     if (c->has_link && !kme_config_peer(c, c->link_peer))
-        return fail(ps, 0, NULL, "[link] peer: '%s' is not a configured [peer ...]", c->link_peer);
+        return ini_fail(&ps->t, 0, NULL, "[link] peer: '%s' is not a configured [peer ...]", c->link_peer);
     return default_allow_lists(ps);
 }
 
@@ -575,17 +447,17 @@ static int check_sae_limits(parse_state *ps)
 {
     kme_config *c = ps->cfg;
     unsigned line;
-    const config_key *k;
+    const ini_key *k;
     if (c->sae_rate_bps > 0 && c->sae_burst_bits == 0)
         c->sae_burst_bits = c->sae_rate_bps > c->max_key_size ? c->sae_rate_bps : c->max_key_size;
     if (c->sae_rate_bps > 0 && c->sae_burst_bits < c->max_key_size) {
         k = key_at(ps, "sae_burst_bits", &line);
-        return fail(ps, line, k, "%lld cannot hold one key of max_key_size (%lld)",
+        return ini_fail(&ps->t, line, k, "%lld cannot hold one key of max_key_size (%lld)",
                     (long long)c->sae_burst_bits, (long long)c->max_key_size);
     }
     if (c->sae_unfetched_bits > 0 && c->sae_unfetched_bits < c->max_key_size) {
         k = key_at(ps, "sae_unfetched_bits", &line);
-        return fail(ps, line, k, "%lld cannot hold one key of max_key_size (%lld)",
+        return ini_fail(&ps->t, line, k, "%lld cannot hold one key of max_key_size (%lld)",
                     (long long)c->sae_unfetched_bits, (long long)c->max_key_size);
     }
     return 0;
@@ -600,25 +472,25 @@ static int check_relations(parse_state *ps)
     static const char *const sizes[] = { "min_key_size", "max_key_size", "key_size" };
     const int64_t values[] = { c->min_key_size, c->max_key_size, c->key_size };
     unsigned line;
-    const config_key *k;
+    const ini_key *k;
     for (size_t i = 0; i < 3; i++)
         if (values[i] % 8) {
             k = key_at(ps, sizes[i], &line);
-            return fail(ps, line, k, "%lld is not a multiple of 8", (long long)values[i]);
+            return ini_fail(&ps->t, line, k, "%lld is not a multiple of 8", (long long)values[i]);
         }
     if (c->min_key_size > c->max_key_size) {
         k = key_at(ps, "min_key_size", &line);
-        return fail(ps, line, k, "%lld exceeds max_key_size (%lld)",
+        return ini_fail(&ps->t, line, k, "%lld exceeds max_key_size (%lld)",
                     (long long)c->min_key_size, (long long)c->max_key_size);
     }
     if (c->key_size < c->min_key_size || c->key_size > c->max_key_size) {
         k = key_at(ps, "key_size", &line);
-        return fail(ps, line, k, "%lld is outside min_key_size..max_key_size (%lld..%lld)",
+        return ini_fail(&ps->t, line, k, "%lld is outside min_key_size..max_key_size (%lld..%lld)",
                     (long long)c->key_size, (long long)c->min_key_size, (long long)c->max_key_size);
     }
     if (c->local_pool_bits < c->max_key_size) {
         k = key_at(ps, "local_pool_bits", &line);
-        return fail(ps, line, k, "%lld cannot hold one key of max_key_size (%lld)",
+        return ini_fail(&ps->t, line, k, "%lld cannot hold one key of max_key_size (%lld)",
                     (long long)c->local_pool_bits, (long long)c->max_key_size);
     }
     return check_sae_limits(ps);
@@ -627,7 +499,11 @@ static int check_relations(parse_state *ps)
 int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
-    parse_state ps = { .cfg = cfg, .file = path, .err = err, .errlen = errlen };
+    unsigned lines[N_KEYS] = { 0 };
+    parse_state ps = { .cfg = cfg };
+    ps.t = (ini_table){ .keys = config_keys, .n_keys = N_KEYS, .lines = lines,
+                        .base = { cfg, NULL }, .file = path, .err = err, .errlen = errlen,
+                        .ctx = &ps };
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -644,12 +520,12 @@ int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen)
         rc = finish_peer(&ps);
     fclose(f);
     if (rc == 0)
-        rc = apply_defaults(&ps);
+        rc = ini_apply_defaults(&ps.t, section_in_force);
     if (rc == 0)
         rc = check_relations(&ps);
     if (rc != 0)
         kme_config_free(cfg);
-    return rc;
+    return rc != 0 ? -1 : 0;
 }
 
 void kme_config_free(kme_config *cfg)

@@ -23,61 +23,58 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-typedef enum {
-    T_ADDRESS,   /* e-mail address (qm_address_valid) */
-    T_ID,        /* SAE or KME ID: printable, no spaces */
-    T_HTTPS,     /* https:// URL */
-    T_SMTP_URL,  /* smtp:// or smtps:// */
-    T_IMAP_URL,  /* imap:// or imaps:// */
-    T_FILE,      /* readable regular file */
-    T_DIR,       /* a directory, or a path whose parent directory exists */
-    T_TEXT,      /* any non-empty text */
-    T_PASSWORD,  /* password_file: read now, private */
-    T_SEND,      /* maildir | smtp */
-    T_INBOX,     /* maildir | imap */
-} key_type;
+static int set_address(ini_table *t, unsigned line, const ini_key *k, const char *v);
+static int set_url(ini_table *t, unsigned line, const ini_key *k, const char *v);
+static int set_dir(ini_table *t, unsigned line, const ini_key *k, const char *v);
+static int set_password(ini_table *t, unsigned line, const ini_key *k, const char *v);
 
-typedef struct config_key {
-    const char *section;
-    const char *name;
-    key_type type;
-    bool required;   /* always (the section is mandatory) */
-    size_t offset;   /* of the char * in qm_config (unused for T_SEND, T_INBOX) */
-} config_key;
+static const char *const https_url[] = { "https://", NULL };
+static const char *const smtp_url[] = { "smtp://", "smtps://", NULL };
+static const char *const imap_url[] = { "imap://", "imaps://", NULL };
+static const char *const send_modes[] = { "maildir", "smtp", NULL };   /* qm_send_mode */
+static const char *const inbox_modes[] = { "maildir", "imap", NULL };  /* qm_inbox_mode */
 
 #define OFF(m) offsetof(qm_config, m)
+/* required: always (the section is mandatory); no defaults in this table
+ * (imap mailbox: INBOX, set with the relations) */
+#define KEY(sec, name, type, req, off, max) { sec, name, type, req, 0, off, 0, max, NULL, NULL, NULL }
+#define CUSTOM(sec, name, req, off, fn, list) { sec, name, INI_CUSTOM, req, 0, off, 0, 0, NULL, list, fn }
+#define ENUM(sec, name, off, names) { sec, name, INI_ENUM, false, 0, off, 0, 0, NULL, names, NULL }
 
-static const config_key config_keys[] = {
-    { "user", "address", T_ADDRESS, true, OFF(address) },
-    { "user", "sae_id", T_ID, true, OFF(sae_id) },
-    { "kme", "url", T_HTTPS, true, OFF(kme_url) },
-    { "kme", "kme_id", T_ID, false, OFF(kme_id) },
-    { "kme", "cert", T_FILE, true, OFF(kme_cert) },
-    { "kme", "key", T_FILE, true, OFF(kme_key) },
-    { "kme", "ca", T_FILE, true, OFF(kme_ca) },
-    { "store", "dir", T_DIR, true, OFF(store_dir) },
-    { "mail", "send", T_SEND, false, 0 },
-    { "mail", "inbox", T_INBOX, false, 0 },
-    { "mail", "maildir_root", T_DIR, false, OFF(maildir_root) },
-    { "smtp", "url", T_SMTP_URL, false, OFF(smtp.url) },
-    { "smtp", "username", T_TEXT, false, OFF(smtp.username) },
-    { "smtp", "password_file", T_PASSWORD, false, OFF(smtp.password) },
-    { "smtp", "ca", T_FILE, false, OFF(smtp.ca) },
-    { "imap", "url", T_IMAP_URL, false, OFF(imap.url) },
-    { "imap", "username", T_TEXT, false, OFF(imap.username) },
-    { "imap", "password_file", T_PASSWORD, false, OFF(imap.password) },
-    { "imap", "ca", T_FILE, false, OFF(imap.ca) },
-    { "imap", "mailbox", T_TEXT, false, OFF(imap.mailbox) },
+static const ini_key config_keys[] = {
+    CUSTOM("user", "address", true, OFF(address), set_address, NULL),
+    KEY("user", "sae_id", INI_ID, true, OFF(sae_id), 255),
+    CUSTOM("kme", "url", true, OFF(kme_url), set_url, https_url),
+    KEY("kme", "kme_id", INI_ID, false, OFF(kme_id), 255),
+    KEY("kme", "cert", INI_FILE, true, OFF(kme_cert), 0),
+    KEY("kme", "key", INI_FILE, true, OFF(kme_key), 0),
+    KEY("kme", "ca", INI_FILE, true, OFF(kme_ca), 0),
+    CUSTOM("store", "dir", true, OFF(store_dir), set_dir, NULL),
+    ENUM("mail", "send", OFF(send), send_modes),
+    ENUM("mail", "inbox", OFF(inbox), inbox_modes),
+    CUSTOM("mail", "maildir_root", false, OFF(maildir_root), set_dir, NULL),
+    CUSTOM("smtp", "url", false, OFF(smtp.url), set_url, smtp_url),
+    KEY("smtp", "username", INI_STRING, false, OFF(smtp.username), 0),
+    CUSTOM("smtp", "password_file", false, OFF(smtp.password), set_password, NULL),
+    KEY("smtp", "ca", INI_FILE, false, OFF(smtp.ca), 0),
+    CUSTOM("imap", "url", false, OFF(imap.url), set_url, imap_url),
+    KEY("imap", "username", INI_STRING, false, OFF(imap.username), 0),
+    CUSTOM("imap", "password_file", false, OFF(imap.password), set_password, NULL),
+    KEY("imap", "ca", INI_FILE, false, OFF(imap.ca), 0),
+    KEY("imap", "mailbox", INI_STRING, false, OFF(imap.mailbox), 0),
 };
 #define N_KEYS (sizeof config_keys / sizeof config_keys[0])
 
 typedef struct parse_state {
+    ini_table t;     /* the engine's view: table, lines, message */
     qm_config *cfg;
-    const char *file;
-    unsigned lines[N_KEYS];  /* line of each key given (0: not given) */
-    char *err;
-    size_t errlen;
 } parse_state;
+
+/* The engine's INI_ERR / INI_NOMEM as a qm_err; qm_err values pass. */
+static qm_err as_qm_err(int rc)
+{
+    return rc == INI_ERR ? QM_E_CONFIG : rc == INI_NOMEM ? QM_E_NOMEM : (qm_err)rc;
+}
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 5, 6)))
@@ -90,11 +87,9 @@ static qm_err fail(parse_state *ps, unsigned line, const char *section, const ch
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    ini_format_error(ps->err, ps->errlen, ps->file, line, section, key, reason);
+    ini_format_error(ps->t.err, ps->t.errlen, ps->t.file, line, section, key, reason);
     return QM_E_CONFIG;
 }
-
-#define FAIL_K(ps, line, k, ...) fail((ps), (line), (k)->section, (k)->name, __VA_ARGS__)
 
 bool qm_address_valid(const char *a)
 {
@@ -115,125 +110,92 @@ static bool has_prefix(const char *s, const char *p)
     return strncasecmp(s, p, strlen(p)) == 0 && s[strlen(p)] != '\0';
 }
 
-/* T_DIR: an existing directory, or a path whose parent exists (the
- * directory is created, 0700, when first needed). */
-static qm_err check_dir(parse_state *ps, unsigned line, const config_key *k, const char *v)
+/* An existing directory, or a path whose parent exists (the directory is
+ * created, 0700, when first needed). */
+static int set_dir(ini_table *t, unsigned line, const ini_key *k, const char *v)
 {
     struct stat st;
     if (stat(v, &st) == 0)
-        return S_ISDIR(st.st_mode) ? QM_OK
-                                   : FAIL_K(ps, line, k, "'%s' is not a directory", v);
+        return S_ISDIR(st.st_mode) ? ini_store_string(t, line, k, v)
+                                   : ini_fail(t, line, k, "'%s' is not a directory", v);
     if (errno != ENOENT)
-        return FAIL_K(ps, line, k, "'%s': %s", v, strerror(errno));
+        return ini_fail(t, line, k, "'%s': %s", v, strerror(errno));
     char *parent = strdup(v);
     if (!parent)
-        return QM_E_NOMEM;
+        return INI_NOMEM;
     char *slash = strrchr(parent, '/');
     while (slash && slash > parent && slash[1] == '\0') { /* "dir/" */
         *slash = '\0';
         slash = strrchr(parent, '/');
     }
     const char *d = !slash ? "." : slash == parent ? "/" : (*slash = '\0', parent);
-    qm_err rc = QM_OK;
+    int rc = 0;
     if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
-        rc = FAIL_K(ps, line, k, "'%s' does not exist and neither does its parent directory '%s'",
-                    v, d);
+        rc = ini_fail(t, line, k, "'%s' does not exist and neither does its parent directory '%s'",
+                      v, d);
     free(parent);
-    return rc;
+    return rc != 0 ? rc : ini_store_string(t, line, k, v);
 }
 
-/* T_PASSWORD: the first line of a file only its owner may read. */
-static qm_err read_password(parse_state *ps, unsigned line, const config_key *k,
-                            const char *v, char **out)
+/* password_file: the first line of a file only its owner may read, kept
+ * (the path is not). */
+static int set_password(ini_table *t, unsigned line, const ini_key *k, const char *v)
 {
     char why[600];
     if (ini_check_file(v, why, sizeof why) != 0)
-        return FAIL_K(ps, line, k, "%s", why);
+        return ini_fail(t, line, k, "%s", why);
     struct stat st;
     if (stat(v, &st) != 0)
-        return FAIL_K(ps, line, k, "'%s': %s", v, strerror(errno));
+        return ini_fail(t, line, k, "'%s': %s", v, strerror(errno));
     if (st.st_mode & 077)
-        return FAIL_K(ps, line, k, "'%s' is accessible by group or others (mode %04o): "
-                      "make it private (chmod 600)", v, (unsigned)(st.st_mode & 07777));
+        return ini_fail(t, line, k, "'%s' is accessible by group or others (mode %04o): "
+                        "make it private (chmod 600)", v, (unsigned)(st.st_mode & 07777));
     FILE *f = fopen(v, "r");
     if (!f)
-        return FAIL_K(ps, line, k, "cannot read '%s': %s", v, strerror(errno));
+        return ini_fail(t, line, k, "cannot read '%s': %s", v, strerror(errno));
     char *buf = NULL;
     size_t cap = 0;
     ssize_t n = getline(&buf, &cap, f);
     fclose(f);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
-    qm_err rc = QM_OK;
+    char **out = (char **)((char *)t->base[0] + k->offset);
+    int rc = 0;
     if (n <= 0)
-        rc = FAIL_K(ps, line, k, "'%s' is empty: its first line is the password", v);
+        rc = ini_fail(t, line, k, "'%s' is empty: its first line is the password", v);
     else if (!(*out = strdup(buf)))
-        rc = QM_E_NOMEM;
+        rc = INI_NOMEM;
     if (buf)
         secret_wipe(buf, cap);
     free(buf);
     return rc;
 }
 
-/* Check v against the type of k (string types; enums are set_value's). */
-static qm_err check_value(parse_state *ps, unsigned line, const config_key *k, const char *v)
+/* One of the key's URL schemes (k->choices): "is not an https:// URL",
+ * "is not an smtp:// or smtps:// URL". */
+static int set_url(ini_table *t, unsigned line, const ini_key *k, const char *v)
 {
-    char why[600];
-    switch (k->type) {
-    case T_ADDRESS:
-        return qm_address_valid(v) ? QM_OK
-               : FAIL_K(ps, line, k, "'%s' is not an e-mail address (local@domain)", v);
-    case T_ID:
-        return ini_is_id(v) && strlen(v) <= 255 ? QM_OK
-               : FAIL_K(ps, line, k, "'%s' must be printable text without spaces", v);
-    case T_HTTPS:
-        return has_prefix(v, "https://") ? QM_OK
-               : FAIL_K(ps, line, k, "'%s' is not an https:// URL", v);
-    case T_SMTP_URL:
-        return has_prefix(v, "smtp://") || has_prefix(v, "smtps://") ? QM_OK
-               : FAIL_K(ps, line, k, "'%s' is not an smtp:// or smtps:// URL", v);
-    case T_IMAP_URL:
-        return has_prefix(v, "imap://") || has_prefix(v, "imaps://") ? QM_OK
-               : FAIL_K(ps, line, k, "'%s' is not an imap:// or imaps:// URL", v);
-    case T_FILE:
-        return ini_check_file(v, why, sizeof why) == 0 ? QM_OK : FAIL_K(ps, line, k, "%s", why);
-    case T_DIR:
-        return check_dir(ps, line, k, v);
-    case T_TEXT: case T_PASSWORD: case T_SEND: case T_INBOX:
-        return QM_OK;
+    char schemes[64] = "";
+    for (int i = 0; k->choices[i]; i++) {
+        if (has_prefix(v, k->choices[i]))
+            return ini_store_string(t, line, k, v);
+        size_t used = strlen(schemes);
+        snprintf(schemes + used, sizeof schemes - used, "%s%s", i ? " or " : "", k->choices[i]);
     }
-    return FAIL_K(ps, line, k, "internal: unknown type");
+    return ini_fail(t, line, k, "'%s' is not an %s URL", v, schemes);
 }
 
-static qm_err set_value(parse_state *ps, unsigned line, const config_key *k, const char *v)
+/* My address: checked, kept in lower case. */
+static int set_address(ini_table *t, unsigned line, const ini_key *k, const char *v)
 {
-    qm_config *c = ps->cfg;
-    if (!*v)
-        return FAIL_K(ps, line, k, "empty value");
-    if (k->type == T_SEND) {
-        if (strcmp(v, "maildir") == 0) c->send = QM_SEND_MAILDIR;
-        else if (strcmp(v, "smtp") == 0) c->send = QM_SEND_SMTP;
-        else return FAIL_K(ps, line, k, "'%s' is not one of: maildir, smtp", v);
-        return QM_OK;
-    }
-    if (k->type == T_INBOX) {
-        if (strcmp(v, "maildir") == 0) c->inbox = QM_INBOX_MAILDIR;
-        else if (strcmp(v, "imap") == 0) c->inbox = QM_INBOX_IMAP;
-        else return FAIL_K(ps, line, k, "'%s' is not one of: maildir, imap", v);
-        return QM_OK;
-    }
-    char **slot = (char **)((char *)c + k->offset);
-    if (k->type == T_PASSWORD)
-        return read_password(ps, line, k, v, slot);
-    qm_err rc = check_value(ps, line, k, v);
-    if (rc != QM_OK)
+    if (!qm_address_valid(v))
+        return ini_fail(t, line, k, "'%s' is not an e-mail address (local@domain)", v);
+    int rc = ini_store_string(t, line, k, v);
+    if (rc != 0)
         return rc;
-    if (!(*slot = strdup(v)))
-        return QM_E_NOMEM;
-    if (k->type == T_ADDRESS)
-        for (char *p = *slot; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-    return QM_OK;
+    for (char *p = *(char **)((char *)t->base[0] + k->offset); *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return 0;
 }
 
 /* [addressbook] "address = SAE_ID [KME_ID]". */
@@ -263,31 +225,15 @@ static qm_err add_contact(parse_state *ps, unsigned line, const char *addr, char
     return qm_addressbook_add(c, lower, sae, kme, line);
 }
 
-static const config_key *find_key(const char *section, const char *name, size_t *idx)
+static bool known_section(const parse_state *ps, const char *s)
 {
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (strcmp(config_keys[i].section, section) == 0 &&
-            strcmp(config_keys[i].name, name) == 0) {
-            *idx = i;
-            return &config_keys[i];
-        }
-    return NULL;
+    return strcmp(s, "addressbook") == 0 || ini_known_section(&ps->t, s);
 }
 
-static bool known_section(const char *s)
-{
-    if (strcmp(s, "addressbook") == 0)
-        return true;
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (strcmp(config_keys[i].section, s) == 0)
-            return true;
-    return false;
-}
-
-/* The handlers return qm_err values through ini_read()'s int. */
+/* The handlers return qm_err values (or the engine's) through ini_read(). */
 static int on_section(void *ud, unsigned line, const char *name, const char *arg)
 {
-    if (*arg || !known_section(name))
+    if (*arg || !known_section(ud, name))
         return fail(ud, line, NULL, NULL, "unknown section [%s%s%s] (known: user, kme, store, "
                     "mail, smtp, imap, addressbook)", name, *arg ? " " : "", arg);
     return QM_OK;
@@ -298,14 +244,7 @@ static int on_pair(void *ud, unsigned line, const char *section, const char *nam
     parse_state *ps = ud;
     if (strcmp(section, "addressbook") == 0)
         return add_contact(ps, line, name, value);
-    size_t idx;
-    const config_key *k = find_key(section, name, &idx);
-    if (!k)
-        return fail(ps, line, NULL, NULL, "unknown key '%s' in [%s]", name, section);
-    if (ps->lines[idx])
-        return FAIL_K(ps, line, k, "given twice (first on line %u)", ps->lines[idx]);
-    ps->lines[idx] = line;
-    return set_value(ps, line, k, value);
+    return as_qm_err(ini_take_pair(&ps->t, line, section, name, value));
 }
 
 static int on_error(void *ud, unsigned line, const char *why)
@@ -318,8 +257,7 @@ static const ini_handler mail_ini = { on_section, on_pair, on_error };
 /* The line key section.name was given on (0: not given). */
 static unsigned line_of(const parse_state *ps, const char *section, const char *name)
 {
-    size_t idx;
-    return find_key(section, name, &idx) ? ps->lines[idx] : 0;
+    return ini_line_of(&ps->t, section, name);
 }
 
 static qm_err need(parse_state *ps, const char *section, const char *name, const char *why)
@@ -345,10 +283,8 @@ static qm_err check_relations(parse_state *ps)
 {
     qm_config *c = ps->cfg;
     qm_err rc;
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (config_keys[i].required && (rc = need(ps, config_keys[i].section,
-                                                  config_keys[i].name, NULL)) != QM_OK)
-            return rc;
+    if ((rc = as_qm_err(ini_apply_defaults(&ps->t, NULL))) != QM_OK)
+        return rc;
     if (c->send == QM_SEND_MAILDIR && (rc = need(ps, "mail", "maildir_root",
                                                  "with send = maildir")) != QM_OK)
         return rc;
@@ -375,7 +311,11 @@ static qm_err read_file(parse_state *ps, FILE *f)
 qm_err qm_config_load(const char *path, qm_config *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
-    parse_state ps = { .cfg = cfg, .file = path, .err = err, .errlen = errlen };
+    unsigned lines[N_KEYS] = { 0 };
+    parse_state ps = { .cfg = cfg };
+    ps.t = (ini_table){ .keys = config_keys, .n_keys = N_KEYS, .lines = lines,
+                        .base = { cfg }, .file = path, .err = err, .errlen = errlen,
+                        .ctx = &ps };
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
