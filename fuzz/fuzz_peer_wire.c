@@ -24,9 +24,9 @@ static const kme_config cfg = {
     .id = "KME-B", .local_saes = local_saes, .n_local_saes = 2, .peers = peers, .n_peers = 1,
 };
 
-static void check_refusal(const perr *e)
+static void check_refusal(const kme_err *e)
 {
-    if ((e->http != 400 && e->http != 503) || !e->type || !e->msg[0] || strchr(e->msg, '\n'))
+    if ((e->http != 400 && e->http != 503) || !e->type || !e->message[0] || strchr(e->message, '\n'))
         abort();
     kme_reply out = {0};
     pw_reply_problem(&out, e);
@@ -56,7 +56,7 @@ static void check_reservation(const pw_resv *r)
 static void read_request(uint8_t sel, const char *body, size_t len)
 {
     pw_doc d;
-    perr e = {0};
+    kme_err e = {0};
     if (pw_doc_open(&d, body, len, &e) != 0) {
         check_refusal(&e);
         return;
@@ -78,7 +78,7 @@ static void read_request(uint8_t sel, const char *body, size_t len)
         rc = pw_read_batch(&d, items, &n, &e);
         for (size_t i = 0; rc == 0 && i < n; i++) {
             pw_resv r = {0};
-            perr ie = {0};
+            kme_err ie = {0};
             pw_item_id(&d, items[i], id);
             if (pw_read_reservation(&d, items[i], "reservations[i]", &cfg, "KME-A", &r, &ie) == 0)
                 check_reservation(&r);

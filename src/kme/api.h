@@ -22,6 +22,7 @@
 
 #include "kme/config.h"
 #include "kme/keystore.h"
+#include "kme/kme_error.h"
 #include "kme/reply.h"
 
 struct peer_service;
@@ -29,10 +30,8 @@ struct sae_rate;
 
 /* The per-SAE limits' answers (503 with a Retry-After header): printf
  * formats of the limit's value, the SAE ID and the seconds to wait. */
-#define MSG_RATE_LIMIT "per-SAE rate limit sae_rate_bps (%" PRId64 " bit/s) reached for SAE %s; " \
-                       "retry after %u s"
-#define MSG_UNFETCHED_LIMIT "per-SAE limit sae_unfetched_bits (%" PRIu64 " bits) reached for " \
-                            "slave SAE %s; retry after %u s"
+/* MSG_RATE_LIMIT, MSG_UNFETCHED_LIMIT: the per-SAE limits' answers
+ * (kme_error.h). */
 
 typedef struct kme_api {
     const kme_config *cfg;

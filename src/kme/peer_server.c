@@ -15,7 +15,6 @@
  */
 #include "kme/peer.h"
 #include "kme/peer_internal.h"
-#include "kme/api.h" /* MSG_UNFETCHED_LIMIT */
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -42,27 +41,27 @@
 
 /* Map a key store outcome for a reservation or void to a refusal (-1), or
  * 0 for KS_OK. */
-static int store_fail(perr *e, ks_result r)
+static int store_fail(kme_err *e, ks_result r)
 {
     switch (r) {
     case KS_OK:
         return 0;
     case KS_REJECTED:
-        return perr_set(e, 409, "segments-unusable", "a segment is not in a confirmed block "
+        return kme_err_problem(e, 409, "segments-unusable", "a segment is not in a confirmed block "
                         "owned by the calling KME, or overlaps bits used before: no key was "
                         "recorded");
     case KS_CONFLICT:
-        return perr_set(e, 409, "key-conflict", "a key ID of this reservation is already "
+        return kme_err_problem(e, 409, "key-conflict", "a key ID of this reservation is already "
                         "recorded with other content: nothing was recorded");
     default:
-        return perr_set(e, 503, "internal", "key store error: %s", ks_result_str(r));
+        return kme_err_problem(e, 503, "internal", "key store error: %s", ks_result_str(r));
     }
 }
 
 /* Map a key store outcome for a reservation or void to an answer. */
 static void answer_store(kme_reply *out, ks_result r, const uint8_t id[16], const char *ok_status)
 {
-    perr e;
+    kme_err e;
     if (store_fail(&e, r) == 0)
         pw_reply_ok(out, id, ok_status);
     else
@@ -71,17 +70,17 @@ static void answer_store(kme_reply *out, ks_result r, const uint8_t id[16], cons
 
 
 /* Blocks are shared with the KME at the other end of our link only. */
-static int check_link_peer(const kme_config *cfg, const char *caller, perr *e)
+static int check_link_peer(const kme_config *cfg, const char *caller, kme_err *e)
 {
     if (!cfg->has_link || strcmp(cfg->link_peer, caller) != 0)
-        return perr_set(e, 403, "no-link", "KME %s shares no QKD link with this KME", caller);
+        return kme_err_problem(e, 403, "no-link", "KME %s shares no QKD link with this KME", caller);
     return 0;
 }
 
 /* A reservation refused by the per-slave limit (KS_LIMIT): 429
  * slave-limit, naming the first slave over the limit.  The master's KME
  * passes the message to its SAE, so it is the SAE API's own text. */
-static int resv_fail(keystore *ks, perr *e, ks_result rc, const pw_resv *r)
+static int resv_fail(keystore *ks, kme_err *e, ks_result rc, const pw_resv *r)
 {
     if (rc != KS_LIMIT)
         return store_fail(e, rc);
@@ -94,13 +93,13 @@ static int resv_fail(keystore *ks, perr *e, ks_result rc, const pw_resv *r)
             who = r->slaves[i];
             break;
         }
-    return perr_set(e, 429, PEER_SLAVE_LIMIT_TYPE, MSG_UNFETCHED_LIMIT, limit, who, 1u);
+    return kme_err_problem(e, 429, PEER_SLAVE_LIMIT_TYPE, MSG_UNFETCHED_LIMIT, limit, who, 1u);
 }
 
 static void handle_reservation(peer_service *ps, const char *caller, pw_doc *d, kme_reply *out)
 {
     pw_resv r = { 0 };
-    perr e;
+    kme_err e;
     if (pw_read_reservation(d, NULL, "reservation", ps->cfg, caller, &r, &e) != 0) {
         pw_reply_problem(out, &e);
         pw_resv_free(&r);
@@ -127,7 +126,7 @@ static void handle_reservation(peer_service *ps, const char *caller, pw_doc *d, 
 typedef struct batch_item {
     pw_resv r;
     bool id_ok;                    /* r.id was readable */
-    perr e;                        /* e.http == 0: read, to apply */
+    kme_err e;                        /* e.http == 0: read, to apply */
 } batch_item;
 
 typedef struct batch_in {
@@ -148,7 +147,7 @@ static void batch_read_item(peer_service *ps, const char *caller, pw_doc *d, con
         return;
     for (size_t j = 0; j < i; j++)
         if (b->it[j].id_ok && memcmp(b->it[j].r.id, b->it[i].r.id, 16) == 0) {
-            perr_set(&b->it[i].e, 400, "bad-request",
+            kme_err_problem(&b->it[i].e, 400, "bad-request",
                      "reservations[%zu].reservation_ID repeats reservations[%zu]", i, j);
             return;
         }
@@ -189,14 +188,14 @@ static void handle_batch(peer_service *ps, const char *caller, pw_doc *d, kme_re
 {
     const char *items[PEER_BATCH_MAX];
     size_t n = 0;
-    perr e;
+    kme_err e;
     if (check_link_peer(ps->cfg, caller, &e) != 0 || pw_read_batch(d, items, &n, &e) != 0) {
         pw_reply_problem(out, &e);
         return;
     }
     batch_in in = {.n = n, .it = calloc(n, sizeof *in.it)}, *b = &in;
     if (!b->it) {
-        perr_set(&e, 503, "internal", "out of memory");
+        kme_err_problem(&e, 503, "internal", "out of memory");
         pw_reply_problem(out, &e);
         return;
     }
@@ -204,7 +203,7 @@ static void handle_batch(peer_service *ps, const char *caller, pw_doc *d, kme_re
         batch_read_item(ps, caller, d, items[i], b, i);
     batch_apply(ps, caller, b);
     const uint8_t *ids[PEER_BATCH_MAX];
-    const perr *results[PEER_BATCH_MAX];
+    const kme_err *results[PEER_BATCH_MAX];
     for (size_t i = 0; i < b->n; i++) {
         ids[i] = b->it[i].id_ok ? b->it[i].r.id : NULL;
         results[i] = b->it[i].e.http ? &b->it[i].e : NULL;
@@ -220,7 +219,7 @@ static void handle_void(peer_service *ps, const char *caller, pw_doc *d, kme_rep
     uint8_t id[16];
     ks_segment *segs = NULL;
     size_t n = 0;
-    perr e;
+    kme_err e;
     if (check_link_peer(ps->cfg, caller, &e) != 0 || pw_read_void(d, id, &segs, &n, &e) != 0) {
         pw_reply_problem(out, &e);
         return;
@@ -237,13 +236,13 @@ static void handle_state(peer_service *ps, const char *caller, pw_doc *d, kme_re
     static const char *const words[] = { "unknown", "applied", "voided" };
     uint8_t id[16];
     ks_res_state st;
-    perr e;
+    kme_err e;
     if (check_link_peer(ps->cfg, caller, &e) != 0 || pw_read_state(d, id, &e) != 0) {
         pw_reply_problem(out, &e);
         return;
     }
     if (ks_reservation_state(ps->ks, id, &st) != KS_OK) {
-        perr_set(&e, 503, "internal", "key store error");
+        kme_err_problem(&e, 503, "internal", "key store error");
         pw_reply_problem(out, &e);
         return;
     }
@@ -255,20 +254,20 @@ void peer_handle(void *ctx, const char *caller, const char *method,
                         kme_reply *out)
 {
     peer_service *ps = ctx;
-    perr e;
+    kme_err e;
     pw_doc d;
     memset(out, 0, sizeof *out);
     bool resv_path = strcmp(raw_uri, PATH_RESERVATIONS) == 0;
     bool batch_path = strcmp(raw_uri, PATH_BATCH) == 0;
     bool state_path = strcmp(raw_uri, PATH_STATE) == 0;
     if (!resv_path && !batch_path && !state_path && strcmp(raw_uri, PATH_VOIDS) != 0) {
-        perr_set(&e, 404, "not-found", "no such resource: the peer API has POST %s, POST %s, "
+        kme_err_problem(&e, 404, "not-found", "no such resource: the peer API has POST %s, POST %s, "
                  "POST %s and POST %s", PATH_RESERVATIONS, PATH_BATCH, PATH_VOIDS, PATH_STATE);
         pw_reply_problem(out, &e);
         return;
     }
     if (strcmp(method, "POST") != 0) {
-        perr_set(&e, 405, "method", "only POST is allowed here");
+        kme_err_problem(&e, 405, "method", "only POST is allowed here");
         pw_reply_problem(out, &e);
         return;
     }

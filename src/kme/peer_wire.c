@@ -11,7 +11,6 @@
  */
 #include "kme/peer_wire.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,17 +24,6 @@
 #define MAX_SEGS 100000            /* segments per key or per void */
 #define MAX_MEMBERS 5
 
-int perr_set(perr *e, int http, const char *type, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    e->http = http;
-    e->type = type;
-    return -1;
-}
-
 /* Up to 64 bytes of text a peer sent, fit for a one-line message: bytes
  * outside printable ASCII become '?' (a cut UTF-8 sequence or a control
  * character would break the answer's JSON or the log line). */
@@ -48,34 +36,34 @@ static const char *shown(const char *in, size_t len, char out[65])
     return out;
 }
 
-static int bad(perr *e, const char *fmt, const char *where)
+static int bad(kme_err *e, const char *fmt, const char *where)
 {
-    return perr_set(e, 400, "bad-request", fmt, where);
+    return kme_err_problem(e, 400, "bad-request", fmt, where);
 }
 
 /* ===================================================================
  * Reading requests
  * =================================================================== */
 
-int pw_doc_open(pw_doc *d, const char *body, size_t len, perr *e)
+int pw_doc_open(pw_doc *d, const char *body, size_t len, kme_err *e)
 {
     js_error je;
     memset(d, 0, sizeof *d);
     if (!body)
         body = "";
     if (!js_validate(body, len, &je))
-        return perr_set(e, 400, "bad-request", "body must be one JSON object without duplicate "
+        return kme_err_problem(e, 400, "bad-request", "body must be one JSON object without duplicate "
                         "members: %s at line %d, column %d", je.why, je.line, je.column);
     jscan s;
     js_init(&s, body, len);
     if (js_peek(&s) != '{')
-        return perr_set(e, 400, "bad-request", "body must be one JSON object without duplicate "
+        return kme_err_problem(e, 400, "bad-request", "body must be one JSON object without duplicate "
                         "members");
     /* decoded strings and their NULs never outgrow the text (each had two
      * quotes there) */
     d->arena = malloc(len + 1);
     if (!d->arena)
-        return perr_set(e, 503, "internal", "out of memory");
+        return kme_err_problem(e, 503, "internal", "out of memory");
     d->buf = body;
     d->end = body + len;
     return 0;
@@ -108,7 +96,7 @@ static bool small_string(jscan *s, char *buf, size_t cap, size_t *len)
 /* Where each of names' values starts in the object at `at`; an unknown
  * member or a missing one is a 400 naming it. */
 static int members(const pw_doc *d, const char *at, const char *const *names, size_t n,
-                   const char **val, const char *where, perr *e)
+                   const char **val, const char *where, kme_err *e)
 {
     jscan s = cursor(d, at);
     js_iter it;
@@ -124,7 +112,7 @@ static int members(const pw_doc *d, const char *at, const char *const *names, si
             i++;
         if (i == n) {
             char text[65];
-            return perr_set(e, 400, "bad-request", "%s: unknown member \"%s\"", where,
+            return kme_err_problem(e, 400, "bad-request", "%s: unknown member \"%s\"", where,
                             shown(name.raw, name.len, text));
         }
         val[i] = s.p;
@@ -135,7 +123,7 @@ static int members(const pw_doc *d, const char *at, const char *const *names, si
         return bad(e, "%s is malformed", where);
     for (size_t i = 0; i < n; i++)
         if (!val[i])
-            return perr_set(e, 400, "bad-request", "%s: missing member \"%s\"", where, names[i]);
+            return kme_err_problem(e, 400, "bad-request", "%s: missing member \"%s\"", where, names[i]);
     return 0;
 }
 
@@ -179,7 +167,7 @@ static bool array_size(const pw_doc *d, const char *at, size_t *n)
 }
 
 /* [block_id_hex, offset, length], offset + length within 32 bits. */
-static int read_segment(jscan *s, ks_segment *seg, const char *where, size_t i, perr *e)
+static int read_segment(jscan *s, ks_segment *seg, const char *where, size_t i, kme_err *e)
 {
     js_iter it;
     char hex[20];
@@ -190,12 +178,12 @@ static int read_segment(jscan *s, ks_segment *seg, const char *where, size_t i, 
                  && js_int64(s, &off) && js_element(s, &it) == 1 && js_int64(s, &len)
                  && js_element(s, &it) == 0;
     if (!shape)
-        return perr_set(e, 400, "bad-request",
+        return kme_err_problem(e, 400, "bad-request",
                         "%s[%zu] must be [block_ID (16 hex digits), offset, length]", where, i);
     if (block_id_parse(hex, hl, &seg->block_id) != 0)
-        return perr_set(e, 400, "bad-request", "%s[%zu]: block ID must be 16 hex digits", where, i);
+        return kme_err_problem(e, 400, "bad-request", "%s[%zu]: block ID must be 16 hex digits", where, i);
     if (off < 0 || len < 1 || off + len > (long long)UINT32_MAX)
-        return perr_set(e, 400, "bad-request",
+        return kme_err_problem(e, 400, "bad-request",
                         "%s[%zu]: offset must be >= 0, length >= 1, offset + length < 2^32",
                         where, i);
     seg->offset = (uint32_t)off;
@@ -205,10 +193,10 @@ static int read_segment(jscan *s, ks_segment *seg, const char *where, size_t i, 
 
 /* A non-empty array of segments at `at` into dst (room for n, its size). */
 static int read_segments(const pw_doc *d, const char *at, size_t n, ks_segment *dst,
-                         const char *where, perr *e)
+                         const char *where, kme_err *e)
 {
     if (n == 0 || n > MAX_SEGS)
-        return perr_set(e, 400, "bad-request", "%s must be an array of 1 to %d segments", where,
+        return kme_err_problem(e, 400, "bad-request", "%s must be an array of 1 to %d segments", where,
                         MAX_SEGS);
     jscan s = cursor(d, at);
     js_iter it;
@@ -231,14 +219,14 @@ void pw_resv_free(pw_resv *r)
 }
 
 static int read_saes(pw_doc *d, const char *m_at, const char *s_at, const kme_config *cfg,
-                     const char *caller, pw_resv *r, perr *e)
+                     const char *caller, pw_resv *r, kme_err *e)
 {
     if (!(r->master = arena_string(d, m_at)))
         return bad(e, "%s must be a string", "master_SAE_ID");
     const kme_peer *behind = kme_config_peer_of_sae(cfg, r->master);
     char text[65];
     if (!behind || strcmp(behind->id, caller) != 0)
-        return perr_set(e, 400, "bad-request", "master_SAE_ID %s is not an SAE attached to KME %s",
+        return kme_err_problem(e, 400, "bad-request", "master_SAE_ID %s is not an SAE attached to KME %s",
                         shown(r->master, strlen(r->master), text), caller);
     size_t n;
     if (!array_size(d, s_at, &n) || n == 0 || n > 63)
@@ -250,11 +238,11 @@ static int read_saes(pw_doc *d, const char *m_at, const char *s_at, const kme_co
         js_element(&s, &it);
         const char *id = arena_string(d, s.p);
         if (!id || !kme_config_is_local_sae(cfg, id))
-            return perr_set(e, 400, "bad-request",
+            return kme_err_problem(e, 400, "bad-request",
                             "slave_SAE_IDs[%zu] is not an SAE attached to this KME", i);
         for (size_t j = 0; j < i; j++)
             if (strcmp(r->slaves[j], id) == 0)
-                return perr_set(e, 400, "bad-request",
+                return kme_err_problem(e, 400, "bad-request",
                                 "slave_SAE_IDs[%zu] repeats an earlier ID", i);
         r->slaves[r->nslaves++] = id;
         js_skip(&s);
@@ -264,7 +252,7 @@ static int read_saes(pw_doc *d, const char *m_at, const char *s_at, const kme_co
 
 /* keys[i] = {"key_ID": UUID, "segments": [...]}, its segments into *next. */
 static int read_key(const pw_doc *d, const char *at, size_t i, ks_remote_key *out,
-                    ks_segment **next, perr *e)
+                    ks_segment **next, kme_err *e)
 {
     static const char *const names[] = { "key_ID", "segments" };
     const char *val[2];
@@ -274,7 +262,7 @@ static int read_key(const pw_doc *d, const char *at, size_t i, ks_remote_key *ou
     if (members(d, at, names, 2, val, where, e) != 0)
         return -1;
     if (!read_uuid(d, val[0], out->id))
-        return perr_set(e, 400, "bad-request", "%s.key_ID must be a UUID string", where);
+        return kme_err_problem(e, 400, "bad-request", "%s.key_ID must be a UUID string", where);
     snprintf(where, sizeof where, "keys[%zu].segments", i);
     if (!array_size(d, val[1], &nsegs))
         nsegs = 0;
@@ -284,7 +272,7 @@ static int read_key(const pw_doc *d, const char *at, size_t i, ks_remote_key *ou
     for (size_t j = 0; j < nsegs; j++)
         bytes += (*next)[j].length;
     if (bytes > INT32_MAX / 8)
-        return perr_set(e, 400, "bad-request", "%s: key larger than %d bits", where, INT32_MAX);
+        return kme_err_problem(e, 400, "bad-request", "%s: key larger than %d bits", where, INT32_MAX);
     out->size_bits = (uint32_t)(bytes * 8);
     out->segs = *next;
     out->nsegs = nsegs;
@@ -311,11 +299,11 @@ static size_t key_segments(const pw_doc *d, const char *at)
     return 0;
 }
 
-static int read_keys(const pw_doc *d, const char *at, pw_resv *r, perr *e)
+static int read_keys(const pw_doc *d, const char *at, pw_resv *r, kme_err *e)
 {
     size_t n;
     if (!array_size(d, at, &n) || n == 0 || n > MAX_KEYS)
-        return perr_set(e, 400, "bad-request", "keys must be an array of 1 to %d keys", MAX_KEYS);
+        return kme_err_problem(e, 400, "bad-request", "keys must be an array of 1 to %d keys", MAX_KEYS);
     size_t total = 0;
     jscan s = cursor(d, at);
     js_iter it;
@@ -328,7 +316,7 @@ static int read_keys(const pw_doc *d, const char *at, pw_resv *r, perr *e)
     r->keys = calloc(n, sizeof *r->keys);
     r->segs = calloc(total ? total : 1, sizeof *r->segs);
     if (!r->keys || !r->segs)
-        return perr_set(e, 503, "internal", "out of memory");
+        return kme_err_problem(e, 503, "internal", "out of memory");
     ks_segment *next = r->segs;
     s = cursor(d, at);
     js_array_begin(&s, &it);
@@ -338,7 +326,7 @@ static int read_keys(const pw_doc *d, const char *at, pw_resv *r, perr *e)
             return -1;
         for (size_t j = 0; j < i; j++)
             if (memcmp(r->keys[j].id, r->keys[i].id, 16) == 0)
-                return perr_set(e, 400, "bad-request",
+                return kme_err_problem(e, 400, "bad-request",
                                 "keys[%zu].key_ID repeats an earlier key ID", i);
         js_skip(&s);
     }
@@ -346,7 +334,7 @@ static int read_keys(const pw_doc *d, const char *at, pw_resv *r, perr *e)
 }
 
 int pw_read_reservation(pw_doc *d, const char *at, const char *where, const kme_config *cfg,
-                        const char *caller, pw_resv *r, perr *e)
+                        const char *caller, pw_resv *r, kme_err *e)
 {
     static const char *const names[] = {
         "reservation_ID", "master_SAE_ID", "slave_SAE_IDs", "expires", "keys",
@@ -366,14 +354,14 @@ int pw_read_reservation(pw_doc *d, const char *at, const char *where, const kme_
     return read_keys(d, val[4], r, e);
 }
 
-int pw_read_batch(const pw_doc *d, const char **items, size_t *n, perr *e)
+int pw_read_batch(const pw_doc *d, const char **items, size_t *n, kme_err *e)
 {
     static const char *const names[] = { "reservations" };
     const char *val[1];
     if (members(d, NULL, names, 1, val, "batch", e) != 0)
         return -1;
     if (!array_size(d, val[0], n) || *n == 0 || *n > PEER_BATCH_MAX)
-        return perr_set(e, 400, "bad-request", "reservations must be an array of 1 to %d "
+        return kme_err_problem(e, 400, "bad-request", "reservations must be an array of 1 to %d "
                         "reservations", PEER_BATCH_MAX);
     jscan s = cursor(d, val[0]);
     js_iter it;
@@ -402,7 +390,7 @@ bool pw_item_id(const pw_doc *d, const char *at, uint8_t id[16])
     return false;
 }
 
-int pw_read_void(const pw_doc *d, uint8_t id[16], ks_segment **segs, size_t *n, perr *e)
+int pw_read_void(const pw_doc *d, uint8_t id[16], ks_segment **segs, size_t *n, kme_err *e)
 {
     static const char *const names[] = { "reservation_ID", "segments" };
     const char *val[2];
@@ -416,7 +404,7 @@ int pw_read_void(const pw_doc *d, uint8_t id[16], ks_segment **segs, size_t *n, 
     if (!array_size(d, val[1], &count))
         count = 0;
     if (count > 0 && count <= MAX_SEGS && !(*segs = calloc(count, sizeof **segs)))
-        return perr_set(e, 503, "internal", "out of memory");
+        return kme_err_problem(e, 503, "internal", "out of memory");
     if (read_segments(d, val[1], count, *segs, "segments", e) != 0) {
         free(*segs);
         *segs = NULL;
@@ -426,7 +414,7 @@ int pw_read_void(const pw_doc *d, uint8_t id[16], ks_segment **segs, size_t *n, 
     return 0;
 }
 
-int pw_read_state(const pw_doc *d, uint8_t id[16], perr *e)
+int pw_read_state(const pw_doc *d, uint8_t id[16], kme_err *e)
 {
     static const char *const names[] = { "reservation_ID" };
     const char *val[1];
@@ -450,14 +438,14 @@ static void uuid_text(jsonw *w, const uint8_t id[16])
     jw_raw(w, "\"", 1);
 }
 
-static void problem_text(jsonw *w, const perr *e)
+static void problem_text(jsonw *w, const kme_err *e)
 {
     jw_lit(w, "\"type\":");
-    jw_str(w, e->type);
+    jw_str(w, e->type ? e->type : "internal"); /* a kme_err_set without one */
     jw_lit(w, ",\"status\":");
     jw_int(w, e->http);
     jw_lit(w, ",\"message\":");
-    jw_str(w, e->msg);
+    jw_str(w, e->message);
 }
 
 static void reply_jsonw(kme_reply *out, int http, jsonw *w)
@@ -468,10 +456,10 @@ static void reply_jsonw(kme_reply *out, int http, jsonw *w)
     free(text);
 }
 
-void pw_reply_problem(kme_reply *out, const perr *e)
+void pw_reply_problem(kme_reply *out, const kme_err *e)
 {
     jsonw w;
-    jw_init(&w, 128 + sizeof e->msg);
+    jw_init(&w, 128 + sizeof e->message);
     jw_raw(&w, "{", 1);
     problem_text(&w, e);
     jw_raw(&w, "}", 1);
@@ -490,7 +478,7 @@ void pw_reply_ok(kme_reply *out, const uint8_t id[16], const char *status)
     reply_jsonw(out, 200, &w);
 }
 
-void pw_reply_batch(kme_reply *out, size_t n, const uint8_t *const *ids, const perr *const *results)
+void pw_reply_batch(kme_reply *out, size_t n, const uint8_t *const *ids, const kme_err *const *results)
 {
     jsonw w;
     jw_init(&w, 32 + n * 96);

@@ -48,21 +48,12 @@
 
 #include "kme/config.h"
 #include "kme/keystore.h"
+#include "kme/kme_error.h"
 #include "kme/reply.h"
 
 #define PEER_BATCH_MAX 64           /* reservations per batch request */
 
-/* A refusal: HTTP status, problem type and message. */
-typedef struct perr {
-    int http;
-    const char *type;
-    char msg[256];
-} perr;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-int perr_set(perr *e, int http, const char *type, const char *fmt, ...); /* returns -1 */
+/* A refusal is a kme_err with a problem type (kme_err_problem). */
 
 /* ---- the listener's side ----------------------------------------------- */
 
@@ -75,7 +66,7 @@ typedef struct pw_doc {
 } pw_doc;
 
 /* Validate body as one JSON object (400 otherwise, with the reason). */
-int pw_doc_open(pw_doc *d, const char *body, size_t len, perr *e);
+int pw_doc_open(pw_doc *d, const char *body, size_t len, kme_err *e);
 void pw_doc_close(pw_doc *d);
 
 /* A reservation as received; strings in the document's arena. */
@@ -96,24 +87,24 @@ void pw_resv_free(pw_resv *r);
  * `where` names it in messages.  The master must sit behind `caller`, every
  * slave must be attached here (cfg), named once. */
 int pw_read_reservation(pw_doc *d, const char *at, const char *where, const kme_config *cfg,
-                        const char *caller, pw_resv *r, perr *e);
+                        const char *caller, pw_resv *r, kme_err *e);
 
 /* A batch: the positions of its 1 to PEER_BATCH_MAX items. */
-int pw_read_batch(const pw_doc *d, const char **items, size_t *n, perr *e);
+int pw_read_batch(const pw_doc *d, const char **items, size_t *n, kme_err *e);
 /* The reservation ID of a batch item, if it has a readable one. */
 bool pw_item_id(const pw_doc *d, const char *at, uint8_t id[16]);
 
 /* A void: its ID and segments (malloc'd *segs, *n of them). */
-int pw_read_void(const pw_doc *d, uint8_t id[16], ks_segment **segs, size_t *n, perr *e);
+int pw_read_void(const pw_doc *d, uint8_t id[16], ks_segment **segs, size_t *n, kme_err *e);
 /* A state query: the reservation ID. */
-int pw_read_state(const pw_doc *d, uint8_t id[16], perr *e);
+int pw_read_state(const pw_doc *d, uint8_t id[16], kme_err *e);
 
 /* Answers. */
-void pw_reply_problem(kme_reply *out, const perr *e);
+void pw_reply_problem(kme_reply *out, const kme_err *e);
 void pw_reply_ok(kme_reply *out, const uint8_t id[16], const char *status);
 /* The batch answer: results[i] is item i's outcome (NULL: applied), ids[i]
  * its reservation ID (NULL: none readable). */
-void pw_reply_batch(kme_reply *out, size_t n, const uint8_t *const *ids, const perr *const *results);
+void pw_reply_batch(kme_reply *out, size_t n, const uint8_t *const *ids, const kme_err *const *results);
 
 /* ---- the client's side ------------------------------------------------- */
 

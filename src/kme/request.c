@@ -10,7 +10,6 @@
  */
 #include "kme/request.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,26 +27,6 @@
 #define MAX_UNSUPPORTED_DETAILS 16
 
 /* ------------------------------------------------------------------ errors */
-
-void kme_err_set(kme_err *err, int http, const char *fmt, ...)
-{
-    va_list ap;
-
-    /* *err is output only: callers may hand in an uninitialised one */
-    err->http = http;
-    err->details = NULL;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-}
-
-void kme_err_clear(kme_err *err)
-{
-    if (err == NULL)
-        return;
-    json_decref(err->details);
-    memset(err, 0, sizeof *err);
-}
 
 static int fail_oom(kme_err *err)
 {

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kme/kme_error.h"
+
 /* Messages that clients match byte for byte (ETSI GS QKD 014 §6.2, §6.4). */
 #define MSG_SIZE_NOT_MULTIPLE_OF_8  "size shall be a multiple of 8"
 #define MSG_EXT_MANDATORY_UNSUPPORTED "not all extension_mandatory parameters are supported"
@@ -39,12 +41,6 @@ typedef enum {
     KME_EP_ENC_KEYS,
     KME_EP_DEC_KEYS,
 } kme_endpoint;
-
-typedef struct kme_err {
-    int http;            /* 400, 401, 404, 405, 413, 503 */
-    char message[256];   /* the JSON "message" */
-    json_t *details;     /* optional "details" array (owned), or NULL */
-} kme_err;
 
 typedef struct kme_request {
     kme_endpoint ep;
@@ -96,15 +92,5 @@ int kme_request_validate_enc(kme_request *req, const kme_limits *lim,
                              const char *caller, kme_err *err);
 
 void kme_request_clear(kme_request *req);
-void kme_err_clear(kme_err *err);
-
-/* Set err to code + formatted message.  *err is output only: every field is
- * overwritten (details becomes NULL) without releasing what it held, so an
- * uninitialised kme_err is fine; release a filled one with kme_err_clear()
- * before reusing it. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-void kme_err_set(kme_err *err, int http, const char *fmt, ...);
 
 #endif

@@ -4,6 +4,7 @@
  * each reservation, and that an answer of another shape, or about another
  * reservation, is never taken for "applied".  (The listener's strict
  * readers are tested against the real daemon in tests/peer and fuzzed.)
+ * Also the peer's rendering of the KME's one error carrier (kme_err).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "common/secret.h"
 #include "kme/peer_wire.h"
 
 #define ID1 "01234567-89ab-4def-8123-456789abcdef"
@@ -100,12 +102,42 @@ static void test_error_answer(void **state)
                                       "SAE S; retry after 1 s");
 }
 
+/* The one error carrier (kme_error.h) rendered as a peer problem: a
+ * refusal set with a problem type keeps it; one set the SAE API's way
+ * (no type) still answers valid JSON with a type, never a null. */
+static void expect_problem(const kme_err *e, const char *want)
+{
+    kme_reply out;
+    memset(&out, 0, sizeof out);
+    pw_reply_problem(&out, e);
+    assert_int_equal(out.http, e->http);
+    assert_int_equal(out.body.len, strlen(want));
+    assert_memory_equal(out.body.data, want, strlen(want));
+    secret_free(&out.body);
+}
+
+static void test_problem_from_kme_err(void **state)
+{
+    (void)state;
+    kme_err e;
+    assert_int_equal(kme_err_problem(&e, 409, "key-conflict", "key %d", 7), -1);
+    assert_string_equal(e.type, "key-conflict");
+    assert_null(e.details);
+    expect_problem(&e, "{\"type\":\"key-conflict\",\"status\":409,\"message\":\"key 7\"}");
+    kme_err_set(&e, 503, "store \"down\"");
+    assert_null(e.type);
+    expect_problem(&e, "{\"type\":\"internal\",\"status\":503,\"message\":\"store \\\"down\\\"\"}");
+    kme_err_clear(&e);
+    assert_int_equal(e.http, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state_answer),
         cmocka_unit_test(test_batch_answer),
         cmocka_unit_test(test_error_answer),
+        cmocka_unit_test(test_problem_from_kme_err),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
