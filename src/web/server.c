@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/monotime.h"
 #include "common/secret.h"
@@ -303,6 +305,28 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ------------------------------------------------------------- public */
 
+/* A listening socket on 127.0.0.1:port (0: any); its port in *bound.
+ * Bound here rather than by libmicrohttpd so that the port (which the Host
+ * rule and the cookie name need) is known before the first request. */
+static int listen_loopback(uint16_t port, uint16_t *bound)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sa;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    *bound = ntohs(sa.sin_port);
+    return fd;
+}
+
 web_server *web_server_start(const web_server_opts *o, char *err, size_t cap)
 {
     web_server *w = calloc(1, sizeof *w);
@@ -311,25 +335,28 @@ web_server *web_server_start(const web_server_opts *o, char *err, size_t cap)
         return NULL;
     }
     w->account = o->account;
+    int fd = listen_loopback(o->port, &w->port);
+    if (fd < 0) {
+        snprintf(err, cap, "cannot listen on 127.0.0.1:%u (in use?)", (unsigned)o->port);
+        free(w);
+        return NULL;
+    }
+    snprintf(w->cookie_name, sizeof w->cookie_name, "qumail_%u", (unsigned)w->port);
     web_auth_init(&w->auth, o->idle_s, o->max_s);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(o->port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     w->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, o->port, NULL, NULL, on_request, w,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request, w,
+        MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)WEB_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEB_CONNECTION_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_done, w,
         MHD_OPTION_END);
     if (!w->mhd) {
-        snprintf(err, cap, "cannot listen on 127.0.0.1:%u (in use?)", (unsigned)o->port);
+        snprintf(err, cap, "cannot start the HTTP server on 127.0.0.1:%u", (unsigned)w->port);
+        close(fd);
         web_auth_wipe(&w->auth);
         free(w);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    w->port = info ? info->port : o->port;
-    snprintf(w->cookie_name, sizeof w->cookie_name, "qumail_%u", (unsigned)w->port);
     return w;
 }
 
