@@ -211,6 +211,12 @@ static void *flood_run(void *arg)
     return NULL;
 }
 
+/* The flood whose thread runs, if any: a test that fails mid-flood leaves
+ * through cmocka's longjmp, and stop_running_flood (each test's teardown)
+ * ends that thread before the next test.  Floods are static for the same
+ * reason: the thread never outlives the memory it uses. */
+static flood *running_flood;
+
 static void flood_start(flood *f, const char *src, int port, int reopen_ms)
 {
     memset(f, 0, sizeof *f);
@@ -219,14 +225,29 @@ static void flood_start(flood *f, const char *src, int port, int reopen_ms)
     f->reopen_ms = reopen_ms;
     atomic_init(&f->stop, false);
     assert_int_equal(pthread_create(&f->thread, NULL, flood_run, f), 0);
+    running_flood = f;
     sleep_ms(500); /* the sockets are open and waiting */
+}
+
+static void flood_join(flood *f)
+{
+    atomic_store(&f->stop, true);
+    pthread_join(f->thread, NULL);
+    running_flood = NULL;
+}
+
+static int stop_running_flood(void **state)
+{
+    (void)state;
+    if (running_flood)
+        flood_join(running_flood);
+    return 0;
 }
 
 /* Stop, and check that the KME closed flood connections by the deadline. */
 static void flood_stop(flood *f, const char *what)
 {
-    atomic_store(&f->stop, true);
-    pthread_join(f->thread, NULL);
+    flood_join(f);
     print_message("%s: %lu connections from %s, %lu closed by the KME, the longest after %lld ms\n",
                   what, f->opened, f->src, f->server_closed, (long long)f->longest_ms);
     CHECK(f->opened >= FLOOD_SOCKETS, "%s: only %lu flood connections opened", what, f->opened);
@@ -418,7 +439,7 @@ static void test_sae_api_flood(void **state)
 static void test_peer_api_flood(void **state)
 {
     (void)state;
-    flood f;
+    static flood f;
     flood_start(&f, "127.0.0.2", TB.peer_port_b, REOPEN_MS);
     static const legit_call calls[] = { peer_fresh_call, cross_enc_call, cross_dec_call };
     keep_serving("peer listener of KME-B", calls, 3);
@@ -431,7 +452,7 @@ static void test_peer_api_flood(void **state)
 static void test_link_flood(void **state)
 {
     (void)state;
-    flood f;
+    static flood f;
     flood_start(&f, "127.0.0.2", TB.link_port_a, REOPEN_MS);
     static const legit_call calls[] = { link_call };
     keep_serving("link listener of KME-A", calls, 1);
@@ -447,7 +468,7 @@ static void test_link_flood(void **state)
 static void test_same_address_flood(void **state)
 {
     (void)state;
-    flood f;
+    static flood f;
     flood_start(&f, "127.0.0.1", TB.link_port_a, REOPEN_MS);
     static const legit_call calls[] = { link_call };
     keep_serving("link listener of KME-A, flood from its own address", calls, 1);
@@ -705,10 +726,10 @@ int main(void)
     /* The peer flood comes first: KME-A has no kept-alive connection to
      * KME-B's peer listener yet, so its reservations need a new one. */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_peer_api_flood),
-        cmocka_unit_test(test_sae_api_flood),
-        cmocka_unit_test(test_link_flood),
-        cmocka_unit_test(test_same_address_flood),
+        cmocka_unit_test_teardown(test_peer_api_flood, stop_running_flood),
+        cmocka_unit_test_teardown(test_sae_api_flood, stop_running_flood),
+        cmocka_unit_test_teardown(test_link_flood, stop_running_flood),
+        cmocka_unit_test_teardown(test_same_address_flood, stop_running_flood),
         cmocka_unit_test(test_allow_from),
         cmocka_unit_test(test_failure_log_aggregated),
         cmocka_unit_test(test_per_ip_limit),
