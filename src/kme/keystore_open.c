@@ -296,7 +296,8 @@ static void destroy(keystore *ks)
     ksi_link_finalize(ks);
     ksi_unfetched_finalize(ks);
     if (ks->db) {
-        /* sqlite3_close checkpoints; in full mode that must sync (see above) */
+        /* sqlite3_close checkpoints; in full mode that must sync (keystore_db.c,
+         * group commit) */
         if (ks->sync == KS_SYNC_FULL)
             sqlite3_exec(ks->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
         if (sqlite3_close(ks->db) != SQLITE_OK)
