@@ -3,8 +3,8 @@
  * messages, `read N|ID` shows one.
  *
  * The mailbox is my Maildir (maildir_root/<my address>/) or an IMAP mailbox,
- * as [mail] inbox says; a small adapter below gives both the same shape (a
- * list of IDs, fetch by index).  Listing burns no keys: it shows the clear
+ * as [mail] inbox says; mail/inbox.h (shared with the web client) gives both
+ * the same shape (a list of IDs, fetch by index) and makes each row.  Listing burns no keys: it shows the clear
  * outer headers (date, sender) and, for messages already read, the subject
  * from the read store.  `read` decrypts a message once, with keys from the
  * KME, keeps the plaintext in the read store (mail/readstore.h) and shows it
@@ -27,29 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/secret.h"
 #include "common/termsafe.h"
+#include "mail/inbox.h"
 #include "mail/maildir.h"
 #include "mail/mailserver.h"
 #include "mail/mime.h"
 #include "mail/readstore.h"
-
-typedef struct mailbox {
-    qc_session *s;
-    bool imap;
-    char dir[PATH_MAX];            /* Maildir */
-    qm_maildir_entry *entries;     /* Maildir */
-    qm_mailserver srv;             /* IMAP */
-    qm_imap_entry *uids;           /* IMAP */
-    size_t n;
-} mailbox;
-
-/* "a" or "a/b" into out, cut short if need be (for messages only). */
-static void detail_path(char *out, size_t cap, const char *a, const char *b)
-{
-    int n = b ? snprintf(out, cap, "%s/%s", a, b) : snprintf(out, cap, "%s", a);
-    if (n < 0)
-        out[0] = '\0';
-}
 
 /* A Maildir entry that is not a message: said, not listed. */
 static void warn_skipped(void *arg, const char *path, const char *what)
@@ -58,84 +42,24 @@ static void warn_skipped(void *arg, const char *path, const char *what)
     qc_line("qumail: warning: ", "skipped %s: %s, not a message", path, what);
 }
 
-/* Open the mailbox; skip (may be NULL) hears of Maildir entries that are
- * not messages. */
-static int mailbox_open_with(qc_session *s, mailbox *mb, qm_maildir_skip_fn skip)
+/* Open the mailbox (mail/inbox.h); skip (may be NULL) hears of Maildir
+ * entries that are not messages. */
+static int mailbox_open_with(qc_session *s, qm_inbox *mb, qm_maildir_skip_fn skip)
 {
-    memset(mb, 0, sizeof *mb);
-    mb->s = s;
-    qm_err rc;
-    char detail[256] = "";
-    if (s->cfg.inbox == QM_INBOX_IMAP) {
-        mb->imap = true;
-        mb->srv = (qm_mailserver){ s->cfg.imap.url, s->cfg.imap.username, s->cfg.imap.password,
-                                   s->cfg.imap.ca };
+    char detail[PATH_MAX + 64] = "";
+    if (s->cfg.inbox == QM_INBOX_IMAP)
         qc_say(s, "IMAP mailbox %s at %s", s->cfg.imap.mailbox, s->cfg.imap.url);
-        rc = qm_imap_list(&mb->srv, s->cfg.imap.mailbox, &mb->uids, &mb->n, detail,
-                          sizeof detail);
-    } else {
-        if (snprintf(mb->dir, sizeof mb->dir, "%s/%s", s->cfg.maildir_root, s->cfg.address) >=
-            (int)sizeof mb->dir)
-            return qc_error(EX_USAGE, "%s: [mail] maildir_root is too long", s->cfg.path);
-        qc_say(s, "Maildir %s", mb->dir);
-        rc = qm_maildir_list_report(mb->dir, &mb->entries, &mb->n, skip, NULL);
-        detail_path(detail, sizeof detail, mb->dir, NULL);
-    }
+    else
+        qc_say(s, "Maildir %s/%s", s->cfg.maildir_root, s->cfg.address);
+    qm_err rc = qm_inbox_open(mb, &s->cfg, skip, NULL, detail, sizeof detail);
+    if (rc == QM_E_CONFIG)
+        return qc_error(EX_USAGE, "%s", detail);
     return rc == QM_OK ? EX_OK : qc_fail(rc, SIDE_OPEN, detail);
 }
 
-static int mailbox_open(qc_session *s, mailbox *mb)
+static int mailbox_open(qc_session *s, qm_inbox *mb)
 {
     return mailbox_open_with(s, mb, NULL);
-}
-
-static void mailbox_close(mailbox *mb)
-{
-    if (mb->imap)
-        qm_imap_entries_free(mb->uids, mb->n);
-    else
-        qm_maildir_entries_free(mb->entries, mb->n);
-    memset(mb, 0, sizeof *mb);
-}
-
-static const char *mailbox_id(const mailbox *mb, size_t i)
-{
-    return mb->imap ? mb->uids[i].uid : mb->entries[i].id;
-}
-
-/* The read store's key of message i: its Maildir ID (unique for ever), or
- * imap:MAILBOX:UID:MESSAGE-ID, since IMAP UIDs start again when a mailbox is
- * recreated (a new UIDVALIDITY) and must then not find an older plaintext.
- * msgid is the outer Message-ID (fresh for every message), or NULL. */
-static void store_key(const mailbox *mb, size_t i, const char *msgid, char *out, size_t cap)
-{
-    int n = mb->imap ? snprintf(out, cap, "imap:%s:%s:%s", mb->s->cfg.imap.mailbox,
-                                mb->uids[i].uid, msgid ? msgid : "-")
-                     : snprintf(out, cap, "%s", mb->entries[i].id);
-    if (n < 0)
-        out[0] = '\0';
-}
-
-static qm_err mailbox_fetch(const mailbox *mb, size_t i, uint8_t **msg, size_t *len,
-                            char *detail, size_t cap)
-{
-    if (mb->imap)
-        return qm_imap_fetch(&mb->srv, mb->s->cfg.imap.mailbox, mb->uids[i].uid, msg, len,
-                             detail, cap);
-    detail_path(detail, cap, mb->dir, mb->entries[i].id);
-    return qm_maildir_read(mb->dir, mb->entries[i].id, msg, len);
-}
-
-/* What the listing reads of message i: at most QM_MIME_LIST_PREFIX bytes,
- * whatever its size. */
-static qm_err mailbox_peek(const mailbox *mb, size_t i, uint8_t **msg, size_t *len,
-                           char *detail, size_t cap)
-{
-    if (mb->imap)
-        return qm_imap_fetch_prefix(&mb->srv, mb->s->cfg.imap.mailbox, mb->uids[i].uid,
-                                    QM_MIME_LIST_PREFIX, msg, len, detail, cap);
-    detail_path(detail, cap, mb->entries[i].path, NULL);
-    return qm_maildir_read_prefix(mb->dir, mb->entries[i].id, QM_MIME_LIST_PREFIX, msg, len);
 }
 
 /* Date, sender and Message-ID from the clear outer headers (a bounded
@@ -157,42 +81,6 @@ static void outer_headers(const uint8_t *msg, size_t len, char *date, char *from
     qm_mime_listing_free(&l);
 }
 
-/* The subject of a message already read: false if it was not read. */
-static bool subject_of(const mailbox *mb, size_t i, const char *msgid, char *subject, size_t cap)
-{
-    char key[512];
-    uint8_t *plain = NULL;
-    size_t len = 0;
-    int level = 0;
-    qm_read_meta meta;
-    store_key(mb, i, *msgid ? msgid : NULL, key, sizeof key);
-    if (qm_readstore_get_meta(mb->s->cfg.store_dir, key, &level, &meta, &plain, &len) != QM_OK) {
-        return false;
-    }
-    qm_inner_summary sum = {0};
-    const char *subj = "(no subject)";
-    if (qm_mime_inner_summary(plain, len, &sum) == QM_OK && sum.subject)
-        subj = sum.subject;
-    snprintf(subject, cap, "%s%s%s", level == 4 ? "[NOT PROTECTED] " : "",
-             meta.unverified[0] ? "[UNVERIFIED SENDER] " : "", subj);
-    qm_inner_summary_free(&sum);
-    qc_wipe_free(plain, len);
-    return true;
-}
-
-/* The subject column of a message not read yet, from its outer structure
- * alone: a protected one says "(encrypted)"; Level 4 and mail that is not
- * QuMail at all are labelled, with their real subject. */
-static void unread_subject(const qm_mime_listing *l, char *out, size_t cap)
-{
-    if (l->qumail && l->level != 4) {
-        snprintf(out, cap, "(encrypted)");
-        return;
-    }
-    snprintf(out, cap, "[NOT PROTECTED] %s%s", l->qumail ? "" : "[not QuMail] ",
-             l->subject ? l->subject : "(no subject)");
-}
-
 /* One row of the listing; every field is sanitised (they come from the
  * mailbox, the ID from a file name or the server). */
 static void print_row(size_t i, const char *date, const char *from, const char *subject,
@@ -207,7 +95,7 @@ static void print_row(size_t i, const char *date, const char *from, const char *
 }
 
 /* A message that vanished or cannot be read (detail names it). */
-static void warn_unlisted(const mailbox *mb, qm_err rc, int why, const char *detail)
+static void warn_unlisted(const qm_inbox *mb, qm_err rc, int why, const char *detail)
 {
     if (rc == QM_E_NOT_FOUND)
         qc_line("qumail: warning: ", "skipped %s: %s", detail, mb->imap
@@ -222,44 +110,33 @@ static void warn_unlisted(const mailbox *mb, qm_err rc, int why, const char *det
  * with a warning (a Maildir file too large or unreadable) or listed as
  * malformed; an IMAP failure other than a vanished message ends the
  * listing. */
-static int list_one(const mailbox *mb, size_t i)
+static int list_one(const qm_inbox *mb, size_t i)
 {
-    const char *id = mailbox_id(mb, i);
-    char detail[256] = "", subject[512];
-    if (!mb->imap && (uint64_t)mb->entries[i].size > QM_MIME_MAX_MESSAGE) {
+    char detail[PATH_MAX + 64] = "", subject[600];
+    int64_t size = 0;
+    int why = 0;
+    if (qm_inbox_oversized(mb, i, &size)) {
         qc_line("qumail: warning: ", "skipped %s: %lld bytes, larger than any message (%zu)",
-                mb->entries[i].path, (long long)mb->entries[i].size, QM_MIME_MAX_MESSAGE);
+                mb->entries[i].path, (long long)size, QM_MIME_MAX_MESSAGE);
         return EX_OK;
     }
-    uint8_t *msg = NULL;
-    size_t len = 0;
-    qm_err rc = mailbox_peek(mb, i, &msg, &len, detail, sizeof detail);
-    int why = errno;
+    qm_inbox_row row;
+    qm_err rc = qm_inbox_row_get(mb, i, &row, detail, sizeof detail, &why);
     if (rc != QM_OK && mb->imap && rc != QM_E_NOT_FOUND)
         return qc_fail(rc, SIDE_OPEN, detail);
     if (rc != QM_OK) {
         warn_unlisted(mb, rc, why, detail);
         return EX_OK;
     }
-    qm_mime_listing l;
-    rc = qm_mime_listing_read(msg, len < QM_MIME_LIST_PREFIX ? len : QM_MIME_LIST_PREFIX, &l);
-    free(msg);
-    if (rc != QM_OK) {
-        print_row(i, "-", "(malformed)", rc == QM_E_TOO_BIG
-                  ? "(malformed: header section over 1000 lines or 256 KiB, not parsed)"
-                  : "(malformed: no header section)", id);
-        return EX_OK;
-    }
-    if (!subject_of(mb, i, l.message_id ? l.message_id : "", subject, sizeof subject))
-        unread_subject(&l, subject, sizeof subject);
-    print_row(i, l.date ? l.date : "(no date)", l.from ? l.from : "(no sender)", subject, id);
-    qm_mime_listing_free(&l);
+    qm_inbox_row_label(&row, subject, sizeof subject);
+    print_row(i, row.date, row.from, subject, qm_inbox_id(mb, i));
+    secret_wipe(&row, sizeof row);   /* a subject of a read message is plaintext */
     return EX_OK;
 }
 
 int qc_cmd_inbox(qc_session *s)
 {
-    mailbox mb;
+    qm_inbox mb;
     int ex = mailbox_open_with(s, &mb, warn_skipped);
     if (ex != EX_OK)
         return ex;
@@ -268,12 +145,12 @@ int qc_cmd_inbox(qc_session *s)
     printf("%s: %zu message%s\n", me, mb.n, mb.n == 1 ? "" : "s");
     for (size_t i = 0; i < mb.n && ex == EX_OK; i++)
         ex = list_one(&mb, i);
-    mailbox_close(&mb);
+    qm_inbox_close(&mb);
     return ex;
 }
 
 /* Index of "N" (1-based position) or of a message ID. */
-static int select_message(const mailbox *mb, const char *which, size_t *idx)
+static int select_message(const qm_inbox *mb, const char *which, size_t *idx)
 {
     char *end;
     if (which[0] >= '1' && which[0] <= '9') {
@@ -286,7 +163,7 @@ static int select_message(const mailbox *mb, const char *which, size_t *idx)
         }
     }
     for (size_t i = 0; i < mb->n; i++)
-        if (strcmp(mailbox_id(mb, i), which) == 0) {
+        if (strcmp(qm_inbox_id(mb, i), which) == 0) {
             *idx = i;
             return EX_OK;
         }
@@ -342,18 +219,18 @@ static int read_fresh(qc_session *s, const uint8_t *outer, size_t outer_len, con
 }
 
 /* Message idx: from the read store if it was read before, else decrypted. */
-static int read_one(qc_session *s, const mailbox *mb, size_t idx)
+static int read_one(qc_session *s, const qm_inbox *mb, size_t idx)
 {
     uint8_t *outer = NULL, *plain = NULL;
     size_t outer_len = 0, len = 0;
-    char detail[256] = "", date[256], from[256], msgid[256], key[512];
+    char detail[PATH_MAX + 64] = "", date[256], from[256], msgid[256], key[512];
     int level = 0, ex;
     qm_read_meta meta;
-    qm_err rc = mailbox_fetch(mb, idx, &outer, &outer_len, detail, sizeof detail);
+    qm_err rc = qm_inbox_fetch(mb, idx, &outer, &outer_len, detail, sizeof detail);
     if (rc != QM_OK)
         return qc_fail(rc, SIDE_OPEN, detail);
     outer_headers(outer, outer_len, date, from, msgid, sizeof date);
-    store_key(mb, idx, *msgid ? msgid : NULL, key, sizeof key);
+    qm_inbox_store_key(mb, idx, *msgid ? msgid : NULL, key, sizeof key);
     rc = qm_readstore_get_meta(s->cfg.store_dir, key, &level, &meta, &plain, &len);
     if (rc == QM_OK) {
         qc_say(s, "message %zu (%s) from the read store: no KME call", idx + 1, key);
@@ -373,13 +250,13 @@ static int read_one(qc_session *s, const mailbox *mb, size_t idx)
 
 int qc_cmd_read(qc_session *s, const char *which)
 {
-    mailbox mb;
+    qm_inbox mb;
     size_t idx = 0;
     int ex = mailbox_open(s, &mb);
     if (ex == EX_OK)
         ex = select_message(&mb, which, &idx);
     if (ex == EX_OK)
         ex = read_one(s, &mb, idx);
-    mailbox_close(&mb);
+    qm_inbox_close(&mb);
     return ex;
 }

@@ -106,7 +106,7 @@ int qc_cmd_web(qc_session *s, const qc_web_opts *o)
     sigset_t stop;
     block_stop_signals(&stop);
     char err[256], url[128];
-    web_server_opts wo = { .port = (uint16_t)port, .account = s->cfg.address,
+    web_server_opts wo = { .port = (uint16_t)port, .account = s->cfg.address, .cfg = &s->cfg,
                            .idle_s = (unsigned)idle, .max_s = MAX_SESSION_S };
     web_server *w = web_server_start(&wo, err, sizeof err);
     if (!w)

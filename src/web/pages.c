@@ -1,7 +1,7 @@
 /*
- * pages.c - routes and pages of `qumail web` (pages.h): the home page
- * (the account, the way out) and logout, plus the stylesheet.  Mail pages
- * (inbox, read, compose, keys) come in later steps (docs/web.md, "Status").
+ * pages.c - routes of `qumail web` (pages.h), logout, the stylesheet and
+ * the error pages.  The inbox is inbox_page.c; read, compose and keys come
+ * in later steps (docs/web.md, "Status").
  */
 #include "web/pages.h"
 
@@ -22,26 +22,6 @@ void web_error_page(web_reply *out, unsigned status, const char *title, const ch
     html_end(&out->body);
 }
 
-/* Every form carries the session's CSRF token. */
-static void csrf_field(html_buf *b, const web_session *s)
-{
-    html_rawf(b, "<input type=\"hidden\" name=\"csrf\" value=\"%s\">", s->csrf);
-}
-
-static void page_home(const web_request *rq, web_reply *out)
-{
-    html_buf *b = &out->body;
-    out->status = 200;
-    out->content_type = "text/html; charset=utf-8";
-    html_begin(b, "Home", true);
-    html_raw(b, "<h1>QuMail</h1>\n<p>Signed in as <strong id=\"account\">");
-    html_text(b, rq->account);
-    html_raw(b, "</strong>.</p>\n<form method=\"post\" action=\"/logout\">");
-    csrf_field(b, rq->session);
-    html_raw(b, "<button type=\"submit\">Log out</button></form>\n");
-    html_end(b);
-}
-
 static void do_logout(web_reply *out)
 {
     out->status = 303;
@@ -60,7 +40,7 @@ void web_route(const web_request *rq, web_reply *out)
 {
     bool get = strcmp(rq->method, "POST") != 0;
     if (get && strcmp(rq->url, "/") == 0)
-        page_home(rq, out);
+        web_page_inbox(rq, out);
     else if (!get && strcmp(rq->url, "/logout") == 0)
         do_logout(out);
     else

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "mail/config.h"
 #include "web/auth.h"
 #include "web/form.h"
 #include "web/html.h"
@@ -19,6 +20,8 @@ typedef struct web_request {
     web_session *session;
     const web_form *form;     /* POST only */
     const char *account;      /* the configured address */
+    const qm_config *cfg;     /* the account's configuration */
+    const char *page_arg;     /* ?page=N of the inbox, or NULL */
 } web_request;
 
 typedef struct web_reply {
@@ -30,6 +33,9 @@ typedef struct web_reply {
 } web_reply;
 
 void web_route(const web_request *rq, web_reply *out);
+
+/* GET /: the inbox (inbox_page.c). */
+void web_page_inbox(const web_request *rq, web_reply *out);
 
 /* Whether a GET of url is served without a session (it shows no data:
  * the stylesheet, the page after logout). */

@@ -39,6 +39,7 @@ struct web_server {
     uint16_t port;
     char cookie_name[32];       /* qumail_PORT: two servers never share a cookie */
     const char *account;
+    const qm_config *cfg;
     web_auth auth;
 };
 
@@ -249,7 +250,9 @@ static enum MHD_Result on_complete(web_server *w, struct MHD_Connection *c, cons
         }
     }
     web_request rq = { .method = method, .url = url, .session = st->session,
-                       .form = post ? &form : NULL, .account = w->account };
+                       .form = post ? &form : NULL, .account = w->account, .cfg = w->cfg,
+                       .page_arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+                                                               "page") };
     web_route(&rq, &out);
     web_form_free(&form);
     char expire[96];
@@ -335,6 +338,7 @@ web_server *web_server_start(const web_server_opts *o, char *err, size_t cap)
         return NULL;
     }
     w->account = o->account;
+    w->cfg = o->cfg;
     int fd = listen_loopback(o->port, &w->port);
     if (fd < 0) {
         snprintf(err, cap, "cannot listen on 127.0.0.1:%u (in use?)", (unsigned)o->port);

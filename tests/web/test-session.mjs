@@ -4,13 +4,15 @@
 // Sec-Fetch-Site rules must stop it), and logout; in a real Chromium
 // against a real `qumail web` for alice on the testbed.
 //
-// Usage: node test-session.mjs QUMAIL CONFIG WORKDIR ARTIFACTS
+// Usage: node test-session.mjs QUMAIL WORKDIR ARTIFACTS (QUMAIL_CONFIG_A1 in
+// the environment: tests/web/browser-test)
 import http from 'node:http';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { browser, check, cleanup, startWeb, summary } from './browser.mjs';
 
-const [qumail, config, work, artifacts] = process.argv.slice(2);
+const [qumail, work, artifacts] = process.argv.slice(2);
+const config = process.env.QUMAIL_CONFIG_A1;
 mkdirSync(artifacts, { recursive: true });
 
 // A hostile page on another port of 127.0.0.1: a form posting to logout
