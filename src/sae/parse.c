@@ -185,9 +185,13 @@ qkd014_code qkd014_parse_status(const char *body, size_t len,
     qkd014_code rc = status_fill(root, s, err, errlen);
     json_decref(root);
     if (rc == QKD014_OK && expected_slave != NULL &&
-        strcmp(s->slave_sae_id, expected_slave) != 0)
-        rc = MALFORMED("Status is for slave SAE \"%.64s\", not the one asked for",
-                       s->slave_sae_id);
+        strcmp(s->slave_sae_id, expected_slave) != 0) {
+        /* the KME chose these bytes: no control character into a message
+         * that callers log or print */
+        char shown[65];
+        qkd014_sanitize(s->slave_sae_id, strlen(s->slave_sae_id), shown, sizeof shown);
+        rc = MALFORMED("Status is for slave SAE \"%s\", not the one asked for", shown);
+    }
     if (rc != QKD014_OK) {
         qkd014_status_free(s);
         return rc;

@@ -387,6 +387,17 @@ static void test_bad_status(void **state)
     answer_json(200, status_ok);
     EXPECT(c, qkd014_get_status(c, "SAE_OTHER", &s), QKD014_E_MALFORMED, "not the one asked for");
     assert_null(s);
+    /* the KME's slave ID is quoted in the message: never its control bytes
+     * (a forged log line, terminal escapes) */
+    char *body = status_with("\"slave_SAE_ID\":\"SAE_H2\"",
+                             "\"slave_SAE_ID\":\"SAE_H2\\r\\nX\\u001b[2J\"");
+    answer_json(200, body);
+    free(body);
+    EXPECT(c, qkd014_get_status(c, "SAE_H2", &s), QKD014_E_MALFORMED,
+           "Status is for slave SAE \"SAE_H2??X?[2J\"");
+    for (const char *m = qkd014_errmsg(c); *m; m++)
+        assert_true((unsigned char)*m >= 0x20 && (unsigned char)*m < 0x7f);
+    assert_null(s);
     qkd014_client_free(c);
 }
 
