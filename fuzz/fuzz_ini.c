@@ -10,18 +10,61 @@
  * value checks (ini_is_id, ini_parse_uint) agree with their definitions.
  */
 #include <ctype.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/ini.h"
+#include "common/log.h"
+
+/* What the fuzz table's keys set. */
+typedef struct fuzz_cfg {
+    char *name, *id;
+    int64_t count;
+    unsigned port;
+    int mode;
+    enum log_level level;
+} fuzz_cfg;
+
+static const char *const modes[] = { "off", "on", "auto", NULL };
+#define KEY(sec, nm, ty, field, ...) \
+    { .section = sec, .name = nm, .type = ty, .offset = offsetof(fuzz_cfg, field), __VA_ARGS__ }
+static const ini_key keys[] = {
+    KEY("kme", "name", INI_STRING, name, .required = true),
+    KEY("kme", "id", INI_ID, id, .max = 8),
+    KEY("kme", "count", INI_INT, count, .min = 1, .max = 1000000, .dflt = "10"),
+    KEY("link", "port", INI_UINT, port, .min = 1, .max = 65535),
+    KEY("link", "mode", INI_ENUM, mode, .choices = modes, .dflt = "auto"),
+    KEY("log", "level", INI_LOGLEVEL, level, .dflt = "info"),
+};
+#define N_KEYS (sizeof keys / sizeof *keys)
 
 typedef struct reading {
     unsigned last_line;
     char section[64];
     unsigned pairs;
+    ini_table table;
+    bool refused; /* the engine refused a pair: a program stops there */
 } reading;
+
+static void check_refusal(const ini_table *t)
+{
+    if (strncmp(t->err, "fuzz.conf", 9) != 0 || strchr(t->err, '\n'))
+        abort();
+}
+
+static void check_table(const fuzz_cfg *c, bool defaults_applied)
+{
+    if ((c->id && (!ini_is_id(c->id) || strlen(c->id) > 8)) || (c->name && !*c->name))
+        abort();
+    if ((c->count != 0 || defaults_applied) && (c->count < 1 || c->count > 1000000))
+        abort();
+    if (c->port > 65535 || c->mode < 0 || c->mode > 2)
+        abort();
+}
 
 static void check_line(reading *r, unsigned line)
 {
@@ -77,6 +120,16 @@ static int on_pair(void *ud, unsigned line, const char *section, const char *key
     if (strchr(key, '=') || strcmp(section, r->section) != 0 || !*section)
         abort();
     check_value(value);
+    unsigned before = ini_line_of(&r->table, section, key);
+    if (r->refused) {
+        /* the raw reader goes on; the engine saw its first error */
+    } else if (ini_take_pair(&r->table, line, section, key, value) != 0) {
+        check_refusal(&r->table);
+        r->refused = true;
+    } else if (before != 0) {
+        abort(); /* a key given twice must be refused */
+    }
+    check_table(r->table.base[0], false);
     char err[256];
     ini_format_error(err, sizeof err, "fuzz.conf", line, section, key, "reason");
     if (strchr(err, '\n'))
@@ -103,9 +156,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!f)
         return 0;
     static const ini_handler h = { on_section, on_pair, on_error };
-    reading r = { 0 };
+    fuzz_cfg cfg = { 0 };
+    unsigned lines[N_KEYS] = { 0 };
+    char err[512] = "";
+    reading r = { .table = { .keys = keys, .n_keys = N_KEYS, .lines = lines, .base = { &cfg },
+                             .file = "fuzz.conf", .err = err, .errlen = sizeof err } };
     if (ini_read(f, &h, &r) != 0)
         abort();
     fclose(f);
+    if (!r.refused && ini_apply_defaults(&r.table, NULL) == 0)
+        check_table(&cfg, true);
+    else if (!r.refused)
+        check_refusal(&r.table);
+    free(cfg.name);
+    free(cfg.id);
     return 0;
 }
