@@ -103,15 +103,18 @@ int qc_cmd_web(qc_session *s, const qc_web_opts *o)
     if (idle < 0)
         return qc_error(EX_USAGE, "--session-idle %s: seconds from 1 to %d", o->session_idle,
                         MAX_SESSION_S);
+    int ex = qc_session_keys(s, false);   /* the client only: it connects on first use */
+    if (ex != EX_OK)
+        return ex;
     sigset_t stop;
     block_stop_signals(&stop);
     char err[256], url[128];
     web_server_opts wo = { .port = (uint16_t)port, .account = s->cfg.address, .cfg = &s->cfg,
-                           .idle_s = (unsigned)idle, .max_s = MAX_SESSION_S };
+                           .idle_s = (unsigned)idle, .max_s = MAX_SESSION_S, .kme = s->kme };
     web_server *w = web_server_start(&wo, err, sizeof err);
     if (!w)
         return qc_error(EX_TRANSPORT, "web: %s", err);
-    int ex = web_server_url(w, url, sizeof url) == 0 ? EX_OK : EX_INTERNAL;
+    ex = web_server_url(w, url, sizeof url) == 0 ? EX_OK : EX_INTERNAL;
     if (ex == EX_OK && o->url_file)
         ex = write_url_file(o->url_file, url);
     if (ex == EX_OK) {

@@ -134,7 +134,7 @@ void html_begin(html_buf *b, const char *title, bool nav)
     html_raw(b, " - QuMail</title></head><body>\n");
     if (nav)
         html_raw(b, "<nav aria-label=\"Main\"><a href=\"/\" aria-keyshortcuts=\"g i\">Inbox</a>"
-                    "</nav>\n");
+                    "<a href=\"/keys\">Keys</a></nav>\n");
     html_raw(b, "<main>\n");
 }
 

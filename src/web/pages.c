@@ -41,6 +41,8 @@ void web_route(const web_request *rq, web_reply *out)
     bool get = strcmp(rq->method, "POST") != 0;
     if (get && strcmp(rq->url, "/") == 0)
         web_page_inbox(rq, out);
+    else if (get && strcmp(rq->url, "/keys") == 0)
+        web_page_keys(rq, out);
     else if (!get && strcmp(rq->url, "/logout") == 0)
         do_logout(out);
     else

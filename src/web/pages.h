@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "mail/config.h"
+#include "qkd014.h"
 #include "web/auth.h"
 #include "web/form.h"
 #include "web/html.h"
@@ -22,6 +23,7 @@ typedef struct web_request {
     const char *account;      /* the configured address */
     const qm_config *cfg;     /* the account's configuration */
     const char *page_arg;     /* ?page=N of the inbox, or NULL */
+    qkd014_client *kme;       /* the server's one connection to the KME */
 } web_request;
 
 typedef struct web_reply {
@@ -36,6 +38,9 @@ void web_route(const web_request *rq, web_reply *out);
 
 /* GET /: the inbox (inbox_page.c). */
 void web_page_inbox(const web_request *rq, web_reply *out);
+
+/* GET /keys: the Keys panel (keys_page.c). */
+void web_page_keys(const web_request *rq, web_reply *out);
 
 /* Whether a GET of url is served without a session (it shows no data:
  * the stylesheet, the page after logout). */

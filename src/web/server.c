@@ -40,6 +40,7 @@ struct web_server {
     char cookie_name[32];       /* qumail_PORT: two servers never share a cookie */
     const char *account;
     const qm_config *cfg;
+    qkd014_client *kme;
     web_auth auth;
 };
 
@@ -252,7 +253,8 @@ static enum MHD_Result on_complete(web_server *w, struct MHD_Connection *c, cons
     web_request rq = { .method = method, .url = url, .session = st->session,
                        .form = post ? &form : NULL, .account = w->account, .cfg = w->cfg,
                        .page_arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
-                                                               "page") };
+                                                               "page"),
+                       .kme = w->kme };
     web_route(&rq, &out);
     web_form_free(&form);
     char expire[96];
@@ -339,6 +341,7 @@ web_server *web_server_start(const web_server_opts *o, char *err, size_t cap)
     }
     w->account = o->account;
     w->cfg = o->cfg;
+    w->kme = o->kme;
     int fd = listen_loopback(o->port, &w->port);
     if (fd < 0) {
         snprintf(err, cap, "cannot listen on 127.0.0.1:%u (in use?)", (unsigned)o->port);

@@ -15,6 +15,7 @@ typedef struct web_server_opts {
     uint16_t port;          /* 0: any free port */
     const char *account;    /* the configured address, shown on pages */
     const struct qm_config *cfg;   /* the account (mail/config.h) */
+    struct qkd014_client *kme;     /* kept open between requests; used on the server's thread only */
     unsigned idle_s;        /* a session unused this long ends */
     unsigned max_s;         /* and any session this old */
 } web_server_opts;

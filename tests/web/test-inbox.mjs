@@ -3,6 +3,7 @@
 // unread, then, after bob read it with `qumail read`, with its real
 // non-ASCII subject; hostile subjects shown as text, never as markup;
 // newest first; paging; and listing with KME-B stopped (no key is used).
+// The Keys panel: bob's KME status for alice, then "KME unreachable".
 //
 // Usage: node test-inbox.mjs QUMAIL WORKDIR ARTIFACTS (testbed.env in the
 // environment: tests/web/browser-test)
@@ -62,8 +63,22 @@ async function main() {
         (await page.title()) !== 'pwned');
   check('the header row has no links', (await page.$$('table.inbox thead a')).length === 0);
 
+  // Keys: the KME's status for each contact, asked on each view.
+  await page.getByRole('link', { name: 'Keys', exact: true }).click();
+  await page.waitForURL(`${web.base}/keys`);
+  const keyRows = await page.$$eval('table.keys tbody tr', (trs) =>
+    trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+  const aliceRow = keyRows.find((r) => r[0] === 'alice@example.org');
+  check('Keys: a row for alice with stored keys, their size and both KME IDs',
+        aliceRow && Number(aliceRow[2]) > 0 && aliceRow[3] === '256 bits' &&
+        aliceRow[4] === `${env.KME_B_ID} to ${env.KME_A_ID}`, JSON.stringify(keyRows));
+
   qm(env.QUMAIL_CONFIG_B1, ['read', '2']);   // CLI numbering: oldest first
   execFileSync(env.TESTBED_SCRIPT, ['stop', env.TESTBED_DIR, 'kme-b'], { stdio: 'ignore' });
+  await page.reload();
+  check('Keys with KME-B stopped: "KME unreachable" in words, no numbers',
+        /KME unreachable/.test(await page.textContent('table.keys tbody')));
+  await page.goto(`${web.base}/`);
   const again = await page.reload();
   rows = await rowsText(page);
   check('with KME-B stopped the inbox still lists (no key, no KME call)',
