@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kme_bench.c - key-pair throughput and latency of a running qkd-kme.
  *

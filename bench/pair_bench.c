@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pair_bench.c - what the QKD link behind two KMEs sustains, and whether the
  * KMEs' link pools stay honest under load (docs/kme-pair.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qkd014_bench.c - cost of a libqkd014 call against a running KME, with the
  * kept-alive connection reused versus a new client (new TCP + TLS

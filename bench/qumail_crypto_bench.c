@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qumail_crypto_bench.c - throughput of the QuMail message ciphers
  * (src/mail: Level 1 one-time pad + Poly1305, Level 2 HKDF + AES-256-GCM),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qumail_e2e_bench.c - end-to-end time of one QuMail message, keys included:
  * the sender encrypts (enc_keys at its KME, seal, MIME) and the recipient

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * get_key.c - example libqkd014 program: connect to a KME as a master SAE,
  * ask for the status of the pair, get one key and print its ID and size

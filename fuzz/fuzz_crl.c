@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_crl.c - libFuzzer target for the SAE CA's CRL as qkd-kme reads it
  * ([sae_api] crl; src/kme/crl.c): the file is the operator's, but it may

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_envelope.c - libFuzzer target for the QuMail envelope parser
  * (src/mail/envelope.c) and the Level 1 / Level 2 open paths behind it:

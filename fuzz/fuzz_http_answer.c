@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_http_answer.c - libFuzzer target for the HTTP/1.1 answer reader of
  * the HTTPS client (src/common/http_answer.c): every byte a hostile KME or

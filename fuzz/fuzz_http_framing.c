@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_http_framing.c - libFuzzer target for the listener's framing rule
  * (src/kme/http_framing.c): the input is a header block, one "Name: value"

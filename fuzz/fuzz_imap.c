@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_imap.c - libFuzzer target for what a hostile IMAP server sends to
  * qumail (src/mail/imap_reader.c): response lines, literals, SEARCH

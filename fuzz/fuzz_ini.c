@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_ini.c - libFuzzer target for the INI reader every configuration file
  * goes through (src/common/ini.c: qkd-kme, qkd-link and qumail files).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_jsonscan.c - libFuzzer target for the in-place JSON reader
  * (src/common/jsonscan.c) that libqkd014 uses for Key containers.

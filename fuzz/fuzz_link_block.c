@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_link_block.c - libFuzzer target for what the link simulator sends
  * to a KME's [link] listener (src/kme/link_block.c): the binary block body

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_mime.c - libFuzzer target for the outer QuMail message parser
  * (src/mail/mime.c, docs/qumail-format.md §1) and the envelope parser

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_netprefix.c - libFuzzer target for the allow_from parser of the KME
  * configuration (src/kme/netprefix.c): any text is parsed; what parses

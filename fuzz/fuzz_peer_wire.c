@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_peer_wire.c - libFuzzer target for the KME-to-KME wire format
  * (src/kme/peer_wire.c): every byte a peer KME sends reaches these

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_pending.c - libFuzzer target for the parser of pending-key files
  * (src/mail/pending.c, [store] dir/pending: key material kept for a

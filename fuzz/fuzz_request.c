@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_request.c - libFuzzer target for ETSI 014 request parsing and
  * validation (src/kme/request.c), the code that sees every untrusted byte a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_sae_parse.c - libFuzzer target for what a hostile KME answers, as
  * libqkd014 reads it (src/sae/parse.c): Status bodies, Key containers for

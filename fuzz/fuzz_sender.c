@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_sender.c - libFuzzer target for the sender binding's header reader
  * (src/mail/sender.c): the From and Sender headers of a decrypted message,

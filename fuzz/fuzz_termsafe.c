@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_termsafe.c - text made safe for a terminal (src/common/termsafe.c):
  * whatever the input, the output holds no C0 control (but LF, TAB and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_web_form.c - what `qumail web` parses from any local program: form
  * bodies (src/web/form.c), the Cookie header (src/web/auth.c) and the Host,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qkd014.h - libqkd014, the SAE side of ETSI GS QKD 014 V1.1.1.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qkd014.c - the qkd014 command: an SAE's side of ETSI GS QKD 014 from the
  * shell, on top of libqkd014.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qkd014_exit.h - the exit statuses of the qkd014 command, one per kind of
  * failure a shell script may want to tell apart.  The numbers are an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qumail.c - the qumail command: quantum-key-secured e-mail from the shell,
  * on top of libqumail (docs/qumail.md).

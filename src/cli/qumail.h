@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qumail.h - what the parts of the qumail program share: the session (the
  * user's configuration, the KME connection, the used-key store), error

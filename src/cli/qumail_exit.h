@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qumail_exit.h - the exit statuses of the qumail command.  The numbers are
  * an interface: docs/qumail.md (Exit status) and docs/qumail.1 (EXIT STATUS)

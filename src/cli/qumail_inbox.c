@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qumail_inbox.c - the mailbox commands of qumail: `inbox` lists my
  * messages, `read N|ID` shows one.

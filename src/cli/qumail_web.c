@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qumail_web.c - the `web` command of qumail: the local web client
  * (src/web/, docs/web.md) for the configured account.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * base64.h - strict RFC 4648 base64 (standard alphabet, '=' padding, no
  * whitespace, no line breaks), as ETSI GS QKD 014 requires for key material.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * blockid.c - text form of QKD link block IDs (see blockid.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * blockid.h - the text form of a QKD link block ID: exactly 16 hex digits
  * (a 64-bit number; either case read, lower case written).  The link

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fdio.c - whole-buffer writes and directory syncs (fdio.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fdio.h - whole-buffer writes to a file descriptor, and a directory's fsync.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hex.h - the value of one hexadecimal digit, for the parsers of UUIDs,
  * percent-encoding, JSON \u escapes and block IDs (one definition, so that

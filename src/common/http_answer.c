@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http_answer.c - the HTTP/1.1 answer reader, pure (see http_answer.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http_answer.h - the HTTP/1.1 answer reader of the HTTPS client
  * (httpsc.c), without sockets or TLS: where a head ends, the status line

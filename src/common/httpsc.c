@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * httpsc.c - HTTP/1.1 over GnuTLS with one kept-alive connection (see
  * httpsc.h): the HTTPS client of libqkd014 and of the KME's peer channel.

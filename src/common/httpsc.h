@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * httpsc.h - a lean HTTPS/1.1 client over GnuTLS with one kept-alive
  * connection: what libqkd014 (docs/libqkd014.md, "Transport") and the

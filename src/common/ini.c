@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ini.c - lexical rules of the project's configuration files and the
  * key-table engine that every program's configuration reads through (see

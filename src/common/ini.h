@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ini.h - the lexical rules shared by every configuration file of the
  * project (qkd-kme, qkd-link, qumail): INI lines, comments, IDs, numbers, files,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jsonscan.c - strict in-place JSON validation and a cursor over valid
  * documents (see jsonscan.h for why libqkd014 does not use jansson for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jsonscan.h - a strict JSON reader that works in place on the caller's
  * buffer, for answers too large to copy cheaply: a Key container of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jsonw.c - the JSON text writer (jsonw.h): one growing buffer, escaping
  * done in runs of plain bytes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jsonw.h - a small JSON text writer for documents whose shape the program
  * fixes (the KME-to-KME reservations): strings are escaped, integers

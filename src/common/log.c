@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * log.c - one-line log records on stderr:
  *   2026-11-25T18:00:00.123Z LEVEL program: message

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * monotime.h - the monotonic clock in milliseconds, and condition variables
  * that wait against it.  Every deadline in the project (HTTPS calls, peer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pct.c - strict percent-decoding of URL path segments and query parts, and
  * percent-encoding of one path segment (RFC 3986).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pct.h - percent-decoding of URL path segments and query values.
  *

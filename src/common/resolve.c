@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * resolve.c - getaddrinfo with a time bound (see resolve.h).
  *

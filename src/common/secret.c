@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * secret.c - locked, dump-excluded, zeroed-on-free buffers for key material,
  * and the process-wide hardening every program runs at start.

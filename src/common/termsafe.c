@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * termsafe.c - replace what a terminal would obey in text from outside
  * (termsafe.h): controls, C1, bidi overrides and malformed UTF-8.

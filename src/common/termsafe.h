@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * termsafe.h - text from mail, mail servers and peers made safe to print on
  * a terminal.

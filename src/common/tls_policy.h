@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tls_policy.h - the one TLS policy of the project: which protocol versions
  * and suites every endpoint speaks.  The KME's listeners (SAE API, peer

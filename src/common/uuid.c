@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * uuid.c - random version-4 UUIDs for key IDs, time-ordered version-7 ones
  * for reservation IDs, and strict parsing and

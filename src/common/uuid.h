@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * uuid.h - UUIDs.  ETSI GS QKD 014 names every key by a UUID; our key IDs
  * are random version-4 UUIDs from the OS CSPRNG, independent of the key

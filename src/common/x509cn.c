@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * x509cn.c - subject CN of a DER certificate (GnuTLS).
  *

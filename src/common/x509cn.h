@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * x509cn.h - the subject common name of a DER certificate, as an identity.
  *

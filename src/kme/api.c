@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api.c - the ETSI GS QKD 014 handlers: status, enc_keys, dec_keys.
  *

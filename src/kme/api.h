@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api.h - the three ETSI GS QKD 014 methods: status, enc_keys, dec_keys.
  *

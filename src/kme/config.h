@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.h - the KME's configuration file (format: etc/kme.conf.example).
  *

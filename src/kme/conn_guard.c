@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * conn_guard.c - deadline, budget and aggregated failure log of a
  * listener's unauthenticated connections (conn_guard.h says why).

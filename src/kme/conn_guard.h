@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * conn_guard.h - a listener's connections that have not authenticated yet:
  * their deadline, their budget, and the log of how they ended.

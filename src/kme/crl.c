@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * crl.c - the SAE CA's certificate revocation list (see crl.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * crl.h - certificate revocation for the SAE API ([sae_api] crl = FILE;
  * docs/kme.md): the SAE CA's CRL, checked when loaded, and the set of

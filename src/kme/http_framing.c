@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http_framing.c - one framing per request body: no repeated
  * Content-Length, no Content-Length beside Transfer-Encoding, no transfer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http_framing.h - is a request's body framed in exactly one way?
  *

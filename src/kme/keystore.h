@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore.h - the KME's durable key state, in one SQLite file (WAL).
  *

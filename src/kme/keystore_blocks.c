@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_blocks.c - QKD link blocks in the key store (docs/kme-pair.md):
  * the link adapter to the shared transaction (ksi_run_tx), block rows and

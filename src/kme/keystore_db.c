@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_db.c - the bottom layer of the key store: the one SQLite
  * connection, its durability and the shared transaction (group commit).

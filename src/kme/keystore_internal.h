@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_internal.h - what the files of the key store share: the
  * keystore struct, its locks and the calls between its layers.  Not part

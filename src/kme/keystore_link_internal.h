@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_link_internal.h - what the link layers of the key store share
  * (keystore_schema.c, keystore_blocks.c, keystore_remote_outbox.c,

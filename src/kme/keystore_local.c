@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_local.c - local key pairs: the local pool (the key material a
  * KME without a QKD link hands out at a configured rate) and the keys of

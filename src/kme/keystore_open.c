@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_open.c - the top of the key store: ks_open and ks_close, the
  * schema of the local tables, and the maintenance thread (expiry, link

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_remote_apply.c - the peer's reservations and voids (we are the
  * slaves' KME; docs/kme-pair.md): ks_reservation_apply(_batch) checks each

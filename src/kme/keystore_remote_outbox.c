@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_remote_outbox.c - reservations we make for our masters (we are
  * the master's KME; docs/kme-pair.md): ks_remote_enc takes each key's bytes

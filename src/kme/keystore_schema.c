@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_schema.c - the link tables of the key store (docs/kme-pair.md):
  * their schema, the statements the link layers share (ks->lst), and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_unfetched.c - per-slave count of key bits held for a slave that
  * has not fetched them yet ([limits] sae_unfetched_bits, docs/kme.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_walbuf.c - a SQLite VFS shim over the default VFS that gathers
  * the writes to the key store's write-ahead log and hands them to the OS in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_walbuf.h - a SQLite VFS shim that coalesces the key store's
  * WAL writes into one write() per transaction (keystore_walbuf.c).

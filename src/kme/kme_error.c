@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kme_error.c - setting and clearing the KME's error carrier (kme_error.h).
  * Pure: linked into the request parser, the peer wire format and their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kme_error.h - the KME's one carrier of a refused request: an HTTP status
  * and a message, for both of its HTTP APIs.

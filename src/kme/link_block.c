@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * link_block.c - the readers of the link simulator's request bodies (see
  * link_block.h): every length and field is checked before anything is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * link_block.h - the readers of what the link simulator sends to the [link]
  * listener (docs/kme.md "Link intake"): the binary block body of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * link_intake.c - the [link] listener's identity rule and handler.
  *

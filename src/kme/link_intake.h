@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * link_intake.h - the KME's [link] listener: key blocks from the QKD link
  * (docs/kme-pair.md "Link intake", docs/link.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * listener.h - an HTTPS listener with mutual TLS, as every KME interface
  * needs one: the SAE API (ETSI GS QKD 014), the KME-to-KME channel and the

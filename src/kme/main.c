@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - qkd-kme: the Key Management Entity daemon.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * netprefix.c - address ranges of allow_from and the test of a client's
  * address against them (netprefix.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * netprefix.h - "ADDR[/PREFIX]" address ranges: the [peer_api] and [link]
  * allow_from lists of the KME configuration, and the test of a connecting

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * peer.c - the KME-to-KME channel (docs/kme-pair.md, "Remote enc_keys"):
  * the service that starts and stops its parts: the [peer_api] listener's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * peer.h - the KME-to-KME channel (docs/kme-pair.md): both ends of it.
  *

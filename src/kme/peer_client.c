@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * peer_client.c - the client side of the KME-to-KME channel: one small
  * pool of persistent mTLS connections per peer (common/httpsc.h; the

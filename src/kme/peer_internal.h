@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * peer_internal.h - what the files of the KME-to-KME channel share:
  * peer.c (the service: start, stop), peer_server.c (the [peer_api]

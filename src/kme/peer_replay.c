@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * peer_replay.c - the void replay thread of the KME-to-KME channel: it
  * asks the peer the fate of every reservation left pending by a crash

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * peer_server.c - the [peer_api] listener's handler (docs/kme-pair.md):
  * POST /peer/v1/reservations, reservation-batch, voids and

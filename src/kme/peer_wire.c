@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * peer_wire.c - the KME-to-KME wire format (peer_wire.h): strict readers
  * over a validated document (common/jsonscan.h) for what the peer listener

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * peer_wire.h - the KME-to-KME wire format (docs/kme-pair.md), both ways:
  * reading the requests the peer listener receives and writing its answers,

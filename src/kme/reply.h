@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * reply.h - an HTTP answer as the KME's handlers produce it: a status code
  * and a JSON body.  Bodies that carry keys live in a secret buffer, wiped

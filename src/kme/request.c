@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * request.c - syntax, types and limits of ETSI GS QKD 014 requests (spec
  * digest §5.3, §5.4, §5.6, §12).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * request.h - parsing and validation of ETSI GS QKD 014 requests.
  *

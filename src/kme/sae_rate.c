@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sae_rate.c - one token bucket per master SAE (see sae_rate.h).
  *

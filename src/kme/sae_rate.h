@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sae_rate.h - the per-SAE rate limit of enc_keys ([limits] sae_rate_bps,
  * sae_burst_bits; docs/kme.md): one token bucket per master SAE over the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.h - the QKD link simulator's configuration file (docs/link.md).
  *

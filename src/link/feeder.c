@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * feeder.c - the link simulator's loop (see feeder.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * feeder.h - the QKD link simulator's engine: makes key blocks at the
  * secret-key rate and feeds identical copies to the two KMEs of the link

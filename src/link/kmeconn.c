@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kmeconn.c - HTTPS requests from the link to one KME's link intake.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kmeconn.h - the link's HTTPS connection to one KME's link intake
  * (docs/kme-pair.md "Link intake").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c - qkd-link: the QKD link simulator.  Stands in for a pair of QKD
  * devices: random key blocks at a configured secret-key rate, identical

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * addressbook.c - contacts found by address and by SAE ID in constant time
  * (addressbook.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * addressbook.h - the [addressbook] of a qumail configuration (config.h):
  * contacts kept in the order given, found by address (case-insensitively)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.h - the qumail user configuration (docs/qumail.md, etc/qumail.conf.example).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * envelope.c - build, serialise and strictly parse the QuMail envelope
  * (envelope.h, docs/qumail-format.md §2).

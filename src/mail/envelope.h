@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * envelope.h - the QuMail envelope (docs/qumail-format.md §2): build it,
  * serialise its header canonically, and parse received bytes strictly.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * errors.c - texts of the qm_err codes (errors.h), phrased for the person
  * reading the mail: what went wrong, not which function noticed it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * errors.h - the result codes of libqumail's message core (envelope, levels).
  *

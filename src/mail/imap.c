@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * imap.c - IMAP reading over TLS (mailserver.h has the contract).
  *

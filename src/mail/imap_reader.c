@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * imap_reader.c - the IMAP response reader (see imap_reader.h): lines of at
  * most IMAP_LINE_MAX bytes, literals of at most IMAP_LITERAL_MAX taken by

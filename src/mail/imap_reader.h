@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * imap_reader.h - the IMAP response reader of imap.c, apart from the
  * connection: response lines, literals taken by their announced byte count,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inbox.c - the mailbox adapter and listing rows (inbox.h), shared by the
  * qumail command (src/cli/qumail_inbox.c) and the web client (src/web/).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inbox.h - the user's mailbox as every front end sees it (the qumail
  * command's `inbox` and `read`, the web client's Inbox): a Maildir

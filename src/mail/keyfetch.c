@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keyfetch.c - the ETSI GS QKD 014 calls of a QuMail message (keyfetch.h).
  *

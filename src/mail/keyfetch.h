@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keyfetch.h - getting the keys of a message through libqkd014
  * (docs/qumail-format.md §4): the sender's key plan and enc_keys calls, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keys.h - key material as the message levels take it: borrowed views of
  * key bytes, one per key the envelope names, in envelope order.

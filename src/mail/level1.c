@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * level1.c - one-time pad and one-time Poly1305 (level1.h,
  * docs/qumail-format.md §4.1).

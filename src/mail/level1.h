@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * level1.h - QuMail Level 1: one-time pad plus one-time Poly1305
  * (docs/qumail-format.md §4.1), information-theoretically secure given

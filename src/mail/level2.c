@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * level2.c - HKDF-SHA256 and AES-256-GCM through GnuTLS (level2.h,
  * docs/qumail-format.md §4.2).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * level2.h - QuMail Level 2: one 256-bit QKD key per recipient through
  * HKDF-SHA256 into AES-256-GCM (docs/qumail-format.md §4.2).

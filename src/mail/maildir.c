@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * maildir.c - Maildir delivery, listing and reading (maildir.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * maildir.h - local mail transport: deliver into, list and read a Maildir
  * (tmp/, new/, cur/).  The default transport of qumail: maildir_root/<address>/

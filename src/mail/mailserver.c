@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mailserver.c - what SMTP (smtp.c) and IMAP (imap.c) share: server URLs,
  * the one-line detail, and one libcurl handle with TLS required and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mailserver.h - mail transport over real servers: SMTP submission and IMAP.
  *

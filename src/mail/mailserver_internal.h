@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mailserver_internal.h - what smtp.c, imap.c and imap_reader.c share
  * behind mailserver.h: the one-line detail, server URLs, and one libcurl

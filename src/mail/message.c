@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * message.c - encrypting and decrypting a QuMail envelope (message.h,
  * docs/qumail-format.md §2-4): keys from keyfetch.c, the envelope from

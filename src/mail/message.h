@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * message.h - libqumail's message API: encrypt a whole inner RFC 5322
  * message for its recipients into an outer QuMail message, and decrypt one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mime.c - build and strictly parse the outer QuMail message, and summarise
  * an inner one (mime.h, docs/qumail-format.md §1).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mime.h - the outer MIME message of QuMail (docs/qumail-format.md §1) and
  * a read-only summary of the inner (plaintext) message.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pending.c - the pending-key store of pending.h: files of key material
  * kept for a message whose copy failed verification, parsed strictly, found

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pending.h - key material fetched for a message that did not verify, kept
  * until a copy that verifies arrives (docs/qumail-format.md §7).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * readstore.c - the local store of decrypted messages (readstore.h).
  *

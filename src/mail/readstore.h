@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * readstore.h - the local store of decrypted messages behind `qumail read`.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sender.c - the sender binding of sender.h: the From and Sender addresses
  * of a decrypted message against the address book and the envelope's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sender.h - binding a decrypted message's From and Sender to the SAE that
  * sent it (docs/qumail-format.md §6).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * smtp.c - SMTP submission over TLS with libcurl's own SMTP engine
  * (mailserver.h has the contract): STARTTLS (CURLUSESSL_ALL) or implicit

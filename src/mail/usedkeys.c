@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * usedkeys.c - the used-key store of usedkeys.h: one SQLite table of key
  * IDs, written in WAL mode with synchronous=NORMAL: an ID recorded before

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * usedkeys.h - the key IDs this user has already used, in a small SQLite
  * file (docs/qumail-format.md, DESIGN.md §5 "used key IDs are recorded

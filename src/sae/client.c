@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * client.c - libqkd014: the client object and the HTTPS exchange with a KME
  * (ETSI GS QKD 014 V1.1.1 §5, §8 of our digest).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * parse.c - libqkd014: strict parsing of the KME's answers (Status, Key
  * container, Error) and building of request bodies (Key request, Key IDs),

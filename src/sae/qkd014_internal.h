@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * qkd014_internal.h - libqkd014 internals shared by client.c and parse.c,
  * and exposed to the project's tests and tools (never installed).

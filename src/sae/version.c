@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * version.c - the library's version at run time, and option structs read
  * by the version they declare, so that a program built against an older

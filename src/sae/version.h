@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * version.h - libqkd014's side of its ABI promise (docs/libqkd014.md,
  * "Versioning and ABI"): reading an option struct of any version the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * auth.c - the start token, sessions and CSRF tokens of `qumail web`
  * (auth.h).  Every comparison of a secret takes the same time whatever the

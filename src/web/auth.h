@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * auth.h - who may talk to `qumail web`: the start token printed in the URL,
  * the sessions it opens (cookie value, CSRF token, expiry) and the cookie's

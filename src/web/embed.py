@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 # embed.py - turn the assets of `qumail web` into C strings compiled into
 # the binary (no file is read at run time, nothing comes from a CDN).
 #   embed.py OUT.c NAME=FILE...   (each NAME becomes `const char NAME[]`)

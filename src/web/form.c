@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * form.c - strict application/x-www-form-urlencoded bodies (form.h).  Each
  * value is decoded into one arena as large as the body (decoding never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * form.h - the bodies of our own HTML forms, application/x-www-form-urlencoded
  * (the WHATWG URL standard's parser, strictly): name=value pairs joined by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * gate.c - Host, Origin and Sec-Fetch-Site rules (gate.h).  Comparisons are
  * exact and case-sensitive: browsers send these headers in lower case and

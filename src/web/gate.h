@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * gate.h - the header rules every request to `qumail web` must pass before
  * any page sees it (docs/web.md, "Security model"):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * html.c - page buffers and HTML escaping (html.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * html.h - building a page: a growing byte buffer, text escaped for HTML
  * (element content and quoted attribute values alike), and the page frame

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inbox_page.c - the Inbox of `qumail web` (GET /): one table row per
  * message, newest first, WEB_INBOX_PAGE rows a page, made by libqumail's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keys_page.c - the Keys panel of `qumail web` (GET /keys): for each
  * address-book contact, the KME's `status` for the pair (me as master, the

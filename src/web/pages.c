@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pages.c - routes of `qumail web` (pages.h), logout, the stylesheet and
  * the error pages.  The inbox is inbox_page.c; read, compose and keys come

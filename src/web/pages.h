@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pages.h - the pages of `qumail web` behind the gate: each request that
  * reaches route() has passed server.c's checks (Host, Origin,

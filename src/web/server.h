@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * server.h - the HTTP server of `qumail web` (docs/web.md): libmicrohttpd on
  * 127.0.0.1 only, one request thread, every request through the gate of

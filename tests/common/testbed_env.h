@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * testbed_env.h - read DIR/testbed.env (scripts/testbed writes it: one
  * KEY=VALUE per line) in the system tests that run against a testbed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_link.c - system test of the QKD link: two real qkd-kme processes and
  * the real qkd-link simulator on loopback, with a fresh PKI from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_keyfetch_hostile.c - libqumail's key fetching against the scripted
  * HTTPS "KME" of tests/sae/hostile_server.c, for the paths our own KME

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_mailserver.c - mail/mailserver.c against real servers: the private
  * Postfix (submission) and Dovecot (IMAP) of tests/mail/mailservers, whose

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_qumail_message.c - system tests of libqumail's message API
  * (src/mail/message.c, keyfetch.c, usedkeys.c) against the real testbed:

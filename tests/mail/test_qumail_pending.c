@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_qumail_pending.c - the pending-key store (mail/pending.h), offline:
  * save and find by key ID bound to sender and recipient, modes 0700/0600,

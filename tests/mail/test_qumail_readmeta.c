@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_qumail_readmeta.c - the read store's metadata (mail/readstore.h,
  * format version 2): a message whose sender is not verified and one whose

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_qumail_sender.c - the sender binding rule (mail/sender.h), offline:
  * bob's address book (alice = SAE_A1, alice's alias = SAE_A1, carol =

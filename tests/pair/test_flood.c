@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_flood.c - connection floods against every listener of a KME, on a
  * pair testbed (KME-A, KME-B, the link; tests/system/run-with-testbed).

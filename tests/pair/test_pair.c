@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_pair.c - system tests of two KMEs in step: KME-A and KME-B, the QKD
  * link simulator between them and the KME-to-KME channel, all real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_peer.c - system test of two KMEs in step: remote pairs over the
  * KME-to-KME channel (docs/kme-pair.md), with real qkd-kme processes, real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hostile_kme.c - the hostile HTTPS "KME" of hostile_server.c as a program,
  * for the qkd014 command-line tests: answers every request with one canned

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hostile_server.c - the hostile HTTPS "KME" of the libqkd014 tests (see
  * hostile_server.h): one thread, one connection at a time, every answer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hostile_server.h - a deliberately hostile HTTPS "KME" for the libqkd014
  * tests: a GnuTLS server on 127.0.0.1 (port 0 = any free port) in a thread

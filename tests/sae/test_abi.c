@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_abi.c - libqkd014's promises to programs built against another
  * version of qkd014.h (docs/libqkd014.md, "Versioning and ABI"):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_hostile.c - libqkd014 against a deliberately hostile HTTPS "KME"
  * (hostile_server.c): every way an answer can break the standard must give

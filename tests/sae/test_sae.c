@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_sae.c - libqkd014 against the real qkd-kme over mutual TLS: every
  * public call (status, get key in its GET and POST forms, get key with key

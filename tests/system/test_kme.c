@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_kme.c - system tests of qkd-kme: the ETSI GS QKD 014 SAE API of a real
  * KME process, over real mutual TLS on loopback, with its real database.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_limits.c - system tests of qkd-kme's per-SAE limits ([limits]
  * sae_rate_bps, sae_burst_bits, sae_unfetched_bits; docs/kme.md) on the

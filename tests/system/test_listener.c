@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_listener.c - attacks on the KME's HTTPS listener below the API:
  * request framing (smuggling), chunked bodies past the limit, and the TLS

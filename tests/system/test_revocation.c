@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_revocation.c - system tests of the SAE API's client certificate
  * checks on the real testbed: certificate revocation ([sae_api] crl,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_allow_from.c - the listeners' address rules of the KME
  * configuration: "ADDR[/PREFIX]" ranges (src/kme/netprefix.c), their match

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_base64.c - strict base64: RFC 4648 test vectors, round trips, and
  * every kind of non-canonical text the decoder must refuse, and the coder

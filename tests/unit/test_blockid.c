@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_blockid.c - the text form of QKD link block IDs: 16 hex digits
  * exactly, either case read, lower case written, round trip.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_config.c - the KME configuration file (src/kme/config.c): a good file
  * loads with its values and the defaults of the keys it leaves out, and

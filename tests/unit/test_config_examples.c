@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_config_examples.c - every key a program knows is documented in its
  * shipped example file: walks the key tables of qkd-kme (src/kme/config.c),

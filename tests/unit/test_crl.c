@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_crl.c - the SAE CA's CRL as the KME loads it (src/kme/crl.c): a CRL
  * made by scripts/pki loads and revokes exactly its serials; a CRL of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_http_answer.c - the HTTPS client's answer reader without a socket
  * (src/common/http_answer.c): heads a hostile server may send (ambiguous

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_http_framing.c - the listener's rule of one framing per request
  * body (src/kme/http_framing.c): hostile header sets are refused, the two

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_imap_reader.c - qumail's IMAP response reader without a server
  * (src/mail/imap_reader.c): what a hostile server may send (literals over

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_ini.c - the line splitter shared by the configuration files of
  * qkd-kme, qkd-link and qumail (ini_split_line in src/common/ini.c):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_jsonscan.c - the in-place JSON reader (src/common/jsonscan.c):
  * validation case by case, the cursor and string decoding, and a

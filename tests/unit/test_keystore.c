@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_keystore.c - unit tests of the durable key store (src/kme/keystore_*.c).
  *

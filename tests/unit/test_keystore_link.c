@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_keystore_link.c - unit tests of QKD link blocks and remote pairs in
  * the key store (src/kme/keystore_blocks.c, keystore_remote_*.c, docs/kme-pair.md).

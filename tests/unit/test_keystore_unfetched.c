@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_keystore_unfetched.c - the key store's per-slave count of bits held
  * for a slave that has not fetched them (src/kme/keystore_unfetched.c) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_link_block.c - the readers of the link simulator's bodies
  * (src/kme/link_block.c): hostile block headers and ID lists are refused

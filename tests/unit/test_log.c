@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_log.c - the logger (src/common/log.c): the record format, escaping
  * of control characters (a record is always exactly one line and cannot

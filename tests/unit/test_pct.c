@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_pct.c - strict percent-decoding of path segments and query parts,
  * and percent-encoding of one path segment.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_peer_wire.c - the peer client's readers of KME-to-KME answers
  * (src/kme/peer_wire.c): what a batch answer and a state answer mean for

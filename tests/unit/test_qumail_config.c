@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_qumail_config.c - the qumail user configuration (mail/config.h) and
  * the read store (mail/readstore.h): a good file with every section, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_qumail_envelope.c - the QuMail envelope (src/mail/envelope.c)
  * against docs/qumail-format.md §2.

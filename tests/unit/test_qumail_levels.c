@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_qumail_levels.c - QuMail Level 1 (one-time pad + Poly1305) and
  * Level 2 (HKDF-SHA256 + AES-256-GCM), src/mail/level1.c and level2.c,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_qumail_maildir.c - Maildir delivery, listing and reading
  * (src/mail/maildir.c) in a fresh temporary directory per test.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_qumail_mime.c - the outer QuMail message and the inner summary
  * (src/mail/mime.c) against docs/qumail-format.md §1.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_qumail_usedkeys.c - the used-key store (src/mail/usedkeys.c) and the
  * Level 1 pad plan (qm_pad_plan in src/mail/keyfetch.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_request.c - the request behaviour table (spec digest §5.3, §5.4,
  * §5.6, §12): every rejection with its status code and exact message, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_resolve.c - getaddrinfo with a time bound (src/common/resolve.c):
  * a name from /etc/hosts and a numeric address resolve as getaddrinfo

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_sae_rate.c - the per-SAE token bucket of enc_keys (src/kme/sae_rate.c):
  * an SAE draining beyond its rate is refused with a Retry-After that is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_secret.c - buffers for key material (src/common/secret.c): zeroed on
  * allocation and wiped on release (seen through the reuse cache, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_termsafe.c - text made safe for a terminal (src/common/termsafe.c):
  * each class of unsafe input (C0, DEL, C1 in UTF-8, bidi overrides,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_tls_policy.c - the one TLS policy (src/common/tls_policy.h) as
  * GnuTLS reads it: it compiles, it enables TLS 1.3 and TLS 1.2 and nothing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_uuid.c - key IDs: random v4 generation, time-ordered v7 generation, strict 8-4-4-4-12 parsing in
  * either case and of any version, lower-case formatting.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_walbuf.c - the key store's WAL write-combining VFS
  * (src/kme/keystore_walbuf.c): after every COMMIT, a copy of the database

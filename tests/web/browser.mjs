@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // browser.mjs - what the browser tests of `qumail web` share: Debian's
 // /usr/bin/chromium driven by playwright-core (no browser download), each
 // browser with a fresh profile directory; a `qumail web` server started

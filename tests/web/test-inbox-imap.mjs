@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test-inbox-imap.mjs - the Inbox over IMAP in Chromium: alice sends a
 // Level 1 message by SMTP submission through the test suite's real Postfix
 // (`qumail send`), bob's web client lists his Dovecot mailbox over IMAPS

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test-inbox.mjs - bob's Inbox in Chromium, on the testbed: a Level 1
 // message from alice (sent with `qumail send`) listed as encrypted and
 // unread, then, after bob read it with `qumail read`, with its real

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test-session.mjs - signing in, the page's security headers as Chromium
 // sees them, a CSRF attack from another page on 127.0.0.1 (same-site for
 // the browser, so the SameSite=Strict cookie goes along: the Origin and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_web_units.c - the parts of `qumail web` that judge hostile input,
  * offline (cmocka): form bodies (src/web/form.c), cookies, tokens and
