@@ -10,18 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "common/secret.h"
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decode in[0..len) to out (NUL-terminated); returns the decoded length or
  * -1 for a malformed escape or a NUL. */
@@ -35,7 +25,7 @@ static long decode(const char *in, size_t len, char *out)
         } else if (c == '%') {
             if (len - i < 3)
                 return -1;
-            int hi = hex_digit(in[i + 1]), lo = hex_digit(in[i + 2]);
+            int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi << 4 | lo);
