@@ -35,6 +35,7 @@
 #include "mail/mailserver.h"
 #include "mail/mime.h"
 #include "mail/readstore.h"
+#include "mail/send.h"
 
 #define MAX_RECIPIENTS 16 /* docs/qumail-format.md: at most 16 recipients */
 
@@ -327,24 +328,15 @@ static void session_close(qc_session *s)
 /* ------------------------------------------------------------- commands */
 
 /* The address-book entries of the recipients, checked before any key is
- * fetched. */
+ * fetched (mail/send.h). */
 static int resolve_peers(qc_session *s, const char *const *to, size_t n, qm_peer *peers)
 {
-    if (n == 0)
-        return qc_error(EX_USAGE, "no recipient: give --to ADDR");
-    if (n > MAX_RECIPIENTS)
-        return qc_error(EX_USAGE, "%zu recipients: at most %d", n, MAX_RECIPIENTS);
-    for (size_t i = 0; i < n; i++) {
-        const qm_contact *ct = qm_config_contact(&s->cfg, to[i]);
-        if (!ct)
-            return qc_error(EX_USAGE, "%s is not in the address book of %s", to[i], s->cfg.path);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(peers[j].address, ct->address) == 0)
-                return qc_error(EX_USAGE, "recipient %s given twice", ct->address);
-        peers[i] = (qm_peer){ ct->address, ct->sae_id, ct->kme_id };
-        qc_say(s, "recipient %s: %s on %s", ct->address, ct->sae_id,
-               ct->kme_id ? ct->kme_id : "an unnamed KME");
-    }
+    char detail[PATH_MAX + 300];
+    if (qm_send_resolve(&s->cfg, to, n, peers, detail, sizeof detail) != QM_OK)
+        return qc_error(EX_USAGE, "%s", detail);
+    for (size_t i = 0; i < n; i++)
+        qc_say(s, "recipient %s: %s on %s", peers[i].address, peers[i].sae_id,
+               peers[i].kme_id ? peers[i].kme_id : "an unnamed KME");
     return EX_OK;
 }
 
@@ -467,69 +459,35 @@ static int send_recipients(qc_session *s, const cli *c, const uint8_t *in, size_
     return resolve_peers(s, (const char *const *)sum->to, sum->n_to, peers);
 }
 
-/* Every recipient's Maildir gets the message, or none does. */
-static int deliver_maildir(qc_session *s, const qm_peer *peers, size_t n,
-                           const uint8_t *msg, size_t len)
-{
-    char dirs[MAX_RECIPIENTS][PATH_MAX];
-    const char *dirv[MAX_RECIPIENTS] = { NULL };
-    char *ids[MAX_RECIPIENTS];
-    for (size_t i = 0; i < n; i++) {
-        if (snprintf(dirs[i], sizeof dirs[i], "%s/%s", s->cfg.maildir_root,
-                     peers[i].address) >= (int)sizeof dirs[i])
-            return qc_error(EX_USAGE, "%s: [mail] maildir_root is too long", s->cfg.path);
-        dirv[i] = dirs[i];
-    }
-    size_t failed = 0;
-    qm_err rc = qm_maildir_deliver_all(dirv, n, msg, len, ids, &failed);
-    if (rc != QM_OK) {
-        char detail[PATH_MAX + 64];
-        snprintf(detail, sizeof detail, "%s%s", failed < n ? dirs[failed] : "?",
-                 n > 1 ? " (no recipient got the message)" : "");
-        return qc_fail(rc, SIDE_SEAL, detail);
-    }
-    for (size_t i = 0; i < n; i++) {
-        qc_say(s, "delivered to %s/new/%s", dirs[i], ids[i]);
-        free(ids[i]);
-    }
-    return EX_OK;
-}
-
-static int deliver_smtp(qc_session *s, const qm_peer *peers, size_t n,
-                        const uint8_t *msg, size_t len)
-{
-    const char *rcpt[MAX_RECIPIENTS];
-    for (size_t i = 0; i < n; i++)
-        rcpt[i] = peers[i].address;
-    qm_mailserver srv = { s->cfg.smtp.url, s->cfg.smtp.username, s->cfg.smtp.password,
-                          s->cfg.smtp.ca };
-    char detail[256] = "";
-    qc_say(s, "SMTP submission to %s", srv.url);
-    qm_err rc = qm_smtp_send(&srv, s->cfg.address, rcpt, n, msg, len, detail, sizeof detail);
-    if (rc != QM_OK)
-        return qc_fail(rc, SIDE_SEAL, detail);
-    return EX_OK;
-}
-
+/* Encrypt, then deliver to the recipients' Maildirs or by SMTP, as [mail]
+ * send says (mail/send.h: the web client's send path too). */
 static int cmd_send(qc_session *s, const cli *c)
 {
     qm_peer peers[MAX_RECIPIENTS];
     qm_inner_summary sum = {0};
-    uint8_t *in = NULL, *out = NULL;
-    size_t in_len = 0, out_len = 0, n = 0;
+    qm_send_result res = {0};
+    uint8_t *in = NULL;
+    size_t in_len = 0, n = 0;
     int ex = read_stdin(&in, &in_len);
     if (ex == EX_OK)
         ex = send_recipients(s, c, in, in_len, peers, &n, &sum);
-    if (ex == EX_OK)
-        ex = seal(s, c->level, peers, n, in, in_len, &out, &out_len);
-    if (ex == EX_OK)
-        ex = s->cfg.send == QM_SEND_SMTP ? deliver_smtp(s, peers, n, out, out_len)
-                                         : deliver_maildir(s, peers, n, out, out_len);
+    if (ex == EX_OK && c->level != 4)
+        ex = qc_session_keys(s, false);
+    if (ex == EX_OK) {
+        if (c->level == 4)
+            qc_warn_level4("this message is sent at");
+        qc_say(s, "encrypting %zu bytes at Level %d for %zu recipient(s)", in_len, c->level, n);
+        qm_err rc = qm_send(&s->me, &s->cfg, c->level, peers, n, in, in_len, false, &res);
+        if (rc == QM_E_CONFIG)
+            ex = qc_error(EX_USAGE, "%s", s->me.detail);
+        else if (rc != QM_OK)
+            ex = qc_fail(rc, SIDE_SEAL, s->me.detail);
+    }
     if (ex == EX_OK)
         for (size_t i = 0; i < n; i++)
             printf("sent at Level %d to %s\n", c->level, peers[i].address);
+    qm_send_result_free(&res);
     qc_wipe_free(in, in_len);
-    free(out);
     qm_inner_summary_free(&sum);
     return ex;
 }
