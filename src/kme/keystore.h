@@ -116,7 +116,8 @@ ks_result ks_dec(keystore *ks, const char *master, const char *slave,
 ks_result ks_stats_get(keystore *ks, ks_stats *out);
 
 /* Bits of keys held here for slave that it has not fetched yet (every
- * master, local and remote keys alike; keystore_unfetched.c). */
+ * master, local and remote keys alike; keystore_unfetched.c).  Counted
+ * only when the store has a limit (slave_unfetched_bits > 0); 0 otherwise. */
 ks_result ks_unfetched_get(keystore *ks, const char *slave, uint64_t *bits);
 /* The slave_unfetched_bits the store was opened with (0: no limit). */
 uint64_t ks_unfetched_limit(const keystore *ks);

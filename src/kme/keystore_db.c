@@ -445,6 +445,7 @@ static void tx_abort_locked(keystore *ks)
     assert(ks_lock_held(ks));
     ksi_rollback(ks);
     cache_restore_locked(ks);
+    ksi_unf_abort(ks);
     ks->pool_bits = ks->snap_pool_bits;
     ks->pool_ns = ks->snap_pool_ns;
     ks->stored = ks->snap_stored;
@@ -495,6 +496,7 @@ static bool tx_begin_part(keystore *ks, bool joined)
         return false;
     }
     ks->tx_open = true;
+    ksi_unf_begin_tx(ks);
     ks->snap_pool_bits = ks->pool_bits;
     ks->snap_pool_ns = ks->pool_ns;
     ks->snap_stored = ks->stored;
@@ -524,8 +526,10 @@ static void tx_undo_part(keystore *ks, bool joined)
 bool ksi_item_begin(keystore *ks)
 {
     assert(ks_lock_held(ks));
-    if (step_reset(ks->st[ST_SAVEPOINT]) == SQLITE_DONE)
+    if (step_reset(ks->st[ST_SAVEPOINT]) == SQLITE_DONE) {
+        ksi_unf_item_mark(ks);
         return true;
+    }
     ksi_db_log(ks, "item savepoint");
     return false;
 }
@@ -534,8 +538,11 @@ bool ksi_item_end(keystore *ks, bool keep)
 {
     assert(ks_lock_held(ks));
     if ((keep || step_reset(ks->st[ST_ROLLBACK_TO]) == SQLITE_DONE) &&
-        step_reset(ks->st[ST_RELEASE]) == SQLITE_DONE)
+        step_reset(ks->st[ST_RELEASE]) == SQLITE_DONE) {
+        if (!keep)
+            ksi_unf_item_undo(ks);
         return true;
+    }
     ksi_db_log(ks, keep ? "release item savepoint" : "rollback to item savepoint");
     return false;
 }
@@ -549,6 +556,7 @@ static ks_result tx_part_locked(keystore *ks, const char *what, ksi_body body, v
     bool joined = ks->tx_open, changed = false;
     if (!tx_begin_part(ks, joined))
         return KS_ERROR;
+    ksi_unf_begin_body(ks);
     ks_result r = body(ks, ctx, &changed);
     if (r == KS_OK && (changed || joined)) {
         /* joined without changes (an idempotent repeat) still waits: what
@@ -558,6 +566,7 @@ static ks_result tx_part_locked(keystore *ks, const char *what, ksi_body body, v
             tx_abort_locked(ks);
             return KS_ERROR;
         }
+        ksi_unf_merge(ks);
         me->r = KS_OK;
         me->next = ks->tx_members;
         ks->tx_members = me;
@@ -567,6 +576,7 @@ static ks_result tx_part_locked(keystore *ks, const char *what, ksi_body body, v
     }
     if (r == KS_ERROR)
         ksi_db_log(ks, what);
+    ksi_unf_drop(ks);
     tx_undo_part(ks, joined);
     /* nothing changed: still wait for earlier commits to be durable */
     me->seq = atomic_load(&ks->commit_seq);

@@ -102,7 +102,7 @@ struct keystore {
      * Locks, in the order they are taken (never the other way round):
      *   mu       the connection: db, st, lst, mat and every field down to
      *            `stored`, the shared transaction (tx_*), ckpt_seq,
-     *            truncated_ns, unf_get.  Take it with ks_lock(), release
+     *            truncated_ns, unf.  Take it with ks_lock(), release
      *            it with ks_unlock(); a function that needs it held starts
      *            with assert(ks_lock_held(ks)).
      *   fate_mu  the lists acked and unknown (may be taken under mu, never
@@ -179,8 +179,9 @@ struct keystore {
     struct ksi_unknown *unknown;
     size_t n_unknown;
 
-    /* keystore_unfetched.c: bits held per slave not fetched yet (under mu) */
-    sqlite3_stmt *unf_get;
+    /* keystore_unfetched.c: bits held per slave not fetched yet (under mu;
+     * NULL when there is no limit) */
+    struct ksi_unfetched *unf;
     uint64_t unfetched_limit; /* 0: no limit */
 };
 
@@ -268,10 +269,29 @@ typedef struct slave_list {
 
 /* ---- keystore_unfetched.c ----------------------------------------------- */
 
-/* The per-slave count of unfetched bits (a TEMP table kept by triggers on
- * keys, rebuilt from keys): set up after the schema, before any change. */
+/* The per-slave count of unfetched bits (in memory, rebuilt from keys):
+ * set up after the schema, before any change. */
+typedef struct ksi_unfetched ksi_unfetched;
 int ksi_unfetched_setup(keystore *ks, uint64_t limit_bits, char *err, size_t errlen);
 void ksi_unfetched_finalize(keystore *ks);
+/* Notes of a body (caller holds mu; -1 out of memory): keys recorded for
+ * the pending slaves of sl (bits each), a row deleted while its pending
+ * slaves were still owed bits each, one slave's fetch of bits. */
+int ksi_unf_note_list(keystore *ks, const slave_list *sl, uint64_t bits);
+int ksi_unf_note_row(keystore *ks, const void *slaves, size_t len, int64_t pending,
+                     uint64_t bits);
+int ksi_unf_note_fetch(keystore *ks, const char *slave, uint64_t bits);
+/* Run a DELETE on keys ending in RETURNING slaves, pending, size_bits,
+ * noting each row; the rows deleted, or -1. */
+long ksi_delete_keys(keystore *ks, sqlite3_stmt *s);
+/* The shared transaction's steps (keystore_db.c; caller holds mu). */
+void ksi_unf_begin_tx(keystore *ks);
+void ksi_unf_begin_body(keystore *ks);
+void ksi_unf_item_mark(keystore *ks);
+void ksi_unf_item_undo(keystore *ks);
+void ksi_unf_merge(keystore *ks);
+void ksi_unf_drop(keystore *ks);
+void ksi_unf_abort(keystore *ks);
 /* Inside a body (caller holds mu): KS_LIMIT when adding add_bits for every
  * slave of sl would put one above the limit, KS_OK otherwise (also with no
  * limit), KS_ERROR on a database error. */

@@ -189,7 +189,7 @@ static ks_result enc_body(keystore *ks, void *ctx, bool *changed)
     for (size_t i = 0; rc == 0 && i < c->b->n; i++)
         rc = insert_key(ks, &c->b->keys[i], c->master, c->sl, now / 1000000);
     sqlite3_clear_bindings(ks->st[ST_KEY_INSERT]); /* no pointer into the arena */
-    if (rc != 0)
+    if (rc != 0 || ksi_unf_note_list(ks, c->sl, c->need) != 0)
         return KS_ERROR;
     ks->pool_bits = level - c->need;
     ks->pool_ns = ts;
@@ -343,7 +343,10 @@ static ks_result dec_take(keystore *ks, const char *slave, ks_key *k, uint8_t *d
     sqlite3_reset(s);
     if (r != KS_OK)
         return r;
-    return dec_consume(ks, k->id, pending, deleted);
+    r = dec_consume(ks, k->id, pending, deleted);
+    if (r == KS_OK && ksi_unf_note_fetch(ks, slave, k->size_bits) != 0)
+        r = KS_ERROR;
+    return r;
 }
 
 /* dec_keys of one key (the usual call): judge and take it with one lookup
@@ -389,7 +392,10 @@ static ks_result dec_one(keystore *ks, const char *master, const char *slave,
     sqlite3_reset(s);
     if (r != KS_OK)
         return r;
-    return dec_consume(ks, k->id, pending, deleted);
+    r = dec_consume(ks, k->id, pending, deleted);
+    if (r == KS_OK && ksi_unf_note_fetch(ks, slave, k->size_bits) != 0)
+        r = KS_ERROR;
+    return r;
 }
 
 typedef struct dec_ctx {

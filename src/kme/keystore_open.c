@@ -57,7 +57,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_DEC_SET_PENDING] = "UPDATE keys SET pending = ?2 WHERE key_id = ?1",
     [ST_DEL_KEY] = "DELETE FROM keys WHERE key_id = ?1",
     [ST_EXPIRED] = "DELETE FROM keys WHERE key_id IN"
-                   " (SELECT key_id FROM keys WHERE expires <= ?1 ORDER BY expires LIMIT ?2)",
+                   " (SELECT key_id FROM keys WHERE expires <= ?1 ORDER BY expires LIMIT ?2)"
+                   " RETURNING slaves, pending, size_bits", /* for keystore_unfetched.c */
     [ST_SAVEPOINT] = "SAVEPOINT part",
     [ST_RELEASE] = "RELEASE part",
     [ST_ROLLBACK_TO] = "ROLLBACK TO part",
@@ -434,9 +435,10 @@ static ks_result expire_body(keystore *ks, void *ctx, bool *changed)
     sqlite3_stmt *s = ks->st[ST_EXPIRED];
     sqlite3_bind_int64(s, 1, c->now_ms);
     sqlite3_bind_int(s, 2, KS_EXPIRE_CHUNK);
-    if (step_reset(s) != SQLITE_DONE)
+    long n = ksi_delete_keys(ks, s);
+    if (n < 0)
         return KS_ERROR;
-    c->n = sqlite3_changes(ks->db);
+    c->n = n;
     ks->stored -= (uint64_t)c->n;
     *changed = c->n > 0;
     return KS_OK;

@@ -257,6 +257,8 @@ static ks_result apply_body(keystore *ks, tx *t)
         if (r != KS_OK)
             return r;
     }
+    if (ksi_unf_note_list(ks, c->sl, bytes * 8) != 0)
+        return KS_ERROR;
     t->stored_delta = (int64_t)c->n;
     t->changed = true;
     return KS_OK;
@@ -534,9 +536,10 @@ static ks_result void_body(keystore *ks, tx *t)
     if (state == RES_APPLIED) { /* the master's call failed: its keys go */
         sqlite3_stmt *s = L(ks, LS_RKEYS_DEL);
         sqlite3_bind_blob(s, 1, c->id, 16, SQLITE_STATIC);
-        if (step_reset(s) != SQLITE_DONE)
+        long n = ksi_delete_keys(ks, s);
+        if (n < 0)
             return KS_ERROR;
-        t->stored_delta = -(int64_t)sqlite3_changes(ks->db);
+        t->stored_delta = -(int64_t)n;
     }
     if (void_segs(ks, c) != KS_OK || res_put(ks, c->id, RES_VOID, NULL) != 0)
         return KS_ERROR;

@@ -119,7 +119,8 @@ static const char *const lstmt_sql[LS_COUNT_] = {
                    " VALUES (?1, ?2, ?3, ?4)",
     [LS_RKEY_INSERT] = "INSERT INTO keys(key_id, master, size_bits, material, created, expires,"
                        " slaves, pending, res_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    [LS_RKEYS_DEL] = "DELETE FROM keys WHERE res_id = ?1",
+    [LS_RKEYS_DEL] = "DELETE FROM keys WHERE res_id = ?1"
+                     " RETURNING slaves, pending, size_bits", /* keystore_unfetched.c */
     [LS_GONE_PRUNE] = "DELETE FROM blocks_gone WHERE gone_ms <= ?1",
     [LS_RES_PRUNE] = "DELETE FROM reservations WHERE keep_until_ms <= ?1",
 };

@@ -77,8 +77,10 @@ static int teardown(void **state)
 static keystore *open_sync(const char *path, ks_sync sync)
 {
     char err[256];
+    /* a limit far above anything here: the per-slave count runs in every
+     * test (keystore_unfetched.c follows each change and rollback) */
     ks_options o = {.path = path, .sync = sync, .local_cap_bits = 1u << 20,
-                    .key_ttl_s = 3600};
+                    .key_ttl_s = 3600, .slave_unfetched_bits = UINT64_C(1) << 40};
     keystore *ks = ks_open(&o, err, sizeof err);
     if (!ks)
         print_error("ks_open: %s\n", err);
@@ -136,6 +138,14 @@ static void feed(keystore *a, keystore *b, uint64_t id, bool a_owns, const uint8
 }
 
 static const char *const SL[] = {"bob"};
+
+/* Bits held at ks for slave, not fetched yet. */
+static uint64_t held(keystore *ks, const char *slave)
+{
+    uint64_t bits = UINT64_MAX;
+    assert_int_equal(ks_unfetched_get(ks, slave, &bits), KS_OK);
+    return bits;
+}
 
 /* Apply reservation r (made at A) at B for alice -> slaves. */
 static ks_result apply_res(keystore *b, const ks_reservation *r, const char *const *slaves,
@@ -558,17 +568,21 @@ static void test_apply_batch(void **state)
     for (int i = 0; i < 6; i++)
         assert_int_equal(res[i], want[i]);
     assert_int_equal(stored(p.b), 2);
+    assert_int_equal(held(p.b, "bob"), (32 + 16) * 8); /* refused items counted nothing */
     check_pool(&p, 400 * 8, 352 * 8);
     /* the batch again (item 0's key still held): the same outcomes, nothing changes */
     assert_int_equal(ks_reservation_apply_batch(p.b, in, 6, res), KS_OK);
     for (int i = 0; i < 6; i++)
         assert_int_equal(res[i], want[i]);
     assert_int_equal(stored(p.b), 2);
+    assert_int_equal(held(p.b, "bob"), (32 + 16) * 8);
     check_pool(&p, 400 * 8, 352 * 8);
     uint8_t m[32];
     assert_int_equal(dec_key(p.b, "bob", it[0].key.id, m, 32), KS_OK);
     assert_memory_equal(m, p.blk[0], 32);
+    assert_int_equal(held(p.b, "bob"), 16 * 8);
     assert_int_equal(dec_key(p.b, "bob", it[2].key.id, m, 16), KS_OK);
+    assert_int_equal(held(p.b, "bob"), 0);
     assert_memory_equal(m, p.blk[0] + 32, 16); /* not the zeros item 1 wrote */
     /* the refused ones left no record: alone, with usable bits, they apply */
     static const ks_segment s1b = {102, 16, 32};
@@ -692,9 +706,14 @@ static void test_void(void **state)
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", two, 2, 2, 256, &r2), KS_OK);
     assert_int_equal(apply_res(p.b, &r2, two, 2), KS_OK);
     assert_int_equal(stored(p.b), 2);
+    assert_int_equal(held(p.b, "bob"), 512);
+    assert_int_equal(held(p.b, "carol"), 512);
     assert_int_equal(dec_key(p.b, "bob", r2.keys.keys[0].id, NULL, 32), KS_OK);
+    assert_int_equal(held(p.b, "bob"), 256);
     assert_int_equal(ks_void_apply(p.b, r2.id, r2.segs, r2.total_segs), KS_OK);
     assert_int_equal(stored(p.b), 0);
+    assert_int_equal(held(p.b, "bob"), 0); /* the void takes what was owed */
+    assert_int_equal(held(p.b, "carol"), 0);
     assert_int_equal(dec_key(p.b, "carol", r2.keys.keys[0].id, NULL, 32), KS_NOT_FOUND);
     assert_int_equal(dec_key(p.b, "bob", r2.keys.keys[1].id, NULL, 32), KS_NOT_FOUND);
     assert_int_equal(lstats(p.b).peer_bits, 272 * 8);
@@ -1153,6 +1172,7 @@ static void concurrent_mode(const fixture *f, ks_sync mode)
     assert_int_equal(lstats(p.a).own_bits, (total - bytes) * 8);
     assert_int_equal(lstats(p.b).peer_bits, (total - bytes) * 8);
     assert_int_equal(stored(p.b), 0);
+    assert_int_equal(held(p.b, "bob"), 0); /* every apply fetched or voided */
     ks_close(p.a);
     ks_close(p.b);
     remove_db(f->pa);
