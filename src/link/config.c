@@ -7,7 +7,8 @@
  * unreadable files and missing required keys stop the program with the
  * file, line and key named.  After the syntax, the relations: the link's
  * certificate must carry the link ID as its CN (the KMEs identify the link
- * by it), and the two KMEs must differ.
+ * by it), and the two KMEs must differ.  [physics] (model.h) holds real
+ * numbers, each in its physical range; `qkd-link --table` reads only it.
  */
 #include "link/config.h"
 
@@ -16,6 +17,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <stdarg.h>
@@ -27,14 +29,46 @@
 #include <unistd.h>
 
 #define OFF(m) offsetof(link_config, m)
+#define PHY(m) offsetof(link_physics, m)
 
 static int set_url(ini_table *t, unsigned line, const ini_key *k, const char *v);
 static int set_ratio(ini_table *t, unsigned line, const ini_key *k, const char *v);
+static int set_real(ini_table *t, unsigned line, const ini_key *k, const char *v);
 
 #define KEY(sec, name, type, req, off, min, max, dflt) \
     { sec, name, type, req, 0, off, min, max, dflt, NULL, NULL }
 #define CUSTOM(sec, name, req, off, fn, dflt) \
     { sec, name, INI_CUSTOM, req, 0, off, 0, 0, dflt, NULL, fn }
+/* [physics] keys live in base 1 (a link_physics), so that --table can
+ * read them without a whole link configuration. */
+#define PKEY(name, type, off, min, max, dflt) \
+    { "physics", name, type, false, 1, off, min, max, dflt, NULL, NULL }
+#define PREAL(name, off, dflt) \
+    { "physics", name, INI_CUSTOM, false, 1, off, 0, 0, dflt, NULL, set_real }
+
+static const char *const model_names[] = { "fixed", "decoy-bb84", NULL };
+
+/* The range of each real-valued [physics] key (docs/link.md says why). */
+typedef struct real_range {
+    const char *name;
+    double min, max;
+    bool min_open;        /* min itself is refused */
+    const char *special;  /* a word that stands for 0 ("auto"), or NULL */
+} real_range;
+
+static const real_range real_ranges[] = {
+    { "distance_km", 0, 1000, false, NULL },
+    { "fiber_loss_db_per_km", 0, 10, false, NULL },
+    { "detector_efficiency", 0, 1, true, NULL },
+    { "dark_count_yield", 0, 0.1, false, NULL },
+    { "misalignment", 0, 0.5, false, NULL },
+    { "ec_efficiency", 1, 10, false, NULL },
+    { "pulse_rate_hz", 0, 1e12, true, NULL },
+    { "mu", 0.001, 10, false, "auto" },
+    { "time_scale", 0.001, 1e9, false, NULL },
+    { "eavesdropper", 0, 1, false, NULL },
+    { "qber_abort", 0, 0.5, true, NULL },
+};
 
 static const ini_key keys[] = {
     KEY("link", "id", INI_ID, true, OFF(id), 0, 0, NULL),
@@ -50,6 +84,20 @@ static const ini_key keys[] = {
     KEY("kme_a", "id", INI_ID, true, OFF(kme[0].id), 0, 0, NULL),
     CUSTOM("kme_b", "url", true, OFF(kme[1].url), set_url, NULL),
     KEY("kme_b", "id", INI_ID, true, OFF(kme[1].id), 0, 0, NULL),
+    { "physics", "model", INI_ENUM, false, 1, PHY(model), 0, 0, "fixed", model_names, NULL },
+    PREAL("distance_km", PHY(distance_km), "25"),
+    PREAL("fiber_loss_db_per_km", PHY(fiber_loss_db_per_km), "0.21"),
+    PREAL("detector_efficiency", PHY(detector_efficiency), "0.045"),
+    PREAL("dark_count_yield", PHY(dark_count_yield), "1.7e-6"),
+    PREAL("misalignment", PHY(misalignment), "0.033"),
+    PREAL("ec_efficiency", PHY(ec_efficiency), "1.22"),
+    PREAL("pulse_rate_hz", PHY(pulse_rate_hz), "2e6"),
+    PREAL("mu", PHY(mu), "auto"),
+    PREAL("time_scale", PHY(time_scale), "1"),
+    PREAL("eavesdropper", PHY(eavesdropper), "0"),
+    PKEY("block_sifted_bits", INI_INT, PHY(block_sifted_bits), 1000, 8000000, "1000000"),
+    PKEY("qber_sample_bits", INI_INT, PHY(qber_sample_bits), 100, 1000000, "10000"),
+    PREAL("qber_abort", PHY(qber_abort), "0.11"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -93,6 +141,33 @@ static int set_url(ini_table *t, unsigned line, const ini_key *k, const char *v)
     return rc != 0 ? rc : ini_store_string(t, line, k, v);
 }
 
+/* A plain decimal or e-notation number in the key's range; NaN and
+ * infinities are refused (strtod would take "nan", "inf"). */
+static int set_real(ini_table *t, unsigned line, const ini_key *k, const char *v)
+{
+    const real_range *r = NULL;
+    for (size_t i = 0; i < sizeof real_ranges / sizeof real_ranges[0]; i++)
+        if (strcmp(real_ranges[i].name, k->name) == 0)
+            r = &real_ranges[i];
+    if (!r)
+        return ini_fail(t, line, k, "internal: no range");
+    double *slot = (double *)((char *)t->base[k->base] + k->offset);
+    if (r->special && strcmp(v, r->special) == 0) {
+        *slot = 0.0;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(v, &end);
+    bool plain = strspn(v, "0123456789.eE+-") == strlen(v);
+    if (!plain || end == v || *end || errno == ERANGE || !isfinite(x)
+        || x < r->min || (r->min_open && x == r->min) || x > r->max)
+        return ini_fail(t, line, k, "'%s' is not a number in %g..%g%s%s", v, r->min, r->max,
+                        r->min_open ? " (above the first)" : "", r->special ? " or 'auto'" : "");
+    *slot = x;
+    return 0;
+}
+
 static int set_ratio(ini_table *t, unsigned line, const ini_key *k, const char *v)
 {
     char a[32], b[32];
@@ -116,7 +191,7 @@ static int on_section(void *ud, unsigned line, const char *name, const char *arg
 {
     ini_table *t = ud;
     if (*arg || !ini_known_section(t, name))
-        return ini_fail(t, line, NULL, "unknown section [%s%s%s] (known: [link], [kme_a], [kme_b])",
+        return ini_fail(t, line, NULL, "unknown section [%s%s%s] (known: [link], [kme_a], [kme_b], [physics])",
                         name, *arg ? " " : "", arg);
     return 0;
 }
@@ -178,7 +253,7 @@ int link_config_load(const char *path, link_config *cfg, char *err, size_t errle
 {
     memset(cfg, 0, sizeof *cfg);
     unsigned lines[N_KEYS] = { 0 };
-    ini_table t = { .keys = keys, .n_keys = N_KEYS, .lines = lines, .base = { cfg },
+    ini_table t = { .keys = keys, .n_keys = N_KEYS, .lines = lines, .base = { cfg, &cfg->physics },
                     .file = path, .err = err, .errlen = errlen };
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -196,6 +271,52 @@ int link_config_load(const char *path, link_config *cfg, char *err, size_t errle
     if (rc != 0)
         link_config_free(cfg);
     return rc != 0 ? -1 : 0;
+}
+
+/* --table: the other sections' keys must be known, but their values
+ * (certificate files, URLs) are not read. */
+static int on_physics_pair(void *ud, unsigned line, const char *section, const char *name, char *value)
+{
+    ini_table *t = ud;
+    size_t idx;
+    if (strcmp(section, "physics") == 0)
+        return ini_take_pair(t, line, section, name, value);
+    if (!ini_find_key(t, section, name, &idx))
+        return ini_fail(t, line, NULL, "unknown key '%s' in [%s]", name, section);
+    return 0;
+}
+
+static const ini_handler physics_ini = { on_section, on_physics_pair, on_error };
+
+static bool physics_only(ini_table *t, const ini_key *k)
+{
+    (void)t;
+    return strcmp(k->section, "physics") == 0;
+}
+
+int link_physics_load(const char *path, link_physics *ph, char *err, size_t errlen)
+{
+    link_config scratch;
+    memset(&scratch, 0, sizeof scratch);
+    unsigned lines[N_KEYS] = { 0 };
+    ini_table t = { .keys = keys, .n_keys = N_KEYS, .lines = lines, .base = { &scratch, ph },
+                    .file = path, .err = err, .errlen = errlen };
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = ini_read(f, &physics_ini, &t);
+    fclose(f);
+    if (rc == 0)
+        rc = ini_apply_defaults(&t, physics_only);
+    link_config_free(&scratch);
+    return rc != 0 ? -1 : 0;
+}
+
+const char *link_model_name(int model)
+{
+    return model == LINK_MODEL_DECOY_BB84 ? "decoy-bb84" : "fixed";
 }
 
 void link_config_free(link_config *cfg)

@@ -10,15 +10,20 @@
  * what both KMEs stored is confirmed before the process exits.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "common/secret.h"
 #include "link/config.h"
 #include "link/feeder.h"
+#include "link/model.h"
 
 enum { EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_RUNTIME = 4 };
 
@@ -34,6 +39,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
         "usage: qkd-link --config FILE [--check]\n"
+        "       qkd-link --config FILE --table [--distances KM,KM,...]\n"
         "\n"
         "QKD link simulator: produces random key blocks at a secret-key rate and\n"
         "feeds identical copies to the link intake of two KMEs over HTTPS with\n"
@@ -41,6 +47,11 @@ static void usage(FILE *out)
         "\n"
         "  -c, --config FILE  configuration file\n"
         "      --check        validate the configuration and exit\n"
+        "      --table        print the [physics] model's QBER and key rate per\n"
+        "                     distance (physical, time_scale 1) and exit; needs\n"
+        "                     only the [physics] keys\n"
+        "      --distances L  comma-separated distances in km for --table\n"
+        "                     (default 0,25,50,75,100,120,140,150)\n"
         "  -h, --help         show this help\n"
         "  -V, --version      show the version\n"
         "\n"
@@ -80,11 +91,19 @@ static int run(const link_config *cfg)
     return 0;
 }
 
-static int parse_args(int argc, char **argv, const char **config_path, int *check_only)
+typedef struct options {
+    const char *config_path;
+    int check_only, table;
+    const char *distances;
+} options;
+
+static int parse_args(int argc, char **argv, options *o)
 {
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "check", no_argument, NULL, 'k' },
+        { "table", no_argument, NULL, 't' },
+        { "distances", required_argument, NULL, 'd' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -92,29 +111,116 @@ static int parse_args(int argc, char **argv, const char **config_path, int *chec
     int c;
     while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': *config_path = optarg; break;
-        case 'k': *check_only = 1; break;
+        case 'c': o->config_path = optarg; break;
+        case 'k': o->check_only = 1; break;
+        case 't': o->table = 1; break;
+        case 'd': o->distances = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("qkd-link %s\n", QUMAILC_VERSION); return 0;
         default: usage(stderr); return EXIT_USAGE;
         }
     }
-    if (optind != argc || !*config_path) {
-        fprintf(stderr, "qkd-link: %s\n", optind != argc ? "unexpected argument" : "--config FILE is required");
+    const char *bad = optind != argc ? "unexpected argument"
+                    : !o->config_path ? "--config FILE is required"
+                    : o->distances && !o->table ? "--distances goes with --table"
+                    : o->table && o->check_only ? "--table and --check exclude each other" : NULL;
+    if (bad) {
+        fprintf(stderr, "qkd-link: %s\n", bad);
         usage(stderr);
         return EXIT_USAGE;
     }
     return -1; /* go on */
 }
 
+/* ------------------------------------------------------------ --table */
+
+#define MAX_DISTANCES 1000
+
+/* "0,25,50": plain decimals in 0..1000 km; 0 and *n, or -1 with a
+ * message on stderr. */
+static int parse_distances(const char *list, double *out, size_t *n)
+{
+    const char *p = list;
+    *n = 0;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char word[32];
+        char *end = NULL;
+        double d = 0;
+        bool ok = len > 0 && len < sizeof word && *n < MAX_DISTANCES;
+        if (ok) {
+            memcpy(word, p, len);
+            word[len] = '\0';
+            errno = 0;
+            d = strtod(word, &end);
+            ok = strspn(word, "0123456789.") == len && *end == '\0' && errno == 0
+                 && isfinite(d) && d >= 0 && d <= 1000;
+        }
+        if (!ok) {
+            fprintf(stderr, "qkd-link: --distances: '%.*s' is not a distance in km (plain decimals "
+                    "in 0..1000, separated by commas, at most %d)\n", (int)(len > 40 ? 40 : len), p,
+                    MAX_DISTANCES);
+            return -1;
+        }
+        out[(*n)++] = d;
+        if (!p[len])
+            return 0;
+        p += len + 1;
+    }
+}
+
+/* %.*f without the trailing zeros: plain decimals for any tool. */
+static void print_plain(double v, int decimals, const char *sep)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    if (strchr(buf, '.')) {
+        size_t n = strlen(buf);
+        while (buf[n - 1] == '0')
+            buf[--n] = '\0';
+        if (buf[n - 1] == '.')
+            buf[--n] = '\0';
+    }
+    printf("%s%s", buf, sep);
+}
+
+static int print_table(const char *path, const char *distances)
+{
+    static double d[MAX_DISTANCES];
+    size_t n = 0;
+    char err[1024];
+    link_physics ph;
+    if (parse_distances(distances ? distances : "0,25,50,75,100,120,140,150", d, &n) != 0)
+        return EXIT_USAGE;
+    if (link_physics_load(path, &ph, err, sizeof err) != 0) {
+        fprintf(stderr, "qkd-link: configuration error: %s\n", err);
+        return EXIT_CONFIG;
+    }
+    printf("distance_km qber secret_key_rate_bps bits_per_pulse mu\n");
+    for (size_t i = 0; i < n; i++) {
+        model_point m;
+        ph.distance_km = d[i];
+        model_at(&ph, &m);
+        print_plain(d[i], 3, " ");
+        print_plain(m.e_mu, 6, " ");
+        print_plain(m.secret_key_rate_bps, 3, " ");
+        print_plain(m.bits_per_pulse, 15, " ");
+        print_plain(m.mu, 4, "\n");
+    }
+    return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+}
+
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL;
-    int check_only = 0;
+    options o = { 0 };
     log_init("qkd-link", LOG_INFO);
-    int rc = parse_args(argc, argv, &config_path, &check_only);
+    int rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;
+    if (o.table)
+        return print_table(o.config_path, o.distances);
+    const char *config_path = o.config_path;
+    int check_only = o.check_only;
     link_config cfg;
     char err[1024];
     if (link_config_load(config_path, &cfg, err, sizeof err) != 0) {
