@@ -10,6 +10,7 @@
 #ifndef QC_KME_LINK_BLOCK_H
 #define QC_KME_LINK_BLOCK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,5 +37,54 @@ typedef enum link_parse_result {
  * *n 0 and a reason in why. */
 link_parse_result link_parse_ids(const char *body, size_t len, uint64_t **ids, size_t *n,
                                  char *why, size_t whylen);
+
+/* ------------------------------------------------------------------
+ * QBER reports (issue 13): what the link found for one block, produced
+ * or aborted.  A JSON object, either as the body of POST /link/v1/report
+ * (blocks that produced no key) or as a trailer of a block body (below).
+ *   {"state": "distilling" | "marginal" | "aborted" | "no key at this distance",
+ *    "qber": 0..1 or null, "bound": 0..1 or null,
+ *    "model": "fixed" | "decoy-bb84", "distance_km": 0..1000 or null,
+ *    "time_scale": (0, 1e9], "secret_bits": 0..8 MiB in bits,
+ *    "reason": optional printable ASCII (at most 120 bytes)}
+ * with no other member and no member twice.
+ * ------------------------------------------------------------------ */
+
+typedef enum link_report_state {
+    LINK_REPORT_DISTILLING = 0, /* key produced from this block */
+    LINK_REPORT_MARGINAL,       /* aborted, but within 3 sigma of the honest QBER */
+    LINK_REPORT_ABORTED,        /* aborted on QBER: possible eavesdropping */
+    LINK_REPORT_NO_KEY,         /* no key at this distance, even without Eve */
+} link_report_state;
+
+#define LINK_REPORT_MAX 1024        /* bytes of one report */
+#define LINK_REPORT_REASON_MAX 120
+
+typedef struct link_report {
+    link_report_state state;
+    bool has_qber, has_bound, has_distance;
+    double qber, bound, distance_km;
+    int model;                      /* 0 fixed, 1 decoy-bb84 (link/config.h) */
+    double time_scale;
+    uint64_t secret_bits;
+    char reason[LINK_REPORT_REASON_MAX + 1];
+} link_report;
+
+/* One report.  0 with *out set; -1 with a reason in why (out undefined). */
+int link_parse_report(const char *json, size_t len, link_report *out, char *why, size_t whylen);
+
+/* The state's name as the wire and the ETSI status extension spell it. */
+const char *link_report_state_name(link_report_state s);
+
+/* A block body that may carry a report: the binary body of
+ * link_parse_block, then optionally the two bytes "R1" and a report up to
+ * the end of the body.  A body without the trailer is read as before (the
+ * old link); the link sends trailers only to a KME whose state answer
+ * says "reports": 1 (an old KME would refuse them with a 400).
+ * 0 with the block's fields and *report / *report_len (NULL, 0 when there
+ * is no trailer; the report is not parsed here); -1 with a reason. */
+#define LINK_TRAILER_MAGIC "R1"
+int link_parse_block_ex(const char *body, size_t len, uint64_t *id, int *owner, uint32_t *blen,
+                        const char **report, size_t *report_len, char *why, size_t whylen);
 
 #endif

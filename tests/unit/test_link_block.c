@@ -2,7 +2,10 @@
 /*
  * test_link_block.c - the readers of the link simulator's bodies
  * (src/kme/link_block.c): hostile block headers and ID lists are refused
- * with a reason and return nothing; honest ones are read exactly.
+ * with a reason and return nothing; honest ones are read exactly.  The
+ * QBER reports of issue 13 (alone and as a block trailer): hostile ones
+ * (NaN-like, out of range, wrong types, unknown members, control bytes)
+ * are refused; a body without a trailer still reads as before.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -120,6 +123,105 @@ static void test_ids_hostile(void **state)
     }
 }
 
+static const char good_report[] =
+    "{\"state\":\"aborted\",\"qber\":0.28,\"bound\":0.0625,\"model\":\"decoy-bb84\","
+    "\"distance_km\":25,\"time_scale\":1000,\"secret_bits\":0,\"reason\":\"QBER above the bound\"}";
+
+static void test_report_honest(void **state)
+{
+    (void)state;
+    link_report r;
+    char why[200];
+    assert_int_equal(link_parse_report(good_report, strlen(good_report), &r, why, sizeof why), 0);
+    assert_int_equal(r.state, LINK_REPORT_ABORTED);
+    assert_true(r.has_qber && r.qber == 0.28 && r.has_bound && r.bound == 0.0625);
+    assert_true(r.model == 1 && r.has_distance && r.distance_km == 25 && r.time_scale == 1000);
+    assert_string_equal(r.reason, "QBER above the bound");
+    static const char fixed[] = "{\"state\":\"distilling\",\"qber\":null,\"bound\":null,\"model\":\"fixed\","
+                                "\"distance_km\":null,\"time_scale\":1,\"secret_bits\":524288}";
+    assert_int_equal(link_parse_report(fixed, strlen(fixed), &r, why, sizeof why), 0);
+    assert_true(!r.has_qber && !r.has_bound && !r.has_distance && r.model == 0);
+    assert_int_equal(r.secret_bits, 524288);
+    static const char nokey[] = "{\"state\":\"no key at this distance\",\"qber\":0.5,\"bound\":0.07,"
+                                "\"model\":\"decoy-bb84\",\"distance_km\":300,\"time_scale\":1,\"secret_bits\":0}";
+    assert_int_equal(link_parse_report(nokey, strlen(nokey), &r, why, sizeof why), 0);
+    assert_string_equal(link_report_state_name(r.state), "no key at this distance");
+}
+
+static void test_report_hostile(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{\"state\":\"distilling\"}",                               /* members missing */
+        "{\"state\":\"pwned\",\"qber\":0.1,\"bound\":0.1,\"model\":\"decoy-bb84\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":0}",
+        "{\"state\":\"aborted\",\"qber\":-0.1,\"bound\":0.1,\"model\":\"decoy-bb84\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":0}",
+        "{\"state\":\"aborted\",\"qber\":1.5,\"bound\":0.1,\"model\":\"decoy-bb84\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":0}",
+        "{\"state\":\"aborted\",\"qber\":1e999,\"bound\":0.1,\"model\":\"decoy-bb84\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":0}",
+        "{\"state\":\"aborted\",\"qber\":NaN,\"bound\":0.1,\"model\":\"decoy-bb84\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":0}",
+        "{\"state\":\"aborted\",\"qber\":\"0.1\",\"bound\":0.1,\"model\":\"decoy-bb84\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":0}",
+        "{\"state\":\"aborted\",\"qber\":null,\"bound\":0.1,\"model\":\"decoy-bb84\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":0}",
+        "{\"state\":\"aborted\",\"qber\":0.1,\"bound\":0.1,\"model\":\"bb84\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":0}",
+        "{\"state\":\"aborted\",\"qber\":0.1,\"bound\":0.1,\"model\":\"fixed\",\"distance_km\":1,\"time_scale\":0,\"secret_bits\":0}",
+        "{\"state\":\"aborted\",\"qber\":0.1,\"bound\":0.1,\"model\":\"fixed\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":-1}",
+        "{\"state\":\"aborted\",\"qber\":0.1,\"bound\":0.1,\"model\":\"fixed\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":1.5}",
+        "{\"state\":\"aborted\",\"qber\":0.1,\"bound\":0.1,\"model\":\"fixed\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":99999999999}",
+        "{\"state\":\"aborted\",\"qber\":0.1,\"bound\":0.1,\"model\":\"fixed\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":0,\"alarm\":false}",
+        "{\"state\":\"aborted\",\"state\":\"distilling\",\"qber\":0.1,\"bound\":0.1,\"model\":\"fixed\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":0}",
+        "{\"state\":\"aborted\",\"qber\":0.1,\"bound\":0.1,\"model\":\"fixed\",\"distance_km\":1,\"time_scale\":1,\"secret_bits\":0,\"reason\":\"a\\nb\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        link_report r;
+        char why[200] = "";
+        if (link_parse_report(bad[i], strlen(bad[i]), &r, why, sizeof why) != -1)
+            fail_msg("case %zu accepted: %s", i, bad[i]);
+        assert_true(why[0] != '\0' && !strchr(why, '\n'));
+    }
+    char big[LINK_REPORT_MAX + 64];
+    memset(big, ' ', sizeof big);
+    memcpy(big, good_report, strlen(good_report));
+    link_report r;
+    char why[200];
+    assert_int_equal(link_parse_report(big, sizeof big, &r, why, sizeof why), -1);
+}
+
+static void test_block_trailer(void **state)
+{
+    (void)state;
+    uint8_t b[LINK_HEADER + 64 + 512];
+    size_t n = make_block(b, 7, 1, 64, 64);
+    uint64_t id;
+    int owner;
+    uint32_t blen;
+    const char *rep = (const char *)1;
+    size_t rlen = 99;
+    char why[160];
+    /* the old body: no trailer */
+    assert_int_equal(link_parse_block_ex((const char *)b, n, &id, &owner, &blen, &rep, &rlen, why, sizeof why), 0);
+    assert_true(rep == NULL && rlen == 0 && blen == 64 && owner == 1 && id == 7);
+    /* with a trailer */
+    memcpy(b + n, LINK_TRAILER_MAGIC, 2);
+    memcpy(b + n + 2, good_report, strlen(good_report));
+    size_t m = n + 2 + strlen(good_report);
+    assert_int_equal(link_parse_block_ex((const char *)b, m, &id, &owner, &blen, &rep, &rlen, why, sizeof why), 0);
+    assert_true(rep == (const char *)b + n + 2 && rlen == strlen(good_report) && blen == 64);
+    /* bytes after the block that are no trailer */
+    b[n] = 'X';
+    assert_int_equal(link_parse_block_ex((const char *)b, m, &id, &owner, &blen, &rep, &rlen, why, sizeof why), -1);
+    assert_non_null(strstr(why, "do not start a report"));
+    assert_true(rep == NULL && rlen == 0);
+    /* one stray byte, a trailer on a bad header */
+    assert_int_equal(link_parse_block_ex((const char *)b, n + 1, &id, &owner, &blen, &rep, &rlen, why, sizeof why), -1);
+    b[n] = 'R';
+    b[8] = 2;
+    assert_int_equal(link_parse_block_ex((const char *)b, m, &id, &owner, &blen, &rep, &rlen, why, sizeof why), -1);
+    assert_true(rep == NULL);
+    /* the old reader still refuses a trailer (an old KME's 400) */
+    b[8] = 0;
+    assert_int_equal(read_block(b, m, why), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +229,9 @@ int main(void)
         cmocka_unit_test(test_block_hostile),
         cmocka_unit_test(test_ids_honest),
         cmocka_unit_test(test_ids_hostile),
+        cmocka_unit_test(test_report_honest),
+        cmocka_unit_test(test_report_hostile),
+        cmocka_unit_test(test_block_trailer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
