@@ -34,6 +34,7 @@
 #include "mail/maildir.h"
 #include "mail/mailserver.h"
 #include "mail/mime.h"
+#include "mail/open.h"
 #include "mail/readstore.h"
 #include "mail/send.h"
 
@@ -287,32 +288,11 @@ static int session_open(qc_session *s, const cli *c)
 
 int qc_session_keys(qc_session *s, bool for_decrypt)
 {
-    char err[512];
-    if (!s->kme) {
-        qkd014_options o = { .version = QKD014_OPTIONS_VERSION,
-                             .kme_url = s->cfg.kme_url, .cert_file = s->cfg.kme_cert,
-                             .key_file = s->cfg.kme_key, .ca_file = s->cfg.kme_ca,
-                             .expected_kme_id = s->cfg.kme_id };
-        if (qkd014_options_check(&o, err, sizeof err) != QKD014_OK)
-            return qc_error(EX_USAGE, "%s: [kme]: %s", s->cfg.path, err);
-        if (qkd014_client_new(&o, &s->kme) != QKD014_OK)
-            return qc_error(EX_INTERNAL, "cannot create the KME client");
-        s->me.kme = s->kme;
-    }
-    if (for_decrypt && !s->used) {
-        char path[PATH_MAX];
-        if (qm_readstore_init(s->cfg.store_dir) != QM_OK)
-            return qc_error(EX_TRANSPORT, "cannot create the store directory %s: %s",
-                            s->cfg.store_dir, strerror(errno));
-        if (snprintf(path, sizeof path, "%s/usedkeys.db", s->cfg.store_dir) >= (int)sizeof path)
-            return qc_error(EX_USAGE, "%s: [store] dir is too long", s->cfg.path);
-        qm_err rc = qm_usedkeys_open(path, &s->used);
-        if (rc != QM_OK)
-            return qc_fail(rc, SIDE_OPEN, path);
-        s->me.used = s->used;
-        s->me.store_dir = s->cfg.store_dir;   /* keys of a forged copy wait in pending/ */
-    }
-    return EX_OK;
+    char msg[PATH_MAX + 600];
+    qm_err rc = qm_open_keys(&s->me, &s->cfg, for_decrypt, msg, sizeof msg);
+    s->kme = s->me.kme;     /* session_close frees them */
+    s->used = s->me.used;
+    return rc == QM_OK ? EX_OK : qc_error(exit_code(rc, SIDE_OPEN), "%s", msg);
 }
 
 static void session_close(qc_session *s)
@@ -357,31 +337,29 @@ static int seal(qc_session *s, int level, const qm_peer *peers, size_t n,
     return EX_OK;
 }
 
-int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, bool accept_unverified,
-               uint8_t **inner, size_t *inner_len, int *level, qm_read_meta *meta)
+int qc_decrypted(qc_session *s, qm_err rc, const qm_opened *o)
 {
-    memset(meta, 0, sizeof *meta);
-    int ex = qc_session_keys(s, true);
-    if (ex != EX_OK)
-        return ex;
-    qc_say(s, "decrypting a %zu-byte message", len);
-    s->me.detail[0] = '\0';
-    s->me.book = &s->cfg;   /* From and Sender against the address book (mail/sender.h) */
-    s->me.accept_unverified = accept_unverified;
-    qm_err rc = qm_decrypt(&s->me, outer, len, inner, inner_len, level);
     if (rc == QM_E_SENDER)
         return qc_error(EX_SENDER, "sender not verified: %s; %s (decrypt --show-unverified "
                         "writes it under a banner)", s->me.unverified, s->me.detail);
     if (rc != QM_OK)
         return qc_fail(rc, SIDE_OPEN, s->me.detail);
-    qc_say(s, "decrypted: Level %d, %zu bytes, integrity verified%s", *level, *inner_len,
-           *level == 4 ? " (none: Level 4; the sender is not verified either)" : "");
-    meta->forged_copy_seen = s->me.forged_copy_seen;
-    if (meta->forged_copy_seen)
+    qc_say(s, "decrypted: Level %d, %zu bytes, integrity verified%s", o->level, o->len,
+           o->level == 4 ? " (none: Level 4; the sender is not verified either)" : "");
+    if (o->meta.forged_copy_seen)
         fprintf(stderr, "qumail: warning: a forged copy of this message was seen earlier (it "
                 "failed its integrity check; its keys were kept for this copy, which verified)\n");
-    snprintf(meta->unverified, sizeof meta->unverified, "%s", s->me.unverified);
     return EX_OK;
+}
+
+int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, bool accept_unverified,
+               qm_opened *o)
+{
+    int ex = qc_session_keys(s, true);
+    if (ex != EX_OK)
+        return ex;
+    qc_say(s, "decrypting a %zu-byte message", len);
+    return qc_decrypted(s, qm_open_outer(&s->me, &s->cfg, outer, len, accept_unverified, o), o);
 }
 
 int qc_unverified(const qc_session *s, const char *why, const char *hint)
@@ -416,27 +394,27 @@ static int cmd_encrypt(qc_session *s, const cli *c)
 
 static int cmd_decrypt(qc_session *s)
 {
-    uint8_t *in = NULL, *out = NULL;
-    size_t in_len = 0, out_len = 0;
-    int level = 0, unverified = EX_OK;
-    qm_read_meta meta;
+    uint8_t *in = NULL;
+    size_t in_len = 0;
+    int unverified = EX_OK;
+    qm_opened o = {0};
     int ex = read_stdin(&in, &in_len);
     /* a message whose sender is not verified: only with --show-unverified (else its keys
      * wait in pending/ for that) */
     if (ex == EX_OK)
-        ex = qc_decrypt(s, in, in_len, s->show_unverified, &out, &out_len, &level, &meta);
-    if (ex == EX_OK && meta.unverified[0] != '\0') {
+        ex = qc_decrypt(s, in, in_len, s->show_unverified, &o);
+    if (ex == EX_OK && o.meta.unverified[0] != '\0') {
         unverified = EX_SENDER;
-        ex = qc_unverified(s, meta.unverified, "no plaintext was written");
+        ex = qc_unverified(s, o.meta.unverified, "no plaintext was written");
         ex = ex < 0 ? EX_OK : ex;
     }
-    if (ex == EX_OK && level == 4)
+    if (ex == EX_OK && o.level == 4)
         qc_warn_level4("this message was sent at");
     if (ex == EX_OK)
-        ex = qc_write_message(out, out_len);
+        ex = qc_write_message(o.plain, o.len);
     if (ex == EX_OK)
         ex = unverified;
-    qc_wipe_free(out, out_len);
+    qm_opened_free(&o);
     free(in);
     return ex;
 }

@@ -19,6 +19,7 @@
 #include "mail/config.h"
 #include "mail/errors.h"
 #include "mail/message.h"
+#include "mail/open.h"
 #include "mail/readstore.h"
 #include "mail/usedkeys.h"
 
@@ -62,19 +63,23 @@ __attribute__((format(printf, 2, 3)))
 void qc_say(const qc_session *s, const char *fmt, ...);
 
 /* Connect the session to the KME (and, with for_decrypt, open the used-key
- * store in [store] dir): EX_OK, or the exit code of an error already
- * reported. */
+ * store in [store] dir): mail/open.h's qm_open_keys; EX_OK, or the exit
+ * code of an error already reported. */
 int qc_session_keys(qc_session *s, bool for_decrypt);
 
-/* Decrypt an outer message with the session's keys, narrating; on failure
- * reports and returns the exit code, else EX_OK with *inner (to be wiped),
- * *level and *meta: why its sender is not verified ("" if it is, or at
- * Level 4, which proves nothing), whether a forged copy came first (said on
- * stderr here).  A message whose sender is not verified is returned only
- * with accept_unverified; otherwise EX_SENDER, no plaintext, and its keys
- * wait in [store] dir/pending. */
+/* Decrypt an outer message with the session's keys (mail/open.h's
+ * qm_open_outer), narrating; on failure reports and returns the exit code,
+ * else EX_OK with o filled (qm_opened_free): o->meta.unverified says why
+ * its sender is not verified ("" if it is, or at Level 4, which proves
+ * nothing), whether a forged copy came first (said on stderr here).  A
+ * message whose sender is not verified is returned only with
+ * accept_unverified; otherwise EX_SENDER, no plaintext, and its keys wait
+ * in [store] dir/pending. */
 int qc_decrypt(qc_session *s, const uint8_t *outer, size_t len, bool accept_unverified,
-               uint8_t **inner, size_t *inner_len, int *level, qm_read_meta *meta);
+               qm_opened *o);
+
+/* Report the result rc of a decryption into o as qc_decrypt does. */
+int qc_decrypted(qc_session *s, qm_err rc, const qm_opened *o);
 
 /* A message whose sender is not verified: without --show-unverified,
  * "sender not verified: WHY" and EX_SENDER (hint: how to see it anyway);

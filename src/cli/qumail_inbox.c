@@ -34,6 +34,7 @@
 #include "mail/maildir.h"
 #include "mail/mailserver.h"
 #include "mail/mime.h"
+#include "mail/open.h"
 #include "mail/readstore.h"
 
 /* A Maildir entry that is not a message: said, not listed. */
@@ -61,25 +62,6 @@ static int mailbox_open_with(qc_session *s, qm_inbox *mb, qm_maildir_skip_fn ski
 static int mailbox_open(qc_session *s, qm_inbox *mb)
 {
     return mailbox_open_with(s, mb, NULL);
-}
-
-/* Date, sender and Message-ID from the clear outer headers (a bounded
- * prefix): no key is touched.  msgid is "" when there is none. */
-static void outer_headers(const uint8_t *msg, size_t len, char *date, char *from,
-                          char *msgid, size_t cap)
-{
-    qm_mime_listing l;
-    msgid[0] = '\0';
-    if (qm_mime_listing_read(msg, len < QM_MIME_LIST_PREFIX ? len : QM_MIME_LIST_PREFIX,
-                             &l) == QM_OK) {
-        snprintf(date, cap, "%s", l.date ? l.date : "(no date)");
-        snprintf(from, cap, "%s", l.from ? l.from : "(no sender)");
-        snprintf(msgid, cap, "%s", l.message_id ? l.message_id : "");
-    } else {
-        snprintf(date, cap, "-");
-        snprintf(from, cap, "(malformed)");
-    }
-    qm_mime_listing_free(&l);
 }
 
 /* One row of the listing; every field is sanitised (they come from the
@@ -163,12 +145,11 @@ static int select_message(const qm_inbox *mb, const char *which, size_t *idx)
             return EX_OK;
         }
     }
-    for (size_t i = 0; i < mb->n; i++)
-        if (strcmp(qm_inbox_id(mb, i), which) == 0) {
-            *idx = i;
-            return EX_OK;
-        }
-    return qc_error(EX_USAGE, "no message with ID %s in the inbox", which);
+    long i = qm_open_find(mb, which);
+    if (i < 0)
+        return qc_error(EX_USAGE, "no message with ID %s in the inbox", which);
+    *idx = (size_t)i;
+    return EX_OK;
 }
 
 /* Show a message (its sender not verified: only with --show-unverified,
@@ -190,62 +171,53 @@ static int show(const qc_session *s, const uint8_t *msg, size_t len, int level,
     return ex == EX_OK && meta->unverified[0] != '\0' ? EX_SENDER : ex;
 }
 
-/* Decrypt the fetched message with keys from the KME, keep it, show it. */
-static int read_fresh(qc_session *s, const uint8_t *outer, size_t outer_len, const char *key,
-                      size_t idx)
+/* Decrypt the fetched message (mail/open.h: keys from the KME, kept in
+ * the read store), show it. */
+static int read_fresh(qc_session *s, qm_opened *o, size_t idx)
 {
-    uint8_t *inner = NULL;
-    size_t inner_len = 0;
-    int level = 0;
-    qm_read_meta meta;
-    int ex = qc_decrypt(s, outer, outer_len, true, &inner, &inner_len, &level, &meta);
+    int ex = qc_session_keys(s, true);
     if (ex != EX_OK)
         return ex;
-    /* The keys are spent now: keep the plaintext before showing it, and
-     * show it even if it cannot be kept (it could not be decrypted again);
-     * a message whose sender is not verified is kept marked as such. */
-    qm_err rc = qm_readstore_put_meta(s->cfg.store_dir, key, level, &meta, inner, inner_len);
-    if (rc == QM_OK)
+    qc_say(s, "decrypting a %zu-byte message", o->outer_len);
+    ex = qc_decrypted(s, qm_open_fresh(&s->me, &s->cfg, o), o);
+    if (ex != EX_OK)
+        return ex;
+    /* The keys are spent now: the plaintext was kept before it is shown,
+     * and it is shown even if it could not be kept (it could not be
+     * decrypted again); a message whose sender is not verified is kept
+     * marked as such. */
+    if (o->kept == QM_OK)
         qc_say(s, "kept in the read store %s/read (shown from there next time)",
                s->cfg.store_dir);
-    bool shown = meta.unverified[0] == '\0' || s->show_unverified;
-    ex = show(s, inner, inner_len, level, &meta, idx);
-    qc_wipe_free(inner, inner_len);
-    if (rc != QM_OK && (ex == EX_OK || ex == EX_SENDER))
+    bool shown = o->meta.unverified[0] == '\0' || s->show_unverified;
+    ex = show(s, o->plain, o->len, o->level, &o->meta, idx);
+    if (o->kept != QM_OK && (ex == EX_OK || ex == EX_SENDER))
         ex = qc_error(EX_TRANSPORT, "the message %s cannot be kept in the read store %s: %s; "
                       "its keys are used, it cannot be decrypted again",
                       shown ? "was shown but" : "was not shown and", s->cfg.store_dir,
-                      qm_strerror(rc));
+                      qm_strerror(o->kept));
     return ex;
 }
 
 /* Message idx: from the read store if it was read before, else decrypted. */
 static int read_one(qc_session *s, const qm_inbox *mb, size_t idx)
 {
-    uint8_t *outer = NULL, *plain = NULL;
-    size_t outer_len = 0, len = 0;
-    char detail[PATH_MAX + 64] = "", date[256], from[256], msgid[256], key[512];
-    int level = 0, ex;
-    qm_read_meta meta;
-    qm_err rc = qm_inbox_fetch(mb, idx, &outer, &outer_len, detail, sizeof detail);
-    if (rc != QM_OK)
-        return qc_fail(rc, SIDE_OPEN, detail);
-    outer_headers(outer, outer_len, date, from, msgid, sizeof date);
-    qm_inbox_store_key(mb, idx, *msgid ? msgid : NULL, key, sizeof key);
-    rc = qm_readstore_get_meta(s->cfg.store_dir, key, &level, &meta, &plain, &len);
+    char detail[PATH_MAX + 64] = "";
+    qm_opened o;
+    int ex;
+    qm_err rc = qm_open_stored(&s->cfg, mb, idx, &o, detail, sizeof detail);
     if (rc == QM_OK) {
-        qc_say(s, "message %zu (%s) from the read store: no KME call", idx + 1, key);
-        if (meta.forged_copy_seen)
+        qc_say(s, "message %zu (%s) from the read store: no KME call", idx + 1, o.key);
+        if (o.meta.forged_copy_seen)
             qc_say(s, "a forged copy of this message was seen before it was read");
-        ex = show(s, plain, len, level, &meta, idx);
-        qc_wipe_free(plain, len);
-    } else if (rc == QM_E_NOT_FOUND) {
-        qc_say(s, "message %zu (%s): not read before, decrypting", idx + 1, key);
-        ex = read_fresh(s, outer, outer_len, key, idx);
+        ex = show(s, o.plain, o.len, o.level, &o.meta, idx);
+    } else if (rc == QM_E_NOT_FOUND && o.outer) {
+        qc_say(s, "message %zu (%s): not read before, decrypting", idx + 1, o.key);
+        ex = read_fresh(s, &o, idx);
     } else {
-        ex = qc_fail(rc, SIDE_OPEN, "read store");
+        ex = qc_fail(rc, SIDE_OPEN, detail);
     }
-    free(outer);
+    qm_opened_free(&o);
     return ex;
 }
 

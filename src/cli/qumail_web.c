@@ -104,14 +104,17 @@ int qc_cmd_web(qc_session *s, const qc_web_opts *o)
     if (idle < 0)
         return qc_error(EX_USAGE, "--session-idle %s: seconds from 1 to %d", o->session_idle,
                         MAX_SESSION_S);
-    int ex = qc_session_keys(s, false);   /* the client only: it connects on first use */
+    /* the client (it connects on first use) and the used-key store: the Read page
+     * decrypts as `qumail read` does */
+    int ex = qc_session_keys(s, true);
     if (ex != EX_OK)
         return ex;
     sigset_t stop;
     block_stop_signals(&stop);
     char err[256], url[128];
     web_server_opts wo = { .port = (uint16_t)port, .account = s->cfg.address, .cfg = &s->cfg,
-                           .idle_s = (unsigned)idle, .max_s = MAX_SESSION_S, .kme = s->kme };
+                           .idle_s = (unsigned)idle, .max_s = MAX_SESSION_S, .kme = s->kme,
+                           .reader = &s->me };
     web_server *w = web_server_start(&wo, err, sizeof err);
     if (!w)
         return qc_error(EX_TRANSPORT, "web: %s", err);

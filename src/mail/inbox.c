@@ -126,6 +126,7 @@ static bool from_read_store(const qm_inbox *mb, size_t i, const char *msgid, qm_
     row->read = true;
     row->level = level;
     row->unverified = meta.unverified[0] != '\0';
+    row->attachments = meta.n_attachments;
     return true;
 }
 

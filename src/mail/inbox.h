@@ -67,6 +67,7 @@ typedef struct qm_inbox_row {
     bool unverified;     /* read, and its sender was not verified */
     bool malformed;      /* no header section, or one past the bounds */
     bool too_big;        /* malformed: header section over 1000 lines or 256 KiB */
+    unsigned attachments; /* read: how many attachments it has (the read store's list) */
 } qm_inbox_row;
 
 /* The row of message i, from a bounded prefix and the read store: no key

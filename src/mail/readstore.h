@@ -11,7 +11,10 @@
  * fsync, rename, fsync of the directory): a message is either fully stored
  * or not at all.  A message can carry metadata: its sender is not verified
  * (mail/sender.h; shown only on request, under a banner) or a forged copy
- * of it was seen first.  `qumail decrypt` never uses this store.
+ * of it was seen first; and what a reader shows of a message without
+ * opening it again: the envelope's SAE IDs, key IDs, the KME, when it was
+ * read, its attachments' names and sizes (readstore.c has the format).
+ * `qumail decrypt` never uses this store.
  */
 #ifndef QM_READSTORE_H
 #define QM_READSTORE_H
@@ -31,15 +34,43 @@ qm_err qm_readstore_init(const char *store_dir);
 qm_err qm_readstore_put(const char *store_dir, const char *id, int level,
                         const uint8_t *msg, size_t len);
 
-/* What the store keeps about a message besides its bytes. */
+#define QM_READ_MAX_KEYS 16      /* key IDs kept of a message (the count is kept too) */
+#define QM_READ_MAX_ATTACH 32    /* attachments listed (the count is kept too) */
+#define QM_READ_NAME_MAX 256     /* an attachment's name, bytes with the NUL */
+
+/* An attachment as the store lists it: its file name (UTF-8 as the message
+ * gave it, raw: escape it before showing) and its decoded size. */
+typedef struct qm_read_attachment {
+    unsigned long long size;
+    char name[QM_READ_NAME_MAX];
+} qm_read_attachment;
+
+/* What the store keeps about a message besides its bytes: what a reader
+ * shows without opening the message again (the web client's Security
+ * details and attachment list, the inbox's attachment mark). */
 typedef struct qm_read_meta {
     char unverified[512];    /* "" or why its sender is not verified (mail/sender.h) */
     bool forged_copy_seen;   /* a copy that failed its integrity check came first */
+    char sender[256];        /* the envelope's sender SAE ID, or "" */
+    char recipients[512];    /* the envelope's recipient SAE IDs, space-separated, or "" */
+    char kme[256];           /* the reader's KME ID when it was read, or "" */
+    unsigned n_keys;         /* keys the message used for this reader */
+    char key_ids[QM_READ_MAX_KEYS][40];   /* the first of them */
+    long long read_at;       /* Unix seconds of the first reading, 0 unknown */
+    unsigned n_attachments;  /* attachments in the message */
+    qm_read_attachment attachments[QM_READ_MAX_ATTACH];   /* the first of them */
 } qm_read_meta;
 
 /* qm_readstore_put with meta (NULL: none). */
 qm_err qm_readstore_put_meta(const char *store_dir, const char *id, int level,
                              const qm_read_meta *meta, const uint8_t *msg, size_t len);
+
+/* The head of a stored file (its first n bytes): its level, metadata and
+ * the offset of the message's first byte.  QM_E_IO if it is not a head
+ * this store writes.  (Pure: what qm_readstore_get_meta and the fuzz
+ * target run.) */
+qm_err qm_readstore_parse_head(const uint8_t *b, size_t n, int *level, qm_read_meta *meta,
+                               size_t *off);
 
 /* qm_readstore_get with meta (may be NULL): zeroed for a message without. */
 qm_err qm_readstore_get_meta(const char *store_dir, const char *id, int *level,

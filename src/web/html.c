@@ -53,6 +53,11 @@ static void append(html_buf *b, const char *s, size_t n)
     }
 }
 
+void html_bytes(html_buf *b, const void *p, size_t n)
+{
+    append(b, p, n);
+}
+
 void html_raw(html_buf *b, const char *s)
 {
     append(b, s, strlen(s));
@@ -132,9 +137,12 @@ void html_begin(html_buf *b, const char *title, bool nav)
                 "<meta name=\"viewport\" content=\"width=device-width\">"
                 "<link rel=\"stylesheet\" href=\"/static/qumail.css\"><title>");
     html_text(b, title);
-    html_raw(b, " - QuMail</title></head><body>\n");
+    html_raw(b, nav ? " - QuMail</title><script src=\"/static/keys.js\" defer></script>"
+                      "</head><body>\n"
+                    : " - QuMail</title></head><body>\n");
     if (nav)
         html_raw(b, "<nav aria-label=\"Main\"><a href=\"/\" aria-keyshortcuts=\"g i\">Inbox</a>"
+                    "<a href=\"/compose\" aria-keyshortcuts=\"c\">Compose</a>"
                     "<a href=\"/keys\">Keys</a></nav>\n");
     html_raw(b, "<main>\n");
 }

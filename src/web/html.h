@@ -25,6 +25,9 @@ typedef struct html_buf {
 /* Our own markup, as it is. */
 void html_raw(html_buf *b, const char *s);
 
+/* n bytes as they are (a download's body). */
+void html_bytes(html_buf *b, const void *p, size_t n);
+
 /* Text from anywhere: & < > " ' escaped; bytes that are not valid UTF-8
  * and control characters other than LF and TAB become U+FFFD. */
 void html_text(html_buf *b, const char *s);

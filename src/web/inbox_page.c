@@ -16,6 +16,7 @@
 
 #include "common/secret.h"
 #include "mail/inbox.h"
+#include "web/msgurl.h"
 
 #define WEB_INBOX_PAGE 50
 
@@ -45,11 +46,14 @@ static const char *level_text(const qm_inbox_row *row)
 }
 
 /* The subject cell: the real subject once read (or in clear), else the
- * listing's label ("(encrypted)"); marks as words. */
-static void subject_cell(html_buf *b, const qm_inbox_row *row)
+ * listing's label ("(encrypted)"); marks as words.  The row's one link,
+ * to the Read page of message id. */
+static void subject_cell(html_buf *b, const qm_inbox_row *row, const char *id)
 {
-    char label[600];
+    char label[600], enc[WEB_MSG_ID_MAX * 3 + 1];
+    web_msg_id_encode(id, enc, sizeof enc);
     html_raw(b, "<td class=\"subject\">");
+    html_rawf(b, "<a href=\"/message/%s\">", enc);
     if (row->read && row->unverified)
         html_raw(b, "<strong class=\"warn\">Sender not verified:</strong> ");
     if (row->read || !row->qumail || row->level == 4) {
@@ -61,10 +65,14 @@ static void subject_cell(html_buf *b, const qm_inbox_row *row)
     } else {
         html_raw(b, "<em>Encrypted</em>");
     }
+    html_raw(b, "</a>");
+    if (row->read && row->attachments)
+        html_rawf(b, " <span class=\"attach\">\xF0\x9F\x93\x8E %u attachment%s</span>",
+                  row->attachments, row->attachments == 1 ? "" : "s");
     html_raw(b, "</td>");
 }
 
-static void row_html(html_buf *b, const qm_inbox_row *row)
+static void row_html(html_buf *b, const qm_inbox_row *row, const char *id)
 {
     html_raw(b, row->read ? "<tr class=\"read\">" : "<tr class=\"unread\">");
     html_raw(b, "<td>");
@@ -72,7 +80,7 @@ static void row_html(html_buf *b, const qm_inbox_row *row)
     html_raw(b, "</td><td>");
     html_text(b, row->date);
     html_raw(b, "</td>");
-    subject_cell(b, row);
+    subject_cell(b, row, id);
     html_raw(b, "<td>");
     html_text(b, level_text(row));
     html_raw(b, row->read ? "</td><td>Read</td></tr>\n" : "</td><td>Unread</td></tr>\n");
@@ -112,7 +120,7 @@ static bool rows(html_buf *b, const qm_inbox *mb, size_t first, size_t last, siz
             ++*skipped;
             continue;
         }
-        row_html(b, &row);
+        row_html(b, &row, qm_inbox_id(mb, i));
         secret_wipe(&row, sizeof row);   /* subjects of read messages are plaintext */
     }
     *rc = QM_OK;

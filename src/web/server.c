@@ -28,8 +28,11 @@
 #include "common/monotime.h"
 #include "common/secret.h"
 #include "web/auth.h"
+#include "web/compose.h"
 #include "web/form.h"
 #include "web/gate.h"
+#include "web/msgurl.h"
+#include "web/multipart.h"
 #include "web/pages.h"
 
 #define WEB_MAX_CONNECTIONS 32
@@ -42,6 +45,7 @@ struct web_server {
     const char *account;
     const qm_config *cfg;
     qkd014_client *kme;
+    qm_self *reader;
     web_auth auth;
 };
 
@@ -50,12 +54,13 @@ typedef struct request_state {
     char *body;                 /* POST only */
     size_t len;
     bool too_large;
+    web_multipart *mp;          /* POST /compose/send only: its body, read as it comes */
     bool refused;               /* answered on the headers */
     web_session *session;
 } request_state;
 
 static const char csp[] =
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'";
 
 /* ------------------------------------------------------------ replies */
@@ -67,12 +72,16 @@ static void free_body(void *cls)
     free(b);
 }
 
-static void add_security_headers(struct MHD_Response *r)
+/* out->csp replaces the pages' policy (an HTML part's frame: no script,
+ * nothing remote); out->framable lets our own pages frame it. */
+static void add_security_headers(struct MHD_Response *r, const web_reply *out)
 {
-    MHD_add_response_header(r, "Content-Security-Policy", csp);
+    char policy[sizeof csp + 32];
+    snprintf(policy, sizeof policy, "%s%s", csp, out->frames ? "; frame-src 'self'" : "");
+    MHD_add_response_header(r, "Content-Security-Policy", out->csp ? out->csp : policy);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "X-Frame-Options", out->framable ? "SAMEORIGIN" : "DENY");
     MHD_add_response_header(r, "Cross-Origin-Opener-Policy", "same-origin");
     MHD_add_response_header(r, "Cross-Origin-Resource-Policy", "same-origin");
     MHD_add_response_header(r, "Cache-Control", "no-store");
@@ -86,6 +95,7 @@ static enum MHD_Result send_reply(web_server *w, struct MHD_Connection *c, web_r
     if (!b || out->body.oom) {
         free(b);
         html_free(&out->body);
+        *out = (web_reply){0};   /* no download headers on the error page */
         web_error_page(out, 500, "Internal error", "Out of memory.");
         if (out->body.oom)
             return MHD_NO;
@@ -101,7 +111,9 @@ static enum MHD_Result send_reply(web_server *w, struct MHD_Connection *c, web_r
         free_body(b);
         return MHD_NO;
     }
-    add_security_headers(r);
+    add_security_headers(r, out);
+    if (out->disposition[0])
+        MHD_add_response_header(r, "Content-Disposition", out->disposition);
     if (out->content_type)
         MHD_add_response_header(r, "Content-Type", out->content_type);
     if (out->location)
@@ -188,6 +200,28 @@ static enum MHD_Result exchange_token(web_server *w, struct MHD_Connection *c,
     return r;
 }
 
+/* POST /compose/send, the one multipart/form-data form (attachments):
+ * refused on its headers when it is not multipart or announces more than
+ * WEB_MP_MAX_BODY bytes; else its body is read as it comes (multipart.h),
+ * at most the parts themselves held. */
+static enum MHD_Result start_multipart(web_server *w, struct MHD_Connection *c,
+                                       request_state *st)
+{
+    char boundary[WEB_MP_MAX_BOUNDARY + 1];
+    const char *len = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (web_mp_boundary(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), boundary, sizeof boundary) !=
+        WEB_MP_OK)
+        return refuse(w, c, st, 415, "Unsupported form",
+                      "This form is sent as multipart/form-data with a boundary.");
+    if (len && (strlen(len) > 10 || strtoull(len, NULL, 10) > WEB_MP_MAX_BODY))
+        return refuse(w, c, st, 413, "Too large",
+                      "The message with its attachments is larger than 25 MiB.");
+    if (!(st->mp = malloc(sizeof *st->mp)))
+        return MHD_NO;
+    web_mp_init(st->mp, boundary, web_compose_fields, WEB_COMPOSE_FILES);
+    return MHD_YES;
+}
+
 /* The first call of a request: its headers only. */
 static enum MHD_Result on_headers(web_server *w, struct MHD_Connection *c, const char *url,
                                   const char *method, request_state *st)
@@ -207,6 +241,8 @@ static enum MHD_Result on_headers(web_server *w, struct MHD_Connection *c, const
         return refuse(w, c, st, 401, "Not signed in",
                       "Open the URL that qumail web printed when it started "
                       "(sessions end after a while, or at logout).");
+    if (post && strcmp(url, WEB_MULTIPART_URL) == 0)
+        return start_multipart(w, c, st);
     if (post && !form_urlencoded(c))
         return refuse(w, c, st, 415, "Unsupported form",
                       "Forms are sent as application/x-www-form-urlencoded.");
@@ -215,6 +251,10 @@ static enum MHD_Result on_headers(web_server *w, struct MHD_Connection *c, const
 
 static void take_body(request_state *st, const char *data, size_t n)
 {
+    if (st->mp) {
+        web_mp_feed(st->mp, data, n);   /* errors are kept for on_complete */
+        return;
+    }
     if (st->too_large || n > WEB_FORM_MAX_BODY - st->len) {
         st->too_large = true;
         return;
@@ -225,6 +265,12 @@ static void take_body(request_state *st, const char *data, size_t n)
     }
     memcpy(st->body + st->len, data, n);
     st->len += n;
+}
+
+/* ?name= of the request (web_request.arg). */
+static const char *query_arg(const web_request *rq, const char *name)
+{
+    return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 static enum MHD_Result on_complete(web_server *w, struct MHD_Connection *c, const char *url,
@@ -239,7 +285,16 @@ static enum MHD_Result on_complete(web_server *w, struct MHD_Connection *c, cons
     bool post = strcmp(method, "POST") == 0;
     if (post && st->too_large)
         return refuse(w, c, st, 413, "Too large", "The form is larger than this page allows.");
-    if (post) {
+    if (post && st->mp) {
+        web_mp_err e = web_mp_finish(st->mp);
+        const web_mp_part *csrf = web_mp_field(st->mp, "csrf");
+        if (e != WEB_MP_OK)
+            return refuse(w, c, st, e == WEB_MP_TOO_LARGE ? 413 : 400,
+                          e == WEB_MP_TOO_LARGE ? "Too large" : "Bad form", web_mp_strerror(e));
+        if (!web_auth_csrf_ok(st->session, csrf ? (const char *)csrf->data : NULL))
+            return refuse(w, c, st, 403, "Forbidden",
+                          "This form is not from this session's page: reload and try again.");
+    } else if (post) {
         web_form_err e = web_form_parse(st->body ? st->body : "", st->len, &form);
         if (e != WEB_FORM_OK) {
             web_form_free(&form);
@@ -255,7 +310,8 @@ static enum MHD_Result on_complete(web_server *w, struct MHD_Connection *c, cons
                        .form = post ? &form : NULL, .account = w->account, .cfg = w->cfg,
                        .page_arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
                                                                "page"),
-                       .kme = w->kme };
+                       .kme = w->kme, .reader = w->reader, .multipart = st->mp,
+                       .arg = query_arg, .conn = c };
     web_route(&rq, &out);
     web_form_free(&form);
     char expire[96];
@@ -304,12 +360,24 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
             secret_wipe(st->body, st->len);
             free(st->body);
         }
+        if (st->mp) {
+            web_mp_free(st->mp);
+            free(st->mp);
+        }
         free(st);
         *con_cls = NULL;
     }
 }
 
 /* ------------------------------------------------------------- public */
+
+/* %XX decoding of paths and query arguments without ever making a NUL
+ * (msgurl.h): a %00 would cut a path short and name another resource. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    return web_url_unescape(s);
+}
 
 /* A listening socket on 127.0.0.1:port (0: any); its port in *bound.
  * Bound here rather than by libmicrohttpd so that the port (which the Host
@@ -343,6 +411,7 @@ web_server *web_server_start(const web_server_opts *o, char *err, size_t cap)
     w->account = o->account;
     w->cfg = o->cfg;
     w->kme = o->kme;
+    w->reader = o->reader;
     int fd = listen_loopback(o->port, &w->port);
     if (fd < 0) {
         snprintf(err, cap, "cannot listen on 127.0.0.1:%u (in use?)", (unsigned)o->port);
@@ -357,6 +426,7 @@ web_server *web_server_start(const web_server_opts *o, char *err, size_t cap)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)WEB_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEB_CONNECTION_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_done, w,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
         MHD_OPTION_END);
     if (!w->mhd) {
         snprintf(err, cap, "cannot start the HTTP server on 127.0.0.1:%u", (unsigned)w->port);

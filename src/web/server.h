@@ -17,6 +17,8 @@ typedef struct web_server_opts {
     const char *account;    /* the configured address, shown on pages */
     const struct qm_config *cfg;   /* the account (mail/config.h) */
     struct qkd014_client *kme;     /* kept open between requests; used on the server's thread only */
+    struct qm_self *reader;        /* the account as reader (mail/open.h, qm_open_keys done for
+                                      decrypting); the server's thread only */
     unsigned idle_s;        /* a session unused this long ends */
     unsigned max_s;         /* and any session this old */
 } web_server_opts;

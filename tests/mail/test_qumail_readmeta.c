@@ -161,12 +161,97 @@ static void test_hostile_heads(void **state)
     assert_int_equal(qm_readstore_get_meta(store, "big", NULL, &m, &got, &len), QM_E_IO);
 }
 
+/* What a reader shows without opening the message again: SAE IDs, key
+ * IDs (the first 16 and the count), KME, time, attachment names (hostile
+ * bytes escaped in the file, back as they were) and sizes (the first 32 and
+ * the count). */
+static void test_reader_facts(void **state)
+{
+    (void)state;
+    static qm_read_meta in, out;
+    memset(&in, 0, sizeof in);
+    snprintf(in.sender, sizeof in.sender, "SAE_A1");
+    snprintf(in.recipients, sizeof in.recipients, "SAE_B1 SAE_C1");
+    snprintf(in.kme, sizeof in.kme, "KME-B");
+    in.n_keys = 20;
+    for (int i = 0; i < QM_READ_MAX_KEYS; i++)
+        snprintf(in.key_ids[i], sizeof in.key_ids[i], "00000000-0000-4000-8000-0000000000%02d", i);
+    in.read_at = 1796630400;
+    in.n_attachments = 40;
+    for (int i = 0; i < QM_READ_MAX_ATTACH; i++) {
+        in.attachments[i].size = 300000ULL + (unsigned)i;
+        snprintf(in.attachments[i].name, sizeof in.attachments[i].name, "n%d 100%%\n\"\xE2\x80\xAE.bin", i);
+    }
+    assert_int_equal(qm_readstore_put_meta(store, "f1", 1, &in, MSG, sizeof MSG), QM_OK);
+    char line[64];
+    first_line("f1", line, sizeof line);
+    assert_string_equal(line, "QUMAIL-READ 2 1\n");
+    uint8_t *got = NULL;
+    size_t len = 0;
+    int level = 0;
+    assert_int_equal(qm_readstore_get_meta(store, "f1", &level, &out, &got, &len), QM_OK);
+    assert_int_equal(len, sizeof MSG);
+    assert_memory_equal(got, MSG, sizeof MSG);
+    free(got);
+    assert_string_equal(out.sender, "SAE_A1");
+    assert_string_equal(out.recipients, "SAE_B1 SAE_C1");
+    assert_string_equal(out.kme, "KME-B");
+    assert_int_equal(out.n_keys, 20);
+    assert_string_equal(out.key_ids[15], in.key_ids[15]);
+    assert_int_equal(out.read_at, 1796630400);
+    assert_int_equal(out.n_attachments, 40);
+    for (int i = 0; i < QM_READ_MAX_ATTACH; i++) {
+        assert_int_equal(out.attachments[i].size, in.attachments[i].size);
+        assert_string_equal(out.attachments[i].name, in.attachments[i].name);
+    }
+}
+
+static void test_reader_facts_hostile(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "QUMAIL-READ 2 1\nkme K\nsender S\n\nbody",              /* order */
+        "QUMAIL-READ 2 1\nsender S\nsender T\n\nbody",           /* twice */
+        "QUMAIL-READ 2 1\nsender \n\nbody",                       /* empty */
+        "QUMAIL-READ 2 1\nsender a b\n\nbody",                    /* space */
+        "QUMAIL-READ 2 1\nkeys 0\n\nbody",                        /* no key */
+        "QUMAIL-READ 2 1\nkeys 2 a\n\nbody",                      /* one named of two */
+        "QUMAIL-READ 2 1\nkeys 1 a b\n\nbody",                    /* two named of one */
+        "QUMAIL-READ 2 1\nkeys 1  a\n\nbody",                     /* empty ID */
+        "QUMAIL-READ 2 1\nkeys 99999999999999999999 a\n\nbody",   /* overflow */
+        "QUMAIL-READ 2 1\nread-at 0\n\nbody",
+        "QUMAIL-READ 2 1\nread-at -5\n\nbody",
+        "QUMAIL-READ 2 1\nread-at 012\n\nbody",
+        "QUMAIL-READ 2 1\nattachments 2\nattachment 1 a\n\nbody", /* one listed of two */
+        "QUMAIL-READ 2 1\nattachments 1\nattachment 1 a\nattachment 2 b\n\nbody",
+        "QUMAIL-READ 2 1\nattachment 1 a\n\nbody",                /* no count */
+        "QUMAIL-READ 2 1\nattachments 1\nattachment 1 a%00b\n\nbody", /* NUL */
+        "QUMAIL-READ 2 1\nattachments 1\nattachment 1 a%4\n\nbody",   /* cut escape */
+        "QUMAIL-READ 2 1\nattachments 1\nattachment 1 a%zz\n\nbody",
+        "QUMAIL-READ 2 1\nattachments 1\nattachment 1 a b\n\nbody",   /* raw space */
+        "QUMAIL-READ 2 1\nattachments 1\nattachment x a\n\nbody",
+        "QUMAIL-READ 2 1\nattachments 1\nattachment 1\n\nbody",
+        "QUMAIL-READ 2 1\nattachments 1\nattachment 1 \n\nbody",
+        "QUMAIL-READ 2 1\nattachments 100001\n\nbody",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        static qm_read_meta m;
+        int level;
+        size_t off;
+        if (qm_readstore_parse_head((const uint8_t *)bad[i], strlen(bad[i]), &level, &m, &off) !=
+            QM_E_IO)
+            fail_msg("hostile head %zu accepted: %s", i, bad[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_controls_replaced),
         cmocka_unit_test(test_hostile_heads),
+        cmocka_unit_test(test_reader_facts),
+        cmocka_unit_test(test_reader_facts_hostile),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
