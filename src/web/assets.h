@@ -7,5 +7,6 @@
 #define QUMAIL_WEB_ASSETS_H
 
 extern const char web_asset_css[];
+extern const char web_asset_keys_js[];   /* assets/keys.js: keyboard shortcuts */
 
 #endif
