@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/monotime.h"
 #include "common/uuid.h"
+#include "kme/events.h"
 #include "kme/peer.h"
 #include "kme/request.h"
 #include "kme/sae_rate.h"
@@ -282,6 +283,7 @@ static void remote_enc(const kme_api *api, const kme_peer *peer, const char *cal
         log_debug("enc_keys: %s -> %s at %s (+%zu): %" PRId64 " keys of %" PRId64 " bits: %d",
                   caller, req->sae_id, peer->id, req->n_additional, req->number, req->size, out->http);
     } else if (rc == KS_EMPTY) {
+        events_pool_exhausted(caller, req->sae_id, peer->id, (uint64_t)req->number * (uint64_t)req->size);
         reply_error(out, 503, "not enough key material available for this request");
     } else {
         reply_error(out, 503, "key data access error");
@@ -329,6 +331,7 @@ static int take_rate(const kme_api *api, const char *caller, uint64_t bits, kme_
     snprintf(msg, sizeof msg, MSG_RATE_LIMIT, api->cfg->sae_rate_bps, caller, retry);
     reply_error(out, 503, msg);
     out->retry_after_s = retry;
+    events_rate_limited(caller, bits, retry);
     log_info("enc_keys: %s: rate limit reached (%" PRIu64 " bits asked)", caller, bits);
     return -1;
 }
@@ -393,6 +396,7 @@ static void local_enc(const kme_api *api, const char *caller, const kme_request 
         log_debug("enc_keys: %s -> %s (+%zu): %" PRId64 " keys of %" PRId64 " bits",
                   caller, req->sae_id, req->n_additional, req->number, req->size);
     } else if (r == KS_EMPTY) {
+        events_pool_exhausted(caller, req->sae_id, NULL, need);
         reply_error(out, 503, "not enough key material available for this request");
     } else if (r == KS_LIMIT) {
         reply_unfetched_limit(api, slaves, nslaves, need, out);
@@ -421,6 +425,7 @@ static void handle_dec_keys(const kme_api *api, const char *caller, kme_request 
         reply_error(out, 400, MSG_KEYS_NOT_FOUND);
         break;
     case KS_UNAUTHORIZED:
+        events_not_a_slave(caller, req->sae_id, req->n_key_ids);
         reply_error(out, 401, MSG_UNAUTHORIZED);
         break;
     default:

@@ -34,6 +34,8 @@ static int set_path(ini_table *t, unsigned line, const ini_key *k, const char *v
 static int set_listen(ini_table *t, unsigned line, const ini_key *k, const char *v);
 static int set_list(ini_table *t, unsigned line, const ini_key *k, const char *v);
 static int set_nets(ini_table *t, unsigned line, const ini_key *k, const char *v);
+static int set_ratio(ini_table *t, unsigned line, const ini_key *k, const char *v);
+static int set_command(ini_table *t, unsigned line, const ini_key *k, const char *v);
 
 static const char *const sync_names[] = { "normal", "full", NULL };          /* ks_sync */
 static const char *const identity_names[] = { "cn", "uri-san", NULL };      /* kme_identity_source */
@@ -55,6 +57,7 @@ static const ini_key config_keys[] = {
     CUSTOM("kme", "database", true, IN_CONFIG, OFF(database), set_path),
     ENUM("kme", "sync", false, OFF(sync), sync_names, "normal"),
     KEY("kme", "log_level", INI_LOGLEVEL, false, OFF(log_level), 0, 0, "info"),
+    CUSTOM("kme", "audit_log", false, IN_CONFIG, OFF(audit_log), set_path),
     CUSTOM("sae_api", "listen", true, IN_CONFIG, 0, set_listen),
     KEY("sae_api", "cert", INI_FILE, true, OFF(cert), 0, 0, NULL),
     KEY("sae_api", "key", INI_FILE, true, OFF(key), 0, 0, NULL),
@@ -78,6 +81,11 @@ static const ini_key config_keys[] = {
     KEY("limits", "sae_rate_bps", INI_INT, false, OFF(sae_rate_bps), 0, BIG, "1000000000"),
     KEY("limits", "sae_burst_bits", INI_INT, false, OFF(sae_burst_bits), 0, BIG, "0"),
     KEY("limits", "sae_unfetched_bits", INI_INT, false, OFF(sae_unfetched_bits), 0, BIG, "268435456"),
+    { "limits", "pool_low_ratio", INI_CUSTOM, false, IN_CONFIG, OFF(pool_low_ratio), 0, 0, "0.1",
+      NULL, set_ratio },
+    CUSTOM("alerts", "command", false, IN_CONFIG, OFF(alert_command), set_command),
+    KEY("alerts", "timeout_s", INI_UINT, false, OFF(alert_timeout_s), 1, 3600, "10"),
+    KEY("alerts", "interval_s", INI_UINT, false, OFF(alert_interval_s), 0, 86400, "60"),
     /* optional sections: their required keys apply when the section is given */
     CUSTOM("peer_api", "listen", true, IN_CONFIG, OFF(peer_listen), set_listen),
     KEY("peer_api", "ca", INI_FILE, true, OFF(peer_ca), 0, 0, NULL),
@@ -144,6 +152,38 @@ static int set_path(ini_table *t, unsigned line, const ini_key *k, const char *v
         rc = ini_fail(t, line, k, "directory '%s' is not writable: %s", d, strerror(errno));
     free(dir);
     return rc != 0 ? rc : ini_store_string(t, line, k, v);
+}
+
+/* A ratio: a plain decimal in [0, 1] ("0.1", "0", "1", ".25"). */
+static int set_ratio(ini_table *t, unsigned line, const ini_key *k, const char *v)
+{
+    size_t digits = strspn(v, "0123456789."), dots = 0;
+    for (const char *p = v; *p; p++)
+        dots += *p == '.';
+    char *end = NULL;
+    errno = 0;
+    double d = digits == strlen(v) && dots <= 1 && digits > dots ? strtod(v, &end) : -1;
+    if (errno || !end || *end || !(d >= 0 && d <= 1))
+        return ini_fail(t, line, k, "'%s' is not a decimal ratio from 0 to 1 (e.g. 0.1)", v);
+    *(double *)((char *)t->base[k->base] + k->offset) = d;
+    return 0;
+}
+
+/* The alert command: an absolute path to an executable regular file
+ * (alerts.h).  Checked at start, so that the first alarm does not find it
+ * missing. */
+static int set_command(ini_table *t, unsigned line, const ini_key *k, const char *v)
+{
+    struct stat st;
+    if (v[0] != '/')
+        return ini_fail(t, line, k, "'%s' is not an absolute path", v);
+    if (stat(v, &st) != 0)
+        return ini_fail(t, line, k, "'%s': %s", v, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return ini_fail(t, line, k, "'%s' is not a regular file", v);
+    if (access(v, X_OK) != 0)
+        return ini_fail(t, line, k, "'%s' is not executable by this user", v);
+    return ini_store_string(t, line, k, v);
 }
 
 /* "IPV4:PORT" or "[IPV6]:PORT".  An IPv6 address without brackets is
@@ -539,6 +579,8 @@ void kme_config_free(kme_config *cfg)
     free(cfg->key);
     free(cfg->ca);
     free(cfg->crl);
+    free(cfg->audit_log);
+    free(cfg->alert_command);
     free(cfg->port_file);
     for (size_t i = 0; i < cfg->n_local_saes; i++)
         free(cfg->local_saes[i]);

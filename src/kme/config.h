@@ -53,6 +53,7 @@ typedef struct kme_config {
     char *database;
     ks_sync sync;
     enum log_level log_level;
+    char *audit_log;            /* optional: JSON lines of security events (events.h) */
     /* [sae_api] */
     char *listen_host;          /* numeric IPv4/IPv6 address */
     uint16_t listen_port;       /* 0: any free port */
@@ -75,6 +76,12 @@ typedef struct kme_config {
     int64_t sae_rate_bps;       /* per master SAE, enc_keys bits; 0: no limit */
     int64_t sae_burst_bits;     /* its bucket (0 in the file: one second's worth) */
     int64_t sae_unfetched_bits; /* per slave, held and not fetched; 0: no limit */
+    double pool_low_ratio;      /* pool_low / pool_ok events below / above this
+                                   share of a pool's capacity (pool_watch.h) */
+    /* [alerts] (optional): the command run for alarm events (alerts.h) */
+    char *alert_command;        /* absolute path of an executable, or NULL */
+    unsigned alert_timeout_s;   /* killed when still running after this */
+    unsigned alert_interval_s;  /* at most one run per kind and peer per interval */
     /* [peer_api]: the KME-to-KME listener (optional; required with peers) */
     bool has_peer_api;
     kme_addr peer_listen;

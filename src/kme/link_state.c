@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "kme/events.h"
 
 struct link_state {
     pthread_mutex_t mu;
@@ -75,8 +76,10 @@ static void update_alarm(link_state *ls, const link_report *r)
         log_warn("link %s: possible eavesdropping: QBER %.4f above the bound %.4f; no key is produced "
                  "until it is back under it (%s)", s->link_id, r->has_qber ? r->qber : -1.0,
                  r->has_bound ? r->bound : -1.0, r->reason[0] ? r->reason : "block aborted");
+        events_qber(true, s->link_id, r->has_qber ? r->qber : -1.0, r->has_bound ? r->bound : -1.0);
     } else if (s->alarm && produced && (!r->has_qber || !r->has_bound || r->qber <= r->bound)) {
         s->alarm = false;
+        events_qber(false, s->link_id, r->has_qber ? r->qber : -1.0, r->has_bound ? r->bound : -1.0);
         if (r->has_qber)
             log_warn("link %s: eavesdropping alarm cleared: QBER %.4f is under the bound %.4f, key flows again",
                      s->link_id, r->qber, r->bound);

@@ -38,6 +38,7 @@
 #include "common/tls_policy.h"
 #include "kme/conn_guard.h"
 #include "kme/crl.h"
+#include "kme/events.h"
 #include "kme/http_framing.h"
 #include "kme/request.h"
 
@@ -61,6 +62,8 @@ typedef struct conn_ctx {
     unsigned char serial[CRL_SERIAL_MAX]; /* the client certificate's, for the CRL */
     size_t serial_len;
     uint64_t crl_gen;   /* CRL generation it was last checked against */
+    const char *refusal;                  /* PEER_REJECTED: why (the audit log's reason) */
+    char refused_cn[KME_MAX_SAE_ID_LEN + 1]; /* ... and the certificate's CN, if any */
 } conn_ctx;
 
 /* Per request: raw URI and body. */
@@ -119,14 +122,54 @@ static bool has_client_auth_eku(gnutls_x509_crt_t crt)
     }
 }
 
+/* The audit log's reason for a chain that did not verify. */
+static const char *chain_refusal(unsigned status)
+{
+    if (status & GNUTLS_CERT_SIGNER_NOT_FOUND)
+        return "not signed by a CA this listener trusts";
+    if (status & GNUTLS_CERT_EXPIRED)
+        return "certificate expired";
+    if (status & GNUTLS_CERT_NOT_ACTIVATED)
+        return "certificate not yet valid";
+    if (status & GNUTLS_CERT_REVOKED)
+        return "certificate revoked";
+    if (status & GNUTLS_CERT_PURPOSE_MISMATCH)
+        return "certificate not for TLS client authentication";
+    if (status & GNUTLS_CERT_INSECURE_ALGORITHM)
+        return "certificate signed with an insecure algorithm";
+    if (status & GNUTLS_CERT_SIGNATURE_FAILURE)
+        return "certificate signature does not verify";
+    return "certificate chain does not verify";
+}
+
+/* The checks of verify_client past the chain: purpose, CRL, identity.
+ * The reason of a refusal, or NULL with the chosen identity in cc->id. */
+static const char *check_leaf(const listener *l, gnutls_x509_crt_t crt, bool has_cn,
+                              const char *cn, conn_ctx *cc)
+{
+    char uri[KME_MAX_SAE_ID_LEN + 1];
+    if (!has_client_auth_eku(crt))
+        return "no TLS client authentication purpose (extended key usage)";
+    cc->serial_len = sizeof cc->serial;
+    if (gnutls_x509_crt_get_serial(crt, cc->serial, &cc->serial_len) < 0)
+        return "certificate serial number unreadable";
+    if (crl_store_revoked(l->spec.crl, cc->serial, cc->serial_len))
+        return "certificate revoked by the CRL in force";
+    bool has_uri = cert_uri_san(crt, uri, sizeof uri) == 0;
+    const char *chosen = l->spec.identify(l->spec.ctx, has_cn ? cn : NULL, has_uri ? uri : NULL);
+    if (!chosen || strlen(chosen) >= sizeof cc->id)
+        return "certificate identity not admitted by this listener (unknown ID)";
+    strcpy(cc->id, chosen);
+    return NULL;
+}
+
 /* Verify the client's chain, validity and purpose, that the CRL in force
  * (if any) does not revoke it, then let the listener's rule pick the
  * identity from the leaf's CN or URI SAN; the leaf's serial goes to cc for
- * the checks against later CRLs. */
+ * the checks against later CRLs.  A refusal leaves its reason and the
+ * certificate's CN (if it has one) in cc for the audit log. */
 static int verify_client(const listener *l, gnutls_session_t s, conn_ctx *cc)
 {
-    char *id = cc->id;
-    size_t idlen = sizeof cc->id;
     cc->crl_gen = crl_store_generation(l->spec.crl); /* before the check: a reload
                                                          meanwhile is seen later */
     gnutls_typed_vdata_st purpose = {
@@ -134,29 +177,34 @@ static int verify_client(const listener *l, gnutls_session_t s, conn_ctx *cc)
         .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
     };
     unsigned status = 0, n = 0;
-    if (gnutls_certificate_type_get(s) != GNUTLS_CRT_X509
-        || gnutls_certificate_verify_peers(s, &purpose, 1, &status) < 0 || status != 0)
-        return -1;
-    const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
+    const gnutls_datum_t *certs = gnutls_certificate_type_get(s) == GNUTLS_CRT_X509
+        ? gnutls_certificate_get_peers(s, &n) : NULL;
     gnutls_x509_crt_t crt;
-    if (!certs || n == 0 || gnutls_x509_crt_init(&crt) < 0)
+    if (!certs || n == 0) {
+        cc->refusal = "no client certificate";
         return -1;
-    char cn[KME_MAX_SAE_ID_LEN + 1], uri[KME_MAX_SAE_ID_LEN + 1];
-    const char *chosen = NULL;
-    cc->serial_len = sizeof cc->serial;
-    if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0
-        && has_client_auth_eku(crt)
-        && gnutls_x509_crt_get_serial(crt, cc->serial, &cc->serial_len) >= 0
-        && !crl_store_revoked(l->spec.crl, cc->serial, cc->serial_len)) {
-        bool has_cn = cert_common_name(crt, cn, sizeof cn) == 0;
-        bool has_uri = cert_uri_san(crt, uri, sizeof uri) == 0;
-        chosen = l->spec.identify(l->spec.ctx, has_cn ? cn : NULL, has_uri ? uri : NULL);
+    }
+    if (gnutls_x509_crt_init(&crt) < 0) {
+        cc->refusal = "out of memory";
+        return -1;
+    }
+    char cn[KME_MAX_SAE_ID_LEN + 1];
+    bool has_cn = false;
+    if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) < 0) {
+        cc->refusal = "client certificate unreadable";
+    } else {
+        has_cn = cert_common_name(crt, cn, sizeof cn) == 0;
+        if (gnutls_certificate_verify_peers(s, &purpose, 1, &status) < 0)
+            cc->refusal = "certificate chain could not be verified";
+        else if (status != 0)
+            cc->refusal = chain_refusal(status);
+        else
+            cc->refusal = check_leaf(l, crt, has_cn, cn, cc);
     }
     gnutls_x509_crt_deinit(crt);
-    if (!chosen || strlen(chosen) >= idlen)
-        return -1;
-    strcpy(id, chosen);
-    return 0;
+    if (cc->refusal && has_cn)
+        snprintf(cc->refused_cn, sizeof cc->refused_cn, "%s", cn);
+    return cc->refusal ? -1 : 0;
 }
 
 /* Verify once per connection; true if the caller is acceptable. */
@@ -182,6 +230,7 @@ static bool caller_identity(listener *l, struct MHD_Connection *conn, const char
             log_info("%s: %s's certificate is revoked now: its connection is refused and closed",
                      l->spec.name, cc->id);
             cc->state = PEER_REJECTED;
+            cc->refusal = "certificate revoked by a CRL loaded since the connection began";
         }
     }
     *caller = cc->id;
@@ -233,6 +282,18 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, int http, const c
     kme_reply r = { 0 };
     reply_error(&r, http, msg);
     return send_response(conn, &r, close);
+}
+
+/* The 401 of a refused caller, reported as a security event (one per
+ * answer) with the reason caller_identity left in its connection. */
+static enum MHD_Result send_unauthorized(const listener *l, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const conn_ctx *cc = ci ? ci->socket_context : NULL;
+    const char *reason = cc && cc->refusal ? cc->refusal : "no connection context";
+    events_unauthorized(l->spec.name, reason, cc && cc->refused_cn[0] ? cc->refused_cn : NULL,
+                        cc && cc->id[0] ? cc->id : NULL);
+    return send_error(conn, 401, MSG_UNAUTHORIZED, true);
 }
 
 /* ---- libmicrohttpd callbacks ------------------------------------------- */
@@ -335,7 +396,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!rq->headers_done) {
         rq->headers_done = true;
         if (!caller_identity(h, conn, &caller))
-            return send_error(conn, 401, MSG_UNAUTHORIZED, true);
+            return send_unauthorized(h, conn);
         const char *framing = framing_refusal(conn);
         if (framing)
             return send_error(conn, 400, framing, true);
@@ -356,7 +417,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rq->too_large)
         return send_too_large(h, conn);
     if (!caller_identity(h, conn, &caller)) /* cached: no second verification */
-        return send_error(conn, 401, MSG_UNAUTHORIZED, true);
+        return send_unauthorized(h, conn);
     kme_reply r;
     memset(&r, 0, sizeof r);
     h->spec.handle(h->spec.ctx, caller, method, rq->uri, rq->body, rq->body_len, &r);

@@ -20,13 +20,17 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
+#include "common/sdnotify.h"
 #include "common/secret.h"
 #include "kme/api.h"
 #include "kme/config.h"
 #include "kme/crl.h"
+#include "kme/events.h"
 #include "kme/link_intake.h"
 #include "kme/listener.h"
 #include "kme/peer.h"
+#include "kme/pool_watch.h"
 #include "kme/request.h"
 #include "kme/keystore.h"
 
@@ -93,7 +97,10 @@ static void reload_crl(const kme_config *cfg)
                   "(%zu certificates revoked): %s", cfg->crl, revoked, err);
 }
 
-/* Wait for SIGTERM or SIGINT, serving SIGHUPs meanwhile. */
+/* Wait for SIGTERM or SIGINT, serving SIGHUPs meanwhile (the CRL, and
+ * the audit log reopened for log rotation).  Under a systemd watchdog
+ * ($WATCHDOG_USEC) this loop pings WATCHDOG=1 at half the interval: a main
+ * thread stuck anywhere stops the pings and systemd restarts the KME. */
 static int wait_for_stop_signal(const kme_config *cfg)
 {
     sigset_t set;
@@ -101,10 +108,56 @@ static int wait_for_stop_signal(const kme_config *cfg)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
-    int sig = 0;
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+    uint64_t wd_us = sdnotify_watchdog_usec();
+    int64_t ping_ms = wd_us ? (int64_t)(wd_us / 2000) : 0;
+    if (wd_us && ping_ms < 1)
+        ping_ms = 1;
+    int64_t next_ping = mono_ms();
+    for (;;) {
+        int sig;
+        if (ping_ms) {
+            if (mono_ms() >= next_ping) {
+                sdnotify_send("WATCHDOG=1");
+                next_ping = mono_ms() + ping_ms;
+            }
+            int64_t wait = next_ping - mono_ms();
+            struct timespec ts = { .tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000L };
+            sig = sigtimedwait(&set, NULL, &ts);
+            if (sig < 0)
+                continue; /* EAGAIN: time to ping; EINTR */
+        } else if (sigwait(&set, &sig) != 0) {
+            continue;
+        }
+        if (sig != SIGHUP)
+            return sig;
         reload_crl(cfg);
-    return sig;
+        events_reopen();
+        sdnotify_send("STATUS=SIGHUP served: CRL and audit log reopened");
+    }
+}
+
+/* The security event writer, its audit log and alert command (events.h);
+ * started after the signals are blocked, so that its thread (and the
+ * commands it spawns, which reset the mask) never takes them.  0, or -1
+ * (logged). */
+static int start_events(const kme_config *cfg)
+{
+    char err[600];
+    events_options eo = {
+        .kme_id = cfg->id, .audit_log = cfg->audit_log, .alert_command = cfg->alert_command,
+        .alert_timeout_s = cfg->alert_timeout_s, .alert_interval_s = cfg->alert_interval_s,
+    };
+    if (events_start(&eo, err, sizeof err) != 0) {
+        log_error("%s: [kme] audit_log: %s", cfg->path, err);
+        return -1;
+    }
+    if (cfg->audit_log)
+        log_info("audit log of security events: %s", cfg->audit_log);
+    if (cfg->alert_command)
+        log_info("alert command for alarms: %s (at most one per kind and peer per %u s, "
+                 "killed after %u s)", cfg->alert_command, cfg->alert_interval_s,
+                 cfg->alert_timeout_s);
+    return 0;
 }
 
 /*
@@ -250,6 +303,7 @@ static int run(const kme_config *cfg)
         ks_close(ks);
         return EXIT_RUNTIME;
     }
+    pool_watch *pools = pool_watch_start(cfg, ks);
     if (start_peer(cfg, ks, &api.peers) != 0) {
         api_free(&api);
         ks_close(ks);
@@ -288,9 +342,14 @@ static int run(const kme_config *cfg)
     listener *link = NULL;
     int rc = start_link_listener(cfg, &intake, &link) == 0 ? 0 : EXIT_RUNTIME;
     if (rc == 0) {
+        /* every listener is bound and accepting: systemd may start what
+         * depends on this KME */
+        sdnotify_sendf("READY=1\nSTATUS=KME %s serving on %s:%u", cfg->id, cfg->listen_host, port);
         int sig = wait_for_stop_signal(cfg);
         log_info("signal %d: shutting down", sig);
+        sdnotify_send("STOPPING=1\nSTATUS=shutting down");
     }
+    pool_watch_stop(pools);
     listener_stop(link);
     listener_stop(http);
     peer_service_stop(api.peers);
@@ -357,7 +416,13 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     set_connection_limits(&cfg);
+    if (start_events(&cfg) != 0) {
+        crl_store_free(sae_crl);
+        kme_config_free(&cfg);
+        return EXIT_CONFIG;
+    }
     int rc = run(&cfg);
+    events_stop();
     crl_store_free(sae_crl);
     kme_config_free(&cfg);
     return rc;

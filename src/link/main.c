@@ -13,13 +13,16 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
+#include "common/sdnotify.h"
 #include "common/secret.h"
 #include "link/config.h"
 #include "link/feeder.h"
@@ -33,6 +36,33 @@ static void on_stop(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+/* systemd's watchdog ($WATCHDOG_USEC): WATCHDOG=1 at half the interval
+ * from a thread of its own (the feeder's loop is the main thread), with
+ * the stop signals blocked so that they reach the feeder. */
+static void *watchdog_main(void *arg)
+{
+    uint64_t half_us = *(uint64_t *)arg / 2;
+    sigset_t set;
+    sigfillset(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    struct timespec ts = { .tv_sec = (time_t)(half_us / 1000000),
+                           .tv_nsec = (long)(half_us % 1000000) * 1000L };
+    while (!stop_requested) {
+        sdnotify_send("WATCHDOG=1");
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void start_watchdog(void)
+{
+    static uint64_t usec;
+    static pthread_t thread;
+    usec = sdnotify_watchdog_usec();
+    if (usec && pthread_create(&thread, NULL, watchdog_main, &usec) == 0)
+        pthread_detach(thread);
 }
 
 static void usage(FILE *out)
@@ -85,6 +115,8 @@ static int run(const link_config *cfg)
     log_info("link %s: %s (side A) <-> %s (side B), %.3f Mbit/s in blocks of %lld bytes, owners A:B = %u:%u",
              cfg->id, cfg->kme[0].id, cfg->kme[1].id, (double)cfg->rate_bps / 1e6,
              (long long)cfg->block_bytes, cfg->ratio_a, cfg->ratio_b);
+    start_watchdog();
+    sdnotify_sendf("READY=1\nSTATUS=link %s feeding %s and %s", cfg->id, cfg->kme[0].id, cfg->kme[1].id);
     feeder_run(f, &stop_requested);
     feeder_free(f);
     curl_global_cleanup();

@@ -344,6 +344,55 @@ static void test_sae_limits(void **state)
                       "@P@:22: [limits] sae_rate_bps: '-1' is not an integer in 0..4611686018427387903");
 }
 
+/* The operations keys (docs/operations.md): the audit log's directory, the
+ * low-pool ratio and the alert command, each refused with its line. */
+static void test_operations_keys(void **state)
+{
+    (void)state;
+    kme_config cfg;
+    write_base_with(NULL, NULL);
+    assert_int_equal(kme_config_load(conf_path, &cfg, err, sizeof err), 0);
+    assert_null(cfg.audit_log);
+    assert_null(cfg.alert_command);
+    assert_true(cfg.pool_low_ratio == 0.1);
+    assert_int_equal(cfg.alert_timeout_s, 10);
+    assert_int_equal(cfg.alert_interval_s, 60);
+    kme_config_free(&cfg);
+
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s/alert.sh", dir);
+    write_file(cmd, "#!/bin/sh\n", 0755);
+    write_base_with("key_size", "key_size = 512\npool_low_ratio = .25\n[alerts]\n"
+                    "command = @D@/alert.sh\ntimeout_s = 3\ninterval_s = 0");
+    assert_int_equal(kme_config_load(conf_path, &cfg, err, sizeof err), 0);
+    assert_true(cfg.pool_low_ratio == 0.25);
+    assert_string_equal(cfg.alert_command, cmd);
+    assert_int_equal(cfg.alert_timeout_s, 3);
+    assert_int_equal(cfg.alert_interval_s, 0);
+    kme_config_free(&cfg);
+
+    static const char *const bad_ratios[] = { "1.5", "-0.1", "0.1.2", ".", "1e-1", "0x1", "nan" };
+    for (size_t i = 0; i < sizeof bad_ratios / sizeof bad_ratios[0]; i++) {
+        char text[128], msg[256];
+        snprintf(text, sizeof text, "key_size = 512\npool_low_ratio = %s", bad_ratios[i]);
+        snprintf(msg, sizeof msg, "@P@:22: [limits] pool_low_ratio: '%s' is not a decimal ratio "
+                 "from 0 to 1 (e.g. 0.1)", bad_ratios[i]);
+        expect_base_error("key_size", text, msg);
+    }
+    expect_base_error("key_size", "key_size = 512\n[alerts]\ncommand = alert.sh",
+                      "@P@:23: [alerts] command: 'alert.sh' is not an absolute path");
+    expect_base_error("key_size", "key_size = 512\n[alerts]\ncommand = @D@/none.sh",
+                      "@P@:23: [alerts] command: '@D@/none.sh': No such file or directory");
+    expect_base_error("key_size", "key_size = 512\n[alerts]\ncommand = @D@/db",
+                      "@P@:23: [alerts] command: '@D@/db' is not a regular file");
+    write_file(cmd, "#!/bin/sh\n", 0644); /* no x bit: not even root may run it */
+    expect_base_error("key_size", "key_size = 512\n[alerts]\ncommand = @D@/alert.sh",
+                      "@P@:23: [alerts] command: '@D@/alert.sh' is not executable by this user");
+    expect_base_error("log_level", "log_level = info\naudit_log = @D@/nodir/audit.log",
+                      "@P@:7: [kme] audit_log: directory '@D@/nodir' of '@D@/nodir/audit.log': "
+                      "No such file or directory");
+}
+
 static void test_comments_blank_lines_and_spacing(void **state)
 {
     (void)state;
@@ -729,6 +778,7 @@ int main(void)
         T(test_good_file_values),
         T(test_minimal_file_defaults),
         T(test_sae_limits),
+        T(test_operations_keys),
         T(test_comments_blank_lines_and_spacing),
         T(test_missing_file),
         T(test_directory_as_file),

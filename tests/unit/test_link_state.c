@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "kme/events.h"
 #include "kme/link_state.h"
 
 static link_report report(link_report_state st, double qber, uint64_t bits)
@@ -91,6 +92,7 @@ static void test_alarm_once_per_change(void **state)
     (void)state;
     link_state *ls = link_state_new("LINK-AB");
     link_state_snapshot s;
+    uint64_t raised = events_total(EV_QBER_ALARM), cleared = events_total(EV_QBER_CLEARED);
     capture_start();
     for (int i = 0; i < 5; i++) {
         link_report r = report(LINK_REPORT_DISTILLING, 0.033, 200000);
@@ -126,6 +128,9 @@ static void test_alarm_once_per_change(void **state)
     assert_int_equal(capture_count("possible eavesdropping"), 1);
     assert_int_equal(capture_count("QBER 0.2800 above the bound 0.0625"), 1);
     assert_int_equal(capture_count("alarm cleared"), 1);
+    /* one security event each (events.h): the audit log and the alert command */
+    assert_int_equal(events_total(EV_QBER_ALARM), raised + 1);
+    assert_int_equal(events_total(EV_QBER_CLEARED), cleared + 1);
     assert_int_equal(capture_count("LINK-AB"), capture_count("link LINK-AB"));
     capture_stop();
     link_state_free(ls);
