@@ -67,7 +67,7 @@ static void subject_cell(html_buf *b, const qm_inbox_row *row, const char *id)
     }
     html_raw(b, "</a>");
     if (row->read && row->attachments)
-        html_rawf(b, " <span class=\"attach\">\xF0\x9F\x93\x8E %u attachment%s</span>",
+        html_rawf(b, " <span class=\"attach\">%u attachment%s</span>",
                   row->attachments, row->attachments == 1 ? "" : "s");
     html_raw(b, "</td>");
 }
