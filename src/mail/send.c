@@ -143,8 +143,9 @@ static qm_err deliver_maildir(qm_self *me, const qm_config *cfg, const qm_peer *
     size_t failed = 0;
     qm_err rc = qm_maildir_deliver_all(dirv, n, msg, len, ids, &failed);
     if (rc != QM_OK) {
-        snprintf(me->detail, sizeof me->detail, "%s%s", failed < n ? dirs[failed] : "?",
-                 n > 1 ? " (no recipient got the message)" : "");
+        int w = snprintf(me->detail, sizeof me->detail, "%s%s", failed < n ? dirs[failed] : "?",
+                         n > 1 ? " (no recipient got the message)" : "");
+        (void)w;   /* a long path is cut: detail is one line for the user */
         return rc;
     }
     for (size_t i = 0; i < n; i++) {

@@ -184,7 +184,7 @@ static web_mp_err disposition(web_multipart *m, web_mp_part *p, const char *v, b
         for (size_t i = 0; i + 1 < m->n; i++)
             if (strcmp(m->parts[i].name, name) == 0)
                 return WEB_MP_DUPLICATE;
-    snprintf(p->name, sizeof p->name, "%s", name);
+    memcpy(p->name, name, strlen(name) + 1);   /* at most WEB_MP_MAX_NAME bytes: checked */
     *seen_fn = has_fn == 1;
     return has_fn == 1 ? clean_filename(fn, &p->filename) : WEB_MP_OK;
 }
