@@ -48,18 +48,18 @@ static void page_ok(web_reply *out)
     out->content_type = "text/html; charset=utf-8";
 }
 
-/* Text with CR LF as LF (html_text shows a lone CR as U+FFFD). */
-static void text_lines(html_buf *b, const char *s)
+/* n bytes of text (up to a NUL) with CR LF as LF (html_text shows a lone
+ * CR as U+FFFD). */
+static void text_lines(html_buf *b, const char *s, size_t n)
 {
-    size_t n = strlen(s);
     char *copy = malloc(n + 1);
     if (!copy) {
         b->oom = true;
         return;
     }
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!(s[i] == '\r' && s[i + 1] == '\n'))
+    for (size_t i = 0; i < n && s[i]; i++)
+        if (!(s[i] == '\r' && i + 1 < n && s[i + 1] == '\n'))
             copy[k++] = s[i];
     copy[k] = '\0';
     html_text(b, copy);
@@ -236,7 +236,7 @@ static void render(const web_request *rq, web_reply *out, const qm_opened *o, co
         html_raw(b, "</dl>\n");
         if (p.text) {
             html_raw(b, "<pre class=\"body\">");
-            text_lines(b, p.text);
+            text_lines(b, p.text, strlen(p.text));
             html_raw(b, "</pre>\n");
         }
         html_frames(b, &p, enc);
@@ -246,7 +246,7 @@ static void render(const web_request *rq, web_reply *out, const qm_opened *o, co
     } else {
         html_raw(b, "<p class=\"warn\">Its structure cannot be read; here it is as text.</p>"
                     "<pre class=\"body\">");
-        text_lines(b, (const char *)o->plain);
+        text_lines(b, (const char *)o->plain, o->len);   /* not NUL-terminated */
         html_raw(b, "</pre>\n");
     }
     security_details(b, o);

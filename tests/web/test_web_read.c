@@ -363,6 +363,29 @@ static void test_page_parts(void **state)
     html_free(&out.body);
 }
 
+/* A message whose sender is not verified: shown under the banner of
+ * `qumail read --show-unverified`; a structure GMime cannot read: as text. */
+static void test_page_unverified(void **state)
+{
+    (void)state;
+    char url[400];
+    web_reply out;
+    qm_read_meta m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.unverified, sizeof m.unverified, "sent by SAE SAE_A2, but From alice is SAE_A1");
+    static const char raw[] = "\r\nno header <b>at all</b>";
+    assert_int_equal(qm_readstore_put_meta(store, unread_id, 1, &m, (const uint8_t *)raw,
+                                           sizeof raw - 1), QM_OK);
+    snprintf(url, sizeof url, "/message/%s", unread_id);
+    get(url, "GET", &out);
+    assert_int_equal(out.status, 200);
+    assert_non_null(strstr(out.body.p, "role=\"alert\"><strong>Sender not verified:</strong> "
+                                       "sent by SAE SAE_A2, but From alice is SAE_A1. Its From "
+                                       "does NOT prove who wrote it"));
+    assert_non_null(strstr(out.body.p, "no header &lt;b&gt;at all&lt;/b&gt;"));
+    html_free(&out.body);
+}
+
 static void test_page_refuses(void **state)
 {
     (void)state;
@@ -403,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_parts_bounds),
         cmocka_unit_test_setup_teardown(test_page_escapes, page_setup, page_teardown),
         cmocka_unit_test_setup_teardown(test_page_parts, page_setup, page_teardown),
+        cmocka_unit_test_setup_teardown(test_page_unverified, page_setup, page_teardown),
         cmocka_unit_test_setup_teardown(test_page_refuses, page_setup, page_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
