@@ -77,6 +77,7 @@ void qm_opened_free(qm_opened *o)
     if (o == NULL)
         return;
     free(o->outer);   /* ciphertext: not secret */
+    qm_parts_free(&o->parts);
     if (o->plain)
         secret_wipe(o->plain, o->len);
     free(o->plain);
@@ -141,10 +142,9 @@ qm_err qm_open_outer(qm_self *me, const qm_config *cfg, const uint8_t *outer, si
     envelope_facts(me, outer, len, m);
     snprintf(m->kme, sizeof m->kme, "%s", cfg->kme_id ? cfg->kme_id : "");
     m->read_at = (long long)time(NULL);
-    qm_parts parts;
-    if (qm_parts_read(o->plain, o->len, &parts) == QM_OK)   /* else: no list to keep */
-        qm_parts_list_attachments(&parts, m);
-    qm_parts_free(&parts);
+    o->has_parts = qm_parts_read(o->plain, o->len, &o->parts) == QM_OK;
+    if (o->has_parts)   /* else: no list to keep */
+        qm_parts_list_attachments(&o->parts, m);
     return QM_OK;
 }
 

@@ -31,6 +31,7 @@
 #include "mail/errors.h"
 #include "mail/inbox.h"
 #include "mail/message.h"
+#include "mail/parts.h"
 #include "mail/readstore.h"
 
 /* Fill me for cfg's account (sae_id, address, book) and create its KME
@@ -54,6 +55,9 @@ typedef struct qm_opened {
     size_t len;
     int level;
     qm_read_meta meta;    /* from the store, or made now */
+    qm_parts parts;       /* decrypted now: its parts as read for the meta (has_parts), so
+                             that a reader shows them without parsing it again */
+    bool has_parts;
     bool from_store;      /* read before: no key was used, no KME call made */
     qm_err kept;          /* decrypted now: QM_OK once it is in the read store */
 } qm_opened;

@@ -188,13 +188,14 @@ static char *date_header(GMimeMessage *m)
     return d;
 }
 
-/* Append a text part to p->text ("\n\n" between two). */
-static bool add_text(qm_parts *p, GMimeObject *o)
+/* Append a text part to p->text ("\n\n" between two); *size its length. */
+static bool add_text(qm_parts *p, GMimeObject *o, size_t *size)
 {
     uint8_t *t = NULL;
     size_t n = 0, old = p->text ? strlen(p->text) : 0;
     if (leaf_text(o, &t, &n) != QM_OK)
         return false;
+    *size = n;
     char *joined = malloc(old + 2 + n + 1);
     if (joined != NULL) {
         size_t k = 0;
@@ -226,6 +227,9 @@ static bool on_leaf(void *arg, GMimeObject *o, size_t index)
     memset(part, 0, sizeof *part);
     part->index = index;
     part->kind = GMIME_IS_PART(o) ? kind_of(o) : QM_PART_ATTACHMENT;
+    p->n_parts++;
+    if (part->kind == QM_PART_TEXT)   /* its size: the text in UTF-8 */
+        return add_text(p, o, &part->size);
     uint8_t *b = NULL;
     size_t n = 0;
     if (leaf_bytes(o, &b, &n) != QM_OK)
@@ -233,9 +237,6 @@ static bool on_leaf(void *arg, GMimeObject *o, size_t index)
     secret_wipe(b, n);
     free(b);
     part->size = n;
-    p->n_parts++;
-    if (part->kind == QM_PART_TEXT)
-        return add_text(p, o);
     if (part->kind == QM_PART_ATTACHMENT) {
         p->n_attachments++;
         const char *name = GMIME_IS_PART(o) ? g_mime_part_get_filename(GMIME_PART(o)) : NULL;

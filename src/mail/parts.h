@@ -35,7 +35,7 @@ typedef struct qm_part {
     qm_part_kind kind;
     size_t index;        /* its number among the leaves */
     char *name;          /* attachments: its file name (UTF-8, decoded), or NULL */
-    size_t size;         /* decoded bytes */
+    size_t size;         /* decoded bytes (a text part: its text in UTF-8) */
 } qm_part;
 
 typedef struct qm_parts {

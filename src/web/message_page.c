@@ -214,9 +214,10 @@ static void render(const web_request *rq, web_reply *out, const qm_opened *o, co
 {
     html_buf *b = &out->body;
     char enc[WEB_MSG_ID_MAX * 3 + 1];
-    qm_parts p;
-    qm_err prc = qm_parts_read(o->plain, o->len, &p);
-    const char *subject = prc == QM_OK && p.subject ? p.subject : "(no subject)";
+    qm_parts p = {0};   /* a message decrypted now was read once already */
+    qm_err prc = o->has_parts ? QM_OK : qm_parts_read(o->plain, o->len, &p);
+    const qm_parts *pp = o->has_parts ? &o->parts : &p;
+    const char *subject = prc == QM_OK && pp->subject ? pp->subject : "(no subject)";
     web_msg_id_encode(id, enc, sizeof enc);
     html_begin(b, subject, true);
     html_raw(b, "<article class=\"message\"><h1 id=\"subject\">");
@@ -228,21 +229,21 @@ static void render(const web_request *rq, web_reply *out, const qm_opened *o, co
     actions(b, enc);
     if (prc == QM_OK) {
         html_raw(b, "<dl class=\"headers\">");
-        header_row(b, "From", p.from);
-        header_row(b, "To", p.to);
-        header_row(b, "Cc", p.cc);
-        header_row(b, "Date", p.date);
-        header_row(b, "Subject", p.subject);
+        header_row(b, "From", pp->from);
+        header_row(b, "To", pp->to);
+        header_row(b, "Cc", pp->cc);
+        header_row(b, "Date", pp->date);
+        header_row(b, "Subject", pp->subject);
         html_raw(b, "</dl>\n");
-        if (p.text) {
+        if (pp->text) {
             html_raw(b, "<pre class=\"body\">");
-            text_lines(b, p.text, strlen(p.text));
+            text_lines(b, pp->text, strlen(pp->text));
             html_raw(b, "</pre>\n");
         }
-        html_frames(b, &p, enc);
-        if (p.truncated)
+        html_frames(b, pp, enc);
+        if (pp->truncated)
             html_raw(b, "<p class=\"note\">Parts past 256 or 16 levels deep are not shown.</p>\n");
-        attachments(b, &p, enc);
+        attachments(b, pp, enc);
     } else {
         html_raw(b, "<p class=\"warn\">Its structure cannot be read; here it is as text.</p>"
                     "<pre class=\"body\">");
