@@ -4,9 +4,12 @@
  */
 #include "testbed_env.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 char *testbed_env_value(const char *dir, const char *key)
 {
@@ -26,4 +29,59 @@ char *testbed_env_value(const char *dir, const char *key)
     }
     fclose(f);
     return val;
+}
+
+void tb_sae_load(tb_sae *s, const char *dir, const char *name)
+{
+    char k[128];
+    snprintf(k, sizeof k, "%s_ID", name);
+    s->id = testbed_env_value(dir, k);
+    snprintf(k, sizeof k, "%s_CERT", name);
+    s->cert = testbed_env_value(dir, k);
+    snprintf(k, sizeof k, "%s_KEY", name);
+    s->key = testbed_env_value(dir, k);
+}
+
+void tb_sae_free(tb_sae *s)
+{
+    free(s->id);
+    free(s->cert);
+    free(s->key);
+    memset(s, 0, sizeof *s);
+}
+
+long tb_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+void tb_pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int tb_run(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return system(cmd);
+}
+
+int tb_count_lines(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return n;
 }

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * testbed_env.h - read DIR/testbed.env (scripts/testbed writes it: one
- * KEY=VALUE per line) in the system tests that run against a testbed.
+ * testbed_env.h - what the system tests that run against a testbed share:
+ * reading DIR/testbed.env (scripts/testbed writes it: one KEY=VALUE per
+ * line), an SAE's identity from it, a monotonic clock and pauses for
+ * polling, running a shell command, counting log lines.  CHECK and
+ * FAIL_AT (cmocka failures with a message) are in check.h.
  */
 #ifndef QC_TESTS_TESTBED_ENV_H
 #define QC_TESTS_TESTBED_ENV_H
@@ -10,5 +13,25 @@
  * wins, as in a shell), or NULL when the file or the key is missing.  The
  * file is read afresh each time: `scripts/testbed start` rewrites PIDs. */
 char *testbed_env_value(const char *dir, const char *key);
+
+/* An SAE of the testbed: NAME_ID, NAME_CERT and NAME_KEY of testbed.env
+ * (each NULL when missing; free with tb_sae_free). */
+typedef struct tb_sae {
+    char *id, *cert, *key;
+} tb_sae;
+void tb_sae_load(tb_sae *s, const char *dir, const char *name);
+void tb_sae_free(tb_sae *s);
+
+/* Milliseconds of CLOCK_MONOTONIC; a pause of ms that signals do not cut
+ * short (for polls, never as an assertion). */
+long tb_now_ms(void);
+void tb_pause_ms(long ms);
+
+/* system() of the formatted command line (at most 2 KiB). */
+__attribute__((format(printf, 1, 2)))
+int tb_run(const char *fmt, ...);
+
+/* Lines of the file at path that contain text (0 when it cannot be read). */
+int tb_count_lines(const char *path, const char *text);
 
 #endif

@@ -49,20 +49,9 @@
 #include "mail/message.h"
 #include "mail/mime.h"
 #include "mail/usedkeys.h"
+#include "check.h"
 #include "testbed_env.h"
 
-#define FAIL_AT(file, line, ...)                                             \
-    do {                                                                     \
-        print_error("%s:%d: ", (file), (line));                             \
-        print_error(__VA_ARGS__);                                            \
-        print_error("\n");                                                   \
-        _fail((file), (line));                                               \
-    } while (0)
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            FAIL_AT(__FILE__, __LINE__, __VA_ARGS__);                        \
-    } while (0)
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)

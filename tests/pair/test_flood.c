@@ -50,20 +50,9 @@
 #include <curl/curl.h>
 
 #include "qkd014.h"
+#include "check.h"
 #include "testbed_env.h"
 
-#define FAIL_AT(file, line, ...)                                             \
-    do {                                                                     \
-        print_error("%s:%d: ", (file), (line));                             \
-        print_error(__VA_ARGS__);                                            \
-        print_error("\n");                                                   \
-        _fail((file), (line));                                               \
-    } while (0)
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            FAIL_AT(__FILE__, __LINE__, __VA_ARGS__);                        \
-    } while (0)
 
 #define FLOOD_SOCKETS 2000
 #define FLOOD_SLOW 200          /* of them: one byte a second */

@@ -48,20 +48,9 @@
 #include <jansson.h>
 
 #include "qkd014.h"
+#include "check.h"
 #include "testbed_env.h"
 
-#define FAIL_AT(file, line, ...)                                             \
-    do {                                                                     \
-        print_error("%s:%d: ", (file), (line));                             \
-        print_error(__VA_ARGS__);                                            \
-        print_error("\n");                                                   \
-        _fail((file), (line));                                               \
-    } while (0)
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            FAIL_AT(__FILE__, __LINE__, __VA_ARGS__);                        \
-    } while (0)
 
 #define MSG_NOT_FOUND "one or more keys specified are not found on KME"
 
@@ -69,9 +58,7 @@
 
 enum { KA = 0, KB = 1 };
 
-typedef struct sae {
-    char *id, *cert, *key;
-} sae;
+typedef tb_sae sae;
 
 static struct testbed {
     char *dir, *script, *mode, *ca;
@@ -86,17 +73,6 @@ static const char *const PART[2] = { "kme-a", "kme-b" };
 static char *env_value(const char *key)
 {
     return testbed_env_value(TB.dir, key);
-}
-
-static void sae_load(sae *s, const char *prefix)
-{
-    char k[128];
-    snprintf(k, sizeof k, "%s_ID", prefix);
-    s->id = env_value(k);
-    snprintf(k, sizeof k, "%s_CERT", prefix);
-    s->cert = env_value(k);
-    snprintf(k, sizeof k, "%s_KEY", prefix);
-    s->key = env_value(k);
 }
 
 static long env_long(const char *key, long dflt)
@@ -172,11 +148,11 @@ static int testbed_load(void)
     TB.link_key = env_value("LINK_KEY");
     TB.pool_cap_bits = env_long("LINK_POOL_CAP_BITS", 268435456L);
     TB.peer_timeout_ms = env_long("PEER_TIMEOUT_MS", 2000);
-    sae_load(&TB.a1, "SAE_A1");
-    sae_load(&TB.a2, "SAE_A2");
-    sae_load(&TB.b1, "SAE_B1");
-    sae_load(&TB.b2, "SAE_B2");
-    sae_load(&TB.x, "SAE_X");
+    tb_sae_load(&TB.a1, TB.dir, "SAE_A1");
+    tb_sae_load(&TB.a2, TB.dir, "SAE_A2");
+    tb_sae_load(&TB.b1, TB.dir, "SAE_B1");
+    tb_sae_load(&TB.b2, TB.dir, "SAE_B2");
+    tb_sae_load(&TB.x, TB.dir, "SAE_X");
     if (!TB.ca || !TB.link_cert || !TB.link_key || !TB.a1.id || !TB.a2.id || !TB.b1.id
         || !TB.b2.id || !TB.x.id) {
         fprintf(stderr, "testbed.env lacks CA_CERT, LINK_CERT/KEY or an SAE\n");

@@ -61,6 +61,7 @@
 
 #include "qkd014.h"
 #include "sae/qkd014_internal.h"
+#include "check.h"
 #include "testbed_env.h"
 
 /* The spec's exact messages (ETSI GS QKD 014 §6.2, §6.4) and the 401 body
@@ -74,25 +75,10 @@
 /* ------------------------------------------------------------------ checks */
 
 /* Report a failure at the caller's file and line (helpers take them). */
-#define FAIL_AT(file, line, ...)                                             \
-    do {                                                                     \
-        print_error("%s:%d: ", (file), (line));                             \
-        print_error(__VA_ARGS__);                                            \
-        print_error("\n");                                                   \
-        _fail((file), (line));                                               \
-    } while (0)
-#define CHECK_AT(file, line, cond, ...)                                      \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            FAIL_AT(file, line, __VA_ARGS__);                                \
-    } while (0)
-#define CHECK(cond, ...) CHECK_AT(__FILE__, __LINE__, cond, __VA_ARGS__)
 
 /* ----------------------------------------------------------------- testbed */
 
-typedef struct sae {
-    char *id, *cert, *key;
-} sae;
+typedef tb_sae sae;
 
 typedef struct limits {
     long key_size, min_key_size, max_key_size, max_key_per_request, max_sae_id_count;
@@ -162,25 +148,6 @@ static long conf_limit(const char *key, long dflt)
     return n;
 }
 
-static void sae_load(sae *s, const char *prefix)
-{
-    char k[128];
-    snprintf(k, sizeof k, "%s_ID", prefix);
-    s->id = env_value(k);
-    snprintf(k, sizeof k, "%s_CERT", prefix);
-    s->cert = env_value(k);
-    snprintf(k, sizeof k, "%s_KEY", prefix);
-    s->key = env_value(k);
-}
-
-static void sae_free(sae *s)
-{
-    free(s->id);
-    free(s->cert);
-    free(s->key);
-    memset(s, 0, sizeof *s);
-}
-
 /* (Re-)read the URL and port of KME-A: `testbed start` rewrites the env. */
 static int load_kme_url(void)
 {
@@ -207,10 +174,10 @@ static int group_setup(void **state)
     TB.kme_id = env_value("KME_A_ID");
     TB.ca_cert = env_value("CA_CERT");
     TB.kme_conf = env_value("KME_A_CONF");
-    sae_load(&TB.a1, "SAE_A1");
-    sae_load(&TB.a2, "SAE_A2");
-    sae_load(&TB.a3, "SAE_A3");
-    sae_load(&TB.x, "SAE_X");
+    tb_sae_load(&TB.a1, TB.dir, "SAE_A1");
+    tb_sae_load(&TB.a2, TB.dir, "SAE_A2");
+    tb_sae_load(&TB.a3, TB.dir, "SAE_A3");
+    tb_sae_load(&TB.x, TB.dir, "SAE_X");
     TB.a1_expired.id = TB.a1.id ? strdup(TB.a1.id) : NULL;
     TB.a1_expired.cert = env_value("SAE_A1_EXPIRED_CERT");
     TB.a1_expired.key = env_value("SAE_A1_EXPIRED_KEY");
@@ -257,12 +224,12 @@ static int group_teardown(void **state)
     free(TB.kme_cert);
     free(TB.kme_key);
     free(TB.sae_ca);
-    sae_free(&TB.a1);
-    sae_free(&TB.a2);
-    sae_free(&TB.a3);
-    sae_free(&TB.x);
-    sae_free(&TB.a1_expired);
-    sae_free(&TB.a1_rogue);
+    tb_sae_free(&TB.a1);
+    tb_sae_free(&TB.a2);
+    tb_sae_free(&TB.a3);
+    tb_sae_free(&TB.x);
+    tb_sae_free(&TB.a1_expired);
+    tb_sae_free(&TB.a1_rogue);
     return 0;
 }
 

@@ -37,9 +37,7 @@
 
 #include "testbed_env.h"
 
-typedef struct sae {
-    char *id, *cert, *key;
-} sae;
+typedef tb_sae sae;
 
 static struct {
     char *dir, *ca, *url_a, *url_b, *conf_a, *kme_b;
@@ -356,24 +354,6 @@ static long conf_limit(const char *conf, const char *key)
     return v;
 }
 
-static void sae_load(sae *s, const char *name)
-{
-    char k[64];
-    snprintf(k, sizeof k, "%s_ID", name);
-    s->id = testbed_env_value(TB.dir, k);
-    snprintf(k, sizeof k, "%s_CERT", name);
-    s->cert = testbed_env_value(TB.dir, k);
-    snprintf(k, sizeof k, "%s_KEY", name);
-    s->key = testbed_env_value(TB.dir, k);
-}
-
-static void sae_free(sae *s)
-{
-    free(s->id);
-    free(s->cert);
-    free(s->key);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -386,10 +366,10 @@ static int group_setup(void **state)
     TB.url_a = testbed_env_value(TB.dir, "KME_A_URL");
     TB.url_b = testbed_env_value(TB.dir, "KME_B_URL");
     TB.conf_a = testbed_env_value(TB.dir, "KME_A_CONF");
-    sae_load(&TB.a1, "SAE_A1");
-    sae_load(&TB.a2, "SAE_A2");
-    sae_load(&TB.a3, "SAE_A3");
-    sae_load(&TB.b1, "SAE_B1");
+    tb_sae_load(&TB.a1, TB.dir, "SAE_A1");
+    tb_sae_load(&TB.a2, TB.dir, "SAE_A2");
+    tb_sae_load(&TB.a3, TB.dir, "SAE_A3");
+    tb_sae_load(&TB.b1, TB.dir, "SAE_B1");
     if (!TB.ca || !TB.url_a || !TB.conf_a || !TB.a1.id || !TB.a2.id || !TB.a3.id) {
         print_error("%s/testbed.env lacks CA_CERT, KME_A_URL, KME_A_CONF or an SAE\n", TB.dir);
         return -1;
@@ -416,10 +396,10 @@ static int group_teardown(void **state)
     free(TB.url_a);
     free(TB.url_b);
     free(TB.conf_a);
-    sae_free(&TB.a1);
-    sae_free(&TB.a2);
-    sae_free(&TB.a3);
-    sae_free(&TB.b1);
+    tb_sae_free(&TB.a1);
+    tb_sae_free(&TB.a2);
+    tb_sae_free(&TB.a3);
+    tb_sae_free(&TB.b1);
     for (size_t i = 0; i < MAX_HANDLES; i++)
         if (HANDLES[i].h)
             curl_easy_cleanup(HANDLES[i].h);

@@ -30,20 +30,9 @@
 
 #include <gnutls/gnutls.h>
 
+#include "check.h"
 #include "testbed_env.h"
 
-#define FAIL_AT(file, line, ...)                                             \
-    do {                                                                     \
-        print_error("%s:%d: ", (file), (line));                             \
-        print_error(__VA_ARGS__);                                            \
-        print_error("\n");                                                   \
-        _fail((file), (line));                                               \
-    } while (0)
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            FAIL_AT(__FILE__, __LINE__, __VA_ARGS__);                        \
-    } while (0)
 
 #define MAX_BODY (64 * 1024)           /* the SAE API's body limit */
 #define DRAIN_MAX (1024 * 1024)        /* dropped past it before the 413 */

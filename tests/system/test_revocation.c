@@ -41,9 +41,7 @@
 
 #include "testbed_env.h"
 
-typedef struct sae {
-    char *id, *cert, *key;
-} sae;
+typedef tb_sae sae;
 
 static struct {
     char *dir, *ca, *url, *crl, *pki, *kme_bin, *conf, *log;
@@ -125,55 +123,18 @@ static void expect_200(const answer *a, const char *what)
         fail_msg("%s: expected 200, got HTTP %ld %s", what, a->status, a->body);
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static int run(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
-/* Lines of KME-A's log that contain text. */
-static int log_count(const char *text)
-{
-    FILE *f = fopen(TB.log, "r");
-    char line[2048];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
-
 /* SIGHUP to KME-A, then wait (up to the deadline) until its log shows one
  * more line with text than before. */
 static void sighup_and_wait_log(const char *text)
 {
-    int before = log_count(text);
+    int before = tb_count_lines(TB.log, text);
     assert_int_equal(kill(TB.pid, SIGHUP), 0);
-    long end = now_ms() + TB.deadline_ms;
-    while (log_count(text) <= before) {
-        if (now_ms() > end)
+    long end = tb_now_ms() + TB.deadline_ms;
+    while (tb_count_lines(TB.log, text) <= before) {
+        if (tb_now_ms() > end)
             fail_msg("KME-A logged no \"%s\" within %ld ms of SIGHUP (%s)", text, TB.deadline_ms,
                      TB.log);
-        pause_ms(20);
+        tb_pause_ms(20);
     }
 }
 
@@ -190,9 +151,9 @@ static void test_revoked_after_sighup(void **state)
     status_on(kept_a1, TB.a2.id, &a);
     expect_200(&a, "SAE_A1 before the revocation");
 
-    assert_int_equal(run("'%s' revoke '%s/pki' '%s' >/dev/null", TB.pki, TB.dir, TB.a2.id), 0);
+    assert_int_equal(tb_run("'%s' revoke '%s/pki' '%s' >/dev/null", TB.pki, TB.dir, TB.a2.id), 0);
     sighup_and_wait_log("CRL ");
-    assert_int_equal(log_count("refused, the previous one stays in force"), 0);
+    assert_int_equal(tb_count_lines(TB.log, "refused, the previous one stays in force"), 0);
 
     status_new(&TB.a2, TB.a1.id, &a);
     expect_401(&a, "revoked SAE_A2 on a new connection");
@@ -214,9 +175,9 @@ static void test_garbage_crl_keeps_old(void **state)
 {
     (void)state;
     answer a;
-    assert_int_equal(run("cp '%s' '%s.good' && echo 'not a CRL' > '%s'", TB.crl, TB.crl, TB.crl), 0);
+    assert_int_equal(tb_run("cp '%s' '%s.good' && echo 'not a CRL' > '%s'", TB.crl, TB.crl, TB.crl), 0);
     sighup_and_wait_log("refused, the previous one stays in force");
-    assert_int_equal(log_count("not a PEM certificate revocation list"), 1);
+    assert_int_equal(tb_count_lines(TB.log, "not a PEM certificate revocation list"), 1);
     assert_int_equal(kill(TB.pid, 0), 0);
     status_new(&TB.a2, TB.a1.id, &a);
     expect_401(&a, "revoked SAE_A2 after a garbage CRL");
@@ -226,13 +187,13 @@ static void test_garbage_crl_keeps_old(void **state)
     /* the start refuses the same file with its reason (--check) */
     char out[256];
     snprintf(out, sizeof out, "%s/check.out", TB.dir);
-    int rc = run("'%s' --config '%s' --check > '%s' 2>&1", TB.kme_bin, TB.conf, out);
+    int rc = tb_run("'%s' --config '%s' --check > '%s' 2>&1", TB.kme_bin, TB.conf, out);
     assert_true(WIFEXITED(rc));
     assert_int_equal(WEXITSTATUS(rc), 3);
-    assert_int_equal(run("grep -q '\\[sae_api\\] crl %s: not a PEM certificate revocation list' '%s'",
+    assert_int_equal(tb_run("grep -q '\\[sae_api\\] crl %s: not a PEM certificate revocation list' '%s'",
                          TB.crl, out), 0);
 
-    assert_int_equal(run("mv -f '%s.good' '%s'", TB.crl, TB.crl), 0);
+    assert_int_equal(tb_run("mv -f '%s.good' '%s'", TB.crl, TB.crl), 0);
     sighup_and_wait_log("certificates revoked");
     status_new(&TB.a2, TB.a1.id, &a);
     expect_401(&a, "revoked SAE_A2 after the CRL is back");
@@ -248,7 +209,7 @@ static void test_extended_key_usage(void **state)
     for (size_t i = 0; i < 2; i++) {
         char sub[512];
         snprintf(sub, sizeof sub, "%s/pki/eku-%s", TB.dir, kinds[i]);
-        assert_int_equal(run("mkdir -p '%s' && cp '%s/pki/sae-ca.crt' '%s/pki/sae-ca.key' '%s/' &&"
+        assert_int_equal(tb_run("mkdir -p '%s' && cp '%s/pki/sae-ca.crt' '%s/pki/sae-ca.key' '%s/' &&"
                              " '%s' sae '%s' '%s' --eku %s >/dev/null",
                              sub, TB.dir, TB.dir, sub, TB.pki, sub, TB.a3.id, kinds[i]), 0);
         char cert[600], key[600];
@@ -263,24 +224,6 @@ static void test_extended_key_usage(void **state)
 }
 
 /* ------------------------------------------------------------------ setup */
-
-static void sae_load(sae *s, const char *name)
-{
-    char k[64];
-    snprintf(k, sizeof k, "%s_ID", name);
-    s->id = testbed_env_value(TB.dir, k);
-    snprintf(k, sizeof k, "%s_CERT", name);
-    s->cert = testbed_env_value(TB.dir, k);
-    snprintf(k, sizeof k, "%s_KEY", name);
-    s->key = testbed_env_value(TB.dir, k);
-}
-
-static void sae_free(sae *s)
-{
-    free(s->id);
-    free(s->cert);
-    free(s->key);
-}
 
 static int group_setup(void **state)
 {
@@ -299,9 +242,9 @@ static int group_setup(void **state)
     char *pid = testbed_env_value(TB.dir, "KME_A_PID");
     TB.pid = pid ? (pid_t)atol(pid) : 0;
     free(pid);
-    sae_load(&TB.a1, "SAE_A1");
-    sae_load(&TB.a2, "SAE_A2");
-    sae_load(&TB.a3, "SAE_A3");
+    tb_sae_load(&TB.a1, TB.dir, "SAE_A1");
+    tb_sae_load(&TB.a2, TB.dir, "SAE_A2");
+    tb_sae_load(&TB.a3, TB.dir, "SAE_A3");
     if (!TB.ca || !TB.url || !TB.crl || !TB.pki || !TB.kme_bin || !TB.conf || TB.pid <= 0
         || !TB.a1.id || !TB.a2.id || !TB.a3.id) {
         print_error("%s/testbed.env lacks CA_CERT, KME_A_URL, SAE_CA_CRL, PKI_SCRIPT, KME_BIN, "
@@ -328,9 +271,9 @@ static int group_teardown(void **state)
     free(TB.kme_bin);
     free(TB.conf);
     free(TB.log);
-    sae_free(&TB.a1);
-    sae_free(&TB.a2);
-    sae_free(&TB.a3);
+    tb_sae_free(&TB.a1);
+    tb_sae_free(&TB.a2);
+    tb_sae_free(&TB.a3);
     curl_global_cleanup();
     return 0;
 }
