@@ -74,7 +74,7 @@ uint64_t events_dropped(void)
 /* ---- the queue ----------------------------------------------------------- */
 
 enum { T_SAE, T_MASTER, T_SLAVE, T_LISTENER, T_REASON, T_CN, T_PEER, T_LINK, T_POOL, T_OWNER, N_TEXT };
-#define QUEUE_SLOTS 1024u
+#define QUEUE_SLOTS EVENTS_QUEUE_SLOTS
 
 typedef struct queued_event {
     event_kind kind;
@@ -87,7 +87,7 @@ typedef struct queued_event {
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool running, stopping, reopen;
+    bool running, stopping, reopen, held;
     size_t head, count;                 /* ring of QUEUE_SLOTS */
     queued_event slots[QUEUE_SLOTS];
     pthread_t thread;
@@ -436,7 +436,7 @@ static void *writer_main(void *arg)
     queued_event *q = malloc(sizeof *q);
     pthread_mutex_lock(&Q.mu);
     for (;;) {
-        while (Q.count == 0 && !Q.stopping && !Q.reopen) {
+        while ((Q.count == 0 || Q.held) && !Q.stopping && !Q.reopen) {
             /* children of the alert command are watched a few times a second */
             int64_t wake = mono_ms() + (alerts_running() ? 100 : 1000);
             struct timespec ts = mono_timespec(wake);
@@ -446,12 +446,13 @@ static void *writer_main(void *arg)
         }
         bool reopen = Q.reopen;
         Q.reopen = false;
-        bool have = Q.count > 0 && q;
+        bool take = Q.count > 0 && (!Q.held || Q.stopping);
+        bool have = take && q;
         if (have) {
             *q = Q.slots[Q.head];
             Q.head = (Q.head + 1) % QUEUE_SLOTS;
             Q.count--;
-        } else if (Q.count > 0) { /* no memory for a copy: drop it */
+        } else if (take) { /* no memory for a copy: drop it */
             Q.head = (Q.head + 1) % QUEUE_SLOTS;
             Q.count--;
         }
@@ -511,6 +512,14 @@ void events_reopen(void)
     Q.reopen = Q.running;
     if (Q.running)
         pthread_cond_signal(&Q.cv);
+    pthread_mutex_unlock(&Q.mu);
+}
+
+void events_testing_hold(bool hold)
+{
+    pthread_mutex_lock(&Q.mu);
+    Q.held = hold;
+    pthread_cond_signal(&Q.cv);
     pthread_mutex_unlock(&Q.mu);
 }
 

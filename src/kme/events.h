@@ -51,6 +51,10 @@ uint64_t events_total(event_kind kind);
 /* Events lost because the queue was full, since the start. */
 uint64_t events_dropped(void);
 
+/* The queue's size: reports beyond it while the writer is behind are
+ * dropped (and counted). */
+#define EVENTS_QUEUE_SLOTS 1024u
+
 /* The fields an event may carry; NULL strings and unset numbers are left
  * out of its JSON line.  Strings are copied (truncated at EVENT_TEXT_MAX
  * bytes) and escaped when written: they may come from a hostile peer. */
@@ -134,6 +138,10 @@ void events_reopen(void);
 /* Write what is queued, wait for (or kill) the alert commands, stop the
  * writer and close the log. */
 void events_stop(void);
+
+/* Tests: hold the writer (it takes nothing from the queue; stopping
+ * still drains it) or let it go on. */
+void events_testing_hold(bool hold);
 
 /* Tests: the JSON line of one event (no newline), as the writer writes
  * it; the caller frees it.  NULL when out of memory. */

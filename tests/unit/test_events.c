@@ -274,6 +274,44 @@ static void test_lines_and_rotation(void **state)
     assert_int_equal(st.st_mode & 07777, 0600);
 }
 
+/* A writer that falls behind: reports past the queue are dropped without
+ * waiting, counted, and the count is logged once when it catches up;
+ * what was queued is written. */
+static void test_full_queue_drops_and_counts(void **state)
+{
+    (void)state;
+    const char *log = path_in("full-audit.log"), *captured = path_in("full-stderr.log");
+    uint64_t dropped = events_dropped(), total = events_total(EV_RATE_LIMITED);
+    start_writer(log, NULL, 10);
+    events_testing_hold(true);
+    long t0 = now_ms();
+    for (unsigned i = 0; i < EVENTS_QUEUE_SLOTS + 5; i++)
+        events_rate_limited("SAE-F", i, 1);
+    assert_true(now_ms() - t0 < 1000); /* never waits for room */
+    assert_int_equal(events_dropped(), dropped + 5);
+    assert_int_equal(events_total(EV_RATE_LIMITED), total + EVENTS_QUEUE_SLOTS + 5);
+    fflush(stderr);
+    int saved = dup(2), fd = open(captured, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    events_testing_hold(false);
+    wait_lines(log, EVENTS_QUEUE_SLOTS);
+    events_stop();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    assert_int_equal(count_lines(log), EVENTS_QUEUE_SLOTS);
+    FILE *f = fopen(captured, "r");
+    char line[1024];
+    int reports = 0;
+    while (f && fgets(line, sizeof line, f))
+        reports += strstr(line, "security events: 5 dropped") != NULL;
+    if (f)
+        fclose(f);
+    assert_int_equal(reports, 1);
+}
+
 /* Without events_start the counters still count and nothing is written. */
 static void test_counts_without_writer(void **state)
 {
@@ -412,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_kind_names_and_alarms),
         cmocka_unit_test(test_log_file_opened_safely),
         cmocka_unit_test(test_lines_and_rotation),
+        cmocka_unit_test(test_full_queue_drops_and_counts),
         cmocka_unit_test(test_alert_command_contract),
         cmocka_unit_test(test_hanging_alert_command),
     };
