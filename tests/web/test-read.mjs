@@ -178,6 +178,17 @@ async function main() {
   tamper(id4);
   const id5 = send(2, message({ subject: 'Used elsewhere', body: 'elsewhere-secret' }));
   const id6 = send(1, message({ subject: 'Decrypted by the CLI', body: 'cli-secret' }));
+  const id7 = send(2, message({ subject: 'While the KME is down', body: 'down-secret' }));
+  // alice's message to herself (Level 4: a KME gives no key for oneself), dropped into
+  // bob's Maildir: bob is not among its recipients
+  const aliceNew = path.join(env.QUMAIL_MAILDIR_ROOT, 'alice@example.org', 'new');
+  mkdirSync(aliceNew, { recursive: true });
+  const mineBefore = new Set(readdirSync(aliceNew));
+  qm(env.QUMAIL_CONFIG_A1, ['send', '--level', '4', '--to', 'alice@example.org'],
+     message({ subject: 'For alice only', body: 'alice-secret' }));
+  const mine = readdirSync(aliceNew).filter((f) => !mineBefore.has(f))[0];
+  const id8 = `1000000001.${mine}`;
+  writeFileSync(path.join(bobNew, id8), readFileSync(path.join(aliceNew, mine)));
 
   // id5's keys taken from the KME by bob's account in another configuration
   const other5 = path.join(work, 'bob-elsewhere.conf');
@@ -192,8 +203,9 @@ async function main() {
   const page = await ctx.newPage();
   await page.goto(web.url);
   const rows = await rowsText(page);
-  check('six rows, all encrypted and unread before they are opened',
-        rows.length === 6 && rows.every((r) => /Encrypted/.test(r) && /Unread/.test(r)),
+  check('eight rows, all unread, the seven at Levels 1 and 2 "Encrypted"',
+        rows.length === 8 && rows.every((r) => /Unread/.test(r)) &&
+        rows.filter((r) => /Encrypted/.test(r)).length === 7,
         JSON.stringify(rows));
   check('each row\'s first link opens its message',
         (await page.$$eval('table.inbox tbody tr', (trs) => trs.map((tr) =>
@@ -221,6 +233,12 @@ async function main() {
         (await page.textContent('h1')) === 'Key already used' &&
         /read on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/.test(text), text.slice(0, 300));
 
+  await page.goto(`${web.base}/message/${id8}`);
+  text = await page.textContent('main');
+  check('a message for another SAE: "Not for this account", no plaintext',
+        (await page.textContent('h1')) === 'Not for this account' && !text.includes('alice-secret'),
+        text.slice(0, 300));
+
   await page.goto(`${web.base}/`);
   const after = await rowsText(page);
   const row1 = after.find((r) => r.includes(SUBJECT));
@@ -229,6 +247,12 @@ async function main() {
   await page.screenshot({ path: path.join(artifacts, 'read-inbox.png') });
 
   execFileSync(env.TESTBED_SCRIPT, ['stop', env.TESTBED_DIR, 'kme-b'], { stdio: 'ignore' });
+  const down = await page.goto(`${web.base}/message/${id7}`);
+  text = await page.textContent('main');
+  check('an unread message with KME-B stopped: 503 "KME unreachable", a Retry link, no plaintext',
+        down.status() === 503 && (await page.textContent('h1')) === 'KME unreachable' &&
+        (await page.getByRole('link', { name: 'Retry', exact: true }).getAttribute('href')) ===
+          `/message/${id7}` && !text.includes('down-secret'), text.slice(0, 300));
   for (const [id, level] of [[id1, 1], [id2, 2]]) {
     const r = await page.goto(`${web.base}/message/${id}`);
     text = await page.textContent('main');
