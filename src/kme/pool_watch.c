@@ -26,11 +26,17 @@ struct pool_watch {
     pthread_t thread;
 };
 
+/* A low pool is ok again only this share of its capacity above the mark:
+ * a pool hovering at the mark (drained as fast as it fills) would
+ * otherwise give a pair of events every look. */
+#define OK_MARGIN 0.01
+
 /* Report a crossing of the low mark by one pool. */
 static void judge(pool_watch *w, int which, uint64_t level, uint64_t cap)
 {
     double ratio = w->cfg->pool_low_ratio;
-    bool low = (double)level < ratio * (double)cap;
+    double mark = w->low[which] ? ratio + OK_MARGIN : ratio;
+    bool low = (double)level < (mark < 1 ? mark : 1) * (double)cap;
     if (low == w->low[which])
         return;
     w->low[which] = low;
