@@ -2,8 +2,9 @@
 // test-inbox-imap.mjs - the Inbox over IMAP in Chromium: alice sends a
 // Level 1 message by SMTP submission through the test suite's real Postfix
 // (`qumail send`), bob's web client lists his Dovecot mailbox over IMAPS
-// (encrypted, unread), bob reads it with `qumail read` over IMAP, and the
-// Inbox then shows its real subject; the message on the server is the
+// (encrypted, unread), bob opens it in the browser over IMAP (subject,
+// body), `qumail read` then shows it from the read store the page filled,
+// and the Inbox shows its real subject; the message on the server is the
 // encrypted outer message only.
 //
 // Usage: node test-inbox-imap.mjs QUMAIL WORKDIR ARTIFACTS (testbed.env and
@@ -63,8 +64,20 @@ async function main() {
         raw.includes('multipart/encrypted') && !raw.includes('Secret body') && !raw.includes('IMAP: Gr') &&
         !raw.includes(Buffer.from(SUBJECT).toString('base64')), raw.slice(0, 200));
 
-  execFileSync(qumail, ['--config', conf.bob, 'read', '1'], { stdio: 'ignore' });
-  await page.reload();
+  // Read in the browser (the IMAP UID is the ID), then `qumail read` finds it
+  // in the same read store: one implementation, one store.
+  await page.click('table.inbox tbody tr a');
+  await page.waitForURL(/\/message\/1$/);
+  check('opened over IMAP: the subject, the body, Level 1',
+        (await page.textContent('h1')) === SUBJECT &&
+        (await page.textContent('main')).includes('Secret body line.') &&
+        (await page.textContent('p.level')) === 'Level 1');
+  // (its keys are spent: a second decryption would fail with exit 6)
+  const cli = execFileSync(qumail, ['--config', conf.bob, 'read', '1'],
+                           { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+  check('qumail read then shows it from the read store the page filled',
+        cli.includes('Secret body line.'));
+  await page.goto(`${web.base}/`);
   rows = await rowsText(page);
   check('after reading over IMAP: the real subject and "Read"',
         rows.length === 1 && rows[0].includes(SUBJECT) && !/Unread/.test(rows[0]), JSON.stringify(rows));
