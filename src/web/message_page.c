@@ -210,7 +210,7 @@ static void security_details(html_buf *b, const qm_opened *o)
     html_raw(b, "</dl></section>\n");
 }
 
-static void render(const web_request *rq, web_reply *out, const qm_opened *o, const char *id)
+static void render(web_reply *out, const qm_opened *o, const char *id)
 {
     html_buf *b = &out->body;
     char enc[WEB_MSG_ID_MAX * 3 + 1];
@@ -252,7 +252,6 @@ static void render(const web_request *rq, web_reply *out, const qm_opened *o, co
     }
     security_details(b, o);
     html_raw(b, "</article>\n");
-    (void)rq;
     html_end(b);
     qm_parts_free(&p);
     page_ok(out);
@@ -419,7 +418,7 @@ void web_page_message(const web_request *rq, web_reply *out)
     if (idx < 0)
         web_error_page(out, 404, "No such message", "The inbox has no message with this ID.");
     else if (open_it(rq, out, &mb, (size_t)idx, &u, &o))
-        u.view == WEB_MSG_PAGE ? render(rq, out, &o, u.id) : serve_part(out, &o, &u);
+        u.view == WEB_MSG_PAGE ? render(out, &o, u.id) : serve_part(out, &o, &u);
     qm_opened_free(&o);
     qm_inbox_close(&mb);
 }
