@@ -290,17 +290,14 @@ int qc_session_keys(qc_session *s, bool for_decrypt)
 {
     char msg[PATH_MAX + 600];
     qm_err rc = qm_open_keys(&s->me, &s->cfg, for_decrypt, msg, sizeof msg);
-    s->kme = s->me.kme;     /* session_close frees them */
+    s->kme = s->me.kme;     /* session_close frees them (qm_open_close) */
     s->used = s->me.used;
     return rc == QM_OK ? EX_OK : qc_error(exit_code(rc, SIDE_OPEN), "%s", msg);
 }
 
 static void session_close(qc_session *s)
 {
-    if (s->used)
-        qm_usedkeys_close(s->used);
-    if (s->kme)
-        qkd014_client_free(s->kme);
+    qm_open_close(&s->me);   /* the KME client and used-key store (s->kme, s->used) */
     qm_config_free(&s->cfg);
     memset(s, 0, sizeof *s);
 }

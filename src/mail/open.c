@@ -194,15 +194,6 @@ qm_err qm_open_fresh(qm_self *me, const qm_config *cfg, qm_opened *o)
     return QM_OK;
 }
 
-qm_err qm_open_message(qm_self *me, const qm_config *cfg, const qm_inbox *mb, size_t idx,
-                       qm_opened *o, char *detail, size_t cap)
-{
-    qm_err rc = qm_open_stored(cfg, mb, idx, o, detail, cap);
-    if (rc == QM_E_NOT_FOUND && o->outer)
-        rc = qm_open_fresh(me, cfg, o);
-    return rc;
-}
-
 long qm_open_find(const qm_inbox *mb, const char *id)
 {
     for (size_t i = 0; i < mb->n; i++)

@@ -13,8 +13,10 @@
  *   qm_open_stored   message idx of a mailbox from the read store, if it
  *                    was read before (no key, no KME call)
  *   qm_open_fresh    decrypt it (qm_open_outer) and keep it in the read
- *                    store, with what a reader shows of it (readstore.h)
- *   qm_open_message  the two above: what a reader of the mailbox does
+ *                    store, with what a reader shows of it (readstore.h):
+ *                    a reader of the mailbox calls qm_open_stored, then
+ *                    qm_open_fresh if it was not read (and if it may spend
+ *                    the message's keys now)
  *
  * A message is decrypted once: its keys are delivered once by the KME and
  * recorded as used before any plaintext is returned.  The plaintext is
@@ -87,10 +89,6 @@ qm_err qm_open_stored(const qm_config *cfg, const qm_inbox *mb, size_t idx, qm_o
  * QM_OK also when it could not be kept: o->kept says so (its keys are
  * spent: show it all the same). */
 qm_err qm_open_fresh(qm_self *me, const qm_config *cfg, qm_opened *o);
-
-/* qm_open_stored, then qm_open_fresh if it was not read. */
-qm_err qm_open_message(qm_self *me, const qm_config *cfg, const qm_inbox *mb, size_t idx,
-                       qm_opened *o, char *detail, size_t cap);
 
 /* The index in mb of the message with this ID (qm_inbox_id), or -1. */
 long qm_open_find(const qm_inbox *mb, const char *id);
