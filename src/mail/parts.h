@@ -11,7 +11,7 @@
  * walked (the rest is not shown), and the header section is bounded as
  * every other (mime.h).  Nothing here makes anything safe to show: the
  * caller escapes text and frames HTML (docs/web.md).  GMime parses;
- * fuzz/fuzz_parts.c runs it on hostile input.
+ * fuzz/fuzz_read.c runs it on hostile input.
  */
 #ifndef QM_PARTS_H
 #define QM_PARTS_H

@@ -20,7 +20,7 @@
  *   attachment SIZE NAME      NAME with bytes outside '!'..'~' and '%' as %XX
  *
  * Every value is printable ASCII; anything else is not a file this store
- * wrote and reads as QM_E_IO (fuzz/fuzz_readstore.c runs that parser).
+ * wrote and reads as QM_E_IO (fuzz/fuzz_read.c runs that parser).
  */
 #include "mail/readstore.h"
 

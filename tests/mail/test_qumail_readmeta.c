@@ -4,8 +4,11 @@
  * format version 2): a message whose sender is not verified and one whose
  * forged copy came first keep their marks across put and get; a message
  * without them is still written in version 1 (older stores read the same);
- * terminal controls in the reason never reach the file; and hostile
- * version 2 heads are refused as foreign files (QM_E_IO), never shown.
+ * terminal controls in the reason never reach the file; what a reader
+ * shows without opening a message again (SAE IDs, key IDs, KME, time, the
+ * attachment list with hostile names) comes back as it went in; and
+ * hostile version 2 heads are refused as foreign files (QM_E_IO), never
+ * shown.
  */
 #include <setjmp.h>
 #include <stdarg.h>
