@@ -199,6 +199,12 @@ async function reply(bobPage, bobBase, id) {
   check('Reply: alice reads it: her subject with "Re: ", bob\'s words, In-Reply-To',
         decodedSubject(inner) === `Re: ${SUBJECT} L2` && inner.includes('Thanks!') &&
         /^In-Reply-To: <[^>]+>$/m.test(inner), inner.slice(0, 400));
+  await bobPage.goto(`${bobBase}/compose?reply_all=${encodeURIComponent(id)}`);
+  const allTo = await bobPage.getByLabel('To', { exact: true }).inputValue();
+  const allCc = await bobPage.getByLabel('Cc', { exact: true }).inputValue();
+  check('Reply all: To the sender; Cc the other recipients without yourself (bob was the only one)',
+        allTo === 'alice@example.org' && allCc === '' && (await bobPage.textContent('h1')) === 'Reply all',
+        JSON.stringify([allTo, allCc]));
   const bad = await bobPage.goto(`${bobBase}/compose?reply=no-such-id`);
   check('Reply to an unknown ID: an error page (404)', bad.status() === 404, bad.status());
 }
