@@ -386,6 +386,25 @@ static void test_page_unverified(void **state)
     html_free(&out.body);
 }
 
+/* A Level 4 message says so in words and in red. */
+static void test_page_level4(void **state)
+{
+    (void)state;
+    char url[400];
+    web_reply out;
+    assert_int_equal(qm_readstore_put(store, unread_id, 4, (const uint8_t *)HOSTILE,
+                                      sizeof HOSTILE - 1), QM_OK);
+    snprintf(url, sizeof url, "/message/%s", unread_id);
+    get(url, "GET", &out);
+    assert_int_equal(out.status, 200);
+    assert_non_null(strstr(out.body.p, ">Level 4 (not protected)</p>"));
+    assert_non_null(strstr(out.body.p, "class=\"banner danger\" role=\"alert\">Level 4: this "
+                                       "message is NOT encrypted and NOT authenticated"));
+    assert_non_null(strstr(out.body.p, "No: Level 4 carries no integrity check"));
+    assert_non_null(strstr(out.body.p, "none (Level 4 uses no key)"));
+    html_free(&out.body);
+}
+
 static void test_page_refuses(void **state)
 {
     (void)state;
@@ -427,6 +446,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_page_escapes, page_setup, page_teardown),
         cmocka_unit_test_setup_teardown(test_page_parts, page_setup, page_teardown),
         cmocka_unit_test_setup_teardown(test_page_unverified, page_setup, page_teardown),
+        cmocka_unit_test_setup_teardown(test_page_level4, page_setup, page_teardown),
         cmocka_unit_test_setup_teardown(test_page_refuses, page_setup, page_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
