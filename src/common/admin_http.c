@@ -148,7 +148,8 @@ static bool has_body(struct MHD_Connection *c)
     return header(c, MHD_HTTP_HEADER_TRANSFER_ENCODING) || (cl && strcmp(cl, "0") != 0);
 }
 
-/* NULL when the request may go on; else the refusal sent. */
+/* One request: the rules of admin_http.h in order, each refusal decided
+ * on the request line and headers, then the handler. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,

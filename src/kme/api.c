@@ -27,12 +27,14 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/monotime.h"
 #include "common/uuid.h"
 #include "kme/events.h"
+#include "kme/metrics.h"
 #include "kme/peer.h"
 #include "kme/request.h"
 #include "kme/sae_rate.h"
@@ -151,8 +153,9 @@ static void handle_status(const kme_api *api, const char *caller, kme_request *r
     json_decref(o);
 }
 
-/* {"keys":[{"key_ID":"...","key":"..."},...]} into one secret buffer. */
-static void render_keys(kme_reply *out, const ks_batch *b)
+/* {"keys":[{"key_ID":"...","key":"..."},...]} into one secret buffer;
+ * counted as delivered by enc_keys (enc) or dec_keys (metrics.h). */
+static void render_keys(kme_reply *out, const ks_batch *b, bool enc)
 {
     static const char head[] = "{\"keys\":[", tail[] = "]}";
     static const char k1[] = "{\"key_ID\":\"", k2[] = "\",\"key\":\"", k3[] = "\"}";
@@ -188,6 +191,10 @@ static void render_keys(kme_reply *out, const ks_batch *b)
     out->body.len = (size_t)(p - (char *)out->body.data);
     out->http = 200;
     out->has_keys = true;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < b->n; i++)
+        bytes += b->keys[i].size_bits / 8;
+    metrics_keys(enc, b->n, bytes);
 }
 
 /* Every additional slave must be known and sit where the slave sits
@@ -235,7 +242,8 @@ static void finish_remote(const kme_api *api, const kme_peer *peer, const char *
          * pending, and the restart asks the peer, which says "applied". */
         if (ks_remote_acked(api->ks, r->id) == KS_OK
             || ks_remote_confirmed(api->ks, r->id) == KS_OK) {
-            render_keys(out, &r->keys);
+            metrics_reservation((size_t)(peer - api->cfg->peers), METRICS_RESV_ACKNOWLEDGED);
+            render_keys(out, &r->keys, true);
             return;
         }
         snprintf(reason, sizeof reason, "the peer's acknowledgement could not be recorded");
@@ -244,6 +252,8 @@ static void finish_remote(const kme_api *api, const kme_peer *peer, const char *
         log_error("enc_keys: a failed reservation for KME %s could not be marked void; "
                   "it becomes one at the next start", peer->id);
     peer_void_wake(api->peers);
+    metrics_reservation((size_t)(peer - api->cfg->peers),
+                        sent == PEER_SLAVE_LIMIT ? METRICS_RESV_REFUSED : METRICS_RESV_FAILED);
     if (sent == PEER_SLAVE_LIMIT) {
         /* the peer's own words: it holds the slave's keys and its limit */
         log_info("enc_keys: %s -> %s: refused by peer KME %s: %s", caller, slaves[0], peer->id,
@@ -341,8 +351,10 @@ int api_init(kme_api *api)
     const kme_config *cfg = api->cfg;
     api->rate = sae_rate_new((const char *const *)cfg->local_saes, cfg->n_local_saes,
                              (uint64_t)cfg->sae_rate_bps, (uint64_t)cfg->sae_burst_bits, mono_ms());
-    if (!api->rate) {
-        log_error("out of memory for the per-SAE rate limits");
+    if (!api->rate || metrics_init(cfg) != 0) {
+        log_error("out of memory for the per-SAE rate limits and the metrics");
+        sae_rate_free(api->rate);
+        api->rate = NULL;
         return -1;
     }
     return 0;
@@ -352,6 +364,7 @@ void api_free(kme_api *api)
 {
     sae_rate_free(api->rate);
     api->rate = NULL;
+    metrics_free();
 }
 
 static void handle_enc_keys(const kme_api *api, const char *caller, kme_request *req,
@@ -392,7 +405,7 @@ static void local_enc(const kme_api *api, const char *caller, const kme_request 
     ks_result r = ks_local_enc(api->ks, caller, slaves, nslaves, (uint32_t)req->number,
                                (uint32_t)req->size, &b);
     if (r == KS_OK) {
-        render_keys(out, &b);
+        render_keys(out, &b, true);
         log_debug("enc_keys: %s -> %s (+%zu): %" PRId64 " keys of %" PRId64 " bits",
                   caller, req->sae_id, req->n_additional, req->number, req->size);
     } else if (r == KS_EMPTY) {
@@ -418,7 +431,7 @@ static void handle_dec_keys(const kme_api *api, const char *caller, kme_request 
                          (const uint8_t (*)[16])req->key_ids, req->n_key_ids, &b);
     switch (r) {
     case KS_OK:
-        render_keys(out, &b);
+        render_keys(out, &b, false);
         log_debug("dec_keys: %s <- %s: %zu keys", caller, req->sae_id, b.n);
         break;
     case KS_NOT_FOUND:
@@ -442,11 +455,28 @@ const char *api_identify(void *ctx, const char *cn, const char *uri_san)
     return id && kme_config_is_local_sae(api->cfg, id) ? id : NULL;
 }
 
+_Static_assert((int)METRICS_EP_STATUS == (int)KME_EP_STATUS && (int)METRICS_EP_ENC_KEYS == (int)KME_EP_ENC_KEYS
+               && (int)METRICS_EP_DEC_KEYS == (int)KME_EP_DEC_KEYS, "metrics.h numbers endpoints as request.h");
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void api_refused(void *ctx, const char *raw_uri, int http)
+{
+    (void)ctx;
+    metrics_request(metrics_endpoint_of(raw_uri), http, 0);
+}
+
 void api_handle(void *ctx, const char *caller, const char *method,
                 const char *raw_uri, const char *body, size_t body_len,
                 kme_reply *out)
 {
     const kme_api *api = ctx;
+    int64_t start = now_ns();
     memset(out, 0, sizeof *out);
     kme_request req;
     kme_err err = { 0 };
@@ -455,6 +485,7 @@ void api_handle(void *ctx, const char *caller, const char *method,
         if (out->http == 405)
             out->allow = kme_request_allowed_methods(raw_uri);
         kme_err_clear(&err);
+        metrics_request(metrics_endpoint_of(raw_uri), out->http, now_ns() - start);
         return;
     }
     switch (req.ep) {
@@ -468,5 +499,7 @@ void api_handle(void *ctx, const char *caller, const char *method,
         handle_dec_keys(api, caller, &req, out);
         break;
     }
+    /* counted before the listener sends the answer: a scrape after it sees it */
+    metrics_request((metrics_endpoint)req.ep, out->http, now_ns() - start);
     kme_request_clear(&req);
 }

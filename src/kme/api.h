@@ -51,6 +51,10 @@ void api_handle(void *ctx, const char *caller, const char *method,
                 const char *raw_uri, const char *body, size_t body_len,
                 kme_reply *out);
 
+/* The SAE API listener's refusals before api_handle (a listener_refused):
+ * counted as requests (metrics.h). */
+void api_refused(void *ctx, const char *raw_uri, int http);
+
 /* The SAE API's identity rule (a listener_identify; ctx is a kme_api): the
  * SAE ID is the certificate's CN or URI SAN as configured, and must be a
  * local SAE.  Returns cn or uri_san, or NULL to refuse. */

@@ -105,19 +105,25 @@ static const ini_key config_keys[] = {
     KEY("link", "block_ttl_ms", INI_INT, false, OFF(link_block_ttl_ms), 1000, 86400000, "60000"),
     KEY("link", "per_ip_limit", INI_UINT, false, OFF(link_per_ip_limit), 0, 1000000, "0"),
     CUSTOM("link", "allow_from", false, IN_CONFIG, OFF(link_allow), set_nets),
+    CUSTOM("admin", "listen", true, IN_CONFIG, OFF(admin_listen), set_listen),
+    KEY("admin", "cert", INI_FILE, false, OFF(admin_cert), 0, 0, NULL),
+    KEY("admin", "key", INI_FILE, false, OFF(admin_key), 0, 0, NULL),
+    KEY("admin", "client_ca", INI_FILE, false, OFF(admin_client_ca), 0, 0, NULL),
+    CUSTOM("admin", "port_file", false, IN_CONFIG, OFF(admin_port_file), set_path),
 };
 #define N_KEYS (sizeof config_keys / sizeof config_keys[0])
 
 /* Sections that may be left out; [peer ID] may appear any number of times. */
 static bool optional_section(const char *s)
 {
-    return strcmp(s, "peer_api") == 0 || strcmp(s, "link") == 0 || strcmp(s, "peer") == 0;
+    return strcmp(s, "peer_api") == 0 || strcmp(s, "link") == 0 || strcmp(s, "peer") == 0
+        || strcmp(s, "admin") == 0;
 }
 
 typedef struct parse_state {
     ini_table t;             /* the engine's view: table, lines, bases, message */
     kme_config *cfg;
-    bool peer_api_seen, link_seen;
+    bool peer_api_seen, link_seen, admin_seen;
     kme_peer *peer;          /* the [peer ID] being read, or NULL (= t.base[1]) */
     unsigned peer_line;      /* line of its header */
 } parse_state;
@@ -377,6 +383,7 @@ static int on_section(void *ud, unsigned line, const char *name, const char *arg
     }
     ps->peer_api_seen |= strcmp(name, "peer_api") == 0;
     ps->link_seen |= strcmp(name, "link") == 0;
+    ps->admin_seen |= strcmp(name, "admin") == 0;
     return 0;
 }
 
@@ -403,7 +410,8 @@ static bool section_in_force(ini_table *t, const ini_key *k)
         return false;
     return !optional_section(k->section)
         || (strcmp(k->section, "peer_api") == 0 && ps->peer_api_seen)
-        || (strcmp(k->section, "link") == 0 && ps->link_seen);
+        || (strcmp(k->section, "link") == 0 && ps->link_seen)
+        || (strcmp(k->section, "admin") == 0 && ps->admin_seen);
 }
 
 /* The key named name, and the line it was given on (0: its default). */
@@ -504,6 +512,44 @@ static int check_sae_limits(parse_state *ps)
     return 0;
 }
 
+static bool loopback_host(const char *h)
+{
+    unsigned char a[16];
+    static const unsigned char v6_loopback[16] = { [15] = 1 };
+    if (inet_pton(AF_INET, h, a) == 1)
+        return a[0] == 127;
+    return inet_pton(AF_INET6, h, a) == 1 && memcmp(a, v6_loopback, 16) == 0;
+}
+
+/* [admin]: HTTPS takes cert, key and client_ca together; plain HTTP
+ * listens on loopback only (it has no authentication of its own). */
+static int check_admin(parse_state *ps)
+{
+    kme_config *c = ps->cfg;
+    c->has_admin = ps->admin_seen;
+    if (!c->has_admin)
+        return 0;
+    static const char *const tls_keys[] = { "cert", "key", "client_ca" };
+    const char *const tls_vals[] = { c->admin_cert, c->admin_key, c->admin_client_ca };
+    size_t idx = 0, given = 0;
+    for (size_t i = 0; i < 3; i++)
+        given += tls_vals[i] != NULL;
+    for (size_t i = 0; i < 3 && given && given < 3; i++)
+        if (!tls_vals[i]) {
+            const ini_key *k = ini_find_key(&ps->t, "admin", tls_keys[i], &idx);
+            return ini_fail(&ps->t, 0, k, "required for HTTPS: give cert, key and client_ca "
+                            "together, or none of them for plain HTTP on loopback");
+        }
+    if (!given && !loopback_host(c->admin_listen.host)) {
+        const ini_key *k = ini_find_key(&ps->t, "admin", "listen", &idx);
+        return ini_fail(&ps->t, ps->t.lines[idx], k, "plain HTTP on %s, which is not a loopback "
+                        "address: the admin listener has no authentication without TLS; use "
+                        "127.0.0.1, or give cert, key and client_ca for HTTPS",
+                        c->admin_listen.host);
+    }
+    return 0;
+}
+
 static int check_relations(parse_state *ps)
 {
     kme_config *c = ps->cfg;
@@ -534,6 +580,8 @@ static int check_relations(parse_state *ps)
         return ini_fail(&ps->t, line, k, "%lld cannot hold one key of max_key_size (%lld)",
                     (long long)c->local_pool_bits, (long long)c->max_key_size);
     }
+    if (check_admin(ps) != 0)
+        return -1;
     return check_sae_limits(ps);
 }
 
@@ -603,6 +651,11 @@ void kme_config_free(kme_config *cfg)
     free(cfg->link_port_file);
     free(cfg->link_id);
     free(cfg->link_peer);
+    free(cfg->admin_listen.host);
+    free(cfg->admin_cert);
+    free(cfg->admin_key);
+    free(cfg->admin_client_ca);
+    free(cfg->admin_port_file);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -105,6 +105,12 @@ typedef struct kme_config {
     int64_t link_block_ttl_ms;  /* unconfirmed blocks are dropped after this */
     unsigned link_per_ip_limit;
     kme_allow link_allow;       /* default: loopback, this host, the [link] peer */
+    /* [admin]: metrics, health and status page (optional; docs/operations.md) */
+    bool has_admin;
+    kme_addr admin_listen;      /* plain HTTP: a loopback address only */
+    char *admin_cert, *admin_key; /* HTTPS: all three of these, or none */
+    char *admin_client_ca;      /* CA of the scrapers' client certificates */
+    char *admin_port_file;      /* optional */
     /* Not read from the file: qkd-kme sets them at start from
      * RLIMIT_NOFILE (libmicrohttpd's connection limit per listener). */
     unsigned sae_max_connections, peer_max_connections, link_max_connections;

@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "common/blockid.h"
+#include "kme/metrics.h"
 
 #define PATH_BLOCKS "/link/v1/blocks"
 #define PATH_CONFIRM "/link/v1/confirm"
@@ -83,6 +84,7 @@ static void handle_block(const link_intake *li, const char *body, size_t len, km
     ks_result r = ks_block_store(li->ks, id, own, (const uint8_t *)body + LINK_HEADER, blen,
                                  (uint64_t)li->cfg->link_pool_cap_bits);
     if (r == KS_OK) {
+        metrics_link_block(own, blen);
         log_debug("link: block %016" PRIx64 " (%s, %" PRIu32 " bytes) stored", id, own ? "own" : "peer", blen);
         stored_reply(li, out);
     } else if (r == KS_EMPTY) {

@@ -381,6 +381,18 @@ static bool take_body(listener *h, req_ctx *rq, const char *data, size_t n)
     return rq->body_len + rq->dropped <= h->spec.max_body + DRAIN_MAX;
 }
 
+/* An answer the listener makes itself, before the handler: the spec's
+ * `refused` hook sees it first (the KME's metrics count it). */
+static enum MHD_Result refuse(listener *h, const req_ctx *rq, struct MHD_Connection *conn,
+                              int http, const char *msg)
+{
+    if (h->spec.refused)
+        h->spec.refused(h->spec.ctx, rq ? rq->uri : NULL, http);
+    if (http == 401)
+        return send_unauthorized(h, conn);
+    return http == 413 ? send_too_large(h, conn) : send_error(conn, http, msg, true);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -396,14 +408,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!rq->headers_done) {
         rq->headers_done = true;
         if (!caller_identity(h, conn, &caller))
-            return send_unauthorized(h, conn);
+            return refuse(h, rq, conn, 401, MSG_UNAUTHORIZED);
         const char *framing = framing_refusal(conn);
         if (framing)
-            return send_error(conn, 400, framing, true);
+            return refuse(h, rq, conn, 400, framing);
         switch (declared_size(h, conn)) {
         case BODY_FITS: break;
         case BODY_DRAIN: rq->too_large = true; break;
-        case BODY_REFUSE_NOW: return send_too_large(h, conn);
+        case BODY_REFUSE_NOW: return refuse(h, rq, conn, 413, NULL);
         }
         return MHD_YES; /* wait for the body */
     }
@@ -415,9 +427,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return keep_reading ? MHD_YES : MHD_NO; /* MHD_NO: closed, no answer */
     }
     if (rq->too_large)
-        return send_too_large(h, conn);
+        return refuse(h, rq, conn, 413, NULL);
     if (!caller_identity(h, conn, &caller)) /* cached: no second verification */
-        return send_unauthorized(h, conn);
+        return refuse(h, rq, conn, 401, MSG_UNAUTHORIZED);
     kme_reply r;
     memset(&r, 0, sizeof r);
     h->spec.handle(h->spec.ctx, caller, method, rq->uri, rq->body, rq->body_len, &r);

@@ -33,6 +33,11 @@ typedef void (*listener_handler)(void *ctx, const char *caller, const char *meth
                                  const char *raw_uri, const char *body, size_t body_len,
                                  kme_reply *out);
 
+/* Told of every answer the listener makes itself, before any handler: a
+ * 401 (no acceptable certificate), a 400 (body framed twice), a 413;
+ * raw_uri may be NULL. */
+typedef void (*listener_refused)(void *ctx, const char *raw_uri, int http);
+
 typedef struct listener_spec {
     const char *name;            /* for logs: "sae_api", "peer_api", "link" */
     const char *host;            /* numeric IPv4 or IPv6 address */
@@ -43,7 +48,8 @@ typedef struct listener_spec {
     size_t max_body;             /* larger bodies get 413 */
     listener_identify identify;
     listener_handler handle;
-    void *ctx;                   /* passed to identify and handle */
+    void *ctx;                   /* passed to identify, handle and refused */
+    listener_refused refused;    /* NULL: nobody is told */
     /* Connections before and after authentication (conn_guard.h); 0 takes
      * the default. */
     unsigned max_connections;      /* libmicrohttpd's limit (1024); a quarter

@@ -23,6 +23,7 @@
 #include "common/monotime.h"
 #include "common/sdnotify.h"
 #include "common/secret.h"
+#include "kme/admin.h"
 #include "kme/api.h"
 #include "kme/config.h"
 #include "kme/crl.h"
@@ -280,6 +281,35 @@ static int start_link_listener(const kme_config *cfg, link_intake *intake, liste
     return 0;
 }
 
+/* The [admin] listener: metrics, health, the status page (admin.h).
+ * Started after the others, so that its /health never reports a KME
+ * that does not serve yet.  0, or -1 (logged). */
+static int start_admin(const kme_config *cfg, keystore *ks, peer_service *peers, link_state *link,
+                       kme_admin **out)
+{
+    char err[512];
+    *out = NULL;
+    if (!cfg->has_admin)
+        return 0;
+    kme_admin *a = kme_admin_start(cfg, ks, peers, link, err, sizeof err);
+    if (!a) {
+        log_error("%s: [admin] %s", cfg->path, err);
+        return -1;
+    }
+    unsigned port = kme_admin_port(a);
+    if (cfg->admin_port_file && write_port_file(cfg->admin_port_file, port) != 0) {
+        log_error("cannot write port file %s: %s", cfg->admin_port_file, strerror(errno));
+        kme_admin_stop(a);
+        return -1;
+    }
+    bool v6 = strchr(cfg->admin_listen.host, ':') != NULL;
+    log_info("KME %s: metrics, health and status page on %s://%s%s%s:%u/", cfg->id,
+             cfg->admin_cert ? "https" : "http", v6 ? "[" : "", cfg->admin_listen.host,
+             v6 ? "]" : "", port);
+    *out = a;
+    return 0;
+}
+
 static int run(const kme_config *cfg)
 {
     char err[512];
@@ -313,6 +343,7 @@ static int run(const kme_config *cfg)
         .name = "sae_api", .host = cfg->listen_host, .port = cfg->listen_port,
         .cert = cfg->cert, .key = cfg->key, .ca = cfg->ca, .threads = cfg->threads,
         .max_body = KME_MAX_BODY, .identify = api_identify, .handle = api_handle, .ctx = &api,
+        .refused = api_refused,
         .max_connections = cfg->sae_max_connections,
         .handshake_timeout_ms = (unsigned)cfg->handshake_timeout_ms,
         .per_ip_limit = cfg->sae_per_ip_limit,
@@ -341,6 +372,9 @@ static int run(const kme_config *cfg)
     link_intake intake = { .cfg = cfg, .ks = ks };
     listener *link = NULL;
     int rc = start_link_listener(cfg, &intake, &link) == 0 ? 0 : EXIT_RUNTIME;
+    kme_admin *admin = NULL;
+    if (rc == 0 && start_admin(cfg, ks, api.peers, NULL, &admin) != 0)
+        rc = EXIT_RUNTIME;
     if (rc == 0) {
         /* every listener is bound and accepting: systemd may start what
          * depends on this KME */
@@ -349,6 +383,7 @@ static int run(const kme_config *cfg)
         log_info("signal %d: shutting down", sig);
         sdnotify_send("STOPPING=1\nSTATUS=shutting down");
     }
+    kme_admin_stop(admin);
     pool_watch_stop(pools);
     listener_stop(link);
     listener_stop(http);

@@ -3,8 +3,9 @@
  * peer.c - the KME-to-KME channel (docs/kme-pair.md, "Remote enc_keys"):
  * the service that starts and stops its parts: the [peer_api] listener's
  * handler (peer_server.c), the client pools that send reservations and
- * voids to peers (peer_client.c) and the void replay thread
- * (peer_replay.c); peer_internal.h is what they share.
+ * voids to peers (peer_client.c), the void replay thread
+ * (peer_replay.c) and the health probe (peer_probe.c); peer_internal.h is
+ * what they share.
  *
  * The wire format (paths, bodies, answers) and its strict readers are in
  * peer_wire.h.  A batch body of the wrong shape is a 400 and nothing is
@@ -89,7 +90,8 @@ peer_service *peer_service_start(const kme_config *cfg, keystore *ks, char *err,
     if (unknown < 0) {
         snprintf(err, errlen, "key store: cannot recover the outbox");
     } else if (peer_pools_init(ps, err, errlen) == 0 && listen_start(ps, err, errlen) == 0
-               && peer_replay_start(ps, err, errlen) == 0) {
+               && peer_replay_start(ps, err, errlen) == 0
+               && peer_probe_start(ps, err, errlen) == 0) {
         return ps;
     }
     peer_service_stop(ps);
@@ -105,6 +107,7 @@ void peer_service_stop(peer_service *ps)
 {
     if (!ps)
         return;
+    peer_probe_stop(ps);
     if (ps->replay_started) {
         pthread_mutex_lock(&ps->mu);
         ps->stop = true;

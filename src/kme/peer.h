@@ -26,6 +26,7 @@
 #ifndef QC_KME_PEER_H
 #define QC_KME_PEER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,5 +75,16 @@ int peer_check_answering(peer_service *ps, const char *peer_id, char *reason, si
 
 /* A reservation was turned into a void: let the replay thread send it now. */
 void peer_void_wake(peer_service *ps);
+
+/* What the probe thread (peer_probe.c) last saw of cfg->peers[i]: it asks
+ * every peer once a second.  peer_health_get returns -1 when ps is NULL
+ * or i is out of range (*out then says "not probed"). */
+typedef struct peer_health {
+    bool probed;                   /* false until the first probe returned */
+    bool up;                       /* the last probe got an HTTP answer */
+    int64_t since_unix_ms;         /* when up last changed */
+    char reason[128];              /* why down (no key material, no key IDs) */
+} peer_health;
+int peer_health_get(peer_service *ps, size_t i, peer_health *out);
 
 #endif

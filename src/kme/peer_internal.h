@@ -2,8 +2,9 @@
 /*
  * peer_internal.h - what the files of the KME-to-KME channel share:
  * peer.c (the service: start, stop), peer_server.c (the [peer_api]
- * handler), peer_client.c (connection pools and the reservation batcher)
- * and peer_replay.c (the void replay thread).  Include only from peer*.c.
+ * handler), peer_client.c (connection pools and the reservation batcher),
+ * peer_replay.c (the void replay thread) and peer_probe.c (the once-a-second
+ * health probe).  Include only from peer*.c.
  *
  * Calls run downwards only: peer.c starts the other three; peer_replay.c
  * sends through peer_client.c; peer_server.c and peer_client.c call none
@@ -47,6 +48,12 @@ struct peer_service {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop, wake;
+    /* probe thread (peer_probe.c): health[i] of cfg->peers[i], under probe_mu */
+    pthread_t probe;
+    bool probe_started, probe_stop;
+    pthread_mutex_t probe_mu;
+    pthread_cond_t probe_cv;
+    peer_health *health;
 };
 
 /* ---- peer_server.c ------------------------------------------------------ */
@@ -71,5 +78,10 @@ int peer_post(peer_service *ps, peer_pool *p, const char *path, const char *body
 /* ---- peer_replay.c ------------------------------------------------------ */
 
 int peer_replay_start(peer_service *ps, char *err, size_t errlen);
+
+/* ---- peer_probe.c ------------------------------------------------------- */
+
+int peer_probe_start(peer_service *ps, char *err, size_t errlen);
+void peer_probe_stop(peer_service *ps);
 
 #endif

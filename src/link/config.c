@@ -84,6 +84,7 @@ static const ini_key keys[] = {
     KEY("kme_a", "id", INI_ID, true, OFF(kme[0].id), 0, 0, NULL),
     CUSTOM("kme_b", "url", true, OFF(kme[1].url), set_url, NULL),
     KEY("kme_b", "id", INI_ID, true, OFF(kme[1].id), 0, 0, NULL),
+    KEY("admin", "listen", INI_STRING, false, OFF(admin_listen), 0, 0, NULL), /* admin.c checks it */
     { "physics", "model", INI_ENUM, false, 1, PHY(model), 0, 0, "fixed", model_names, NULL },
     PREAL("distance_km", PHY(distance_km), "25"),
     PREAL("fiber_loss_db_per_km", PHY(fiber_loss_db_per_km), "0.21"),
@@ -191,7 +192,7 @@ static int on_section(void *ud, unsigned line, const char *name, const char *arg
 {
     ini_table *t = ud;
     if (*arg || !ini_known_section(t, name))
-        return ini_fail(t, line, NULL, "unknown section [%s%s%s] (known: [link], [kme_a], [kme_b], [physics])",
+        return ini_fail(t, line, NULL, "unknown section [%s%s%s] (known: [link], [kme_a], [kme_b], [physics], [admin])",
                         name, *arg ? " " : "", arg);
     return 0;
 }
@@ -326,6 +327,7 @@ void link_config_free(link_config *cfg)
     free(cfg->cert);
     free(cfg->key);
     free(cfg->ca);
+    free(cfg->admin_listen);
     for (int i = 0; i < 2; i++) {
         free(cfg->kme[i].url);
         free(cfg->kme[i].id);

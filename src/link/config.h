@@ -60,6 +60,8 @@ typedef struct link_config {
     /* [kme_a], [kme_b]: index 0 = side A, 1 = side B */
     link_kme kme[2];
     link_physics physics;
+    /* [admin] (optional): /metrics on plain HTTP, loopback only (admin.h) */
+    char *admin_listen; /* "127.0.0.1:PORT" */
 } link_config;
 
 /* Load and validate; on failure -1 and one message in err, in the KME's

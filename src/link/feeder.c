@@ -18,6 +18,7 @@
  * requests are done, and are never logged; logs carry counts, rates and
  * pool levels.
  */
+#include "link/admin.h"
 #include "link/feeder.h"
 
 #include <errno.h>
@@ -152,6 +153,7 @@ static void mark_down(feeder *f, int k, const char *what)
     else
         log_debug("KME %s: %s failed: %s", kc_name(f->kc[k]), what, kc_reason(f->kc[k]));
     f->up[k] = false;
+    link_admin_kme(k, false);
     f->backoff_ms[k] = f->backoff_ms[k] ? f->backoff_ms[k] : BACKOFF_MIN_MS;
     f->retry_at[k] = mono_ms() + f->backoff_ms[k];
     f->need_reconcile = true;
@@ -215,6 +217,7 @@ static void try_connect(feeder *f)
         int k = ks[i];
         if (kc_result(f->kc[k]) == KC_OK && side_ok(f, k)) {
             f->up[k] = true;
+            link_admin_kme(k, true);
             f->backoff_ms[k] = 0;
             note_pool(f, k);
             log_info("KME %s: connected", kc_name(f->kc[k]));
@@ -470,6 +473,7 @@ static void stored_at_both(feeder *f, uint64_t id)
     f->window.blocks++;
     f->total.bits += f->block_bits;
     f->window.bits += f->block_bits;
+    link_admin_block(f->block_bits / 8);
     note_pool(f, 0);
     note_pool(f, 1);
 }

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/sdnotify.h"
 #include "common/secret.h"
+#include "link/admin.h"
 #include "link/config.h"
 #include "link/feeder.h"
 #include "link/model.h"
@@ -112,12 +113,24 @@ static int run(const link_config *cfg)
         curl_global_cleanup();
         return EXIT_RUNTIME;
     }
+    link_admin *admin = NULL;
+    char err[512];
+    if (link_admin_start(cfg, &admin, err, sizeof err) != 0) {
+        log_error("%s: %s", cfg->path, err);
+        feeder_free(f);
+        curl_global_cleanup();
+        return EXIT_RUNTIME;
+    }
+    if (admin)
+        log_info("link %s: metrics on http://%s/metrics (port %u)", cfg->id, cfg->admin_listen,
+                 (unsigned)link_admin_port(admin));
     log_info("link %s: %s (side A) <-> %s (side B), %.3f Mbit/s in blocks of %lld bytes, owners A:B = %u:%u",
              cfg->id, cfg->kme[0].id, cfg->kme[1].id, (double)cfg->rate_bps / 1e6,
              (long long)cfg->block_bytes, cfg->ratio_a, cfg->ratio_b);
     start_watchdog();
     sdnotify_sendf("READY=1\nSTATUS=link %s feeding %s and %s", cfg->id, cfg->kme[0].id, cfg->kme[1].id);
     feeder_run(f, &stop_requested);
+    link_admin_stop(admin);
     feeder_free(f);
     curl_global_cleanup();
     return 0;
@@ -255,8 +268,11 @@ int main(int argc, char **argv)
     int check_only = o.check_only;
     link_config cfg;
     char err[1024];
-    if (link_config_load(config_path, &cfg, err, sizeof err) != 0) {
+    if (link_config_load(config_path, &cfg, err, sizeof err) != 0
+        || link_admin_check(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "qkd-link: configuration error: %s\n", err);
+        if (cfg.path)
+            link_config_free(&cfg);
         return EXIT_CONFIG;
     }
     if (check_only) {

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * peer_probe.c - the peer probe thread: once a second it asks every peer
+ * KME the state of a reservation that never existed (POST
+ * /peer/v1/reservation-state, a read of one index on the peer, no change
+ * there) over the client pool the reservations use, so that
+ * qkd_kme_peer_up, /health and the status page follow a stopped or hung
+ * peer within the probe period plus the probe timeout, without any SAE
+ * traffic.
+ *
+ * Any HTTP answer counts as "up" (the peer's KME process serves its
+ * listener); no answer (refused, reset, TLS failure, timeout) counts as
+ * "down".  A failed probe also puts the pool in its "not answering" state
+ * (peer_client.c, note_answer), so enc_keys for the peer's SAEs fail at
+ * once instead of burning bits on a reservation that cannot arrive.  A
+ * change is a security event (events.h: peer_down, peer_up).
+ *
+ * Lock: probe_mu guards the per-peer state and the thread's stop flag;
+ * never held across the network.
+ */
+#include "kme/peer.h"
+#include "kme/peer_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/monotime.h"
+#include "common/uuid.h"
+#include "kme/events.h"
+
+#define PROBE_PERIOD_MS 1000
+#define PROBE_TIMEOUT_MS 1000
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void record(peer_service *ps, size_t i, bool up, const char *reason)
+{
+    peer_health *h = &ps->health[i];
+    pthread_mutex_lock(&ps->probe_mu);
+    bool changed = !h->probed || h->up != up;
+    bool news = h->probed ? changed : !up; /* a first "up" is no event */
+    h->probed = true;
+    h->up = up;
+    if (changed)
+        h->since_unix_ms = unix_ms();
+    snprintf(h->reason, sizeof h->reason, "%.120s", up ? "" : reason);
+    pthread_mutex_unlock(&ps->probe_mu);
+    if (news)
+        events_peer(up, ps->cfg->peers[i].id, up ? NULL : reason);
+    if (changed && up)
+        log_info("peer probe: KME %s is up", ps->cfg->peers[i].id);
+    else if (changed)
+        log_warn("peer probe: KME %s is down: %s", ps->cfg->peers[i].id, reason);
+}
+
+static void probe_once(peer_service *ps, const char *body)
+{
+    long timeout = ps->cfg->peer_timeout_ms < PROBE_TIMEOUT_MS ? (long)ps->cfg->peer_timeout_ms
+                                                                : PROBE_TIMEOUT_MS;
+    for (size_t i = 0; i < ps->cfg->n_peers; i++) {
+        peer_pool *p = peer_pool_of(ps, ps->cfg->peers[i].id);
+        peer_answer a;
+        if (!p)
+            continue;
+        peer_post(ps, p, PATH_STATE, body, timeout, &a, NULL);
+        record(ps, i, a.http != 0, a.reason);
+    }
+}
+
+static void *probe_main(void *arg)
+{
+    peer_service *ps = arg;
+    uint8_t id[16];
+    uuid_generate_v4(id); /* a reservation ID no KME ever made: v7 are ours */
+    char *body = pw_state_text(id);
+    int64_t next = mono_ms();
+    pthread_mutex_lock(&ps->probe_mu);
+    while (!ps->probe_stop) {
+        pthread_mutex_unlock(&ps->probe_mu);
+        if (body)
+            probe_once(ps, body);
+        next += PROBE_PERIOD_MS;
+        if (next < mono_ms())
+            next = mono_ms(); /* a slow round: no burst to catch up */
+        struct timespec at = mono_timespec(next);
+        pthread_mutex_lock(&ps->probe_mu);
+        while (!ps->probe_stop && pthread_cond_timedwait(&ps->probe_cv, &ps->probe_mu, &at) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&ps->probe_mu);
+    free(body);
+    return NULL;
+}
+
+int peer_probe_start(peer_service *ps, char *err, size_t errlen)
+{
+    if (ps->cfg->n_peers == 0)
+        return 0;
+    ps->health = calloc(ps->cfg->n_peers, sizeof *ps->health);
+    if (!ps->health || pthread_mutex_init(&ps->probe_mu, NULL) != 0) {
+        snprintf(err, errlen, "out of memory for the peer probe");
+        return -1;
+    }
+    if (mono_cond_init(&ps->probe_cv) != 0
+        || pthread_create(&ps->probe, NULL, probe_main, ps) != 0) {
+        snprintf(err, errlen, "cannot start the peer probe thread");
+        return -1;
+    }
+    ps->probe_started = true;
+    return 0;
+}
+
+void peer_probe_stop(peer_service *ps)
+{
+    if (ps->probe_started) {
+        pthread_mutex_lock(&ps->probe_mu);
+        ps->probe_stop = true;
+        pthread_cond_broadcast(&ps->probe_cv);
+        pthread_mutex_unlock(&ps->probe_mu);
+        pthread_join(ps->probe, NULL);
+        pthread_cond_destroy(&ps->probe_cv);
+        ps->probe_started = false;
+    }
+    free(ps->health);
+    ps->health = NULL;
+}
+
+int peer_health_get(peer_service *ps, size_t i, peer_health *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!ps || !ps->health || i >= ps->cfg->n_peers)
+        return -1;
+    pthread_mutex_lock(&ps->probe_mu);
+    *out = ps->health[i];
+    pthread_mutex_unlock(&ps->probe_mu);
+    return 0;
+}
