@@ -29,6 +29,7 @@ static struct {
     _Atomic uint64_t rate_bits, qber_bits; /* doubles, as their bits */
     _Atomic bool qber_known, alarm;
     _Atomic bool kme_up[2];
+    _Atomic(const char *) state;           /* static text, or NULL */
 } lm;
 
 static uint64_t bits_of(double d)
@@ -63,6 +64,11 @@ void link_admin_qber(double ratio, bool alarm)
     atomic_store_explicit(&lm.qber_known, true, memory_order_release);
 }
 
+void link_admin_state(const char *state)
+{
+    atomic_store_explicit(&lm.state, state, memory_order_release);
+}
+
 void link_admin_kme(int k, bool up)
 {
     if (k == 0 || k == 1)
@@ -84,6 +90,13 @@ static void render(const link_config *cfg, prom_writer *w)
         prom_double(w, NULL, 0, double_of(atomic_load(&lm.qber_bits)));
         prom_family(w, "qkd_link_alarm", PROM_GAUGE, "1 while the QBER is above the abort threshold.");
         prom_u64(w, NULL, 0, atomic_load(&lm.alarm));
+    }
+    const char *state = atomic_load_explicit(&lm.state, memory_order_acquire);
+    if (state) {
+        prom_family(w, "qkd_link_state", PROM_GAUGE,
+                    "1 for the state of the last block (distilling, marginal, aborted, no_key).");
+        prom_label l[] = { { "state", state } };
+        prom_u64(w, l, 1, 1);
     }
     prom_family(w, "qkd_link_kme_up", PROM_GAUGE, "1 while the KME at this end answers the link.");
     for (int k = 0; k < 2; k++) {

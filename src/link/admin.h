@@ -9,7 +9,8 @@
  * lock, callable before link_admin_start and without an [admin] section.
  * Metrics: qkd_link_blocks_total, qkd_link_key_bytes_total,
  * qkd_link_secret_key_rate_bytes_per_second, qkd_link_qber_ratio and
- * qkd_link_alarm (once the feeder reported a QBER), qkd_link_kme_up{kme}.
+ * qkd_link_alarm (once the feeder reported a QBER), qkd_link_state{state}
+ * (once it reported a state), qkd_link_kme_up{kme}.
  */
 #ifndef QC_LINK_ADMIN_H
 #define QC_LINK_ADMIN_H
@@ -26,6 +27,9 @@ void link_admin_block(uint64_t bytes);
 void link_admin_rate(double bytes_per_s);
 /* The QBER last measured and whether the link is in alarm because of it. */
 void link_admin_qber(double ratio, bool alarm);
+/* The state of the last block (a static word: "distilling", "aborted",
+ * ...), exported as qkd_link_state{state} 1. */
+void link_admin_state(const char *state);
 /* KME k (0: side A, 1: side B) answers, or not. */
 void link_admin_kme(int k, bool up);
 
