@@ -42,7 +42,9 @@ typedef enum {
     METRICS_RESV_N
 } metrics_resv_result;
 
-/* Before any thread counts: sized for cfg's peers.  0, or -1 out of memory. */
+/* Before any thread counts: sized for cfg's peers.  0, or -1 out of memory.
+ * QKD_KME_METRICS_OFF=1 in the environment: nothing is counted from then
+ * on (to measure what counting costs, in the same build). */
 int metrics_init(const kme_config *cfg);
 void metrics_free(void);
 
