@@ -35,6 +35,7 @@
 #include "common/uuid.h"
 #include "kme/events.h"
 #include "kme/metrics.h"
+#include "kme/link_state.h"
 #include "kme/peer.h"
 #include "kme/request.h"
 #include "kme/sae_rate.h"
@@ -149,6 +150,8 @@ static void handle_status(const kme_api *api, const char *caller, kme_request *r
         "max_key_size", (json_int_t)cfg->max_key_size,
         "min_key_size", (json_int_t)cfg->min_key_size,
         "max_SAE_ID_count", (json_int_t)cfg->max_sae_id_count);
+    if (o && remote && api->link && linked_to(cfg, remote)) /* the link's physics (docs/kme.md) */
+        json_object_set_new(o, "status_extension", link_state_status_json(api->link, mono_ms()));
     reply_json(out, 200, o);
     json_decref(o);
 }

@@ -26,6 +26,7 @@
 #include "kme/kme_error.h"
 #include "kme/reply.h"
 
+struct link_state;
 struct peer_service;
 struct sae_rate;
 
@@ -39,6 +40,7 @@ typedef struct kme_api {
     keystore *ks;
     struct peer_service *peers;   /* the KME-to-KME channel; NULL without [peer_api] */
     struct sae_rate *rate;        /* per master SAE token buckets (api_init) */
+    struct link_state *link;      /* the QKD link's reports; NULL without [link] */
 } kme_api;
 
 /* Set up the per-SAE rate limits of cfg (0, or -1 when out of memory);

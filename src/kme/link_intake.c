@@ -22,12 +22,14 @@
 
 #include "common/log.h"
 #include "common/blockid.h"
+#include "common/monotime.h"
 #include "kme/metrics.h"
 
 #define PATH_BLOCKS "/link/v1/blocks"
 #define PATH_CONFIRM "/link/v1/confirm"
 #define PATH_DISCARD "/link/v1/discard"
 #define PATH_STATE "/link/v1/state"
+#define PATH_REPORT "/link/v1/report"
 
 const char *link_identify(void *ctx, const char *cn, const char *uri_san)
 {
@@ -70,22 +72,57 @@ static void stored_reply(const link_intake *li, kme_reply *out)
     json_decref(o);
 }
 
+/* A QBER report (issue 13): refused whole when malformed, so that a
+ * hostile report changes nothing; 0 or -1 (400 written, logged). */
+static int take_report(const link_intake *li, const char *json, size_t len, link_report *r,
+                       kme_reply *out)
+{
+    char why[200];
+    if (link_parse_report(json, len, r, why, sizeof why) != 0) {
+        log_warn("link %s: QBER report refused: %s", li->cfg->link_id, why);
+        reply_error(out, 400, why);
+        return -1;
+    }
+    return 0;
+}
+
+static void handle_report(const link_intake *li, const char *body, size_t len, kme_reply *out)
+{
+    link_report r;
+    if (take_report(li, body, len, &r, out) != 0)
+        return;
+    if (li->state)
+        link_state_report(li->state, &r, mono_ms());
+    json_t *o = json_pack("{s:b}", "taken", 1);
+    reply_json(out, 200, o);
+    json_decref(o);
+}
+
 static void handle_block(const link_intake *li, const char *body, size_t len, kme_reply *out)
 {
     uint64_t id;
     int owner;
     uint32_t blen;
     char why[160];
-    if (link_parse_block(body, len, &id, &owner, &blen, why, sizeof why) != 0) {
+    const char *rep;
+    size_t rep_len;
+    link_report report;
+    if (link_parse_block_ex(body, len, &id, &owner, &blen, &rep, &rep_len, why, sizeof why) != 0) {
         reply_error(out, 400, why);
         return;
     }
+    if (rep && take_report(li, rep, rep_len, &report, out) != 0)
+        return;
+    if (rep && li->state)
+        link_state_report(li->state, &report, mono_ms());
     bool own = owner == (int)li->cfg->link_side;
     ks_result r = ks_block_store(li->ks, id, own, (const uint8_t *)body + LINK_HEADER, blen,
                                  (uint64_t)li->cfg->link_pool_cap_bits);
     if (r == KS_OK) {
         metrics_link_block(own, blen);
         log_debug("link: block %016" PRIx64 " (%s, %" PRIu32 " bytes) stored", id, own ? "own" : "peer", blen);
+        if (li->state)
+            link_state_bits(li->state, (uint64_t)blen * 8, mono_ms());
         stored_reply(li, out);
     } else if (r == KS_EMPTY) {
         reply_error(out, 503, "pool full");
@@ -148,7 +185,8 @@ static void handle_state(const link_intake *li, kme_reply *out)
         return;
     }
     json_t *arr = ids_array(ids, n), *pool = arr ? pool_json(li, &st) : NULL;
-    json_t *o = pool ? json_pack("{s:o, s:o}", "unconfirmed", arr, "pool", pool) : NULL;
+    /* "reports": 1 tells the link it may send QBER reports (link_block.h) */
+    json_t *o = pool ? json_pack("{s:o, s:o, s:i}", "unconfirmed", arr, "pool", pool, "reports", 1) : NULL;
     if (!pool)
         json_decref(arr);
     reply_json(out, 200, o); /* NULL: out of memory, a 503 */
@@ -169,12 +207,12 @@ void link_handle(void *ctx, const char *caller, const char *method,
     (void)caller; /* link_identify admitted only the link */
     memset(out, 0, sizeof *out);
     if (strcmp(raw_uri, PATH_BLOCKS) == 0 || strcmp(raw_uri, PATH_CONFIRM) == 0
-        || strcmp(raw_uri, PATH_DISCARD) == 0)
+        || strcmp(raw_uri, PATH_DISCARD) == 0 || strcmp(raw_uri, PATH_REPORT) == 0)
         want = is_post(method) ? NULL : "POST";
     else if (strcmp(raw_uri, PATH_STATE) == 0)
         want = strcmp(method, "GET") == 0 ? NULL : "GET";
     else {
-        reply_error(out, 404, "unknown path: the link intake serves /link/v1/blocks, /link/v1/confirm, /link/v1/discard and /link/v1/state");
+        reply_error(out, 404, "unknown path: the link intake serves /link/v1/blocks, /link/v1/confirm, /link/v1/discard, /link/v1/report and /link/v1/state");
         return;
     }
     char why[96];
@@ -183,6 +221,8 @@ void link_handle(void *ctx, const char *caller, const char *method,
         reply_error(out, 405, why);
     } else if (strcmp(raw_uri, PATH_BLOCKS) == 0)
         handle_block(li, body, body_len, out);
+    else if (strcmp(raw_uri, PATH_REPORT) == 0)
+        handle_report(li, body, body_len, out);
     else if (strcmp(raw_uri, PATH_STATE) == 0 && body_len)
         reply_error(out, 400, "GET /link/v1/state takes no body");
     else if (strcmp(raw_uri, PATH_STATE) == 0)

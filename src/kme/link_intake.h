@@ -6,7 +6,7 @@
  * Plugs into listener.c: link_identify accepts only the certificate whose
  * CN is [link] id (the listener already checked that the KME CA signed it);
  * link_handle serves POST /link/v1/blocks, /link/v1/confirm,
- * /link/v1/discard and GET /link/v1/state.  Every answer is JSON; bad input
+ * /link/v1/discard, /link/v1/report (QBER reports) and GET /link/v1/state.  Every answer is JSON; bad input
  * is a 400 that names the problem and changes nothing.  Block bytes go to
  * the key store and nowhere else (never into a log).
  */
@@ -18,12 +18,14 @@
 #include "kme/config.h"
 #include "kme/keystore.h"
 #include "kme/link_block.h"
+#include "kme/link_state.h"
 #include "kme/reply.h"
 
 
 typedef struct link_intake {
     const kme_config *cfg;
     keystore *ks;
+    link_state *state;      /* the link's QBER reports (link_state.h); may be NULL */
 } link_intake;
 
 /* A listener_identify (ctx: link_intake): cn if it is the link's ID. */

@@ -11,6 +11,8 @@
  */
 #include "kme/link_state.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,4 +164,32 @@ void link_state_get(link_state *ls, int64_t now_ms, link_state_snapshot *out)
     *out = ls->s;
     out->secret_key_rate_bps = measured_rate(ls, now_ms) / (ls->s.time_scale > 0 ? ls->s.time_scale : 1);
     pthread_mutex_unlock(&ls->mu);
+}
+
+/* Whole numbers as integers (25, not 25.0); the rest as reals; null when
+ * unknown. */
+static json_t *number_or_null(bool has, double v)
+{
+    if (!has)
+        return json_null();
+    if (v == floor(v) && fabs(v) < 9e15)
+        return json_integer((json_int_t)v);
+    return json_real(v);
+}
+
+json_t *link_state_status_json(link_state *ls, int64_t now_ms)
+{
+    link_state_snapshot s;
+    link_state_get(ls, now_ms, &s);
+    json_t *link = json_pack("{s:s, s:o, s:o, s:o, s:I, s:b, s:o, s:o, s:o}",
+        "state", s.state,
+        "qber", number_or_null(s.has_qber, s.qber),
+        "qber_avg", number_or_null(s.has_qber, s.qber_avg),
+        "bound", number_or_null(s.has_bound, s.bound),
+        "secret_key_rate_bps", (json_int_t)llround(s.secret_key_rate_bps),
+        "alarm", s.alarm,
+        "model", s.model ? json_string(s.model) : json_null(),
+        "distance_km", number_or_null(s.has_distance, s.distance_km),
+        "time_scale", number_or_null(true, s.time_scale));
+    return link ? json_pack("{s:o}", "link", link) : NULL;
 }

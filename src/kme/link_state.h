@@ -61,4 +61,11 @@ void link_state_bits(link_state *ls, uint64_t bits, int64_t now_ms);
 /* The state now (the rate window ends at now_ms). */
 void link_state_get(link_state *ls, int64_t now_ms, link_state_snapshot *out);
 
+/* The ETSI status answer's extension for a slave behind this link:
+ * {"link": {"state", "qber", "qber_avg", "bound", "secret_key_rate_bps",
+ * "alarm", "model", "distance_km", "time_scale"}} (docs/kme.md); the
+ * caller owns the object.  NULL when out of memory. */
+struct json_t;
+struct json_t *link_state_status_json(link_state *ls, int64_t now_ms);
+
 #endif

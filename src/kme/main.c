@@ -29,7 +29,9 @@
 #include "kme/crl.h"
 #include "kme/events.h"
 #include "kme/link_intake.h"
+#include "kme/link_state.h"
 #include "kme/listener.h"
+#include "kme/metrics.h"
 #include "kme/peer.h"
 #include "kme/pool_watch.h"
 #include "kme/request.h"
@@ -310,6 +312,10 @@ static int start_admin(const kme_config *cfg, keystore *ks, peer_service *peers,
     return 0;
 }
 
+/* What the QKD link reports (QBER, state, alarm: link_state.h); NULL
+ * without [link].  Read by the ETSI status answer. */
+static link_state *link_reports;
+
 static int run(const kme_config *cfg)
 {
     char err[512];
@@ -328,7 +334,7 @@ static int run(const kme_config *cfg)
         log_error("key store %s: %s", cfg->database, err);
         return EXIT_RUNTIME;
     }
-    kme_api api = { .cfg = cfg, .ks = ks };
+    kme_api api = { .cfg = cfg, .ks = ks, .link = link_reports };
     if (api_init(&api) != 0) {
         ks_close(ks);
         return EXIT_RUNTIME;
@@ -369,11 +375,11 @@ static int run(const kme_config *cfg)
     log_info("KME %s serving ETSI GS QKD 014 on https://%s:%u (%zu local SAEs, sync=%s)",
              cfg->id, cfg->listen_host, port, cfg->n_local_saes,
              cfg->sync == KS_SYNC_FULL ? "full" : "normal");
-    link_intake intake = { .cfg = cfg, .ks = ks };
+    link_intake intake = { .cfg = cfg, .ks = ks, .state = link_reports };
     listener *link = NULL;
     int rc = start_link_listener(cfg, &intake, &link) == 0 ? 0 : EXIT_RUNTIME;
     kme_admin *admin = NULL;
-    if (rc == 0 && start_admin(cfg, ks, api.peers, NULL, &admin) != 0)
+    if (rc == 0 && start_admin(cfg, ks, api.peers, intake.state, &admin) != 0)
         rc = EXIT_RUNTIME;
     if (rc == 0) {
         /* every listener is bound and accepting: systemd may start what
@@ -456,7 +462,14 @@ int main(int argc, char **argv)
         kme_config_free(&cfg);
         return EXIT_CONFIG;
     }
+    if (cfg.has_link && !(link_reports = link_state_new(cfg.link_id))) {
+        log_error("out of memory");
+        crl_store_free(sae_crl);
+        kme_config_free(&cfg);
+        return EXIT_RUNTIME;
+    }
     int rc = run(&cfg);
+    link_state_free(link_reports);
     events_stop();
     crl_store_free(sae_crl);
     kme_config_free(&cfg);

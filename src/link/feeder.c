@@ -17,6 +17,14 @@
  * Key bytes live in one locked secret buffer, are wiped as soon as both
  * requests are done, and are never logged; logs carry counts, rates and
  * pool levels.
+ *
+ * [physics] model decoy-bb84 (issue 13): instead of the token bucket, one
+ * block per block period (distill.h).  Every block, produced or aborted,
+ * and also while its direction is paused, reports its QBER estimate,
+ * state and bound to both KMEs: a produced block carries the report as a
+ * trailer of its body, the others go as POST /link/v1/report.  Only a KME
+ * whose state answer says "reports": 1 gets reports (an old KME would
+ * refuse the trailer).  SIGHUP re-reads [physics] and applies it whole.
  */
 #include "link/admin.h"
 #include "link/feeder.h"
@@ -32,7 +40,9 @@
 #include "common/log.h"
 #include "common/monotime.h"
 #include "common/secret.h"
+#include "link/distill.h"
 #include "link/kmeconn.h"
+#include "link/model.h"
 
 #define HEADER_BYTES 13          /* block_id (8), owner (1), length (4) */
 #define BATCH_MAX 64             /* block IDs per confirm request */
@@ -42,6 +52,7 @@
 #define BACKOFF_MAX_MS 5000
 #define OWED_MAX (1u << 20)      /* owed confirmations kept per KME */
 #define IDLE_LOG_MS 30000
+#define TRAILER_MAX 1024         /* "R1" + report: the KME's LINK_REPORT_MAX */
 
 typedef struct idlist {
     uint64_t *v;
@@ -51,6 +62,7 @@ typedef struct idlist {
 typedef struct counters {
     uint64_t blocks, bits;       /* stored at both */
     uint64_t confirmed, discarded;
+    uint64_t simulated, aborted, marginal; /* decoy-bb84 blocks */
 } counters;
 
 struct feeder {
@@ -74,6 +86,17 @@ struct feeder {
     idlist owed[2];              /* confirmations owed to each KME */
     counters total, window;
     int64_t window_start, idle_logged;
+    /* [physics] in force (SIGHUP replaces it) */
+    link_physics ph;
+    distill_model dm;
+    distill_rng rng;
+    int64_t next_block_at;
+    double carry_bits;           /* key bits short of a byte, for the next block */
+    bool reports[2];             /* the KME takes QBER reports */
+    char report[TRAILER_MAX];    /* "R1" + the report of the block in hand */
+    size_t report_len;
+    int last_state;              /* distill_state of the last block; -1 none */
+    double last_qber;
 };
 
 static const char side_char[2] = { 'A', 'B' };
@@ -217,6 +240,10 @@ static void try_connect(feeder *f)
         int k = ks[i];
         if (kc_result(f->kc[k]) == KC_OK && side_ok(f, k)) {
             f->up[k] = true;
+            f->reports[k] = kc_takes_reports(f->kc[k]);
+            if (!f->reports[k])
+                log_warn("KME %s takes no QBER reports (an older qkd-kme): it gets key blocks only",
+                         kc_name(f->kc[k]));
             link_admin_kme(k, true);
             f->backoff_ms[k] = 0;
             note_pool(f, k);
@@ -452,10 +479,9 @@ static void poll_paused(feeder *f)
 
 /* ------------------------------------------------------------ one block */
 
-static void fill_block(feeder *f, int d, uint64_t *id)
+static void fill_block(feeder *f, int d, uint64_t *id, size_t len)
 {
     uint8_t *b = f->block.data;
-    size_t len = (size_t)f->cfg->block_bytes;
     secret_random(id, sizeof *id);
     put_be(b, *id, 8);
     b[8] = (uint8_t)d;
@@ -494,24 +520,163 @@ static void stored_partly(feeder *f, int d, uint64_t id, const kc_outcome r[2])
             discard_at(f, k, id);
 }
 
-static void feed_block(feeder *f, int d)
+/* len bytes of key owned by d; the report in f->report (if any) rides
+ * along as a trailer to the KMEs that take reports. */
+static void feed_block(feeder *f, int d, size_t len)
 {
     uint64_t id;
     kmeconn *cs[2] = { f->kc[0], f->kc[1] };
     kc_outcome r[2] = { KC_FAIL, KC_FAIL };
-    fill_block(f, d, &id);
+    size_t plain;
+    f->block_bits = (uint64_t)len * 8;
+    fill_block(f, d, &id, len);
+    plain = f->block.len;
+    memcpy(f->block.data + plain, f->report, f->report_len);
     f->produced[d]++;
-    if (kc_prepare_block(cs[0], f->block.data, f->block.len) == 0
-        && kc_prepare_block(cs[1], f->block.data, f->block.len) == 0) {
+    if (kc_prepare_block(cs[0], f->block.data, plain + (f->reports[0] ? f->report_len : 0)) == 0
+        && kc_prepare_block(cs[1], f->block.data, plain + (f->reports[1] ? f->report_len : 0)) == 0) {
         kc_perform(cs, 2);
         r[0] = kc_result(cs[0]);
         r[1] = kc_result(cs[1]);
     }
-    secret_wipe(f->block.data, f->block.len); /* both copies are sent */
+    secret_wipe(f->block.data, plain); /* both copies are sent */
     if (r[0] == KC_OK && r[1] == KC_OK)
         stored_at_both(f, id);
     else
         stored_partly(f, d, id, r);
+}
+
+/* ------------------------------------------------------------ physics */
+
+/* "R1" + {"state":...} into f->report (link_block.h in the KME reads it). */
+static void make_report(feeder *f, const char *state, bool has_qber, double qber, uint64_t secret_bits,
+                        const char *reason)
+{
+    bool decoy = f->ph.model == LINK_MODEL_DECOY_BB84;
+    char q[32] = "null", b[32] = "null", dist[32] = "null", why[160] = "";
+    if (has_qber)
+        snprintf(q, sizeof q, "%.6f", qber);
+    if (decoy) {
+        snprintf(b, sizeof b, "%.6f", f->dm.bound);
+        snprintf(dist, sizeof dist, "%.3f", f->ph.distance_km);
+    }
+    if (reason && *reason)
+        snprintf(why, sizeof why, ",\"reason\":\"%s\"", reason); /* our own text: no quotes */
+    int n = snprintf(f->report, sizeof f->report, "R1{\"state\":\"%s\",\"qber\":%s,\"bound\":%s,"
+                     "\"model\":\"%s\",\"distance_km\":%s,\"time_scale\":%.9g,\"secret_bits\":%" PRIu64 "%s}",
+                     state, q, b, link_model_name(f->ph.model), dist, f->ph.time_scale, secret_bits, why);
+    f->report_len = n > 0 && (size_t)n < sizeof f->report ? (size_t)n : 0;
+}
+
+/* A block that produced no key: its report alone, to both KMEs. */
+static void send_report(feeder *f)
+{
+    bool which[2] = { f->reports[0], f->reports[1] }, ok[2];
+    if (f->report_len < 2 || (!which[0] && !which[1]))
+        return;
+    size_t len = f->report_len - 2;
+    kmeconn *cs[2];
+    size_t m = 0;
+    for (int k = 0; k < 2; k++)
+        if (which[k] && kc_prepare_ids(f->kc[k], "/link/v1/report", f->report + 2, len) == 0)
+            cs[m++] = f->kc[k];
+    kc_perform(cs, m);
+    for (int k = 0; k < 2; k++) {
+        ok[k] = !which[k] || kc_result(f->kc[k]) == KC_OK;
+        if (!ok[k])
+            mark_down(f, k, "report");
+    }
+}
+
+static void log_physics(feeder *f, const char *why)
+{
+    const link_physics *ph = &f->ph;
+    if (ph->model != LINK_MODEL_DECOY_BB84) {
+        log_info("%s: model fixed: %.3f Mbit/s in blocks of %lld bytes", why, (double)f->cfg->rate_bps / 1e6,
+                 (long long)f->cfg->block_bytes);
+        return;
+    }
+    log_info("%s: model decoy-bb84 at %g km, mu %.4f%s, eavesdropper %g, time_scale %g: key rate %.1f bit/s "
+             "physical (%.1f bit/s at this time scale), QBER %.4f (%.4f without Eve), bound %.4f, a block "
+             "every %lld ms", why, ph->distance_km, f->dm.mu, ph->mu > 0 ? "" : " (optimised)", ph->eavesdropper,
+             ph->time_scale, f->dm.secret_rate_bps, f->dm.secret_rate_bps * ph->time_scale, f->dm.true_qber,
+             f->dm.honest_qber, f->dm.bound, (long long)distill_period_ms(ph, &f->dm));
+}
+
+static void apply_physics(feeder *f, const link_physics *ph)
+{
+    f->ph = *ph;
+    distill_prepare(&f->ph, &f->dm);
+    f->next_block_at = mono_ms();
+    f->carry_bits = 0;
+    f->last_state = -1;
+}
+
+/* SIGHUP: the file again; [physics] applied whole, or nothing. */
+static void reload(feeder *f)
+{
+    link_config fresh;
+    char err[1024];
+    if (link_config_load(f->cfg->path, &fresh, err, sizeof err) != 0) {
+        log_error("SIGHUP: configuration refused, the previous settings stay: %s", err);
+        return;
+    }
+    apply_physics(f, &fresh.physics);
+    link_config_free(&fresh);
+    log_physics(f, "SIGHUP: physics applied");
+}
+
+static void note_state(feeder *f, const distill_block *b)
+{
+    if ((int)b->state != f->last_state)
+        log_info("blocks now %s: QBER estimate %.4f (bound %.4f)%s%s", distill_state_name(b->state), b->qber,
+                 f->dm.bound, b->reason[0] ? ": " : "", b->reason);
+    f->last_state = (int)b->state;
+    f->last_qber = b->qber;
+    link_admin_qber(b->qber, b->state == DISTILL_ABORTED); /* /metrics (admin.h) */
+    link_admin_state(distill_state_name(b->state));
+    link_admin_rate(f->dm.secret_rate_bps * f->ph.time_scale / 8); /* the model's, scaled */
+    f->total.simulated++;
+    f->window.simulated++;
+    if (b->state == DISTILL_ABORTED) {
+        f->total.aborted++;
+        f->window.aborted++;
+    } else if (b->state == DISTILL_MARGINAL) {
+        f->total.marginal++;
+        f->window.marginal++;
+    }
+}
+
+/* One decoy-bb84 block when its period is over. */
+static void decoy_block(feeder *f, int64_t now)
+{
+    if (now < f->next_block_at) {
+        int64_t wait = f->next_block_at - now;
+        if (f->nbatch && f->batch_since + BATCH_AGE_MS - now < wait)
+            wait = f->batch_since + BATCH_AGE_MS - now;
+        sleep_ms(wait > 50 ? 50 : wait);
+        return;
+    }
+    int64_t period = distill_period_ms(&f->ph, &f->dm);
+    f->next_block_at = (now - f->next_block_at > 1000 ? now : f->next_block_at) + period;
+    distill_block b;
+    distill_run(&f->ph, &f->dm, &f->rng, period, &b);
+    note_state(f, &b);
+    size_t bytes = 0;
+    int d = -1;
+    if (b.state == DISTILL_DISTILLING) {
+        f->carry_bits += b.secret_bits;
+        bytes = (size_t)(f->carry_bits / 8);
+        if (bytes > LINK_MAX_BLOCK_BYTES)
+            bytes = LINK_MAX_BLOCK_BYTES;
+        d = bytes ? next_direction(f) : -1;
+        f->carry_bits = d >= 0 ? f->carry_bits - 8.0 * (double)bytes : 0; /* a paused direction loses it */
+    }
+    make_report(f, distill_state_name(b.state), true, b.qber, d >= 0 ? (uint64_t)bytes * 8 : 0, b.reason);
+    if (d >= 0)
+        feed_block(f, d, bytes);
+    else
+        send_report(f);
 }
 
 /* ------------------------------------------------------------ logging */
@@ -521,7 +686,7 @@ static void feed_block(feeder *f, int d)
 static void log_status(feeder *f, int64_t now)
 {
     double s = (double)(now - f->window_start) / 1000.0;
-    bool busy = f->window.blocks || f->window.discarded;
+    bool busy = f->window.blocks || f->window.discarded || f->window.simulated;
     bool paused = f->paused[0] || f->paused[1];
     if (s < 1.0)
         return;
@@ -529,14 +694,20 @@ static void log_status(feeder *f, int64_t now)
         f->idle_logged = now;
     else if (!busy)
         paused = false; /* nothing to say this second */
+    char phys[200] = "";
+    if (f->ph.model == LINK_MODEL_DECOY_BB84)
+        snprintf(phys, sizeof phys, "; decoy-bb84 %g km, time_scale %g (%.1f bit/s physical): %" PRIu64
+                 " blocks, %" PRIu64 " aborted, %" PRIu64 " marginal, last QBER %.4f (bound %.4f)",
+                 f->ph.distance_km, f->ph.time_scale, (double)f->window.bits / s / f->ph.time_scale,
+                 f->window.simulated, f->window.aborted, f->window.marginal, f->last_qber, f->dm.bound);
     if (busy || paused)
         log_info("%.2f Mbit/s (%.1f blocks/s); total %" PRIu64 " blocks stored, %" PRIu64
-                 " confirmed, %" PRIu64 " discarded; pools (own/peer/cap Mbit) %s %.1f/%.1f/%.1f, %s %.1f/%.1f/%.1f%s%s",
+                 " confirmed, %" PRIu64 " discarded; pools (own/peer/cap Mbit) %s %.1f/%.1f/%.1f, %s %.1f/%.1f/%.1f%s%s%s",
                  (double)f->window.bits / s / 1e6, (double)f->window.blocks / s,
                  f->total.blocks, f->total.confirmed, f->total.discarded,
                  kc_name(f->kc[0]), f->pool[0].own_bits / 1e6, f->pool[0].peer_bits / 1e6, f->pool[0].cap_bits / 1e6,
                  kc_name(f->kc[1]), f->pool[1].own_bits / 1e6, f->pool[1].peer_bits / 1e6, f->pool[1].cap_bits / 1e6,
-                 f->paused[0] ? "; A paused" : "", f->paused[1] ? "; B paused" : "");
+                 f->paused[0] ? "; A paused" : "", f->paused[1] ? "; B paused" : "", phys);
     memset(&f->window, 0, sizeof f->window);
     f->window_start = now;
 }
@@ -555,6 +726,11 @@ static void step(feeder *f)
         poll_paused(f);
         return;
     }
+    if (f->ph.model == LINK_MODEL_DECOY_BB84) {
+        decoy_block(f, now);
+        return;
+    }
+    f->block_bits = (uint64_t)f->cfg->block_bytes * 8;
     int d = next_direction(f);
     int64_t wait = d < 0 ? f->poll_at - now : tokens_wait(f);
     if (wait > 0) {
@@ -564,13 +740,19 @@ static void step(feeder *f)
         return;
     }
     f->tokens -= (double)f->block_bits;
-    feed_block(f, d);
+    make_report(f, "distilling", false, 0, f->block_bits, NULL);
+    feed_block(f, d, (size_t)f->cfg->block_bytes);
 }
 
-int feeder_run(feeder *f, volatile sig_atomic_t *stop)
+int feeder_run(feeder *f, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload_now)
 {
     f->refill_at = f->window_start = mono_ms();
+    log_physics(f, "start");
     while (!*stop) {
+        if (*reload_now) {
+            *reload_now = 0;
+            reload(f);
+        }
         if (!f->up[0] || !f->up[1]) {
             int64_t wait = next_retry(f) - mono_ms();
             if (wait > 0)
@@ -601,7 +783,11 @@ feeder *feeder_new(const link_config *cfg)
     f->need_reconcile = true;
     f->kc[0] = kc_new(cfg, 0);
     f->kc[1] = kc_new(cfg, 1);
-    if (!f->kc[0] || !f->kc[1] || secret_alloc(&f->block, HEADER_BYTES + (size_t)cfg->block_bytes) != 0) {
+    distill_rng_seed(&f->rng, NULL);
+    apply_physics(f, &cfg->physics);
+    /* room for any block size a SIGHUP may bring, and the trailer */
+    if (!f->kc[0] || !f->kc[1]
+        || secret_alloc(&f->block, HEADER_BYTES + LINK_MAX_BLOCK_BYTES + TRAILER_MAX) != 0) {
         feeder_free(f);
         return NULL;
     }
@@ -615,6 +801,7 @@ void feeder_free(feeder *f)
     kc_free(f->kc[0]);
     kc_free(f->kc[1]);
     secret_free(&f->block);
+    distill_rng_wipe(&f->rng);
     for (int k = 0; k < 2; k++)
         free(f->owed[k].v);
     free(f);

@@ -8,7 +8,10 @@
  * KME was unreachable, pace with a token bucket, pick the owner by the
  * configured ratio, skipping a direction whose pool is full at either KME,
  * store the block at both KMEs side by side, confirm stored blocks in small
- * batches, discard blocks that reached only one KME.
+ * batches, discard blocks that reached only one KME.  With [physics]
+ * model decoy-bb84 the blocks follow the fibre instead (distill.h): one
+ * every block period, its QBER reported to both KMEs whether it produced
+ * key or not.
  */
 #ifndef QC_LINK_FEEDER_H
 #define QC_LINK_FEEDER_H
@@ -23,8 +26,10 @@ typedef struct feeder feeder;
 feeder *feeder_new(const link_config *cfg);
 
 /* Run until *stop becomes non-zero; confirms what both KMEs stored before
- * returning.  Returns 0. */
-int feeder_run(feeder *f, volatile sig_atomic_t *stop);
+ * returning.  Whenever *reload is non-zero (SIGHUP), the configuration
+ * file is read again and its [physics] keys applied at once, or refused
+ * whole with the old ones kept: one log line either way.  Returns 0. */
+int feeder_run(feeder *f, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload);
 
 void feeder_free(feeder *f);
 

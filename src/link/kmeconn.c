@@ -355,3 +355,12 @@ int kc_state_of(const kmeconn *c, uint64_t **ids, size_t *n, char *side)
     json_decref(o);
     return rc;
 }
+
+bool kc_takes_reports(const kmeconn *c)
+{
+    json_t *o = answer_json(c);
+    json_t *v = json_object_get(o, "reports");
+    bool yes = json_is_integer(v) && json_integer_value(v) == 1;
+    json_decref(o);
+    return yes;
+}

@@ -62,4 +62,8 @@ int kc_pool_of(const kmeconn *c, kc_pool *out);
  * the KME's link side ('A'/'B'; 0 when not reported).  0 or -1. */
 int kc_state_of(const kmeconn *c, uint64_t **ids, size_t *n, char *side);
 
+/* From the last state answer: does the KME take QBER reports ("reports": 1,
+ * POST /link/v1/report and block trailers)? */
+bool kc_takes_reports(const kmeconn *c);
+
 #endif

@@ -7,7 +7,8 @@
  * Start-up is strict: options, configuration (validated completely),
  * process hardening (no core dumps: they would hold key blocks), then the
  * feeder loop.  SIGTERM or SIGINT ends the loop after the block in flight;
- * what both KMEs stored is confirmed before the process exits.
+ * what both KMEs stored is confirmed before the process exits.  SIGHUP
+ * re-reads the file and applies its [physics] keys (feeder.h).
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -31,12 +32,18 @@
 
 enum { EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_RUNTIME = 4 };
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_stop(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
 }
 
 /* systemd's watchdog ($WATCHDOG_USEC): WATCHDOG=1 at half the interval
@@ -98,6 +105,8 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -129,7 +138,7 @@ static int run(const link_config *cfg)
              (long long)cfg->block_bytes, cfg->ratio_a, cfg->ratio_b);
     start_watchdog();
     sdnotify_sendf("READY=1\nSTATUS=link %s feeding %s and %s", cfg->id, cfg->kme[0].id, cfg->kme[1].id);
-    feeder_run(f, &stop_requested);
+    feeder_run(f, &stop_requested, &reload_requested);
     link_admin_stop(admin);
     feeder_free(f);
     curl_global_cleanup();
