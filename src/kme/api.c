@@ -38,6 +38,7 @@
 #include "kme/link_state.h"
 #include "kme/peer.h"
 #include "kme/request.h"
+#include "kme/reuse_watch.h"
 #include "kme/sae_rate.h"
 
 /* A slave's unfetched keys go when it fetches them, which may be at once:
@@ -352,12 +353,23 @@ static int take_rate(const kme_api *api, const char *caller, uint64_t bits, kme_
 int api_init(kme_api *api)
 {
     const kme_config *cfg = api->cfg;
+    /* the pairs stay as long as their keys could have: key_ttl */
+    api->reuse = NULL;
+    if (cfg->key_reuse_window > 0 &&
+        !(api->reuse = reuse_watch_new((size_t)cfg->key_reuse_window,
+                                       (int64_t)cfg->key_ttl * 1000))) {
+        log_error("out of memory for key_reuse_window (%" PRId64 " keys)",
+                  cfg->key_reuse_window);
+        return -1;
+    }
     api->rate = sae_rate_new((const char *const *)cfg->local_saes, cfg->n_local_saes,
                              (uint64_t)cfg->sae_rate_bps, (uint64_t)cfg->sae_burst_bits, mono_ms());
     if (!api->rate || metrics_init(cfg) != 0) {
         log_error("out of memory for the per-SAE rate limits and the metrics");
         sae_rate_free(api->rate);
         api->rate = NULL;
+        reuse_watch_free(api->reuse);
+        api->reuse = NULL;
         return -1;
     }
     return 0;
@@ -365,6 +377,8 @@ int api_init(kme_api *api)
 
 void api_free(kme_api *api)
 {
+    reuse_watch_free(api->reuse);
+    api->reuse = NULL;
     sae_rate_free(api->rate);
     api->rate = NULL;
     metrics_free();
@@ -422,6 +436,17 @@ static void local_enc(const kme_api *api, const char *caller, const kme_request 
     ks_batch_free(&b);
 }
 
+/* dec_keys answered "not found": keys this slave got before are a reuse
+ * attempt, a security violation (events.h: counted, logged, audited);
+ * the SAE's answer stays the same. */
+static void report_reuse(const kme_api *api, const char *caller, const kme_request *req)
+{
+    size_t seen = reuse_watch_seen(api->reuse, caller, (const uint8_t (*)[16])req->key_ids,
+                                   req->n_key_ids, mono_ms());
+    if (seen > 0)
+        events_key_reuse(caller, req->sae_id, seen);
+}
+
 static void handle_dec_keys(const kme_api *api, const char *caller, kme_request *req,
                             kme_reply *out)
 {
@@ -435,9 +460,12 @@ static void handle_dec_keys(const kme_api *api, const char *caller, kme_request 
     switch (r) {
     case KS_OK:
         render_keys(out, &b, false);
+        reuse_watch_delivered(api->reuse, caller, (const uint8_t (*)[16])req->key_ids,
+                              req->n_key_ids, mono_ms());
         log_debug("dec_keys: %s <- %s: %zu keys", caller, req->sae_id, b.n);
         break;
     case KS_NOT_FOUND:
+        report_reuse(api, caller, req);
         reply_error(out, 400, MSG_KEYS_NOT_FOUND);
         break;
     case KS_UNAUTHORIZED:

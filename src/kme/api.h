@@ -40,6 +40,7 @@ typedef struct kme_api {
     keystore *ks;
     struct peer_service *peers;   /* the KME-to-KME channel; NULL without [peer_api] */
     struct sae_rate *rate;        /* per master SAE token buckets (api_init) */
+    struct reuse_watch *reuse;    /* keys delivered by dec_keys, to see reuse (api_init) */
     struct link_state *link;      /* the QKD link's reports; NULL without [link] */
 } kme_api;
 

@@ -81,6 +81,7 @@ static const ini_key config_keys[] = {
     KEY("limits", "sae_rate_bps", INI_INT, false, OFF(sae_rate_bps), 0, BIG, "1000000000"),
     KEY("limits", "sae_burst_bits", INI_INT, false, OFF(sae_burst_bits), 0, BIG, "0"),
     KEY("limits", "sae_unfetched_bits", INI_INT, false, OFF(sae_unfetched_bits), 0, BIG, "268435456"),
+    KEY("limits", "key_reuse_window", INI_INT, false, OFF(key_reuse_window), 0, 16777216, "262144"),
     { "limits", "pool_low_ratio", INI_CUSTOM, false, IN_CONFIG, OFF(pool_low_ratio), 0, 0, "0.1",
       NULL, set_ratio },
     CUSTOM("alerts", "command", false, IN_CONFIG, OFF(alert_command), set_command),

@@ -76,6 +76,7 @@ typedef struct kme_config {
     int64_t sae_rate_bps;       /* per master SAE, enc_keys bits; 0: no limit */
     int64_t sae_burst_bits;     /* its bucket (0 in the file: one second's worth) */
     int64_t sae_unfetched_bits; /* per slave, held and not fetched; 0: no limit */
+    int64_t key_reuse_window;   /* delivered (key, slave) pairs remembered; 0: off */
     double pool_low_ratio;      /* pool_low / pool_ok events below / above this
                                    share of a pool's capacity (pool_watch.h) */
     /* [alerts] (optional): the command run for alarm events (alerts.h) */
