@@ -27,9 +27,11 @@ void reply_text(kme_reply *out, int http, const char *text, size_t len)
     }
 }
 
+/* Reals with 15 significant digits: 0.0331, not jansson's default
+ * 0.033099999999999998 (the link's QBER in the status extension). */
 void reply_json(kme_reply *out, int http, json_t *obj)
 {
-    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     reply_text(out, http, text, text ? strlen(text) : 0);
     free(text);
 }

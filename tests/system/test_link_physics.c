@@ -14,7 +14,8 @@
  * - `eavesdropper=0`: the alarm clears (one line each) and key flows again;
  *   keys delivered before, during and after are equal at master and slave;
  * - hostile QBER reports from the link (its own certificate) get a 400
- *   and change nothing in the status.
+ *   and change nothing in the status;
+ * - `model=fixed` by SIGHUP: the status says fixed, with qber null.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -349,6 +350,33 @@ static void test_hostile_reports(void **state)
     json_decref(after);
 }
 
+/* SIGHUP switches the model too; with fixed the status says so and has
+ * no QBER (the last test: fixed fills the pools at the testbed's rate). */
+static void test_model_fixed(void **state)
+{
+    (void)state;
+    assert_int_equal(testbed_link("model=fixed"), 0);
+    double t0 = now_s();
+    for (;;) {
+        json_t *st = status_of(TB.url_b, &TB.b1, &TB.a1), *l = link_of(st);
+        bool fixed = json_is_string(json_object_get(l, "model"))
+                     && strcmp(json_string_value(json_object_get(l, "model")), "fixed") == 0;
+        if (fixed) {
+            assert_true(json_is_null(json_object_get(l, "qber")) && json_is_null(json_object_get(l, "bound")));
+            assert_true(json_is_null(json_object_get(l, "distance_km")));
+            assert_string_equal(json_string_value(json_object_get(l, "state")), "distilling");
+            assert_false(json_is_true(json_object_get(l, "alarm")));
+            json_decref(st);
+            break;
+        }
+        json_decref(st);
+        if (now_s() - t0 > 3.0 * TB.slack)
+            fail_msg("the KMEs still report model decoy-bb84 after the switch to fixed");
+        pause_s(0.05);
+    }
+    keys_agree("with model fixed");
+}
+
 static void who_load(who *w, const char *name)
 {
     char k[64];
@@ -418,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_modelled_rate),
         cmocka_unit_test(test_hostile_reports),
         cmocka_unit_test(test_eavesdropper),
+        cmocka_unit_test(test_model_fixed),
     };
     return cmocka_run_group_tests_name("qkd-link physics and the KMEs' alarm", tests, group_setup,
                                        group_teardown);
