@@ -143,11 +143,53 @@ static void point_texts(queued_event *q)
         *text_field(&q->f, i) = q->has[i] ? q->text[i] : NULL;
 }
 
+/* ---- the last events (status page) ---------------------------------------- */
+
+static struct {
+    pthread_mutex_t mu;
+    event_recent ring[EVENTS_RECENT];
+    size_t next, count;
+} R = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void copy_text(char *dst, const char *src)
+{
+    size_t n = src ? strnlen(src, EVENTS_RECENT_TEXT - 1) : 0;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void remember(event_kind kind, const event_fields *f)
+{
+    const char *who = f->sae_id ? f->sae_id : f->peer ? f->peer : f->link;
+    pthread_mutex_lock(&R.mu);
+    event_recent *e = &R.ring[R.next];
+    e->unix_ms = unix_now_ms();
+    e->kind = kind;
+    copy_text(e->who, who);
+    copy_text(e->why, f->reason);
+    R.next = (R.next + 1) % EVENTS_RECENT;
+    if (R.count < EVENTS_RECENT)
+        R.count++;
+    pthread_mutex_unlock(&R.mu);
+}
+
+size_t events_recent(event_recent *out, size_t max)
+{
+    pthread_mutex_lock(&R.mu);
+    size_t n = R.count < max ? R.count : max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = R.ring[(R.next + EVENTS_RECENT - 1 - i) % EVENTS_RECENT];
+    pthread_mutex_unlock(&R.mu);
+    return n;
+}
+
 void events_emit(event_kind kind, const event_fields *f)
 {
     if ((unsigned)kind >= EV_KIND_COUNT)
         return;
     atomic_fetch_add_explicit(&totals[kind], 1, memory_order_relaxed);
+    remember(kind, f);
     pthread_mutex_lock(&Q.mu);
     if (!Q.running || Q.stopping) {
         pthread_mutex_unlock(&Q.mu);

@@ -51,6 +51,21 @@ uint64_t events_total(event_kind kind);
 /* Events lost because the queue was full, since the start. */
 uint64_t events_dropped(void);
 
+/* The last EVENTS_RECENT events reported (the status page's list), each
+ * with who it concerns (the SAE, else the peer, else the link) and why
+ * (the certificate reason or another reason), truncated, unescaped: they
+ * may come from a hostile client, escape them where they are shown. */
+#define EVENTS_RECENT 20
+#define EVENTS_RECENT_TEXT 80
+typedef struct event_recent {
+    int64_t unix_ms;
+    event_kind kind;
+    char who[EVENTS_RECENT_TEXT];
+    char why[EVENTS_RECENT_TEXT];
+} event_recent;
+/* Copies at most max of them into out, newest first; their number. */
+size_t events_recent(event_recent *out, size_t max);
+
 /* The queue's size: reports beyond it while the writer is behind are
  * dropped (and counted). */
 #define EVENTS_QUEUE_SLOTS 1024u

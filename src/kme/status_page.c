@@ -3,7 +3,8 @@
  * status_page.c - the admin listener's page for people (GET /): per peer
  * and direction the pool level and capacity, production and consumption
  * over the last minutes as small inline SVG charts, the link's QBER and
- * alarm, each peer's state, the security events by kind; alarms in red.
+ * alarm, each peer's state, the security events by kind and the last ones;
+ * alarms in red.
  *
  * One HTML document with no script: it reloads itself every
  * STATUS_REFRESH_S seconds (meta refresh), its style sheet is served by
@@ -210,6 +211,37 @@ static void events_section(FILE *f)
     fputs("</table>", f);
 }
 
+/* The last events, newest first: when (UTC), kind, who, why; escaped
+ * (an SAE ID or certificate reason may be a hostile client's). */
+static void recent_section(FILE *f)
+{
+    event_recent r[EVENTS_RECENT];
+    size_t n = events_recent(r, EVENTS_RECENT);
+    fputs("<h2>Last events</h2>", f);
+    if (n == 0) {
+        fputs("<p id=\"recent-none\">none since start</p>", f);
+        return;
+    }
+    fputs("<table id=\"recent\"><tr><th>time (UTC)</th><th>kind</th><th>who</th><th>why</th>"
+          "</tr>", f);
+    for (size_t i = 0; i < n; i++) {
+        time_t t = (time_t)(r[i].unix_ms / 1000);
+        struct tm tm;
+        char when[32] = "?";
+        if (gmtime_r(&t, &tm))
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+        bool good_news = r[i].kind == EV_POOL_OK || r[i].kind == EV_PEER_UP ||
+                         r[i].kind == EV_QBER_CLEARED;
+        fprintf(f, "<tr class=\"recent\"><td>%s</td><td class=\"%s\">%s</td><td>", when,
+                good_news ? "ok" : "bad", event_kind_name(r[i].kind));
+        esc(f, r[i].who);
+        fputs("</td><td>", f);
+        esc(f, r[i].why);
+        fputs("</td></tr>", f);
+    }
+    fputs("</table>", f);
+}
+
 static bool all_well(const admin_view *v)
 {
     for (size_t i = 0; i < v->cfg->n_peers; i++)
@@ -240,6 +272,7 @@ char *status_page_render(const admin_view *v, size_t *len)
     peers_table(f, v);
     link_section(f, v);
     events_section(f);
+    recent_section(f);
     fprintf(f, "<p class=\"small\">qkd-kme %s; this page reloads every %d s.</p></body></html>\n",
             QUMAILC_VERSION, STATUS_REFRESH_S);
     if (fclose(f) != 0) {

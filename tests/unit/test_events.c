@@ -442,6 +442,33 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The ring of the last events: newest first, at most EVENTS_RECENT,
+ * who and why truncated to fit, whatever was emitted before. */
+static void test_recent_ring(void **state)
+{
+    (void)state;
+    char longid[300];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    for (int i = 0; i < EVENTS_RECENT + 5; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "SAE_%d", i);
+        events_rate_limited(id, 256, 1);
+    }
+    events_peer(false, "KME-B", longid);
+    event_recent r[EVENTS_RECENT + 4];
+    size_t n = events_recent(r, EVENTS_RECENT + 4);
+    assert_int_equal(n, EVENTS_RECENT);
+    assert_int_equal(r[0].kind, EV_PEER_DOWN);
+    assert_string_equal(r[0].who, "KME-B");
+    assert_int_equal(strlen(r[0].why), EVENTS_RECENT_TEXT - 1);
+    assert_int_equal(r[1].kind, EV_RATE_LIMITED);
+    char want[32];
+    snprintf(want, sizeof want, "SAE_%d", EVENTS_RECENT + 4);
+    assert_string_equal(r[1].who, want);
+    assert_int_equal(events_recent(r, 3), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_full_queue_drops_and_counts),
         cmocka_unit_test(test_alert_command_contract),
         cmocka_unit_test(test_hanging_alert_command),
+        cmocka_unit_test(test_recent_ring),
     };
     return cmocka_run_group_tests_name("security events", tests, setup, teardown);
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "kme/admin_view.h"
+#include "kme/events.h"
 
 static char *render(const char *self_id, const char *peer_id, bool up, bool alarm,
                     admin_sample *hist, size_t n)
@@ -90,12 +91,35 @@ static void test_hostile_ids_escaped(void **state)
     free(p);
 }
 
+/* The last events: newest first, escaped (an SAE ID or a certificate
+ * reason is a hostile client's text), "none" before any. */
+static void test_recent_events_escaped(void **state)
+{
+    (void)state;
+    char *p = render("KME-A", "KME-B", false, false, NULL, 0);
+    bool none_yet = strstr(p, "id=\"recent-none\"") != NULL;
+    free(p);
+    events_unauthorized("sae_api", "<script>x</script>", NULL, NULL);
+    events_not_a_slave("SAE_<b>EVIL</b>", "SAE_A1", 2);
+    p = render("KME-A", "KME-B", false, false, NULL, 0);
+    assert_true(none_yet);
+    assert_null(strstr(p, "<script>"));
+    assert_null(strstr(p, "<b>EVIL"));
+    const char *newest = strstr(p, "SAE_&lt;b&gt;EVIL&lt;/b&gt;");
+    const char *older = strstr(p, "&lt;script&gt;x&lt;/script&gt;");
+    assert_non_null(newest);
+    assert_non_null(older);
+    assert_true(newest < older);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_directions_and_rates),
         cmocka_unit_test(test_down_and_alarm_in_red),
         cmocka_unit_test(test_hostile_ids_escaped),
+        cmocka_unit_test(test_recent_events_escaped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
