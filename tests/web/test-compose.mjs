@@ -8,8 +8,10 @@
 //   - alice sends bob a non-ASCII subject, a body and two attachments (one
 //     a 300 kB binary) at Level 1, then at Level 2: the result page names
 //     bob, the level and key IDs; the raw Maildir file holds neither
-//     subject nor body; bob's `qumail read` shows both and the attachment
-//     byte for byte;
+//     subject nor body; the Level 1 message bob opens in his browser (listed
+//     as encrypted, subject and body shown, the attachment downloaded byte
+//     for byte, reopened from the read store with no KME call), the Level 2
+//     one with `qumail read`;
 //   - bob, with the keyboard (j, Enter, r), replies from the web (Reply: To
 //     alice, "Re: ", quoted text), then forwards alice's message (f): her
 //     attachments carried along byte for byte;
@@ -135,8 +137,36 @@ async function formNames(page, base) {
   await page.screenshot({ path: path.join(artifacts, 'compose.png'), fullPage: true });
 }
 
-// alice -> bob at level; returns the Maildir file name.
-async function sendToBob(page, base, level) {
+async function download(page, name) {
+  const [dl] = await Promise.all([page.waitForEvent('download'),
+                                  page.getByRole('link', { name, exact: true }).click()]);
+  return readFileSync(await dl.path());
+}
+
+// bob, in his browser, opens what alice sent from hers.
+async function bobOpens(bobPage, bobBase, id, level) {
+  await bobPage.goto(`${bobBase}/`);
+  const row = bobPage.locator('table.inbox tr', { has: bobPage.locator(`a[href="/message/${id}"]`) });
+  check(`Level ${level}: bob's Inbox lists it, encrypted`,
+        (await row.count()) === 1 && /Encrypted/.test(await row.textContent()),
+        (await row.count()) ? await row.textContent() : 'no row');
+  await bobPage.click(`table.inbox a[href="/message/${id}"]`);
+  await bobPage.waitForURL(`${bobBase}/message/${id}`);
+  const text = await bobPage.textContent('main');
+  check(`Level ${level}: bob's browser shows the subject and the body, decrypted now`,
+        (await bobPage.textContent('h1')) === `${SUBJECT} L${level}` && text.includes('SecretBodyWord 42') &&
+        text.includes('decrypted now with keys from the KME'), text.slice(0, 300));
+  const got = await download(bobPage, 'numbers.bin');
+  check(`Level ${level}: bob downloads the 300 kB attachment byte for byte`, got.equals(BIN), got.length);
+  await bobPage.reload();
+  check(`Level ${level}: opened again: from the read store, no KME call`,
+        (await bobPage.textContent('main')).includes('from the read store (no key used, no KME call)') &&
+        (await bobPage.textContent('h1')) === `${SUBJECT} L${level}`);
+}
+
+// alice -> bob at level; bob reads it in his browser (bobOpen) or with
+// `qumail read`; returns the Maildir file name.
+async function sendToBob(page, base, level, bobOpen) {
   const before = files('bob@example.org');
   const resp = await compose(page, base, { to: 'bob@example.org', subject: `${SUBJECT} L${level}`,
                                            body: BODY, files: attachments(), level });
@@ -156,6 +186,10 @@ async function sendToBob(page, base, level) {
         !raw.includes('Wien') && !raw.includes(Buffer.from('Grüße').toString('base64').slice(0, 6)) &&
         !raw.includes('numbers.bin'), raw.slice(0, 300));
   const id = file.split(':')[0];
+  if (bobOpen) {
+    await bobOpen(id);
+    return id;
+  }
   const inner = qm(env.QUMAIL_CONFIG_B1, ['read', id]).toString('utf8');
   check(`Level ${level}: bob's qumail read shows the subject`,
         decodedSubject(inner) === `${SUBJECT} L${level}`, decodedSubject(inner));
@@ -283,12 +317,12 @@ async function main() {
   stage('keyboard');
   await formNames(page, alice.base);
   stage('formNames');
-  await sendToBob(page, alice.base, 1);
+  const bobPage = await ctx.newPage();   // one browser: the cookies are named after each port
+  await bobPage.goto(bob.url);
+  await sendToBob(page, alice.base, 1, (id) => bobOpens(bobPage, bob.base, id, 1));
   stage('sendToBob');
   const id2 = await sendToBob(page, alice.base, 2);
   stage('sendToBob');
-  const bobPage = await ctx.newPage();   // one browser: the cookies are named after each port
-  await bobPage.goto(bob.url);
   await reply(bobPage, bob.base, id2);
   stage('reply');
   await forward(bobPage, bob.base, id2);
