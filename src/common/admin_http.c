@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/listen_setup.h"
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/tls_policy.h"
@@ -190,52 +191,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ------------------------------------------------------------ start, stop */
 
-static char *read_text(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(65537);
-    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
-    fclose(f);
-    if (!buf || n == 0 || n == 65536) {
-        snprintf(err, errlen, "%s: %s", path, !buf ? "out of memory" : n ? "larger than 64 KiB" : "empty");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
-static void free_key_text(char *s)
-{
-    if (s) {
-        secret_wipe(s, strlen(s));
-        free(s);
-    }
-}
-
-static int bind_address(const admin_spec *sp, struct sockaddr_storage *ss, unsigned *flags)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, sp->host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(sp->port);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, sp->host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(sp->port);
-        *flags |= MHD_USE_IPv6;
-        return 0;
-    }
-    return -1;
-}
-
 static struct MHD_Daemon *start_daemon(admin_http *a, unsigned flags, struct sockaddr_storage *ss,
                                        const char *cert, const char *key, const char *ca)
 {
@@ -279,21 +234,24 @@ admin_http *admin_http_start(const admin_spec *spec, char *err, size_t errlen)
         free(a);
         return NULL;
     }
-    char *cert = a->tls ? read_text(spec->cert, err, errlen) : NULL;
-    char *key = cert ? read_text(spec->key, err, errlen) : NULL;
-    char *ca = key ? read_text(spec->client_ca, err, errlen) : NULL;
+    char *cert = a->tls ? listen_pem_read(spec->cert, err, errlen) : NULL;
+    char *key = cert ? listen_pem_read(spec->key, err, errlen) : NULL;
+    char *ca = key ? listen_pem_read(spec->client_ca, err, errlen) : NULL;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     struct sockaddr_storage ss;
+    bool v6 = false, addr_ok = listen_sockaddr(spec->host, spec->port, &ss, &v6) == 0;
+    if (v6)
+        flags |= MHD_USE_IPv6;
     if (a->tls && !ca)
         ; /* err says why */
-    else if (bind_address(spec, &ss, &flags) != 0)
+    else if (!addr_ok)
         snprintf(err, errlen, "%s: bad listen address %s", spec->name, spec->host);
     else if (!(a->mhd = start_daemon(a, flags, &ss, cert, key, ca)))
         snprintf(err, errlen, "%s: cannot listen on %s port %u (address in use%s)", spec->name,
                  spec->host, (unsigned)spec->port, a->tls ? ", or a bad certificate or key" : "");
-    free(cert);
-    free_key_text(key);
-    free(ca);
+    listen_pem_free(cert);
+    listen_pem_free(key);
+    listen_pem_free(ca);
     if (!a->mhd) {
         free(a);
         return NULL;

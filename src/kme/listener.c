@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/listen_setup.h"
 #include "common/log.h"
 #include "common/tls_policy.h"
 #include "kme/conn_guard.h"
@@ -521,68 +522,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start and stop ---------------------------------------------------- */
 
-static char *read_file(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    char chunk[4096];
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *g = realloc(buf, cap);
-            if (!g) {
-                free(buf);
-                fclose(f);
-                snprintf(err, errlen, "out of memory reading %s", path);
-                return NULL;
-            }
-            buf = g;
-        }
-        memcpy(buf + len, chunk, n);
-        len += n;
-    }
-    fclose(f);
-    secret_wipe(chunk, sizeof chunk);
-    if (!buf) {
-        snprintf(err, errlen, "%s is empty", path);
-        return NULL;
-    }
-    buf[len] = '\0';
-    return buf;
-}
-
-static void free_secret_text(char *s)
-{
-    if (s) {
-        secret_wipe(s, strlen(s));
-        free(s);
-    }
-}
-
-static int listen_address(const listener_spec *sp, struct sockaddr_storage *ss, unsigned *flags)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, sp->host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(sp->port);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, sp->host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(sp->port);
-        *flags |= MHD_USE_IPv6;
-        return 0;
-    }
-    return -1;
-}
-
 listener *listener_start(const listener_spec *spec, char *err, size_t errlen)
 {
     listener *h = calloc(1, sizeof *h);
@@ -592,16 +531,19 @@ listener *listener_start(const listener_spec *spec, char *err, size_t errlen)
     }
     h->spec = *spec;
     err[0] = '\0';
-    char *cert = read_file(spec->cert, err, errlen);
-    char *key = cert ? read_file(spec->key, err, errlen) : NULL;
-    char *ca = key ? read_file(spec->ca, err, errlen) : NULL;
+    char *cert = listen_pem_read(spec->cert, err, errlen);
+    char *key = cert ? listen_pem_read(spec->key, err, errlen) : NULL;
+    char *ca = key ? listen_pem_read(spec->ca, err, errlen) : NULL;
     unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     unsigned max_conn = spec->max_connections ? spec->max_connections : MAX_CONNECTIONS;
     unsigned deadline = spec->handshake_timeout_ms ? spec->handshake_timeout_ms : HANDSHAKE_TIMEOUT_MS;
     struct sockaddr_storage ss;
+    bool v6 = false, addr_ok = listen_sockaddr(spec->host, spec->port, &ss, &v6) == 0;
+    if (v6)
+        flags |= MHD_USE_IPv6;
     if (ca && !(h->guard = conn_guard_new(spec->name, max_conn / 4, deadline)))
         snprintf(err, errlen, "%s: cannot start the connection guard", spec->name);
-    else if (ca && listen_address(spec, &ss, &flags) != 0)
+    else if (ca && !addr_ok)
         snprintf(err, errlen, "%s: bad listen address %s", spec->name, spec->host);
     else if (ca)
         h->daemon = MHD_start_daemon(flags, 0, on_accept, h, on_request, h,
@@ -624,9 +566,9 @@ listener *listener_start(const listener_spec *spec, char *err, size_t errlen)
     if (ca && !h->daemon && !*err)
         snprintf(err, errlen, "%s: cannot start the HTTPS listener on %s:%u (address in use, or bad certificate/key in %s, %s)",
                  spec->name, spec->host, spec->port, spec->cert, spec->key);
-    free(cert);
-    free_secret_text(key);
-    free(ca);
+    listen_pem_free(cert);
+    listen_pem_free(key);
+    listen_pem_free(ca);
     if (!h->daemon) {
         conn_guard_free(h->guard);
         free(h);
