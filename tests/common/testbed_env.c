@@ -77,7 +77,7 @@ int tb_run(const char *fmt, ...)
 int tb_count_lines(const char *path, const char *text)
 {
     FILE *f = fopen(path, "r");
-    char line[4096];
+    char line[16384]; /* longer lines are read in parts: keep it above any log line */
     int n = 0;
     while (f && fgets(line, sizeof line, f))
         n += strstr(line, text) != NULL;

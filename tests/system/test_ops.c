@@ -57,9 +57,7 @@
 
 #include "testbed_env.h"
 
-typedef struct sae {
-    char *id, *cert, *key;
-} sae;
+typedef tb_sae sae;
 
 static struct {
     char *dir, *script, *ca, *url, *kme_id, *pki, *kme_bin, *link_bin, *conf, *link_conf;
@@ -71,48 +69,12 @@ static struct {
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 static pid_t read_pid(const char *name)
 {
     char *v = testbed_env_value(TB.dir, name);
     pid_t pid = v ? (pid_t)atol(v) : 0;
     free(v);
     return pid;
-}
-
-static size_t count_in_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "r");
-    char line[8192];
-    size_t n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return n;
 }
 
 /* ---- HTTPS to KME-A ------------------------------------------------------ */
@@ -247,7 +209,7 @@ static size_t count_matching(const char *path, const char *kind, const char *con
  * copy of the last one (the caller decrefs). */
 static json_t *wait_event(const char *kind, const char *const *pairs, size_t want)
 {
-    long end = now_ms() + 2000 + TB.slack_ms;
+    long end = tb_now_ms() + 2000 + TB.slack_ms;
     for (;;) {
         size_t n, c = 0;
         json_t **l = audit_lines(TB.audit, &n);
@@ -265,9 +227,9 @@ static json_t *wait_event(const char *kind, const char *const *pairs, size_t wan
             return last;
         }
         free_lines(l, n);
-        if (now_ms() > end)
+        if (tb_now_ms() > end)
             fail_msg("no %zu-th %s line in %s within the deadline", want, kind, TB.audit);
-        pause_ms(20);
+        tb_pause_ms(20);
     }
 }
 
@@ -412,7 +374,7 @@ static bool accepts(unsigned port)
  * exit meanwhile.  Counts the WATCHDOG=1 pings seen on the way. */
 static void wait_datagram(int fd, pid_t child, const char *text, long ms, int *pings)
 {
-    long end = now_ms() + ms;
+    long end = tb_now_ms() + ms;
     char buf[2048];
     for (;;) {
         ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
@@ -426,7 +388,7 @@ static void wait_datagram(int fd, pid_t child, const char *text, long ms, int *p
         int st;
         if (child > 0 && waitpid(child, &st, WNOHANG) == child)
             fail_msg("the daemon exited (status 0x%x) before sending %s", st, text);
-        if (now_ms() > end)
+        if (tb_now_ms() > end)
             fail_msg("no %s within %ld ms", text, ms);
     }
 }
@@ -460,9 +422,9 @@ static void check_notify(const char *prog, const char *conf, const char *log, bo
 static void test_kme_notify(void **state)
 {
     (void)state;
-    assert_int_equal(run("'%s' stop '%s' kme-a >/dev/null", TB.script, TB.dir), 0);
+    assert_int_equal(tb_run("'%s' stop '%s' kme-a >/dev/null", TB.script, TB.dir), 0);
     check_notify(TB.kme_bin, TB.conf, TB.kme_log, true);
-    assert_int_equal(run("'%s' start '%s' kme-a >/dev/null", TB.script, TB.dir), 0);
+    assert_int_equal(tb_run("'%s' start '%s' kme-a >/dev/null", TB.script, TB.dir), 0);
 }
 
 static void test_link_notify(void **state)
@@ -472,9 +434,9 @@ static void test_link_notify(void **state)
         skip();
     char log[600];
     snprintf(log, sizeof log, "%s/link-notify.log", TB.dir);
-    assert_int_equal(run("'%s' stop '%s' link >/dev/null", TB.script, TB.dir), 0);
+    assert_int_equal(tb_run("'%s' stop '%s' link >/dev/null", TB.script, TB.dir), 0);
     check_notify(TB.link_bin, TB.link_conf, log, false);
-    assert_int_equal(run("'%s' start '%s' link >/dev/null", TB.script, TB.dir), 0);
+    assert_int_equal(tb_run("'%s' start '%s' link >/dev/null", TB.script, TB.dir), 0);
 }
 
 /* ---- the audit log over the real KME ------------------------------------- */
@@ -597,16 +559,16 @@ static void test_rate_pool_and_alerts(void **state)
     json_decref(o);
     /* its alert command hangs (until killed after 5 s): a request is
      * answered at once meanwhile */
-    long end = now_ms() + 2000 + TB.slack_ms;
-    while (alert_lines("pool_exhausted", NULL) < 1 && now_ms() < end)
-        pause_ms(20);
+    long end = tb_now_ms() + 2000 + TB.slack_ms;
+    while (alert_lines("pool_exhausted", NULL) < 1 && tb_now_ms() < end)
+        tb_pause_ms(20);
     assert_int_equal(alert_lines("pool_exhausted", NULL), 1);
-    long t0 = now_ms();
+    long t0 = tb_now_ms();
     snprintf(path, sizeof path, "%s/status", TB.a2.id);
     get_sae(&TB.a1, path, &a);
     expect_status(&a, 200, "status while the alert command hangs");
-    assert_true(now_ms() - t0 < 1000 + TB.slack_ms);
-    assert_int_equal(count_in_file(TB.kme_log, "killed: still running"), 0);
+    assert_true(tb_now_ms() - t0 < 1000 + TB.slack_ms);
+    assert_int_equal(tb_count_lines(TB.kme_log, "killed: still running"), 0);
     /* a second exhaustion within the minute: a line, no second command */
     snprintf(path, sizeof path, "%s/enc_keys?number=64&size=1024", TB.a1.id);
     get_sae(&TB.a2, path, &a);
@@ -625,15 +587,15 @@ static void test_rate_pool_and_alerts(void **state)
 
     /* the commands: pool_exhausted once (killed after 5 s), pool_low of
      * the local pool once, each with its event on stdin */
-    end = now_ms() + 5000 + 2 * TB.slack_ms;
+    end = tb_now_ms() + 5000 + 2 * TB.slack_ms;
     while ((alert_lines("pool_exhausted", NULL) < 1 || alert_lines("pool_low", "\"pool\":\"local\"") < 1
-            || count_in_file(TB.kme_log, "killed: still running after 5 s") < 1)
-           && now_ms() < end)
-        pause_ms(50);
+            || tb_count_lines(TB.kme_log, "killed: still running after 5 s") < 1)
+           && tb_now_ms() < end)
+        tb_pause_ms(50);
     assert_int_equal(alert_lines("pool_exhausted", NULL), 1);
     assert_int_equal(alert_lines("pool_low", "\"pool\":\"local\""), 1);
     assert_int_equal(alert_lines("rate_limited", NULL), 0); /* not an alarm */
-    assert_int_equal(count_in_file(TB.kme_log, "killed: still running after 5 s"), 1);
+    assert_int_equal(tb_count_lines(TB.kme_log, "killed: still running after 5 s"), 1);
 }
 
 /* Rotation: the log moved away, SIGHUP, a new file of mode 0600 takes the
@@ -646,11 +608,11 @@ static void test_sighup_reopens(void **state)
     size_t before = line_count(TB.audit);
     assert_true(before > 0);
     assert_int_equal(rename(TB.audit, moved), 0);
-    size_t reopened = count_in_file(TB.kme_log, "audit log ");
+    int reopened = tb_count_lines(TB.kme_log, "audit log ");
     assert_int_equal(kill(read_pid("KME_A_PID"), SIGHUP), 0);
-    long end = now_ms() + 1000 + TB.slack_ms;
-    while (count_in_file(TB.kme_log, "reopened") <= reopened && now_ms() < end)
-        pause_ms(20);
+    long end = tb_now_ms() + 1000 + TB.slack_ms;
+    while (tb_count_lines(TB.kme_log, "reopened") <= reopened && tb_now_ms() < end)
+        tb_pause_ms(20);
     struct stat st;
     assert_int_equal(stat(TB.audit, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0600);
@@ -666,12 +628,12 @@ static void test_sighup_reopens(void **state)
 static void test_unauthorized_revoked(void **state)
 {
     (void)state;
-    assert_int_equal(run("'%s' revoke '%s/pki' '%s' >/dev/null", TB.pki, TB.dir, TB.a3.id), 0);
-    size_t before = count_in_file(TB.kme_log, "certificates revoked");
+    assert_int_equal(tb_run("'%s' revoke '%s/pki' '%s' >/dev/null", TB.pki, TB.dir, TB.a3.id), 0);
+    int before = tb_count_lines(TB.kme_log, "certificates revoked");
     assert_int_equal(kill(read_pid("KME_A_PID"), SIGHUP), 0);
-    long end = now_ms() + 1000 + TB.slack_ms;
-    while (count_in_file(TB.kme_log, "certificates revoked") <= before && now_ms() < end)
-        pause_ms(20);
+    long end = tb_now_ms() + 1000 + TB.slack_ms;
+    while (tb_count_lines(TB.kme_log, "certificates revoked") <= before && tb_now_ms() < end)
+        tb_pause_ms(20);
     answer a;
     get_sae(&TB.a3, "SAE_A1/status", &a);
     expect_status(&a, 401, "revoked A3");
@@ -681,24 +643,6 @@ static void test_unauthorized_revoked(void **state)
 }
 
 /* ---- setup --------------------------------------------------------------- */
-
-static void sae_load(sae *s, const char *name)
-{
-    char k[64];
-    snprintf(k, sizeof k, "%s_ID", name);
-    s->id = testbed_env_value(TB.dir, k);
-    snprintf(k, sizeof k, "%s_CERT", name);
-    s->cert = testbed_env_value(TB.dir, k);
-    snprintf(k, sizeof k, "%s_KEY", name);
-    s->key = testbed_env_value(TB.dir, k);
-}
-
-static void sae_free(sae *s)
-{
-    free(s->id);
-    free(s->cert);
-    free(s->key);
-}
 
 /* KME-A's configuration gains the audit log and the alert command: a
  * script that appends its stdin to a file, and hangs for pool_exhausted. */
@@ -711,7 +655,7 @@ static int configure_kme_a(void)
             TB.alerts_out);
     fclose(f);
     chmod(TB.alert_cmd, 0700);
-    return run("'%s' stop '%s' kme-a >/dev/null && "
+    return tb_run("'%s' stop '%s' kme-a >/dev/null && "
                "sed -i 's|^\\[kme\\]$|[kme]\\naudit_log = %s|' '%s' && "
                "printf '\\n[alerts]\\ncommand = %s\\ntimeout_s = 5\\n' >> '%s' && "
                "'%s' start '%s' kme-a >/dev/null",
@@ -737,9 +681,9 @@ static int group_setup(void **state)
     TB.link_conf = testbed_env_value(TB.dir, "LINK_CONF");
     TB.rogue_cert = testbed_env_value(TB.dir, "SAE_A1_ROGUE_CERT");
     TB.rogue_key = testbed_env_value(TB.dir, "SAE_A1_ROGUE_KEY");
-    sae_load(&TB.a1, "SAE_A1");
-    sae_load(&TB.a2, "SAE_A2");
-    sae_load(&TB.a3, "SAE_A3");
+    tb_sae_load(&TB.a1, TB.dir, "SAE_A1");
+    tb_sae_load(&TB.a2, TB.dir, "SAE_A2");
+    tb_sae_load(&TB.a3, TB.dir, "SAE_A3");
     if (!TB.ca || !TB.url || !TB.kme_id || !TB.pki || !TB.kme_bin || !TB.conf || !TB.rogue_cert
         || !TB.a1.id || !TB.a2.id || !TB.a3.id) {
         print_error("%s/testbed.env lacks a name this test needs\n", TB.dir);
@@ -772,9 +716,9 @@ static int group_teardown(void **state)
     free(TB.link_conf);
     free(TB.rogue_cert);
     free(TB.rogue_key);
-    sae_free(&TB.a1);
-    sae_free(&TB.a2);
-    sae_free(&TB.a3);
+    tb_sae_free(&TB.a1);
+    tb_sae_free(&TB.a2);
+    tb_sae_free(&TB.a3);
     curl_global_cleanup();
     return 0;
 }
