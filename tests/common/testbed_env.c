@@ -85,3 +85,23 @@ int tb_count_lines(const char *path, const char *text)
         fclose(f);
     return n;
 }
+
+size_t tb_buf_append(char *p, size_t size, size_t n, void *buf)
+{
+    tb_buf *b = buf;
+    char *grown = realloc(b->data, b->len + size * n + 1);
+    if (!grown)
+        return 0;
+    b->data = grown;
+    memcpy(b->data + b->len, p, size * n);
+    b->len += size * n;
+    b->data[b->len] = '\0';
+    return size * n;
+}
+
+void tb_buf_free(tb_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+}

@@ -3,11 +3,13 @@
  * testbed_env.h - what the system tests that run against a testbed share:
  * reading DIR/testbed.env (scripts/testbed writes it: one KEY=VALUE per
  * line), an SAE's identity from it, a monotonic clock and pauses for
- * polling, running a shell command, counting log lines.  CHECK and
+ * polling, running a shell command, counting log lines, an HTTP body buffer.  CHECK and
  * FAIL_AT (cmocka failures with a message) are in check.h.
  */
 #ifndef QC_TESTS_TESTBED_ENV_H
 #define QC_TESTS_TESTBED_ENV_H
+
+#include <stddef.h>
 
 /* The value of key in dir/testbed.env (malloc'd; the last line for the key
  * wins, as in a shell), or NULL when the file or the key is missing.  The
@@ -30,6 +32,16 @@ void tb_pause_ms(long ms);
 /* system() of the formatted command line (at most 2 KiB). */
 __attribute__((format(printf, 1, 2)))
 int tb_run(const char *fmt, ...);
+
+/* A growing, NUL-terminated buffer for an HTTP body: pass tb_buf_append
+ * as curl's CURLOPT_WRITEFUNCTION and a tb_buf as its WRITEDATA (data is
+ * NULL until something arrived); free with tb_buf_free. */
+typedef struct tb_buf {
+    char *data;
+    size_t len;
+} tb_buf;
+size_t tb_buf_append(char *p, size_t size, size_t n, void *buf);
+void tb_buf_free(tb_buf *b);
 
 /* Lines of the file at path that contain text (0 when it cannot be read). */
 int tb_count_lines(const char *path, const char *text);

@@ -48,30 +48,16 @@ static struct {
 /* One HTTP answer. */
 typedef struct answer {
     long status;
-    char *body;
-    size_t len;
+    tb_buf body;           /* the answer's body */
     long retry_after;      /* -1: no Retry-After header */
     json_t *json;
 } answer;
 
 static void answer_free(answer *a)
 {
-    free(a->body);
+    tb_buf_free(&a->body);
     json_decref(a->json);
     memset(a, 0, sizeof *a);
-}
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    answer *a = ud;
-    char *grown = realloc(a->body, a->len + sz * n + 1);
-    if (!grown)
-        return 0;
-    a->body = grown;
-    memcpy(a->body + a->len, p, sz * n);
-    a->len += sz * n;
-    a->body[a->len] = '\0';
-    return sz * n;
 }
 
 static size_t on_header(char *p, size_t sz, size_t n, void *ud)
@@ -138,8 +124,8 @@ static void call(const char *base, const sae *s, const char *method, const char 
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     if (body)
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tb_buf_append);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &a->body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
     CURLcode rc = curl_easy_perform(h);
@@ -148,8 +134,8 @@ static void call(const char *base, const sae *s, const char *method, const char 
     curl_slist_free_all(hdr);
     if (rc != CURLE_OK)
         fail_msg("%s %s: %s", method, url, curl_easy_strerror(rc));
-    if (a->body)
-        a->json = json_loadb(a->body, a->len, 0, NULL);
+    if (a->body.data)
+        a->json = json_loadb(a->body.data, a->body.len, 0, NULL);
 }
 
 /* enc_keys master -> slave: n keys of size bits; ids (may be NULL) gets a
@@ -184,14 +170,14 @@ static void fetch(const char *base, const sae *slave, const sae *master, json_t 
     free(body);
     if (a.status != 200)
         fail_msg("dec_keys %s <- %s: HTTP %ld %s", slave->id, master->id, a.status,
-                 a.body ? a.body : "");
+                 a.body.data ? a.body.data : "");
     answer_free(&a);
 }
 
 static void expect_ok(const answer *a, const char *what)
 {
     if (a->status != 200)
-        fail_msg("%s: HTTP %ld %s", what, a->status, a->body ? a->body : "");
+        fail_msg("%s: HTTP %ld %s", what, a->status, a->body.data ? a->body.data : "");
 }
 
 /* 503, the exact message, and a Retry-After header equal to the seconds
@@ -200,7 +186,7 @@ static void expect_limit(const answer *a, const char *fmt_with_retry, const char
 {
     if (a->status != 503) /* a 200's body holds keys: not printed */
         fail_msg("%s: expected 503, got HTTP %ld %s", what, a->status,
-                 a->body && a->status != 200 ? a->body : "");
+                 a->body.data && a->status != 200 ? a->body.data : "");
     assert_true(a->retry_after >= 1);
     char want[512];
     snprintf(want, sizeof want, fmt_with_retry, a->retry_after);

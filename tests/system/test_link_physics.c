@@ -48,29 +48,15 @@ static struct {
 
 typedef struct answer {
     long status;
-    char *body;
-    size_t len;
+    tb_buf body;           /* the answer's body */
     json_t *json;
 } answer;
 
 static void answer_free(answer *a)
 {
-    free(a->body);
+    tb_buf_free(&a->body);
     json_decref(a->json);
     memset(a, 0, sizeof *a);
-}
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    answer *a = ud;
-    char *grown = realloc(a->body, a->len + sz * n + 1);
-    if (!grown)
-        return 0;
-    a->body = grown;
-    memcpy(a->body + a->len, p, sz * n);
-    a->len += sz * n;
-    a->body[a->len] = '\0';
-    return sz * n;
 }
 
 static double now_s(void)
@@ -109,16 +95,16 @@ static void call(const char *url, const who *w, const char *method, const char *
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)len);
     }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tb_buf_append);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &a->body);
     CURLcode rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
     curl_slist_free_all(hdr);
     curl_easy_cleanup(h);
     if (rc != CURLE_OK)
         fail_msg("%s %s: %s", method, url, curl_easy_strerror(rc));
-    if (a->body)
-        a->json = json_loadb(a->body, a->len, 0, NULL);
+    if (a->body.data)
+        a->json = json_loadb(a->body.data, a->body.len, 0, NULL);
 }
 
 /* The ETSI status of master -> slave at base: the answer's JSON (owned). */
@@ -129,7 +115,7 @@ static json_t *status_of(const char *base, const who *master, const who *slave)
     snprintf(url, sizeof url, "%s/api/v1/keys/%s/status", base, slave->id);
     call(url, master, "GET", NULL, 0, "application/json", &a);
     if (a.status != 200 || !a.json)
-        fail_msg("status at %s: HTTP %ld %s", base, a.status, a.body ? a.body : "");
+        fail_msg("status at %s: HTTP %ld %s", base, a.status, a.body.data ? a.body.data : "");
     json_t *o = json_incref(a.json);
     answer_free(&a);
     return o;
@@ -172,7 +158,7 @@ static void keys_agree(const char *when)
     snprintf(url, sizeof url, "%s/api/v1/keys/%s/enc_keys", TB.url_a, TB.b1.id);
     call(url, &TB.a1, "POST", "{\"number\":2,\"size\":256}", 23, "application/json", &e);
     if (e.status != 200)
-        fail_msg("%s: enc_keys: HTTP %ld %s", when, e.status, e.body ? e.body : "");
+        fail_msg("%s: enc_keys: HTTP %ld %s", when, e.status, e.body.data ? e.body.data : "");
     json_t *keys = json_object_get(e.json, "keys"), *k, *ids = json_array();
     size_t i;
     json_array_foreach(keys, i, k)
@@ -184,7 +170,7 @@ static void keys_agree(const char *when)
     free(body);
     json_decref(req);
     if (d.status != 200)
-        fail_msg("%s: dec_keys: HTTP %ld %s", when, d.status, d.body ? d.body : "");
+        fail_msg("%s: dec_keys: HTTP %ld %s", when, d.status, d.body.data ? d.body.data : "");
     json_t *back = json_object_get(d.json, "keys");
     assert_int_equal(json_array_size(back), 2);
     json_array_foreach(keys, i, k) {
@@ -326,7 +312,7 @@ static void test_hostile_reports(void **state)
         answer a;
         call(url, &TB.link, "POST", bad[i], strlen(bad[i]), "application/json", &a);
         if (a.status != 400 || !json_is_string(json_object_get(a.json, "message")))
-            fail_msg("hostile report %zu: HTTP %ld %s", i, a.status, a.body ? a.body : "");
+            fail_msg("hostile report %zu: HTTP %ld %s", i, a.status, a.body.data ? a.body.data : "");
         answer_free(&a);
     }
     /* a block whose trailer is a hostile report: refused whole */
