@@ -131,7 +131,7 @@ static int note(ksi_unfetched *u, const char *s, size_t len, int64_t bits)
     return 0;
 }
 
-/* Call f for each ID of a stored slave list whose bit is set in mask. */
+/* Note bits for each ID of a stored slave list whose bit is set in mask. */
 static int each_pending(ksi_unfetched *u, const char *p, size_t len, int64_t mask,
                         int64_t bits)
 {
@@ -331,9 +331,9 @@ void ksi_unfetched_finalize(keystore *ks)
 }
 
 /* Bits held for slave as this body sees them: merged plus its own notes. */
-static uint64_t held_in_body(const ksi_unfetched *u, const char *s, size_t len)
+static uint64_t held_in_body(ksi_unfetched *u, const char *s, size_t len)
 {
-    unf_entry *e = entry((ksi_unfetched *)u, s, len, false);
+    unf_entry *e = entry(u, s, len, false);
     if (!e)
         return 0;
     int64_t held = (int64_t)e->bits;
