@@ -534,11 +534,37 @@ static long alert_lines(const char *kind, const char *needle)
  * A2's request finds the pool empty: pool_exhausted, whose alert command
  * hangs, and the pool_low / pool_ok crossings.  Requests meanwhile are
  * served at once; the hanging command is killed after timeout_s (5 s). */
+/* Wait until A1's local pool toward A2 is full again (status: the keys of
+ * key_size it could make), so that the drain below takes all of it: the
+ * test before took 256 bits, refilled at 4 kbit/s. */
+static void wait_local_pool_full(void)
+{
+    answer a;
+    char path[512];
+    snprintf(path, sizeof path, "%s/status", TB.a2.id);
+    long end = tb_now_ms() + 2000 + TB.slack_ms;
+    json_int_t keys = 0, key_size = 1;
+    do {
+        get_sae(&TB.a1, path, &a);
+        expect_status(&a, 200, "status A1 -> A2");
+        json_t *j = json_loads(a.body, 0, NULL);
+        keys = json_integer_value(json_object_get(j, "stored_key_count"));
+        key_size = json_integer_value(json_object_get(j, "key_size"));
+        json_decref(j);
+        if (keys * key_size >= 64 * 1024)
+            return;
+        tb_pause_ms(20);
+    } while (tb_now_ms() < end);
+    fail_msg("A1's local pool did not refill to 64 Kibit (%lld keys of %lld bits)",
+             (long long)keys, (long long)key_size);
+}
+
 static void test_rate_pool_and_alerts(void **state)
 {
     (void)state;
     answer a;
     char path[512];
+    wait_local_pool_full();
     snprintf(path, sizeof path, "%s/enc_keys?number=64&size=1024", TB.a2.id);
     get_sae(&TB.a1, path, &a);
     expect_status(&a, 200, "A1 drains the local pool");
