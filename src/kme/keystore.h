@@ -56,6 +56,8 @@ typedef enum {
                           or overlaps bits used before */
     KS_LIMIT,          /* enc, reservation: a slave would hold more unfetched
                           bits than slave_unfetched_bits; nothing changed */
+    KS_TAMPERED,       /* relay: the one-time tag of a sealed key did not
+                          verify; nothing changed */
 } ks_result;
 
 typedef struct ks_options {
@@ -72,6 +74,11 @@ typedef struct ks_options {
     uint64_t slave_unfetched_bits; /* most bits held for one slave that it has
                                       not fetched yet (enc and reservations
                                       beyond: KS_LIMIT); 0 = no limit */
+    const char *migrate_link_peer; /* a file of schema version 3 or older has
+                                      one link: the peer KME at its other end
+                                      (the config's one [link]).  Its blocks
+                                      become that link's; NULL while it holds
+                                      blocks: ks_open fails */
 } ks_options;
 
 typedef struct ks_key {
@@ -149,6 +156,13 @@ void ks_testing_advance_clock(keystore *ks, int64_t ms);
  * Consumed material is erased promptly (zeroed in place in the block's
  * blob by the transaction that consumes it), and a block's row disappears
  * once all of it is used.
+ *
+ * A KME has one link per directly linked peer KME (docs/network.md), and
+ * every call that touches blocks names the link by the peer's KME ID
+ * (`link_peer`, `peer`, `from_peer`): a block belongs to exactly one link,
+ * and the link's bits serve only that peer.  Block IDs are unique in the
+ * whole store, across links.  A link exists once a block was stored for it
+ * (ks_block_store); asking about an unknown link finds no blocks.
  * =================================================================== */
 
 typedef struct ks_segment {
@@ -165,35 +179,42 @@ typedef struct ks_link_stats {
     uint64_t unconfirmed_blocks;
 } ks_link_stats;
 
-/* Link intake: store a block durably, unconfirmed (len >= 1).  Idempotent:
- * the same ID with the same owner, length and bytes is KS_OK again (bytes
- * already consumed and erased cannot be compared; the rest are); with others
- * KS_CONFLICT.  An ID erased before (used up, discarded or expired, within
- * the last 7 days) is KS_CONFLICT too: a replayed block never revives bits.
- * KS_EMPTY when storing it would put that direction above cap_bits
- * (confirmed + unconfirmed unused bits). */
-ks_result ks_block_store(keystore *ks, uint64_t block_id, bool own,
+/* Link intake of the link to link_peer: store a block durably, unconfirmed
+ * (len >= 1).  Idempotent: the same ID on the same link with the same
+ * owner, length and bytes is KS_OK again (bytes already consumed and
+ * erased cannot be compared; the rest are); with others (another link
+ * included) KS_CONFLICT.  An ID erased before (used up, discarded or
+ * expired, within the last 7 days, on any link) is KS_CONFLICT too: a
+ * replayed block never revives bits.  KS_EMPTY when storing it would put
+ * that direction of that link above cap_bits (confirmed + unconfirmed
+ * unused bits). */
+ks_result ks_block_store(keystore *ks, const char *link_peer, uint64_t block_id, bool own,
                          const uint8_t *bytes, uint32_t len, uint64_t cap_bits);
 
-/* Confirm (usable from now on) or discard (erase) unconfirmed blocks;
- * unknown and already confirmed IDs are ignored; *done (may be NULL)
- * counts the blocks changed. */
-ks_result ks_block_confirm(keystore *ks, const uint64_t *ids, size_t n, size_t *done);
-ks_result ks_block_discard(keystore *ks, const uint64_t *ids, size_t n, size_t *done);
+/* Confirm (usable from now on) or discard (erase) unconfirmed blocks of
+ * the link to link_peer; unknown IDs, IDs of another link's blocks and
+ * already confirmed IDs are ignored; *done (may be NULL) counts the blocks
+ * changed. */
+ks_result ks_block_confirm(keystore *ks, const char *link_peer, const uint64_t *ids, size_t n,
+                           size_t *done);
+ks_result ks_block_discard(keystore *ks, const char *link_peer, const uint64_t *ids, size_t n,
+                           size_t *done);
 
-/* IDs of unconfirmed blocks (malloc'd array in *ids; free it). */
-ks_result ks_block_unconfirmed(keystore *ks, uint64_t **ids, size_t *n);
+/* IDs of unconfirmed blocks of the link to link_peer (malloc'd array in
+ * *ids, NULL when none; free it). */
+ks_result ks_block_unconfirmed(keystore *ks, const char *link_peer, uint64_t **ids, size_t *n);
 
-/* Erase unconfirmed blocks stored max_age_ms or more ago; returns count,
- * or -1 on a database error. */
+/* Erase unconfirmed blocks of every link stored max_age_ms or more ago;
+ * returns count, or -1 on a database error. */
 long ks_block_expire_unconfirmed(keystore *ks, int64_t max_age_ms);
 
-ks_result ks_link_stats_get(keystore *ks, ks_link_stats *out);
+/* The figures of the link to link_peer (zeros for a link never seen). */
+ks_result ks_link_stats_get(keystore *ks, const char *link_peer, ks_link_stats *out);
 
 /* Tests only: at one instant, the running totals ks_link_stats_get reports
  * and the same figures summed from the blocks themselves (always equal). */
-ks_result ks_testing_link_stats_check(keystore *ks, ks_link_stats *totals,
-                                      ks_link_stats *recount);
+ks_result ks_testing_link_stats_check(keystore *ks, const char *link_peer,
+                                      ks_link_stats *totals, ks_link_stats *recount);
 
 /* A reservation made here (we are the master's KME) for keys whose slaves
  * sit behind `peer`. */
@@ -207,9 +228,9 @@ typedef struct ks_reservation {
     int64_t expires_ms;            /* Unix ms: when the slaves' copies expire */
 } ks_reservation;
 
-/* Take n * size_bits from own confirmed blocks (in the order they were
- * stored, cursors advanced, never wrapping; a key may span blocks as several
- * segments), in ONE transaction that also records an outbox entry {id, peer,
+/* Take n * size_bits from own confirmed blocks of the link to peer (in the
+ * order they were stored, cursors advanced, never wrapping; a key may span
+ * blocks as several segments), in ONE transaction that also records an outbox entry {id, peer,
  * master, slaves, segments} in state "pending".  Arguments as for
  * ks_local_enc (KS_ERROR otherwise); KS_EMPTY when own blocks hold fewer
  * bits.  Material is read from our copy into the batch arena (one secret
@@ -279,24 +300,26 @@ typedef struct ks_remote_key {
     size_t nsegs;
 } ks_remote_key;
 
-/* We are the slaves' KME: in one transaction, check every segment lies in a
- * confirmed peer-owned block and overlaps no bits used before, nor another
- * segment of this call, and that each key's segments add up to exactly
+/* We are the slaves' KME and from_peer sent us this reservation: in one
+ * transaction, check every segment lies in a confirmed block owned by
+ * from_peer on our link to it (a block of another link is KS_REJECTED) and
+ * overlaps no bits used before, nor another segment of this call, and that each key's segments add up to exactly
  * size_bits / 8 (else KS_REJECTED, nothing changed); copy the bits into keys
  * for master -> slaves (retrievable by ks_dec, expiring at expires_ms), mark
  * them used.  Idempotent: a reservation ID applied before with the same
- * content (master, slaves, expiry, keys, segments) is KS_OK again and
- * nothing changes; with other content, or voided before, KS_CONFLICT; a key
+ * content (from_peer, master, slaves, expiry, keys, segments) is KS_OK again
+ * and nothing changes; with other content, or voided before, KS_CONFLICT; a key
  * ID still held from another reservation is KS_CONFLICT.  The record of a
  * reservation ID is kept 10 minutes; a replay after that is refused by its
  * used segments (KS_REJECTED), never applied twice. */
-ks_result ks_reservation_apply(keystore *ks, const uint8_t id[16], const char *master,
-                               const char *const *slaves, size_t nslaves,
+ks_result ks_reservation_apply(keystore *ks, const char *from_peer, const uint8_t id[16],
+                               const char *master, const char *const *slaves, size_t nslaves,
                                int64_t expires_ms, const ks_remote_key *keys, size_t n);
 
 /* One reservation of a batch, arguments as for ks_reservation_apply. */
 typedef struct ks_reservation_in {
     uint8_t id[16];
+    const char *from_peer;
     const char *master;
     const char *const *slaves;
     size_t nslaves;
@@ -315,16 +338,103 @@ ks_result ks_reservation_apply_batch(keystore *ks, const ks_reservation_in *item
                                      ks_result *results);
 
 /* What we know of a peer's reservation ID: applied, voided, or nothing
- * (never seen, or its record is older than the 10 minutes it is kept). */
-typedef enum ks_res_state { KS_RES_UNKNOWN = 0, KS_RES_APPLIED = 1, KS_RES_VOIDED = 2 } ks_res_state;
+ * (never seen, or its record is older than the 10 minutes it is kept);
+ * RELAYING while we relay it and our downstream's answer is still to come
+ * (ks_relay_forward: in flight, or of unknown fate after a crash); a relay
+ * the downstream applied is APPLIED. */
+typedef enum ks_res_state {
+    KS_RES_UNKNOWN = 0, KS_RES_APPLIED = 1, KS_RES_VOIDED = 2, KS_RES_RELAYING = 3
+} ks_res_state;
 ks_result ks_reservation_state(keystore *ks, const uint8_t id[16], ks_res_state *state);
 
-/* A void from the peer: mark the segments used (burned; bits used already,
- * parts beyond a block's end, and blocks unknown or not peer-owned are
- * skipped), delete the keys recorded for that reservation that any slave
- * still awaits, and remember the void so that the reservation, should it
- * still arrive, is refused (KS_CONFLICT; I5).  Idempotent. */
-ks_result ks_void_apply(keystore *ks, const uint8_t id[16],
+/* A void from from_peer: mark the segments used (burned; bits used already,
+ * parts beyond a block's end, and blocks unknown, not owned by from_peer or
+ * of another link are skipped), delete the keys recorded for that
+ * reservation that any slave still awaits, and remember the void so that
+ * the reservation, should it still arrive, is refused (KS_CONFLICT; I5).
+ * A reservation we relayed is voided downstream too (keystore_relay.c): a
+ * pending outbox entry becomes a void, and when the downstream had applied
+ * it a void without segments goes to it.  KS_CONFLICT (nothing changed)
+ * when the ID was recorded from another peer.  nsegs may be 0.
+ * Idempotent. */
+ks_result ks_void_apply(keystore *ks, const char *from_peer, const uint8_t id[16],
                         const ks_segment *segs, size_t nsegs);
+
+/* ===================================================================
+ * Relaying a reservation through this KME (a trusted node; docs/network.md
+ * §3; keystore_relay.c).
+ *
+ * The end-to-end key K is taken from the first link (the origin's
+ * ks_remote_enc).  The first relay reads K from its copy of those segments
+ * (a reservation); every further hop receives K sealed under fresh bits of
+ * that hop's link: cipher = K XOR pad and a one-time Poly1305 tag keyed by
+ * 32 more bytes of the link over aad || cipher (relay_seal.h).  Each call
+ * is ONE transaction, all or nothing, durable before it returns.
+ * =================================================================== */
+
+typedef struct ks_relay_in {           /* what arrived from the upstream hop */
+    uint8_t id[16];                    /* reservation ID, the same end to end */
+    const char *from_peer;             /* the upstream neighbour */
+    const char *master;
+    const char *const *slaves;
+    size_t nslaves;
+    int64_t expires_ms;
+    const ks_remote_key *keys;         /* key IDs + size_bits; for a first hop also
+                                          the segments (K = those bits, peer-owned
+                                          blocks of from_peer's link, as a
+                                          reservation) */
+    size_t n;
+    bool sealed;                       /* hop >= 2: K arrives sealed (keys[].segs unused) */
+    const ks_segment *pad;             /* sealed: pad (sum of sizes / 8 bytes) then the */
+    size_t npad;                       /* 32-byte MAC key, in peer-owned blocks of
+                                          from_peer's link, in this order */
+    const uint8_t *cipher;             /* sealed: K XOR pad, sum of sizes / 8 bytes */
+    size_t cipher_len;
+    const uint8_t *tag;                /* sealed: 16 bytes */
+    const uint8_t *aad;                /* bound by the tag (the caller's encoding) */
+    size_t aad_len;
+} ks_relay_in;
+
+typedef struct ks_relay_out {          /* what to send downstream (ks_relay_out_free) */
+    ks_segment *pad;                   /* own blocks of the link to next_peer: pad, */
+    size_t npad;                       /* then the MAC key */
+    uint8_t *cipher;                   /* NULL when there is nothing to send (a repeat
+                                          of a relay the downstream applied) */
+    size_t cipher_len;
+    uint8_t tag[16];
+} ks_relay_out;
+
+/* Last hop: get K (from the segments, or sealed: the tag is checked before
+ * anything is decrypted, else KS_TAMPERED and nothing changes), store it
+ * for the slaves exactly as ks_reservation_apply does (keys.res_id = id,
+ * the unfetched limit: KS_LIMIT, a reservation record with a digest of the
+ * content for idempotency, segments marked used and zeroed).  A repeat with
+ * the same content is KS_OK and changes nothing; other content, or an ID
+ * voided before, KS_CONFLICT; segments not usable KS_REJECTED; KS_ERROR
+ * for invalid arguments. */
+ks_result ks_relay_deliver(keystore *ks, const ks_relay_in *in);
+
+/* Intermediate hop: get K as above (its bits marked used), take sum/8 + 32
+ * bytes from own blocks of the link to next_peer (KS_EMPTY when short:
+ * nothing changes), seal K with them under aad_out (the caller's encoding
+ * of the downstream message), record the reservation as relaying
+ * (ks_reservation_state: KS_RES_RELAYING) with next_peer, and an outbox
+ * entry {id, next_peer, pending, segments = the pad's} -- the outbox of
+ * ks_remote_enc, so a crash leaves it pending for ks_outbox_recover and
+ * ks_outbox_settle.  *out: what to send (free it with ks_relay_out_free).
+ * A repeat with the same content: KS_OK with out->cipher NULL when the
+ * downstream applied it already (answer 200), KS_CONFLICT while its fate
+ * is still open or after a void (ks_reservation_state tells which). */
+ks_result ks_relay_forward(keystore *ks, const ks_relay_in *in, const char *next_peer,
+                           const uint8_t *aad_out, size_t aad_out_len, ks_relay_out *out);
+void ks_relay_out_free(ks_relay_out *o);
+
+/* The downstream answered.  applied = true (200): drop the pending entry
+ * and mark the reservation applied; KS_NOT_FOUND when the entry is no
+ * longer pending (an upstream void came first: answer the upstream with an
+ * error; the void reaches the downstream by the outbox).  applied = false:
+ * the entry becomes a void (bits burned, the replay sends it) and the
+ * reservation is voided; KS_OK also when it was a void already. */
+ks_result ks_relay_done(keystore *ks, const uint8_t id[16], bool applied);
 
 #endif

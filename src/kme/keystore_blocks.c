@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keystore_blocks.c - QKD link blocks in the key store (docs/kme-pair.md):
- * the link adapter to the shared transaction (ksi_run_tx), block rows and
- * their material (incremental blob I/O), link intake (store, confirm,
- * discard), expiry of unconfirmed blocks, link maintenance and link stats.
+ * the link adapter to the shared transaction (ksi_run_tx), the links (one
+ * per peer KME, docs/network.md), block rows and their material
+ * (incremental blob I/O), link intake (store, confirm, discard), expiry of
+ * unconfirmed blocks, link maintenance and link stats.
  *
  * The lowest link layer: the reservation layers (keystore_remote_*.c) and
  * the schema's migration build on it; it calls only keystore_db.c.  The
@@ -54,6 +55,113 @@ ks_result ksi_run_tx(keystore *ks, tx *t, tx_body body)
     return ksi_tx(ks, t->what, link_body, t);
 }
 
+/* ---- links --------------------------------------------------------------- */
+
+bool ksi_peer_ok(const char *peer)
+{
+    return peer && peer[0] && strlen(peer) <= KS_PEER_MAX;
+}
+
+int64_t ksi_link_find(keystore *ks, const char *peer)
+{
+    assert(ks_lock_held(ks));
+    for (size_t i = 0; i < ks->n_links; i++)
+        if (strcmp(ks->links[i].peer, peer) == 0)
+            return ks->links[i].no;
+    return 0;
+}
+
+/* Add a committed row to the list (caller holds mu); -1 out of memory. */
+static int link_list_add(keystore *ks, int64_t no, const char *peer)
+{
+    assert(ks_lock_held(ks));
+    for (size_t i = 0; i < ks->n_links; i++)
+        if (ks->links[i].no == no)
+            return 0; /* a concurrent ksi_link_ensure listed it */
+    struct ksi_link *p = realloc(ks->links, (ks->n_links + 1) * sizeof *p);
+    if (!p)
+        return -1;
+    ks->links = p;
+    if (!(p[ks->n_links].peer = strdup(peer)))
+        return -1;
+    p[ks->n_links++].no = no;
+    return 0;
+}
+
+int ksi_links_load(keystore *ks)
+{
+    assert(ks_lock_held(ks));
+    sqlite3_stmt *s = L(ks, LS_LINK_LIST);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *peer = (const char *)sqlite3_column_text(s, 1);
+        struct ksi_link *p = realloc(ks->links, (ks->n_links + 1) * sizeof *p);
+        if (!p || !peer || !(p[ks->n_links].peer = strdup(peer))) {
+            if (p)
+                ks->links = p;
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        ks->links = p;
+        p[ks->n_links++].no = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+void ksi_links_free(keystore *ks)
+{
+    for (size_t i = 0; i < ks->n_links; i++)
+        free(ks->links[i].peer);
+    free(ks->links);
+    ks->links = NULL;
+    ks->n_links = 0;
+}
+
+typedef struct link_ctx {
+    tx t;
+    const char *peer;
+    int64_t no;
+} link_ctx;
+
+static ks_result link_add_body(keystore *ks, tx *t)
+{
+    assert(ks_lock_held(ks));
+    link_ctx *c = (link_ctx *)t;
+    sqlite3_stmt *s = L(ks, LS_LINK_ADD);
+    sqlite3_bind_text(s, 1, c->peer, -1, SQLITE_STATIC);
+    if (step_reset(s) != SQLITE_DONE)
+        return KS_ERROR;
+    t->changed = sqlite3_changes(ks->db) > 0;
+    s = L(ks, LS_LINK_GET);
+    sqlite3_bind_text(s, 1, c->peer, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    c->no = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return c->no > 0 ? KS_OK : KS_ERROR;
+}
+
+/* A new link's row is committed by its own transaction before the link is
+ * listed: a link_no in the list is never one a rollback could give to
+ * another peer. */
+int64_t ksi_link_ensure(keystore *ks, const char *peer)
+{
+    ks_lock(ks);
+    int64_t no = ksi_link_find(ks, peer);
+    ks_unlock(ks);
+    if (no > 0)
+        return no;
+    link_ctx c = {.t.what = "link add", .peer = peer};
+    if (ksi_run_tx(ks, &c.t, link_add_body) != KS_OK)
+        return -1;
+    ks_lock(ks);
+    int rc = link_list_add(ks, c.no, peer);
+    ks_unlock(ks);
+    if (rc == 0)
+        log_info("keystore: link to %s: link number %" PRId64, peer, c.no);
+    return rc == 0 ? c.no : -1;
+}
+
 /* ---- blocks ------------------------------------------------------------- */
 
 
@@ -71,6 +179,7 @@ int ksi_blk_get(keystore *ks, uint64_t id, blk *b)
         b->confirmed = sqlite3_column_int(s, 2) != 0;
         b->cursor = (uint32_t)sqlite3_column_int64(s, 3);
         b->used = (uint32_t)sqlite3_column_int64(s, 4);
+        b->link = sqlite3_column_int64(s, 5);
     }
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -191,6 +300,7 @@ int ksi_mat_zero(keystore *ks, uint64_t id, uint32_t length, uint64_t off, uint6
 
 typedef struct store_ctx {
     tx t;
+    int64_t link;
     uint64_t id;
     bool own;
     const uint8_t *bytes;
@@ -224,7 +334,7 @@ int ksi_seg_near(keystore *ks, enum lstmt st, uint64_t id, uint64_t pos, uint64_
 static ks_result same_block(keystore *ks, const blk *b, const store_ctx *c)
 {
     assert(ks_lock_held(ks));
-    if (b->own != c->own || b->length != c->len)
+    if (b->link != c->link || b->own != c->own || b->length != c->len)
         return KS_CONFLICT;
     secret_buf held;
     if (secret_alloc(&held, b->length) != 0)
@@ -273,7 +383,8 @@ static ks_result store_body(keystore *ks, tx *t)
     int found = ksi_blk_get(ks, c->id, &b);
     if (found != 0)
         return found < 0 ? KS_ERROR : same_block(ks, &b, c);
-    uint64_t unused = (uint64_t)query_one(ks, LS_DIR_UNUSED, c->own, &rc);
+    sqlite3_bind_int64(L(ks, LS_DIR_UNUSED), 2, c->own);
+    uint64_t unused = (uint64_t)query_one(ks, LS_DIR_UNUSED, c->link, &rc);
     if (rc != SQLITE_ROW)
         return KS_ERROR;
     if (unused + c->len > c->cap_bits / 8)
@@ -283,26 +394,32 @@ static ks_result store_body(keystore *ks, tx *t)
     sqlite3_bind_int(s, 2, c->own);
     sqlite3_bind_int64(s, 3, c->len);
     sqlite3_bind_int64(s, 4, now_ms(ks));
+    sqlite3_bind_int64(s, 5, c->link);
     if (step_reset(s) != SQLITE_DONE || insert_material(ks, c) != 0)
         return KS_ERROR;
     t->changed = true;
     return KS_OK;
 }
 
-ks_result ks_block_store(keystore *ks, uint64_t block_id, bool own, const uint8_t *bytes,
-                         uint32_t len, uint64_t cap_bits)
+ks_result ks_block_store(keystore *ks, const char *link_peer, uint64_t block_id, bool own,
+                         const uint8_t *bytes, uint32_t len, uint64_t cap_bits)
 {
-    if (!ks || !bytes || len == 0 || len > INT32_MAX) { /* one blob: an int length */
+    if (!ks || !ksi_peer_ok(link_peer) || !bytes || len == 0 ||
+        len > INT32_MAX) { /* one blob: an int length */
         log_error("keystore: ks_block_store: invalid arguments");
         return KS_ERROR;
     }
-    store_ctx c = {.t.what = "block store", .id = block_id, .own = own, .bytes = bytes,
-                   .len = len, .cap_bits = cap_bits};
+    int64_t link = ksi_link_ensure(ks, link_peer);
+    if (link < 0)
+        return KS_ERROR;
+    store_ctx c = {.t.what = "block store", .link = link, .id = block_id, .own = own,
+                   .bytes = bytes, .len = len, .cap_bits = cap_bits};
     return ksi_run_tx(ks, &c.t, store_body);
 }
 
 typedef struct ids_ctx {
     tx t;
+    const char *peer;
     const uint64_t *ids;
     size_t n;
     size_t done;
@@ -312,7 +429,9 @@ static ks_result confirm_body(keystore *ks, tx *t)
 {
     assert(ks_lock_held(ks));
     ids_ctx *c = (ids_ctx *)t;
-    for (size_t i = 0; i < c->n; i++) {
+    int64_t link = ksi_link_find(ks, c->peer);
+    for (size_t i = 0; i < c->n && link > 0; i++) {
+        sqlite3_bind_int64(L(ks, LS_CONFIRM), 2, link);
         if (exec_id(ks, LS_CONFIRM, c->ids[i]) != 0)
             return KS_ERROR;
         c->done += (size_t)sqlite3_changes(ks->db);
@@ -330,8 +449,8 @@ static ks_result discard_body(keystore *ks, tx *t)
         int found = ksi_blk_get(ks, c->ids[i], &b);
         if (found < 0)
             return KS_ERROR;
-        if (found == 0 || b.confirmed)
-            continue; /* only unconfirmed blocks can be discarded */
+        if (found == 0 || b.confirmed || b.link != ksi_link_find(ks, c->peer))
+            continue; /* only unconfirmed blocks of this link can be discarded */
         if (ksi_blk_erase(ks, b.id) != 0)
             return KS_ERROR;
         c->done++;
@@ -340,30 +459,32 @@ static ks_result discard_body(keystore *ks, tx *t)
     return KS_OK;
 }
 
-static ks_result ids_call(keystore *ks, const uint64_t *ids, size_t n, size_t *done,
-                          tx_body body, const char *what)
+static ks_result ids_call(keystore *ks, const char *peer, const uint64_t *ids, size_t n,
+                          size_t *done, tx_body body, const char *what)
 {
     if (done)
         *done = 0;
-    if (!ks || (n > 0 && !ids)) {
+    if (!ks || !ksi_peer_ok(peer) || (n > 0 && !ids)) {
         log_error("keystore: %s: invalid arguments", what);
         return KS_ERROR;
     }
-    ids_ctx c = {.t.what = what, .ids = ids, .n = n};
+    ids_ctx c = {.t.what = what, .peer = peer, .ids = ids, .n = n};
     ks_result r = ksi_run_tx(ks, &c.t, body);
     if (r == KS_OK && done)
         *done = c.done;
     return r;
 }
 
-ks_result ks_block_confirm(keystore *ks, const uint64_t *ids, size_t n, size_t *done)
+ks_result ks_block_confirm(keystore *ks, const char *link_peer, const uint64_t *ids, size_t n,
+                           size_t *done)
 {
-    return ids_call(ks, ids, n, done, confirm_body, "block confirm");
+    return ids_call(ks, link_peer, ids, n, done, confirm_body, "block confirm");
 }
 
-ks_result ks_block_discard(keystore *ks, const uint64_t *ids, size_t n, size_t *done)
+ks_result ks_block_discard(keystore *ks, const char *link_peer, const uint64_t *ids, size_t n,
+                           size_t *done)
 {
-    return ids_call(ks, ids, n, done, discard_body, "block discard");
+    return ids_call(ks, link_peer, ids, n, done, discard_body, "block discard");
 }
 
 /* Collect the IDs a one-column query returns (caller holds mu). */
@@ -395,12 +516,14 @@ static int collect_ids(keystore *ks, sqlite3_stmt *s, uint64_t **ids, size_t *n)
     return 0;
 }
 
-ks_result ks_block_unconfirmed(keystore *ks, uint64_t **ids, size_t *n)
+ks_result ks_block_unconfirmed(keystore *ks, const char *link_peer, uint64_t **ids, size_t *n)
 {
-    if (!ks || !ids || !n)
+    if (!ks || !ksi_peer_ok(link_peer) || !ids || !n)
         return KS_ERROR;
     ks_lock(ks);
     ksi_tx_flush_locked(ks);
+    /* an unknown link (0) has no blocks: the query finds none */
+    sqlite3_bind_int64(L(ks, LS_UNCONF_LIST), 1, ksi_link_find(ks, link_peer));
     int rc = atomic_load(&ks->failed) ? -1 : collect_ids(ks, L(ks, LS_UNCONF_LIST), ids, n);
     ks_unlock(ks);
     return rc == 0 ? KS_OK : KS_ERROR;
@@ -480,11 +603,13 @@ int ksi_link_maintain(keystore *ks)
 }
 
 /* Caller holds mu, with no shared transaction open. */
-static ks_result link_stats_locked(keystore *ks, enum lstmt which, ks_link_stats *out)
+static ks_result link_stats_locked(keystore *ks, enum lstmt which, const char *peer,
+                                   ks_link_stats *out)
 {
     assert(ks_lock_held(ks));
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s = L(ks, which);
+    sqlite3_bind_int64(s, 1, ksi_link_find(ks, peer)); /* 0: no rows */
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         bool own = sqlite3_column_int(s, 0) != 0, conf = sqlite3_column_int(s, 1) != 0;
@@ -502,27 +627,27 @@ static ks_result link_stats_locked(keystore *ks, enum lstmt which, ks_link_stats
     return rc == SQLITE_DONE ? KS_OK : KS_ERROR;
 }
 
-ks_result ks_link_stats_get(keystore *ks, ks_link_stats *out)
+ks_result ks_link_stats_get(keystore *ks, const char *link_peer, ks_link_stats *out)
 {
-    if (!ks || !out)
+    if (!ks || !ksi_peer_ok(link_peer) || !out)
         return KS_ERROR;
     ks_lock(ks);
     ksi_tx_flush_locked(ks);
-    ks_result r = link_stats_locked(ks, LS_STATS, out);
+    ks_result r = link_stats_locked(ks, LS_STATS, link_peer, out);
     ks_unlock(ks);
     return r;
 }
 
-ks_result ks_testing_link_stats_check(keystore *ks, ks_link_stats *totals,
-                                      ks_link_stats *recount)
+ks_result ks_testing_link_stats_check(keystore *ks, const char *link_peer,
+                                      ks_link_stats *totals, ks_link_stats *recount)
 {
-    if (!ks || !totals || !recount)
+    if (!ks || !ksi_peer_ok(link_peer) || !totals || !recount)
         return KS_ERROR;
     ks_lock(ks);
     ksi_tx_flush_locked(ks);
-    ks_result r = link_stats_locked(ks, LS_STATS, totals);
+    ks_result r = link_stats_locked(ks, LS_STATS, link_peer, totals);
     if (r == KS_OK)
-        r = link_stats_locked(ks, LS_STATS_RECOUNT, recount);
+        r = link_stats_locked(ks, LS_STATS_RECOUNT, link_peer, recount);
     ks_unlock(ks);
     return r;
 }

@@ -628,6 +628,7 @@ const char *ks_result_str(ks_result r)
     case KS_CONFLICT: return "same ID recorded with other content";
     case KS_REJECTED: return "segment not usable";
     case KS_LIMIT: return "per-slave limit of unfetched bits reached";
+    case KS_TAMPERED: return "relayed key failed its integrity check";
     }
     return "unknown";
 }

@@ -7,6 +7,7 @@
  * Layers, each calling only those below it (no call cycle):
  *   keystore_open.c          open, close, maintenance thread
  *   keystore_schema.c        link tables, their statements, migration
+ *   keystore_relay.c         relaying a reservation to the next KME
  *   keystore_remote_outbox.c our reservations for our masters, the outbox
  *   keystore_remote_apply.c  the peer's reservations and voids
  *   keystore_blocks.c        QKD link blocks: intake, material, upkeep
@@ -68,8 +69,8 @@
 #define KS_UUID_RETRIES 8
 /* pending is a 63-bit mask (ETSI deployments allow a handful of slaves) */
 #define KS_MAX_SLAVES 63
-/* database schema version; keystore_schema.c migrates from 1 and 2 */
-#define KS_SCHEMA_VERSION 3
+/* database schema version; keystore_schema.c migrates from 1, 2 and 3 */
+#define KS_SCHEMA_VERSION 4
 
 enum stmt_id {
     ST_BEGIN,
@@ -93,6 +94,11 @@ struct keystore {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT_];
     sqlite3_stmt **lst; /* the link tables' statements (keystore_schema.c) */
+    /* keystore_schema.c: the rows of `links` (under mu; rows are only ever
+     * added, each by its own committed transaction before it is listed) */
+    struct ksi_link *links;
+    size_t n_links;
+    char *migrate_peer; /* ks_options.migrate_link_peer, for ks_open only */
     /* keystore_blocks.c: the block_material row being read or erased, open
      * only while a body runs (closed before it returns, so never at COMMIT
      * or ROLLBACK TO) */
@@ -368,7 +374,8 @@ bool ksi_enc_args_ok(const char *master, const char *const *slaves, size_t nslav
 /* ---- keystore_schema.c, keystore_blocks.c ------------------------------ */
 
 /* Inside init_schema's transaction: create the link tables, migrating a
- * database of schema version `from` (0: new file). */
+ * database of schema version `from` (0: new file; the blocks of a file
+ * older than version 4 go to the link to ks->migrate_peer). */
 int ksi_link_schema(keystore *ks, int64_t from, char *err, size_t errlen);
 int ksi_link_prepare(keystore *ks, char *err, size_t errlen);
 void ksi_link_finalize(keystore *ks);
@@ -376,5 +383,9 @@ void ksi_link_finalize(keystore *ks);
  * used blocks, prune old records); returns -1 on a database error.  The
  * acknowledged outbox entries are drained before it (ks_maintain). */
 int ksi_link_maintain(keystore *ks);
+/* keystore_blocks.c: a usable peer KME ID, naming a link: 1..KS_PEER_MAX
+ * characters. */
+#define KS_PEER_MAX 255
+bool ksi_peer_ok(const char *peer);
 
 #endif

@@ -2,8 +2,9 @@
 /*
  * keystore_link_internal.h - what the link layers of the key store share
  * (keystore_schema.c, keystore_blocks.c, keystore_remote_outbox.c,
- * keystore_remote_apply.c): the link statements, the link transaction
- * adapter, and block rows and material.  Include only from those files.
+ * keystore_remote_apply.c, keystore_relay.c): the link statements, the
+ * link transaction adapter, the links, block rows and material, and the
+ * reservation steps the relay reuses.  Include only from those files.
  *
  * Everything here but ksi_run_tx needs ks->mu held (inside a body): the
  * functions assert it in debug builds.
@@ -26,7 +27,9 @@
 #define KS_DIGEST 32
 #define SEG_WIRE 16 /* outbox segments blob: id(8) offset(4) length(4), BE */
 
-enum { RES_APPLIED = 1, RES_VOID = 2 };
+/* reservations.state: applied here (keys stored), voided, relayed to the
+ * next KME and its answer still to come, relayed and applied there */
+enum { RES_APPLIED = 1, RES_VOID = 2, RES_RELAYING = 3, RES_RELAYED = 4 };
 
 enum lstmt {
     LS_BLK_GET, LS_GONE_GET, LS_GONE_ADD, LS_DIR_UNUSED, LS_BLK_INSERT,
@@ -36,7 +39,8 @@ enum lstmt {
     LS_OB_RECOVER, LS_OB_PENDING, LS_OB_NEXT_VOID, LS_OB_VOID_SENT, LS_SEG_BEFORE, LS_SEG_FROM,
     LS_SEG_INSERT, LS_SEG_SETLEN, LS_SEG_DEL,
     LS_BLK_ADD_USED, LS_RES_GET, LS_RES_PUT, LS_RES_ADD, LS_RKEY_INSERT, LS_RKEYS_DEL, LS_GONE_PRUNE,
-    LS_RES_PRUNE, LS_COUNT_
+    LS_RES_PRUNE, LS_LINK_ADD, LS_LINK_GET, LS_LINK_LIST, LS_OB_VOID_ADD, LS_RES_SET_STATE,
+    LS_COUNT_
 };
 
 #define L(ks, x) ((ks)->lst[x])
@@ -82,9 +86,25 @@ static inline uint64_t get_be(const uint8_t *p, int bytes)
 
 typedef struct blk {
     uint64_t id;
+    int64_t link;       /* links.link_no */
     bool own, confirmed;
     uint32_t length, cursor, used;
 } blk;
+
+/* ---- links (keystore_blocks.c) ---- */
+
+struct ksi_link {
+    int64_t no;         /* links.link_no (>= 1) */
+    char *peer;
+};
+/* The link_no of the link to peer, 0 when it has none (caller holds mu). */
+int64_t ksi_link_find(keystore *ks, const char *peer);
+/* The same, creating the link in a committed transaction of its own when
+ * it is new (takes mu: call without it); -1 on error. */
+int64_t ksi_link_ensure(keystore *ks, const char *peer);
+/* Read the links table into ks->links (at open); free it (at close). */
+int ksi_links_load(keystore *ks);
+void ksi_links_free(keystore *ks);
 
 /* The row of block id: 1 found, 0 unknown, -1 database error. */
 int ksi_blk_get(keystore *ks, uint64_t id, blk *b);
@@ -94,6 +114,47 @@ int ksi_blk_erase(keystore *ks, uint64_t id);
  * (LS_SEG_BEFORE or LS_SEG_FROM): 1, 0 none, -1 database error. */
 int ksi_seg_near(keystore *ks, enum lstmt st, uint64_t id, uint64_t pos, uint64_t *off,
                  uint64_t *len);
+
+/* ---- reservation records and peer segments (keystore_remote_apply.c) ---- */
+
+typedef struct ksi_res_rec {
+    int state;                  /* RES_*, 0: no record */
+    uint8_t digest[KS_DIGEST];
+    bool has_peer;              /* records of schema version 3 name none */
+    char peer[KS_PEER_MAX + 1], next_peer[KS_PEER_MAX + 1];
+} ksi_res_rec;
+int ksi_res_get(keystore *ks, const uint8_t id[16], ksi_res_rec *rec);
+bool ksi_res_from(const ksi_res_rec *rec, const char *peer);
+int ksi_res_add(keystore *ks, const uint8_t id[16], int state, const uint8_t *digest,
+                const char *peer, const char *next_peer);
+/* Check a segment lies unused in a confirmed (or confirmable) peer block of
+ * link, take its bytes into dst and mark them used (KS_REJECTED if not). */
+ks_result ksi_take_seg(keystore *ks, int64_t link, const ks_segment *sg, uint8_t *dst);
+
+/* ---- own blocks and the outbox (keystore_remote_outbox.c) ---- */
+
+/* The own block being consumed: its cursor moves in memory and is written
+ * once when we leave the block (ksi_own_flush). */
+typedef struct ksi_own_cur {
+    blk b;
+    int64_t link;           /* the link whose own blocks we take (0: none) */
+    bool have;
+    uint32_t start;         /* cursor when we took the block */
+    int64_t key_ms, key_id; /* its position in allocation order */
+} ksi_own_cur;
+
+typedef struct ksi_segvec {  /* a growing array of segments (malloc'd) */
+    ks_segment *segs;
+    size_t n, cap;
+} ksi_segvec;
+
+ks_result ksi_own_take(keystore *ks, ksi_own_cur *cur, uint8_t *dst, uint32_t len,
+                       ksi_segvec *v);
+int ksi_own_flush(keystore *ks, ksi_own_cur *cur);
+/* A 'pending' outbox entry. */
+int ksi_outbox_insert(keystore *ks, const uint8_t id[16], const char *peer, const char *master,
+                      const slave_list *sl, const ks_segment *segs, size_t nsegs,
+                      int64_t expires_ms);
 
 /* Block material, by incremental blob I/O through the one handle ks->mat
  * (closed before every body returns). */

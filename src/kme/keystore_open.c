@@ -6,7 +6,7 @@
  *
  * One SQLite file in WAL mode, one connection (EXCLUSIVE locking; a lock
  * file keeps a second process out), created private (0600).  Schema
- * version 3; versions 1 and 2 are migrated at open (keystore_schema.c).
+ * version 4; versions 1, 2 and 3 are migrated at open (keystore_schema.c).
  * ks_open sets up every layer in order and destroy() takes down any prefix
  * of it; ks_close first drains what the peer acknowledged, then checkpoints
  * with TRUNCATE so no old page image stays in the WAL.
@@ -310,6 +310,7 @@ static void destroy(keystore *ks)
     if (ks->lock_fd >= 0)
         close(ks->lock_fd); /* releases the flock */
     ksi_link_free_lists(ks);
+    free(ks->migrate_peer);
     pthread_mutex_destroy(&ks->fate_mu);
     pthread_mutex_destroy(&ks->mu);
     pthread_mutex_destroy(&ks->sync_mu);
@@ -327,7 +328,10 @@ static keystore *ks_new(const ks_options *opt)
     if (!ks)
         return NULL;
     ks->path = strdup(opt->path);
-    if (!ks->path) {
+    ks->migrate_peer = opt->migrate_link_peer ? strdup(opt->migrate_link_peer) : NULL;
+    if (!ks->path || (opt->migrate_link_peer && !ks->migrate_peer)) {
+        free(ks->path);
+        free(ks->migrate_peer);
         free(ks);
         return NULL;
     }
@@ -360,6 +364,11 @@ keystore *ks_open(const ks_options *opt, char *err, size_t errlen)
     }
     if (opt->sync != KS_SYNC_NORMAL && opt->sync != KS_SYNC_FULL) {
         ksi_errf(err, errlen, "key store %s: unknown sync mode", opt->path);
+        return NULL;
+    }
+    if (opt->migrate_link_peer && !ksi_peer_ok(opt->migrate_link_peer)) {
+        ksi_errf(err, errlen, "key store %s: invalid peer KME ID for the migration",
+                 opt->path);
         return NULL;
     }
     if (opt->key_ttl_s > INT64_MAX / 1000) {

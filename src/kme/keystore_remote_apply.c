@@ -92,6 +92,7 @@ static int mark_used(keystore *ks, blk *b, uint64_t off, uint64_t len, const seg
 
 typedef struct apply_ctx {
     tx t;
+    const char *peer;   /* from_peer: its link's peer blocks only */
     const uint8_t *id;
     const char *master;
     const slave_list *sl;
@@ -107,14 +108,16 @@ static int confirm_one(keystore *ks, blk *b)
     assert(ks_lock_held(ks));
     sqlite3_stmt *s = L(ks, LS_CONFIRM);
     sqlite3_bind_int64(s, 1, (sqlite3_int64)b->id);
+    sqlite3_bind_int64(s, 2, b->link);
     if (step_reset(s) != SQLITE_DONE)
         return -1;
     b->confirmed = true;
     return 0;
 }
 
-/* Check one segment of a reservation and take its bytes into dst. */
-static ks_result take_seg(keystore *ks, const ks_segment *sg, uint8_t *dst)
+/* Check one segment of a reservation (in a peer block of link) and take
+ * its bytes into dst. */
+ks_result ksi_take_seg(keystore *ks, int64_t link, const ks_segment *sg, uint8_t *dst)
 {
     assert(ks_lock_held(ks));
     blk b;
@@ -122,8 +125,8 @@ static ks_result take_seg(keystore *ks, const ks_segment *sg, uint8_t *dst)
     int found = ksi_blk_get(ks, sg->block_id, &b);
     if (found <= 0)
         return found < 0 ? KS_ERROR : KS_REJECTED;
-    if (b.own || end > b.length)
-        return KS_REJECTED;
+    if (b.own || b.link != link || end > b.length)
+        return KS_REJECTED; /* ours, or another link's: not the sender's bits */
     /* The peer allocates only from blocks the link confirmed to it, and the
      * link confirms only blocks that both KMEs stored: a peer block we hold
      * but whose confirmation has not reached us yet is confirmed by the
@@ -165,12 +168,12 @@ static ks_result insert_remote_key(keystore *ks, const apply_ctx *c, const ks_re
                                                                            : KS_ERROR;
 }
 
-static ks_result apply_key(keystore *ks, apply_ctx *c, const ks_remote_key *k)
+static ks_result apply_key(keystore *ks, apply_ctx *c, int64_t link, const ks_remote_key *k)
 {
     assert(ks_lock_held(ks));
     uint8_t *dst = c->buf.data;
     for (size_t j = 0; j < k->nsegs; j++) {
-        ks_result r = take_seg(ks, &k->segs[j], dst);
+        ks_result r = ksi_take_seg(ks, link, &k->segs[j], dst);
         if (r != KS_OK)
             return r;
         dst += k->segs[j].length;
@@ -180,49 +183,74 @@ static ks_result apply_key(keystore *ks, apply_ctx *c, const ks_remote_key *k)
     return r;
 }
 
-/* The record of a reservation ID: 0 none, RES_APPLIED or RES_VOID; -1. */
-static int res_get(keystore *ks, const uint8_t id[16], uint8_t digest[KS_DIGEST])
+static void copy_text(char *dst, sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    snprintf(dst, KS_PEER_MAX + 1, "%s", t ? (const char *)t : "");
+}
+
+/* The record of a reservation ID into *rec: its state (0 none), -1 on a
+ * database error. */
+int ksi_res_get(keystore *ks, const uint8_t id[16], ksi_res_rec *rec)
 {
     assert(ks_lock_held(ks));
     sqlite3_stmt *s = L(ks, LS_RES_GET);
     sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
-    int rc = sqlite3_step(s), state = 0;
+    int rc = sqlite3_step(s);
+    memset(rec, 0, sizeof *rec);
     if (rc == SQLITE_ROW) {
-        state = sqlite3_column_int(s, 0);
-        memset(digest, 0, KS_DIGEST);
+        rec->state = sqlite3_column_int(s, 0);
         if (sqlite3_column_bytes(s, 1) == KS_DIGEST)
-            memcpy(digest, sqlite3_column_blob(s, 1), KS_DIGEST);
+            memcpy(rec->digest, sqlite3_column_blob(s, 1), KS_DIGEST);
+        rec->has_peer = sqlite3_column_type(s, 2) != SQLITE_NULL;
+        copy_text(rec->peer, s, 2);
+        copy_text(rec->next_peer, s, 3);
     }
     sqlite3_reset(s);
-    return rc == SQLITE_ROW ? state : rc == SQLITE_DONE ? 0 : -1;
+    return rc == SQLITE_ROW ? rec->state : rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int res_put(keystore *ks, const uint8_t id[16], int state, const uint8_t *digest)
+/* Was the record made for a reservation from peer?  Records of schema
+ * version 3 name no peer: they had one. */
+bool ksi_res_from(const ksi_res_rec *rec, const char *peer)
+{
+    return !rec->has_peer || strcmp(rec->peer, peer) == 0;
+}
+
+/* Record (or turn) a reservation ID into a void from peer. */
+static int res_put_void(keystore *ks, const uint8_t id[16], const char *peer)
 {
     assert(ks_lock_held(ks));
     sqlite3_stmt *s = L(ks, LS_RES_PUT);
     sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, state);
-    if (digest)
-        sqlite3_bind_blob(s, 3, digest, KS_DIGEST, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 3);
+    sqlite3_bind_int(s, 2, RES_VOID);
+    sqlite3_bind_null(s, 3);
     sqlite3_bind_int64(s, 4, now_ms(ks) + KS_RES_KEEP_MS);
+    sqlite3_bind_text(s, 5, peer, -1, SQLITE_STATIC);
     return step_reset(s) == SQLITE_DONE ? 0 : -1;
 }
 
-/* Record a new reservation ID as applied: 1, or 0 when the ID has a
- * record already (nothing written), -1 on error.  One B-tree descent for
- * the usual case, a new ID, instead of a lookup and then an insert. */
-static int res_add(keystore *ks, const uint8_t id[16], const uint8_t *digest)
+/* Record a new reservation ID from peer in state (next_peer: the KME we
+ * relay it to, or NULL): 1, or 0 when the ID has a record already
+ * (nothing written), -1 on error.  One B-tree descent for the usual case,
+ * a new ID, instead of a lookup and then an insert. */
+int ksi_res_add(keystore *ks, const uint8_t id[16], int state, const uint8_t *digest,
+                const char *peer, const char *next_peer)
 {
     assert(ks_lock_held(ks));
     sqlite3_stmt *s = L(ks, LS_RES_ADD);
     sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, RES_APPLIED);
+    sqlite3_bind_int(s, 2, state);
     sqlite3_bind_blob(s, 3, digest, KS_DIGEST, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, now_ms(ks) + KS_RES_KEEP_MS);
-    if (step_reset(s) != SQLITE_DONE)
+    sqlite3_bind_text(s, 5, peer, -1, SQLITE_STATIC);
+    if (next_peer)
+        sqlite3_bind_text(s, 6, next_peer, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 6);
+    int rc = step_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE)
         return -1;
     return sqlite3_changes(ks->db) > 0 ? 1 : 0;
 }
@@ -233,18 +261,20 @@ static ks_result apply_body(keystore *ks, tx *t)
 {
     assert(ks_lock_held(ks));
     apply_ctx *c = (apply_ctx *)t;
-    uint8_t seen[KS_DIGEST];
-    int added = res_add(ks, c->id, c->digest);
+    ksi_res_rec seen;
+    int added = ksi_res_add(ks, c->id, RES_APPLIED, c->digest, c->peer, NULL);
     if (added < 0)
         return KS_ERROR;
     if (added == 0) {
-        int state = res_get(ks, c->id, seen);
+        int state = ksi_res_get(ks, c->id, &seen);
         if (state < 0)
             return KS_ERROR;
-        if (state == RES_APPLIED && memcmp(seen, c->digest, KS_DIGEST) == 0)
+        if (state == RES_APPLIED && memcmp(seen.digest, c->digest, KS_DIGEST) == 0 &&
+            ksi_res_from(&seen, c->peer))
             return KS_OK; /* a retry: applied before, nothing changes */
         return KS_CONFLICT; /* voided, or the ID came with other content */
     }
+    int64_t link = ksi_link_find(ks, c->peer);
     uint64_t bytes = 0;
     for (size_t i = 0; i < c->n; i++)
         bytes += c->keys[i].size_bits / 8;
@@ -253,7 +283,7 @@ static ks_result apply_body(keystore *ks, tx *t)
         return lim; /* the savepoint takes the record back with it */
     ksi_tx_expect(ks, bytes);
     for (size_t i = 0; i < c->n; i++) {
-        ks_result r = apply_key(ks, c, &c->keys[i]);
+        ks_result r = apply_key(ks, c, link, &c->keys[i]);
         if (r != KS_OK)
             return r;
     }
@@ -332,7 +362,7 @@ static ks_result apply_prepare(const ks_reservation_in *in, apply_ctx *c, slave_
                                uint32_t *max)
 {
     ks_batch unused = {0}; /* the shared check wants an output; 1 x 8 bits pass */
-    if (!in->keys || in->n == 0 || in->n > UINT32_MAX ||
+    if (!ksi_peer_ok(in->from_peer) || !in->keys || in->n == 0 || in->n > UINT32_MAX ||
         !ksi_enc_args_ok(in->master, in->slaves, in->nslaves, 1, 8, &unused)) {
         log_error("keystore: ks_reservation_apply: invalid arguments");
         return KS_ERROR;
@@ -344,21 +374,22 @@ static ks_result apply_prepare(const ks_reservation_in *in, apply_ctx *c, slave_
     }
     if (ksi_slave_list_build(sl, in->slaves, in->nslaves) != 0)
         return KS_ERROR;
-    *c = (apply_ctx){.t.what = "reservation", .id = in->id, .master = in->master, .sl = sl,
+    *c = (apply_ctx){.t.what = "reservation", .peer = in->from_peer, .id = in->id,
+                     .master = in->master, .sl = sl,
                      .expires_ms = in->expires_ms, .keys = in->keys, .n = in->n};
     res_digest(c, in->slaves, in->nslaves);
     return KS_OK;
 }
 
-ks_result ks_reservation_apply(keystore *ks, const uint8_t id[16], const char *master,
-                               const char *const *slaves, size_t nslaves, int64_t expires_ms,
-                               const ks_remote_key *keys, size_t n)
+ks_result ks_reservation_apply(keystore *ks, const char *from_peer, const uint8_t id[16],
+                               const char *master, const char *const *slaves, size_t nslaves,
+                               int64_t expires_ms, const ks_remote_key *keys, size_t n)
 {
     if (!ks || !id) {
         log_error("keystore: ks_reservation_apply: invalid arguments");
         return KS_ERROR;
     }
-    ks_reservation_in in = {.master = master, .slaves = slaves, .nslaves = nslaves,
+    ks_reservation_in in = {.from_peer = from_peer, .master = master, .slaves = slaves, .nslaves = nslaves,
                             .expires_ms = expires_ms, .keys = keys, .n = n};
     memcpy(in.id, id, 16);
     apply_ctx c;
@@ -465,19 +496,23 @@ ks_result ks_reservation_state(keystore *ks, const uint8_t id[16], ks_res_state 
 {
     if (!ks || !id || !state)
         return KS_ERROR;
-    uint8_t digest[KS_DIGEST];
+    ksi_res_rec rec;
     ks_lock(ks);
     ksi_tx_flush_locked(ks); /* answer from committed state only */
-    int st = atomic_load(&ks->failed) ? -1 : res_get(ks, id, digest);
+    int st = atomic_load(&ks->failed) ? -1 : ksi_res_get(ks, id, &rec);
     ks_unlock(ks);
     if (st < 0)
         return KS_ERROR;
-    *state = st == RES_APPLIED ? KS_RES_APPLIED : st == RES_VOID ? KS_RES_VOIDED : KS_RES_UNKNOWN;
+    *state = st == RES_APPLIED || st == RES_RELAYED ? KS_RES_APPLIED
+             : st == RES_VOID                       ? KS_RES_VOIDED
+             : st == RES_RELAYING                   ? KS_RES_RELAYING
+                                                    : KS_RES_UNKNOWN;
     return KS_OK;
 }
 
 typedef struct void_ctx {
     tx t;
+    const char *peer;
     const uint8_t *id;
     const ks_segment *segs;
     size_t nsegs;
@@ -510,14 +545,15 @@ static int burn_range(keystore *ks, blk *b, uint64_t pos, uint64_t end)
 static ks_result void_segs(keystore *ks, const void_ctx *c)
 {
     assert(ks_lock_held(ks));
-    for (size_t i = 0; i < c->nsegs; i++) {
+    int64_t link = ksi_link_find(ks, c->peer);
+    for (size_t i = 0; i < c->nsegs && link > 0; i++) {
         const ks_segment *sg = &c->segs[i];
         blk b;
         int found = ksi_blk_get(ks, sg->block_id, &b);
         if (found < 0)
             return KS_ERROR;
-        if (found == 0 || b.own || sg->offset >= b.length)
-            continue; /* nothing of ours to burn there */
+        if (found == 0 || b.own || b.link != link || sg->offset >= b.length)
+            continue; /* nothing of this link's peer to burn there */
         uint64_t end = (uint64_t)sg->offset + sg->length;
         if (burn_range(ks, &b, sg->offset, end < b.length ? end : b.length) != 0)
             return KS_ERROR;
@@ -525,14 +561,38 @@ static ks_result void_segs(keystore *ks, const void_ctx *c)
     return KS_OK;
 }
 
+/* A reservation we relayed: the void goes on downstream.  While the
+ * downstream's answer is awaited the pending entry becomes a void (its pad
+ * bits burned there too); once it had applied, a void without segments
+ * (nothing of that link is left to burn) makes it delete the keys. */
+static int void_downstream(keystore *ks, const uint8_t id[16], const ksi_res_rec *rec)
+{
+    assert(ks_lock_held(ks));
+    sqlite3_stmt *s = L(ks, rec->state == RES_RELAYING ? LS_OB_FAILED : LS_OB_VOID_ADD);
+    sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
+    if (rec->state == RES_RELAYED) {
+        sqlite3_bind_text(s, 2, rec->next_peer, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, now_ms(ks));
+        sqlite3_bind_int64(s, 4, now_ms(ks));
+    }
+    int rc = step_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc == SQLITE_DONE)
+        log_info("keystore: a relayed reservation voided upstream: voiding it at %s",
+                 rec->next_peer);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static ks_result void_body(keystore *ks, tx *t)
 {
     assert(ks_lock_held(ks));
     void_ctx *c = (void_ctx *)t;
-    uint8_t seen[KS_DIGEST];
-    int state = res_get(ks, c->id, seen);
+    ksi_res_rec seen;
+    int state = ksi_res_get(ks, c->id, &seen);
     if (state < 0)
         return KS_ERROR;
+    if (state != 0 && !ksi_res_from(&seen, c->peer))
+        return KS_CONFLICT; /* another peer's reservation: not its to void */
     if (state == RES_APPLIED) { /* the master's call failed: its keys go */
         sqlite3_stmt *s = L(ks, LS_RKEYS_DEL);
         sqlite3_bind_blob(s, 1, c->id, 16, SQLITE_STATIC);
@@ -541,19 +601,21 @@ static ks_result void_body(keystore *ks, tx *t)
             return KS_ERROR;
         t->stored_delta = -(int64_t)n;
     }
-    if (void_segs(ks, c) != KS_OK || res_put(ks, c->id, RES_VOID, NULL) != 0)
+    if ((state == RES_RELAYING || state == RES_RELAYED) && void_downstream(ks, c->id, &seen) != 0)
+        return KS_ERROR;
+    if (void_segs(ks, c) != KS_OK || res_put_void(ks, c->id, c->peer) != 0)
         return KS_ERROR;
     t->changed = true;
     return KS_OK;
 }
 
-ks_result ks_void_apply(keystore *ks, const uint8_t id[16], const ks_segment *segs,
-                        size_t nsegs)
+ks_result ks_void_apply(keystore *ks, const char *from_peer, const uint8_t id[16],
+                        const ks_segment *segs, size_t nsegs)
 {
-    if (!ks || !id || (nsegs > 0 && !segs)) {
+    if (!ks || !ksi_peer_ok(from_peer) || !id || (nsegs > 0 && !segs)) {
         log_error("keystore: ks_void_apply: invalid arguments");
         return KS_ERROR;
     }
-    void_ctx c = {.t.what = "void", .id = id, .segs = segs, .nsegs = nsegs};
+    void_ctx c = {.t.what = "void", .peer = from_peer, .id = id, .segs = segs, .nsegs = nsegs};
     return ksi_run_tx(ks, &c.t, void_body);
 }

@@ -30,18 +30,9 @@
 
 /* ---- our reservations (we are the master's KME) ------------------------- */
 
-/* The own block being consumed: its cursor moves in memory and is written
- * once when we leave the block. */
-typedef struct own_cur {
-    blk b;
-    bool have;
-    uint32_t start;         /* cursor when we took the block */
-    int64_t key_ms, key_id; /* its position in allocation order */
-} own_cur;
-
 /* Persist the cursor (the bytes it passed are zero already), or erase the
  * whole block at its end. */
-static int own_flush(keystore *ks, own_cur *cur)
+int ksi_own_flush(keystore *ks, ksi_own_cur *cur)
 {
     assert(ks_lock_held(ks));
     if (!cur->have || cur->b.cursor == cur->start)
@@ -55,18 +46,20 @@ static int own_flush(keystore *ks, own_cur *cur)
 }
 
 /* Move to the next own confirmed block with unused bytes: 1, 0 none, -1. */
-static int own_next(keystore *ks, own_cur *cur)
+static int own_next(keystore *ks, ksi_own_cur *cur)
 {
     assert(ks_lock_held(ks));
-    if (own_flush(ks, cur) != 0)
+    if (ksi_own_flush(ks, cur) != 0)
         return -1;
     sqlite3_stmt *s = L(ks, LS_OWN_NEXT);
     sqlite3_bind_int64(s, 1, cur->have ? cur->key_ms : INT64_MIN);
     sqlite3_bind_int64(s, 2, cur->have ? cur->key_id : INT64_MIN);
+    sqlite3_bind_int64(s, 3, cur->link);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         cur->key_id = sqlite3_column_int64(s, 0);
-        cur->b = (blk){.id = (uint64_t)cur->key_id, .own = true, .confirmed = true,
+        cur->b = (blk){.id = (uint64_t)cur->key_id, .link = cur->link, .own = true,
+                       .confirmed = true,
                        .length = (uint32_t)sqlite3_column_int64(s, 1),
                        .cursor = (uint32_t)sqlite3_column_int64(s, 2)};
         cur->key_ms = sqlite3_column_int64(s, 3);
@@ -96,34 +89,32 @@ typedef struct enc_ctx {
     const char *peer, *master;
     const slave_list *sl;
     ks_reservation *out;
-    size_t seg_cap;
+    ksi_segvec segs;          /* out->segs, grown as keys are taken */
     struct ksi_acked drop[ACKED_PER_ENC]; /* taken from ks->acked */
     size_t n_drop;
 } enc_ctx;
 
-static int seg_push(enc_ctx *c, ks_segment seg)
+static int seg_push(ksi_segvec *v, ks_segment seg)
 {
-    ks_reservation *r = c->out;
-    if (r->total_segs == c->seg_cap) {
-        size_t cap = c->seg_cap * 2;
-        ks_segment *p = realloc(r->segs, cap * sizeof *p);
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 8;
+        ks_segment *p = realloc(v->segs, cap * sizeof *p);
         if (!p)
             return -1;
-        r->segs = p;
-        c->seg_cap = cap;
+        v->segs = p;
+        v->cap = cap;
     }
-    r->segs[r->total_segs++] = seg;
+    v->segs[v->n++] = seg;
     return 0;
 }
 
-/* Take one key's bytes from own blocks, in order, as one or more segments. */
-static ks_result take_key(keystore *ks, enc_ctx *c, own_cur *cur, size_t i)
+/* Take len bytes from the own blocks of cur's link, in order, into dst,
+ * as one or more segments appended to v; KS_EMPTY when they run out. */
+ks_result ksi_own_take(keystore *ks, ksi_own_cur *cur, uint8_t *dst, uint32_t len,
+                       ksi_segvec *v)
 {
     assert(ks_lock_held(ks));
-    ks_key *k = &c->out->keys.keys[i];
-    uint8_t *dst = (uint8_t *)k->material;
-    uint32_t left = k->size_bits / 8;
-    c->out->first_seg[i] = c->out->total_segs;
+    uint32_t left = len;
     while (left > 0) {
         if (!cur->have || cur->b.cursor == cur->b.length) {
             int rc = own_next(ks, cur);
@@ -132,41 +123,54 @@ static ks_result take_key(keystore *ks, enc_ctx *c, own_cur *cur, size_t i)
         }
         uint32_t take = cur->b.length - cur->b.cursor;
         take = take < left ? take : left;
-        /* the block's last bytes are not zeroed: own_flush deletes it */
+        /* the block's last bytes are not zeroed: ksi_own_flush deletes it */
         bool last = take == cur->b.length - cur->b.cursor;
         if (ksi_mat_read(ks, &cur->b, cur->b.cursor, take, dst) != 0 ||
             (!last && ksi_mat_zero(ks, cur->b.id, cur->b.length, cur->b.cursor, take) != 0) ||
-            seg_push(c, (ks_segment){cur->b.id, cur->b.cursor, take}) != 0)
+            seg_push(v, (ks_segment){cur->b.id, cur->b.cursor, take}) != 0)
             return KS_ERROR;
         cur->b.cursor += take;
         dst += take;
         left -= take;
     }
-    c->out->n_segs[i] = c->out->total_segs - c->out->first_seg[i];
     return KS_OK;
 }
 
-static int outbox_insert(keystore *ks, const enc_ctx *c)
+/* Take one key's bytes from own blocks, in order, as one or more segments. */
+static ks_result take_key(keystore *ks, enc_ctx *c, ksi_own_cur *cur, size_t i)
 {
     assert(ks_lock_held(ks));
-    const ks_reservation *r = c->out;
-    size_t len = r->total_segs * SEG_WIRE;
-    uint8_t *blob = malloc(len);
+    ks_key *k = &c->out->keys.keys[i];
+    c->out->first_seg[i] = c->segs.n;
+    ks_result r = ksi_own_take(ks, cur, (uint8_t *)k->material, k->size_bits / 8, &c->segs);
+    c->out->segs = c->segs.segs; /* it may have moved */
+    c->out->total_segs = c->segs.n;
+    c->out->n_segs[i] = c->segs.n - c->out->first_seg[i];
+    return r;
+}
+
+int ksi_outbox_insert(keystore *ks, const uint8_t id[16], const char *peer, const char *master,
+                      const slave_list *sl, const ks_segment *segs, size_t nsegs,
+                      int64_t expires_ms)
+{
+    assert(ks_lock_held(ks));
+    size_t len = nsegs * SEG_WIRE;
+    uint8_t *blob = malloc(len ? len : 1);
     if (!blob)
         return -1;
-    for (size_t i = 0; i < r->total_segs; i++) {
-        put_be(blob + i * SEG_WIRE, r->segs[i].block_id, 8);
-        put_be(blob + i * SEG_WIRE + 8, r->segs[i].offset, 4);
-        put_be(blob + i * SEG_WIRE + 12, r->segs[i].length, 4);
+    for (size_t i = 0; i < nsegs; i++) {
+        put_be(blob + i * SEG_WIRE, segs[i].block_id, 8);
+        put_be(blob + i * SEG_WIRE + 8, segs[i].offset, 4);
+        put_be(blob + i * SEG_WIRE + 12, segs[i].length, 4);
     }
     sqlite3_stmt *s = L(ks, LS_OB_INSERT);
-    sqlite3_bind_blob(s, 1, r->id, 16, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, c->peer, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, c->master, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 4, c->sl->data, (int)c->sl->len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, master, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 4, sl->data, (int)sl->len, SQLITE_STATIC);
     sqlite3_bind_blob(s, 5, blob, (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 6, now_ms(ks));
-    sqlite3_bind_int64(s, 7, r->expires_ms);
+    sqlite3_bind_int64(s, 7, expires_ms);
     int rc = step_reset(s);
     sqlite3_clear_bindings(s);
     free(blob);
@@ -179,7 +183,7 @@ static ks_result enc_body(keystore *ks, tx *t)
 {
     assert(ks_lock_held(ks));
     enc_ctx *c = (enc_ctx *)t;
-    own_cur cur = {.have = false};
+    ksi_own_cur cur = {.have = false, .link = ksi_link_find(ks, c->peer)};
     if (drop_acked(ks, c->drop, c->n_drop) != 0)
         return KS_ERROR;
     ksi_tx_expect(ks, c->out->keys.arena.len);
@@ -191,7 +195,10 @@ static ks_result enc_body(keystore *ks, tx *t)
         if (r != KS_OK)
             return r;
     }
-    if (own_flush(ks, &cur) != 0 || outbox_insert(ks, c) != 0)
+    const ks_reservation *r = c->out;
+    if (ksi_own_flush(ks, &cur) != 0 ||
+        ksi_outbox_insert(ks, r->id, c->peer, c->master, c->sl, r->segs, r->total_segs,
+                          r->expires_ms) != 0)
         return KS_ERROR;
     t->changed = true;
     return KS_OK;
@@ -336,7 +343,7 @@ ks_result ks_remote_enc(keystore *ks, const char *peer, const char *master,
 {
     if (out)
         memset(out, 0, sizeof *out);
-    if (!ks || !peer || !out ||
+    if (!ks || !ksi_peer_ok(peer) || !out ||
         !ksi_enc_args_ok(master, slaves, nslaves, n, size_bits, &out->keys)) {
         log_error("keystore: ks_remote_enc: invalid arguments");
         return KS_ERROR;
@@ -345,9 +352,10 @@ ks_result ks_remote_enc(keystore *ks, const char *peer, const char *master,
     if (ksi_slave_list_build(&sl, slaves, nslaves) != 0)
         return KS_ERROR;
     enc_ctx c = {.t.what = "remote enc", .peer = peer, .master = master, .sl = &sl,
-                 .out = out, .seg_cap = (size_t)n + 8};
+                 .out = out, .segs.cap = (size_t)n + 8};
     ks_result r = KS_ERROR;
-    if (reservation_alloc(ks, out, n, size_bits, c.seg_cap) == 0) {
+    if (reservation_alloc(ks, out, n, size_bits, c.segs.cap) == 0) {
+        c.segs.segs = out->segs;
         c.n_drop = acked_take(ks, c.drop, ACKED_PER_ENC);
         r = ksi_run_tx(ks, &c.t, enc_body);
         if (r != KS_OK) /* rolled back: the entries are still there */
@@ -378,6 +386,8 @@ typedef struct ob_ctx {
     tx t;
     const uint8_t *id;
     enum lstmt st;
+    int relay_state;          /* a relay's reservation goes to this state when
+                                 the entry changed (0: leave it) */
     const char *absent_state; /* with no change: the state that still is OK */
     ks_result absent;         /* result when no entry in that state exists */
     long count;
@@ -395,6 +405,14 @@ static ks_result ob_body(keystore *ks, tx *t)
         return KS_ERROR;
     c->count = sqlite3_changes(ks->db);
     t->changed = c->count > 0;
+    if (t->changed && c->id && c->relay_state) { /* only a RES_RELAYING record moves */
+        s = L(ks, LS_RES_SET_STATE);
+        sqlite3_bind_blob(s, 1, c->id, 16, SQLITE_STATIC);
+        sqlite3_bind_int(s, 2, c->relay_state);
+        sqlite3_bind_int64(s, 3, now_ms(ks) + KS_RES_KEEP_MS);
+        if (step_reset(s) != SQLITE_DONE)
+            return KS_ERROR;
+    }
     if (t->changed || !c->id)
         return KS_OK;
     s = L(ks, LS_OB_STATE);
@@ -408,11 +426,18 @@ static ks_result ob_body(keystore *ks, tx *t)
     return ok ? KS_OK : c->absent;
 }
 
+/* A pending entry that is dropped (the downstream applied it) or becomes a
+ * void: a reservation we relay follows it (applied or voided). */
+static int relay_state_after(enum lstmt st)
+{
+    return st == LS_OB_CONFIRMED ? RES_RELAYED : st == LS_OB_FAILED ? RES_VOID : 0;
+}
+
 static ks_result ob_call(keystore *ks, const uint8_t *id, enum lstmt st, const char *ok_state,
                          ks_result absent, long *count)
 {
     ob_ctx c = {.t.what = "outbox", .id = id, .st = st, .absent_state = ok_state,
-                .absent = absent};
+                .absent = absent, .relay_state = relay_state_after(st)};
     ks_result r = ksi_run_tx(ks, &c.t, ob_body);
     if (count)
         *count = c.count;
@@ -532,6 +557,14 @@ ks_result ks_outbox_settle(keystore *ks, const uint8_t id[16], bool applied)
         }
     pthread_mutex_unlock(&ks->fate_mu);
     return KS_OK;
+}
+
+ks_result ks_relay_done(keystore *ks, const uint8_t id[16], bool applied)
+{
+    if (!ks || !id)
+        return KS_ERROR;
+    return applied ? ob_call(ks, id, LS_OB_CONFIRMED, NULL, KS_NOT_FOUND, NULL)
+                   : ob_call(ks, id, LS_OB_FAILED, "void", KS_NOT_FOUND, NULL);
 }
 
 ks_result ks_outbox_void_sent(keystore *ks, const uint8_t id[16])

@@ -34,6 +34,7 @@
 #include "common/uuid.h"
 #include "common/x509cn.h"
 #include "kme/listener.h"
+#include "kme/netmap.h"
 #include "kme/peer_wire.h"
 
 /* ===================================================================
@@ -73,7 +74,7 @@ static void answer_store(kme_reply *out, ks_result r, const uint8_t id[16], cons
 /* Blocks are shared with the KME at the other end of our link only. */
 static int check_link_peer(const kme_config *cfg, const char *caller, kme_err *e)
 {
-    if (!cfg->has_link || strcmp(cfg->link_peer, caller) != 0)
+    if (!kme_config_link_to(cfg, caller))
         return kme_err_problem(e, 403, "no-link", "KME %s shares no QKD link with this KME", caller);
     return 0;
 }
@@ -106,7 +107,7 @@ static void handle_reservation(peer_service *ps, const char *caller, pw_doc *d, 
         pw_resv_free(&r);
         return;
     }
-    ks_result rc = ks_reservation_apply(ps->ks, r.id, r.master, r.slaves, r.nslaves, r.expires,
+    ks_result rc = ks_reservation_apply(ps->ks, caller, r.id, r.master, r.slaves, r.nslaves, r.expires,
                                         r.keys, r.nkeys);
     if (rc == KS_OK)
         log_debug("peer %s: reservation of %zu keys for %s -> %s (+%zu) applied", caller,
@@ -165,7 +166,7 @@ static void batch_apply(peer_service *ps, const char *caller, batch_in *b)
         if (b->it[i].e.http != 0)
             continue;
         const pw_resv *r = &b->it[i].r;
-        in[m] = (ks_reservation_in){.master = r->master, .slaves = r->slaves,
+        in[m] = (ks_reservation_in){.from_peer = caller, .master = r->master, .slaves = r->slaves,
                                     .nslaves = r->nslaves, .expires_ms = r->expires,
                                     .keys = r->keys, .n = r->nkeys};
         memcpy(in[m].id, r->id, 16);
@@ -225,16 +226,20 @@ static void handle_void(peer_service *ps, const char *caller, pw_doc *d, kme_rep
         pw_reply_problem(out, &e);
         return;
     }
-    ks_result rc = ks_void_apply(ps->ks, id, segs, n);
-    if (rc == KS_OK)
+    ks_result rc = ks_void_apply(ps->ks, caller, id, segs, n);
+    if (rc == KS_OK) {
         log_info("peer %s: void of a reservation (%zu segments) applied", caller, n);
+        peer_void_wake(ps); /* a reservation we relayed is voided downstream too */
+    }
     answer_store(out, rc, id, "voided");
     free(segs);
 }
 
 static void handle_state(peer_service *ps, const char *caller, pw_doc *d, kme_reply *out)
 {
-    static const char *const words[] = { "unknown", "applied", "voided" };
+    /* "pending": we relay it and our downstream has not answered yet; the
+     * asking KME asks again later (docs/network.md §3) */
+    static const char *const words[] = { "unknown", "applied", "voided", "pending" };
     uint8_t id[16];
     ks_res_state st;
     kme_err e;
@@ -261,10 +266,23 @@ void peer_handle(void *ctx, const char *caller, const char *method,
     bool resv_path = strcmp(raw_uri, PATH_RESERVATIONS) == 0;
     bool batch_path = strcmp(raw_uri, PATH_BATCH) == 0;
     bool state_path = strcmp(raw_uri, PATH_STATE) == 0;
-    if (!resv_path && !batch_path && !state_path && strcmp(raw_uri, PATH_VOIDS) != 0) {
+    bool relay_path = strcmp(raw_uri, PATH_RELAY) == 0;
+    bool map_path = strcmp(raw_uri, PATH_MAP) == 0;
+    if (!resv_path && !batch_path && !state_path && !relay_path && !map_path
+        && strcmp(raw_uri, PATH_VOIDS) != 0) {
         kme_err_problem(&e, 404, "not-found", "no such resource: the peer API has POST %s, POST %s, "
-                 "POST %s and POST %s", PATH_RESERVATIONS, PATH_BATCH, PATH_VOIDS, PATH_STATE);
+                 "POST %s, POST %s, POST %s and GET %s", PATH_RESERVATIONS, PATH_BATCH, PATH_VOIDS,
+                 PATH_STATE, PATH_RELAY, PATH_MAP);
         pw_reply_problem(out, &e);
+        return;
+    }
+    if (map_path) {
+        if (strcmp(method, "GET") != 0) {
+            kme_err_problem(&e, 405, "method", "only GET is allowed here");
+            pw_reply_problem(out, &e);
+        } else {
+            pw_reply_map(out, ps->cfg->map ? ps->cfg->map->version : -1);
+        }
         return;
     }
     if (strcmp(method, "POST") != 0) {
@@ -285,6 +303,8 @@ void peer_handle(void *ctx, const char *caller, const char *method,
         handle_batch(ps, caller, &d, out);
     } else if (state_path) {
         handle_state(ps, caller, &d, out);
+    } else if (relay_path) {
+        peer_relay_handle(ps, caller, &d, out);
     } else {
         handle_void(ps, caller, &d, out);
     }

@@ -74,17 +74,59 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Each store here has one link: A's (a.db) to KME-B, B's (b.db) to KME-A.
+ * LP(ks) names it in every call that takes a link peer. */
+static struct {
+    keystore *ks;
+    const char *peer;
+} link_of[8];
+
+static const char *peer_of_path(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 5 && strcmp(path + n - 5, "/a.db") == 0 ? "KME-B" : "KME-A";
+}
+
+/* Remember the link of a store just opened (NULL passes through).  A
+ * closed store's address may come back: its entry is then rewritten; the
+ * oldest entries are reused (no test holds eight stores open). */
+static keystore *lp_register(keystore *ks, const char *path)
+{
+    static size_t next;
+    size_t n = sizeof link_of / sizeof link_of[0], at = next % n;
+    for (size_t i = 0; i < n; i++)
+        if (link_of[i].ks == ks)
+            at = i;
+    if (!ks)
+        return NULL;
+    if (at == next % n)
+        next++;
+    link_of[at].ks = ks;
+    link_of[at].peer = peer_of_path(path);
+    return ks;
+}
+
+static const char *LP(keystore *ks)
+{
+    for (size_t i = 0; i < sizeof link_of / sizeof link_of[0]; i++)
+        if (link_of[i].ks == ks)
+            return link_of[i].peer;
+    fail_msg("store opened without lp_register");
+    return NULL;
+}
+
 static keystore *open_sync(const char *path, ks_sync sync)
 {
     char err[256];
     /* a limit far above anything here: the per-slave count runs in every
      * test (keystore_unfetched.c follows each change and rollback) */
     ks_options o = {.path = path, .sync = sync, .local_cap_bits = 1u << 20,
-                    .key_ttl_s = 3600, .slave_unfetched_bits = UINT64_C(1) << 40};
+                    .key_ttl_s = 3600, .slave_unfetched_bits = UINT64_C(1) << 40,
+                    .migrate_link_peer = peer_of_path(path)};
     keystore *ks = ks_open(&o, err, sizeof err);
     if (!ks)
         print_error("ks_open: %s\n", err);
-    return ks;
+    return lp_register(ks, path);
 }
 
 static keystore *open_ks(const char *path)
@@ -110,7 +152,7 @@ static void fill(uint8_t *p, size_t n, uint64_t seed)
 static ks_link_stats lstats(keystore *ks)
 {
     ks_link_stats st, re;
-    assert_int_equal(ks_testing_link_stats_check(ks, &st, &re), KS_OK);
+    assert_int_equal(ks_testing_link_stats_check(ks, LP(ks), &st, &re), KS_OK);
     assert_int_equal(st.own_bits, re.own_bits);
     assert_int_equal(st.peer_bits, re.peer_bits);
     assert_int_equal(st.unconfirmed_blocks, re.unconfirmed_blocks);
@@ -129,11 +171,11 @@ static void feed(keystore *a, keystore *b, uint64_t id, bool a_owns, const uint8
                  uint32_t len)
 {
     size_t done;
-    assert_int_equal(ks_block_store(a, id, a_owns, bytes, len, CAP), KS_OK);
-    assert_int_equal(ks_block_store(b, id, !a_owns, bytes, len, CAP), KS_OK);
-    assert_int_equal(ks_block_confirm(a, &id, 1, &done), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), id, a_owns, bytes, len, CAP), KS_OK);
+    assert_int_equal(ks_block_store(b, LP(b), id, !a_owns, bytes, len, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(a, LP(a), &id, 1, &done), KS_OK);
     assert_int_equal(done, 1);
-    assert_int_equal(ks_block_confirm(b, &id, 1, &done), KS_OK);
+    assert_int_equal(ks_block_confirm(b, LP(b), &id, 1, &done), KS_OK);
     assert_int_equal(done, 1);
 }
 
@@ -159,7 +201,7 @@ static ks_result apply_res(keystore *b, const ks_reservation *r, const char *con
         k[i].segs = r->segs + r->first_seg[i];
         k[i].nsegs = r->n_segs[i];
     }
-    ks_result res = ks_reservation_apply(b, r->id, "alice", slaves, ns, r->expires_ms, k,
+    ks_result res = ks_reservation_apply(b, LP(b), r->id, "alice", slaves, ns, r->expires_ms, k,
                                          r->keys.n);
     free(k);
     return res;
@@ -205,13 +247,13 @@ static void test_block_store_confirm_discard(void **state)
     const uint64_t big = 0xF123456789ABCDEFull; /* IDs use all 64 bits */
     size_t done;
 
-    assert_int_equal(ks_block_store(a, big, true, x, 1000, CAP), KS_OK);
-    assert_int_equal(ks_block_store(a, big, true, x, 1000, CAP), KS_OK);      /* again */
-    assert_int_equal(ks_block_store(a, big, true, y, 1000, CAP), KS_CONFLICT);
-    assert_int_equal(ks_block_store(a, big, false, x, 1000, CAP), KS_CONFLICT);
-    assert_int_equal(ks_block_store(a, big, true, x, 999, CAP), KS_CONFLICT);
-    assert_int_equal(ks_block_store(a, 7, false, y, 1000, CAP), KS_OK);
-    assert_int_equal(ks_block_store(a, 8, true, y, 0, CAP), KS_ERROR);
+    assert_int_equal(ks_block_store(a, LP(a), big, true, x, 1000, CAP), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), big, true, x, 1000, CAP), KS_OK);      /* again */
+    assert_int_equal(ks_block_store(a, LP(a), big, true, y, 1000, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(a, LP(a), big, false, x, 1000, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(a, LP(a), big, true, x, 999, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(a, LP(a), 7, false, y, 1000, CAP), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), 8, true, y, 0, CAP), KS_ERROR);
 
     ks_link_stats st = lstats(a);
     assert_int_equal(st.own_bits, 0); /* unconfirmed blocks are not usable */
@@ -219,30 +261,30 @@ static void test_block_store_confirm_discard(void **state)
     assert_int_equal(st.unconfirmed_blocks, 2);
     uint64_t *ids;
     size_t n;
-    assert_int_equal(ks_block_unconfirmed(a, &ids, &n), KS_OK);
+    assert_int_equal(ks_block_unconfirmed(a, LP(a), &ids, &n), KS_OK);
     assert_int_equal(n, 2);
     assert_true((ids[0] == big && ids[1] == 7) || (ids[0] == 7 && ids[1] == big));
     free(ids);
 
     uint64_t c[] = {big, 12345}; /* unknown IDs are ignored */
-    assert_int_equal(ks_block_confirm(a, c, 2, &done), KS_OK);
+    assert_int_equal(ks_block_confirm(a, LP(a), c, 2, &done), KS_OK);
     assert_int_equal(done, 1);
-    assert_int_equal(ks_block_confirm(a, c, 2, &done), KS_OK);
+    assert_int_equal(ks_block_confirm(a, LP(a), c, 2, &done), KS_OK);
     assert_int_equal(done, 0);
     st = lstats(a);
     assert_int_equal(st.own_bits, 8000);
     assert_int_equal(st.unconfirmed_blocks, 1);
 
     uint64_t d[] = {big, 7};
-    assert_int_equal(ks_block_discard(a, d, 2, &done), KS_OK);
+    assert_int_equal(ks_block_discard(a, LP(a), d, 2, &done), KS_OK);
     assert_int_equal(done, 1); /* the confirmed one stays */
     st = lstats(a);
     assert_int_equal(st.own_bits, 8000);
     assert_int_equal(st.peer_bits, 0);
     assert_int_equal(st.unconfirmed_blocks, 0);
     /* an erased ID is never stored again: a replay cannot revive bits */
-    assert_int_equal(ks_block_store(a, 7, false, y, 1000, CAP), KS_CONFLICT);
-    assert_int_equal(ks_block_unconfirmed(a, &ids, &n), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), 7, false, y, 1000, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_unconfirmed(a, LP(a), &ids, &n), KS_OK);
     assert_int_equal(n, 0);
     free(ids);
     ks_close(a);
@@ -255,14 +297,14 @@ static void test_cap_refusal(void **state)
     uint8_t x[512];
     fill(x, sizeof x, 3);
     const uint64_t cap = 2 * 512 * 8; /* two blocks per direction */
-    assert_int_equal(ks_block_store(a, 1, true, x, 512, cap), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), 1, true, x, 512, cap), KS_OK);
     uint64_t one = 1;
-    assert_int_equal(ks_block_confirm(a, &one, 1, NULL), KS_OK);
-    assert_int_equal(ks_block_store(a, 2, true, x, 512, cap), KS_OK); /* unconfirmed counts */
-    assert_int_equal(ks_block_store(a, 3, true, x, 512, cap), KS_EMPTY);
-    assert_int_equal(ks_block_store(a, 2, true, x, 512, cap), KS_OK); /* idempotent at cap */
-    assert_int_equal(ks_block_store(a, 4, false, x, 512, cap), KS_OK); /* other direction */
-    assert_int_equal(ks_block_store(a, 5, true, x, 513, 4096 + 8), KS_EMPTY);
+    assert_int_equal(ks_block_confirm(a, LP(a), &one, 1, NULL), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), 2, true, x, 512, cap), KS_OK); /* unconfirmed counts */
+    assert_int_equal(ks_block_store(a, LP(a), 3, true, x, 512, cap), KS_EMPTY);
+    assert_int_equal(ks_block_store(a, LP(a), 2, true, x, 512, cap), KS_OK); /* idempotent at cap */
+    assert_int_equal(ks_block_store(a, LP(a), 4, false, x, 512, cap), KS_OK); /* other direction */
+    assert_int_equal(ks_block_store(a, LP(a), 5, true, x, 513, 4096 + 8), KS_EMPTY);
     ks_link_stats st = lstats(a);
     assert_int_equal(st.own_bits, 4096);
     assert_int_equal(st.unconfirmed_blocks, 2);
@@ -272,8 +314,8 @@ static void test_cap_refusal(void **state)
     assert_int_equal(ks_remote_enc(a, "KME-B", "alice", SL, 1, 2, 1024, &r), KS_OK);
     ks_reservation_free(&r);
     assert_int_equal(lstats(a).own_bits, 2048);
-    assert_int_equal(ks_block_store(a, 3, true, x, 256, cap), KS_OK);
-    assert_int_equal(ks_block_store(a, 6, true, x, 1, cap), KS_EMPTY);
+    assert_int_equal(ks_block_store(a, LP(a), 3, true, x, 256, cap), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), 6, true, x, 1, cap), KS_EMPTY);
     ks_close(a);
 }
 
@@ -283,16 +325,16 @@ static void test_block_expiry(void **state)
     char err[256];
     ks_options o = {.path = f->pa, .local_cap_bits = 1024, .key_ttl_s = 60,
                     .link_block_ttl_ms = 5000};
-    keystore *a = ks_open(&o, err, sizeof err);
+    keystore *a = lp_register(ks_open(&o, err, sizeof err), f->pa);
     assert_non_null(a);
     uint8_t x[300];
     fill(x, sizeof x, 4);
-    assert_int_equal(ks_block_store(a, 1, true, x, 300, CAP), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), 1, true, x, 300, CAP), KS_OK);
     ks_testing_advance_clock(a, 3000);
-    assert_int_equal(ks_block_store(a, 2, false, x, 300, CAP), KS_OK);
-    assert_int_equal(ks_block_store(a, 3, true, x, 300, CAP), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), 2, false, x, 300, CAP), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), 3, true, x, 300, CAP), KS_OK);
     uint64_t three = 3;
-    assert_int_equal(ks_block_confirm(a, &three, 1, NULL), KS_OK);
+    assert_int_equal(ks_block_confirm(a, LP(a), &three, 1, NULL), KS_OK);
     assert_true(ks_maintain(a) >= 0);
     assert_int_equal(lstats(a).unconfirmed_blocks, 2);
     ks_testing_advance_clock(a, 2500); /* block 1 is 5.5 s old, block 2 2.5 s */
@@ -452,7 +494,7 @@ static ks_result apply_segs(keystore *b, const uint8_t rid[16], const uint8_t ki
         bytes += segs[i].length;
     ks_remote_key k = {.size_bits = bytes * 8, .segs = segs, .nsegs = n};
     memcpy(k.id, kid, 16);
-    return ks_reservation_apply(b, rid, "alice", SL, 1, INT64_MAX, &k, 1);
+    return ks_reservation_apply(b, LP(b), rid, "alice", SL, 1, INT64_MAX, &k, 1);
 }
 
 static void test_apply_rejects(void **state)
@@ -476,7 +518,7 @@ static void test_apply_rejects(void **state)
     /* size and segments disagree */
     ks_segment s0 = {100, 0, 32};
     ks_remote_key k = {.size_bits = 264, .segs = &s0, .nsegs = 1};
-    assert_int_equal(ks_reservation_apply(p.b, rid, "alice", SL, 1, INT64_MAX, &k, 1),
+    assert_int_equal(ks_reservation_apply(p.b, LP(p.b), rid, "alice", SL, 1, INT64_MAX, &k, 1),
                      KS_REJECTED);
     /* a block we do not hold at all */
     ks_segment s1 = {500, 0, 32};
@@ -488,7 +530,7 @@ static void test_apply_rejects(void **state)
      * use of it proves the link confirmed it, so it is confirmed and used */
     uint8_t x[64];
     fill(x, 64, 9);
-    assert_int_equal(ks_block_store(p.b, 500, false, x, 64, CAP), KS_OK);
+    assert_int_equal(ks_block_store(p.b, LP(p.b), 500, false, x, 64, CAP), KS_OK);
     assert_int_equal(lstats(p.b).unconfirmed_blocks, 1);
     uint8_t rid0[16], kid0[16];
     uuid_generate_v4(rid0);
@@ -538,7 +580,7 @@ static void batch_item_set(batch_item *it, uint8_t rid, uint8_t kid, const ks_se
         bytes += segs[i].length;
     it->key = (ks_remote_key){.size_bits = bytes * 8 + extra_bits, .segs = segs, .nsegs = n};
     memset(it->key.id, kid, 16);
-    it->in = (ks_reservation_in){.master = "alice", .slaves = SL, .nslaves = 1,
+    it->in = (ks_reservation_in){.from_peer = "KME-A", .master = "alice", .slaves = SL, .nslaves = 1,
                                  .expires_ms = INT64_MAX, .keys = &it->key, .n = 1};
     memset(it->in.id, rid, 16);
 }
@@ -607,8 +649,8 @@ static void test_chunk_edges(void **state)
     uint8_t x[1000];
     fill(x, sizeof x, 77);
     size_t done;
-    assert_int_equal(ks_block_store(b, 900, false, x, 1000, CAP), KS_OK);
-    assert_int_equal(ks_block_confirm(b, (uint64_t[]){900}, 1, &done), KS_OK);
+    assert_int_equal(ks_block_store(b, LP(b), 900, false, x, 1000, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(b, LP(b), (uint64_t[]){900}, 1, &done), KS_OK);
     static const ks_segment pieces[] = {
         {900, 100, 800}, /* partial chunk 0, chunks 1..6 whole, partial 7 */
         {900, 0, 50},    /* inside chunk 0 */
@@ -638,7 +680,7 @@ static void test_chunk_edges(void **state)
     }
     assert_int_equal(lstats(b).peer_bits, 0);
     /* used up: the block is erased and its ID refused from now on */
-    assert_int_equal(ks_block_store(b, 900, false, x, 1000, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(b, LP(b), 900, false, x, 1000, CAP), KS_CONFLICT);
     ks_close(b);
 }
 
@@ -693,9 +735,9 @@ static void test_void(void **state)
 
     /* void before the reservation: burned, and the late reservation refused */
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 2, 256, &r1), KS_OK);
-    assert_int_equal(ks_void_apply(p.b, r1.id, r1.segs, r1.total_segs), KS_OK);
+    assert_int_equal(ks_void_apply(p.b, LP(p.b), r1.id, r1.segs, r1.total_segs), KS_OK);
     assert_int_equal(lstats(p.b).peer_bits, 336 * 8);
-    assert_int_equal(ks_void_apply(p.b, r1.id, r1.segs, r1.total_segs), KS_OK); /* again */
+    assert_int_equal(ks_void_apply(p.b, LP(p.b), r1.id, r1.segs, r1.total_segs), KS_OK); /* again */
     assert_int_equal(lstats(p.b).peer_bits, 336 * 8);
     assert_int_equal(apply_res(p.b, &r1, SL, 1), KS_CONFLICT);
     assert_int_equal(stored(p.b), 0);
@@ -710,7 +752,7 @@ static void test_void(void **state)
     assert_int_equal(held(p.b, "carol"), 512);
     assert_int_equal(dec_key(p.b, "bob", r2.keys.keys[0].id, NULL, 32), KS_OK);
     assert_int_equal(held(p.b, "bob"), 256);
-    assert_int_equal(ks_void_apply(p.b, r2.id, r2.segs, r2.total_segs), KS_OK);
+    assert_int_equal(ks_void_apply(p.b, LP(p.b), r2.id, r2.segs, r2.total_segs), KS_OK);
     assert_int_equal(stored(p.b), 0);
     assert_int_equal(held(p.b, "bob"), 0); /* the void takes what was owed */
     assert_int_equal(held(p.b, "carol"), 0);
@@ -725,7 +767,7 @@ static void test_void(void **state)
     memset(rid, 7, 16);
     ks_segment v[] = {{100, 100, 60}, {100, 120, 10}, {101, 0, 50}, {999, 0, 5},
                       {102, 190, 100}};
-    assert_int_equal(ks_void_apply(p.b, rid, v, 5), KS_OK);
+    assert_int_equal(ks_void_apply(p.b, LP(p.b), rid, v, 5), KS_OK);
     /* used before: 0..128 of block 100; newly burned 128..160 and 190..200 */
     assert_int_equal(lstats(p.b).peer_bits, (272 - 32 - 10) * 8);
     assert_int_equal(lstats(p.b).own_bits, 700 * 8);
@@ -755,8 +797,8 @@ static void test_block_used_up(void **state)
     assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
     check_pool(&p, 0, 0);
     /* both copies of blocks 100 and 102 are gone, and stay gone */
-    assert_int_equal(ks_block_store(p.a, 100, true, p.blk[0], 200, CAP), KS_CONFLICT);
-    assert_int_equal(ks_block_store(p.b, 102, false, p.blk[2], 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.a, LP(p.a), 100, true, p.blk[0], 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.b, LP(p.b), 102, false, p.blk[2], 200, CAP), KS_CONFLICT);
     assert_true(ks_maintain(p.a) >= 0);
     assert_true(ks_maintain(p.b) >= 0);
     check_pool(&p, 0, 0);
@@ -789,7 +831,12 @@ static void test_outbox(void **state)
     assert_int_equal(ks_remote_failed(p.a, r2.id), KS_OK);
     assert_int_equal(ks_remote_confirmed(p.a, r2.id), KS_NOT_FOUND); /* too late */
     ks_testing_advance_clock(p.a, 5);
+    uint8_t xb[64]; /* a second link, to KME-X: its own outbox entries */
+    fill(xb, sizeof xb, 9);
+    assert_int_equal(ks_block_store(p.a, "KME-X", 900, true, xb, 64, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(p.a, "KME-X", (uint64_t[]){900}, 1, NULL), KS_OK);
     assert_int_equal(ks_remote_enc(p.a, "KME-X", "alice", SL, 1, 1, 256, &r3), KS_OK);
+    assert_int_equal(r3.segs[0].block_id, 900);
     assert_int_equal(ks_remote_failed(p.a, r3.id), KS_OK);
 
     assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
@@ -798,8 +845,8 @@ static void test_outbox(void **state)
     assert_int_equal(n, 2);
     assert_memory_equal(segs, r2.segs, 2 * sizeof *segs);
     /* the bits stay burned at A whatever happens */
-    assert_int_equal(lstats(p.a).own_bits, (400 - 32 - 200 - 32) * 8);
-    assert_int_equal(ks_void_apply(p.b, id, segs, n), KS_OK);
+    assert_int_equal(lstats(p.a).own_bits, (400 - 32 - 200) * 8); /* r3: the KME-X link */
+    assert_int_equal(ks_void_apply(p.b, LP(p.b), id, segs, n), KS_OK);
     free(peer);
     free(segs);
     assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
@@ -928,7 +975,7 @@ static void test_outbox_acked(void **state)
 
     /* what the peer side reports: voided, and unknown for an ID never seen */
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r1), KS_OK);
-    assert_int_equal(ks_void_apply(p.b, r1.id, r1.segs, r1.total_segs), KS_OK);
+    assert_int_equal(ks_void_apply(p.b, LP(p.b), r1.id, r1.segs, r1.total_segs), KS_OK);
     assert_int_equal(ks_reservation_state(p.b, r1.id, &st), KS_OK);
     assert_int_equal(st, KS_RES_VOIDED);
     assert_int_equal(ks_reservation_state(p.b, r1.keys.keys[0].id, &st), KS_OK);
@@ -946,7 +993,7 @@ static void test_reopen_persists(void **state)
     pair_open(f, &p);
     uint8_t x[64];
     fill(x, 64, 77);
-    assert_int_equal(ks_block_store(p.a, 900, true, x, 64, CAP), KS_OK); /* unconfirmed */
+    assert_int_equal(ks_block_store(p.a, LP(p.a), 900, true, x, 64, CAP), KS_OK); /* unconfirmed */
     ks_reservation r;
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 3, 512, &r), KS_OK);
     assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
@@ -1011,7 +1058,7 @@ static void test_migrate_v1(void **state)
     assert_memory_equal(m, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
     uint8_t x[100];
     fill(x, 100, 5);
-    assert_int_equal(ks_block_store(a, 1, true, x, 100, CAP), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), 1, true, x, 100, CAP), KS_OK);
     ks_close(a);
 
     assert_int_equal(sqlite3_open(f->pa, &db), SQLITE_OK);
@@ -1019,15 +1066,15 @@ static void test_migrate_v1(void **state)
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name ="
                                             " 'schema_version'", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 3);
+    assert_int_equal(sqlite3_column_int(s, 0), 4);
     sqlite3_finalize(s);
-    sqlite3_exec(db, "UPDATE meta SET value = 4 WHERE name = 'schema_version'", NULL, NULL,
+    sqlite3_exec(db, "UPDATE meta SET value = 5 WHERE name = 'schema_version'", NULL, NULL,
                  NULL);
     sqlite3_close(db);
     char err[256] = "";
     ks_options o = {.path = f->pa, .local_cap_bits = 1024};
     assert_null(ks_open(&o, err, sizeof err)); /* a newer schema is refused */
-    assert_non_null(strstr(err, "schema version 4"));
+    assert_non_null(strstr(err, "schema version 5"));
 }
 
 /* ---- concurrency -------------------------------------------------------- */
@@ -1094,7 +1141,7 @@ static void *worker_main(void *arg)
         worker_keep(w, &r);
         if (i % 2 == 0)
             worker_deliver(w, &r);
-        else if (ks_void_apply(w->p->b, r.id, r.segs, r.total_segs) != KS_OK)
+        else if (ks_void_apply(w->p->b, LP(w->p->b), r.id, r.segs, r.total_segs) != KS_OK)
             atomic_fetch_add(w->fail, 1);
         ks_reservation_free(&r);
     }
@@ -1238,7 +1285,7 @@ static void test_erased_material(void **state)
     assert_true(store_contains(f->pb, p.blk[1], 24)); /* B's own block */
 
     /* a void erases too */
-    assert_int_equal(ks_void_apply(p.b, r.id, (ks_segment[]){{102, 128, 72}}, 1), KS_OK);
+    assert_int_equal(ks_void_apply(p.b, LP(p.b), r.id, (ks_segment[]){{102, 128, 72}}, 1), KS_OK);
     assert_true(ks_maintain(p.b) >= 0);
     assert_false(store_contains(f->pb, p.blk[2] + 170, 24));
     ks_reservation_free(&r);
@@ -1314,8 +1361,8 @@ static void test_key_spans_blocks(void **state)
     assert_int_equal(dec_key(p.b, "bob", r1.keys.keys[0].id, m, 150), KS_OK);
     assert_memory_equal(m, p.blk[0], 150);
     check_pool(&p, 150 * 8, 150 * 8);
-    assert_int_equal(ks_block_store(p.a, 100, true, p.blk[0], 200, CAP), KS_CONFLICT);
-    assert_int_equal(ks_block_store(p.b, 100, false, p.blk[0], 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.a, LP(p.a), 100, true, p.blk[0], 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.b, LP(p.b), 100, false, p.blk[0], 200, CAP), KS_CONFLICT);
     assert_true(ks_maintain(p.a) >= 0);
     assert_true(ks_maintain(p.b) >= 0);
     ks_close(p.a);
@@ -1350,8 +1397,8 @@ static void test_peer_segments_out_of_order(void **state)
     uint8_t x[3000], used[3000] = {0};
     fill(x, sizeof x, 31);
     size_t done;
-    assert_int_equal(ks_block_store(b, 700, false, x, 3000, CAP), KS_OK);
-    assert_int_equal(ks_block_confirm(b, (uint64_t[]){700}, 1, &done), KS_OK);
+    assert_int_equal(ks_block_store(b, LP(b), 700, false, x, 3000, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(b, LP(b), (uint64_t[]){700}, 1, &done), KS_OK);
     static const ks_segment pieces[] = {
         {700, 1500, 700}, {700, 10, 90}, {700, 2900, 100}, {700, 1024, 476},
         {700, 100, 924},  {700, 0, 10},  {700, 2200, 700},
@@ -1420,22 +1467,22 @@ static void test_restore_partly_consumed(void **state)
     check_pool(&p, 320 * 8, 360 * 8);
     uint8_t y[200];
     memcpy(y, p.blk[0], 200);
-    assert_int_equal(ks_block_store(p.a, 100, true, y, 200, CAP), KS_OK);
-    assert_int_equal(ks_block_store(p.b, 100, false, y, 200, CAP), KS_OK);
+    assert_int_equal(ks_block_store(p.a, LP(p.a), 100, true, y, 200, CAP), KS_OK);
+    assert_int_equal(ks_block_store(p.b, LP(p.b), 100, false, y, 200, CAP), KS_OK);
     y[5] ^= 1;   /* consumed at A (cursor 80), unused at B */
     y[120] ^= 1; /* unused at A, used at B */
-    assert_int_equal(ks_block_store(p.a, 100, true, y, 200, CAP), KS_CONFLICT);
-    assert_int_equal(ks_block_store(p.b, 100, false, y, 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.a, LP(p.a), 100, true, y, 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.b, LP(p.b), 100, false, y, 200, CAP), KS_CONFLICT);
     y[5] ^= 1;
-    assert_int_equal(ks_block_store(p.b, 100, false, y, 200, CAP), KS_OK);
+    assert_int_equal(ks_block_store(p.b, LP(p.b), 100, false, y, 200, CAP), KS_OK);
     y[120] ^= 1;
     y[5] ^= 1;
-    assert_int_equal(ks_block_store(p.a, 100, true, y, 200, CAP), KS_OK);
+    assert_int_equal(ks_block_store(p.a, LP(p.a), 100, true, y, 200, CAP), KS_OK);
     y[5] ^= 1;
     y[199] ^= 1; /* the last byte: unused at both */
-    assert_int_equal(ks_block_store(p.a, 100, true, y, 200, CAP), KS_CONFLICT);
-    assert_int_equal(ks_block_store(p.b, 100, false, y, 200, CAP), KS_CONFLICT);
-    assert_int_equal(ks_block_store(p.a, 100, true, p.blk[0], 199, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.a, LP(p.a), 100, true, y, 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.b, LP(p.b), 100, false, y, 200, CAP), KS_CONFLICT);
+    assert_int_equal(ks_block_store(p.a, LP(p.a), 100, true, p.blk[0], 199, CAP), KS_CONFLICT);
     check_pool(&p, 320 * 8, 360 * 8);
     ks_reservation_free(&r);
     pair_close(&p);
@@ -1514,10 +1561,10 @@ static void test_migrate_v2(void **state)
     keystore *a = open_ks(f->pa), *b = open_ks(f->pb);
     assert_non_null(a);
     assert_non_null(b);
-    assert_int_equal(ks_block_store(a, 100, true, xa, 700, CAP), KS_OK);
-    assert_int_equal(ks_block_confirm(a, (uint64_t[]){100}, 1, &done), KS_OK);
-    assert_int_equal(ks_block_store(b, 101, false, xb, 700, CAP), KS_OK);
-    assert_int_equal(ks_block_confirm(b, (uint64_t[]){101}, 1, &done), KS_OK);
+    assert_int_equal(ks_block_store(a, LP(a), 100, true, xa, 700, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(a, LP(a), (uint64_t[]){100}, 1, &done), KS_OK);
+    assert_int_equal(ks_block_store(b, LP(b), 101, false, xb, 700, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(b, LP(b), (uint64_t[]){101}, 1, &done), KS_OK);
     ks_close(a);
     ks_close(b);
     /* A handed out 300 bytes (chunks 0, 1 gone, chunk 2 holds 44 used bytes);
