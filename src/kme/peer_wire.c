@@ -20,6 +20,7 @@
 #include "common/jsonscan.h"
 #include "common/jsonw.h"
 #include "common/uuid.h"
+#include "kme/peer_wire_internal.h"
 
 #define MAX_KEYS 100000            /* keys per reservation (the body limit binds first) */
 #define MAX_SEGS 100000            /* segments per key or per void */
@@ -28,7 +29,7 @@
 /* Up to 64 bytes of text a peer sent, fit for a one-line message: bytes
  * outside printable ASCII become '?' (a cut UTF-8 sequence or a control
  * character would break the answer's JSON or the log line). */
-static const char *shown(const char *in, size_t len, char out[65])
+const char *pwi_shown(const char *in, size_t len, char out[65])
 {
     size_t n = len < 64 ? len : 64;
     for (size_t i = 0; i < n; i++)
@@ -76,7 +77,7 @@ void pw_doc_close(pw_doc *d)
     memset(d, 0, sizeof *d);
 }
 
-static jscan cursor(const pw_doc *d, const char *at)
+jscan pwi_cursor(const pw_doc *d, const char *at)
 {
     jscan s = {.p = at ? at : d->buf, .end = d->end};
     return s;
@@ -96,10 +97,10 @@ static bool small_string(jscan *s, char *buf, size_t cap, size_t *len)
 
 /* Where each of names' values starts in the object at `at`; an unknown
  * member or a missing one is a 400 naming it. */
-static int members(const pw_doc *d, const char *at, const char *const *names, size_t n,
-                   const char **val, const char *where, kme_err *e)
+int pwi_members(const pw_doc *d, const char *at, const char *const *names, size_t n,
+                size_t required, const char **val, const char *where, kme_err *e)
 {
-    jscan s = cursor(d, at);
+    jscan s = pwi_cursor(d, at);
     js_iter it;
     js_str name;
     int r;
@@ -114,7 +115,7 @@ static int members(const pw_doc *d, const char *at, const char *const *names, si
         if (i == n) {
             char text[65];
             return kme_err_problem(e, 400, "bad-request", "%s: unknown member \"%s\"", where,
-                            shown(name.raw, name.len, text));
+                            pwi_shown(name.raw, name.len, text));
         }
         val[i] = s.p;
         if (!js_skip(&s))
@@ -122,24 +123,24 @@ static int members(const pw_doc *d, const char *at, const char *const *names, si
     }
     if (r != 0)
         return bad(e, "%s is malformed", where);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < required; i++)
         if (!val[i])
             return kme_err_problem(e, 400, "bad-request", "%s: missing member \"%s\"", where, names[i]);
     return 0;
 }
 
-static bool read_uuid(const pw_doc *d, const char *at, uint8_t out[16])
+bool pwi_uuid(const pw_doc *d, const char *at, uint8_t out[16])
 {
-    jscan s = cursor(d, at);
+    jscan s = pwi_cursor(d, at);
     char text[UUID_STR_LEN + 1];
     size_t len;
     return small_string(&s, text, sizeof text, &len) && uuid_parse(text, len, out) == 0;
 }
 
 /* A string value decoded into the document's arena. */
-static const char *arena_string(pw_doc *d, const char *at)
+const char *pwi_string(pw_doc *d, const char *at)
 {
-    jscan s = cursor(d, at);
+    jscan s = pwi_cursor(d, at);
     js_str v;
     if (!js_string(&s, &v))
         return NULL;
@@ -151,9 +152,9 @@ static const char *arena_string(pw_doc *d, const char *at)
 }
 
 /* Number of elements of the array at `at`; false if it is not one. */
-static bool array_size(const pw_doc *d, const char *at, size_t *n)
+bool pwi_array_size(const pw_doc *d, const char *at, size_t *n)
 {
-    jscan s = cursor(d, at);
+    jscan s = pwi_cursor(d, at);
     js_iter it;
     int r;
     *n = 0;
@@ -193,13 +194,13 @@ static int read_segment(jscan *s, ks_segment *seg, const char *where, size_t i, 
 }
 
 /* A non-empty array of segments at `at` into dst (room for n, its size). */
-static int read_segments(const pw_doc *d, const char *at, size_t n, ks_segment *dst,
-                         const char *where, kme_err *e)
+int pwi_segments(const pw_doc *d, const char *at, size_t n, ks_segment *dst,
+                 const char *where, kme_err *e)
 {
     if (n == 0 || n > MAX_SEGS)
         return kme_err_problem(e, 400, "bad-request", "%s must be an array of 1 to %d segments", where,
                         MAX_SEGS);
-    jscan s = cursor(d, at);
+    jscan s = pwi_cursor(d, at);
     js_iter it;
     js_array_begin(&s, &it);
     for (size_t i = 0; i < n; i++) {
@@ -222,22 +223,22 @@ void pw_resv_free(pw_resv *r)
 static int read_saes(pw_doc *d, const char *m_at, const char *s_at, const kme_config *cfg,
                      const char *caller, pw_resv *r, kme_err *e)
 {
-    if (!(r->master = arena_string(d, m_at)))
+    if (!(r->master = pwi_string(d, m_at)))
         return bad(e, "%s must be a string", "master_SAE_ID");
     const kme_peer *behind = kme_config_peer_of_sae(cfg, r->master);
     char text[65];
     if (!behind || strcmp(behind->id, caller) != 0)
         return kme_err_problem(e, 400, "bad-request", "master_SAE_ID %s is not an SAE attached to KME %s",
-                        shown(r->master, strlen(r->master), text), caller);
+                        pwi_shown(r->master, strlen(r->master), text), caller);
     size_t n;
-    if (!array_size(d, s_at, &n) || n == 0 || n > 63)
+    if (!pwi_array_size(d, s_at, &n) || n == 0 || n > 63)
         return bad(e, "%s must be an array of 1 to 63 SAE IDs", "slave_SAE_IDs");
-    jscan s = cursor(d, s_at);
+    jscan s = pwi_cursor(d, s_at);
     js_iter it;
     js_array_begin(&s, &it);
     for (size_t i = 0; i < n; i++) {
         js_element(&s, &it);
-        const char *id = arena_string(d, s.p);
+        const char *id = pwi_string(d, s.p);
         if (!id || !kme_config_is_local_sae(cfg, id))
             return kme_err_problem(e, 400, "bad-request",
                             "slave_SAE_IDs[%zu] is not an SAE attached to this KME", i);
@@ -260,14 +261,14 @@ static int read_key(const pw_doc *d, const char *at, size_t i, ks_remote_key *ou
     char where[48];
     size_t nsegs;
     snprintf(where, sizeof where, "keys[%zu]", i);
-    if (members(d, at, names, 2, val, where, e) != 0)
+    if (pwi_members(d, at, names, 2, 2, val, where, e) != 0)
         return -1;
-    if (!read_uuid(d, val[0], out->id))
+    if (!pwi_uuid(d, val[0], out->id))
         return kme_err_problem(e, 400, "bad-request", "%s.key_ID must be a UUID string", where);
     snprintf(where, sizeof where, "keys[%zu].segments", i);
-    if (!array_size(d, val[1], &nsegs))
+    if (!pwi_array_size(d, val[1], &nsegs))
         nsegs = 0;
-    if (read_segments(d, val[1], nsegs, *next, where, e) != 0)
+    if (pwi_segments(d, val[1], nsegs, *next, where, e) != 0)
         return -1;
     uint64_t bytes = 0;
     for (size_t j = 0; j < nsegs; j++)
@@ -285,14 +286,14 @@ static int read_key(const pw_doc *d, const char *at, size_t i, ks_remote_key *ou
  * array): to size the segment array before reading. */
 static size_t key_segments(const pw_doc *d, const char *at)
 {
-    jscan s = cursor(d, at);
+    jscan s = pwi_cursor(d, at);
     js_iter it;
     js_str name;
     size_t n = 0;
     if (!js_object_begin(&s, &it))
         return 0;
     while (js_member(&s, &it, &name) == 1) {
-        if (js_str_is(&name, "segments") && array_size(d, s.p, &n))
+        if (js_str_is(&name, "segments") && pwi_array_size(d, s.p, &n))
             return n;
         if (!js_skip(&s))
             return 0;
@@ -300,13 +301,13 @@ static size_t key_segments(const pw_doc *d, const char *at)
     return 0;
 }
 
-static int read_keys(const pw_doc *d, const char *at, pw_resv *r, kme_err *e)
+int pwi_keys(const pw_doc *d, const char *at, pw_resv *r, kme_err *e)
 {
     size_t n;
-    if (!array_size(d, at, &n) || n == 0 || n > MAX_KEYS)
+    if (!pwi_array_size(d, at, &n) || n == 0 || n > MAX_KEYS)
         return kme_err_problem(e, 400, "bad-request", "keys must be an array of 1 to %d keys", MAX_KEYS);
     size_t total = 0;
-    jscan s = cursor(d, at);
+    jscan s = pwi_cursor(d, at);
     js_iter it;
     js_array_begin(&s, &it);
     while (js_element(&s, &it) == 1) {
@@ -319,7 +320,7 @@ static int read_keys(const pw_doc *d, const char *at, pw_resv *r, kme_err *e)
     if (!r->keys || !r->segs)
         return kme_err_problem(e, 503, "internal", "out of memory");
     ks_segment *next = r->segs;
-    s = cursor(d, at);
+    s = pwi_cursor(d, at);
     js_array_begin(&s, &it);
     for (size_t i = 0; i < n; i++) {
         js_element(&s, &it);
@@ -341,30 +342,30 @@ int pw_read_reservation(pw_doc *d, const char *at, const char *where, const kme_
         "reservation_ID", "master_SAE_ID", "slave_SAE_IDs", "expires", "keys",
     };
     const char *val[5];
-    if (members(d, at, names, 5, val, where, e) != 0)
+    if (pwi_members(d, at, names, 5, 5, val, where, e) != 0)
         return -1;
-    if (!read_uuid(d, val[0], r->id))
+    if (!pwi_uuid(d, val[0], r->id))
         return bad(e, "%s must be a UUID string", "reservation_ID");
     if (read_saes(d, val[1], val[2], cfg, caller, r, e) != 0)
         return -1;
-    jscan s = cursor(d, val[3]);
+    jscan s = pwi_cursor(d, val[3]);
     long long x;
     if (!js_int64(&s, &x) || x <= 0)
         return bad(e, "%s must be a positive integer (Unix milliseconds)", "expires");
     r->expires = x;
-    return read_keys(d, val[4], r, e);
+    return pwi_keys(d, val[4], r, e);
 }
 
 int pw_read_batch(const pw_doc *d, const char **items, size_t *n, kme_err *e)
 {
     static const char *const names[] = { "reservations" };
     const char *val[1];
-    if (members(d, NULL, names, 1, val, "batch", e) != 0)
+    if (pwi_members(d, NULL, names, 1, 1, val, "batch", e) != 0)
         return -1;
-    if (!array_size(d, val[0], n) || *n == 0 || *n > PEER_BATCH_MAX)
+    if (!pwi_array_size(d, val[0], n) || *n == 0 || *n > PEER_BATCH_MAX)
         return kme_err_problem(e, 400, "bad-request", "reservations must be an array of 1 to %d "
                         "reservations", PEER_BATCH_MAX);
-    jscan s = cursor(d, val[0]);
+    jscan s = pwi_cursor(d, val[0]);
     js_iter it;
     js_array_begin(&s, &it);
     for (size_t i = 0; i < *n; i++) {
@@ -377,14 +378,14 @@ int pw_read_batch(const pw_doc *d, const char **items, size_t *n, kme_err *e)
 
 bool pw_item_id(const pw_doc *d, const char *at, uint8_t id[16])
 {
-    jscan s = cursor(d, at);
+    jscan s = pwi_cursor(d, at);
     js_iter it;
     js_str name;
     if (!js_object_begin(&s, &it))
         return false;
     while (js_member(&s, &it, &name) == 1) {
         if (js_str_is(&name, "reservation_ID"))
-            return read_uuid(d, s.p, id);
+            return pwi_uuid(d, s.p, id);
         if (!js_skip(&s))
             return false;
     }
@@ -397,16 +398,19 @@ int pw_read_void(const pw_doc *d, uint8_t id[16], ks_segment **segs, size_t *n, 
     const char *val[2];
     *segs = NULL;
     *n = 0;
-    if (members(d, NULL, names, 2, val, "void", e) != 0)
+    if (pwi_members(d, NULL, names, 2, 2, val, "void", e) != 0)
         return -1;
-    if (!read_uuid(d, val[0], id))
+    if (!pwi_uuid(d, val[0], id))
         return bad(e, "%s must be a UUID string", "reservation_ID");
     size_t count = 0;
-    if (!array_size(d, val[1], &count))
+    bool array = pwi_array_size(d, val[1], &count);
+    if (array && count == 0)
+        return 0; /* a relay's void after its downstream applied: no bits of ours */
+    if (!array)
         count = 0;
     if (count > 0 && count <= MAX_SEGS && !(*segs = calloc(count, sizeof **segs)))
         return kme_err_problem(e, 503, "internal", "out of memory");
-    if (read_segments(d, val[1], count, *segs, "segments", e) != 0) {
+    if (pwi_segments(d, val[1], count, *segs, "segments", e) != 0) {
         free(*segs);
         *segs = NULL;
         return -1;
@@ -419,9 +423,9 @@ int pw_read_state(const pw_doc *d, uint8_t id[16], kme_err *e)
 {
     static const char *const names[] = { "reservation_ID" };
     const char *val[1];
-    if (members(d, NULL, names, 1, val, "state query", e) != 0)
+    if (pwi_members(d, NULL, names, 1, 1, val, "state query", e) != 0)
         return -1;
-    if (!read_uuid(d, val[0], id))
+    if (!pwi_uuid(d, val[0], id))
         return bad(e, "%s must be a UUID string", "reservation_ID");
     return 0;
 }
@@ -430,7 +434,7 @@ int pw_read_state(const pw_doc *d, uint8_t id[16], kme_err *e)
  * Writing
  * =================================================================== */
 
-static void uuid_text(jsonw *w, const uint8_t id[16])
+void pwi_uuid_text(jsonw *w, const uint8_t id[16])
 {
     char text[UUID_STR_LEN + 1];
     uuid_format(id, text);
@@ -467,12 +471,25 @@ void pw_reply_problem(kme_reply *out, const kme_err *e)
     reply_jsonw(out, e->http, &w);
 }
 
+void pw_reply_map(kme_reply *out, int64_t version)
+{
+    jsonw w;
+    jw_init(&w, 48);
+    jw_lit(&w, "{\"map_version\":");
+    if (version < 0)
+        jw_lit(&w, "null");
+    else
+        jw_int(&w, version);
+    jw_raw(&w, "}", 1);
+    reply_jsonw(out, 200, &w);
+}
+
 void pw_reply_ok(kme_reply *out, const uint8_t id[16], const char *status)
 {
     jsonw w;
     jw_init(&w, 96);
     jw_lit(&w, "{\"reservation_ID\":");
-    uuid_text(&w, id);
+    pwi_uuid_text(&w, id);
     jw_lit(&w, ",\"status\":");
     jw_str(&w, status);
     jw_raw(&w, "}", 1);
@@ -487,7 +504,7 @@ void pw_reply_batch(kme_reply *out, size_t n, const uint8_t *const *ids, const k
     for (size_t i = 0; i < n; i++) {
         jw_lit(&w, i ? ",{\"reservation_ID\":" : "{\"reservation_ID\":");
         if (ids[i])
-            uuid_text(&w, ids[i]);
+            pwi_uuid_text(&w, ids[i]);
         else
             jw_lit(&w, "null");
         if (results[i]) {
@@ -502,7 +519,7 @@ void pw_reply_batch(kme_reply *out, size_t n, const uint8_t *const *ids, const k
     reply_jsonw(out, 200, &w);
 }
 
-static void segments_text(jsonw *w, const ks_segment *segs, size_t n)
+void pwi_segments_text(jsonw *w, const ks_segment *segs, size_t n)
 {
     jw_raw(w, "[", 1);
     for (size_t i = 0; i < n; i++) {
@@ -526,7 +543,7 @@ char *pw_reservation_text(const ks_reservation *r, const char *master,
     jsonw w;
     jw_init(&w, 256 + r->keys.n * 64 + r->total_segs * 48);
     jw_lit(&w, "{\"reservation_ID\":");
-    uuid_text(&w, r->id);
+    pwi_uuid_text(&w, r->id);
     jw_lit(&w, ",\"master_SAE_ID\":");
     jw_str(&w, master);
     jw_lit(&w, ",\"slave_SAE_IDs\":[");
@@ -540,9 +557,9 @@ char *pw_reservation_text(const ks_reservation *r, const char *master,
     jw_lit(&w, ",\"keys\":[");
     for (size_t i = 0; i < r->keys.n; i++) {
         jw_lit(&w, i ? ",{\"key_ID\":" : "{\"key_ID\":");
-        uuid_text(&w, r->keys.keys[i].id);
+        pwi_uuid_text(&w, r->keys.keys[i].id);
         jw_lit(&w, ",\"segments\":");
-        segments_text(&w, r->segs + r->first_seg[i], r->n_segs[i]);
+        pwi_segments_text(&w, r->segs + r->first_seg[i], r->n_segs[i]);
         jw_raw(&w, "}", 1);
     }
     jw_lit(&w, "]}");
@@ -554,9 +571,9 @@ char *pw_void_text(const uint8_t id[16], const ks_segment *segs, size_t n)
     jsonw w;
     jw_init(&w, 64 + n * 48);
     jw_lit(&w, "{\"reservation_ID\":");
-    uuid_text(&w, id);
+    pwi_uuid_text(&w, id);
     jw_lit(&w, ",\"segments\":");
-    segments_text(&w, segs, n);
+    pwi_segments_text(&w, segs, n);
     jw_lit(&w, "}");
     return jw_finish(&w, NULL);
 }
@@ -566,7 +583,7 @@ char *pw_state_text(const uint8_t id[16])
     jsonw w;
     jw_init(&w, 64);
     jw_lit(&w, "{\"reservation_ID\":");
-    uuid_text(&w, id);
+    pwi_uuid_text(&w, id);
     jw_raw(&w, "}", 1);
     return jw_finish(&w, NULL);
 }
@@ -744,4 +761,30 @@ int pw_state_applied(const char *resp, const uint8_t id[16])
     if (js_str_is(&v.st, "applied"))
         return 1;
     return js_str_is(&v.st, "voided") || js_str_is(&v.st, "unknown") ? 0 : -1;
+}
+
+int pw_map_version(const char *resp, int64_t *version)
+{
+    js_error je;
+    size_t len = resp ? strlen(resp) : 0;
+    if (!resp || !js_validate(resp, len, &je))
+        return -1;
+    jscan s;
+    js_iter it;
+    js_str name;
+    js_init(&s, resp, len);
+    if (!js_object_begin(&s, &it) || js_member(&s, &it, &name) != 1
+        || !js_str_is(&name, "map_version"))
+        return -1;
+    long long v;
+    if (js_peek(&s) == 'n') {
+        if (!js_skip(&s))
+            return -1;
+        *version = -1;
+    } else if (js_int64(&s, &v) && v >= 0) {
+        *version = v;
+    } else {
+        return -1;
+    }
+    return js_member(&s, &it, &name) == 0 ? 0 : -1;
 }

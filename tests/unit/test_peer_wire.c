@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -132,6 +133,50 @@ static void test_problem_from_kme_err(void **state)
     assert_int_equal(e.http, 0);
 }
 
+/* A void's segments: an empty array is a void that burns nothing here (a
+ * relay voiding a reservation its downstream applied); a missing or
+ * malformed one is still refused. */
+static void test_void_reader(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "{\"reservation_ID\":\"" ID1 "\",\"segments\":{}}",
+        "{\"reservation_ID\":\"" ID1 "\",\"segments\":\"\"}",
+        "{\"reservation_ID\":\"" ID1 "\"}",
+        "{\"reservation_ID\":\"" ID1 "\",\"segments\":[[]]}",
+    };
+    const char *empty = "{\"reservation_ID\":\"" ID1 "\",\"segments\":[]}";
+    const char *one = "{\"reservation_ID\":\"" ID1 "\",\"segments\":[[\"00000000000000ff\",8,16]]}";
+    pw_doc d;
+    kme_err e;
+    uint8_t id[16];
+    ks_segment *segs = (ks_segment *)&id; /* must be reset */
+    size_t n = 99;
+    assert_int_equal(pw_doc_open(&d, empty, strlen(empty), &e), 0);
+    assert_int_equal(pw_read_void(&d, id, &segs, &n, &e), 0);
+    assert_memory_equal(id, id1, 16);
+    assert_null(segs);
+    assert_int_equal(n, 0);
+    pw_doc_close(&d);
+    assert_int_equal(pw_doc_open(&d, one, strlen(one), &e), 0);
+    assert_int_equal(pw_read_void(&d, id, &segs, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(segs[0].block_id, 255);
+    assert_int_equal(segs[0].offset, 8);
+    assert_int_equal(segs[0].length, 16);
+    free(segs);
+    pw_doc_close(&d);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (pw_doc_open(&d, bad[i], strlen(bad[i]), &e) != 0)
+            continue; /* refused by the parser already */
+        assert_int_equal(pw_read_void(&d, id, &segs, &n, &e), -1);
+        assert_int_equal(e.http, 400);
+        assert_null(segs);
+        kme_err_clear(&e);
+        pw_doc_close(&d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_batch_answer),
         cmocka_unit_test(test_error_answer),
         cmocka_unit_test(test_problem_from_kme_err),
+        cmocka_unit_test(test_void_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_keystore_relay.c - unit tests of the trusted-node relay in the key
+ * store (src/kme/keystore_relay.c, relay_seal.c; docs/network.md §3).
+ *
+ * First the seal alone: a round trip, and every input tampered with (an
+ * aad byte, a cipher byte, a tag byte, another pad or MAC key, the split
+ * between aad and cipher) fails and writes nothing.  Then a chain of three
+ * stores in one process, A - B - C, each link fed the same blocks at both
+ * ends: A reserves K on A-B (ks_remote_enc), B forwards it sealed under
+ * B-C bits (ks_relay_forward), C stores it (ks_relay_deliver) and ks_dec
+ * at C must give exactly A's material.  The tests attack C with tampered
+ * messages (nothing may change), repeat messages (idempotent), void at B
+ * before and after C applied (the void travels on, C deletes the keys),
+ * kill B between forward and answer (the entry is of unknown fate after
+ * reopen), run B's next link dry (KS_EMPTY, nothing changes) and name
+ * another link's bits.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kme/keystore.h"
+#include "kme/relay_seal.h"
+
+#define CAP (1ull << 30)
+
+/* ---- the seal ------------------------------------------------------------ */
+
+static void seal_inputs(uint8_t pad[64], uint8_t mac[32], uint8_t k[64])
+{
+    for (int i = 0; i < 64; i++) {
+        pad[i] = (uint8_t)(i * 7 + 1);
+        k[i] = (uint8_t)(255 - i);
+    }
+    for (int i = 0; i < 32; i++)
+        mac[i] = (uint8_t)(i * 13 + 5);
+}
+
+static void test_seal_round_trip(void **state)
+{
+    (void)state;
+    uint8_t pad[64], mac[32], k[64], cipher[64], tag[16], back[64];
+    const uint8_t aad[] = "reservation 1, path A B C";
+    seal_inputs(pad, mac, k);
+    relay_seal(pad, mac, aad, sizeof aad, k, 64, cipher, tag);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(cipher[i], k[i] ^ pad[i]);
+    assert_int_equal(relay_open(pad, mac, aad, sizeof aad, cipher, 64, tag, back), 0);
+    assert_memory_equal(back, k, 64);
+    /* no aad at all is a valid encoding too */
+    relay_seal(pad, mac, NULL, 0, k, 64, cipher, tag);
+    assert_int_equal(relay_open(pad, mac, NULL, 0, cipher, 64, tag, back), 0);
+    assert_memory_equal(back, k, 64);
+}
+
+/* Every input tampered with: -1, and the output untouched. */
+static void test_seal_tampered(void **state)
+{
+    (void)state;
+    uint8_t pad[64], mac[32], k[64], cipher[64], tag[16], back[64];
+    uint8_t aad[16] = "reservation 2";
+    seal_inputs(pad, mac, k);
+    relay_seal(pad, mac, aad, sizeof aad, k, 64, cipher, tag);
+    uint8_t *fields[] = {aad, cipher, tag, mac, pad};
+    size_t lens[] = {sizeof aad, 64, 16, 32, 64};
+    for (size_t f = 0; f < 5; f++) {
+        for (size_t at = 0; at < lens[f]; at += lens[f] - 1) {
+            fields[f][at] ^= 0x01;
+            memset(back, 0xA5, sizeof back);
+            int rc = relay_open(pad, mac, aad, sizeof aad, cipher, 64, tag, back);
+            fields[f][at] ^= 0x01;
+            if (f == 4) { /* another pad: the tag still holds, K comes out wrong */
+                assert_int_equal(rc, 0);
+                assert_memory_not_equal(back, k, 64);
+                continue;
+            }
+            assert_int_equal(rc, -1);
+            for (size_t i = 0; i < sizeof back; i++)
+                assert_int_equal(back[i], 0xA5);
+        }
+    }
+    /* moving the split between aad and cipher changes the tag (the length
+     * prefix): "aad" + 'x' + cipher[1..] is not "aadx" + cipher[1..] */
+    uint8_t aad2[17];
+    memcpy(aad2, aad, 16);
+    aad2[16] = cipher[0];
+    assert_int_equal(relay_open(pad + 1, mac, aad2, 17, cipher + 1, 63, tag, back), -1);
+    assert_int_equal(relay_open(pad, mac, aad, sizeof aad, cipher, 64, tag, back), 0);
+    assert_memory_equal(back, k, 64);
+}
+
+/* ---- a chain of three stores --------------------------------------------- */
+
+typedef struct chain {
+    char dir[64];
+    char pa[128], pb[128], pc[128];
+    keystore *a, *b, *c;
+} chain;
+
+static keystore *open_one(const char *path)
+{
+    char err[256];
+    ks_options o = {.path = path, .local_cap_bits = 1u << 20, .key_ttl_s = 3600,
+                    .slave_unfetched_bits = UINT64_C(1) << 40};
+    keystore *ks = ks_open(&o, err, sizeof err);
+    if (!ks)
+        print_error("ks_open: %s\n", err);
+    assert_non_null(ks);
+    return ks;
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        p[i] = (uint8_t)((x * 0x2545F4914F6CDD1Dull) >> 56);
+    }
+}
+
+/* One block on the link between stores x (named "KME-<xn>") and y, owned
+ * by x, confirmed at both. */
+static void feed(keystore *x, const char *xn, keystore *y, const char *yn, uint64_t id,
+                 uint32_t len)
+{
+    uint8_t *b = malloc(len);
+    assert_non_null(b);
+    fill(b, len, id);
+    assert_int_equal(ks_block_store(x, yn, id, true, b, len, CAP), KS_OK);
+    assert_int_equal(ks_block_store(y, xn, id, false, b, len, CAP), KS_OK);
+    assert_int_equal(ks_block_confirm(x, yn, &id, 1, NULL), KS_OK);
+    assert_int_equal(ks_block_confirm(y, xn, &id, 1, NULL), KS_OK);
+    free(b);
+}
+
+static int setup(void **state)
+{
+    chain *ch = calloc(1, sizeof *ch);
+    if (!ch)
+        return -1;
+    snprintf(ch->dir, sizeof ch->dir, "/tmp/test_ksrelay.XXXXXX");
+    if (!mkdtemp(ch->dir)) {
+        free(ch);
+        return -1;
+    }
+    snprintf(ch->pa, sizeof ch->pa, "%s/a.db", ch->dir);
+    snprintf(ch->pb, sizeof ch->pb, "%s/b.db", ch->dir);
+    snprintf(ch->pc, sizeof ch->pc, "%s/c.db", ch->dir);
+    ch->a = open_one(ch->pa);
+    ch->b = open_one(ch->pb);
+    ch->c = open_one(ch->pc);
+    feed(ch->a, "KME-A", ch->b, "KME-B", 1, 1000);   /* A-B, A's */
+    feed(ch->b, "KME-B", ch->c, "KME-C", 2, 1000);   /* B-C, B's */
+    feed(ch->c, "KME-C", ch->b, "KME-B", 3, 1000);   /* B-C, C's */
+    *state = ch;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    chain *ch = *state;
+    ks_close(ch->a);
+    ks_close(ch->b);
+    ks_close(ch->c);
+    DIR *d = opendir(ch->dir);
+    struct dirent *e;
+    char p[512];
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s", ch->dir, e->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(ch->dir);
+    free(ch);
+    return 0;
+}
+
+static const char *const SL[] = {"carol"};
+static const uint8_t AAD1[] = "hop 1 -> 2";
+static const uint8_t AAD2[] = "hop 2 -> 3";
+
+/* What B received from A, and what C receives from B. */
+typedef struct hop {
+    ks_remote_key keys[4];
+    ks_relay_in in;
+} hop;
+
+static void hop_first(hop *h, const ks_reservation *r)
+{
+    memset(h, 0, sizeof *h);
+    assert_true(r->keys.n <= 4);
+    for (size_t i = 0; i < r->keys.n; i++) {
+        memcpy(h->keys[i].id, r->keys.keys[i].id, 16);
+        h->keys[i].size_bits = r->keys.keys[i].size_bits;
+        h->keys[i].segs = r->segs + r->first_seg[i];
+        h->keys[i].nsegs = r->n_segs[i];
+    }
+    h->in = (ks_relay_in){.from_peer = "KME-A", .master = "alice", .slaves = SL, .nslaves = 1,
+                          .expires_ms = r->expires_ms, .keys = h->keys, .n = r->keys.n,
+                          .aad = AAD1, .aad_len = sizeof AAD1};
+    memcpy(h->in.id, r->id, 16);
+}
+
+static void hop_sealed(hop *h, const hop *prev, const ks_relay_out *o)
+{
+    *h = *prev;
+    for (size_t i = 0; i < prev->in.n; i++) {
+        h->keys[i].segs = NULL;
+        h->keys[i].nsegs = 0;
+    }
+    h->in.keys = h->keys;
+    h->in.from_peer = "KME-B";
+    h->in.sealed = true;
+    h->in.pad = o->pad;
+    h->in.npad = o->npad;
+    h->in.cipher = o->cipher;
+    h->in.cipher_len = o->cipher_len;
+    h->in.tag = o->tag;
+    h->in.aad = AAD2;
+    h->in.aad_len = sizeof AAD2;
+}
+
+static ks_link_stats lstats(keystore *ks, const char *peer)
+{
+    ks_link_stats st, re;
+    assert_int_equal(ks_testing_link_stats_check(ks, peer, &st, &re), KS_OK);
+    assert_memory_equal(&st, &re, sizeof st);
+    return st;
+}
+
+static uint64_t stored(keystore *ks)
+{
+    ks_stats st;
+    assert_int_equal(ks_stats_get(ks, &st), KS_OK);
+    return st.stored_keys;
+}
+
+static ks_res_state res_state(keystore *ks, const uint8_t id[16])
+{
+    ks_res_state st;
+    assert_int_equal(ks_reservation_state(ks, id, &st), KS_OK);
+    return st;
+}
+
+/* A reserves 2 keys of 256 bits for carol behind C; B forwards them. */
+static void start(chain *ch, ks_reservation *r, hop *h1, ks_relay_out *o)
+{
+    assert_int_equal(ks_remote_enc(ch->a, "KME-B", "alice", SL, 1, 2, 256, r), KS_OK);
+    hop_first(h1, r);
+    assert_int_equal(ks_relay_forward(ch->b, &h1->in, "KME-C", AAD2, sizeof AAD2, o), KS_OK);
+}
+
+static void assert_keys_at_c(chain *ch, const ks_reservation *r)
+{
+    for (size_t i = 0; i < r->keys.n; i++) {
+        ks_batch d;
+        assert_int_equal(ks_dec(ch->c, "alice", "carol",
+                                (const uint8_t (*)[16])r->keys.keys[i].id, 1, &d), KS_OK);
+        assert_memory_equal(d.keys[0].material, r->keys.keys[i].material, 32);
+        ks_batch_free(&d);
+    }
+}
+
+static void test_chain_delivers(void **state)
+{
+    chain *ch = *state;
+    ks_reservation r;
+    hop h1, h2;
+    ks_relay_out o;
+    start(ch, &r, &h1, &o);
+    assert_int_equal(o.cipher_len, 64);
+    assert_non_null(o.cipher);
+    uint64_t pad_bytes = 0;
+    for (size_t i = 0; i < o.npad; i++) {
+        assert_int_equal(o.pad[i].block_id, 2); /* B's own block of B-C */
+        pad_bytes += o.pad[i].length;
+    }
+    assert_int_equal(pad_bytes, 64 + 32);
+    assert_memory_not_equal(o.cipher, r.keys.keys[0].material, 32);
+    assert_int_equal(res_state(ch->b, r.id), KS_RES_RELAYING);
+    assert_int_equal(lstats(ch->b, "KME-A").peer_bits, (1000 - 64) * 8);
+    assert_int_equal(lstats(ch->b, "KME-C").own_bits, (1000 - 96) * 8);
+    assert_int_equal(stored(ch->b), 0); /* a trusted node keeps no keys */
+
+    hop_sealed(&h2, &h1, &o);
+    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_OK);
+    assert_int_equal(lstats(ch->c, "KME-B").peer_bits, (1000 - 96) * 8);
+    assert_int_equal(stored(ch->c), 2);
+    assert_int_equal(res_state(ch->c, r.id), KS_RES_APPLIED);
+    /* a repeat changes nothing */
+    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_OK);
+    assert_int_equal(stored(ch->c), 2);
+    /* a repeat at B while the answer is awaited is not a new relay */
+    ks_relay_out o2;
+    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o2),
+                     KS_CONFLICT);
+    assert_null(o2.cipher);
+    assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_OK);
+    assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_NOT_FOUND);
+    assert_int_equal(res_state(ch->b, r.id), KS_RES_APPLIED);
+    /* after the downstream applied: OK, nothing to send */
+    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o2), KS_OK);
+    assert_null(o2.cipher);
+    assert_int_equal(o2.npad, 0);
+    assert_int_equal(lstats(ch->b, "KME-C").own_bits, (1000 - 96) * 8);
+    /* the same ID to another next hop, or with other content, conflicts */
+    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-D", AAD2, sizeof AAD2, &o2),
+                     KS_CONFLICT);
+    assert_keys_at_c(ch, &r);
+    uint8_t id[16];
+    char *peer;
+    ks_segment *segs;
+    size_t n;
+    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_NOT_FOUND);
+    ks_relay_out_free(&o);
+    ks_reservation_free(&r);
+}
+
+/* Tampered messages at C: KS_TAMPERED and nothing changed; the genuine
+ * message still applies afterwards. */
+static void test_tampered_at_last_hop(void **state)
+{
+    chain *ch = *state;
+    ks_reservation r;
+    hop h1, h2;
+    ks_relay_out o;
+    start(ch, &r, &h1, &o);
+    hop_sealed(&h2, &h1, &o);
+    ks_link_stats before = lstats(ch->c, "KME-B");
+    uint8_t aad[sizeof AAD2], tag[16], cipher[64];
+    ks_segment moved[8];
+    assert_true(o.npad <= 8);
+    for (int attack = 0; attack < 4; attack++) {
+        memcpy(aad, AAD2, sizeof aad);
+        memcpy(tag, o.tag, 16);
+        memcpy(cipher, o.cipher, 64);
+        memcpy(moved, o.pad, o.npad * sizeof *moved);
+        hop t = h2;
+        t.in.aad = aad;
+        t.in.tag = tag;
+        t.in.cipher = cipher;
+        t.in.pad = moved;
+        if (attack == 0)
+            cipher[5] ^= 0x80;
+        else if (attack == 1)
+            tag[15] ^= 0x01;
+        else if (attack == 2)
+            aad[0] ^= 0x01;
+        else
+            moved[0].offset += 200; /* other bits of the link: another pad and MAC key */
+        assert_int_equal(ks_relay_deliver(ch->c, &t.in), KS_TAMPERED);
+        ks_link_stats now = lstats(ch->c, "KME-B");
+        assert_memory_equal(&now, &before, sizeof now);
+        assert_int_equal(stored(ch->c), 0);
+        assert_int_equal(res_state(ch->c, r.id), KS_RES_UNKNOWN);
+    }
+    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_OK);
+    assert_keys_at_c(ch, &r);
+    ks_relay_out_free(&o);
+    ks_reservation_free(&r);
+}
+
+/* A void from A after C applied: B sends C a void without segments, C
+ * deletes the keys. */
+static void test_void_after_applied(void **state)
+{
+    chain *ch = *state;
+    ks_reservation r;
+    hop h1, h2;
+    ks_relay_out o;
+    start(ch, &r, &h1, &o);
+    hop_sealed(&h2, &h1, &o);
+    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_OK);
+    assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_OK);
+    /* from another peer: not its reservation */
+    assert_int_equal(ks_void_apply(ch->b, "KME-C", r.id, NULL, 0), KS_CONFLICT);
+    assert_int_equal(ks_void_apply(ch->b, "KME-A", r.id, r.segs, r.total_segs), KS_OK);
+    assert_int_equal(res_state(ch->b, r.id), KS_RES_VOIDED);
+    assert_int_equal(ks_void_apply(ch->b, "KME-A", r.id, r.segs, r.total_segs), KS_OK);
+    uint8_t id[16];
+    char *peer;
+    ks_segment *segs;
+    size_t n = 99;
+    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_OK);
+    assert_memory_equal(id, r.id, 16);
+    assert_string_equal(peer, "KME-C");
+    assert_int_equal(n, 0);
+    ks_link_stats before = lstats(ch->c, "KME-B");
+    assert_int_equal(ks_void_apply(ch->c, "KME-B", id, segs, n), KS_OK);
+    assert_int_equal(stored(ch->c), 0);
+    assert_int_equal(res_state(ch->c, r.id), KS_RES_VOIDED);
+    ks_link_stats now = lstats(ch->c, "KME-B");
+    assert_memory_equal(&now, &before, sizeof now);
+    assert_int_equal(ks_outbox_void_sent(ch->b, id), KS_OK);
+    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_NOT_FOUND);
+    free(peer);
+    free(segs);
+    /* the relay cannot come back */
+    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_CONFLICT);
+    ks_relay_out_free(&o);
+    ks_reservation_free(&r);
+}
+
+/* A void from A while B awaits C: the pending entry becomes a void with
+ * the pad's segments, C's late 200 is refused, and C burns the pad. */
+static void test_void_while_relaying(void **state)
+{
+    chain *ch = *state;
+    ks_reservation r;
+    hop h1, h2;
+    ks_relay_out o;
+    start(ch, &r, &h1, &o);
+    hop_sealed(&h2, &h1, &o);
+    assert_int_equal(ks_void_apply(ch->b, "KME-A", r.id, r.segs, r.total_segs), KS_OK);
+    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_OK); /* C answered late */
+    assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_NOT_FOUND);
+    uint8_t id[16];
+    char *peer;
+    ks_segment *segs;
+    size_t n;
+    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_OK);
+    assert_memory_equal(id, r.id, 16);
+    assert_int_equal(n, o.npad);
+    assert_memory_equal(segs, o.pad, n * sizeof *segs);
+    assert_int_equal(ks_void_apply(ch->c, "KME-B", id, segs, n), KS_OK);
+    assert_int_equal(stored(ch->c), 0);
+    free(peer);
+    free(segs);
+    ks_relay_out_free(&o);
+    ks_reservation_free(&r);
+}
+
+/* B stops between forward and answer: after reopen the entry is of
+ * unknown fate, and the downstream's word settles the reservation. */
+static void test_crash_leaves_pending(void **state)
+{
+    chain *ch = *state;
+    ks_reservation r1, r2;
+    hop h1;
+    ks_relay_out o1, o2;
+    start(ch, &r1, &h1, &o1);
+    assert_int_equal(ks_remote_enc(ch->a, "KME-B", "alice", SL, 1, 1, 256, &r2), KS_OK);
+    hop_first(&h1, &r2);
+    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o2), KS_OK);
+    ks_close(ch->b);
+    ch->b = open_one(ch->pb);
+    assert_int_equal(ks_outbox_recover(ch->b), 2);
+    uint8_t id[16];
+    char *peer;
+    assert_int_equal(ks_outbox_next_unknown(ch->b, id, &peer), KS_OK);
+    assert_memory_equal(id, r1.id, 16);
+    assert_string_equal(peer, "KME-C");
+    free(peer);
+    assert_int_equal(res_state(ch->b, r1.id), KS_RES_RELAYING);
+    assert_int_equal(ks_outbox_settle(ch->b, r1.id, true), KS_OK);
+    assert_int_equal(res_state(ch->b, r1.id), KS_RES_APPLIED);
+    assert_int_equal(ks_outbox_settle(ch->b, r2.id, false), KS_OK);
+    assert_int_equal(res_state(ch->b, r2.id), KS_RES_VOIDED);
+    ks_segment *segs;
+    size_t n;
+    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_OK);
+    assert_memory_equal(id, r2.id, 16);
+    assert_int_equal(n, o2.npad);
+    free(peer);
+    free(segs);
+    assert_int_equal(ks_outbox_next_unknown(ch->b, id, &peer), KS_NOT_FOUND);
+    ks_relay_out_free(&o1);
+    ks_relay_out_free(&o2);
+    ks_reservation_free(&r1);
+    ks_reservation_free(&r2);
+}
+
+/* Too few bits on B-C: KS_EMPTY and nothing changes at B (the A-B bits
+ * stay usable for the retry once the link refilled). */
+static void test_next_link_short(void **state)
+{
+    chain *ch = *state;
+    ks_reservation r, big;
+    hop h1;
+    ks_relay_out o;
+    /* leave 64 + 31 bytes on B's side of B-C: one byte short */
+    assert_int_equal(ks_remote_enc(ch->b, "KME-C", "bob", SL, 1, 1, (1000 - 95) * 8, &big),
+                     KS_OK);
+    assert_int_equal(ks_remote_enc(ch->a, "KME-B", "alice", SL, 1, 2, 256, &r), KS_OK);
+    hop_first(&h1, &r);
+    ks_link_stats ba = lstats(ch->b, "KME-A"), bc = lstats(ch->b, "KME-C");
+    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o), KS_EMPTY);
+    assert_null(o.cipher);
+    ks_link_stats ba2 = lstats(ch->b, "KME-A"), bc2 = lstats(ch->b, "KME-C");
+    assert_memory_equal(&ba, &ba2, sizeof ba);
+    assert_memory_equal(&bc, &bc2, sizeof bc);
+    assert_int_equal(res_state(ch->b, r.id), KS_RES_UNKNOWN);
+    assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_NOT_FOUND);
+    /* no such link at all */
+    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-Q", AAD2, sizeof AAD2, &o), KS_EMPTY);
+    feed(ch->b, "KME-B", ch->c, "KME-C", 4, 100);
+    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o), KS_OK);
+    ks_relay_out_free(&o);
+    ks_reservation_free(&r);
+    ks_reservation_free(&big);
+}
+
+/* Bits of another link, or a message that does not add up: refused, and
+ * nothing changes. */
+static void test_wrong_link_and_shape(void **state)
+{
+    chain *ch = *state;
+    ks_reservation r;
+    hop h1;
+    ks_relay_out o;
+    assert_int_equal(ks_remote_enc(ch->a, "KME-B", "alice", SL, 1, 1, 256, &r), KS_OK);
+    hop_first(&h1, &r);
+    h1.in.from_peer = "KME-C"; /* A-B bits claimed by C */
+    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-A", AAD2, sizeof AAD2, &o),
+                     KS_REJECTED);
+    assert_int_equal(ks_relay_deliver(ch->b, &h1.in), KS_REJECTED);
+    assert_int_equal(lstats(ch->b, "KME-A").peer_bits, 1000 * 8);
+    h1.in.from_peer = "KME-A";
+    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-A", AAD2, sizeof AAD2, &o),
+                     KS_ERROR); /* back where it came from */
+    h1.keys[0].size_bits = 264; /* segments no longer add up */
+    assert_int_equal(ks_relay_deliver(ch->b, &h1.in), KS_REJECTED);
+    h1.keys[0].size_bits = 256;
+    hop t = h1;
+    t.in.sealed = true; /* sealed without pad or cipher */
+    assert_int_equal(ks_relay_deliver(ch->b, &t.in), KS_ERROR);
+    uint8_t cipher[32] = {0}, tag[16] = {0};
+    ks_segment pad = {1, 0, 32}; /* 32 bytes: no room for the MAC key */
+    t.in.pad = &pad;
+    t.in.npad = 1;
+    t.in.cipher = cipher;
+    t.in.cipher_len = 32;
+    t.in.tag = tag;
+    assert_int_equal(ks_relay_deliver(ch->b, &t.in), KS_REJECTED);
+    assert_int_equal(lstats(ch->b, "KME-A").peer_bits, 1000 * 8);
+    assert_int_equal(stored(ch->b), 0);
+    /* the genuine first hop delivers at B (a one-relay path) */
+    assert_int_equal(ks_relay_deliver(ch->b, &h1.in), KS_OK);
+    ks_batch d;
+    assert_int_equal(ks_dec(ch->b, "alice", "carol", (const uint8_t (*)[16])r.keys.keys[0].id,
+                            1, &d), KS_OK);
+    assert_memory_equal(d.keys[0].material, r.keys.keys[0].material, 32);
+    ks_batch_free(&d);
+    ks_reservation_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seal_round_trip),
+        cmocka_unit_test(test_seal_tampered),
+        cmocka_unit_test_setup_teardown(test_chain_delivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tampered_at_last_hop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_void_after_applied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_void_while_relaying, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_leaves_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_next_link_short, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_link_and_shape, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
