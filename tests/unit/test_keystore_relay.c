@@ -404,10 +404,10 @@ static void test_void_after_applied(void **state)
     assert_int_equal(res_state(ch->c, r.id), KS_RES_VOIDED);
     ks_link_stats now = lstats(ch->c, "KME-B");
     assert_memory_equal(&now, &before, sizeof now);
-    assert_int_equal(ks_outbox_void_sent(ch->b, id), KS_OK);
-    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_NOT_FOUND);
     free(peer);
     free(segs);
+    assert_int_equal(ks_outbox_void_sent(ch->b, id), KS_OK);
+    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_NOT_FOUND);
     /* the relay cannot come back */
     assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_CONFLICT);
     ks_relay_out_free(&o);
