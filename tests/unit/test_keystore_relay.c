@@ -14,7 +14,8 @@
  * before and after C applied (the void travels on, C deletes the keys),
  * kill B between forward and answer (the entry is of unknown fate after
  * reopen), run B's next link dry (KS_EMPTY, nothing changes) and name
- * another link's bits.
+ * another link's bits; a fourth store D checks a second relay (sealed in,
+ * resealed out).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -329,6 +330,47 @@ static void test_chain_delivers(void **state)
     ks_reservation_free(&r);
 }
 
+/* Two trusted nodes, A - B - C - D: C receives K sealed and reseals it
+ * under C-D bits; D gets A's material. */
+static void test_two_relays(void **state)
+{
+    chain *ch = *state;
+    char pd[160];
+    snprintf(pd, sizeof pd, "%s/d.db", ch->dir);
+    keystore *d = open_one(pd);
+    feed(ch->c, "KME-C", d, "KME-D", 5, 1000); /* C-D, C's */
+    ks_reservation r;
+    hop h1, h2, h3;
+    ks_relay_out o1, o2;
+    start(ch, &r, &h1, &o1);
+    hop_sealed(&h2, &h1, &o1);
+    static const uint8_t aad3[] = "hop 3 -> 4";
+    assert_int_equal(ks_relay_forward(ch->c, &h2.in, "KME-D", aad3, sizeof aad3, &o2), KS_OK);
+    assert_int_equal(stored(ch->c), 0);
+    assert_int_equal(lstats(ch->c, "KME-B").peer_bits, (1000 - 96) * 8);
+    assert_int_equal(lstats(ch->c, "KME-D").own_bits, (1000 - 96) * 8);
+    hop_sealed(&h3, &h2, &o2);
+    h3.in.from_peer = "KME-C";
+    h3.in.aad = aad3;
+    h3.in.aad_len = sizeof aad3;
+    assert_int_equal(ks_relay_deliver(d, &h3.in), KS_OK);
+    for (size_t i = 0; i < r.keys.n; i++) {
+        ks_batch b;
+        assert_int_equal(ks_dec(d, "alice", "carol", (const uint8_t (*)[16])r.keys.keys[i].id, 1,
+                                &b), KS_OK);
+        assert_memory_equal(b.keys[0].material, r.keys.keys[i].material, 32);
+        ks_batch_free(&b);
+    }
+    /* the cipher differs on every hop: fresh pads */
+    assert_memory_not_equal(o1.cipher, o2.cipher, 64);
+    assert_int_equal(ks_relay_done(ch->c, r.id, true), KS_OK);
+    assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_OK);
+    ks_close(d);
+    ks_relay_out_free(&o1);
+    ks_relay_out_free(&o2);
+    ks_reservation_free(&r);
+}
+
 /* Tampered messages at C: KS_TAMPERED and nothing changed; the genuine
  * message still applies afterwards. */
 static void test_tampered_at_last_hop(void **state)
@@ -563,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_seal_round_trip),
         cmocka_unit_test(test_seal_tampered),
         cmocka_unit_test_setup_teardown(test_chain_delivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_relays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampered_at_last_hop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_void_after_applied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_void_while_relaying, setup, teardown),
