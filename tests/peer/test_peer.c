@@ -697,13 +697,19 @@ static void test_reservation_bad_input(void **state)
                "length >= 1");
     expect_400("/peer/v1/voids", "{\"reservation_ID\":\"" R2 "\",\"segments\":[[\"abc\",0,1]]}",
                "block ID must be 16 hex digits");
-    expect_400("/peer/v1/voids", "{\"reservation_ID\":\"" R2 "\",\"segments\":[]}", "1 to");
+    expect_400("/peer/v1/voids", "{\"reservation_ID\":\"" R2 "\",\"segments\":{}}", "1 to");
+    /* a void with no segments is a relay's, after its downstream applied:
+     * it burns nothing (docs/network.md) and is accepted */
+    resp r;
+    assert_int_equal(peer_post("KME-A", "/peer/v1/voids",
+                               "{\"reservation_ID\":\"e0e0e0e0-e0e0-4e0e-8e0e-e0e0e0e0e0e0\","
+                               "\"segments\":[]}", &r), 200);
+    assert_string_equal(json_str(r.body, "status"), "voided");
     expect_400("/peer/v1/voids", "[1]", "one JSON object");
     expect_400("/peer/v1/reservation-state", "{}", "missing member");
     expect_400("/peer/v1/reservation-state", "{\"reservation_ID\":\"" R2 "\",\"x\":1}",
                "unknown member");
     expect_400("/peer/v1/reservation-state", "{\"reservation_ID\":7}", "must be a UUID");
-    resp r;
     assert_int_equal(https("KME-A", "GET", T.b.peer_port, "/peer/v1/voids", NULL, NULL, 0, &r), 0);
     assert_int_equal(r.http, 405);
     assert_int_equal(peer_post("KME-A", "/peer/v1/other", "{}", &r), 404);
