@@ -10,6 +10,11 @@
  * and renders to valid JSON; a reservation read leaves consistent keys
  * (each with 1 or more segments whose lengths add up to its size, SAE IDs
  * that the configuration knows).  The answer readers see the same bytes.
+ * Selector 4 is the relay's reader (src/kme/relay_wire.c): a relay read
+ * keeps its shape (hop inside the path, the sealed form from hop 2 on, a
+ * cipher as long as the keys, a pad of cipher + 32 bytes), its aad can be
+ * made, and a sealed relay written again for the next hop reads back with
+ * the same content.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +22,7 @@
 
 #include "common/jsonscan.h"
 #include "kme/peer_wire.h"
+#include "kme/relay_wire.h"
 
 static char *local_saes[] = { "SAE_B1", "SAE_B2" };
 static char *a_saes[] = { "SAE_A1", "SAE_A2" };
@@ -54,6 +60,43 @@ static void check_reservation(const pw_resv *r)
     }
 }
 
+static void check_relay(const pw_relay *r)
+{
+    if (r->hop < 1 || r->hop >= r->npath || r->npath < 3 || r->nkeys == 0 || r->nslaves == 0
+        || r->sealed != (r->hop >= 2))
+        abort();
+    uint64_t bytes = 0, pad = 0;
+    for (size_t i = 0; i < r->nkeys; i++)
+        bytes += r->keys[i].size_bits / 8;
+    for (size_t i = 0; i < r->npad; i++)
+        pad += r->pad[i].length;
+    if (r->sealed && (bytes != r->cipher_len || pad != bytes + RELAY_MAC_KEY_BYTES))
+        abort();
+    size_t alen = 0;
+    uint8_t *aad = relay_aad(r, &alen);
+    if (!aad || alen < 16)
+        abort();
+    if (r->sealed && r->hop + 1 < r->npath) {
+        char *next = pw_relay_sealed_text(r, 100, r->pad, r->npad, r->cipher, r->cipher_len, r->tag);
+        pw_doc d;
+        pw_relay back;
+        kme_err e = {0};
+        if (!next || pw_doc_open(&d, next, strlen(next), &e) != 0 || pw_read_relay(&d, &back, &e) != 0)
+            abort();
+        size_t blen = 0;
+        uint8_t *baad = relay_aad(&back, &blen);
+        if (!baad || blen != alen || memcmp(aad, baad, alen) != 0 || back.hop != r->hop + 1
+            || back.cipher_len != r->cipher_len || memcmp(back.cipher, r->cipher, r->cipher_len) != 0
+            || memcmp(back.tag, r->tag, RELAY_TAG_BYTES) != 0)
+            abort();
+        free(baad);
+        pw_relay_free(&back);
+        pw_doc_close(&d);
+        free(next);
+    }
+    free(aad);
+}
+
 static void read_request(uint8_t sel, const char *body, size_t len)
 {
     pw_doc d;
@@ -64,7 +107,7 @@ static void read_request(uint8_t sel, const char *body, size_t len)
     }
     uint8_t id[16];
     int rc = 0;
-    switch (sel % 4) {
+    switch (sel % 5) {
     case 0: {
         pw_resv r = {0};
         rc = pw_read_reservation(&d, NULL, "reservation", &cfg, "KME-A", &r, &e);
@@ -98,8 +141,16 @@ static void read_request(uint8_t sel, const char *body, size_t len)
         free(segs);
         break;
     }
-    default:
+    case 3:
         rc = pw_read_state(&d, id, &e);
+        break;
+    default: {
+        pw_relay r;
+        rc = pw_read_relay(&d, &r, &e);
+        if (rc == 0)
+            check_relay(&r);
+        pw_relay_free(&r);
+    }
     }
     if (rc != 0)
         check_refusal(&e);

@@ -314,8 +314,8 @@ int ini_apply_defaults(ini_table *t, bool (*in_force)(ini_table *t, const ini_ke
 {
     for (size_t i = 0; i < t->n_keys; i++) {
         const ini_key *k = &t->keys[i];
-        if (t->lines[i])
-            continue;
+        if (t->lines[i] || !t->base[k->base])
+            continue; /* given, or a key of a repeated section (set by the program) */
         if (k->required && (!in_force || in_force(t, k)))
             return ini_fail(t, 0, k, "missing (required)");
         int rc = !k->required && k->dflt ? ini_set_value(t, 0, k, k->dflt) : 0;

@@ -151,7 +151,9 @@ int ini_store_string(ini_table *t, unsigned line, const ini_key *k, const char *
 /* For every key not given: "missing (required)" when it is required and
  * its section is in force (in_force(t, k); NULL: every section is), else
  * its default if it has one (an optional section's defaults apply even
- * when the section is left out: the program may read them). */
+ * when the section is left out: the program may read them).  Keys whose
+ * base is NULL now (those of a repeated section, such as [peer ID], read
+ * into a struct of its own) are left to the program, section by section. */
 int ini_apply_defaults(ini_table *t, bool (*in_force)(ini_table *t, const ini_key *k));
 
 #endif

@@ -7,7 +7,7 @@
  * (ks_stats_get, ks_link_stats_get: each one short read under the store's
  * mutex, as a `status` request does), the peer probe's last word
  * (peer_health_get) and the counters (metrics.h).  The sampler records
- * the link's pool levels and production once a second into a ring of
+ * the links' pool levels and production once a second into a ring of
  * ADMIN_HISTORY samples under `mu`, which only it and the admin thread
  * take.
  */
@@ -35,7 +35,7 @@ struct kme_admin {
     const kme_config *cfg;
     keystore *ks;
     peer_service *peers;
-    link_state *link;
+    link_state *const *links; /* per cfg->links[i], entries may be NULL */
     admin_http *http;
     /* sampler */
     pthread_t sampler;
@@ -55,7 +55,33 @@ static int64_t unix_ms(void)
 
 /* ------------------------------------------------------------ the view */
 
-static void view_gather(kme_admin *a, admin_view *v, peer_health *peers)
+static void link_gather(kme_admin *a, size_t i, admin_link_view *lv, bool *store_ok)
+{
+    const kme_link *l = &a->cfg->links[i];
+    memset(lv, 0, sizeof *lv);
+    lv->cfg = l;
+    ks_link_stats ls;
+    if (ks_link_stats_get(a->ks, l->peer, &ls) == KS_OK) {
+        lv->ok = true;
+        lv->own_bytes = ls.own_bits / 8;
+        lv->peer_bytes = ls.peer_bits / 8;
+        lv->cap_bytes = (uint64_t)l->pool_cap_bits / 8;
+    } else {
+        *store_ok = false;
+    }
+    lv->state = "unknown";
+    if (a->links && a->links[i]) {
+        link_state_snapshot snap;
+        link_state_get(a->links[i], mono_ms(), &snap);
+        lv->state = snap.state;
+        lv->qber_known = snap.has_qber;
+        lv->qber = snap.qber;
+        lv->qber_alarm = snap.alarm;
+    }
+}
+
+/* links: cfg->n_links entries, peers: cfg->n_peers (the caller's arrays). */
+static void view_gather(kme_admin *a, admin_view *v, peer_health *peers, admin_link_view *links)
 {
     const kme_config *cfg = a->cfg;
     memset(v, 0, sizeof *v);
@@ -67,23 +93,10 @@ static void view_gather(kme_admin *a, admin_view *v, peer_health *peers)
         v->local_cap_bytes = st.local_cap_bits / 8;
         v->stored_keys = st.stored_keys;
     }
-    ks_link_stats ls;
-    if (cfg->has_link && ks_link_stats_get(a->ks, &ls) == KS_OK) {
-        v->link_ok = true;
-        v->own_bytes = ls.own_bits / 8;
-        v->peer_bytes = ls.peer_bits / 8;
-        v->link_cap_bytes = (uint64_t)cfg->link_pool_cap_bits / 8;
-    } else if (cfg->has_link) {
-        v->store_ok = false;
-    }
-    v->link_state = "unknown";
-    if (a->link) {
-        link_state_snapshot snap;
-        link_state_get(a->link, mono_ms(), &snap);
-        v->link_state = snap.state;
-        v->qber_known = snap.has_qber;
-        v->qber = snap.qber;
-        v->qber_alarm = snap.alarm;
+    v->links = links;
+    for (size_t i = 0; i < cfg->n_links; i++) {
+        link_gather(a, i, &links[i], &v->store_ok);
+        v->any_qber_alarm |= links[i].qber_alarm;
     }
     v->peers = peers;
     for (size_t i = 0; i < cfg->n_peers; i++)
@@ -108,19 +121,29 @@ static void render_pools(prom_writer *w, const admin_view *v)
           NULL, 0, v->local_cap_bytes);
     gauge(w, "qkd_kme_stored_keys", "Keys made and awaiting at least one slave.",
           NULL, 0, v->stored_keys);
-    if (!v->link_ok)
+    if (!cfg->n_links)
         return;
-    prom_label self[] = { { "peer", cfg->link_peer }, { "owner", "self" } };
-    prom_label peer[] = { { "peer", cfg->link_peer }, { "owner", "peer" } };
     prom_family(w, "qkd_kme_pool_bytes", PROM_GAUGE,
-                "Unused confirmed link key material per direction: owner self (our masters "
-                "use it) or peer (the peer's masters use it).");
-    prom_u64(w, self, 2, v->own_bytes);
-    prom_u64(w, peer, 2, v->peer_bytes);
+                "Unused confirmed link key material per link and direction: owner self (our "
+                "masters use it) or peer (the peer's masters use it).");
+    for (size_t i = 0; i < cfg->n_links; i++) {
+        const admin_link_view *l = &v->links[i];
+        prom_label self[] = { { "peer", l->cfg->peer }, { "owner", "self" } };
+        prom_label peer[] = { { "peer", l->cfg->peer }, { "owner", "peer" } };
+        if (l->ok) {
+            prom_u64(w, self, 2, l->own_bytes);
+            prom_u64(w, peer, 2, l->peer_bytes);
+        }
+    }
     prom_family(w, "qkd_kme_pool_capacity_bytes", PROM_GAUGE,
-                "Capacity of the link key pool per direction ([link] pool_cap_bits).");
-    prom_u64(w, self, 2, v->link_cap_bytes);
-    prom_u64(w, peer, 2, v->link_cap_bytes);
+                "Capacity of each link key pool per direction (the link's pool_cap_bits).");
+    for (size_t i = 0; i < cfg->n_links; i++) {
+        const kme_link *l = &cfg->links[i];
+        prom_label self[] = { { "peer", l->peer }, { "owner", "self" } };
+        prom_label peer[] = { { "peer", l->peer }, { "owner", "peer" } };
+        prom_u64(w, self, 2, (uint64_t)l->pool_cap_bits / 8);
+        prom_u64(w, peer, 2, (uint64_t)l->pool_cap_bits / 8);
+    }
 }
 
 static void render_peer_gauges(prom_writer *w, const admin_view *v)
@@ -134,22 +157,33 @@ static void render_peer_gauges(prom_writer *w, const admin_view *v)
             prom_u64(w, l, 1, v->peers[i].probed && v->peers[i].up);
         }
     }
-    if (cfg->has_link && v->qber_known) {
-        prom_label l[] = { { "peer", cfg->link_peer } };
-        prom_family(w, "qkd_kme_link_qber_ratio", PROM_GAUGE,
-                    "Quantum bit error rate the QKD link last reported (0..1).");
-        prom_double(w, l, 1, v->qber);
-        prom_family(w, "qkd_kme_link_alarm", PROM_GAUGE,
-                    "1 while the QKD link reports its QBER alarm, else 0.");
-        prom_u64(w, l, 1, v->qber_alarm);
-    }
+    bool any_qber = false;
+    for (size_t i = 0; i < cfg->n_links; i++)
+        any_qber |= v->links[i].qber_known;
+    if (!any_qber)
+        return;
+    prom_family(w, "qkd_kme_link_qber_ratio", PROM_GAUGE,
+                "Quantum bit error rate each QKD link last reported (0..1).");
+    for (size_t i = 0; i < cfg->n_links; i++)
+        if (v->links[i].qber_known) {
+            prom_label l[] = { { "peer", cfg->links[i].peer } };
+            prom_double(w, l, 1, v->links[i].qber);
+        }
+    prom_family(w, "qkd_kme_link_alarm", PROM_GAUGE,
+                "1 while the QKD link reports its QBER alarm, else 0.");
+    for (size_t i = 0; i < cfg->n_links; i++)
+        if (v->links[i].qber_known) {
+            prom_label l[] = { { "peer", cfg->links[i].peer } };
+            prom_u64(w, l, 1, v->links[i].qber_alarm);
+        }
 }
 
 static void serve_metrics(kme_admin *a, admin_reply *out)
 {
     peer_health peers[a->cfg->n_peers ? a->cfg->n_peers : 1];
+    admin_link_view links[a->cfg->n_links ? a->cfg->n_links : 1];
     admin_view v;
-    view_gather(a, &v, peers);
+    view_gather(a, &v, peers, links);
     prom_writer w;
     prom_init(&w);
     metrics_render(&w, a->cfg);
@@ -184,13 +218,14 @@ static void health_reasons(const admin_view *v, jsonw *w, bool *ok)
             jw_str(w, msg);
             *ok = false;
         }
-    if (v->qber_alarm) {
-        snprintf(msg, sizeof msg, "the QKD link to %s reports its QBER alarm", cfg->link_peer);
-        if (!*ok)
-            jw_lit(w, ",");
-        jw_str(w, msg);
-        *ok = false;
-    }
+    for (size_t i = 0; i < cfg->n_links; i++)
+        if (v->links[i].qber_alarm) {
+            snprintf(msg, sizeof msg, "the QKD link to %s reports its QBER alarm", cfg->links[i].peer);
+            if (!*ok)
+                jw_lit(w, ",");
+            jw_str(w, msg);
+            *ok = false;
+        }
     jw_lit(w, "]");
 }
 
@@ -213,22 +248,25 @@ static void health_peers(const admin_view *v, jsonw *w)
         jw_lit(w, "}");
     }
     jw_lit(w, "],\"links\":[");
-    if (cfg->has_link) {
-        jw_lit(w, "{\"peer\":");
-        jw_str(w, cfg->link_peer);
+    for (size_t i = 0; i < cfg->n_links; i++) {
+        const admin_link_view *l = &v->links[i];
+        jw_lit(w, i ? ",{\"peer\":" : "{\"peer\":");
+        jw_str(w, l->cfg->peer);
+        jw_lit(w, ",\"id\":");
+        jw_str(w, l->cfg->id);
         jw_lit(w, ",\"pool_bytes\":{\"self\":");
-        jw_int(w, (int64_t)v->own_bytes);
+        jw_int(w, (int64_t)l->own_bytes);
         jw_lit(w, ",\"peer\":");
-        jw_int(w, (int64_t)v->peer_bytes);
+        jw_int(w, (int64_t)l->peer_bytes);
         jw_lit(w, "},\"capacity_bytes\":");
-        jw_int(w, (int64_t)v->link_cap_bytes);
+        jw_int(w, (int64_t)l->cap_bytes);
         jw_lit(w, ",\"state\":");
-        jw_str(w, v->link_state);
+        jw_str(w, l->state);
         jw_lit(w, ",\"alarm\":");
-        jw_lit(w, v->qber_alarm ? "true" : "false");
-        if (v->qber_known) {
+        jw_lit(w, l->qber_alarm ? "true" : "false");
+        if (l->qber_known) {
             char q[32];
-            snprintf(q, sizeof q, ",\"qber\":%.6f", v->qber);
+            snprintf(q, sizeof q, ",\"qber\":%.6f", l->qber);
             jw_lit(w, q);
         }
         jw_lit(w, "}");
@@ -239,8 +277,9 @@ static void health_peers(const admin_view *v, jsonw *w)
 static void serve_health(kme_admin *a, admin_reply *out)
 {
     peer_health peers[a->cfg->n_peers ? a->cfg->n_peers : 1];
+    admin_link_view links[a->cfg->n_links ? a->cfg->n_links : 1];
     admin_view v;
-    view_gather(a, &v, peers);
+    view_gather(a, &v, peers, links);
     jsonw w;
     bool ok;
     jw_init(&w, 1024);
@@ -271,8 +310,9 @@ static void serve_health(kme_admin *a, admin_reply *out)
 static void serve_page(kme_admin *a, admin_reply *out)
 {
     peer_health peers[a->cfg->n_peers ? a->cfg->n_peers : 1];
+    admin_link_view links[a->cfg->n_links ? a->cfg->n_links : 1];
     admin_view v;
-    view_gather(a, &v, peers);
+    view_gather(a, &v, peers, links);
     admin_sample *hist = malloc(sizeof a->ring);
     if (hist) {
         pthread_mutex_lock(&a->mu);
@@ -322,14 +362,16 @@ static void handle(void *ctx, const char *path, admin_reply *out)
 
 static void sample_once(kme_admin *a)
 {
-    ks_link_stats ls;
     admin_sample s = { .unix_ms = unix_ms() };
-    if (a->cfg->has_link && ks_link_stats_get(a->ks, &ls) == KS_OK) {
-        s.level[0] = ls.peer_bits / 8;
-        s.level[1] = ls.own_bits / 8;
+    for (size_t i = 0; i < a->cfg->n_links && i < ADMIN_CHART_LINKS; i++) {
+        ks_link_stats ls;
+        if (ks_link_stats_get(a->ks, a->cfg->links[i].peer, &ls) == KS_OK) {
+            s.level[i][0] = ls.peer_bits / 8;
+            s.level[i][1] = ls.own_bits / 8;
+        }
+        s.produced[i][0] = metrics_link_bytes(i, false);
+        s.produced[i][1] = metrics_link_bytes(i, true);
     }
-    s.produced[0] = metrics_link_bytes(false);
-    s.produced[1] = metrics_link_bytes(true);
     pthread_mutex_lock(&a->mu);
     a->ring[a->ring_next] = s;
     a->ring_next = (a->ring_next + 1) % ADMIN_HISTORY;
@@ -361,7 +403,7 @@ static void *sampler_main(void *arg)
 /* ------------------------------------------------------------ start, stop */
 
 kme_admin *kme_admin_start(const kme_config *cfg, keystore *ks, peer_service *peers,
-                           link_state *link, char *err, size_t errlen)
+                           link_state *const *links, char *err, size_t errlen)
 {
     kme_admin *a = calloc(1, sizeof *a);
     if (!a || pthread_mutex_init(&a->mu, NULL) != 0 || mono_cond_init(&a->cv) != 0) {
@@ -372,7 +414,7 @@ kme_admin *kme_admin_start(const kme_config *cfg, keystore *ks, peer_service *pe
     a->cfg = cfg;
     a->ks = ks;
     a->peers = peers;
-    a->link = cfg->has_link ? link : NULL;
+    a->links = links;
     if (pthread_create(&a->sampler, NULL, sampler_main, a) != 0) {
         snprintf(err, errlen, "admin: cannot start the sampler thread");
         kme_admin_stop(a);

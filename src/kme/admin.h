@@ -25,10 +25,11 @@
 typedef struct kme_admin kme_admin;
 
 /* Start the listener and its once-a-second sampler (the page's charts);
- * peers may be NULL (no [peer_api]), link too (no [link]: its QBER and
- * state are read from it).  NULL with the reason in err. */
+ * peers may be NULL (no [peer_api]); links[i] is the link state of
+ * cfg->links[i] (its QBER and state are read from it; links or an entry
+ * may be NULL).  NULL with the reason in err. */
 kme_admin *kme_admin_start(const kme_config *cfg, keystore *ks, peer_service *peers,
-                           link_state *link, char *err, size_t errlen);
+                           link_state *const *links, char *err, size_t errlen);
 uint16_t kme_admin_port(const kme_admin *a);
 void kme_admin_stop(kme_admin *a);
 

@@ -39,14 +39,18 @@
 #include "kme/peer.h"
 #include "kme/request.h"
 #include "kme/reuse_watch.h"
+#include "kme/route.h"
 #include "kme/sae_rate.h"
 
 /* A slave's unfetched keys go when it fetches them, which may be at once:
  * ask again after a second. */
 #define UNFETCHED_RETRY_S 1u
 
+/* Multicast to slaves behind different KMEs is refused: one key would have
+ * to reach several KMEs by several relays, and no single answer could
+ * promise that every one of them stored it (docs/network.md §3). */
 #define MSG_RELAY "additional_slave_SAE_IDs must sit behind the same KME as the slave " \
-                  "(relay between KMEs is not supported)"
+                  "(multicast to slaves behind different KMEs is not supported)"
 
 static void api_error_from(kme_reply *out, kme_err *err)
 {
@@ -80,7 +84,8 @@ static int check_peer_sae(const kme_api *api, const char *caller, const char *pe
         kme_err_set(err, 400, "%s SAE ID in the path must differ from the caller's own SAE ID", role);
         return -1;
     }
-    if (!kme_config_is_local_sae(api->cfg, peer) && !kme_config_peer_of_sae(api->cfg, peer)) {
+    if (!kme_config_is_local_sae(api->cfg, peer) && !kme_config_peer_of_sae(api->cfg, peer)
+        && !kme_config_far_kme_of_sae(api->cfg, peer)) {
         kme_err_set(err, 400, "%s SAE ID is not known to this KME", role);
         return -1;
     }
@@ -92,10 +97,16 @@ static int32_t clamp_i32(uint64_t v)
     return v > INT32_MAX ? INT32_MAX : (int32_t)v;
 }
 
-/* Is there a QKD link to this peer, i.e. blocks we can allocate from? */
-static bool linked_to(const kme_config *cfg, const kme_peer *peer)
+/* The QKD link to this peer (blocks we can allocate from), or NULL. */
+static const kme_link *linked_to(const kme_config *cfg, const kme_peer *peer)
 {
-    return cfg->has_link && strcmp(cfg->link_peer, peer->id) == 0;
+    return kme_config_link_to(cfg, peer->id);
+}
+
+/* The link state of link l (cfg->links[i]), or NULL. */
+static struct link_state *state_of_link(const kme_api *api, const kme_link *l)
+{
+    return api->links && l ? api->links[l - api->cfg->links] : NULL;
 }
 
 /* Pool level and capacity in bits for master -> slave: the local CSPRNG
@@ -104,14 +115,15 @@ static int pool_bits(const kme_api *api, const kme_peer *remote, uint64_t *avail
 {
     if (remote) {
         ks_link_stats ls = { 0 };
-        if (!linked_to(api->cfg, remote)) {
+        const kme_link *l = linked_to(api->cfg, remote);
+        if (!l) {
             *avail = *cap = 0; /* a peer without a link: no keys to it */
             return 0;
         }
-        if (ks_link_stats_get(api->ks, &ls) != KS_OK)
+        if (ks_link_stats_get(api->ks, l->peer, &ls) != KS_OK)
             return -1;
         *avail = ls.own_bits;
-        *cap = (uint64_t)api->cfg->link_pool_cap_bits;
+        *cap = (uint64_t)l->pool_cap_bits;
         return 0;
     }
     ks_stats st;
@@ -133,15 +145,19 @@ static void handle_status(const kme_api *api, const char *caller, kme_request *r
         return;
     }
     const kme_peer *remote = kme_config_peer_of_sae(cfg, req->sae_id);
+    const char *far = kme_config_far_kme_of_sae(cfg, req->sae_id);
     uint64_t avail, cap;
-    if (pool_bits(api, remote, &avail, &cap) != 0) {
+    json_t *ext = NULL;
+    if (far ? api_relay_status(api, far, &avail, &cap, &ext) != 0
+            : pool_bits(api, remote, &avail, &cap) != 0) {
+        json_decref(ext);
         reply_error(out, 503, "key data access error");
         return;
     }
     uint64_t ks = (uint64_t)cfg->key_size;
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "source_KME_ID", cfg->id,
-        "target_KME_ID", remote ? remote->id : cfg->id,
+        "target_KME_ID", far ? far : remote ? remote->id : cfg->id,
         "master_SAE_ID", caller,
         "slave_SAE_ID", req->sae_id,
         "key_size", (json_int_t)cfg->key_size,
@@ -151,15 +167,20 @@ static void handle_status(const kme_api *api, const char *caller, kme_request *r
         "max_key_size", (json_int_t)cfg->max_key_size,
         "min_key_size", (json_int_t)cfg->min_key_size,
         "max_SAE_ID_count", (json_int_t)cfg->max_sae_id_count);
-    if (o && remote && api->link && linked_to(cfg, remote)) /* the link's physics (docs/kme.md) */
-        json_object_set_new(o, "status_extension", link_state_status_json(api->link, mono_ms()));
+    struct link_state *ls = remote ? state_of_link(api, linked_to(cfg, remote)) : NULL;
+    if (o && ext) /* the path and its first hop's link (docs/network.md) */
+        json_object_set_new(o, "status_extension", ext);
+    else if (o && ls) /* the link's physics (docs/kme.md) */
+        json_object_set_new(o, "status_extension", link_state_status_json(ls, mono_ms()));
+    else
+        json_decref(ext);
     reply_json(out, 200, o);
     json_decref(o);
 }
 
 /* {"keys":[{"key_ID":"...","key":"..."},...]} into one secret buffer;
  * counted as delivered by enc_keys (enc) or dec_keys (metrics.h). */
-static void render_keys(kme_reply *out, const ks_batch *b, bool enc)
+void api_render_keys(kme_reply *out, const ks_batch *b, bool enc)
 {
     static const char head[] = "{\"keys\":[", tail[] = "]}";
     static const char k1[] = "{\"key_ID\":\"", k2[] = "\",\"key\":\"", k3[] = "\"}";
@@ -202,19 +223,20 @@ static void render_keys(kme_reply *out, const ks_batch *b, bool enc)
 }
 
 /* Every additional slave must be known and sit where the slave sits
- * (remote: behind the same peer, NULL: here): multicast across KMEs would
- * need a relay. */
+ * (remote: behind the same peer, far: behind the same KME reached by
+ * relay, neither: here). */
 static int check_additional_slaves(const kme_api *api, const kme_request *req,
-                                   const kme_peer *remote, kme_err *err)
+                                   const kme_peer *remote, const char *far, kme_err *err)
 {
     for (size_t i = 0; i < req->n_additional; i++) {
         const char *id = req->additional[i];
         const kme_peer *behind = kme_config_peer_of_sae(api->cfg, id);
-        if (!behind && !kme_config_is_local_sae(api->cfg, id)) {
+        const char *far_i = kme_config_far_kme_of_sae(api->cfg, id);
+        if (!behind && !far_i && !kme_config_is_local_sae(api->cfg, id)) {
             kme_err_set(err, 400, "additional_slave_SAE_IDs[%zu] is not known to this KME", i);
             return -1;
         }
-        if (behind != remote) {
+        if (behind != remote || (far_i != far && (!far_i || !far || strcmp(far_i, far) != 0))) {
             kme_err_set(err, 400, MSG_RELAY);
             return -1;
         }
@@ -247,7 +269,7 @@ static void finish_remote(const kme_api *api, const kme_peer *peer, const char *
         if (ks_remote_acked(api->ks, r->id) == KS_OK
             || ks_remote_confirmed(api->ks, r->id) == KS_OK) {
             metrics_reservation((size_t)(peer - api->cfg->peers), METRICS_RESV_ACKNOWLEDGED);
-            render_keys(out, &r->keys, true);
+            api_render_keys(out, &r->keys, true);
             return;
         }
         snprintf(reason, sizeof reason, "the peer's acknowledgement could not be recorded");
@@ -362,6 +384,14 @@ int api_init(kme_api *api)
                   cfg->key_reuse_window);
         return -1;
     }
+    char why[256];
+    api->routes = NULL;
+    if (cfg->map && route_build(cfg->map, cfg->id, &api->routes, why, sizeof why) != 0) {
+        log_error("network map %s: %s", cfg->network_map, why);
+        reuse_watch_free(api->reuse);
+        api->reuse = NULL;
+        return -1;
+    }
     api->rate = sae_rate_new((const char *const *)cfg->local_saes, cfg->n_local_saes,
                              (uint64_t)cfg->sae_rate_bps, (uint64_t)cfg->sae_burst_bits, mono_ms());
     if (!api->rate || metrics_init(cfg) != 0) {
@@ -370,6 +400,8 @@ int api_init(kme_api *api)
         api->rate = NULL;
         reuse_watch_free(api->reuse);
         api->reuse = NULL;
+        route_free(api->routes);
+        api->routes = NULL;
         return -1;
     }
     return 0;
@@ -377,6 +409,8 @@ int api_init(kme_api *api)
 
 void api_free(kme_api *api)
 {
+    route_free(api->routes);
+    api->routes = NULL;
     reuse_watch_free(api->reuse);
     api->reuse = NULL;
     sae_rate_free(api->rate);
@@ -389,10 +423,11 @@ static void handle_enc_keys(const kme_api *api, const char *caller, kme_request 
 {
     kme_err err = { 0 };
     const kme_peer *remote = kme_config_peer_of_sae(api->cfg, req->sae_id);
-    kme_limits lim = pair_limits(api->cfg, remote != NULL);
+    const char *far = kme_config_far_kme_of_sae(api->cfg, req->sae_id);
+    kme_limits lim = pair_limits(api->cfg, remote != NULL || far != NULL);
     if (check_peer_sae(api, caller, req->sae_id, "slave", &err) != 0
         || kme_request_validate_enc(req, &lim, caller, &err) != 0
-        || check_additional_slaves(api, req, remote, &err) != 0) {
+        || check_additional_slaves(api, req, remote, far, &err) != 0) {
         api_error_from(out, &err);
         kme_err_clear(&err);
         return;
@@ -401,10 +436,15 @@ static void handle_enc_keys(const kme_api *api, const char *caller, kme_request 
     uint64_t need = (uint64_t)req->number * (uint64_t)req->size;
     if (take_rate(api, caller, need, out) != 0)
         return;
-    if (remote)
+    if (far) {
+        const char *slaves[1 + KME_MAX_SAE_ID_COUNT];
+        size_t nslaves = slave_list(req, slaves);
+        api_relay_enc(api, far, caller, slaves, nslaves, req, out);
+    } else if (remote) {
         remote_enc(api, remote, caller, req, out);
-    else
+    } else {
         local_enc(api, caller, req, need, out);
+    }
     if (out->http != 200) /* nothing delivered: the bits were not taken */
         sae_rate_refund(api->rate, caller, need);
 }
@@ -422,7 +462,7 @@ static void local_enc(const kme_api *api, const char *caller, const kme_request 
     ks_result r = ks_local_enc(api->ks, caller, slaves, nslaves, (uint32_t)req->number,
                                (uint32_t)req->size, &b);
     if (r == KS_OK) {
-        render_keys(out, &b, true);
+        api_render_keys(out, &b, true);
         log_debug("enc_keys: %s -> %s (+%zu): %" PRId64 " keys of %" PRId64 " bits",
                   caller, req->sae_id, req->n_additional, req->number, req->size);
     } else if (r == KS_EMPTY) {
@@ -459,7 +499,7 @@ static void handle_dec_keys(const kme_api *api, const char *caller, kme_request 
                          (const uint8_t (*)[16])req->key_ids, req->n_key_ids, &b);
     switch (r) {
     case KS_OK:
-        render_keys(out, &b, false);
+        api_render_keys(out, &b, false);
         reuse_watch_delivered(api->reuse, caller, (const uint8_t (*)[16])req->key_ids,
                               req->n_key_ids, mono_ms());
         log_debug("dec_keys: %s <- %s: %zu keys", caller, req->sae_id, b.n);

@@ -28,6 +28,9 @@
 
 struct link_state;
 struct peer_service;
+struct route_table;
+struct route_path;
+struct kme_request;
 struct sae_rate;
 
 /* The per-SAE limits' answers (503 with a Retry-After header): printf
@@ -41,7 +44,8 @@ typedef struct kme_api {
     struct peer_service *peers;   /* the KME-to-KME channel; NULL without [peer_api] */
     struct sae_rate *rate;        /* per master SAE token buckets (api_init) */
     struct reuse_watch *reuse;    /* keys delivered by dec_keys, to see reuse (api_init) */
-    struct link_state *link;      /* the QKD link's reports; NULL without [link] */
+    struct link_state *const *links; /* per cfg->links[i]: its reports (entries may be NULL) */
+    struct route_table *routes;   /* over cfg->map (api_init); NULL without a map */
 } kme_api;
 
 /* Set up the per-SAE rate limits of cfg (0, or -1 when out of memory);
@@ -62,5 +66,25 @@ void api_refused(void *ctx, const char *raw_uri, int http);
  * SAE ID is the certificate's CN or URI SAN as configured, and must be a
  * local SAE.  Returns cn or uri_san, or NULL to refuse. */
 const char *api_identify(void *ctx, const char *cn, const char *uri_san);
+
+/* ---- shared by api.c and api_relay.c only -------------------------------- */
+
+/* {"keys": [...]} of b into out (a secret buffer), counted as delivered. */
+void api_render_keys(kme_reply *out, const ks_batch *b, bool enc);
+
+/* enc_keys for slaves behind far_kme, a KME reached by relay (request
+ * validated; docs/network.md §2). */
+void api_relay_enc(const kme_api *api, const char *far_kme, const char *caller,
+                   const char *const *slaves, size_t nslaves, const struct kme_request *req,
+                   kme_reply *out);
+
+/* status towards far_kme: the best path's first-hop stock and capacity in
+ * bits, and the status_extension {"path": [...], "link": {...}} (*ext,
+ * new reference).  0, or -1 on a key store error. */
+int api_relay_status(const kme_api *api, const char *far_kme, uint64_t *avail, uint64_t *cap,
+                     struct json_t **ext);
+
+/* The paths to far_kme ranked for this request (room for 4 in out). */
+size_t api_relay_paths(const kme_api *api, const char *far_kme, const struct route_path **out);
 
 #endif

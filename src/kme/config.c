@@ -13,6 +13,7 @@
 #include "kme/config.h"
 
 #include "common/ini.h"
+#include "kme/netmap.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -26,9 +27,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-/* Where a key's offset points: the kme_config, or the kme_peer of the
- * [peer ID] section being read (the table's base[1]). */
-enum { IN_CONFIG = 0, IN_PEER = 1 };
+/* Where a key's offset points: the kme_config, or the struct of the
+ * repeated section being read (the table's base[1]): the kme_peer of a
+ * [peer ID], the kme_link of a [link] or [link ID]. */
+enum { IN_CONFIG = 0, IN_SECTION = 1 };
 
 static int set_path(ini_table *t, unsigned line, const ini_key *k, const char *v);
 static int set_listen(ini_table *t, unsigned line, const ini_key *k, const char *v);
@@ -36,6 +38,7 @@ static int set_list(ini_table *t, unsigned line, const ini_key *k, const char *v
 static int set_nets(ini_table *t, unsigned line, const ini_key *k, const char *v);
 static int set_ratio(ini_table *t, unsigned line, const ini_key *k, const char *v);
 static int set_command(ini_table *t, unsigned line, const ini_key *k, const char *v);
+static int set_link_id(ini_table *t, unsigned line, const ini_key *k, const char *v);
 
 static const char *const sync_names[] = { "normal", "full", NULL };          /* ks_sync */
 static const char *const identity_names[] = { "cn", "uri-san", NULL };      /* kme_identity_source */
@@ -43,6 +46,7 @@ static const char *const side_names[] = { "A", "B", NULL };                 /* k
 
 #define OFF(m) offsetof(kme_config, m)
 #define POFF(m) offsetof(kme_peer, m)
+#define LOFF(m) offsetof(kme_link, m)
 #define I31 ((int64_t)INT32_MAX)
 #define BIG (INT64_MAX / 2)
 #define KEY(sec, name, type, req, off, min, max, dflt) \
@@ -51,6 +55,8 @@ static const char *const side_names[] = { "A", "B", NULL };                 /* k
     { sec, name, INI_ENUM, req, IN_CONFIG, off, 0, 0, dflt, names, NULL }
 #define CUSTOM(sec, name, req, scope, off, fn) \
     { sec, name, INI_CUSTOM, req, scope, off, 0, 0, NULL, NULL, fn }
+#define LKEY(name, type, req, off, min, max, dflt) \
+    { "link", name, type, req, IN_SECTION, off, min, max, dflt, NULL, NULL }
 
 static const ini_key config_keys[] = {
     KEY("kme", "id", INI_ID, true, OFF(id), 0, 0, NULL),
@@ -58,6 +64,7 @@ static const ini_key config_keys[] = {
     ENUM("kme", "sync", false, OFF(sync), sync_names, "normal"),
     KEY("kme", "log_level", INI_LOGLEVEL, false, OFF(log_level), 0, 0, "info"),
     CUSTOM("kme", "audit_log", false, IN_CONFIG, OFF(audit_log), set_path),
+    KEY("kme", "network_map", INI_FILE, false, OFF(network_map), 0, 0, NULL),
     CUSTOM("sae_api", "listen", true, IN_CONFIG, 0, set_listen),
     KEY("sae_api", "cert", INI_FILE, true, OFF(cert), 0, 0, NULL),
     KEY("sae_api", "key", INI_FILE, true, OFF(key), 0, 0, NULL),
@@ -92,20 +99,21 @@ static const ini_key config_keys[] = {
     KEY("peer_api", "ca", INI_FILE, true, OFF(peer_ca), 0, 0, NULL),
     CUSTOM("peer_api", "port_file", false, IN_CONFIG, OFF(peer_port_file), set_path),
     KEY("peer_api", "timeout_ms", INI_INT, false, OFF(peer_timeout_ms), 10, 600000, "2000"),
-    KEY("peer_api", "threads", INI_UINT, false, OFF(peer_threads), 1, 256, "2"),
+    KEY("peer_api", "threads", INI_UINT, false, OFF(peer_threads), 0, 256, "0"),
     KEY("peer_api", "per_ip_limit", INI_UINT, false, OFF(peer_per_ip_limit), 0, 1000000, "0"),
     CUSTOM("peer_api", "allow_from", false, IN_CONFIG, OFF(peer_allow), set_nets),
-    CUSTOM("peer", "address", true, IN_PEER, POFF(address), set_listen),
-    CUSTOM("peer", "saes", true, IN_PEER, 0, set_list),
-    CUSTOM("link", "listen", true, IN_CONFIG, OFF(link_listen), set_listen),
-    CUSTOM("link", "port_file", false, IN_CONFIG, OFF(link_port_file), set_path),
-    KEY("link", "id", INI_ID, true, OFF(link_id), 0, 0, NULL),
-    ENUM("link", "side", true, OFF(link_side), side_names, NULL),
-    KEY("link", "peer", INI_ID, true, OFF(link_peer), 0, 0, NULL),
-    KEY("link", "pool_cap_bits", INI_INT, false, OFF(link_pool_cap_bits), 8, BIG, "268435456"),
-    KEY("link", "block_ttl_ms", INI_INT, false, OFF(link_block_ttl_ms), 1000, 86400000, "60000"),
-    KEY("link", "per_ip_limit", INI_UINT, false, OFF(link_per_ip_limit), 0, 1000000, "0"),
-    CUSTOM("link", "allow_from", false, IN_CONFIG, OFF(link_allow), set_nets),
+    CUSTOM("peer", "address", true, IN_SECTION, POFF(address), set_listen),
+    CUSTOM("peer", "saes", true, IN_SECTION, 0, set_list),
+    /* [link] needs id; [link ID] has it in its header (finish_link) */
+    CUSTOM("link", "listen", true, IN_SECTION, LOFF(listen), set_listen),
+    CUSTOM("link", "port_file", false, IN_SECTION, LOFF(port_file), set_path),
+    CUSTOM("link", "id", false, IN_SECTION, LOFF(id), set_link_id),
+    { "link", "side", INI_ENUM, true, IN_SECTION, LOFF(side), 0, 0, NULL, side_names, NULL },
+    LKEY("peer", INI_ID, true, LOFF(peer), 0, 0, NULL),
+    LKEY("pool_cap_bits", INI_INT, false, LOFF(pool_cap_bits), 8, BIG, "268435456"),
+    LKEY("block_ttl_ms", INI_INT, false, LOFF(block_ttl_ms), 1000, 86400000, "60000"),
+    LKEY("per_ip_limit", INI_UINT, false, LOFF(per_ip_limit), 0, 1000000, "0"),
+    CUSTOM("link", "allow_from", false, IN_SECTION, LOFF(allow), set_nets),
     CUSTOM("admin", "listen", true, IN_CONFIG, OFF(admin_listen), set_listen),
     KEY("admin", "cert", INI_FILE, false, OFF(admin_cert), 0, 0, NULL),
     KEY("admin", "key", INI_FILE, false, OFF(admin_key), 0, 0, NULL),
@@ -114,7 +122,8 @@ static const ini_key config_keys[] = {
 };
 #define N_KEYS (sizeof config_keys / sizeof config_keys[0])
 
-/* Sections that may be left out; [peer ID] may appear any number of times. */
+/* Sections that may be left out; [peer ID] and [link ID] may appear any
+ * number of times. */
 static bool optional_section(const char *s)
 {
     return strcmp(s, "peer_api") == 0 || strcmp(s, "link") == 0 || strcmp(s, "peer") == 0
@@ -124,9 +133,12 @@ static bool optional_section(const char *s)
 typedef struct parse_state {
     ini_table t;             /* the engine's view: table, lines, bases, message */
     kme_config *cfg;
-    bool peer_api_seen, link_seen, admin_seen;
+    bool peer_api_seen, admin_seen;
     kme_peer *peer;          /* the [peer ID] being read, or NULL (= t.base[1]) */
     unsigned peer_line;      /* line of its header */
+    kme_link *link;          /* the [link] or [link ID] being read, or NULL */
+    bool link_named;         /* it is a [link ID]: the ID is in the header */
+    unsigned n_plain_links;  /* [link] sections (without an ID) seen */
 } parse_state;
 
 static parse_state *state_of(ini_table *t)
@@ -273,8 +285,8 @@ static int set_list(ini_table *t, unsigned line, const ini_key *k, const char *v
 {
     parse_state *ps = state_of(t);
     kme_config *c = ps->cfg;
-    char ***list = k->base == IN_PEER ? &ps->peer->saes : &c->local_saes;
-    size_t *count = k->base == IN_PEER ? &ps->peer->n_saes : &c->n_local_saes;
+    char ***list = k->base == IN_SECTION ? &ps->peer->saes : &c->local_saes;
+    size_t *count = k->base == IN_SECTION ? &ps->peer->n_saes : &c->n_local_saes;
     char *copy = strdup(v), *save = NULL;
     if (!copy)
         return ini_fail(t, line, k, "out of memory");
@@ -330,13 +342,13 @@ static int set_nets(ini_table *t, unsigned line, const ini_key *k, const char *v
 }
 
 /* The [peer ID] just read is complete: its required keys were given.  The
- * lines of peer keys then start afresh for the next one. */
+ * lines of its keys then start afresh for the next one. */
 static int finish_peer(parse_state *ps)
 {
     if (!ps->peer)
         return 0;
     for (size_t i = 0; i < N_KEYS; i++) {
-        if (config_keys[i].base != IN_PEER)
+        if (config_keys[i].base != IN_SECTION || strcmp(config_keys[i].section, "peer") != 0)
             continue;
         if (config_keys[i].required && !ps->t.lines[i])
             return ini_fail(&ps->t, ps->peer_line, NULL, "[peer %s]: missing key '%s' (required)",
@@ -344,8 +356,38 @@ static int finish_peer(parse_state *ps)
         ps->t.lines[i] = 0;
     }
     ps->peer = NULL;
-    ps->t.base[IN_PEER] = NULL;
+    ps->t.base[IN_SECTION] = NULL;
     return 0;
+}
+
+/* The link section just read is complete: required keys given (id for a
+ * [link]), defaults set; its key lines start afresh for the next one. */
+static int finish_link(parse_state *ps)
+{
+    kme_link *l = ps->link;
+    if (!l)
+        return 0;
+    const char *name = l->id && ps->link_named ? l->id : "";
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const ini_key *k = &config_keys[i];
+        if (k->base != IN_SECTION || strcmp(k->section, "link") != 0)
+            continue;
+        bool needed = k->required || (strcmp(k->name, "id") == 0 && !ps->link_named);
+        if (needed && !ps->t.lines[i])
+            return ini_fail(&ps->t, l->line, NULL, "[link%s%s]: missing key '%s' (required)",
+                            *name ? " " : "", name, k->name);
+        if (!ps->t.lines[i] && k->dflt && ini_set_value(&ps->t, 0, k, k->dflt) != 0)
+            return -1;
+        ps->t.lines[i] = 0;
+    }
+    ps->link = NULL;
+    ps->t.base[IN_SECTION] = NULL;
+    return 0;
+}
+
+static int finish_section(parse_state *ps)
+{
+    return finish_peer(ps) != 0 || finish_link(ps) != 0 ? -1 : 0;
 }
 
 static int begin_peer(parse_state *ps, unsigned line, const char *id)
@@ -363,27 +405,74 @@ static int begin_peer(parse_state *ps, unsigned line, const char *id)
     if (!(c->peers[c->n_peers].id = strdup(id)))
         return ini_fail(&ps->t, line, NULL, "out of memory");
     ps->peer = &c->peers[c->n_peers++];
-    ps->t.base[IN_PEER] = ps->peer;
+    ps->t.base[IN_SECTION] = ps->peer;
     ps->peer_line = line;
     return 0;
 }
 
-/* "[name]" or "[peer ID]" (starting a peer). */
+/* "[link]" (id = the link's ID inside) or "[link ID]": never both kinds,
+ * at most one [link], at most KME_MAX_LINKS in all. */
+static int begin_link(parse_state *ps, unsigned line, const char *id)
+{
+    kme_config *c = ps->cfg;
+    bool named = *id != '\0';
+    if (named && !ini_is_id(id))
+        return ini_fail(&ps->t, line, NULL, "[link %s]: a link ID must be printable text without spaces", id);
+    if (named ? ps->n_plain_links > 0 : c->n_links > 0)
+        return ini_fail(&ps->t, line, NULL, "%s: give one [link] section, or one [link ID] section "
+                        "per link, not both kinds nor two [link]", named ? "[link ID]" : "[link]");
+    if (c->n_links >= KME_MAX_LINKS)
+        return ini_fail(&ps->t, line, NULL, "more than %d links", KME_MAX_LINKS);
+    for (size_t i = 0; named && i < c->n_links; i++)
+        if (strcmp(c->links[i].id, id) == 0)
+            return ini_fail(&ps->t, line, NULL, "[link %s] given twice", id);
+    kme_link *grown = realloc(c->links, (c->n_links + 1) * sizeof *grown);
+    if (!grown)
+        return ini_fail(&ps->t, line, NULL, "out of memory");
+    c->links = grown;
+    kme_link *l = &c->links[c->n_links];
+    memset(l, 0, sizeof *l);
+    l->line = line;
+    if (named && !(l->id = strdup(id)))
+        return ini_fail(&ps->t, line, NULL, "out of memory");
+    c->n_links++;
+    ps->n_plain_links += !named;
+    ps->link = l;
+    ps->link_named = named;
+    ps->t.base[IN_SECTION] = l;
+    return 0;
+}
+
+/* id = in a [link] section; a [link ID] has its ID in the header. */
+static int set_link_id(ini_table *t, unsigned line, const ini_key *k, const char *v)
+{
+    parse_state *ps = state_of(t);
+    if (ps->link_named)
+        return ini_fail(t, line, k, "this [link %s] has its ID in the section header; "
+                        "remove this key", ps->link->id);
+    if (!ini_is_id(v))
+        return ini_fail(t, line, k, "'%s' is not a valid link ID", v);
+    return ini_store_string(t, line, k, v);
+}
+
+/* "[name]", "[peer ID]" (starting a peer) or "[link ID]" (a link). */
 static int on_section(void *ud, unsigned line, const char *name, const char *arg)
 {
     parse_state *ps = ud;
-    if (finish_peer(ps) != 0)
+    if (finish_section(ps) != 0)
         return -1;
     if (strcmp(name, "peer") == 0) {
         if (!*arg)
             return ini_fail(&ps->t, line, NULL, "[peer] needs the peer's KME ID: [peer KME-B]");
         if (begin_peer(ps, line, arg) != 0)
             return -1;
+    } else if (strcmp(name, "link") == 0) {
+        if (begin_link(ps, line, arg) != 0)
+            return -1;
     } else if (*arg || !ini_known_section(&ps->t, name)) {
         return ini_fail(&ps->t, line, NULL, "unknown section [%s%s%s]", name, *arg ? " " : "", arg);
     }
     ps->peer_api_seen |= strcmp(name, "peer_api") == 0;
-    ps->link_seen |= strcmp(name, "link") == 0;
     ps->admin_seen |= strcmp(name, "admin") == 0;
     return 0;
 }
@@ -403,15 +492,15 @@ static int on_error(void *ud, unsigned line, const char *why)
 static const ini_handler kme_ini = { on_section, on_pair, on_error };
 
 /* A required key applies when its section is given or mandatory; the keys
- * of [peer ID] were checked section by section (finish_peer). */
+ * of [peer ID] and [link ...] were checked section by section
+ * (finish_section). */
 static bool section_in_force(ini_table *t, const ini_key *k)
 {
     parse_state *ps = state_of(t);
-    if (k->base == IN_PEER)
+    if (k->base == IN_SECTION)
         return false;
     return !optional_section(k->section)
         || (strcmp(k->section, "peer_api") == 0 && ps->peer_api_seen)
-        || (strcmp(k->section, "link") == 0 && ps->link_seen)
         || (strcmp(k->section, "admin") == 0 && ps->admin_seen);
 }
 
@@ -435,6 +524,47 @@ static void resolve_auto(kme_config *c)
 {
     if (c->threads == 0)
         c->threads = c->sync == KS_SYNC_FULL ? 32 : c->n_peers ? 16 : 2;
+    /* a relaying KME's peer worker waits while its hop goes downstream
+     * (peer_relay.c): more of them keep relays in both directions going */
+    if (c->peer_threads == 0)
+        c->peer_threads = c->network_map ? 16 : 2;
+}
+
+/* [kme] network_map: read, and held to this file's own sections
+ * (netmap_check_against); the map's messages name the map file. */
+static int load_network_map(parse_state *ps)
+{
+    kme_config *c = ps->cfg;
+    if (!c->network_map)
+        return 0;
+    char why[768];
+    if (netmap_load(c->network_map, &c->map, why, sizeof why) != 0)
+        return ini_fail(&ps->t, ini_line_of(&ps->t, "kme", "network_map"), NULL,
+                        "[kme] network_map: %s", why);
+    netmap_peer_view *peers = calloc(c->n_peers + 1, sizeof *peers);
+    netmap_link_view *links = calloc(c->n_links + 1, sizeof *links);
+    int rc = peers && links ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < c->n_peers; i++)
+        peers[i] = (netmap_peer_view){ c->peers[i].id, { c->peers[i].saes, c->peers[i].n_saes } };
+    for (size_t i = 0; rc == 0 && i < c->n_links; i++)
+        links[i] = (netmap_link_view){ c->links[i].id, c->links[i].peer };
+    netmap_sae_list local = { c->local_saes, c->n_local_saes };
+    if (rc != 0)
+        snprintf(why, sizeof why, "out of memory");
+    else
+        rc = netmap_check_against(c->map, c->id, &local, peers, c->n_peers, links, c->n_links,
+                                  why, sizeof why);
+    free(peers);
+    free(links);
+    return rc == 0 ? 0 : ini_fail(&ps->t, 0, NULL, "[kme] network_map: %s", why);
+}
+
+const char *kme_config_far_kme_of_sae(const kme_config *cfg, const char *sae_id)
+{
+    if (!cfg->map || kme_config_is_local_sae(cfg, sae_id) || kme_config_peer_of_sae(cfg, sae_id))
+        return NULL;
+    const netmap_kme *k = netmap_kme_of_sae(cfg->map, sae_id);
+    return k && strcmp(k->id, cfg->id) != 0 ? k->id : NULL;
 }
 
 /* The host of a numeric address into a (a listener bound to the
@@ -451,8 +581,21 @@ static int allow_host(kme_allow *a, const char *host)
 }
 
 /* allow_from left out: [peer_api] admits the hosts of the configured
- * peers; [link] admits loopback, its own listen address and the host of
- * the [link] peer (the link's devices sit at one of the two KMEs). */
+ * peers; a link admits loopback, its own listen address and the host of
+ * its peer (the link's devices sit at one of the two KMEs). */
+static int default_link_allow(const kme_config *c, kme_link *l)
+{
+    net_prefix v4, v6;
+    char why[128];
+    int rc = net_prefix_parse("127.0.0.0/8", &v4, why, sizeof why);
+    rc = rc ? rc : net_prefix_parse("::1", &v6, why, sizeof why);
+    rc = rc ? rc : allow_add(&l->allow, &v4);
+    rc = rc ? rc : allow_add(&l->allow, &v6);
+    rc = rc ? rc : allow_host(&l->allow, l->listen.host);
+    const kme_peer *lp = kme_config_peer(c, l->peer);
+    return rc ? rc : lp ? allow_host(&l->allow, lp->address.host) : 0;
+}
+
 static int default_allow_lists(parse_state *ps)
 {
     kme_config *c = ps->cfg;
@@ -460,33 +603,51 @@ static int default_allow_lists(parse_state *ps)
     if (c->has_peer_api && !c->peer_allow.n)
         for (size_t i = 0; i < c->n_peers && rc == 0; i++)
             rc = allow_host(&c->peer_allow, c->peers[i].address.host);
-    if (c->has_link && !c->link_allow.n) {
-        net_prefix v4, v6;
-        char why[128];
-        rc = rc ? rc : net_prefix_parse("127.0.0.0/8", &v4, why, sizeof why);
-        rc = rc ? rc : net_prefix_parse("::1", &v6, why, sizeof why);
-        rc = rc ? rc : allow_add(&c->link_allow, &v4);
-        rc = rc ? rc : allow_add(&c->link_allow, &v6);
-        rc = rc ? rc : allow_host(&c->link_allow, c->link_listen.host);
-        const kme_peer *lp = kme_config_peer(c, c->link_peer);
-        rc = rc ? rc : lp ? allow_host(&c->link_allow, lp->address.host) : 0;
-    }
+    for (size_t i = 0; i < c->n_links && rc == 0; i++)
+        if (!c->links[i].allow.n)
+            rc = default_link_allow(c, &c->links[i]);
     return rc == 0 ? 0 : ini_fail(&ps->t, 0, NULL, "out of memory");
 }
 
-/* Peers, the peer listener and the link must fit together. */
+/* Each link: its peer is a [peer ID], no other link goes to that peer or
+ * listens on the same address and port. */
+static int check_links(parse_state *ps)
+{
+    kme_config *c = ps->cfg;
+    for (size_t i = 0; i < c->n_links; i++) {
+        const kme_link *l = &c->links[i];
+        const char *sp = c->n_links > 1 || ps->n_plain_links == 0 ? " " : "";
+        const char *id = sp[0] ? l->id : "";
+        if (!kme_config_peer(c, l->peer))
+            return ini_fail(&ps->t, 0, NULL, "[link%s%s] peer: '%s' is not a configured [peer ...]",
+                            sp, id, l->peer);
+        for (size_t j = 0; j < i; j++) {
+            const kme_link *o = &c->links[j];
+            if (strcmp(o->peer, l->peer) == 0)
+                return ini_fail(&ps->t, l->line, NULL, "[link %s] peer: link %s already goes to "
+                                "%s (one link per pair of KMEs)", l->id, o->id, l->peer);
+            if (l->listen.port && l->listen.port == o->listen.port
+                && strcmp(l->listen.host, o->listen.host) == 0)
+                return ini_fail(&ps->t, l->line, NULL, "[link %s] listen: %s:%u is already the "
+                                "address of link %s", l->id, l->listen.host, l->listen.port, o->id);
+        }
+    }
+    return 0;
+}
+
+/* Peers, the peer listener and the links must fit together. */
 static int check_topology(parse_state *ps)
 {
     kme_config *c = ps->cfg;
     c->has_peer_api = ps->peer_api_seen;
-    c->has_link = ps->link_seen;
+    c->has_link = c->n_links > 0;
     for (size_t i = 0; i < c->n_peers; i++)
         if (strcmp(c->peers[i].id, c->id) == 0)
             return ini_fail(&ps->t, 0, NULL, "[peer %s] is this KME's own ID", c->peers[i].id);
     if (c->n_peers && !c->has_peer_api)
         return ini_fail(&ps->t, 0, NULL, "[peer_api] is required when [peer ...] sections are given");
-    if (c->has_link && !kme_config_peer(c, c->link_peer))
-        return ini_fail(&ps->t, 0, NULL, "[link] peer: '%s' is not a configured [peer ...]", c->link_peer);
+    if (check_links(ps) != 0 || load_network_map(ps) != 0)
+        return -1;
     return default_allow_lists(ps);
 }
 
@@ -607,7 +768,7 @@ int kme_config_load(const char *path, kme_config *cfg, char *err, size_t errlen)
     }
     int rc = ini_read(f, &kme_ini, &ps);
     if (rc == 0)
-        rc = finish_peer(&ps);
+        rc = finish_section(&ps);
     fclose(f);
     if (rc == 0)
         rc = ini_apply_defaults(&ps.t, section_in_force);
@@ -629,6 +790,8 @@ void kme_config_free(kme_config *cfg)
     free(cfg->ca);
     free(cfg->crl);
     free(cfg->audit_log);
+    free(cfg->network_map);
+    netmap_free(cfg->map);
     free(cfg->alert_command);
     free(cfg->port_file);
     for (size_t i = 0; i < cfg->n_local_saes; i++)
@@ -638,7 +801,6 @@ void kme_config_free(kme_config *cfg)
     free(cfg->peer_ca);
     free(cfg->peer_port_file);
     free(cfg->peer_allow.nets);
-    free(cfg->link_allow.nets);
     for (size_t i = 0; i < cfg->n_peers; i++) {
         kme_peer *p = &cfg->peers[i];
         free(p->id);
@@ -648,10 +810,15 @@ void kme_config_free(kme_config *cfg)
         free(p->saes);
     }
     free(cfg->peers);
-    free(cfg->link_listen.host);
-    free(cfg->link_port_file);
-    free(cfg->link_id);
-    free(cfg->link_peer);
+    for (size_t i = 0; i < cfg->n_links; i++) {
+        kme_link *l = &cfg->links[i];
+        free(l->id);
+        free(l->listen.host);
+        free(l->port_file);
+        free(l->peer);
+        free(l->allow.nets);
+    }
+    free(cfg->links);
     free(cfg->admin_listen.host);
     free(cfg->admin_cert);
     free(cfg->admin_key);
@@ -674,6 +841,14 @@ const kme_peer *kme_config_peer(const kme_config *cfg, const char *kme_id)
     for (size_t i = 0; i < cfg->n_peers; i++)
         if (strcmp(cfg->peers[i].id, kme_id) == 0)
             return &cfg->peers[i];
+    return NULL;
+}
+
+const kme_link *kme_config_link_to(const kme_config *cfg, const char *peer_id)
+{
+    for (size_t i = 0; i < cfg->n_links; i++)
+        if (strcmp(cfg->links[i].peer, peer_id) == 0)
+            return &cfg->links[i];
     return NULL;
 }
 

@@ -46,6 +46,23 @@ typedef struct kme_peer {
 
 typedef enum { KME_LINK_SIDE_A = 0, KME_LINK_SIDE_B = 1 } kme_link_side;
 
+/* A QKD link to a directly linked KME: [link] (one link, its ID in `id`)
+ * or [link ID] (one section per link; docs/network.md).  Each has its own
+ * intake listener, pool cap and link state; one link per peer. */
+#define KME_MAX_LINKS 64
+typedef struct kme_link {
+    char *id;                   /* CN of the link's certificate */
+    kme_addr listen;
+    char *port_file;            /* optional */
+    kme_link_side side;         /* which end of the link this KME is */
+    char *peer;                 /* the KME at the other end (a [peer ID]) */
+    int64_t pool_cap_bits;      /* per direction */
+    int64_t block_ttl_ms;       /* unconfirmed blocks are dropped after this */
+    unsigned per_ip_limit;
+    kme_allow allow;            /* default: loopback, this host, the link's peer */
+    unsigned line;              /* of its section header, for messages */
+} kme_link;
+
 typedef struct kme_config {
     char *path;                 /* the file it came from */
     /* [kme] */
@@ -54,6 +71,8 @@ typedef struct kme_config {
     ks_sync sync;
     enum log_level log_level;
     char *audit_log;            /* optional: JSON lines of security events (events.h) */
+    char *network_map;          /* optional: the network map file (docs/network.md) */
+    struct netmap *map;         /* it, read and held to this file's sections; NULL without */
     /* [sae_api] */
     char *listen_host;          /* numeric IPv4/IPv6 address */
     uint16_t listen_port;       /* 0: any free port */
@@ -95,17 +114,10 @@ typedef struct kme_config {
     /* [peer ID] sections */
     kme_peer *peers;
     size_t n_peers;
-    /* [link]: intake of key blocks from the QKD link (optional) */
-    bool has_link;
-    kme_addr link_listen;
-    char *link_port_file;       /* optional */
-    char *link_id;              /* CN of the link's certificate */
-    kme_link_side link_side;    /* which end of the link this KME is */
-    char *link_peer;            /* the KME at the other end (a [peer ID]) */
-    int64_t link_pool_cap_bits; /* per direction */
-    int64_t link_block_ttl_ms;  /* unconfirmed blocks are dropped after this */
-    unsigned link_per_ip_limit;
-    kme_allow link_allow;       /* default: loopback, this host, the [link] peer */
+    /* [link] or [link ID] sections: the QKD links (optional) */
+    kme_link *links;
+    size_t n_links;
+    bool has_link;              /* n_links > 0 */
     /* [admin]: metrics, health and status page (optional; docs/operations.md) */
     bool has_admin;
     kme_addr admin_listen;      /* plain HTTP: a loopback address only */
@@ -137,5 +149,13 @@ const kme_peer *kme_config_peer_of_sae(const kme_config *cfg, const char *sae_id
 
 /* The peer with this KME ID, or NULL. */
 const kme_peer *kme_config_peer(const kme_config *cfg, const char *kme_id);
+
+/* The KME an SAE sits behind: NULL when it is local, a peer's or unknown
+ * to the network map; else the map's KME ID (a non-neighbour, reached by
+ * relay). */
+const char *kme_config_far_kme_of_sae(const kme_config *cfg, const char *sae_id);
+
+/* The link to the peer KME peer_id, or NULL (no link to it). */
+const kme_link *kme_config_link_to(const kme_config *cfg, const char *peer_id);
 
 #endif

@@ -9,7 +9,7 @@
  * answers only after its transaction is durable, so "stored": true is a
  * promise the link may act on (confirm at both ends).
  *
- * Directions: a block whose owner byte equals our [link] side is "own"
+ * Directions: a block whose owner byte equals our side of the link is "own"
  * (our masters allocate from it), the others are "peer" blocks.
  */
 #include "kme/link_intake.h"
@@ -35,7 +35,7 @@ const char *link_identify(void *ctx, const char *cn, const char *uri_san)
 {
     const link_intake *li = ctx;
     (void)uri_san;
-    return cn && strcmp(cn, li->cfg->link_id) == 0 ? cn : NULL;
+    return cn && strcmp(cn, li->link->id) == 0 ? cn : NULL;
 }
 
 static const char *side_name(int side)
@@ -48,8 +48,8 @@ static const char *side_name(int side)
  * KME's point of view and by link side (docs/kme-pair.md). */
 static json_t *pool_json(const link_intake *li, const ks_link_stats *st)
 {
-    json_int_t cap = (json_int_t)li->cfg->link_pool_cap_bits;
-    int mine = li->cfg->link_side;
+    json_int_t cap = (json_int_t)li->link->pool_cap_bits;
+    int mine = li->link->side;
     json_int_t a = (json_int_t)(mine == KME_LINK_SIDE_A ? st->own_bits : st->peer_bits);
     json_int_t b = (json_int_t)(mine == KME_LINK_SIDE_A ? st->peer_bits : st->own_bits);
     return json_pack("{s:s, s:I, s:I, s:I, s:{s:I, s:I}, s:{s:I, s:I}}",
@@ -63,7 +63,7 @@ static json_t *pool_json(const link_intake *li, const ks_link_stats *st)
 static void stored_reply(const link_intake *li, kme_reply *out)
 {
     ks_link_stats st;
-    if (ks_link_stats_get(li->ks, &st) != KS_OK) {
+    if (ks_link_stats_get(li->ks, li->link->peer, &st) != KS_OK) {
         reply_error(out, 503, "key store error");
         return;
     }
@@ -79,7 +79,7 @@ static int take_report(const link_intake *li, const char *json, size_t len, link
 {
     char why[200];
     if (link_parse_report(json, len, r, why, sizeof why) != 0) {
-        log_warn("link %s: QBER report refused: %s", li->cfg->link_id, why);
+        log_warn("link %s: QBER report refused: %s", li->link->id, why);
         reply_error(out, 400, why);
         return -1;
     }
@@ -115,12 +115,13 @@ static void handle_block(const link_intake *li, const char *body, size_t len, km
         return;
     if (rep && li->state)
         link_state_report(li->state, &report, mono_ms());
-    bool own = owner == (int)li->cfg->link_side;
-    ks_result r = ks_block_store(li->ks, id, own, (const uint8_t *)body + LINK_HEADER, blen,
-                                 (uint64_t)li->cfg->link_pool_cap_bits);
+    bool own = owner == (int)li->link->side;
+    ks_result r = ks_block_store(li->ks, li->link->peer, id, own, (const uint8_t *)body + LINK_HEADER, blen,
+                                 (uint64_t)li->link->pool_cap_bits);
     if (r == KS_OK) {
-        metrics_link_block(own, blen);
-        log_debug("link: block %016" PRIx64 " (%s, %" PRIu32 " bytes) stored", id, own ? "own" : "peer", blen);
+        metrics_link_block(li->index, own, blen);
+        log_debug("link %s: block %016" PRIx64 " (%s, %" PRIu32 " bytes) stored", li->link->id, id,
+                  own ? "own" : "peer", blen);
         if (li->state)
             link_state_bits(li->state, (uint64_t)blen * 8, mono_ms());
         stored_reply(li, out);
@@ -145,14 +146,14 @@ static void handle_ids(const link_intake *li, bool confirm, const char *body, si
         reply_error(out, parsed == LINK_PARSE_NOMEM ? 503 : 400, why);
         return;
     }
-    ks_result r = confirm ? ks_block_confirm(li->ks, ids, n, &done)
-                          : ks_block_discard(li->ks, ids, n, &done);
+    ks_result r = confirm ? ks_block_confirm(li->ks, li->link->peer, ids, n, &done)
+                          : ks_block_discard(li->ks, li->link->peer, ids, n, &done);
     free(ids);
     if (r != KS_OK) {
         reply_error(out, 503, "key store error");
         return;
     }
-    log_debug("link: %zu of %zu blocks %s", done, n, confirm ? "confirmed" : "discarded");
+    log_debug("link %s: %zu of %zu blocks %s", li->link->id, done, n, confirm ? "confirmed" : "discarded");
     json_t *o = json_pack("{s:I}", confirm ? "confirmed" : "discarded", (json_int_t)done);
     reply_json(out, 200, o);
     json_decref(o);
@@ -179,7 +180,8 @@ static void handle_state(const link_intake *li, kme_reply *out)
     uint64_t *ids = NULL;
     size_t n = 0;
     ks_link_stats st;
-    if (ks_block_unconfirmed(li->ks, &ids, &n) != KS_OK || ks_link_stats_get(li->ks, &st) != KS_OK) {
+    if (ks_block_unconfirmed(li->ks, li->link->peer, &ids, &n) != KS_OK
+        || ks_link_stats_get(li->ks, li->link->peer, &st) != KS_OK) {
         free(ids);
         reply_error(out, 503, "key store error");
         return;

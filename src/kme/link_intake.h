@@ -3,8 +3,9 @@
  * link_intake.h - the KME's [link] listener: key blocks from the QKD link
  * (docs/kme-pair.md "Link intake", docs/link.md).
  *
+ * One intake per link (a KME may have several: docs/network.md).
  * Plugs into listener.c: link_identify accepts only the certificate whose
- * CN is [link] id (the listener already checked that the KME CA signed it);
+ * CN is the link's ID (the listener already checked that the KME CA signed it);
  * link_handle serves POST /link/v1/blocks, /link/v1/confirm,
  * /link/v1/discard, /link/v1/report (QBER reports) and GET /link/v1/state.  Every answer is JSON; bad input
  * is a 400 that names the problem and changes nothing.  Block bytes go to
@@ -22,13 +23,16 @@
 #include "kme/reply.h"
 
 
+/* One per [link] / [link ID] section: its listener's context. */
 typedef struct link_intake {
     const kme_config *cfg;
+    const kme_link *link;   /* the link's section (cfg->links[index]) */
+    size_t index;
     keystore *ks;
     link_state *state;      /* the link's QBER reports (link_state.h); may be NULL */
 } link_intake;
 
-/* A listener_identify (ctx: link_intake): cn if it is the link's ID. */
+/* A listener_identify (ctx: link_intake): cn if it is this link's ID. */
 const char *link_identify(void *ctx, const char *cn, const char *uri_san);
 
 /* A listener_handler (ctx: link_intake). */

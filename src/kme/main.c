@@ -247,53 +247,117 @@ static int start_peer(const kme_config *cfg, keystore *ks, peer_service **out)
     return 0;
 }
 
-/* The [link] listener: key blocks from the QKD link simulator, the only
- * party it admits (KME CA, CN = [link] id).  Started last, so that blocks
- * arrive only at a KME that serves everything else.  0, or -1 (logged). */
+/* The QKD links at run time: per cfg->links[i] its intake (the listener's
+ * context), listener and link state (QBER reports, read by the ETSI
+ * status answer and the admin listener). */
+typedef struct link_set {
+    size_t n;
+    link_intake *intake;
+    listener **listeners;
+    link_state **states;
+} link_set;
+
+static int link_set_init(const kme_config *cfg, keystore *ks, link_set *set)
+{
+    memset(set, 0, sizeof *set);
+    if (!cfg->n_links)
+        return 0;
+    set->intake = calloc(cfg->n_links, sizeof *set->intake);
+    set->listeners = calloc(cfg->n_links, sizeof *set->listeners);
+    set->states = calloc(cfg->n_links, sizeof *set->states);
+    if (!set->intake || !set->listeners || !set->states)
+        return -1;
+    set->n = cfg->n_links;
+    for (size_t i = 0; i < cfg->n_links; i++) {
+        if (!(set->states[i] = link_state_new(cfg->links[i].id)))
+            return -1;
+        set->intake[i] = (link_intake){ .cfg = cfg, .link = &cfg->links[i], .index = i, .ks = ks,
+                                        .state = set->states[i] };
+    }
+    return 0;
+}
+
+static void link_set_stop(link_set *set)
+{
+    for (size_t i = 0; set->listeners && i < set->n; i++)
+        listener_stop(set->listeners[i]);
+}
+
+static void link_set_free(link_set *set)
+{
+    for (size_t i = 0; set->states && i < set->n; i++)
+        link_state_free(set->states[i]);
+    free(set->intake);
+    free(set->listeners);
+    free(set->states);
+    memset(set, 0, sizeof *set);
+}
+
+/* One link's listener: key blocks from its QKD link simulator, the only
+ * party it admits (KME CA, CN = the link's ID).  0, or -1 (logged). */
 static int start_link_listener(const kme_config *cfg, link_intake *intake, listener **out)
 {
+    const kme_link *lk = intake->link;
     char err[512];
-    *out = NULL;
-    if (!cfg->has_link)
-        return 0;
     listener_spec spec = {
-        .name = "link", .host = cfg->link_listen.host, .port = cfg->link_listen.port,
+        .name = "link", .host = lk->listen.host, .port = lk->listen.port,
         .cert = cfg->cert, .key = cfg->key, .ca = cfg->peer_ca, .threads = 1,
         .max_body = LINK_MAX_BODY, .identify = link_identify, .handle = link_handle, .ctx = intake,
         .max_connections = cfg->link_max_connections,
         .handshake_timeout_ms = (unsigned)cfg->handshake_timeout_ms,
-        .per_ip_limit = cfg->link_per_ip_limit,
-        .allow_from = cfg->link_allow.nets, .n_allow_from = cfg->link_allow.n,
+        .per_ip_limit = lk->per_ip_limit,
+        .allow_from = lk->allow.nets, .n_allow_from = lk->allow.n,
     };
     listener *l = listener_start(&spec, err, sizeof err);
     if (!l) {
-        log_error("%s", err);
+        log_error("link %s: %s", lk->id, err);
         return -1;
     }
     unsigned port = listener_port(l);
-    if (cfg->link_port_file && write_port_file(cfg->link_port_file, port) != 0) {
-        log_error("cannot write port file %s: %s", cfg->link_port_file, strerror(errno));
+    if (lk->port_file && write_port_file(lk->port_file, port) != 0) {
+        log_error("cannot write port file %s: %s", lk->port_file, strerror(errno));
         listener_stop(l);
         return -1;
     }
-    log_info("KME %s taking key blocks from link %s on https://%s:%u (link side %s)",
-             cfg->id, cfg->link_id, cfg->link_listen.host, port,
-             cfg->link_side == KME_LINK_SIDE_A ? "A" : "B");
+    log_info("KME %s taking key blocks from link %s (to %s) on https://%s:%u (link side %s)",
+             cfg->id, lk->id, lk->peer, lk->listen.host, port,
+             lk->side == KME_LINK_SIDE_A ? "A" : "B");
     *out = l;
     return 0;
+}
+
+/* Every link's listener.  Started last, so that blocks arrive only at a
+ * KME that serves everything else.  0, or -1 (logged). */
+static int start_link_listeners(const kme_config *cfg, link_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (start_link_listener(cfg, &set->intake[i], &set->listeners[i]) != 0)
+            return -1;
+    return 0;
+}
+
+/* The smallest block_ttl_ms of the links: the key store expires every
+ * link's unconfirmed blocks by one period. */
+static int64_t min_block_ttl(const kme_config *cfg)
+{
+    int64_t ttl = 0;
+    for (size_t i = 0; i < cfg->n_links; i++)
+        if (!ttl || cfg->links[i].block_ttl_ms < ttl)
+            ttl = cfg->links[i].block_ttl_ms;
+    return ttl;
 }
 
 /* The [admin] listener: metrics, health, the status page (admin.h).
  * Started after the others, so that its /health never reports a KME
  * that does not serve yet.  0, or -1 (logged). */
-static int start_admin(const kme_config *cfg, keystore *ks, peer_service *peers, link_state *link,
-                       kme_admin **out)
+static int start_admin(const kme_config *cfg, keystore *ks, peer_service *peers,
+                       link_state *const *links, kme_admin **out)
 {
     char err[512];
     *out = NULL;
     if (!cfg->has_admin)
         return 0;
-    kme_admin *a = kme_admin_start(cfg, ks, peers, link, err, sizeof err);
+    kme_admin *a = kme_admin_start(cfg, ks, peers, links, err, sizeof err);
     if (!a) {
         log_error("%s: [admin] %s", cfg->path, err);
         return -1;
@@ -312,11 +376,7 @@ static int start_admin(const kme_config *cfg, keystore *ks, peer_service *peers,
     return 0;
 }
 
-/* What the QKD link reports (QBER, state, alarm: link_state.h); NULL
- * without [link].  Read by the ETSI status answer. */
-static link_state *link_reports;
-
-static int run(const kme_config *cfg)
+static int run(const kme_config *cfg, link_set *links)
 {
     char err[512];
     ks_options ko = {
@@ -326,15 +386,19 @@ static int run(const kme_config *cfg)
         .local_rate_bps = (uint64_t)cfg->local_rate_bps,
         .key_ttl_s = cfg->key_ttl,
         .maintenance_ms = (unsigned)cfg->maintenance_ms,
-        .link_block_ttl_ms = cfg->link_block_ttl_ms,
+        .link_block_ttl_ms = min_block_ttl(cfg),
         .slave_unfetched_bits = (uint64_t)cfg->sae_unfetched_bits,
+        /* a file from before several links had one: the single [link]'s */
+        .migrate_link_peer = cfg->n_links == 1 ? cfg->links[0].peer : NULL,
     };
     keystore *ks = ks_open(&ko, err, sizeof err);
     if (!ks) {
         log_error("key store %s: %s", cfg->database, err);
         return EXIT_RUNTIME;
     }
-    kme_api api = { .cfg = cfg, .ks = ks, .link = link_reports };
+    for (size_t i = 0; i < links->n; i++)
+        links->intake[i].ks = ks;
+    kme_api api = { .cfg = cfg, .ks = ks, .links = links->states };
     if (api_init(&api) != 0) {
         ks_close(ks);
         return EXIT_RUNTIME;
@@ -375,11 +439,9 @@ static int run(const kme_config *cfg)
     log_info("KME %s serving ETSI GS QKD 014 on https://%s:%u (%zu local SAEs, sync=%s)",
              cfg->id, cfg->listen_host, port, cfg->n_local_saes,
              cfg->sync == KS_SYNC_FULL ? "full" : "normal");
-    link_intake intake = { .cfg = cfg, .ks = ks, .state = link_reports };
-    listener *link = NULL;
-    int rc = start_link_listener(cfg, &intake, &link) == 0 ? 0 : EXIT_RUNTIME;
+    int rc = start_link_listeners(cfg, links) == 0 ? 0 : EXIT_RUNTIME;
     kme_admin *admin = NULL;
-    if (rc == 0 && start_admin(cfg, ks, api.peers, intake.state, &admin) != 0)
+    if (rc == 0 && start_admin(cfg, ks, api.peers, links->states, &admin) != 0)
         rc = EXIT_RUNTIME;
     if (rc == 0) {
         /* every listener is bound and accepting: systemd may start what
@@ -391,7 +453,7 @@ static int run(const kme_config *cfg)
     }
     kme_admin_stop(admin);
     pool_watch_stop(pools);
-    listener_stop(link);
+    link_set_stop(links);
     listener_stop(http);
     peer_service_stop(api.peers);
     api_free(&api);
@@ -462,14 +524,16 @@ int main(int argc, char **argv)
         kme_config_free(&cfg);
         return EXIT_CONFIG;
     }
-    if (cfg.has_link && !(link_reports = link_state_new(cfg.link_id))) {
+    link_set links;
+    if (link_set_init(&cfg, NULL, &links) != 0) {
         log_error("out of memory");
+        link_set_free(&links);
         crl_store_free(sae_crl);
         kme_config_free(&cfg);
         return EXIT_RUNTIME;
     }
-    int rc = run(&cfg);
-    link_state_free(link_reports);
+    int rc = run(&cfg, &links);
+    link_set_free(&links);
     events_stop();
     crl_store_free(sae_crl);
     kme_config_free(&cfg);

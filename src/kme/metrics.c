@@ -49,7 +49,8 @@ typedef struct ep_row {
 static struct {
     ep_row ep[METRICS_N_EP];
     _Atomic uint64_t keys[2], key_bytes[2];          /* [0] dec, [1] enc */
-    _Atomic uint64_t link_blocks[2], link_bytes[2];  /* [0] peer-owned, [1] own */
+    /* per link (cfg->links[i]): [0] peer-owned, [1] own */
+    _Atomic uint64_t link_blocks[KME_MAX_LINKS][2], link_bytes[KME_MAX_LINKS][2];
     _Atomic uint64_t *resv;                          /* n_peers x METRICS_RESV_N */
     size_t n_peers;
 } m;
@@ -158,17 +159,17 @@ void metrics_reservation(size_t peer, metrics_resv_result result)
         add(&m.resv[peer * METRICS_RESV_N + result], 1);
 }
 
-void metrics_link_block(bool own, uint64_t bytes)
+void metrics_link_block(size_t link, bool own, uint64_t bytes)
 {
-    if (!enabled)
+    if (!enabled || link >= KME_MAX_LINKS)
         return;
-    add(&m.link_blocks[own], 1);
-    add(&m.link_bytes[own], bytes);
+    add(&m.link_blocks[link][own], 1);
+    add(&m.link_bytes[link][own], bytes);
 }
 
-uint64_t metrics_link_bytes(bool own)
+uint64_t metrics_link_bytes(size_t link, bool own)
 {
-    return get(&m.link_bytes[own]);
+    return link < KME_MAX_LINKS ? get(&m.link_bytes[link][own]) : 0;
 }
 
 /* ------------------------------------------------------------ rendering */
@@ -229,15 +230,20 @@ static void render_peers(prom_writer *w, const kme_config *cfg)
             prom_label l[] = { { "peer", cfg->peers[p].id }, { "result", resv_names[r] } };
             prom_u64(w, l, 2, m.resv ? get(&m.resv[p * METRICS_RESV_N + r]) : 0);
         }
-    if (!cfg->has_link)
+    if (!cfg->n_links)
         return;
-    prom_label l[] = { { "peer", cfg->link_peer } };
     prom_family(w, "qkd_kme_link_blocks_total", PROM_COUNTER,
-                "Key blocks the QKD link stored at this KME (both directions).");
-    prom_u64(w, l, 1, get(&m.link_blocks[0]) + get(&m.link_blocks[1]));
+                "Key blocks each QKD link stored at this KME (both directions).");
+    for (size_t i = 0; i < cfg->n_links && i < KME_MAX_LINKS; i++) {
+        prom_label l[] = { { "peer", cfg->links[i].peer } };
+        prom_u64(w, l, 1, get(&m.link_blocks[i][0]) + get(&m.link_blocks[i][1]));
+    }
     prom_family(w, "qkd_kme_link_key_bytes_total", PROM_COUNTER,
-                "Bytes of key material the QKD link stored at this KME (both directions).");
-    prom_u64(w, l, 1, get(&m.link_bytes[0]) + get(&m.link_bytes[1]));
+                "Bytes of key material each QKD link stored at this KME (both directions).");
+    for (size_t i = 0; i < cfg->n_links && i < KME_MAX_LINKS; i++) {
+        prom_label l[] = { { "peer", cfg->links[i].peer } };
+        prom_u64(w, l, 1, get(&m.link_bytes[i][0]) + get(&m.link_bytes[i][1]));
+    }
 }
 
 void metrics_render(prom_writer *w, const kme_config *cfg)

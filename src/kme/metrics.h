@@ -57,11 +57,12 @@ void metrics_request(metrics_endpoint ep, int http, int64_t ns);
 void metrics_keys(bool enc, size_t n, uint64_t bytes);
 /* A reservation sent to peer (index into cfg->peers) and its outcome. */
 void metrics_reservation(size_t peer, metrics_resv_result result);
-/* A key block the link stored here: own (our masters use it) or the peer's. */
-void metrics_link_block(bool own, uint64_t bytes);
+/* A key block link number `link` (cfg->links[link]) stored here: own (our
+ * masters use it) or the peer's. */
+void metrics_link_block(size_t link, bool own, uint64_t bytes);
 
 /* What the link stored so far (the status page's production rates). */
-uint64_t metrics_link_bytes(bool own);
+uint64_t metrics_link_bytes(size_t link, bool own);
 
 /* The counter and histogram families (request, key, reservation, link,
  * build_info) into w, and qkd_kme_security_events_total from the counts

@@ -83,6 +83,7 @@ peer_service *peer_service_start(const kme_config *cfg, keystore *ks, char *err,
     }
     ps->cfg = cfg;
     ps->ks = ks;
+    peer_relay_announce();
     /* Before anything can make a new reservation: every entry still
      * pending is from before a crash and its fate is unknown until the
      * peer tells (the replay thread asks). */

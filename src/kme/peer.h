@@ -64,6 +64,27 @@ void peer_service_stop(peer_service *ps);
 #define PEER_SLAVE_LIMIT (-2)
 #define PEER_SLAVE_LIMIT_TYPE "slave-limit"
 
+/* Relay (peer_relay.c, docs/network.md §3): send hop 1 of a relayed
+ * reservation r (made by ks_remote_enc for path[1]) along path[0..npath),
+ * path[0] being this KME and path[npath-1] the slaves' KME, and wait at
+ * most timeout_ms for the answer, which comes only after the last KME
+ * stored the keys.  0 when it did; PEER_RELAY_UNAVAILABLE when a KME on
+ * the path is down, not answering or short of key, or the first hop gave
+ * no answer (another path may serve); PEER_SLAVE_LIMIT; -1 otherwise.
+ * reason: a short text without key material. */
+#define PEER_RELAY_UNAVAILABLE (-3)
+#define PEER_RELAY_UNAVAILABLE_TYPE "relay-unavailable"
+int peer_relay(peer_service *ps, const char *const *path, size_t npath, const ks_reservation *r,
+               const char *master, const char *const *slaves, size_t nslaves, long timeout_ms,
+               char *reason, size_t reason_len);
+
+/* With a network map: true when peer_id's last answer named our map's
+ * version (relays go only through such peers); without a map: true. */
+bool peer_map_agrees(peer_service *ps, const char *peer_id);
+
+/* Log a warning when the relay's test hook is set (peer_relay.c). */
+void peer_relay_announce(void);
+
 int peer_reserve(peer_service *ps, const char *peer_id, const ks_reservation *r,
                  const char *master, const char *const *slaves, size_t nslaves,
                  char *reason, size_t reason_len);
@@ -84,6 +105,7 @@ typedef struct peer_health {
     bool up;                       /* the last probe got an HTTP answer */
     int64_t since_unix_ms;         /* when up last changed */
     char reason[128];              /* why down (no key material, no key IDs) */
+    int64_t map_version;           /* its network map's version (-1: none, -2: not known) */
 } peer_health;
 int peer_health_get(peer_service *ps, size_t i, peer_health *out);
 

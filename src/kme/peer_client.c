@@ -300,14 +300,23 @@ int peer_check_answering(peer_service *ps, const char *peer_id, char *reason, si
 int peer_post(peer_service *ps, peer_pool *p, const char *path, const char *body,
                      long timeout_ms, peer_answer *a, char **resp)
 {
+    return peer_send(ps, p, "POST", path, body, timeout_ms, a, resp);
+}
+
+int peer_send(peer_service *ps, peer_pool *p, const char *method, const char *path,
+              const char *body, long timeout_ms, peer_answer *a, char **resp)
+{
     memset(a, 0, sizeof *a);
     peer_conn *c = pool_get(ps, p);
     if (!c) {
         snprintf(a->reason, sizeof a->reason, "cannot set up a connection (see the log)");
         return -1;
     }
-    httpsc_request rq = {.method = "POST", .target = path, .content_type = "application/json",
-                         .body = body, .body_len = strlen(body), .timeout_ms = timeout_ms};
+    bool get = strcmp(method, "GET") == 0;
+    httpsc_request rq = {.method = method, .target = path,
+                         .content_type = get ? NULL : "application/json",
+                         .body = get ? NULL : body, .body_len = get ? 0 : strlen(body),
+                         .timeout_ms = timeout_ms};
     httpsc_response hr;
     char err[256];
     c->len = 0;

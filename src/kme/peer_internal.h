@@ -2,7 +2,7 @@
 /*
  * peer_internal.h - what the files of the KME-to-KME channel share:
  * peer.c (the service: start, stop), peer_server.c (the [peer_api]
- * handler), peer_client.c (connection pools and the reservation batcher),
+ * handler), peer_relay.c (trusted-node relay, both ends), peer_client.c (connection pools and the reservation batcher),
  * peer_replay.c (the void replay thread) and peer_probe.c (the once-a-second
  * health probe).  Include only from peer*.c.
  *
@@ -28,6 +28,8 @@
 #define PATH_VOIDS "/peer/v1/voids"
 #define PATH_BATCH "/peer/v1/reservation-batch"
 #define PATH_STATE "/peer/v1/reservation-state"
+#define PATH_RELAY "/peer/v1/relay"
+#define PATH_MAP "/peer/v1/map"
 #define POOL_MAX 32                /* idle connections kept per peer: as many as
                                     * requests in flight, else a burst closes
                                     * some and the next burst pays handshakes */
@@ -64,6 +66,11 @@ void peer_handle(void *ctx, const char *caller, const char *method, const char *
                  const char *body, size_t body_len, kme_reply *out);
 const char *peer_identify(void *ctx, const char *cn, const char *uri_san);
 
+/* ---- peer_relay.c ------------------------------------------------------- */
+
+/* POST /peer/v1/relay from caller (the document is open). */
+void peer_relay_handle(peer_service *ps, const char *caller, pw_doc *d, kme_reply *out);
+
 /* ---- peer_client.c ------------------------------------------------------ */
 
 int peer_pools_init(peer_service *ps, char *err, size_t errlen);
@@ -74,6 +81,9 @@ peer_pool *peer_pool_of(peer_service *ps, const char *peer_id);
   * whose body goes to *resp (malloc'd, NUL-terminated) when resp is given. */
 int peer_post(peer_service *ps, peer_pool *p, const char *path, const char *body,
               long timeout_ms, peer_answer *a, char **resp);
+/* The same with a method: "POST", or "GET" (body unused). */
+int peer_send(peer_service *ps, peer_pool *p, const char *method, const char *path,
+              const char *body, long timeout_ms, peer_answer *a, char **resp);
 
 /* ---- peer_replay.c ------------------------------------------------------ */
 

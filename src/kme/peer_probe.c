@@ -15,6 +15,11 @@
  * once instead of burning bits on a reservation that cannot arrive.  A
  * change is a security event (events.h: peer_down, peer_up).
  *
+ * With a network map (docs/network.md §1) the probe also asks every peer
+ * its map version (GET /peer/v1/map): at start a peer that answers another
+ * version makes the start fail; later, relays go only through peers whose
+ * last answer was our version (peer_map_agrees).
+ *
  * Lock: probe_mu guards the per-peer state and the thread's stop flag;
  * never held across the network.
  */
@@ -30,6 +35,7 @@
 #include "common/monotime.h"
 #include "common/uuid.h"
 #include "kme/events.h"
+#include "kme/netmap.h"
 
 #define PROBE_PERIOD_MS 1000
 #define PROBE_TIMEOUT_MS 1000
@@ -61,18 +67,101 @@ static void record(peer_service *ps, size_t i, bool up, const char *reason)
         log_warn("peer probe: KME %s is down: %s", ps->cfg->peers[i].id, reason);
 }
 
+static long probe_timeout(const peer_service *ps)
+{
+    return ps->cfg->peer_timeout_ms < PROBE_TIMEOUT_MS ? (long)ps->cfg->peer_timeout_ms
+                                                       : PROBE_TIMEOUT_MS;
+}
+
+/* Peer i's map version: >= 0, MAP_NONE (it has no map) or MAP_UNKNOWN (no
+ * readable answer). */
+#define MAP_NONE (-1)
+#define MAP_UNKNOWN (-2)
+static int64_t ask_map(peer_service *ps, size_t i)
+{
+    peer_pool *p = peer_pool_of(ps, ps->cfg->peers[i].id);
+    peer_answer a;
+    char *resp = NULL;
+    int64_t v = MAP_UNKNOWN;
+    if (p && peer_send(ps, p, "GET", PATH_MAP, "", probe_timeout(ps), &a, &resp) == 0
+        && pw_map_version(resp, &v) != 0)
+        v = MAP_UNKNOWN;
+    free(resp);
+    return v;
+}
+
+static void record_map(peer_service *ps, size_t i, int64_t v)
+{
+    int64_t own = ps->cfg->map->version;
+    pthread_mutex_lock(&ps->probe_mu);
+    int64_t was = ps->health[i].map_version;
+    ps->health[i].map_version = v;
+    pthread_mutex_unlock(&ps->probe_mu);
+    if (v == was || v == MAP_UNKNOWN)
+        return;
+    if (v == own)
+        log_info("peer probe: KME %s runs network map version %lld, as this KME: relays through "
+                 "it may go", ps->cfg->peers[i].id, (long long)v);
+    else
+        log_warn("peer probe: KME %s runs %s%lld, this KME version %lld: no relay goes through it",
+                 ps->cfg->peers[i].id, v == MAP_NONE ? "no network map" : "network map version ",
+                 v == MAP_NONE ? 0LL : (long long)v, (long long)own);
+}
+
 static void probe_once(peer_service *ps, const char *body)
 {
-    long timeout = ps->cfg->peer_timeout_ms < PROBE_TIMEOUT_MS ? (long)ps->cfg->peer_timeout_ms
-                                                                : PROBE_TIMEOUT_MS;
     for (size_t i = 0; i < ps->cfg->n_peers; i++) {
         peer_pool *p = peer_pool_of(ps, ps->cfg->peers[i].id);
         peer_answer a;
         if (!p)
             continue;
-        peer_post(ps, p, PATH_STATE, body, timeout, &a, NULL);
+        peer_post(ps, p, PATH_STATE, body, probe_timeout(ps), &a, NULL);
         record(ps, i, a.http != 0, a.reason);
+        if (a.http != 0 && ps->cfg->map)
+            record_map(ps, i, ask_map(ps, i));
     }
+}
+
+/* At start, with a map: a peer that answers another version is a
+ * configuration error (0, or -1 and err); one that does not answer is
+ * asked again by the probe. */
+static int check_maps_at_start(peer_service *ps, char *err, size_t errlen)
+{
+    const kme_config *cfg = ps->cfg;
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        ps->health[i].map_version = MAP_UNKNOWN;
+        if (!cfg->map)
+            continue;
+        int64_t v = ask_map(ps, i);
+        if (v == MAP_UNKNOWN) {
+            log_info("network map: KME %s did not answer; no relay goes through it until it "
+                     "answers with version %lld", cfg->peers[i].id, (long long)cfg->map->version);
+        } else if (v != cfg->map->version) {
+            char theirs[32];
+            snprintf(theirs, sizeof theirs, v == MAP_NONE ? "none" : "%lld", (long long)v);
+            snprintf(err, errlen, "network map %s has version %lld but neighbour KME %s runs "
+                     "with %s: every KME of a network must have the same map",
+                     cfg->network_map, (long long)cfg->map->version, cfg->peers[i].id, theirs);
+            return -1;
+        }
+        ps->health[i].map_version = v;
+    }
+    return 0;
+}
+
+bool peer_map_agrees(peer_service *ps, const char *peer_id)
+{
+    const kme_config *cfg = ps ? ps->cfg : NULL;
+    if (!cfg || !cfg->map)
+        return cfg != NULL;
+    for (size_t i = 0; i < cfg->n_peers && ps->health; i++)
+        if (strcmp(cfg->peers[i].id, peer_id) == 0) {
+            pthread_mutex_lock(&ps->probe_mu);
+            bool same = ps->health[i].map_version == cfg->map->version;
+            pthread_mutex_unlock(&ps->probe_mu);
+            return same;
+        }
+    return false;
 }
 
 static void *probe_main(void *arg)
@@ -109,6 +198,8 @@ int peer_probe_start(peer_service *ps, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory for the peer probe");
         return -1;
     }
+    if (check_maps_at_start(ps, err, errlen) != 0)
+        return -1;
     if (mono_cond_init(&ps->probe_cv) != 0
         || pthread_create(&ps->probe, NULL, probe_main, ps) != 0) {
         snprintf(err, errlen, "cannot start the peer probe thread");

@@ -107,6 +107,10 @@ void pw_reply_ok(kme_reply *out, const uint8_t id[16], const char *status);
  * its reservation ID (NULL: none readable). */
 void pw_reply_batch(kme_reply *out, size_t n, const uint8_t *const *ids, const kme_err *const *results);
 
+/* GET /peer/v1/map: {"map_version": n}, or {"map_version": null} for a
+ * KME without a network map (version < 0). */
+void pw_reply_map(kme_reply *out, int64_t version);
+
 /* ---- the client's side ------------------------------------------------- */
 
 /* Request bodies (malloc'd, NUL-terminated; NULL when out of memory). */
@@ -128,7 +132,12 @@ void pw_answer_reason(const char *resp, size_t len, peer_answer *a);
 /* A batch answer: res[i] for the n reservations ids[i]; a reply of another
  * shape fails every member alike. */
 void pw_batch_results(const char *resp, size_t n, const uint8_t (*ids)[16], peer_answer *res);
-/* A state answer about id: 1 applied, 0 voided or unknown, -1 another shape. */
+/* A state answer about id: 1 applied, 0 voided or unknown, -1 another shape
+ * (also "pending": ask again later). */
 int pw_state_applied(const char *resp, const uint8_t id[16]);
+
+/* A map answer: 0 and *version (-1: the peer has no map), or -1 for
+ * another shape. */
+int pw_map_version(const char *resp, int64_t *version);
 
 #endif

@@ -14,7 +14,10 @@
 
 #define WATCH_PERIOD_MS 250 /* a pool refilled within a second is still seen low */
 
-enum { POOL_LOCAL, POOL_LINK_SELF, POOL_LINK_PEER, N_POOLS };
+/* pools: the local one, then per link (cfg->links[i]) ours and the peer's */
+#define POOL_LOCAL 0
+#define POOL_LINK(i, peer_owned) (1 + 2 * (i) + (peer_owned))
+#define N_POOLS (1 + 2 * KME_MAX_LINKS)
 
 struct pool_watch {
     const kme_config *cfg;
@@ -31,8 +34,10 @@ struct pool_watch {
  * otherwise give a pair of events every look. */
 #define OK_MARGIN 0.01
 
-/* Report a crossing of the low mark by one pool. */
-static void judge(pool_watch *w, int which, uint64_t level, uint64_t cap)
+/* Report a crossing of the low mark by one pool (link: the link's peer,
+ * NULL for the local pool). */
+static void judge(pool_watch *w, size_t which, const char *link, bool peer_owned, uint64_t level,
+                  uint64_t cap)
 {
     double ratio = w->cfg->pool_low_ratio;
     double mark = w->low[which] ? ratio + OK_MARGIN : ratio;
@@ -40,11 +45,10 @@ static void judge(pool_watch *w, int which, uint64_t level, uint64_t cap)
     if (low == w->low[which])
         return;
     w->low[which] = low;
-    bool link = which != POOL_LOCAL;
     events_emit(low ? EV_POOL_LOW : EV_POOL_OK, &(event_fields){
         .pool = link ? "link" : "local",
-        .peer = link ? w->cfg->link_peer : NULL,
-        .owner = which == POOL_LINK_PEER ? "peer" : "self",
+        .peer = link,
+        .owner = peer_owned ? "peer" : "self",
         .set = EVF_LEVEL | EVF_CAPACITY | EVF_THRESHOLD,
         .level_bits = (int64_t)level, .capacity_bits = (int64_t)cap, .threshold = ratio });
 }
@@ -53,12 +57,15 @@ void pool_watch_check(pool_watch *w)
 {
     ks_stats st;
     if (ks_stats_get(w->ks, &st) == KS_OK)
-        judge(w, POOL_LOCAL, st.local_available_bits, st.local_cap_bits);
-    ks_link_stats ls;
-    if (w->cfg->has_link && ks_link_stats_get(w->ks, &ls) == KS_OK) {
-        uint64_t cap = (uint64_t)w->cfg->link_pool_cap_bits;
-        judge(w, POOL_LINK_SELF, ls.own_bits, cap);
-        judge(w, POOL_LINK_PEER, ls.peer_bits, cap);
+        judge(w, POOL_LOCAL, NULL, false, st.local_available_bits, st.local_cap_bits);
+    for (size_t i = 0; i < w->cfg->n_links; i++) {
+        const kme_link *l = &w->cfg->links[i];
+        ks_link_stats ls;
+        if (ks_link_stats_get(w->ks, l->peer, &ls) != KS_OK)
+            continue;
+        uint64_t cap = (uint64_t)l->pool_cap_bits;
+        judge(w, POOL_LINK(i, 0), l->peer, false, ls.own_bits, cap);
+        judge(w, POOL_LINK(i, 1), l->peer, true, ls.peer_bits, cap);
     }
 }
 

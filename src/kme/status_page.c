@@ -2,7 +2,7 @@
 /*
  * status_page.c - the admin listener's page for people (GET /): per peer
  * and direction the pool level and capacity, production and consumption
- * over the last minutes as small inline SVG charts, the link's QBER and
+ * over the last minutes as small inline SVG charts, each link's QBER and
  * alarm, each peer's state, the security events by kind and the last ones;
  * alarms in red.
  *
@@ -66,18 +66,20 @@ static void rate_text(char *out, size_t n, double bps)
         snprintf(out, n, "%.0f B/s", bps);
 }
 
-/* Per-second production and consumption of direction d from the ring:
- * rates[i] for the interval ending at sample i+1. */
-static size_t direction_rates(const admin_view *v, int d, double *prod, double *cons)
+/* Per-second production and consumption of direction d of link li from
+ * the ring: rates[i] for the interval ending at sample i+1. */
+static size_t direction_rates(const admin_view *v, size_t li, int d, double *prod, double *cons)
 {
     size_t n = 0;
+    if (li >= ADMIN_CHART_LINKS)
+        return 0;
     for (size_t i = 1; i < v->n_history; i++, n++) {
         const admin_sample *a = &v->history[i - 1], *b = &v->history[i];
         double dt = (double)(b->unix_ms - a->unix_ms) / 1000.0;
         if (dt <= 0)
             dt = 1;
-        double made = (double)(b->produced[d] - a->produced[d]);
-        double used = made - ((double)b->level[d] - (double)a->level[d]);
+        double made = (double)(b->produced[li][d] - a->produced[li][d]);
+        double used = made - ((double)b->level[li][d] - (double)a->level[li][d]);
         prod[n] = made / dt;
         cons[n] = used > 0 ? used / dt : 0;
     }
@@ -113,13 +115,15 @@ static void chart(FILE *f, const double *prod, const double *cons, size_t n, con
     fprintf(f, "<text x=\"2\" y=\"11\" font-size=\"10\" fill=\"#666\">max %s</text></svg>", top);
 }
 
-static void direction(FILE *f, const admin_view *v, int d, const char *from, const char *to)
+static void direction(FILE *f, const admin_view *v, size_t li, int d, const char *from,
+                      const char *to)
 {
-    uint64_t level = d ? v->own_bytes : v->peer_bytes, cap = v->link_cap_bytes;
+    const admin_link_view *l = &v->links[li];
+    uint64_t level = d ? l->own_bytes : l->peer_bytes, cap = l->cap_bytes;
     double pct = cap ? 100.0 * (double)level / (double)cap : 0;
     size_t max_n = v->n_history ? v->n_history : 1;
     double *prod = calloc(max_n, sizeof *prod), *cons = calloc(max_n, sizeof *cons);
-    size_t n = prod && cons ? direction_rates(v, d, prod, cons) : 0;
+    size_t n = prod && cons ? direction_rates(v, li, d, prod, cons) : 0;
     char now_p[32] = "-", now_c[32] = "-", label[128];
     if (n) {
         rate_text(now_p, sizeof now_p, prod[n - 1]);
@@ -175,25 +179,32 @@ static void peers_table(FILE *f, const admin_view *v)
     fputs("</table>", f);
 }
 
-static void link_section(FILE *f, const admin_view *v)
+/* One link: the first keeps the element IDs the page had with one link
+ * (qber-alarm, link-state, qber); every section carries data-link. */
+static void link_section(FILE *f, const admin_view *v, size_t li)
 {
     const kme_config *cfg = v->cfg;
-    if (!cfg->has_link)
-        return;
-    fputs("<h2>QKD link to ", f);
-    esc(f, cfg->link_peer);
-    fputs("</h2>", f);
-    if (v->qber_alarm)
-        fputs("<p class=\"alarm bad\" id=\"qber-alarm\">QBER ALARM: the link reports an error "
-              "rate above its threshold</p>", f);
-    fputs("<p>link state <b id=\"link-state\">", f);
-    esc(f, v->link_state ? v->link_state : "unknown");
+    const admin_link_view *l = &v->links[li];
+    bool first = li == 0;
+    fputs("<section class=\"link\" data-link=\"", f);
+    esc(f, l->cfg->id);
+    fputs("\"><h2>QKD link to ", f);
+    esc(f, l->cfg->peer);
+    fputs(" <span class=\"small\">(", f);
+    esc(f, l->cfg->id);
+    fputs(")</span></h2>", f);
+    if (l->qber_alarm)
+        fprintf(f, "<p class=\"alarm bad\"%s>QBER ALARM: the link reports an error "
+                "rate above its threshold</p>", first ? " id=\"qber-alarm\"" : "");
+    fprintf(f, "<p>link state <b class=\"link-state\"%s>", first ? " id=\"link-state\"" : "");
+    esc(f, l->state ? l->state : "unknown");
     fputs("</b>", f);
-    if (v->qber_known)
-        fprintf(f, "; QBER <b id=\"qber\">%.4f</b>", v->qber);
+    if (l->qber_known)
+        fprintf(f, "; QBER <b class=\"qber\"%s>%.4f</b>", first ? " id=\"qber\"" : "", l->qber);
     fputs("</p>", f);
-    direction(f, v, 1, cfg->id, cfg->link_peer);
-    direction(f, v, 0, cfg->link_peer, cfg->id);
+    direction(f, v, li, 1, cfg->id, l->cfg->peer);
+    direction(f, v, li, 0, l->cfg->peer, cfg->id);
+    fputs("</section>", f);
 }
 
 /* Every kind of security event with its count since start; kinds seen
@@ -247,7 +258,7 @@ static bool all_well(const admin_view *v)
     for (size_t i = 0; i < v->cfg->n_peers; i++)
         if (v->peers[i].probed && !v->peers[i].up)
             return false;
-    return v->store_ok && !v->qber_alarm;
+    return v->store_ok && !v->any_qber_alarm;
 }
 
 char *status_page_render(const admin_view *v, size_t *len)
@@ -270,7 +281,8 @@ char *status_page_render(const admin_view *v, size_t *len)
             " bytes; %" PRIu64 " keys awaiting slaves</p>", v->store_ok ? "ok" : "bad",
             v->store_ok ? "ok" : "cannot be read", v->local_bytes, v->local_cap_bytes, v->stored_keys);
     peers_table(f, v);
-    link_section(f, v);
+    for (size_t i = 0; i < cfg->n_links; i++)
+        link_section(f, v, i);
     events_section(f);
     recent_section(f);
     fprintf(f, "<p class=\"small\">qkd-kme %s; this page reloads every %d s.</p></body></html>\n",

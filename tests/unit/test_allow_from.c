@@ -172,10 +172,11 @@ static void test_defaults(void **state)
     assert_int_equal(c.handshake_timeout_ms, 3000);
     assert_int_equal(c.sae_per_ip_limit, 0);
     assert_int_equal(c.peer_per_ip_limit, 0);
-    assert_int_equal(c.link_per_ip_limit, 0);
+    assert_int_equal(c.n_links, 1);
+    assert_int_equal(c.links[0].per_ip_limit, 0);
     prefixes(&c.peer_allow, text, sizeof text);
     assert_string_equal(text, "10.1.2.3/32 2001:db8::7/128");
-    prefixes(&c.link_allow, text, sizeof text);
+    prefixes(&c.links[0].allow, text, sizeof text);
     assert_string_equal(text, "127.0.0.0/8 ::1/128 192.0.2.1/32 10.1.2.3/32");
     kme_config_free(&c);
 }
@@ -189,7 +190,7 @@ static void test_given(void **state)
                           "allow_from = 0.0.0.0/0", &c), 0);
     prefixes(&c.peer_allow, text, sizeof text);
     assert_string_equal(text, "198.51.100.0/24 2001:db8::/32");
-    prefixes(&c.link_allow, text, sizeof text);
+    prefixes(&c.links[0].allow, text, sizeof text);
     assert_string_equal(text, "0.0.0.0/0");
     assert_int_equal(c.peer_per_ip_limit, 8);
     kme_config_free(&c);

@@ -728,6 +728,80 @@ static void test_relations(void **state)
     assert_null(load());
 }
 
+/* Several QKD links: [link ID] sections (docs/network.md); [link] with id
+ * stays valid; the two kinds never mix; one link per peer. */
+#define PEERS_AND_API "[peer_api]\nlisten = 127.0.0.1:0\nca = @D@/ca.crt\n" \
+    "[peer KME-B]\naddress = 127.0.0.1:9001\nsaes = SB\n" \
+    "[peer KME-C]\naddress = 127.0.0.2:9002\nsaes = SC\n"
+
+static void write_links(const char *links)
+{
+    char buf[4096] = "";
+    for (size_t i = 0; i < BASE_LINES; i++) {
+        strcat(buf, BASE[i]);
+        strcat(buf, "\n");
+    }
+    strcat(buf, PEERS_AND_API); /* lines 22..30 */
+    strcat(buf, links);         /* from line 31 */
+    write_conf(buf);
+}
+
+static void test_several_links(void **state)
+{
+    (void)state;
+    write_links("[link LINK-AB]\nlisten = 127.0.0.1:9543\nside = A\npeer = KME-B\n"
+                "[link LINK-AC]\nlisten = 127.0.0.1:9544\nside = B\npeer = KME-C\n"
+                "pool_cap_bits = 4096\nallow_from = 127.0.0.0/8\n");
+    kme_config cfg;
+    if (kme_config_load(conf_path, &cfg, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(cfg.n_links, 2);
+    assert_true(cfg.has_link);
+    assert_string_equal(cfg.links[0].id, "LINK-AB");
+    assert_string_equal(cfg.links[0].peer, "KME-B");
+    assert_int_equal(cfg.links[0].side, KME_LINK_SIDE_A);
+    assert_int_equal(cfg.links[0].pool_cap_bits, 268435456); /* the default, per link */
+    assert_int_equal(cfg.links[0].block_ttl_ms, 60000);
+    assert_int_equal(cfg.links[0].allow.n, 4); /* loopback x2, its address, its peer's host */
+    assert_string_equal(cfg.links[1].id, "LINK-AC");
+    assert_int_equal(cfg.links[1].side, KME_LINK_SIDE_B);
+    assert_int_equal(cfg.links[1].pool_cap_bits, 4096);
+    assert_int_equal(cfg.links[1].allow.n, 1);
+    assert_ptr_equal(kme_config_link_to(&cfg, "KME-C"), &cfg.links[1]);
+    assert_null(kme_config_link_to(&cfg, "KME-X"));
+    kme_config_free(&cfg);
+
+    /* the one-link form keeps its id key */
+    write_links("[link]\nlisten = 127.0.0.1:9543\nid = LINK-AB\nside = A\npeer = KME-B\n");
+    assert_null(load());
+    write_links("[link]\nlisten = 127.0.0.1:9543\nside = A\npeer = KME-B\n");
+    expect_msg(load(), "@P@:31: [link]: missing key 'id' (required)");
+    write_links("[link LINK-AB]\nlisten = 127.0.0.1:9543\nid = LINK-AB\nside = A\npeer = KME-B\n");
+    expect_msg(load(), "@P@:33: [link] id: this [link LINK-AB] has its ID in the section header; "
+                       "remove this key");
+    write_links("[link LINK-AB]\nlisten = 127.0.0.1:9543\npeer = KME-B\n");
+    expect_msg(load(), "@P@:31: [link LINK-AB]: missing key 'side' (required)");
+    /* kinds do not mix; IDs, peers and addresses are unique */
+    write_links("[link]\nlisten = 127.0.0.1:9543\nid = L1\nside = A\npeer = KME-B\n"
+                "[link L2]\nlisten = 127.0.0.1:9544\nside = A\npeer = KME-C\n");
+    expect_msg(load(), "@P@:36: [link ID]: give one [link] section, or one [link ID] section per "
+                       "link, not both kinds nor two [link]");
+    write_links("[link L1]\nlisten = 127.0.0.1:9543\nside = A\npeer = KME-B\n"
+                "[link L1]\nlisten = 127.0.0.1:9544\nside = A\npeer = KME-C\n");
+    expect_msg(load(), "@P@:35: [link L1] given twice");
+    write_links("[link L1]\nlisten = 127.0.0.1:9543\nside = A\npeer = KME-B\n"
+                "[link L2]\nlisten = 127.0.0.1:9544\nside = A\npeer = KME-B\n");
+    expect_msg(load(), "@P@:35: [link L2] peer: link L1 already goes to KME-B (one link per pair "
+                       "of KMEs)");
+    write_links("[link L1]\nlisten = 127.0.0.1:9543\nside = A\npeer = KME-B\n"
+                "[link L2]\nlisten = 127.0.0.1:9543\nside = A\npeer = KME-C\n");
+    expect_msg(load(), "@P@:35: [link L2] listen: 127.0.0.1:9543 is already the address of link L1");
+    write_links("[link L1]\nlisten = 127.0.0.1:9543\nside = A\npeer = KME-X\n");
+    expect_msg(load(), "@P@: [link L1] peer: 'KME-X' is not a configured [peer ...]");
+    write_links("[link L1]\nlisten = 127.0.0.1:9543\nside = A\npeer = KME-B\nside = B\n");
+    expect_msg(load(), "@P@:35: [link] side: given twice (first on line 33)");
+}
+
 /* The shipped example differs from a test config only in its paths. */
 static void test_example_file_parses_up_to_paths(void **state)
 {
@@ -776,6 +850,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
         T(test_good_file_values),
+        T(test_several_links),
         T(test_minimal_file_defaults),
         T(test_sae_limits),
         T(test_operations_keys),

@@ -20,6 +20,7 @@
 #include "kme/metrics.h"
 
 static kme_peer peers[2];
+static kme_link links[2];
 static kme_config cfg;
 
 static int setup(void **state)
@@ -30,8 +31,13 @@ static int setup(void **state)
     peers[1].id = "K\"M\\E";
     cfg.peers = peers;
     cfg.n_peers = 2;
+    links[0].id = "LINK-AB";
+    links[0].peer = "KME-B";
+    links[1].id = "LINK-AC";
+    links[1].peer = "KME-C";
+    cfg.links = links;
+    cfg.n_links = 2;
     cfg.has_link = true;
-    cfg.link_peer = "KME-B";
     assert_int_equal(metrics_init(&cfg), 0);
     metrics_testing_reset();
     return 0;
@@ -112,8 +118,10 @@ static void test_keys_peers_link(void **state)
     metrics_reservation(1, METRICS_RESV_FAILED);
     metrics_reservation(2, METRICS_RESV_FAILED);          /* no such peer: ignored */
     metrics_reservation(0, (metrics_resv_result)7);       /* no such result: ignored */
-    metrics_link_block(true, 1000);
-    metrics_link_block(false, 24);
+    metrics_link_block(0, true, 1000);
+    metrics_link_block(0, false, 24);
+    metrics_link_block(1, true, 7);
+    metrics_link_block(KME_MAX_LINKS, true, 5); /* no such link: ignored */
     char *s = render();
     has(s, "qkd_kme_keys_delivered_total{op=\"enc\"} 3\n");
     has(s, "qkd_kme_keys_delivered_total{op=\"dec\"} 2\n");
@@ -124,8 +132,12 @@ static void test_keys_peers_link(void **state)
     has(s, "qkd_kme_reservations_total{peer=\"K\\\"M\\\\E\",result=\"failed\"} 1\n");
     has(s, "qkd_kme_link_blocks_total{peer=\"KME-B\"} 2\n");
     has(s, "qkd_kme_link_key_bytes_total{peer=\"KME-B\"} 1024\n");
-    assert_int_equal(metrics_link_bytes(true), 1000);
-    assert_int_equal(metrics_link_bytes(false), 24);
+    has(s, "qkd_kme_link_blocks_total{peer=\"KME-C\"} 1\n");
+    has(s, "qkd_kme_link_key_bytes_total{peer=\"KME-C\"} 7\n");
+    assert_int_equal(metrics_link_bytes(0, true), 1000);
+    assert_int_equal(metrics_link_bytes(0, false), 24);
+    assert_int_equal(metrics_link_bytes(1, true), 7);
+    assert_int_equal(metrics_link_bytes(KME_MAX_LINKS, true), 0);
     has(s, "# TYPE qkd_kme_security_events_total counter\n");
     static const char *const kinds[] = { "unauthorized", "key_reuse", "not_a_slave",
                                          "qber_alarm", "pool_exhausted", "rate_limited" };

@@ -23,21 +23,27 @@ static char *render(const char *self_id, const char *peer_id, bool up, bool alar
                     admin_sample *hist, size_t n)
 {
     static kme_peer peer;
+    static kme_link link;
     static kme_config cfg;
     memset(&cfg, 0, sizeof cfg);
     peer.id = (char *)peer_id;
+    link.id = "LINK-<AB>";
+    link.peer = (char *)peer_id;
     cfg.id = (char *)self_id;
     cfg.peers = &peer;
     cfg.n_peers = 1;
+    cfg.links = &link;
+    cfg.n_links = 1;
     cfg.has_link = true;
-    cfg.link_peer = (char *)peer_id;
     peer_health h = { .probed = true, .up = up, .since_unix_ms = 1796600000000 };
     strcpy(h.reason, up ? "" : "cannot connect <b>");
+    static admin_link_view lv;
+    lv = (admin_link_view){ .cfg = &link, .ok = true, .own_bytes = 500, .peer_bytes = 250,
+                            .cap_bytes = 1000, .qber_known = true, .qber = alarm ? 0.2 : 0.03,
+                            .qber_alarm = alarm, .state = "distilling" };
     admin_view v = {
-        .cfg = &cfg, .store_ok = true, .local_bytes = 10, .local_cap_bytes = 20, .link_ok = true,
-        .own_bytes = 500, .peer_bytes = 250, .link_cap_bytes = 1000, .qber_known = true,
-        .qber = alarm ? 0.2 : 0.03, .qber_alarm = alarm, .link_state = "distilling",
-        .peers = &h, .history = hist, .n_history = n,
+        .cfg = &cfg, .store_ok = true, .local_bytes = 10, .local_cap_bytes = 20, .links = &lv,
+        .any_qber_alarm = alarm, .peers = &h, .history = hist, .n_history = n,
     };
     size_t len = 0;
     char *page = status_page_render(&v, &len);
@@ -51,8 +57,8 @@ static void test_directions_and_rates(void **state)
     (void)state;
     /* direction 1 (ours): +1000 bytes made, level +400: 600 consumed, in 1 s */
     admin_sample hist[2] = {
-        { .unix_ms = 1000, .level = { 100, 100 }, .produced = { 0, 0 } },
-        { .unix_ms = 2000, .level = { 100, 500 }, .produced = { 0, 1000 } },
+        { .unix_ms = 1000, .level = { { 100, 100 } }, .produced = { { 0, 0 } } },
+        { .unix_ms = 2000, .level = { { 100, 500 } }, .produced = { { 0, 1000 } } },
     };
     char *p = render("KME-A", "KME-B", true, false, hist, 2);
     assert_non_null(strstr(p, "data-direction=\"KME-A-&gt;KME-B\""));
@@ -75,6 +81,7 @@ static void test_down_and_alarm_in_red(void **state)
     assert_non_null(strstr(p, "id=\"overall\" class=\"bad\">UNAVAILABLE<"));
     assert_non_null(strstr(p, "data-state=\"down\"><td>KME-B</td><td class=\"bad\">down</td>"));
     assert_non_null(strstr(p, "class=\"alarm bad\" id=\"qber-alarm\""));
+    assert_non_null(strstr(p, "data-link=\"LINK-&lt;AB&gt;\"")); /* the link's ID, escaped */
     assert_non_null(strstr(p, "cannot connect &lt;b&gt;"));
     free(p);
 }

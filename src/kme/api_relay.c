@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * api_relay.c - `status` and `enc_keys` for a slave behind a KME that is
+ * not a neighbour: reached through trusted nodes (docs/network.md).
+ *
+ * The routing table (route.h, built once from the network map) gives up
+ * to four paths; each request ranks them by the stock of their first hop
+ * and tries them in turn within the one peer timeout of the call: a path
+ * whose first hop is not answering or short of key is skipped before any
+ * bit is taken; one whose later hop answers "relay-unavailable" is voided
+ * (its bits burned, I5) and the next is tried.  The key itself comes from
+ * the first link (ks_remote_enc, as for a neighbour) and travels with the
+ * path (peer_relay); the answer comes only after the last KME stored it.
+ *
+ * `status` reports what the best current path can deliver as far as this
+ * KME knows: the stock of its first hop (later hops' stock is not known
+ * here), with status_extension.path (the KME IDs) and .link (the first
+ * hop's link).
+ */
+#include "kme/api.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/monotime.h"
+#include "kme/events.h"
+#include "kme/link_state.h"
+#include "kme/metrics.h"
+#include "kme/netmap.h"
+#include "kme/peer.h"
+#include "kme/relay_wire.h"
+#include "kme/request.h"
+#include "kme/route.h"
+
+/* Own bits of the link to a first hop: the ranking score. */
+static int64_t first_hop_stock(void *ud, const netmap_kme *next, const netmap_link *link)
+{
+    const kme_api *api = ud;
+    (void)link;
+    ks_link_stats ls;
+    if (!kme_config_link_to(api->cfg, next->id) || ks_link_stats_get(api->ks, next->id, &ls) != KS_OK)
+        return -1;
+    return (int64_t)ls.own_bits;
+}
+
+/* The KME IDs of p into ids (room for RELAY_MAX_PATH). */
+static size_t path_ids(const netmap *m, const route_path *p, const char **ids)
+{
+    size_t n = 0;
+    for (size_t i = 0; i <= p->n_hops && n < RELAY_MAX_PATH; i++)
+        ids[n++] = m->kmes[p->kme[i]].id;
+    return n;
+}
+
+size_t api_relay_paths(const kme_api *api, const char *far_kme, const route_path **out)
+{
+    if (!api->routes)
+        return 0;
+    return route_rank(api->routes, far_kme, first_hop_stock, (void *)api, out);
+}
+
+int api_relay_status(const kme_api *api, const char *far_kme, uint64_t *avail, uint64_t *cap,
+                     json_t **ext)
+{
+    const route_path *paths[ROUTE_MAX_PATHS];
+    size_t n = api_relay_paths(api, far_kme, paths);
+    *avail = *cap = 0;
+    *ext = json_object();
+    json_t *path = json_array();
+    if (!*ext || !path) {
+        json_decref(path);
+        return -1;
+    }
+    json_object_set_new(*ext, "path", path);
+    if (n == 0)
+        return 0;
+    const char *ids[RELAY_MAX_PATH];
+    size_t np = path_ids(api->cfg->map, paths[0], ids);
+    for (size_t i = 0; i < np; i++)
+        json_array_append_new(path, json_string(ids[i]));
+    const kme_link *l = kme_config_link_to(api->cfg, ids[1]);
+    ks_link_stats ls;
+    if (!l)
+        return 0;
+    if (ks_link_stats_get(api->ks, l->peer, &ls) != KS_OK)
+        return -1;
+    *avail = ls.own_bits;
+    *cap = (uint64_t)l->pool_cap_bits;
+    link_state *st = api->links ? api->links[l - api->cfg->links] : NULL;
+    if (st)
+        json_object_set_new(*ext, "link", link_state_status_json(st, mono_ms()));
+    return 0;
+}
+
+/* One path: 0 keys answered (out holds them), 1 try the next path (reason
+ * set), -1 answered with an error (out). */
+static int try_path(const kme_api *api, const char *const *ids, size_t np, const char *caller,
+                    const char *const *slaves, size_t nslaves, const kme_request *req,
+                    int64_t deadline, char *reason, size_t rlen, kme_reply *out)
+{
+    const char *next = ids[1];
+    long left = (long)(deadline - mono_ms());
+    if (!kme_config_link_to(api->cfg, next)) {
+        snprintf(reason, rlen, "no QKD link to %s", next);
+        return 1;
+    }
+    if (peer_check_answering(api->peers, next, reason, rlen) != 0)
+        return 1;
+    if (!peer_map_agrees(api->peers, next)) {
+        snprintf(reason, rlen, "KME %s has not confirmed our network map version", next);
+        return 1;
+    }
+    ks_reservation r;
+    memset(&r, 0, sizeof r);
+    ks_result rc = ks_remote_enc(api->ks, next, caller, slaves, nslaves, (uint32_t)req->number,
+                                 (uint32_t)req->size, &r);
+    if (rc != KS_OK) {
+        snprintf(reason, rlen, rc == KS_EMPTY ? "the QKD link to %s is short of key"
+                                              : "key store error on the link to %s", next);
+        ks_reservation_free(&r);
+        return 1;
+    }
+    int sent = peer_relay(api->peers, ids, np, &r, caller, slaves, nslaves, left, reason, rlen);
+    if (sent == 0 && (ks_remote_acked(api->ks, r.id) == KS_OK
+                      || ks_remote_confirmed(api->ks, r.id) == KS_OK)) {
+        api_render_keys(out, &r.keys, true);
+        ks_reservation_free(&r);
+        return 0;
+    }
+    if (ks_remote_failed(api->ks, r.id) != KS_OK)
+        log_error("enc_keys: a failed relay via %s could not be marked void; it becomes one at "
+                  "the next start", next);
+    peer_void_wake(api->peers);
+    ks_reservation_free(&r);
+    if (sent == PEER_RELAY_UNAVAILABLE)
+        return 1;
+    char msg[400];
+    snprintf(msg, sizeof msg, "the relay via KME %s did not deliver the keys: %s", next,
+             sent == 0 ? "its acknowledgement could not be recorded" : reason);
+    reply_error(out, 503, sent == PEER_SLAVE_LIMIT ? reason : msg);
+    if (sent == PEER_SLAVE_LIMIT)
+        out->retry_after_s = 1;
+    return -1;
+}
+
+void api_relay_enc(const kme_api *api, const char *far_kme, const char *caller,
+                   const char *const *slaves, size_t nslaves, const kme_request *req,
+                   kme_reply *out)
+{
+    int64_t deadline = mono_ms() + api->cfg->peer_timeout_ms;
+    char reason[256] = "no path in the network map", msg[400];
+    uint64_t bytes = (uint64_t)req->number * (uint64_t)req->size / 8;
+    if (bytes > PEER_MAX_RELAY_BYTES) {
+        snprintf(msg, sizeof msg, "a request for an SAE behind KME %s (reached by relay) may ask "
+                 "for at most %d bits in all", far_kme, PEER_MAX_RELAY_BYTES * 8);
+        reply_error(out, 400, msg);
+        return;
+    }
+    if (!api->peers) {
+        reply_error(out, 503, "this KME has no KME-to-KME channel: no relay");
+        return;
+    }
+    const route_path *paths[ROUTE_MAX_PATHS];
+    size_t n = api_relay_paths(api, far_kme, paths);
+    for (size_t i = 0; i < n && mono_ms() < deadline; i++) {
+        const char *ids[RELAY_MAX_PATH];
+        size_t np = path_ids(api->cfg->map, paths[i], ids);
+        int rc = try_path(api, ids, np, caller, slaves, nslaves, req, deadline, reason,
+                          sizeof reason, out);
+        if (rc <= 0) {
+            log_debug("enc_keys: %s -> %s via %s: %d", caller, slaves[0], ids[1], out->http);
+            return;
+        }
+        log_info("enc_keys: %s -> %s: path via %s did not serve: %s", caller, slaves[0], ids[1],
+                 reason);
+    }
+    snprintf(msg, sizeof msg, "no path to KME %s can serve the keys now (%s); no keys were made",
+             far_kme, reason);
+    reply_error(out, 503, msg);
+}

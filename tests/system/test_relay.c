@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_relay.c - trusted-node relay on the real testbed (docs/network.md):
+ * three or four KMEs, one link simulator per link, real mTLS on loopback,
+ * SAEs through libqkd014.  The topology comes from testbed.env
+ * (TESTBED_TOPOLOGY); tests/system/meson.build runs this program once on
+ * a chain (A - B - C) and once on a ring (A - B - C - D - A).
+ *
+ * Chain:
+ *   - A1 -> C1 and C1 -> A1, one key and a batch: the slave gets exactly
+ *     the master's bytes, once; status names KME-C as the target;
+ *   - the one-link behaviour holds over two hops: a second dec_keys of a
+ *     key is refused, an SAE that is not the slave gets 401, a bad size
+ *     400, multicast to slaves behind different KMEs 400;
+ *   - a relay whose cipher is changed on the way (the intermediate KME's
+ *     test hook flips a bit) is refused by the last KME's one-time tag:
+ *     the master gets 503 and nothing, and relays work again after;
+ *   - kill -9 of the trusted node KME-B while masters on A and C get keys
+ *     both ways: after its restart every key a master got is fetched by
+ *     its slave with the same bytes, and no key ID was handed out twice.
+ * Ring:
+ *   - KME-B stopped: A1 -> C1 goes through D, each call within the peer
+ *     timeout (2 s + 1 s slack, x3 under sanitizers); KME-D stopped too:
+ *     503 within the same bound;
+ *   - the A-B link's simulator stopped: relays go on from the key A and B
+ *     hold, and when A's stock towards B is spent they go through D.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "qkd014.h"
+#include "testbed_env.h"
+
+static struct {
+    char *dir, *script, *ca, *topology;
+    char *url[4];                  /* KME-A .. KME-D */
+    tb_sae a1, a2, b1, c1, c2;
+    long slack_ms;                 /* 1 s, x3 under sanitizers */
+} TB;
+
+static qkd014_client *client(const char *url, const tb_sae *s)
+{
+    qkd014_options o = QKD014_OPTIONS_INIT;
+    o.kme_url = url;
+    o.cert_file = s->cert;
+    o.key_file = s->key;
+    o.ca_file = TB.ca;
+    o.timeout_ms = 15000;
+    qkd014_client *c = NULL;
+    if (qkd014_client_new(&o, &c) != QKD014_OK)
+        fail_msg("cannot make a client for %s at %s", s->id, url);
+    return c;
+}
+
+/* n keys of bits from master (at url) for slave; the code. */
+static qkd014_code get_keys(qkd014_client *m, const char *slave, int n, int bits, qkd014_keys **out)
+{
+    qkd014_key_request r = QKD014_KEY_REQUEST_INIT;
+    r.number = n;
+    r.size = bits;
+    *out = NULL;
+    return qkd014_get_key(m, slave, &r, out);
+}
+
+/* The slave fetches every key of k from master and gets the same bytes. */
+static void fetch_same(qkd014_client *s, const char *master, const qkd014_keys *k)
+{
+    const char *ids[1024];
+    for (size_t i = 0; i < k->n; i++)
+        ids[i] = k->keys[i].key_id;
+    qkd014_keys *got = NULL;
+    qkd014_code rc = qkd014_get_key_with_ids(s, master, ids, k->n, &got);
+    if (rc != QKD014_OK)
+        fail_msg("dec_keys of %zu keys: %s: %s", k->n, qkd014_strerror(rc), qkd014_errmsg(s));
+    for (size_t i = 0; i < k->n; i++) {
+        CHECK(got->keys[i].key_len == k->keys[i].key_len, "key %zu: length differs", i);
+        CHECK(memcmp(got->keys[i].key, k->keys[i].key, k->keys[i].key_len) == 0,
+              "key %zu: the slave got other bytes than the master", i);
+    }
+    qkd014_keys_free(got);
+}
+
+static void relay_round(const char *murl, const tb_sae *m, const char *surl, const tb_sae *s,
+                        int n)
+{
+    qkd014_client *mc = client(murl, m), *sc = client(surl, s);
+    qkd014_keys *k = NULL;
+    qkd014_code rc = get_keys(mc, s->id, n, 256, &k);
+    if (rc != QKD014_OK)
+        fail_msg("enc_keys %s -> %s (%d keys): %s: %s", m->id, s->id, n, qkd014_strerror(rc),
+                 qkd014_errmsg(mc));
+    CHECK(k->n == (size_t)n, "%zu keys instead of %d", k->n, n);
+    fetch_same(sc, m->id, k);
+    qkd014_keys_free(k);
+    qkd014_client_free(mc);
+    qkd014_client_free(sc);
+}
+
+/* ---- chain ---------------------------------------------------------------- */
+
+static void test_chain_both_ways(void **state)
+{
+    (void)state;
+    relay_round(TB.url[0], &TB.a1, TB.url[2], &TB.c1, 1);
+    relay_round(TB.url[0], &TB.a1, TB.url[2], &TB.c1, 16);
+    relay_round(TB.url[2], &TB.c1, TB.url[0], &TB.a1, 1);
+    relay_round(TB.url[2], &TB.c1, TB.url[0], &TB.a1, 16);
+    qkd014_client *mc = client(TB.url[0], &TB.a1);
+    qkd014_status *st = NULL;
+    CHECK(qkd014_get_status(mc, TB.c1.id, &st) == QKD014_OK, "status A1 -> C1: %s", qkd014_errmsg(mc));
+    CHECK(strcmp(st->target_kme_id, "KME-C") == 0, "target_KME_ID %s", st->target_kme_id);
+    CHECK(st->stored_key_count > 0, "no key can be relayed to C1 now");
+    qkd014_status_free(st);
+    qkd014_client_free(mc);
+}
+
+static void test_chain_conformance(void **state)
+{
+    (void)state;
+    qkd014_client *a1 = client(TB.url[0], &TB.a1), *c1 = client(TB.url[2], &TB.c1),
+                  *c2 = client(TB.url[2], &TB.c2);
+    qkd014_keys *k = NULL, *got = NULL;
+    CHECK(get_keys(a1, TB.c1.id, 1, 256, &k) == QKD014_OK, "enc_keys: %s", qkd014_errmsg(a1));
+    const char *id = k->keys[0].key_id;
+    /* not the slave: 401, and the key stays for the slave */
+    CHECK(qkd014_get_key_with_ids(c2, TB.a1.id, &id, 1, &got) == QKD014_E_UNAUTHORIZED,
+          "dec_keys by C2, not a slave: %s", qkd014_errmsg(c2));
+    fetch_same(c1, TB.a1.id, k);
+    /* once only */
+    qkd014_code rc = qkd014_get_key_with_ids(c1, TB.a1.id, &id, 1, &got);
+    CHECK(rc != QKD014_OK, "a relayed key was delivered twice");
+    qkd014_keys_free(k);
+    /* a size that is no multiple of 8 */
+    CHECK(get_keys(a1, TB.c1.id, 1, 250, &k) == QKD014_E_BAD_REQUEST, "size 250: %s", qkd014_errmsg(a1));
+    /* multicast to slaves behind two KMEs */
+    qkd014_key_request r = QKD014_KEY_REQUEST_INIT;
+    const char *more[] = { TB.b1.id };
+    r.additional_slaves = more;
+    r.n_additional = 1;
+    rc = qkd014_get_key(a1, TB.c1.id, &r, &k);
+    CHECK(rc == QKD014_E_BAD_REQUEST && strstr(qkd014_errmsg(a1), "multicast"),
+          "multicast to C1 and B1: %s: %s", qkd014_strerror(rc), qkd014_errmsg(a1));
+    /* multicast to two slaves behind KME-C goes */
+    const char *c2id[] = { TB.c2.id };
+    r.additional_slaves = c2id;
+    CHECK(qkd014_get_key(a1, TB.c1.id, &r, &k) == QKD014_OK, "multicast to C1 and C2: %s",
+          qkd014_errmsg(a1));
+    fetch_same(c1, TB.a1.id, k);
+    fetch_same(c2, TB.a1.id, k);
+    qkd014_keys_free(k);
+    qkd014_client_free(a1);
+    qkd014_client_free(c1);
+    qkd014_client_free(c2);
+}
+
+static int restart_kme_b(const char *env)
+{
+    return tb_run("%s stop %s kme-b >/dev/null 2>&1 && %s %s start %s kme-b >/dev/null 2>&1",
+                  TB.script, TB.dir, env, TB.script, TB.dir);
+}
+
+static void test_chain_tampered(void **state)
+{
+    (void)state;
+    char log_c[1024];
+    snprintf(log_c, sizeof log_c, "%s/kme-c.log", TB.dir); /* scripts/testbed's log of KME-C */
+    int before = tb_count_lines(log_c, "did not verify");
+    CHECK(restart_kme_b("QKD_KME_TEST_TAMPER_RELAY=1") == 0, "restart KME-B with the tamper hook");
+    qkd014_client *a1 = client(TB.url[0], &TB.a1);
+    qkd014_keys *k = NULL;
+    qkd014_code rc = get_keys(a1, TB.c1.id, 1, 256, &k);
+    CHECK(rc == QKD014_E_UNAVAILABLE, "a tampered relay gave the master keys: %s", qkd014_strerror(rc));
+    CHECK(tb_count_lines(log_c, "did not verify") > before, "KME-C did not log the bad tag");
+    /* the neighbour pair is not affected */
+    relay_round(TB.url[0], &TB.a1, TB.url[1], &TB.b1, 1);
+    CHECK(restart_kme_b("") == 0, "restart KME-B without the hook");
+    relay_round(TB.url[0], &TB.a1, TB.url[2], &TB.c1, 4);
+    qkd014_client_free(a1);
+}
+
+/* Load both ways while KME-B is killed: every key a master got is checked
+ * afterwards. */
+#define LOADERS 4
+#define MAX_GOT 4096
+typedef struct loader {
+    const char *murl;
+    const tb_sae *m, *s;
+    volatile bool *stop;
+    char ids[MAX_GOT][QKD014_KEY_ID_LEN + 1];
+    uint8_t keys[MAX_GOT][32];
+    size_t n;
+    unsigned failed;
+} loader;
+
+static void *load_main(void *arg)
+{
+    loader *l = arg;
+    qkd014_client *c = client(l->murl, l->m);
+    while (!*l->stop && l->n < MAX_GOT) {
+        qkd014_keys *k = NULL;
+        if (get_keys(c, l->s->id, 1, 256, &k) != QKD014_OK) {
+            l->failed++;
+            tb_pause_ms(20);
+            continue;
+        }
+        memcpy(l->ids[l->n], k->keys[0].key_id, sizeof l->ids[0]);
+        memcpy(l->keys[l->n], k->keys[0].key, 32);
+        l->n++;
+        qkd014_keys_free(k);
+    }
+    qkd014_client_free(c);
+    return NULL;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_chain_kill_trusted_node(void **state)
+{
+    (void)state;
+    volatile bool stop = false;
+    static loader L[LOADERS];
+    pthread_t t[LOADERS];
+    for (int i = 0; i < LOADERS; i++) {
+        bool ac = i % 2 == 0;
+        L[i] = (loader){ .murl = ac ? TB.url[0] : TB.url[2], .m = ac ? &TB.a1 : &TB.c1,
+                         .s = ac ? &TB.c1 : &TB.a1, .stop = &stop };
+        CHECK(pthread_create(&t[i], NULL, load_main, &L[i]) == 0, "thread");
+    }
+    tb_pause_ms(1000);
+    char *pid_b = testbed_env_value(TB.dir, "KME_B_PID");
+    CHECK(pid_b && tb_run("kill -9 %s", pid_b) == 0, "kill -9 KME-B");
+    free(pid_b);
+    tb_pause_ms(700);
+    CHECK(tb_run("%s start %s kme-b >/dev/null 2>&1", TB.script, TB.dir) == 0, "restart KME-B");
+    tb_pause_ms(1500);
+    stop = true;
+    for (int i = 0; i < LOADERS; i++)
+        pthread_join(t[i], NULL);
+    /* no key ID twice, across both directions */
+    size_t total = 0;
+    for (int i = 0; i < LOADERS; i++)
+        total += L[i].n;
+    char (*all)[QKD014_KEY_ID_LEN + 1] = calloc(total ? total : 1, sizeof *all);
+    size_t k = 0;
+    for (int i = 0; i < LOADERS; i++)
+        for (size_t j = 0; j < L[i].n; j++)
+            memcpy(all[k++], L[i].ids[j], sizeof all[0]);
+    qsort(all, total, sizeof all[0], cmp_id);
+    for (size_t i = 1; i < total; i++)
+        CHECK(strcmp(all[i - 1], all[i]) != 0, "key ID %s handed out twice", all[i]);
+    free(all);
+    CHECK(total > 0, "no key was delivered at all");
+    /* every key a master got: its slave gets the same bytes (the replay
+     * threads may still be settling: a few tries) */
+    for (int i = 0; i < LOADERS; i++) {
+        qkd014_client *sc = client(L[i].murl == TB.url[0] ? TB.url[2] : TB.url[0], L[i].s);
+        for (size_t j = 0; j < L[i].n; j++) {
+            const char *id = L[i].ids[j];
+            qkd014_keys *got = NULL;
+            qkd014_code rc = QKD014_E_UNAVAILABLE;
+            for (int tries = 0; tries < 20 && rc != QKD014_OK; tries++) {
+                rc = qkd014_get_key_with_ids(sc, L[i].m->id, &id, 1, &got);
+                if (rc != QKD014_OK)
+                    tb_pause_ms(250);
+            }
+            if (rc != QKD014_OK)
+                fail_msg("%s never got key %s its master %s got: %s", L[i].s->id, id, L[i].m->id,
+                         qkd014_errmsg(sc));
+            CHECK(memcmp(got->keys[0].key, L[i].keys[j], 32) == 0, "key %s: other bytes at the slave", id);
+            qkd014_keys_free(got);
+        }
+        qkd014_client_free(sc);
+    }
+    print_message("kill -9 of KME-B: %zu keys delivered both ways, all fetched with the same bytes\n",
+                  total);
+}
+
+/* ---- ring ----------------------------------------------------------------- */
+
+static long timed_relay(qkd014_code *rc)
+{
+    qkd014_client *a1 = client(TB.url[0], &TB.a1);
+    qkd014_keys *k = NULL;
+    long t0 = tb_now_ms();
+    *rc = get_keys(a1, TB.c1.id, 1, 256, &k);
+    long dt = tb_now_ms() - t0;
+    if (*rc == QKD014_OK) {
+        qkd014_client *c1 = client(TB.url[2], &TB.c1);
+        fetch_same(c1, TB.a1.id, k);
+        qkd014_client_free(c1);
+    }
+    qkd014_keys_free(k);
+    qkd014_client_free(a1);
+    return dt;
+}
+
+static void test_ring_failover(void **state)
+{
+    (void)state;
+    long bound = 2000 + TB.slack_ms;
+    qkd014_code rc;
+    CHECK(tb_run("%s stop %s kme-b >/dev/null 2>&1", TB.script, TB.dir) == 0, "stop KME-B");
+    for (int i = 0; i < 3; i++) {
+        long dt = timed_relay(&rc);
+        CHECK(rc == QKD014_OK, "A1 -> C1 with KME-B down: %s", qkd014_strerror(rc));
+        CHECK(dt <= bound, "A1 -> C1 with KME-B down took %ld ms", dt);
+    }
+    CHECK(tb_run("%s stop %s kme-d >/dev/null 2>&1", TB.script, TB.dir) == 0, "stop KME-D");
+    long dt = timed_relay(&rc);
+    CHECK(rc == QKD014_E_UNAVAILABLE, "A1 -> C1 with B and D down: %s", qkd014_strerror(rc));
+    CHECK(dt <= bound, "the 503 took %ld ms", dt);
+    CHECK(tb_run("%s start %s kme-b >/dev/null 2>&1 && %s start %s kme-d >/dev/null 2>&1",
+                 TB.script, TB.dir, TB.script, TB.dir) == 0, "restart KME-B and KME-D");
+    dt = timed_relay(&rc);
+    CHECK(rc == QKD014_OK, "A1 -> C1 after the restarts: %s", qkd014_strerror(rc));
+}
+
+/* A's own bits towards B, from its status towards B1 (a neighbour pair). */
+static long stock_towards_b(void)
+{
+    qkd014_client *a1 = client(TB.url[0], &TB.a1);
+    qkd014_status *st = NULL;
+    long bits = -1;
+    if (qkd014_get_status(a1, TB.b1.id, &st) == QKD014_OK)
+        bits = (long)st->stored_key_count * st->key_size;
+    qkd014_status_free(st);
+    qkd014_client_free(a1);
+    return bits;
+}
+
+static void test_ring_link_runs_dry(void **state)
+{
+    (void)state;
+    CHECK(tb_run("%s stop %s link >/dev/null 2>&1", TB.script, TB.dir) == 0, "stop the A-B link");
+    qkd014_client *a1 = client(TB.url[0], &TB.a1), *c1 = client(TB.url[2], &TB.c1);
+    long start = stock_towards_b();
+    CHECK(start > 0, "no stock towards B");
+    /* spend A's stock towards B (relays and neighbour keys both draw on it),
+     * while A1 -> C1 keeps working */
+    qkd014_client *ab = client(TB.url[0], &TB.a1);
+    int relays = 0;
+    for (int round = 0; round < 400 && stock_towards_b() >= 1024 * 256; round++) {
+        qkd014_keys *k = NULL;
+        if (get_keys(ab, TB.b1.id, 1024, 256, &k) == QKD014_OK) {
+            qkd014_client *b1 = client(TB.url[1], &TB.b1);
+            fetch_same(b1, TB.a1.id, k);
+            qkd014_client_free(b1);
+        }
+        qkd014_keys_free(k);
+        if (round % 4 == 0) {
+            CHECK(get_keys(a1, TB.c1.id, 2, 256, &k) == QKD014_OK, "A1 -> C1 while A-B drains: %s",
+                  qkd014_errmsg(a1));
+            fetch_same(c1, TB.a1.id, k);
+            qkd014_keys_free(k);
+            relays++;
+        }
+    }
+    CHECK(stock_towards_b() < 1024 * 256, "A's stock towards B did not run out");
+    /* the A-B link is dry: the relay takes the path through D */
+    for (int i = 0; i < 5; i++) {
+        qkd014_keys *k = NULL;
+        CHECK(get_keys(a1, TB.c1.id, 16, 256, &k) == QKD014_OK, "A1 -> C1 with A-B dry: %s",
+              qkd014_errmsg(a1));
+        fetch_same(c1, TB.a1.id, k);
+        qkd014_keys_free(k);
+    }
+    print_message("A-B link stopped: %d relays served from its stored key, then via D\n", relays);
+    CHECK(tb_run("%s start %s link >/dev/null 2>&1", TB.script, TB.dir) == 0, "restart the A-B link");
+    qkd014_client_free(ab);
+    qkd014_client_free(a1);
+    qkd014_client_free(c1);
+}
+
+/* ---- set-up --------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    (void)state;
+    TB.dir = getenv("TESTBED_DIR");
+    TB.script = getenv("TESTBED_SCRIPT");
+    if (!TB.dir || !TB.script) {
+        print_error("TESTBED_DIR is not set: run through tests/system/run-with-testbed\n");
+        return -1;
+    }
+    const char *san = getenv("QC_SANITIZED");
+    TB.slack_ms = san && strcmp(san, "1") == 0 ? 3000 : 1000;
+    TB.ca = testbed_env_value(TB.dir, "CA_CERT");
+    TB.topology = testbed_env_value(TB.dir, "TESTBED_TOPOLOGY");
+    static const char *const urls[] = { "KME_A_URL", "KME_B_URL", "KME_C_URL", "KME_D_URL" };
+    for (int i = 0; i < 4; i++)
+        TB.url[i] = testbed_env_value(TB.dir, urls[i]);
+    tb_sae_load(&TB.a1, TB.dir, "SAE_A1");
+    tb_sae_load(&TB.a2, TB.dir, "SAE_A2");
+    tb_sae_load(&TB.b1, TB.dir, "SAE_B1");
+    tb_sae_load(&TB.c1, TB.dir, "SAE_C1");
+    tb_sae_load(&TB.c2, TB.dir, "SAE_C2");
+    if (!TB.ca || !TB.topology || !TB.url[2] || !TB.c1.id || !TB.c2.id) {
+        print_error("testbed.env lacks the chain or ring variables (TESTBED_TOPOLOGY, KME_C_URL, "
+                    "SAE_C1_*)\n");
+        return -1;
+    }
+    return qkd014_global_init() == QKD014_OK ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest chain[] = {
+        cmocka_unit_test(test_chain_both_ways),
+        cmocka_unit_test(test_chain_conformance),
+        cmocka_unit_test(test_chain_tampered),
+        cmocka_unit_test(test_chain_kill_trusted_node),
+    };
+    const struct CMUnitTest ring[] = {
+        cmocka_unit_test(test_ring_failover),
+        cmocka_unit_test(test_ring_link_runs_dry),
+    };
+    if (setup(NULL) != 0)
+        return 1;
+    if (strcmp(TB.topology, "ring") == 0)
+        return cmocka_run_group_tests_name("relay_ring", ring, NULL, NULL);
+    return cmocka_run_group_tests_name("relay_chain", chain, NULL, NULL);
+}
