@@ -59,7 +59,7 @@
 #define RAW_BYTES 256u
 #define PEER_TEST_BIG (1024 * 1024 + 4096) /* past the peer listener's body limit */
 #define MSG_RELAY "additional_slave_SAE_IDs must sit behind the same KME as the slave " \
-                  "(relay between KMEs is not supported)"
+                  "(multicast to slaves behind different KMEs is not supported)"
 
 #define CHECK(cond, ...)                                                     \
     do {                                                                     \
