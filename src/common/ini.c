@@ -181,7 +181,29 @@ void ini_format_error(char *err, size_t errlen, const char *file, unsigned line,
         snprintf(err, errlen, "%s%s: %s", file, where, reason);
 }
 
+int ini_format_errorf(char *err, size_t errlen, const char *file, unsigned line,
+                      const char *section, const char *key, const char *fmt, ...)
+{
+    char reason[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    ini_format_error(err, errlen, file, line, section, key, reason);
+    return -1;
+}
+
 /* ------------------------------------------------------------ key table */
+
+int ini_on_pair(void *table, unsigned line, const char *section, const char *name, char *value)
+{
+    return ini_take_pair(table, line, section, name, value);
+}
+
+int ini_on_error(void *table, unsigned line, const char *why)
+{
+    return ini_fail(table, line, NULL, "%s", why);
+}
 
 int ini_fail(ini_table *t, unsigned line, const ini_key *k, const char *fmt, ...)
 {

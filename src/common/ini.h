@@ -72,6 +72,13 @@ int ini_check_file(const char *path, char *why, size_t whylen);
 void ini_format_error(char *err, size_t errlen, const char *file, unsigned line,
                       const char *section, const char *key, const char *reason);
 
+/* The same with the reason made from fmt; returns -1. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 7, 8)))
+#endif
+int ini_format_errorf(char *err, size_t errlen, const char *file, unsigned line,
+                      const char *section, const char *key, const char *fmt, ...);
+
 /* ---------------------------------------------------------------------
  * The key table: one engine for the keys of every program.  A program
  * lists its keys (section, name, type, range, default) and keeps only what
@@ -141,6 +148,12 @@ unsigned ini_line_of(const ini_table *t, const char *section, const char *name);
 /* key = value read on line: unknown and repeated keys refused, else set. */
 int ini_take_pair(ini_table *t, unsigned line, const char *section, const char *name,
                   const char *value);
+
+/* ini_handler members for a reader whose user data is an ini_table (or a
+ * struct that starts with one): key = value through ini_take_pair, and a
+ * bad line through ini_fail. */
+int ini_on_pair(void *table, unsigned line, const char *section, const char *name, char *value);
+int ini_on_error(void *table, unsigned line, const char *why);
 
 /* Set value (line 0: a default) by k's type. */
 int ini_set_value(ini_table *t, unsigned line, const ini_key *k, const char *value);

@@ -477,19 +477,8 @@ static int on_section(void *ud, unsigned line, const char *name, const char *arg
     return 0;
 }
 
-static int on_pair(void *ud, unsigned line, const char *section, const char *name, char *value)
-{
-    parse_state *ps = ud;
-    return ini_take_pair(&ps->t, line, section, name, value);
-}
-
-static int on_error(void *ud, unsigned line, const char *why)
-{
-    parse_state *ps = ud;
-    return ini_fail(&ps->t, line, NULL, "%s", why);
-}
-
-static const ini_handler kme_ini = { on_section, on_pair, on_error };
+/* parse_state starts with its ini_table: the engine's handlers take it */
+static const ini_handler kme_ini = { on_section, ini_on_pair, ini_on_error };
 
 /* A required key applies when its section is given or mandatory; the keys
  * of [peer ID] and [link ...] were checked section by section

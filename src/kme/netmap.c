@@ -336,19 +336,8 @@ static int on_section(void *ud, unsigned line, const char *name, const char *arg
     return rc;
 }
 
-static int on_pair(void *ud, unsigned line, const char *section, const char *name, char *value)
-{
-    parse_state *ps = ud;
-    return ini_take_pair(&ps->t, line, section, name, value);
-}
-
-static int on_error(void *ud, unsigned line, const char *why)
-{
-    parse_state *ps = ud;
-    return ini_fail(&ps->t, line, NULL, "%s", why);
-}
-
-static const ini_handler map_ini = { on_section, on_pair, on_error };
+/* parse_state starts with its ini_table: the engine's handlers take it */
+static const ini_handler map_ini = { on_section, ini_on_pair, ini_on_error };
 
 /* Only [network]'s keys are checked by the engine; the others were
  * checked section by section. */
@@ -607,24 +596,9 @@ typedef struct check_ctx {
     size_t errlen;
 } check_ctx;
 
-/* "MAP:LINE: [section] key: reason" into c->err; returns -1. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 5, 6)))
-#endif
-static int refuse(const check_ctx *c, unsigned line, const char *section, const char *key,
-                  const char *fmt, ...);
-
-static int refuse(const check_ctx *c, unsigned line, const char *section, const char *key,
-                  const char *fmt, ...)
-{
-    char reason[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    ini_format_error(c->err, c->errlen, c->m->path, line, section, key, reason);
-    return -1;
-}
+/* A contradiction: "MAP:LINE: [section] key: reason"; -1. */
+#define refuse(c, line, section, key, ...) \
+    ini_format_errorf((c)->err, (c)->errlen, (c)->m->path, line, section, key, __VA_ARGS__)
 
 static int cmp_str(const void *a, const void *b)
 {

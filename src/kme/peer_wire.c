@@ -554,16 +554,22 @@ char *pw_reservation_text(const ks_reservation *r, const char *master,
     }
     jw_lit(&w, "],\"expires\":");
     jw_int(&w, r->expires_ms);
-    jw_lit(&w, ",\"keys\":[");
-    for (size_t i = 0; i < r->keys.n; i++) {
-        jw_lit(&w, i ? ",{\"key_ID\":" : "{\"key_ID\":");
-        pwi_uuid_text(&w, r->keys.keys[i].id);
-        jw_lit(&w, ",\"segments\":");
-        pwi_segments_text(&w, r->segs + r->first_seg[i], r->n_segs[i]);
-        jw_raw(&w, "}", 1);
-    }
-    jw_lit(&w, "]}");
+    pwi_reservation_keys_text(&w, r);
+    jw_lit(&w, "}");
     return jw_finish(&w, NULL);
+}
+
+void pwi_reservation_keys_text(jsonw *w, const ks_reservation *r)
+{
+    jw_lit(w, ",\"keys\":[");
+    for (size_t i = 0; i < r->keys.n; i++) {
+        jw_lit(w, i ? ",{\"key_ID\":" : "{\"key_ID\":");
+        pwi_uuid_text(w, r->keys.keys[i].id);
+        jw_lit(w, ",\"segments\":");
+        pwi_segments_text(w, r->segs + r->first_seg[i], r->n_segs[i]);
+        jw_raw(w, "}", 1);
+    }
+    jw_lit(w, "]");
 }
 
 char *pw_void_text(const uint8_t id[16], const ks_segment *segs, size_t n)

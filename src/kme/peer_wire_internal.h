@@ -38,5 +38,8 @@ int pwi_keys(const pw_doc *d, const char *at, pw_resv *r, kme_err *e);
 
 void pwi_uuid_text(jsonw *w, const uint8_t id[16]);
 void pwi_segments_text(jsonw *w, const ks_segment *segs, size_t n);
+/* ,"keys":[{"key_ID": UUID, "segments": [...]}, ...] of a reservation made
+ * here (key IDs and segments only, never the key bytes). */
+void pwi_reservation_keys_text(jsonw *w, const ks_reservation *r);
 
 #endif

@@ -249,15 +249,8 @@ char *pw_relay_first_text(const ks_reservation *r, const char *master,
     jsonw w;
     jw_init(&w, 384 + r->keys.n * 64 + r->total_segs * 48);
     head_text(&w, r->id, master, slaves, nslaves, r->expires_ms, path, npath, 1, timeout_ms);
-    jw_lit(&w, ",\"keys\":[");
-    for (size_t i = 0; i < r->keys.n; i++) {
-        jw_lit(&w, i ? ",{\"key_ID\":" : "{\"key_ID\":");
-        pwi_uuid_text(&w, r->keys.keys[i].id);
-        jw_lit(&w, ",\"segments\":");
-        pwi_segments_text(&w, r->segs + r->first_seg[i], r->n_segs[i]);
-        jw_raw(&w, "}", 1);
-    }
-    jw_lit(&w, "]}");
+    pwi_reservation_keys_text(&w, r);
+    jw_lit(&w, "}");
     return jw_finish(&w, NULL);
 }
 

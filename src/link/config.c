@@ -197,17 +197,7 @@ static int on_section(void *ud, unsigned line, const char *name, const char *arg
     return 0;
 }
 
-static int on_pair(void *ud, unsigned line, const char *section, const char *name, char *value)
-{
-    return ini_take_pair(ud, line, section, name, value);
-}
-
-static int on_error(void *ud, unsigned line, const char *why)
-{
-    return ini_fail(ud, line, NULL, "%s", why);
-}
-
-static const ini_handler link_ini = { on_section, on_pair, on_error };
+static const ini_handler link_ini = { on_section, ini_on_pair, ini_on_error };
 
 /* Subject CN of the PEM certificate in path; 0, or -1 with a reason. */
 static int cert_cn(const char *path, char *cn, size_t cnlen, char *why, size_t whylen)
@@ -287,7 +277,7 @@ static int on_physics_pair(void *ud, unsigned line, const char *section, const c
     return 0;
 }
 
-static const ini_handler physics_ini = { on_section, on_physics_pair, on_error };
+static const ini_handler physics_ini = { on_section, on_physics_pair, ini_on_error };
 
 static bool physics_only(ini_table *t, const ini_key *k)
 {
