@@ -8,7 +8,11 @@
  *
  * Chain:
  *   - A1 -> C1 and C1 -> A1, one key and a batch: the slave gets exactly
- *     the master's bytes, once; status names KME-C as the target;
+ *     the master's bytes, once; status names KME-C as the target, the path
+ *     and the first hop's link;
+ *   - a network map that contradicts a KME's own sections is refused by
+ *     `qkd-kme --check`; one whose version differs from a running
+ *     neighbour's makes the KME's start fail, naming both versions;
  *   - the one-link behaviour holds over two hops: a second dec_keys of a
  *     key is refused, an SAE that is not the slave gets 401, a bad size
  *     400, multicast to slaves behind different KMEs 400;
@@ -38,12 +42,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+#include <jansson.h>
+
 #include "check.h"
 #include "qkd014.h"
 #include "testbed_env.h"
 
 static struct {
-    char *dir, *script, *ca, *topology;
+    char *dir, *script, *ca, *topology, *kme_bin;
     char *url[4];                  /* KME-A .. KME-D */
     tb_sae a1, a2, b1, c1, c2;
     long slack_ms;                 /* 1 s, x3 under sanitizers */
@@ -123,6 +130,100 @@ static void test_chain_both_ways(void **state)
     CHECK(st->stored_key_count > 0, "no key can be relayed to C1 now");
     qkd014_status_free(st);
     qkd014_client_free(mc);
+}
+
+/* The raw status answer A1 -> C1 at KME-A (libqkd014 does not hand out
+ * status_extension). */
+static json_t *raw_status(void)
+{
+    char url[512];
+    tb_buf body = { 0 };
+    snprintf(url, sizeof url, "%s/api/v1/keys/%s/status", TB.url[0], TB.c1.id);
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_CAINFO, TB.ca);
+    curl_easy_setopt(h, CURLOPT_SSLCERT, TB.a1.cert);
+    curl_easy_setopt(h, CURLOPT_SSLKEY, TB.a1.key);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tb_buf_append);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    long code = 0;
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    CHECK(rc == CURLE_OK && code == 200, "status: curl %d, HTTP %ld", rc, code);
+    json_t *j = json_loads(body.data ? body.data : "", 0, NULL);
+    tb_buf_free(&body);
+    CHECK(j != NULL, "status: not JSON");
+    return j;
+}
+
+static void test_chain_status_path(void **state)
+{
+    (void)state;
+    json_t *j = raw_status();
+    json_t *ext = json_object_get(j, "status_extension");
+    json_t *path = json_object_get(ext, "path");
+    CHECK(strcmp(json_string_value(json_object_get(j, "target_KME_ID")), "KME-C") == 0, "target");
+    CHECK(json_array_size(path) == 3, "status_extension.path has %zu KMEs", json_array_size(path));
+    static const char *const want[] = { "KME-A", "KME-B", "KME-C" };
+    for (size_t i = 0; i < 3; i++)
+        CHECK(strcmp(json_string_value(json_array_get(path, i)), want[i]) == 0, "path[%zu]", i);
+    CHECK(json_is_object(json_object_get(ext, "link")), "status_extension.link is missing");
+    CHECK(json_integer_value(json_object_get(j, "stored_key_count")) > 0, "nothing to deliver");
+    json_decref(j);
+}
+
+/* DIR/NAME: the text of from with `what` replaced by `with` (once). */
+static char *write_edited(const char *from, const char *name, const char *what, const char *with)
+{
+    FILE *f = fopen(from, "r");
+    CHECK(f != NULL, "cannot read %s", from);
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *at = strstr(text, what);
+    CHECK(at != NULL, "%s lacks '%s'", from, what);
+    char *path = malloc(strlen(TB.dir) + strlen(name) + 2);
+    sprintf(path, "%s/%s", TB.dir, name);
+    f = fopen(path, "w");
+    CHECK(f != NULL, "cannot write %s", path);
+    fprintf(f, "%.*s%s%s", (int)(at - text), text, with, at + strlen(what));
+    fclose(f);
+    return path;
+}
+
+static void test_chain_map_checks(void **state)
+{
+    (void)state;
+    char map[1024], *conf_a = testbed_env_value(TB.dir, "KME_A_CONF"), out[1100];
+    snprintf(map, sizeof map, "%s/network.map", TB.dir);
+    snprintf(out, sizeof out, "%s/map-check.out", TB.dir);
+    /* the map gives KME-A one SAE less than its [saes] local */
+    char *bad = write_edited(map, "map-bad.map", "SAE_A1 SAE_A2 SAE_A3", "SAE_A1 SAE_A2");
+    char *bad_conf = write_edited(conf_a, "kme-a-badmap.conf", map, bad);
+    int rc = tb_run("%s --check --config %s >%s 2>&1", TB.kme_bin, bad_conf, out);
+    CHECK(rc != 0, "qkd-kme --check took a map that contradicts [saes] local");
+    CHECK(tb_count_lines(out, "network_map") == 1 && tb_count_lines(out, "SAE_A3") == 1,
+          "the refusal does not name the map and SAE_A3 (see %s)", out);
+    /* version 2 at KME-A while B runs version 1: the start fails */
+    char *v2 = write_edited(map, "map-v2.map", "version = 1", "version = 2");
+    char *v2_conf = write_edited(conf_a, "kme-a-v2.conf", map, v2);
+    CHECK(tb_run("%s --check --config %s >/dev/null 2>&1", TB.kme_bin, v2_conf) == 0,
+          "the version-2 map alone is fine");
+    CHECK(tb_run("%s stop %s kme-a >/dev/null 2>&1", TB.script, TB.dir) == 0, "stop KME-A");
+    rc = tb_run("timeout 20 %s --config %s >%s 2>&1", TB.kme_bin, v2_conf, out);
+    CHECK(rc != 0 && rc != 124 << 8, "KME-A started with map version 2 beside KME-B's 1 (%d)", rc);
+    CHECK(tb_count_lines(out, "version 2 but neighbour KME KME-B runs with 1") == 1,
+          "the refusal does not name both versions (see %s)", out);
+    CHECK(tb_run("%s start %s kme-a >/dev/null 2>&1", TB.script, TB.dir) == 0, "restart KME-A");
+    relay_round(TB.url[0], &TB.a1, TB.url[2], &TB.c1, 1);
+    free(bad);
+    free(bad_conf);
+    free(v2);
+    free(v2_conf);
+    free(conf_a);
 }
 
 static void test_chain_conformance(void **state)
@@ -403,16 +504,25 @@ static int setup(void **state)
     static const char *const urls[] = { "KME_A_URL", "KME_B_URL", "KME_C_URL", "KME_D_URL" };
     for (int i = 0; i < 4; i++)
         TB.url[i] = testbed_env_value(TB.dir, urls[i]);
+    char *link_bin = testbed_env_value(TB.dir, "LINK_BIN"); /* BUILD/src/link/qkd-link */
+    char *cut = link_bin ? strstr(link_bin, "/src/link/qkd-link") : NULL;
+    if (cut) {
+        *cut = '\0';
+        TB.kme_bin = malloc(strlen(link_bin) + 32);
+        sprintf(TB.kme_bin, "%s/src/kme/qkd-kme", link_bin);
+    }
+    free(link_bin);
     tb_sae_load(&TB.a1, TB.dir, "SAE_A1");
     tb_sae_load(&TB.a2, TB.dir, "SAE_A2");
     tb_sae_load(&TB.b1, TB.dir, "SAE_B1");
     tb_sae_load(&TB.c1, TB.dir, "SAE_C1");
     tb_sae_load(&TB.c2, TB.dir, "SAE_C2");
-    if (!TB.ca || !TB.topology || !TB.url[2] || !TB.c1.id || !TB.c2.id) {
+    if (!TB.ca || !TB.topology || !TB.url[2] || !TB.c1.id || !TB.c2.id || !TB.kme_bin) {
         print_error("testbed.env lacks the chain or ring variables (TESTBED_TOPOLOGY, KME_C_URL, "
                     "SAE_C1_*)\n");
         return -1;
     }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     return qkd014_global_init() == QKD014_OK ? 0 : -1;
 }
 
@@ -420,6 +530,8 @@ int main(void)
 {
     const struct CMUnitTest chain[] = {
         cmocka_unit_test(test_chain_both_ways),
+        cmocka_unit_test(test_chain_status_path),
+        cmocka_unit_test(test_chain_map_checks),
         cmocka_unit_test(test_chain_conformance),
         cmocka_unit_test(test_chain_tampered),
         cmocka_unit_test(test_chain_kill_trusted_node),
