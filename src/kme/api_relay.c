@@ -125,6 +125,9 @@ static int try_path(const kme_api *api, const char *const *ids, size_t np, const
         return 1;
     }
     int sent = peer_relay(api->peers, ids, np, &r, caller, slaves, nslaves, left, reason, rlen);
+    metrics_relay(METRICS_RELAY_ORIGIN, sent == 0 ? METRICS_RELAY_DELIVERED
+                                        : sent == PEER_RELAY_UNAVAILABLE ? METRICS_RELAY_UNAVAILABLE
+                                        : METRICS_RELAY_REFUSED);
     if (sent == 0 && (ks_remote_acked(api->ks, r.id) == KS_OK
                       || ks_remote_confirmed(api->ks, r.id) == KS_OK)) {
         api_render_keys(out, &r.keys, true);

@@ -39,6 +39,10 @@ static const event_kind security_kinds[] = {
     EV_RATE_LIMITED,
 };
 static const char *const resv_names[METRICS_RESV_N] = { "acknowledged", "refused", "failed" };
+static const char *const relay_roles[METRICS_RELAY_ROLE_N] = { "origin", "trusted_node", "last" };
+static const char *const relay_results[METRICS_RELAY_RESULT_N] = {
+    "delivered", "unavailable", "tampered", "refused",
+};
 
 typedef struct ep_row {
     _Atomic uint64_t requests[N_CODES];
@@ -52,6 +56,7 @@ static struct {
     /* per link (cfg->links[i]): [0] peer-owned, [1] own */
     _Atomic uint64_t link_blocks[KME_MAX_LINKS][2], link_bytes[KME_MAX_LINKS][2];
     _Atomic uint64_t *resv;                          /* n_peers x METRICS_RESV_N */
+    _Atomic uint64_t relay[METRICS_RELAY_ROLE_N][METRICS_RELAY_RESULT_N];
     size_t n_peers;
 } m;
 
@@ -159,6 +164,12 @@ void metrics_reservation(size_t peer, metrics_resv_result result)
         add(&m.resv[peer * METRICS_RESV_N + result], 1);
 }
 
+void metrics_relay(metrics_relay_role role, metrics_relay_result result)
+{
+    if (enabled && (unsigned)role < METRICS_RELAY_ROLE_N && (unsigned)result < METRICS_RELAY_RESULT_N)
+        add(&m.relay[role][result], 1);
+}
+
 void metrics_link_block(size_t link, bool own, uint64_t bytes)
 {
     if (!enabled || link >= KME_MAX_LINKS)
@@ -230,6 +241,16 @@ static void render_peers(prom_writer *w, const kme_config *cfg)
             prom_label l[] = { { "peer", cfg->peers[p].id }, { "result", resv_names[r] } };
             prom_u64(w, l, 2, m.resv ? get(&m.resv[p * METRICS_RESV_N + r]) : 0);
         }
+    if (cfg->map) {
+        prom_family(w, "qkd_kme_relays_total", PROM_COUNTER,
+                    "Relayed keys by this KME's role on the path (origin: per path tried) and "
+                    "the outcome of its part.");
+        for (int r = 0; r < METRICS_RELAY_ROLE_N; r++)
+            for (int o = 0; o < METRICS_RELAY_RESULT_N; o++) {
+                prom_label l[] = { { "role", relay_roles[r] }, { "result", relay_results[o] } };
+                prom_u64(w, l, 2, get(&m.relay[r][o]));
+            }
+    }
     if (!cfg->n_links)
         return;
     prom_family(w, "qkd_kme_link_blocks_total", PROM_COUNTER,

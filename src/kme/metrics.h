@@ -57,6 +57,23 @@ void metrics_request(metrics_endpoint ep, int http, int64_t ns);
 void metrics_keys(bool enc, size_t n, uint64_t bytes);
 /* A reservation sent to peer (index into cfg->peers) and its outcome. */
 void metrics_reservation(size_t peer, metrics_resv_result result);
+
+/* Relayed keys (docs/network.md): this KME's role on the path and the
+ * outcome of its part. */
+typedef enum {
+    METRICS_RELAY_ORIGIN = 0,      /* our master's enc_keys, per path tried */
+    METRICS_RELAY_TRUSTED,         /* we relayed it on to the next KME */
+    METRICS_RELAY_LAST,            /* we stored it for our slaves */
+    METRICS_RELAY_ROLE_N
+} metrics_relay_role;
+typedef enum {
+    METRICS_RELAY_DELIVERED = 0,   /* the last KME stored the keys */
+    METRICS_RELAY_UNAVAILABLE,     /* down, not answering or short of key on the way */
+    METRICS_RELAY_TAMPERED,        /* a one-time tag did not verify */
+    METRICS_RELAY_REFUSED,         /* another refusal (limit, conflict, bad request) */
+    METRICS_RELAY_RESULT_N
+} metrics_relay_result;
+void metrics_relay(metrics_relay_role role, metrics_relay_result result);
 /* A key block link number `link` (cfg->links[link]) stored here: own (our
  * masters use it) or the peer's. */
 void metrics_link_block(size_t link, bool own, uint64_t bytes);

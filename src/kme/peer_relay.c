@@ -39,6 +39,7 @@
 #include "common/log.h"
 #include "common/monotime.h"
 #include "common/uuid.h"
+#include "kme/metrics.h"
 #include "kme/netmap.h"
 #include "kme/relay_wire.h"
 
@@ -183,6 +184,8 @@ static void forward(peer_service *ps, const pw_relay *r, const ks_relay_in *in, 
     free(text);
     if (sent == 0) {
         rc = ks_relay_done(ps->ks, r->id, true);
+        metrics_relay(METRICS_RELAY_TRUSTED, rc == KS_OK ? METRICS_RELAY_DELIVERED
+                                                         : METRICS_RELAY_REFUSED);
         if (rc == KS_OK)
             return pw_reply_ok(out, r->id, "applied");
         kme_err_problem(&e, 409, "voided", "the reservation was voided while it was relayed");
@@ -192,6 +195,10 @@ static void forward(peer_service *ps, const pw_relay *r, const ks_relay_in *in, 
         log_error("relay to %s failed and could not be marked void; it becomes one at the next "
                   "start", next);
     peer_void_wake(ps);
+    metrics_relay(METRICS_RELAY_TRUSTED, a.http == 409 && strcmp(a.type, "tampered") == 0
+                                             ? METRICS_RELAY_TAMPERED
+                                         : a.http == 0 || a.http == 503 ? METRICS_RELAY_UNAVAILABLE
+                                                                        : METRICS_RELAY_REFUSED);
     log_info("relay: KME %s did not take a relayed key: %s", next, a.reason);
     unavailable(&e, "KME %s: %s", next, a.http ? a.message[0] ? a.message : a.reason : a.reason);
     pw_reply_problem(out, &e);
@@ -220,6 +227,9 @@ void peer_relay_handle(peer_service *ps, const char *caller, pw_doc *d, kme_repl
         forward(ps, &r, &in, next, t0, out);
     } else {
         ks_result rc = ks_relay_deliver(ps->ks, &in);
+        metrics_relay(METRICS_RELAY_LAST, rc == KS_OK ? METRICS_RELAY_DELIVERED
+                                          : rc == KS_TAMPERED ? METRICS_RELAY_TAMPERED
+                                                              : METRICS_RELAY_REFUSED);
         if (rc == KS_OK)
             pw_reply_ok(out, r.id, "applied");
         else {

@@ -18,9 +18,11 @@
 #include <string.h>
 
 #include "kme/metrics.h"
+#include "kme/netmap.h"
 
 static kme_peer peers[2];
 static kme_link links[2];
+static netmap map;
 static kme_config cfg;
 
 static int setup(void **state)
@@ -37,6 +39,7 @@ static int setup(void **state)
     links[1].peer = "KME-C";
     cfg.links = links;
     cfg.n_links = 2;
+    cfg.map = &map; /* a KME with a network map counts relays */
     cfg.has_link = true;
     assert_int_equal(metrics_init(&cfg), 0);
     metrics_testing_reset();
@@ -118,6 +121,10 @@ static void test_keys_peers_link(void **state)
     metrics_reservation(1, METRICS_RESV_FAILED);
     metrics_reservation(2, METRICS_RESV_FAILED);          /* no such peer: ignored */
     metrics_reservation(0, (metrics_resv_result)7);       /* no such result: ignored */
+    metrics_relay(METRICS_RELAY_ORIGIN, METRICS_RELAY_DELIVERED);
+    metrics_relay(METRICS_RELAY_LAST, METRICS_RELAY_TAMPERED);
+    metrics_relay(METRICS_RELAY_LAST, METRICS_RELAY_TAMPERED);
+    metrics_relay(METRICS_RELAY_ROLE_N, METRICS_RELAY_DELIVERED); /* no such role: ignored */
     metrics_link_block(0, true, 1000);
     metrics_link_block(0, false, 24);
     metrics_link_block(1, true, 7);
@@ -133,6 +140,9 @@ static void test_keys_peers_link(void **state)
     has(s, "qkd_kme_link_blocks_total{peer=\"KME-B\"} 2\n");
     has(s, "qkd_kme_link_key_bytes_total{peer=\"KME-B\"} 1024\n");
     has(s, "qkd_kme_link_blocks_total{peer=\"KME-C\"} 1\n");
+    has(s, "qkd_kme_relays_total{role=\"origin\",result=\"delivered\"} 1\n");
+    has(s, "qkd_kme_relays_total{role=\"last\",result=\"tampered\"} 2\n");
+    has(s, "qkd_kme_relays_total{role=\"trusted_node\",result=\"unavailable\"} 0\n");
     has(s, "qkd_kme_link_key_bytes_total{peer=\"KME-C\"} 7\n");
     assert_int_equal(metrics_link_bytes(0, true), 1000);
     assert_int_equal(metrics_link_bytes(0, false), 24);
@@ -149,9 +159,9 @@ static void test_keys_peers_link(void **state)
     has(s, "qkd_kme_build_info{version=\"" QUMAILC_VERSION "\"} 1\n");
     /* no key IDs or SAE IDs: the only label names are the bounded ones */
     for (const char *p = strchr(s, '{'); p; p = strchr(p + 1, '{')) {
-        const char *names[] = { "{endpoint=", "{op=", "{peer=", "{kind=", "{version=" };
+        const char *names[] = { "{endpoint=", "{op=", "{peer=", "{kind=", "{version=", "{role=" };
         bool known = false;
-        for (size_t i = 0; i < 5; i++)
+        for (size_t i = 0; i < 6; i++)
             known |= strncmp(p, names[i], strlen(names[i])) == 0;
         assert_true(known);
     }
