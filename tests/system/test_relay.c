@@ -21,7 +21,9 @@
  *     the master gets 503 and nothing, and relays work again after;
  *   - kill -9 of the trusted node KME-B while masters on A and C get keys
  *     both ways: after its restart every key a master got is fetched by
- *     its slave with the same bytes, and no key ID was handed out twice.
+ *     its slave with the same bytes, and no key ID was handed out twice;
+ *     the same with kill -9 of KME-A and then of KME-C (each the origin of
+ *     one direction and the last KME of the other).
  * Ring:
  *   - KME-B stopped: A1 -> C1 goes through D, each call within the peer
  *     timeout (2 s + 1 s slack, x3 under sanitizers); KME-D stopped too:
@@ -329,9 +331,11 @@ static int cmp_id(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-static void test_chain_kill_trusted_node(void **state)
+/* Load both ways (A1 -> C1, C1 -> A1) while KME `victim` is killed with
+ * SIGKILL and restarted; then no key ID was handed out twice and every key
+ * a master got is fetched by its slave with the same bytes. */
+static void kill_under_load(const char *victim, const char *pid_var)
 {
-    (void)state;
     volatile bool stop = false;
     static loader L[LOADERS];
     pthread_t t[LOADERS];
@@ -342,11 +346,12 @@ static void test_chain_kill_trusted_node(void **state)
         CHECK(pthread_create(&t[i], NULL, load_main, &L[i]) == 0, "thread");
     }
     tb_pause_ms(1000);
-    char *pid_b = testbed_env_value(TB.dir, "KME_B_PID");
-    CHECK(pid_b && tb_run("kill -9 %s", pid_b) == 0, "kill -9 KME-B");
-    free(pid_b);
+    char *pid = testbed_env_value(TB.dir, pid_var);
+    CHECK(pid && tb_run("kill -9 %s", pid) == 0, "kill -9 %s", victim);
+    free(pid);
     tb_pause_ms(700);
-    CHECK(tb_run("%s start %s kme-b >/dev/null 2>&1", TB.script, TB.dir) == 0, "restart KME-B");
+    CHECK(tb_run("%s start %s %s >/dev/null 2>&1", TB.script, TB.dir, victim) == 0, "restart %s",
+          victim);
     tb_pause_ms(1500);
     stop = true;
     for (int i = 0; i < LOADERS; i++)
@@ -386,8 +391,23 @@ static void test_chain_kill_trusted_node(void **state)
         }
         qkd014_client_free(sc);
     }
-    print_message("kill -9 of KME-B: %zu keys delivered both ways, all fetched with the same bytes\n",
-                  total);
+    print_message("kill -9 of %s: %zu keys delivered both ways, all fetched with the same bytes\n",
+                  victim, total);
+}
+
+static void test_chain_kill_trusted_node(void **state)
+{
+    (void)state;
+    kill_under_load("kme-b", "KME_B_PID");
+}
+
+/* The two ends of the path: the origin of one direction is the last KME
+ * of the other. */
+static void test_chain_kill_ends(void **state)
+{
+    (void)state;
+    kill_under_load("kme-a", "KME_A_PID");
+    kill_under_load("kme-c", "KME_C_PID");
 }
 
 /* ---- ring ----------------------------------------------------------------- */
@@ -535,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_chain_conformance),
         cmocka_unit_test(test_chain_tampered),
         cmocka_unit_test(test_chain_kill_trusted_node),
+        cmocka_unit_test(test_chain_kill_ends),
     };
     const struct CMUnitTest ring[] = {
         cmocka_unit_test(test_ring_failover),
