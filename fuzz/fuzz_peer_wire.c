@@ -163,6 +163,11 @@ static void read_answers(const char *text, size_t len)
     peer_answer res[3], a = {.http = 409};
     pw_batch_results(text, 3, ids, res);
     pw_state_applied(text, ids[0]);
+    int64_t version;
+    pw_stock stock[4];
+    size_t n = 0;
+    if (pw_map_answer(text, &version, stock, 4, &n) == 0 && (n > 4 || version < -1))
+        abort();
     pw_answer_reason(text, len, &a);
 }
 

@@ -13,9 +13,12 @@
  * path (peer_relay); the answer comes only after the last KME stored it.
  *
  * `status` reports what the best current path can deliver as far as this
- * KME knows: the stock of its first hop (later hops' stock is not known
- * here), with status_extension.path (the KME IDs) and .link (the first
- * hop's link).
+ * KME knows: the stock of its first hop and, when the first hop's KME has
+ * told it (its GET /peer/v1/map, once a second), of the second; hops
+ * beyond are not known here.  status_extension.path names the KMEs and
+ * .link describes the first hop's link.  enc_keys tries first the paths
+ * whose second hop is not known to be short, then the others: a path known
+ * to be dry costs no bits of the first link unless nothing else is left.
  */
 #include "kme/api.h"
 
@@ -90,6 +93,9 @@ int api_relay_status(const kme_api *api, const char *far_kme, uint64_t *avail, u
         return -1;
     *avail = ls.own_bits;
     *cap = (uint64_t)l->pool_cap_bits;
+    uint64_t second;
+    if (np >= 3 && peer_stock_towards(api->peers, ids[1], ids[2], &second) == 0 && second < *avail)
+        *avail = second;
     link_state *st = api->links ? api->links[l - api->cfg->links] : NULL;
     if (st)
         json_object_set_new(*ext, "link", link_state_status_json(st, mono_ms()));
@@ -169,18 +175,31 @@ void api_relay_enc(const kme_api *api, const char *far_kme, const char *caller,
     }
     const route_path *paths[ROUTE_MAX_PATHS];
     size_t n = api_relay_paths(api, far_kme, paths);
-    for (size_t i = 0; i < n && mono_ms() < deadline; i++) {
+    bool dry[ROUTE_MAX_PATHS];
+    for (size_t i = 0; i < n; i++) {
         const char *ids[RELAY_MAX_PATH];
-        size_t np = path_ids(api->cfg->map, paths[i], ids);
-        int rc = try_path(api, ids, np, caller, slaves, nslaves, req, deadline, reason,
-                          sizeof reason, out);
-        if (rc <= 0) {
-            log_debug("enc_keys: %s -> %s via %s: %d", caller, slaves[0], ids[1], out->http);
-            return;
-        }
-        log_info("enc_keys: %s -> %s: path via %s did not serve: %s", caller, slaves[0], ids[1],
-                 reason);
+        uint64_t second;
+        path_ids(api->cfg->map, paths[i], ids);
+        dry[i] = paths[i]->n_hops >= 2
+                 && peer_stock_towards(api->peers, ids[1], ids[2], &second) == 0
+                 && second < bytes * 8 + RELAY_MAC_KEY_BYTES * 8; /* key and MAC key */
     }
+    /* pass 0: paths not known to be dry; pass 1: the others */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < n && mono_ms() < deadline; i++) {
+            if (dry[i] != (pass == 1))
+                continue;
+            const char *ids[RELAY_MAX_PATH];
+            size_t np = path_ids(api->cfg->map, paths[i], ids);
+            int rc = try_path(api, ids, np, caller, slaves, nslaves, req, deadline, reason,
+                              sizeof reason, out);
+            if (rc <= 0) {
+                log_debug("enc_keys: %s -> %s via %s: %d", caller, slaves[0], ids[1], out->http);
+                return;
+            }
+            log_info("enc_keys: %s -> %s: path via %s did not serve: %s", caller, slaves[0], ids[1],
+                     reason);
+        }
     snprintf(msg, sizeof msg, "no path to KME %s can serve the keys now (%s); no keys were made",
              far_kme, reason);
     reply_error(out, 503, msg);

@@ -82,6 +82,11 @@ int peer_relay(peer_service *ps, const char *const *path, size_t npath, const ks
  * version (relays go only through such peers); without a map: true. */
 bool peer_map_agrees(peer_service *ps, const char *peer_id);
 
+/* What neighbour last said it holds towards far (its own bits of that
+ * link, refreshed once a second by the probe): 0 and *bits, or -1 when
+ * not known (no map, no answer yet, no such link). */
+int peer_stock_towards(peer_service *ps, const char *neighbour, const char *far, uint64_t *bits);
+
 /* Log a warning when the relay's test hook is set (peer_relay.c). */
 void peer_relay_announce(void);
 

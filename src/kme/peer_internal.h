@@ -56,6 +56,12 @@ struct peer_service {
     pthread_mutex_t probe_mu;
     pthread_cond_t probe_cv;
     peer_health *health;
+    /* with a map: per cfg->peers[i], what it last said it holds towards
+     * each of its neighbours (its GET /peer/v1/map), under probe_mu */
+    struct peer_stock_list {
+        pw_stock items[PW_STOCK_MAX];
+        size_t n;
+    } *stock;
 };
 
 /* ---- peer_server.c ------------------------------------------------------ */

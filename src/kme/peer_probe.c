@@ -18,7 +18,9 @@
  * With a network map (docs/network.md §1) the probe also asks every peer
  * its map version (GET /peer/v1/map): at start a peer that answers another
  * version makes the start fail; later, relays go only through peers whose
- * last answer was our version (peer_map_agrees).
+ * last answer was our version (peer_map_agrees).  The same answer tells
+ * what the peer holds towards each of its neighbours (peer_stock_towards):
+ * a relay's second hop, for status and the ranking of paths.
  *
  * Lock: probe_mu guards the per-peer state and the thread's stop flag;
  * never held across the network.
@@ -83,11 +85,37 @@ static int64_t ask_map(peer_service *ps, size_t i)
     peer_answer a;
     char *resp = NULL;
     int64_t v = MAP_UNKNOWN;
+    pw_stock stock[PW_STOCK_MAX];
+    size_t n = 0;
     if (p && peer_send(ps, p, "GET", PATH_MAP, "", probe_timeout(ps), &a, &resp) == 0
-        && pw_map_version(resp, &v) != 0)
-        v = MAP_UNKNOWN;
+        && pw_map_answer(resp, &v, stock, PW_STOCK_MAX, &n) != 0)
+        v = MAP_UNKNOWN, n = 0;
     free(resp);
+    if (ps->stock) {
+        pthread_mutex_lock(&ps->probe_mu);
+        memcpy(ps->stock[i].items, stock, n * sizeof stock[0]);
+        ps->stock[i].n = n;
+        pthread_mutex_unlock(&ps->probe_mu);
+    }
     return v;
+}
+
+int peer_stock_towards(peer_service *ps, const char *neighbour, const char *far, uint64_t *bits)
+{
+    const kme_config *cfg = ps ? ps->cfg : NULL;
+    int rc = -1;
+    for (size_t i = 0; cfg && ps->stock && i < cfg->n_peers; i++) {
+        if (strcmp(cfg->peers[i].id, neighbour) != 0)
+            continue;
+        pthread_mutex_lock(&ps->probe_mu);
+        for (size_t j = 0; j < ps->stock[i].n && rc != 0; j++)
+            if (strcmp(ps->stock[i].items[j].kme, far) == 0) {
+                *bits = ps->stock[i].items[j].bits;
+                rc = 0;
+            }
+        pthread_mutex_unlock(&ps->probe_mu);
+    }
+    return rc;
 }
 
 static void record_map(peer_service *ps, size_t i, int64_t v)
@@ -194,7 +222,9 @@ int peer_probe_start(peer_service *ps, char *err, size_t errlen)
     if (ps->cfg->n_peers == 0)
         return 0;
     ps->health = calloc(ps->cfg->n_peers, sizeof *ps->health);
-    if (!ps->health || pthread_mutex_init(&ps->probe_mu, NULL) != 0) {
+    ps->stock = ps->cfg->map ? calloc(ps->cfg->n_peers, sizeof *ps->stock) : NULL;
+    if (!ps->health || (ps->cfg->map && !ps->stock)
+        || pthread_mutex_init(&ps->probe_mu, NULL) != 0) {
         snprintf(err, errlen, "out of memory for the peer probe");
         return -1;
     }
@@ -222,6 +252,8 @@ void peer_probe_stop(peer_service *ps)
     }
     free(ps->health);
     ps->health = NULL;
+    free(ps->stock);
+    ps->stock = NULL;
 }
 
 int peer_health_get(peer_service *ps, size_t i, peer_health *out)

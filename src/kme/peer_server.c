@@ -255,6 +255,23 @@ static void handle_state(peer_service *ps, const char *caller, pw_doc *d, kme_re
     pw_reply_ok(out, id, words[st]);
 }
 
+/* GET /peer/v1/map: our map's version and our own bits towards each
+ * neighbour we share a link with (metadata: counts, never key bits). */
+static void serve_map(peer_service *ps, kme_reply *out)
+{
+    const kme_config *cfg = ps->cfg;
+    pw_stock stock[PW_STOCK_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_links && n < PW_STOCK_MAX; i++) {
+        ks_link_stats ls;
+        if (ks_link_stats_get(ps->ks, cfg->links[i].peer, &ls) != KS_OK)
+            continue;
+        snprintf(stock[n].kme, sizeof stock[n].kme, "%s", cfg->links[i].peer);
+        stock[n++].bits = ls.own_bits;
+    }
+    pw_reply_map(out, cfg->map ? cfg->map->version : -1, stock, n);
+}
+
 void peer_handle(void *ctx, const char *caller, const char *method,
                         const char *raw_uri, const char *body, size_t body_len,
                         kme_reply *out)
@@ -281,7 +298,7 @@ void peer_handle(void *ctx, const char *caller, const char *method,
             kme_err_problem(&e, 405, "method", "only GET is allowed here");
             pw_reply_problem(out, &e);
         } else {
-            pw_reply_map(out, ps->cfg->map ? ps->cfg->map->version : -1);
+            serve_map(ps, out);
         }
         return;
     }

@@ -471,16 +471,24 @@ void pw_reply_problem(kme_reply *out, const kme_err *e)
     reply_jsonw(out, e->http, &w);
 }
 
-void pw_reply_map(kme_reply *out, int64_t version)
+void pw_reply_map(kme_reply *out, int64_t version, const pw_stock *stock, size_t n)
 {
     jsonw w;
-    jw_init(&w, 48);
+    jw_init(&w, 64 + n * 320);
     jw_lit(&w, "{\"map_version\":");
     if (version < 0)
         jw_lit(&w, "null");
     else
         jw_int(&w, version);
-    jw_raw(&w, "}", 1);
+    jw_lit(&w, ",\"stock\":[");
+    for (size_t i = 0; i < n; i++) {
+        jw_lit(&w, i ? ",{\"kme\":" : "{\"kme\":");
+        jw_str(&w, stock[i].kme);
+        jw_lit(&w, ",\"bits\":");
+        jw_int(&w, (int64_t)stock[i].bits);
+        jw_raw(&w, "}", 1);
+    }
+    jw_lit(&w, "]}");
     reply_jsonw(out, 200, &w);
 }
 
@@ -769,28 +777,71 @@ int pw_state_applied(const char *resp, const uint8_t id[16])
     return js_str_is(&v.st, "voided") || js_str_is(&v.st, "unknown") ? 0 : -1;
 }
 
-int pw_map_version(const char *resp, int64_t *version)
+/* One {"kme": id, "bits": n} of a map answer's stock. */
+static bool read_stock_item(jscan *s, pw_stock *out)
+{
+    js_iter it;
+    js_str name, v;
+    bool have_kme = false, have_bits = false;
+    long long bits;
+    if (!js_object_begin(s, &it))
+        return false;
+    int r;
+    while ((r = js_member(s, &it, &name)) == 1) {
+        if (js_str_is(&name, "kme") && !have_kme && js_string(s, &v) && v.len > 0
+            && v.len < sizeof out->kme) {
+            size_t n = js_str_decode(&v, out->kme);
+            out->kme[n] = '\0';
+            have_kme = true;
+        } else if (js_str_is(&name, "bits") && !have_bits && js_int64(s, &bits) && bits >= 0) {
+            out->bits = (uint64_t)bits;
+            have_bits = true;
+        } else {
+            return false;
+        }
+    }
+    return r == 0 && have_kme && have_bits;
+}
+
+int pw_map_answer(const char *resp, int64_t *version, pw_stock *stock, size_t cap, size_t *n)
 {
     js_error je;
     size_t len = resp ? strlen(resp) : 0;
+    *n = 0;
     if (!resp || !js_validate(resp, len, &je))
         return -1;
     jscan s;
-    js_iter it;
+    js_iter it, arr;
     js_str name;
     js_init(&s, resp, len);
-    if (!js_object_begin(&s, &it) || js_member(&s, &it, &name) != 1
-        || !js_str_is(&name, "map_version"))
+    bool have_version = false;
+    int r;
+    if (!js_object_begin(&s, &it))
         return -1;
-    long long v;
-    if (js_peek(&s) == 'n') {
-        if (!js_skip(&s))
+    while ((r = js_member(&s, &it, &name)) == 1) {
+        long long v;
+        if (js_str_is(&name, "map_version") && js_peek(&s) == 'n') {
+            if (!js_skip(&s))
+                return -1;
+            *version = -1;
+            have_version = true;
+        } else if (js_str_is(&name, "map_version") && js_int64(&s, &v) && v >= 0) {
+            *version = v;
+            have_version = true;
+        } else if (js_str_is(&name, "stock") && js_array_begin(&s, &arr)) {
+            int e;
+            pw_stock item;
+            while ((e = js_element(&s, &arr)) == 1) {
+                if (!read_stock_item(&s, &item))
+                    return -1;
+                if (stock && *n < cap)
+                    stock[(*n)++] = item;
+            }
+            if (e != 0)
+                return -1;
+        } else {
             return -1;
-        *version = -1;
-    } else if (js_int64(&s, &v) && v >= 0) {
-        *version = v;
-    } else {
-        return -1;
+        }
     }
-    return js_member(&s, &it, &name) == 0 ? 0 : -1;
+    return r == 0 && have_version ? 0 : -1;
 }

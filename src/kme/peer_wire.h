@@ -107,9 +107,18 @@ void pw_reply_ok(kme_reply *out, const uint8_t id[16], const char *status);
  * its reservation ID (NULL: none readable). */
 void pw_reply_batch(kme_reply *out, size_t n, const uint8_t *const *ids, const kme_err *const *results);
 
-/* GET /peer/v1/map: {"map_version": n}, or {"map_version": null} for a
- * KME without a network map (version < 0). */
-void pw_reply_map(kme_reply *out, int64_t version);
+/* What a KME holds towards one neighbour: the own bits of that link. */
+typedef struct pw_stock {
+    char kme[257];
+    uint64_t bits;
+} pw_stock;
+#define PW_STOCK_MAX 64
+
+/* GET /peer/v1/map: {"map_version": n | null, "stock": [{"kme": id,
+ * "bits": n}, ...]}: the version of this KME's network map (null without
+ * one, version < 0) and, per link, the own bits it could send towards that
+ * neighbour now (docs/network.md §2: what a relay's second hop holds). */
+void pw_reply_map(kme_reply *out, int64_t version, const pw_stock *stock, size_t n);
 
 /* ---- the client's side ------------------------------------------------- */
 
@@ -136,8 +145,8 @@ void pw_batch_results(const char *resp, size_t n, const uint8_t (*ids)[16], peer
  * (also "pending": ask again later). */
 int pw_state_applied(const char *resp, const uint8_t id[16]);
 
-/* A map answer: 0 and *version (-1: the peer has no map), or -1 for
- * another shape. */
-int pw_map_version(const char *resp, int64_t *version);
+/* A map answer: 0 and *version (-1: the peer has no map) and up to cap
+ * stock entries (*n of them; stock may be NULL), or -1 for another shape. */
+int pw_map_answer(const char *resp, int64_t *version, pw_stock *stock, size_t cap, size_t *n);
 
 #endif

@@ -16,6 +16,9 @@
  *   - the one-link behaviour holds over two hops: a second dec_keys of a
  *     key is refused, an SAE that is not the slave gets 401, a bad size
  *     400, multicast to slaves behind different KMEs 400;
+ *   - the B-C link stopped and B's key towards C spent: A's status towards
+ *     C1 follows what B last told (the second hop), relays give 503, and
+ *     work again once the link is back;
  *   - a relay whose cipher is changed on the way (the intermediate KME's
  *     test hook flips a bit) is refused by the last KME's one-time tag:
  *     the master gets 503 and nothing, and relays work again after;
@@ -226,6 +229,51 @@ static void test_chain_map_checks(void **state)
     free(v2);
     free(v2_conf);
     free(conf_a);
+}
+
+/* status master -> slave at url: stored_key_count (or -1). */
+static long stored_keys(const char *url, const tb_sae *m, const char *slave)
+{
+    qkd014_client *c = client(url, m);
+    qkd014_status *st = NULL;
+    long n = qkd014_get_status(c, slave, &st) == QKD014_OK ? st->stored_key_count : -1;
+    qkd014_status_free(st);
+    qkd014_client_free(c);
+    return n;
+}
+
+/* The B-C link stops and B's key towards C is spent: A's status towards C1
+ * follows what B told it (its second hop), and relays A1 -> C1 fail with
+ * 503 until the link is back. */
+static void test_chain_second_hop_dry(void **state)
+{
+    (void)state;
+    long before = stored_keys(TB.url[0], &TB.a1, TB.c1.id);
+    CHECK(tb_run("%s stop %s link-bc >/dev/null 2>&1", TB.script, TB.dir) == 0, "stop link-bc");
+    qkd014_client *b1 = client(TB.url[1], &TB.b1), *c1 = client(TB.url[2], &TB.c1);
+    for (int i = 0; i < 400 && stored_keys(TB.url[1], &TB.b1, TB.c1.id) >= 1024; i++) {
+        qkd014_keys *k = NULL;
+        CHECK(get_keys(b1, TB.c1.id, 1024, 256, &k) == QKD014_OK, "B1 -> C1: %s", qkd014_errmsg(b1));
+        fetch_same(c1, TB.b1.id, k);
+        qkd014_keys_free(k);
+    }
+    long left_b = stored_keys(TB.url[1], &TB.b1, TB.c1.id);
+    CHECK(left_b >= 0 && left_b < 1024, "B's stock towards C did not run out (%ld keys)", left_b);
+    tb_pause_ms(2500); /* the probe asks B once a second */
+    long now = stored_keys(TB.url[0], &TB.a1, TB.c1.id);
+    CHECK(now <= left_b && now < before, "status A1 -> C1 says %ld keys (before %ld), B holds %ld "
+          "towards C", now, before, left_b);
+    qkd014_client *a1 = client(TB.url[0], &TB.a1);
+    qkd014_keys *k = NULL;
+    qkd014_code rc = get_keys(a1, TB.c1.id, 1024, 256, &k);
+    CHECK(rc == QKD014_E_UNAVAILABLE, "A1 -> C1 with B-C dry: %s", qkd014_strerror(rc));
+    CHECK(tb_run("%s start %s link-bc >/dev/null 2>&1", TB.script, TB.dir) == 0, "start link-bc");
+    for (int i = 0; i < 100 && stored_keys(TB.url[1], &TB.b1, TB.c1.id) < 1024; i++)
+        tb_pause_ms(100);
+    relay_round(TB.url[0], &TB.a1, TB.url[2], &TB.c1, 4);
+    qkd014_client_free(a1);
+    qkd014_client_free(b1);
+    qkd014_client_free(c1);
 }
 
 static void test_chain_conformance(void **state)
@@ -554,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_chain_map_checks),
         cmocka_unit_test(test_chain_conformance),
         cmocka_unit_test(test_chain_tampered),
+        cmocka_unit_test(test_chain_second_hop_dry),
         cmocka_unit_test(test_chain_kill_trusted_node),
         cmocka_unit_test(test_chain_kill_ends),
     };

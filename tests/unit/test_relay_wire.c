@@ -194,22 +194,44 @@ static void test_map_version(void **state)
 {
     (void)state;
     int64_t v = 0;
-    assert_int_equal(pw_map_version("{\"map_version\":7}", &v), 0);
+    pw_stock st[2];
+    size_t n = 9;
+    assert_int_equal(pw_map_answer("{\"map_version\":7}", &v, st, 2, &n), 0);
     assert_int_equal(v, 7);
-    assert_int_equal(pw_map_version("{\"map_version\":null}", &v), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(pw_map_answer("{\"map_version\":null,\"stock\":[]}", &v, st, 2, &n), 0);
     assert_int_equal(v, -1);
-    assert_int_equal(pw_map_version("{\"map_version\":-3}", &v), -1);
-    assert_int_equal(pw_map_version("{\"map_version\":\"7\"}", &v), -1);
-    assert_int_equal(pw_map_version("{\"map_version\":7,\"x\":1}", &v), -1);
-    assert_int_equal(pw_map_version("{\"version\":7}", &v), -1);
-    assert_int_equal(pw_map_version(NULL, &v), -1);
+    assert_int_equal(pw_map_answer("{\"stock\":[{\"kme\":\"KME-C\",\"bits\":512},"
+                                   "{\"bits\":8,\"kme\":\"KME-A\"},{\"kme\":\"X\",\"bits\":1}],"
+                                   "\"map_version\":3}", &v, st, 2, &n), 0);
+    assert_int_equal(n, 2); /* the third does not fit: left out */
+    assert_string_equal(st[0].kme, "KME-C");
+    assert_int_equal(st[0].bits, 512);
+    assert_string_equal(st[1].kme, "KME-A");
+    /* other shapes */
+    static const char *const bad[] = {
+        "{\"map_version\":-3}", "{\"map_version\":\"7\"}", "{\"map_version\":7,\"x\":1}",
+        "{\"version\":7}", "{\"stock\":[]}", "{\"map_version\":1,\"stock\":[{\"kme\":\"K\"}]}",
+        "{\"map_version\":1,\"stock\":[{\"kme\":\"K\",\"bits\":-1}]}",
+        "{\"map_version\":1,\"stock\":[{\"kme\":\"\",\"bits\":1}]}",
+        "{\"map_version\":1,\"stock\":[{\"kme\":\"K\",\"bits\":1,\"kme\":\"L\"}]}",
+        "{\"map_version\":1,\"stock\":{}}", "{\"map_version\":1", "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (pw_map_answer(bad[i], &v, st, 2, &n) != -1)
+            fail_msg("taken: %s", bad[i]);
+    assert_int_equal(pw_map_answer(NULL, &v, st, 2, &n), -1);
     kme_reply out = { 0 };
-    pw_reply_map(&out, 42);
+    pw_stock mine[1] = { { "KME-\"B\"", 4096 } };
+    pw_reply_map(&out, 42, mine, 1);
     assert_int_equal(out.http, 200);
-    char text[64];
+    char text[256];
     snprintf(text, sizeof text, "%.*s", (int)out.body.len, (const char *)out.body.data);
-    assert_int_equal(pw_map_version(text, &v), 0);
+    assert_int_equal(pw_map_answer(text, &v, st, 2, &n), 0);
     assert_int_equal(v, 42);
+    assert_int_equal(n, 1);
+    assert_string_equal(st[0].kme, "KME-\"B\"");
+    assert_int_equal(st[0].bits, 4096);
     reply_free(&out);
 }
 
