@@ -174,6 +174,10 @@ static void forward(peer_service *ps, const pw_relay *r, const ks_relay_in *in, 
         store_refusal(&e, rc, next);
         return pw_reply_problem(out, &e);
     }
+    if (!o.cipher) { /* a repeat of a relay our downstream applied: nothing to send */
+        ks_relay_out_free(&o);
+        return pw_reply_ok(out, r->id, "applied");
+    }
     if (tamper_hook() && o.cipher_len)
         o.cipher[0] ^= 0x01;
     char *text = pw_relay_sealed_text(r, left, o.pad, o.npad, o.cipher, o.cipher_len, o.tag);

@@ -16,6 +16,11 @@
  *   - the one-link behaviour holds over two hops: a second dec_keys of a
  *     key is refused, an SAE that is not the slave gets 401, a bad size
  *     400, multicast to slaves behind different KMEs 400;
+ *   - hostile relays from a linked KME (its real certificate): a block the
+ *     receiver never had, the same again, a path that does not come from
+ *     the caller, a master or slaves behind the wrong KMEs, a KME outside
+ *     the map, the sealed form at hop 1, broken JSON: each refused with its
+ *     problem type, nothing reaches the last KME;
  *   - the B-C link stopped and B's key towards C spent: A's status towards
  *     C1 follows what B last told (the second hop), relays give 503, and
  *     work again once the link is back;
@@ -273,6 +278,104 @@ static void test_chain_second_hop_dry(void **state)
     relay_round(TB.url[0], &TB.a1, TB.url[2], &TB.c1, 4);
     qkd014_client_free(a1);
     qkd014_client_free(b1);
+    qkd014_client_free(c1);
+}
+
+/* method path at KME-B's peer API as KME-A (the testbed's KME certificate);
+ * the HTTP status, the body into *body (a new reference, may be NULL). */
+static long as_kme_a(const char *method, const char *path, const char *req, json_t **body)
+{
+    char url[512], cert[1024], key[1024], ca[1024];
+    char *base = testbed_env_value(TB.dir, "KME_B_PEER_URL");
+    CHECK(base != NULL, "testbed.env lacks KME_B_PEER_URL");
+    snprintf(url, sizeof url, "%s%s", base, path);
+    snprintf(cert, sizeof cert, "%s/pki/KME-A.crt", TB.dir);
+    snprintf(key, sizeof key, "%s/pki/KME-A.key", TB.dir);
+    snprintf(ca, sizeof ca, "%s/pki/kme-ca.crt", TB.dir);
+    free(base);
+    tb_buf buf = { 0 };
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
+    curl_easy_setopt(h, CURLOPT_SSLKEY, key);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (req) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    }
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tb_buf_append);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &buf);
+    long code = 0;
+    CHECK(curl_easy_perform(h) == CURLE_OK, "%s %s at KME-B", method, path);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
+    *body = json_loads(buf.data ? buf.data : "", 0, NULL);
+    tb_buf_free(&buf);
+    return code;
+}
+
+#define RELAY_HEAD "{\"reservation_ID\":\"018f0000-0000-7000-8000-0000000000aa\"," \
+                   "\"expires\":4102444800000,\"timeout_ms\":1500,"
+#define ONE_KEY "\"keys\":[{\"key_ID\":\"11111111-1111-4111-8111-1111111111aa\"," \
+                "\"segments\":[[\"0123456789abcdef\",0,32]]}]"
+
+/* Hostile relays from a linked KME: each is refused with its problem type
+ * and nothing reaches KME-C (its slave cannot fetch the named key). */
+static void test_chain_hostile_relays(void **state)
+{
+    (void)state;
+    json_t *b = NULL;
+    CHECK(as_kme_a("GET", "/peer/v1/map", NULL, &b) == 200, "GET /peer/v1/map");
+    CHECK(json_integer_value(json_object_get(b, "map_version")) == 1, "map_version");
+    json_t *stock = json_object_get(b, "stock");
+    CHECK(json_array_size(stock) == 2, "KME-B reports its two links");
+    json_decref(b);
+    static const struct {
+        const char *body, *type;
+        long http;
+    } cases[] = {
+        /* a block KME-B never had: nothing is relayed; the same again (a replay) */
+        { RELAY_HEAD "\"master_SAE_ID\":\"SAE_A1\",\"slave_SAE_IDs\":[\"SAE_C1\"],"
+          "\"path\":[\"KME-A\",\"KME-B\",\"KME-C\"],\"hop\":1," ONE_KEY "}", "segments-unusable", 409 },
+        { RELAY_HEAD "\"master_SAE_ID\":\"SAE_A1\",\"slave_SAE_IDs\":[\"SAE_C1\"],"
+          "\"path\":[\"KME-A\",\"KME-B\",\"KME-C\"],\"hop\":1," ONE_KEY "}", "segments-unusable", 409 },
+        /* the path does not come from the caller */
+        { RELAY_HEAD "\"master_SAE_ID\":\"SAE_C1\",\"slave_SAE_IDs\":[\"SAE_A1\"],"
+          "\"path\":[\"KME-C\",\"KME-B\",\"KME-A\"],\"hop\":1," ONE_KEY "}", "bad-request", 400 },
+        /* a master that is not behind the path's first KME */
+        { RELAY_HEAD "\"master_SAE_ID\":\"SAE_B1\",\"slave_SAE_IDs\":[\"SAE_C1\"],"
+          "\"path\":[\"KME-A\",\"KME-B\",\"KME-C\"],\"hop\":1," ONE_KEY "}", "bad-request", 400 },
+        /* slaves not behind the last KME */
+        { RELAY_HEAD "\"master_SAE_ID\":\"SAE_A1\",\"slave_SAE_IDs\":[\"SAE_B2\"],"
+          "\"path\":[\"KME-A\",\"KME-B\",\"KME-C\"],\"hop\":1," ONE_KEY "}", "bad-request", 400 },
+        /* a KME outside the map */
+        { RELAY_HEAD "\"master_SAE_ID\":\"SAE_A1\",\"slave_SAE_IDs\":[\"SAE_C1\"],"
+          "\"path\":[\"KME-A\",\"KME-B\",\"KME-Z\"],\"hop\":1," ONE_KEY "}", "bad-request", 400 },
+        /* the sealed form at hop 1 */
+        { RELAY_HEAD "\"master_SAE_ID\":\"SAE_A1\",\"slave_SAE_IDs\":[\"SAE_C1\"],"
+          "\"path\":[\"KME-A\",\"KME-B\",\"KME-C\"],\"hop\":1," ONE_KEY ",\"pad\":[],"
+          "\"cipher\":\"\",\"tag\":\"\"}", "bad-request", 400 },
+        /* not JSON at all */
+        { "{\"reservation_ID\":", "bad-request", 400 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        long http = as_kme_a("POST", "/peer/v1/relay", cases[i].body, &b);
+        const char *type = json_string_value(json_object_get(b, "type"));
+        CHECK(http == cases[i].http && type && strcmp(type, cases[i].type) == 0,
+              "case %zu: HTTP %ld type %s, expected %ld %s", i, http, type ? type : "-",
+              cases[i].http, cases[i].type);
+        json_decref(b);
+    }
+    /* nothing arrived at KME-C */
+    qkd014_client *c1 = client(TB.url[2], &TB.c1);
+    const char *id = "11111111-1111-4111-8111-1111111111aa";
+    qkd014_keys *got = NULL;
+    CHECK(qkd014_get_key_with_ids(c1, TB.a1.id, &id, 1, &got) != QKD014_OK,
+          "a refused relay left a key at KME-C");
     qkd014_client_free(c1);
 }
 
@@ -600,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_chain_both_ways),
         cmocka_unit_test(test_chain_status_path),
         cmocka_unit_test(test_chain_map_checks),
+        cmocka_unit_test(test_chain_hostile_relays),
         cmocka_unit_test(test_chain_conformance),
         cmocka_unit_test(test_chain_tampered),
         cmocka_unit_test(test_chain_second_hop_dry),
