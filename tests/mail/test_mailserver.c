@@ -345,8 +345,9 @@ static void test_wrong_password(void **state)
     assert_null(strstr(detail, bad));
     assert_null(strchr(detail, '\n'));
 
-    /* list over STARTTLS, fetch over implicit TLS (Dovecot delays every
-     * further failed login from this address, so no more than these) */
+    /* list over STARTTLS, fetch over implicit TLS (the test Dovecot has no
+     * login penalty, tests/mail/mailservers; a stock one would delay every
+     * further login from this address by up to 15 s) */
     qm_mailserver b = server("IMAP_URL", "bob@example.org", bad);
     qm_imap_entry *e = (qm_imap_entry *)1;
     size_t n = 7;
