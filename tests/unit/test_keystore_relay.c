@@ -494,6 +494,8 @@ static void test_crash_leaves_pending(void **state)
     hop h1;
     ks_relay_out o1, o2;
     start(ch, &r1, &h1, &o1);
+    /* B's outbox lists by time, then by (random) ID: r2 one ms later */
+    ks_testing_advance_clock(ch->b, 1);
     assert_int_equal(ks_remote_enc(ch->a, "KME-B", "alice", SL, 1, 1, 256, &r2), KS_OK);
     hop_first(&h1, &r2);
     assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o2), KS_OK);
