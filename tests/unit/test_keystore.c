@@ -14,7 +14,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,58 +24,18 @@
 #include <unistd.h>
 
 #include "kme/keystore.h"
+#include "keystore_fixture.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_keystore.XXXXXX");
-    if (!mkdtemp(f->dir)) {
-        free(f);
-        return -1;
-    }
-    snprintf(f->path, sizeof f->path, "%s/kme.db", f->dir);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+typedef ksf fixture; /* one store: path[0] */
 
 static keystore *open_opts(const fixture *f, ks_sync sync, uint64_t cap, uint64_t rate,
                            int64_t ttl, unsigned maint_ms)
 {
-    char err[256];
     ks_options o = {
-        .path = f->path, .sync = sync, .local_cap_bits = cap, .local_rate_bps = rate,
+        .path = f->path[0], .sync = sync, .local_cap_bits = cap, .local_rate_bps = rate,
         .key_ttl_s = ttl, .maintenance_ms = maint_ms,
     };
-    keystore *ks = ks_open(&o, err, sizeof err);
-    if (!ks)
-        print_error("ks_open: %s\n", err);
-    return ks;
+    return ksf_open(&o);
 }
 
 static keystore *open_default(const fixture *f)
@@ -85,13 +44,6 @@ static keystore *open_default(const fixture *f)
 }
 
 static const char *const SL_B[] = {"bob"};
-
-static uint64_t stored(keystore *ks)
-{
-    ks_stats st;
-    assert_int_equal(ks_stats_get(ks, &st), KS_OK);
-    return st.stored_keys;
-}
 
 static uint64_t level(keystore *ks)
 {
@@ -115,16 +67,6 @@ static void save(const ks_batch *b, saved *s)
         assert_true(s[i].len <= sizeof s[i].mat);
         memcpy(s[i].mat, b->keys[i].material, s[i].len);
     }
-}
-
-static ks_result dec1(keystore *ks, const char *master, const char *slave, const uint8_t id[16])
-{
-    ks_batch b;
-    const uint8_t (*ids)[16] = (const uint8_t (*)[16])id;
-    ks_result r = ks_dec(ks, master, slave, ids, 1, &b);
-    if (r == KS_OK)
-        ks_batch_free(&b);
-    return r;
 }
 
 static void enc_saved(keystore *ks, const char *master, const char *const *slaves, size_t ns,
@@ -157,7 +99,7 @@ static void test_open_create(void **state)
     assert_int_equal(st.local_available_bits, 4096); /* a new pool starts full */
     assert_int_equal(st.stored_keys, 0);
     struct stat sb;
-    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(stat(f->path[0], &sb), 0);
     assert_int_equal(sb.st_mode & 077, 0); /* holds key material: private */
     ks_close(ks);
 }
@@ -174,7 +116,7 @@ static void test_reopen_persists(void **state)
 
     ks = open_opts(f, KS_SYNC_NORMAL, 4096, 1, 3600, 0);
     assert_non_null(ks);
-    assert_int_equal(stored(ks), 2);
+    assert_int_equal(ksf_stored(ks), 2);
     uint64_t lv = level(ks);
     assert_true(lv >= 4096 - 512 && lv < 4096 - 512 + 64); /* 1 bit/s refill */
     for (int i = 0; i < 2; i++) {
@@ -188,8 +130,8 @@ static void test_reopen_persists(void **state)
 
     ks = open_opts(f, KS_SYNC_FULL, 4096, 1, 3600, 0); /* consumption persisted too */
     assert_non_null(ks);
-    assert_int_equal(stored(ks), 0);
-    assert_int_equal(dec1(ks, "alice", "bob", k[0].id), KS_NOT_FOUND);
+    assert_int_equal(ksf_stored(ks), 0);
+    assert_int_equal(ksf_dec1(ks, "alice", "bob", k[0].id), KS_NOT_FOUND);
     ks_close(ks);
 }
 
@@ -197,13 +139,13 @@ static void test_second_open_fails(void **state)
 {
     fixture *f = *state;
     char err[256] = "";
-    ks_options o = {.path = f->path, .local_cap_bits = 1024, .key_ttl_s = 60};
+    ks_options o = {.path = f->path[0], .local_cap_bits = 1024, .key_ttl_s = 60};
     keystore *a = ks_open(&o, err, sizeof err);
     assert_non_null(a);
     keystore *b = ks_open(&o, err, sizeof err);
     assert_null(b);
     assert_non_null(strstr(err, "in use"));
-    assert_non_null(strstr(err, f->path));
+    assert_non_null(strstr(err, f->path[0]));
     ks_close(a);
     b = ks_open(&o, err, sizeof err); /* the lock went with the first handle */
     assert_non_null(b);
@@ -232,7 +174,7 @@ static void test_roundtrip(void **state)
     assert_memory_not_equal(e.keys[0].id, e.keys[1].id, 16);
     assert_int_equal(e.keys[0].id[6] >> 4, 4); /* UUID version 4 */
     assert_memory_not_equal(e.keys[0].material, e.keys[1].material, 32);
-    assert_int_equal(stored(ks), 3);
+    assert_int_equal(ksf_stored(ks), 3);
 
     uint8_t ids[3][16]; /* ask in another order: answers follow the request */
     memcpy(ids[0], e.keys[2].id, 16);
@@ -246,7 +188,7 @@ static void test_roundtrip(void **state)
         assert_int_equal(d.keys[i].size_bits, 256);
         assert_memory_equal(d.keys[i].material, e.keys[map[i]].material, 32);
     }
-    assert_int_equal(stored(ks), 0);
+    assert_int_equal(ksf_stored(ks), 0);
     ks_batch_free(&e);
     ks_batch_free(&d);
     assert_null(d.keys);
@@ -259,8 +201,8 @@ static void test_second_dec_not_found(void **state)
     keystore *ks = open_default(f);
     saved k;
     enc_saved(ks, "alice", SL_B, 1, 1, &k);
-    assert_int_equal(dec1(ks, "alice", "bob", k.id), KS_OK);
-    assert_int_equal(dec1(ks, "alice", "bob", k.id), KS_NOT_FOUND);
+    assert_int_equal(ksf_dec1(ks, "alice", "bob", k.id), KS_OK);
+    assert_int_equal(ksf_dec1(ks, "alice", "bob", k.id), KS_NOT_FOUND);
     ks_close(ks);
 }
 
@@ -270,10 +212,10 @@ static void test_wrong_slave_unauthorized(void **state)
     keystore *ks = open_default(f);
     saved k;
     enc_saved(ks, "alice", SL_B, 1, 1, &k);
-    assert_int_equal(dec1(ks, "alice", "eve", k.id), KS_UNAUTHORIZED);
+    assert_int_equal(ksf_dec1(ks, "alice", "eve", k.id), KS_UNAUTHORIZED);
     /* eve under another master name learns nothing */
-    assert_int_equal(dec1(ks, "mallory", "eve", k.id), KS_NOT_FOUND);
-    assert_int_equal(dec1(ks, "alice", "bob", k.id), KS_OK); /* untouched */
+    assert_int_equal(ksf_dec1(ks, "mallory", "eve", k.id), KS_NOT_FOUND);
+    assert_int_equal(ksf_dec1(ks, "alice", "bob", k.id), KS_OK); /* untouched */
     ks_close(ks);
 }
 
@@ -283,8 +225,8 @@ static void test_wrong_master_not_found(void **state)
     keystore *ks = open_default(f);
     saved k;
     enc_saved(ks, "alice", SL_B, 1, 1, &k);
-    assert_int_equal(dec1(ks, "carol", "bob", k.id), KS_NOT_FOUND);
-    assert_int_equal(dec1(ks, "alice", "bob", k.id), KS_OK);
+    assert_int_equal(ksf_dec1(ks, "carol", "bob", k.id), KS_NOT_FOUND);
+    assert_int_equal(ksf_dec1(ks, "alice", "bob", k.id), KS_OK);
     ks_close(ks);
 }
 
@@ -296,16 +238,16 @@ static void test_multicast(void **state)
     saved k;
     enc_saved(ks, "alice", sl, 3, 1, &k);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(stored(ks), 1);
+        assert_int_equal(ksf_stored(ks), 1);
         ks_batch b;
         const uint8_t (*ids)[16] = (const uint8_t (*)[16])k.id;
         assert_int_equal(ks_dec(ks, "alice", sl[i], ids, 1, &b), KS_OK);
         assert_memory_equal(b.keys[0].material, k.mat, 32);
         ks_batch_free(&b);
-        assert_int_equal(dec1(ks, "alice", sl[i], k.id), KS_NOT_FOUND);
+        assert_int_equal(ksf_dec1(ks, "alice", sl[i], k.id), KS_NOT_FOUND);
     }
-    assert_int_equal(stored(ks), 0); /* erased after the last slave */
-    assert_int_equal(dec1(ks, "alice", "eve", k.id), KS_NOT_FOUND);
+    assert_int_equal(ksf_stored(ks), 0); /* erased after the last slave */
+    assert_int_equal(ksf_dec1(ks, "alice", "eve", k.id), KS_NOT_FOUND);
     ks_close(ks);
 }
 
@@ -341,11 +283,11 @@ static void test_batch_all_or_nothing(void **state)
     assert_int_equal(ks_dec(ks, "alice", "bob", (const uint8_t (*)[16])ids, 2, &b),
                      KS_NOT_FOUND);
 
-    assert_int_equal(stored(ks), 2);
+    assert_int_equal(ksf_stored(ks), 2);
     assert_int_equal(ks_dec(ks, "alice", "bob", (const uint8_t (*)[16])good.id, 1, &b), KS_OK);
     assert_memory_equal(b.keys[0].material, good.mat, 32);
     ks_batch_free(&b);
-    assert_int_equal(dec1(ks, "alice", "carol", other.id), KS_OK);
+    assert_int_equal(ksf_dec1(ks, "alice", "carol", other.id), KS_OK);
     ks_close(ks);
 }
 
@@ -361,7 +303,7 @@ static void test_invalid_args(void **state)
     assert_int_equal(ks_local_enc(ks, NULL, SL_B, 1, 1, 256, &b), KS_ERROR);
     uint8_t id[1][16] = {{0}};
     assert_int_equal(ks_dec(ks, "alice", "bob", (const uint8_t (*)[16])id, 0, &b), KS_ERROR);
-    assert_int_equal(stored(ks), 0);
+    assert_int_equal(ksf_stored(ks), 0);
     assert_int_equal(level(ks), 1u << 20);
     ks_close(ks);
 }
@@ -380,7 +322,7 @@ static void test_pool_exhaustion_and_refill(void **state)
     ks_batch_free(&b);
     assert_true(level(ks) < 256);
     assert_int_equal(ks_local_enc(ks, "alice", SL_B, 1, 1, 256, &b), KS_EMPTY);
-    assert_int_equal(stored(ks), 4);
+    assert_int_equal(ksf_stored(ks), 4);
 
     ks_testing_advance_clock(ks, 3000); /* +300 bits */
     uint64_t lv = level(ks);
@@ -411,16 +353,16 @@ static void test_ttl_expiry(void **state)
     saved k[3];
     static const char *const sl[] = {"bob", "carol"};
     enc_saved(ks, "alice", sl, 2, 3, k);
-    assert_int_equal(dec1(ks, "alice", "bob", k[2].id), KS_OK); /* carol still owed */
+    assert_int_equal(ksf_dec1(ks, "alice", "bob", k[2].id), KS_OK); /* carol still owed */
     assert_int_equal(ks_maintain(ks), 0);
-    assert_int_equal(stored(ks), 3);
+    assert_int_equal(ksf_stored(ks), 3);
 
     ks_testing_advance_clock(ks, 1100);
-    assert_int_equal(dec1(ks, "alice", "bob", k[0].id), KS_NOT_FOUND);  /* expired */
-    assert_int_equal(dec1(ks, "alice", "eve", k[0].id), KS_NOT_FOUND);  /* not 401 */
-    assert_int_equal(stored(ks), 3);
+    assert_int_equal(ksf_dec1(ks, "alice", "bob", k[0].id), KS_NOT_FOUND);  /* expired */
+    assert_int_equal(ksf_dec1(ks, "alice", "eve", k[0].id), KS_NOT_FOUND);  /* not 401 */
+    assert_int_equal(ksf_stored(ks), 3);
     assert_int_equal(ks_maintain(ks), 3);
-    assert_int_equal(stored(ks), 0);
+    assert_int_equal(ksf_stored(ks), 0);
     assert_int_equal(ks_maintain(ks), 0);
     ks_close(ks);
 }
@@ -432,7 +374,7 @@ static void test_ttl_real_time(void **state)
     saved k;
     enc_saved(ks, "alice", SL_B, 1, 1, &k);
     usleep(1100 * 1000);
-    assert_int_equal(dec1(ks, "alice", "bob", k.id), KS_NOT_FOUND);
+    assert_int_equal(ksf_dec1(ks, "alice", "bob", k.id), KS_NOT_FOUND);
     assert_int_equal(ks_maintain(ks), 1);
     ks_close(ks);
 }
@@ -445,9 +387,9 @@ static void test_maintenance_thread(void **state)
     saved k[4];
     enc_saved(ks, "alice", SL_B, 1, 4, k);
     ks_testing_advance_clock(ks, 2000);
-    for (int i = 0; i < 200 && stored(ks) != 0; i++)
+    for (int i = 0; i < 200 && ksf_stored(ks) != 0; i++)
         usleep(10 * 1000);
-    assert_int_equal(stored(ks), 0);
+    assert_int_equal(ksf_stored(ks), 0);
     ks_close(ks); /* joins the thread */
 }
 
@@ -537,7 +479,7 @@ static void race_mode(const fixture *f, ks_sync mode)
     qsort(flat, (size_t)total, 16, cmp16);
     for (int i = 1; i < total; i++)
         assert_memory_not_equal(flat[i - 1], flat[i], 16);
-    assert_int_equal(stored(ks), 0);
+    assert_int_equal(ksf_stored(ks), 0);
     printf("[info] %s sync, %d threads: %.0f enc+dec pairs/s (%d keys)\n",
            mode == KS_SYNC_FULL ? "full" : "normal", RACE_THREADS,
            RACE_THREADS * RACE_ITERS / dt, total);
@@ -567,7 +509,7 @@ static void *same_key_main(void *arg)
 {
     same_key *s = arg;
     pthread_barrier_wait(s->bar);
-    ks_result r = dec1(s->ks, "alice", "bob", s->id);
+    ks_result r = ksf_dec1(s->ks, "alice", "bob", s->id);
     atomic_fetch_add(r == KS_OK ? s->ok : r == KS_NOT_FOUND ? s->not_found : s->other, 1);
     return NULL;
 }
@@ -605,29 +547,6 @@ static void test_same_key_once(void **state)
 
 /* ---- erasure from the files --------------------------------------------- */
 
-static int file_contains(const char *path, const uint8_t *needle, size_t n)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return 0; /* no file, no material */
-    fseek(fp, 0, SEEK_END);
-    long sz = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *buf = malloc(sz > 0 ? (size_t)sz : 1);
-    size_t got = fread(buf, 1, (size_t)(sz > 0 ? sz : 0), fp);
-    fclose(fp);
-    int found = memmem(buf, got, needle, n) != NULL;
-    free(buf);
-    return found;
-}
-
-static int store_contains(const fixture *f, const uint8_t *needle, size_t n)
-{
-    char wal[160];
-    snprintf(wal, sizeof wal, "%s-wal", f->path);
-    return file_contains(f->path, needle, n) || file_contains(wal, needle, n);
-}
-
 static void secure_delete_mode(const fixture *f, ks_sync mode)
 {
     keystore *ks = open_opts(f, mode, 1u << 20, 0, 3600, 0);
@@ -643,9 +562,9 @@ static void secure_delete_mode(const fixture *f, ks_sync mode)
 
     /* positive control: while stored, the bytes are findable */
     assert_true(ks_maintain(ks) >= 0);
-    assert_true(store_contains(f, m1, 32));
-    assert_true(store_contains(f, m2, 32));
-    assert_true(store_contains(f, m3, 32));
+    assert_true(ksf_store_contains(f->path[0], m1, 32));
+    assert_true(ksf_store_contains(f->path[0], m2, 32));
+    assert_true(ksf_store_contains(f->path[0], m3, 32));
 
     const uint8_t (*id1)[16] = (const uint8_t (*)[16])small.keys[0].id;
     const uint8_t (*id2)[16] = (const uint8_t (*)[16])big.keys[0].id;
@@ -658,12 +577,12 @@ static void secure_delete_mode(const fixture *f, ks_sync mode)
     ks_batch_free(&small);
     ks_batch_free(&big);
     assert_true(ks_maintain(ks) >= 0);
-    assert_false(store_contains(f, m1, 32));
-    assert_false(store_contains(f, m2, 32));
-    assert_false(store_contains(f, m3, 32));
+    assert_false(ksf_store_contains(f->path[0], m1, 32));
+    assert_false(ksf_store_contains(f->path[0], m2, 32));
+    assert_false(ksf_store_contains(f->path[0], m3, 32));
     ks_close(ks);
-    assert_false(store_contains(f, m1, 32));
-    assert_false(store_contains(f, m2, 32));
+    assert_false(ksf_store_contains(f->path[0], m1, 32));
+    assert_false(ksf_store_contains(f->path[0], m2, 32));
 }
 
 static void test_secure_delete(void **state)
@@ -680,7 +599,7 @@ static void test_wal_bounded(void **state)
     fixture *f = *state;
     char err[256];
     ks_options o = {
-        .path = f->path, .sync = KS_SYNC_NORMAL, .local_cap_bits = 1u << 20, .key_ttl_s = 3600,
+        .path = f->path[0], .sync = KS_SYNC_NORMAL, .local_cap_bits = 1u << 20, .key_ttl_s = 3600,
         .wal_limit_bytes = 1024 * 1024,
     };
     keystore *ks = ks_open(&o, err, sizeof err);
@@ -688,10 +607,10 @@ static void test_wal_bounded(void **state)
     saved k;
     char wal[160];
     struct stat sb;
-    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    snprintf(wal, sizeof wal, "%s-wal", f->path[0]);
     for (int i = 0; i < 3000; i++) {
         enc_saved(ks, "alice", SL_B, 1, 1, &k);
-        assert_int_equal(dec1(ks, "alice", "bob", k.id), KS_OK);
+        assert_int_equal(ksf_dec1(ks, "alice", "bob", k.id), KS_OK);
     }
     assert_int_equal(stat(wal, &sb), 0);
     assert_true(sb.st_size < 3 * 1024 * 1024);
@@ -717,34 +636,34 @@ static void test_throughput_single_thread(void **state)
     double dt = now_s() - t0;
     printf("[info] normal sync, 1 thread: %.0f enc+dec pairs/s (%.1f us per pair)\n",
            n / dt, dt / n * 1e6);
-    assert_int_equal(stored(ks), 0);
+    assert_int_equal(ksf_stored(ks), 0);
     ks_close(ks);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_create, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_second_open_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_create, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_persists, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_second_open_fails, ksf_setup, ksf_teardown),
         cmocka_unit_test(test_open_bad_path),
-        cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_second_dec_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_slave_unauthorized, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_master_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_multicast, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_all_or_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_args, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pool_exhaustion_and_refill, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ttl_real_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_maintenance_thread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_race_full_sync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_race_normal_sync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_same_key_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secure_delete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_throughput_single_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roundtrip, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_second_dec_not_found, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_slave_unauthorized, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_master_not_found, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_multicast, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_all_or_nothing, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_args, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_pool_exhaustion_and_refill, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_expiry, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_real_time, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_maintenance_thread, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_race_full_sync, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_race_normal_sync, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_same_key_once, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_secure_delete, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_wal_bounded, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_throughput_single_thread, ksf_setup, ksf_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

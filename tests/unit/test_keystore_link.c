@@ -18,7 +18,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -31,48 +30,12 @@
 
 #include "common/uuid.h"
 #include "kme/keystore.h"
+#include "keystore_fixture.h"
 
 #define CAP (1ull << 30)
 
-typedef struct fixture {
-    char dir[64];
-    char pa[128], pb[128];
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_kslink.XXXXXX");
-    if (!mkdtemp(f->dir)) {
-        free(f);
-        return -1;
-    }
-    snprintf(f->pa, sizeof f->pa, "%s/a.db", f->dir);
-    snprintf(f->pb, sizeof f->pb, "%s/b.db", f->dir);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+typedef ksf fixture;
+enum { A, B }; /* the stores' paths in the ksf */
 
 /* Each store here has one link: A's (a.db) to KME-B, B's (b.db) to KME-A.
  * LP(ks) names it in every call that takes a link peer. */
@@ -117,16 +80,12 @@ static const char *LP(keystore *ks)
 
 static keystore *open_sync(const char *path, ks_sync sync)
 {
-    char err[256];
     /* a limit far above anything here: the per-slave count runs in every
      * test (keystore_unfetched.c follows each change and rollback) */
     ks_options o = {.path = path, .sync = sync, .local_cap_bits = 1u << 20,
                     .key_ttl_s = 3600, .slave_unfetched_bits = UINT64_C(1) << 40,
                     .migrate_link_peer = peer_of_path(path)};
-    keystore *ks = ks_open(&o, err, sizeof err);
-    if (!ks)
-        print_error("ks_open: %s\n", err);
-    return lp_register(ks, path);
+    return lp_register(ksf_open(&o), path);
 }
 
 static keystore *open_ks(const char *path)
@@ -134,60 +93,21 @@ static keystore *open_ks(const char *path)
     return open_sync(path, KS_SYNC_NORMAL);
 }
 
-/* Deterministic, distinct block contents (xorshift64*), so that a block's
- * bytes can be recognised in the files. */
-static void fill(uint8_t *p, size_t n, uint64_t seed)
-{
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        p[i] = (uint8_t)((x * 0x2545F4914F6CDD1Dull) >> 56);
-    }
-}
-
 /* The link figures status reports; every call also checks that the
  * running totals equal a count over the blocks. */
 static ks_link_stats lstats(keystore *ks)
 {
-    ks_link_stats st, re;
-    assert_int_equal(ks_testing_link_stats_check(ks, LP(ks), &st, &re), KS_OK);
-    assert_int_equal(st.own_bits, re.own_bits);
-    assert_int_equal(st.peer_bits, re.peer_bits);
-    assert_int_equal(st.unconfirmed_blocks, re.unconfirmed_blocks);
-    return st;
-}
-
-static uint64_t stored(keystore *ks)
-{
-    ks_stats st;
-    assert_int_equal(ks_stats_get(ks, &st), KS_OK);
-    return st.stored_keys;
+    return ksf_link_stats(ks, LP(ks));
 }
 
 /* The link: the same block into A (owner a_owns) and B, both confirmed. */
 static void feed(keystore *a, keystore *b, uint64_t id, bool a_owns, const uint8_t *bytes,
                  uint32_t len)
 {
-    size_t done;
-    assert_int_equal(ks_block_store(a, LP(a), id, a_owns, bytes, len, CAP), KS_OK);
-    assert_int_equal(ks_block_store(b, LP(b), id, !a_owns, bytes, len, CAP), KS_OK);
-    assert_int_equal(ks_block_confirm(a, LP(a), &id, 1, &done), KS_OK);
-    assert_int_equal(done, 1);
-    assert_int_equal(ks_block_confirm(b, LP(b), &id, 1, &done), KS_OK);
-    assert_int_equal(done, 1);
+    ksf_feed(a, LP(a), b, LP(b), id, a_owns, bytes, len);
 }
 
 static const char *const SL[] = {"bob"};
-
-/* Bits held at ks for slave, not fetched yet. */
-static uint64_t held(keystore *ks, const char *slave)
-{
-    uint64_t bits = UINT64_MAX;
-    assert_int_equal(ks_unfetched_get(ks, slave, &bits), KS_OK);
-    return bits;
-}
 
 /* Apply reservation r (made at A) at B for alice -> slaves. */
 static ks_result apply_res(keystore *b, const ks_reservation *r, const char *const *slaves,
@@ -195,12 +115,7 @@ static ks_result apply_res(keystore *b, const ks_reservation *r, const char *con
 {
     ks_remote_key *k = calloc(r->keys.n, sizeof *k);
     assert_non_null(k);
-    for (size_t i = 0; i < r->keys.n; i++) {
-        memcpy(k[i].id, r->keys.keys[i].id, 16);
-        k[i].size_bits = r->keys.keys[i].size_bits;
-        k[i].segs = r->segs + r->first_seg[i];
-        k[i].nsegs = r->n_segs[i];
-    }
+    ksf_remote_keys(r, k, r->keys.n);
     ks_result res = ks_reservation_apply(b, LP(b), r->id, "alice", slaves, ns, r->expires_ms, k,
                                          r->keys.n);
     free(k);
@@ -239,11 +154,11 @@ static ks_result dec_key(keystore *ks, const char *slave, const uint8_t id[16], 
 static void test_block_store_confirm_discard(void **state)
 {
     fixture *f = *state;
-    keystore *a = open_ks(f->pa);
+    keystore *a = open_ks(f->path[A]);
     assert_non_null(a);
     uint8_t x[1000], y[1000];
-    fill(x, sizeof x, 1);
-    fill(y, sizeof y, 2);
+    ksf_fill(x, sizeof x, 1);
+    ksf_fill(y, sizeof y, 2);
     const uint64_t big = 0xF123456789ABCDEFull; /* IDs use all 64 bits */
     size_t done;
 
@@ -293,9 +208,9 @@ static void test_block_store_confirm_discard(void **state)
 static void test_cap_refusal(void **state)
 {
     fixture *f = *state;
-    keystore *a = open_ks(f->pa);
+    keystore *a = open_ks(f->path[A]);
     uint8_t x[512];
-    fill(x, sizeof x, 3);
+    ksf_fill(x, sizeof x, 3);
     const uint64_t cap = 2 * 512 * 8; /* two blocks per direction */
     assert_int_equal(ks_block_store(a, LP(a), 1, true, x, 512, cap), KS_OK);
     uint64_t one = 1;
@@ -323,12 +238,12 @@ static void test_block_expiry(void **state)
 {
     fixture *f = *state;
     char err[256];
-    ks_options o = {.path = f->pa, .local_cap_bits = 1024, .key_ttl_s = 60,
+    ks_options o = {.path = f->path[A], .local_cap_bits = 1024, .key_ttl_s = 60,
                     .link_block_ttl_ms = 5000};
-    keystore *a = lp_register(ks_open(&o, err, sizeof err), f->pa);
+    keystore *a = lp_register(ks_open(&o, err, sizeof err), f->path[A]);
     assert_non_null(a);
     uint8_t x[300];
-    fill(x, sizeof x, 4);
+    ksf_fill(x, sizeof x, 4);
     assert_int_equal(ks_block_store(a, LP(a), 1, true, x, 300, CAP), KS_OK);
     ks_testing_advance_clock(a, 3000);
     assert_int_equal(ks_block_store(a, LP(a), 2, false, x, 300, CAP), KS_OK);
@@ -360,15 +275,15 @@ typedef struct pair {
  * 101 and 103 by B. */
 static void pair_open(const fixture *f, pair *p)
 {
-    p->a = open_ks(f->pa);
-    p->b = open_ks(f->pb);
+    p->a = open_ks(f->path[A]);
+    p->b = open_ks(f->path[B]);
     assert_non_null(p->a);
     assert_non_null(p->b);
     static const uint32_t lens[4] = {200, 300, 200, 400};
     for (int i = 0; i < 4; i++) {
         p->len[i] = lens[i];
         p->blk[i] = malloc(lens[i]);
-        fill(p->blk[i], lens[i], 100 + (uint64_t)i);
+        ksf_fill(p->blk[i], lens[i], 100 + (uint64_t)i);
         feed(p->a, p->b, 100 + (uint64_t)i, i % 2 == 0, p->blk[i], lens[i]);
     }
 }
@@ -418,7 +333,7 @@ static void test_remote_enc_apply_dec(void **state)
 
     assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
     check_pool(&p, 208 * 8, 208 * 8);
-    assert_int_equal(stored(p.b), 3);
+    assert_int_equal(ksf_stored(p.b), 3);
     for (size_t i = 0; i < 3; i++) {
         uint8_t m[64];
         assert_int_equal(dec_key(p.b, "eve", r.keys.keys[i].id, m, 64), KS_UNAUTHORIZED);
@@ -426,8 +341,8 @@ static void test_remote_enc_apply_dec(void **state)
         assert_memory_equal(m, r.keys.keys[i].material, 64);
         assert_int_equal(dec_key(p.b, "bob", r.keys.keys[i].id, m, 64), KS_NOT_FOUND);
     }
-    assert_int_equal(stored(p.b), 0);
-    assert_int_equal(stored(p.a), 0); /* A keeps no copy of remote keys */
+    assert_int_equal(ksf_stored(p.b), 0);
+    assert_int_equal(ksf_stored(p.a), 0); /* A keeps no copy of remote keys */
     ks_reservation_free(&r);
 
     /* a key across blocks: 8 bytes left in 100, then 102 (101 is B's) */
@@ -525,11 +440,11 @@ static void test_apply_rejects(void **state)
     assert_int_equal(apply_segs(p.b, rid, kid, &s1, 1), KS_REJECTED);
     /* nothing changed by any of it */
     check_pool(&p, 400 * 8, 400 * 8);
-    assert_int_equal(stored(p.b), 0);
+    assert_int_equal(ksf_stored(p.b), 0);
     /* a peer block we hold whose confirmation has not reached us: the peer's
      * use of it proves the link confirmed it, so it is confirmed and used */
     uint8_t x[64];
-    fill(x, 64, 9);
+    ksf_fill(x, 64, 9);
     assert_int_equal(ks_block_store(p.b, LP(p.b), 500, false, x, 64, CAP), KS_OK);
     assert_int_equal(lstats(p.b).unconfirmed_blocks, 1);
     uint8_t rid0[16], kid0[16];
@@ -554,7 +469,7 @@ static void test_apply_rejects(void **state)
     ks_segment s3[2] = {{100, 32, 8}, {100, 39, 8}};
     assert_int_equal(apply_segs(p.b, rid2, kid2, s3, 2), KS_REJECTED);
     assert_int_equal(lstats(p.b).peer_bits, 368 * 8 + 32 * 8);
-    assert_int_equal(stored(p.b), 1);
+    assert_int_equal(ksf_stored(p.b), 1);
     /* segments in any order are fine when disjoint */
     ks_segment s4[2] = {{102, 100, 8}, {100, 32, 8}};
     assert_int_equal(apply_segs(p.b, rid2, kid2, s4, 2), KS_OK);
@@ -609,22 +524,22 @@ static void test_apply_batch(void **state)
     static const ks_result want[6] = {KS_OK, KS_REJECTED, KS_OK, KS_OK, KS_CONFLICT, KS_REJECTED};
     for (int i = 0; i < 6; i++)
         assert_int_equal(res[i], want[i]);
-    assert_int_equal(stored(p.b), 2);
-    assert_int_equal(held(p.b, "bob"), (32 + 16) * 8); /* refused items counted nothing */
+    assert_int_equal(ksf_stored(p.b), 2);
+    assert_int_equal(ksf_held(p.b, "bob"), (32 + 16) * 8); /* refused items counted nothing */
     check_pool(&p, 400 * 8, 352 * 8);
     /* the batch again (item 0's key still held): the same outcomes, nothing changes */
     assert_int_equal(ks_reservation_apply_batch(p.b, in, 6, res), KS_OK);
     for (int i = 0; i < 6; i++)
         assert_int_equal(res[i], want[i]);
-    assert_int_equal(stored(p.b), 2);
-    assert_int_equal(held(p.b, "bob"), (32 + 16) * 8);
+    assert_int_equal(ksf_stored(p.b), 2);
+    assert_int_equal(ksf_held(p.b, "bob"), (32 + 16) * 8);
     check_pool(&p, 400 * 8, 352 * 8);
     uint8_t m[32];
     assert_int_equal(dec_key(p.b, "bob", it[0].key.id, m, 32), KS_OK);
     assert_memory_equal(m, p.blk[0], 32);
-    assert_int_equal(held(p.b, "bob"), 16 * 8);
+    assert_int_equal(ksf_held(p.b, "bob"), 16 * 8);
     assert_int_equal(dec_key(p.b, "bob", it[2].key.id, m, 16), KS_OK);
-    assert_int_equal(held(p.b, "bob"), 0);
+    assert_int_equal(ksf_held(p.b, "bob"), 0);
     assert_memory_equal(m, p.blk[0] + 32, 16); /* not the zeros item 1 wrote */
     /* the refused ones left no record: alone, with usable bits, they apply */
     static const ks_segment s1b = {102, 16, 32};
@@ -644,10 +559,10 @@ static void test_apply_batch(void **state)
 static void test_chunk_edges(void **state)
 {
     fixture *f = *state;
-    keystore *b = open_ks(f->pb);
+    keystore *b = open_ks(f->path[B]);
     assert_non_null(b);
     uint8_t x[1000];
-    fill(x, sizeof x, 77);
+    ksf_fill(x, sizeof x, 77);
     size_t done;
     assert_int_equal(ks_block_store(b, LP(b), 900, false, x, 1000, CAP), KS_OK);
     assert_int_equal(ks_block_confirm(b, LP(b), (uint64_t[]){900}, 1, &done), KS_OK);
@@ -693,12 +608,12 @@ static void test_apply_idempotent_conflict(void **state)
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 2, 256, &r), KS_OK);
     assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
     assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK); /* a retry */
-    assert_int_equal(stored(p.b), 2);
+    assert_int_equal(ksf_stored(p.b), 2);
     assert_int_equal(lstats(p.b).peer_bits, 336 * 8);
     /* still a retry after delivery: answered, nothing recreated */
     assert_int_equal(dec_key(p.b, "bob", r.keys.keys[0].id, NULL, 32), KS_OK);
     assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
-    assert_int_equal(stored(p.b), 1);
+    assert_int_equal(ksf_stored(p.b), 1);
     assert_int_equal(dec_key(p.b, "bob", r.keys.keys[0].id, NULL, 32), KS_NOT_FOUND);
 
     /* same reservation ID, other content */
@@ -712,7 +627,7 @@ static void test_apply_idempotent_conflict(void **state)
     memcpy(r2.keys.keys[0].id, r.keys.keys[1].id, 16);
     assert_int_equal(apply_res(p.b, &r2, SL, 1), KS_CONFLICT);
     assert_int_equal(lstats(p.b).peer_bits, 336 * 8); /* rolled back */
-    assert_int_equal(stored(p.b), 1);
+    assert_int_equal(ksf_stored(p.b), 1);
     /* the rollback also undid the zeroing: under a new reservation and key
      * ID the same segment delivers its bytes */
     uuid_generate_v4(r2.id);
@@ -740,22 +655,22 @@ static void test_void(void **state)
     assert_int_equal(ks_void_apply(p.b, LP(p.b), r1.id, r1.segs, r1.total_segs), KS_OK); /* again */
     assert_int_equal(lstats(p.b).peer_bits, 336 * 8);
     assert_int_equal(apply_res(p.b, &r1, SL, 1), KS_CONFLICT);
-    assert_int_equal(stored(p.b), 0);
+    assert_int_equal(ksf_stored(p.b), 0);
     assert_int_equal(dec_key(p.b, "bob", r1.keys.keys[0].id, NULL, 32), KS_NOT_FOUND);
 
     /* void after apply (one key already fetched): the rest goes, bits stay used */
     static const char *const two[] = {"bob", "carol"};
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", two, 2, 2, 256, &r2), KS_OK);
     assert_int_equal(apply_res(p.b, &r2, two, 2), KS_OK);
-    assert_int_equal(stored(p.b), 2);
-    assert_int_equal(held(p.b, "bob"), 512);
-    assert_int_equal(held(p.b, "carol"), 512);
+    assert_int_equal(ksf_stored(p.b), 2);
+    assert_int_equal(ksf_held(p.b, "bob"), 512);
+    assert_int_equal(ksf_held(p.b, "carol"), 512);
     assert_int_equal(dec_key(p.b, "bob", r2.keys.keys[0].id, NULL, 32), KS_OK);
-    assert_int_equal(held(p.b, "bob"), 256);
+    assert_int_equal(ksf_held(p.b, "bob"), 256);
     assert_int_equal(ks_void_apply(p.b, LP(p.b), r2.id, r2.segs, r2.total_segs), KS_OK);
-    assert_int_equal(stored(p.b), 0);
-    assert_int_equal(held(p.b, "bob"), 0); /* the void takes what was owed */
-    assert_int_equal(held(p.b, "carol"), 0);
+    assert_int_equal(ksf_stored(p.b), 0);
+    assert_int_equal(ksf_held(p.b, "bob"), 0); /* the void takes what was owed */
+    assert_int_equal(ksf_held(p.b, "carol"), 0);
     assert_int_equal(dec_key(p.b, "carol", r2.keys.keys[0].id, NULL, 32), KS_NOT_FOUND);
     assert_int_equal(dec_key(p.b, "bob", r2.keys.keys[1].id, NULL, 32), KS_NOT_FOUND);
     assert_int_equal(lstats(p.b).peer_bits, 272 * 8);
@@ -832,7 +747,7 @@ static void test_outbox(void **state)
     assert_int_equal(ks_remote_confirmed(p.a, r2.id), KS_NOT_FOUND); /* too late */
     ks_testing_advance_clock(p.a, 5);
     uint8_t xb[64]; /* a second link, to KME-X: its own outbox entries */
-    fill(xb, sizeof xb, 9);
+    ksf_fill(xb, sizeof xb, 9);
     assert_int_equal(ks_block_store(p.a, "KME-X", 900, true, xb, 64, CAP), KS_OK);
     assert_int_equal(ks_block_confirm(p.a, "KME-X", (uint64_t[]){900}, 1, NULL), KS_OK);
     assert_int_equal(ks_remote_enc(p.a, "KME-X", "alice", SL, 1, 1, 256, &r3), KS_OK);
@@ -866,7 +781,7 @@ static void test_outbox(void **state)
      * recovery lists it until the peer's word settles it */
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 2, 256, &r1), KS_OK);
     ks_close(p.a);
-    p.a = open_ks(f->pa);
+    p.a = open_ks(f->path[A]);
     assert_non_null(p.a);
     assert_int_equal(ks_outbox_recover(p.a), 1);
     assert_int_equal(ks_outbox_recover(p.a), 1); /* listed again, not duplicated */
@@ -944,7 +859,7 @@ static void test_outbox_acked(void **state)
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r1), KS_OK);
     assert_int_equal(ks_remote_acked(p.a, r1.id), KS_OK);
     ks_close(p.a);
-    p.a = open_ks(f->pa);
+    p.a = open_ks(f->path[A]);
     assert_non_null(p.a);
     assert_int_equal(ks_outbox_recover(p.a), 0);
     ks_reservation_free(&r1);
@@ -956,7 +871,7 @@ static void test_outbox_acked(void **state)
     assert_int_equal(ks_remote_acked(p.a, r1.id), KS_OK);
     ks_testing_forget_acked(p.a);
     ks_close(p.a);
-    p.a = open_ks(f->pa);
+    p.a = open_ks(f->path[A]);
     assert_non_null(p.a);
     assert_int_equal(ks_outbox_recover(p.a), 1);
     ks_res_state st;
@@ -992,7 +907,7 @@ static void test_reopen_persists(void **state)
     pair p;
     pair_open(f, &p);
     uint8_t x[64];
-    fill(x, 64, 77);
+    ksf_fill(x, 64, 77);
     assert_int_equal(ks_block_store(p.a, LP(p.a), 900, true, x, 64, CAP), KS_OK); /* unconfirmed */
     ks_reservation r;
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 3, 512, &r), KS_OK);
@@ -1001,15 +916,15 @@ static void test_reopen_persists(void **state)
     ks_close(p.a);
     ks_close(p.b);
 
-    p.a = open_sync(f->pa, KS_SYNC_FULL);
-    p.b = open_sync(f->pb, KS_SYNC_FULL);
+    p.a = open_sync(f->path[A], KS_SYNC_FULL);
+    p.b = open_sync(f->path[B], KS_SYNC_FULL);
     assert_non_null(p.a);
     assert_non_null(p.b);
     ks_link_stats sa2 = lstats(p.a), sb2 = lstats(p.b);
     assert_memory_equal(&sa, &sa2, sizeof sa);
     assert_memory_equal(&sb, &sb2, sizeof sb);
     assert_int_equal(sa2.unconfirmed_blocks, 1);
-    assert_int_equal(stored(p.b), 3);
+    assert_int_equal(ksf_stored(p.b), 3);
     assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK); /* still a retry */
     uint8_t m[64];
     assert_int_equal(dec_key(p.b, "bob", r.keys.keys[2].id, m, 64), KS_OK);
@@ -1028,7 +943,7 @@ static void test_migrate_v1(void **state)
 {
     fixture *f = *state;
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(f->pa, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(f->path[A], &db), SQLITE_OK);
     /* the schema and a key row as version 1 wrote them */
     const char *v1 =
         "PRAGMA journal_mode=WAL;"
@@ -1048,7 +963,7 @@ static void test_migrate_v1(void **state)
     assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
 
-    keystore *a = open_ks(f->pa);
+    keystore *a = open_ks(f->path[A]);
     assert_non_null(a);
     uint8_t id[16], m[8];
     memset(id, 0x11, 16);
@@ -1057,11 +972,11 @@ static void test_migrate_v1(void **state)
     assert_int_equal(dec_key(a, "bob", id, m, 8), KS_OK);
     assert_memory_equal(m, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
     uint8_t x[100];
-    fill(x, 100, 5);
+    ksf_fill(x, 100, 5);
     assert_int_equal(ks_block_store(a, LP(a), 1, true, x, 100, CAP), KS_OK);
     ks_close(a);
 
-    assert_int_equal(sqlite3_open(f->pa, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(f->path[A], &db), SQLITE_OK);
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name ="
                                             " 'schema_version'", -1, &s, NULL), SQLITE_OK);
@@ -1072,7 +987,7 @@ static void test_migrate_v1(void **state)
                  NULL);
     sqlite3_close(db);
     char err[256] = "";
-    ks_options o = {.path = f->pa, .local_cap_bits = 1024};
+    ks_options o = {.path = f->path[A], .local_cap_bits = 1024};
     assert_null(ks_open(&o, err, sizeof err)); /* a newer schema is refused */
     assert_non_null(strstr(err, "schema version 5"));
 }
@@ -1166,12 +1081,12 @@ static int seg_cmp(const void *x, const void *y)
 
 static void concurrent_mode(const fixture *f, ks_sync mode)
 {
-    pair p = {.a = open_sync(f->pa, mode), .b = open_sync(f->pb, mode)};
+    pair p = {.a = open_sync(f->path[A], mode), .b = open_sync(f->path[B], mode)};
     assert_non_null(p.a);
     assert_non_null(p.b);
     uint8_t *x = malloc(TH_BLEN);
     for (uint64_t i = 0; i < TH_BLOCKS; i++) {
-        fill(x, TH_BLEN, 1000 + i);
+        ksf_fill(x, TH_BLEN, 1000 + i);
         feed(p.a, p.b, 5000 + i, true, x, TH_BLEN);
     }
     free(x);
@@ -1218,12 +1133,12 @@ static void concurrent_mode(const fixture *f, ks_sync mode)
     assert_true(bytes > total / 2);
     assert_int_equal(lstats(p.a).own_bits, (total - bytes) * 8);
     assert_int_equal(lstats(p.b).peer_bits, (total - bytes) * 8);
-    assert_int_equal(stored(p.b), 0);
-    assert_int_equal(held(p.b, "bob"), 0); /* every apply fetched or voided */
+    assert_int_equal(ksf_stored(p.b), 0);
+    assert_int_equal(ksf_held(p.b, "bob"), 0); /* every apply fetched or voided */
     ks_close(p.a);
     ks_close(p.b);
-    remove_db(f->pa);
-    remove_db(f->pb);
+    remove_db(f->path[A]);
+    remove_db(f->path[B]);
 }
 
 static void test_concurrent(void **state)
@@ -1233,29 +1148,6 @@ static void test_concurrent(void **state)
 }
 
 /* ---- erasure from the files --------------------------------------------- */
-
-static int file_contains(const char *path, const uint8_t *needle, size_t n)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return 0;
-    fseek(fp, 0, SEEK_END);
-    long sz = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *buf = malloc(sz > 0 ? (size_t)sz : 1);
-    size_t got = fread(buf, 1, (size_t)(sz > 0 ? sz : 0), fp);
-    fclose(fp);
-    int found = memmem(buf, got, needle, n) != NULL;
-    free(buf);
-    return found;
-}
-
-static int store_contains(const char *path, const uint8_t *needle, size_t n)
-{
-    char wal[160];
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    return file_contains(path, needle, n) || file_contains(wal, needle, n);
-}
 
 static void test_erased_material(void **state)
 {
@@ -1270,24 +1162,24 @@ static void test_erased_material(void **state)
     /* consumed at A, B has not applied yet: B still holds the bytes */
     const uint8_t *gone[] = {p.blk[0], p.blk[0] + 150, p.blk[2], p.blk[2] + 100};
     for (int i = 0; i < 4; i++) {
-        assert_false(store_contains(f->pa, gone[i], 24));
-        assert_true(store_contains(f->pb, gone[i], 24));
+        assert_false(ksf_store_contains(f->path[A], gone[i], 24));
+        assert_true(ksf_store_contains(f->path[B], gone[i], 24));
     }
-    assert_true(store_contains(f->pa, p.blk[2] + 170, 24)); /* not consumed */
+    assert_true(ksf_store_contains(f->path[A], p.blk[2] + 170, 24)); /* not consumed */
 
     assert_int_equal(apply_res(p.b, &r, SL, 1), KS_OK);
     for (size_t i = 0; i < 3; i++)
         assert_int_equal(dec_key(p.b, "bob", r.keys.keys[i].id, NULL, 112), KS_OK);
     assert_true(ks_maintain(p.b) >= 0);
     for (int i = 0; i < 4; i++)
-        assert_false(store_contains(f->pb, gone[i], 24));
-    assert_true(store_contains(f->pb, p.blk[2] + 170, 24));
-    assert_true(store_contains(f->pb, p.blk[1], 24)); /* B's own block */
+        assert_false(ksf_store_contains(f->path[B], gone[i], 24));
+    assert_true(ksf_store_contains(f->path[B], p.blk[2] + 170, 24));
+    assert_true(ksf_store_contains(f->path[B], p.blk[1], 24)); /* B's own block */
 
     /* a void erases too */
     assert_int_equal(ks_void_apply(p.b, LP(p.b), r.id, (ks_segment[]){{102, 128, 72}}, 1), KS_OK);
     assert_true(ks_maintain(p.b) >= 0);
-    assert_false(store_contains(f->pb, p.blk[2] + 170, 24));
+    assert_false(ksf_store_contains(f->path[B], p.blk[2] + 170, 24));
     ks_reservation_free(&r);
     pair_close(&p);
 }
@@ -1369,15 +1261,15 @@ static void test_key_spans_blocks(void **state)
     ks_close(p.b);
     uint8_t used[200] = {0};
     mask_set(used, 0, 50);
-    assert_int_equal(material_of(f->pa, 100, m, sizeof m), -1);
-    assert_int_equal(material_of(f->pb, 100, m, sizeof m), -1);
-    check_blob(f->pa, 102, p.blk[2], used, 200);
-    check_blob(f->pb, 102, p.blk[2], used, 200);
+    assert_int_equal(material_of(f->path[A], 100, m, sizeof m), -1);
+    assert_int_equal(material_of(f->path[B], 100, m, sizeof m), -1);
+    check_blob(f->path[A], 102, p.blk[2], used, 200);
+    check_blob(f->path[B], 102, p.blk[2], used, 200);
     for (int i = 0; i < 2; i++) {
-        const char *path = i ? f->pb : f->pa;
-        assert_false(store_contains(path, p.blk[0] + 100, 24));
-        assert_false(store_contains(path, p.blk[2] + 10, 24));
-        assert_true(store_contains(path, p.blk[2] + 60, 24));
+        const char *path = i ? f->path[B] : f->path[A];
+        assert_false(ksf_store_contains(path, p.blk[0] + 100, 24));
+        assert_false(ksf_store_contains(path, p.blk[2] + 10, 24));
+        assert_true(ksf_store_contains(path, p.blk[2] + 60, 24));
     }
     p.a = p.b = NULL;
     ks_reservation_free(&r1);
@@ -1392,10 +1284,10 @@ static void test_key_spans_blocks(void **state)
 static void test_peer_segments_out_of_order(void **state)
 {
     fixture *f = *state;
-    keystore *b = open_ks(f->pb);
+    keystore *b = open_ks(f->path[B]);
     assert_non_null(b);
     uint8_t x[3000], used[3000] = {0};
-    fill(x, sizeof x, 31);
+    ksf_fill(x, sizeof x, 31);
     size_t done;
     assert_int_equal(ks_block_store(b, LP(b), 700, false, x, 3000, CAP), KS_OK);
     assert_int_equal(ks_block_confirm(b, LP(b), (uint64_t[]){700}, 1, &done), KS_OK);
@@ -1417,16 +1309,16 @@ static void test_peer_segments_out_of_order(void **state)
         mask_set(used, pieces[i].offset, pieces[i].length);
         if (i == 3) { /* half way: look at the file */
             ks_close(b);
-            check_blob(f->pb, 700, x, used, 3000);
-            b = open_ks(f->pb);
+            check_blob(f->path[B], 700, x, used, 3000);
+            b = open_ks(f->path[B]);
             assert_non_null(b);
         }
     }
     assert_int_equal(lstats(b).peer_bits, 0);
     ks_close(b);
     uint8_t m[8];
-    assert_int_equal(material_of(f->pb, 700, m, sizeof m), -1);
-    assert_false(store_contains(f->pb, x + 2000, 24));
+    assert_int_equal(material_of(f->path[B], 700, m, sizeof m), -1);
+    assert_false(ksf_store_contains(f->path[B], x + 2000, 24));
 }
 
 /* An enc_keys call that runs out part way (KS_EMPTY) is rolled back with
@@ -1555,10 +1447,10 @@ static void test_migrate_v2(void **state)
 {
     fixture *f = *state;
     uint8_t xa[700], xb[700];
-    fill(xa, sizeof xa, 41);
-    fill(xb, sizeof xb, 42);
+    ksf_fill(xa, sizeof xa, 41);
+    ksf_fill(xb, sizeof xb, 42);
     size_t done;
-    keystore *a = open_ks(f->pa), *b = open_ks(f->pb);
+    keystore *a = open_ks(f->path[A]), *b = open_ks(f->path[B]);
     assert_non_null(a);
     assert_non_null(b);
     assert_int_equal(ks_block_store(a, LP(a), 100, true, xa, 700, CAP), KS_OK);
@@ -1570,11 +1462,11 @@ static void test_migrate_v2(void **state)
     /* A handed out 300 bytes (chunks 0, 1 gone, chunk 2 holds 44 used bytes);
      * B has used segments in chunk 0 (partly), 1..2 (whole) and 4 (partly) */
     static const ks_segment used[] = {{101, 10, 50}, {101, 128, 256}, {101, 530, 20}};
-    make_v2(f->pa, 100, true, xa, 700, 300, NULL, 0);
-    make_v2(f->pb, 101, false, xb, 700, 0, used, 3);
+    make_v2(f->path[A], 100, true, xa, 700, 300, NULL, 0);
+    make_v2(f->path[B], 101, false, xb, 700, 0, used, 3);
 
-    a = open_ks(f->pa);
-    b = open_ks(f->pb);
+    a = open_ks(f->path[A]);
+    b = open_ks(f->path[B]);
     assert_non_null(a);
     assert_non_null(b);
     assert_int_equal(lstats(a).own_bits, 400 * 8);
@@ -1585,26 +1477,26 @@ static void test_migrate_v2(void **state)
     mask_set(ma, 0, 300);
     for (size_t i = 0; i < 3; i++)
         mask_set(mb, used[i].offset, used[i].length);
-    check_blob(f->pa, 100, xa, ma, 700);
-    check_blob(f->pb, 101, xb, mb, 700);
+    check_blob(f->path[A], 100, xa, ma, 700);
+    check_blob(f->path[B], 101, xb, mb, 700);
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(f->pa, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(f->path[A], &db), SQLITE_OK);
     assert_int_not_equal(sqlite3_exec(db, "SELECT 1 FROM block_chunks", NULL, NULL, NULL),
                          SQLITE_OK); /* dropped */
     sqlite3_close(db);
 
-    a = open_ks(f->pa);
-    b = open_ks(f->pb);
+    a = open_ks(f->path[A]);
+    b = open_ks(f->path[B]);
     assert_non_null(a);
     assert_non_null(b);
     assert_true(ks_maintain(a) >= 0);
     assert_true(ks_maintain(b) >= 0);
     /* consumed bytes that version 2 still held in partly used chunks */
-    assert_false(store_contains(f->pa, xa + 270, 24));
-    assert_false(store_contains(f->pb, xb + 20, 24));
-    assert_false(store_contains(f->pb, xb + 530, 20));
-    assert_true(store_contains(f->pa, xa + 300, 24));
-    assert_true(store_contains(f->pb, xb + 60, 24));
+    assert_false(ksf_store_contains(f->path[A], xa + 270, 24));
+    assert_false(ksf_store_contains(f->path[B], xb + 20, 24));
+    assert_false(ksf_store_contains(f->path[B], xb + 530, 20));
+    assert_true(ksf_store_contains(f->path[A], xa + 300, 24));
+    assert_true(ksf_store_contains(f->path[B], xb + 60, 24));
 
     /* A: the next key starts at the cursor */
     ks_reservation r;
@@ -1641,13 +1533,13 @@ static void test_migrate_v2(void **state)
 static void test_throughput(void **state)
 {
     fixture *f = *state;
-    keystore *a = open_ks(f->pa), *b = open_ks(f->pb);
+    keystore *a = open_ks(f->path[A]), *b = open_ks(f->path[B]);
     const int n = getenv("KS_BENCH_PAIRS") ? atoi(getenv("KS_BENCH_PAIRS")) : 3000;
     const uint32_t blen = 65536;
     uint8_t *x = malloc(blen);
     pair p = {.a = a, .b = b};
     for (uint64_t i = 0; i * blen < (uint64_t)n * 32 + blen; i++) {
-        fill(x, blen, 7000 + i);
+        ksf_fill(x, blen, 7000 + i);
         feed(a, b, 9000 + i, true, x, blen);
     }
     free(x);
@@ -1672,29 +1564,29 @@ static void test_throughput(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_block_store_confirm_discard, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cap_refusal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_block_expiry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_remote_enc_apply_dec, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_remote_enc_invalid, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_apply_rejects, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_apply_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chunk_edges, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_apply_idempotent_conflict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_void, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_block_used_up, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbox_acked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_erased_material, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_spans_blocks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peer_segments_out_of_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_enc_rollback_restores, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restore_partly_consumed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_store_confirm_discard, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_cap_refusal, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_block_expiry, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_remote_enc_apply_dec, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_remote_enc_invalid, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_apply_rejects, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_apply_batch, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_edges, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_apply_idempotent_conflict, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_void, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_block_used_up, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_outbox, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_acked, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_persists, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_erased_material, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_key_spans_blocks, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_peer_segments_out_of_order, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_enc_rollback_restores, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_restore_partly_consumed, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v2, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_throughput, ksf_setup, ksf_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,96 +26,45 @@
 #include <unistd.h>
 
 #include "kme/keystore.h"
+#include "keystore_fixture.h"
 
 #define CAP (1ull << 30)
 
+enum { M, X, Y }; /* the stores' paths in the ksf */
+
 typedef struct fixture {
-    char dir[64];
-    char pm[128], px[128], py[128];
+    ksf t;
     keystore *m, *x, *y;
 } fixture;
 
+static ks_options options(const char *path, const char *migrate_peer)
+{
+    return (ks_options){.path = path, .local_cap_bits = 1u << 20, .key_ttl_s = 3600,
+                        .migrate_link_peer = migrate_peer};
+}
+
 static keystore *open_at(const char *path, const char *migrate_peer, char *err, size_t errlen)
 {
-    ks_options o = {.path = path, .local_cap_bits = 1u << 20, .key_ttl_s = 3600,
-                    .migrate_link_peer = migrate_peer};
+    ks_options o = options(path, migrate_peer);
     return ks_open(&o, err, errlen);
 }
 
 static keystore *open_ok(const char *path)
 {
-    char err[256];
-    keystore *ks = open_at(path, NULL, err, sizeof err);
-    if (!ks)
-        print_error("ks_open: %s\n", err);
-    assert_non_null(ks);
-    return ks;
+    ks_options o = options(path, NULL);
+    return ksf_open_ok(&o);
 }
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_kslinks.XXXXXX");
-    if (!mkdtemp(f->dir)) {
-        free(f);
-        return -1;
-    }
-    snprintf(f->pm, sizeof f->pm, "%s/m.db", f->dir);
-    snprintf(f->px, sizeof f->px, "%s/x.db", f->dir);
-    snprintf(f->py, sizeof f->py, "%s/y.db", f->dir);
-    *state = f;
-    return 0;
+    *state = ksf_new(sizeof(fixture));
+    return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     fixture *f = *state;
-    ks_close(f->m);
-    ks_close(f->x);
-    ks_close(f->y);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-static void fill(uint8_t *p, size_t n, uint64_t seed)
-{
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        p[i] = (uint8_t)((x * 0x2545F4914F6CDD1Dull) >> 56);
-    }
-}
-
-/* The figures of one link; the running totals must equal a recount. */
-static ks_link_stats lstats(keystore *ks, const char *peer)
-{
-    ks_link_stats st, re;
-    assert_int_equal(ks_testing_link_stats_check(ks, peer, &st, &re), KS_OK);
-    assert_memory_equal(&st, &re, sizeof st);
-    return st;
-}
-
-static uint64_t stored(keystore *ks)
-{
-    ks_stats st;
-    assert_int_equal(ks_stats_get(ks, &st), KS_OK);
-    return st.stored_keys;
+    return ksf_teardown_closing(state, (keystore *[]){f->m, f->x, f->y}, 3);
 }
 
 /* One block of len bytes on the link between M and peer store p (named
@@ -124,22 +72,15 @@ static uint64_t stored(keystore *ks)
 static void feed(keystore *m, keystore *p, const char *p_id, uint64_t id, bool m_owns,
                  uint32_t len)
 {
-    uint8_t *b = malloc(len);
-    assert_non_null(b);
-    fill(b, len, id);
-    assert_int_equal(ks_block_store(m, p_id, id, m_owns, b, len, CAP), KS_OK);
-    assert_int_equal(ks_block_store(p, "KME-M", id, !m_owns, b, len, CAP), KS_OK);
-    assert_int_equal(ks_block_confirm(m, p_id, &id, 1, NULL), KS_OK);
-    assert_int_equal(ks_block_confirm(p, "KME-M", &id, 1, NULL), KS_OK);
-    free(b);
+    ksf_feed_filled(m, p_id, p, "KME-M", id, m_owns, len);
 }
 
 /* M with links to X (blocks 10 own, 11 peer) and Y (20 own, 21 peer). */
 static void open_three(fixture *f)
 {
-    f->m = open_ok(f->pm);
-    f->x = open_ok(f->px);
-    f->y = open_ok(f->py);
+    f->m = open_ok(f->t.path[M]);
+    f->x = open_ok(f->t.path[X]);
+    f->y = open_ok(f->t.path[Y]);
     feed(f->m, f->x, "KME-X", 10, true, 300);
     feed(f->m, f->x, "KME-X", 11, false, 300);
     feed(f->m, f->y, "KME-Y", 20, true, 100);
@@ -153,15 +94,17 @@ static const char *const SL[] = {"bob"};
 static ks_result apply_at_m(keystore *m, const char *from_peer, const ks_reservation *r)
 {
     ks_remote_key k[8];
-    assert_true(r->keys.n <= 8);
-    for (size_t i = 0; i < r->keys.n; i++) {
-        memcpy(k[i].id, r->keys.keys[i].id, 16);
-        k[i].size_bits = r->keys.keys[i].size_bits;
-        k[i].segs = r->segs + r->first_seg[i];
-        k[i].nsegs = r->n_segs[i];
-    }
+    ksf_remote_keys(r, k, 8);
     return ks_reservation_apply(m, from_peer, r->id, "alice", SL, 1, r->expires_ms, k,
                                 r->keys.n);
+}
+
+/* The three stores fed (open_three); X reserves n keys of 256 bits for
+ * alice -> bob on its link to M. */
+static void x_reserves(fixture *f, uint32_t n, ks_reservation *r)
+{
+    open_three(f);
+    assert_int_equal(ks_remote_enc(f->x, "KME-M", "alice", SL, 1, n, 256, r), KS_OK);
 }
 
 /* ks_remote_enc for Y takes Y's own blocks only, and runs dry with them
@@ -175,10 +118,10 @@ static void test_enc_serves_its_link_only(void **state)
     for (size_t i = 0; i < r.total_segs; i++)
         assert_int_equal(r.segs[i].block_id, 20);
     ks_reservation_free(&r);
-    assert_int_equal(lstats(f->m, "KME-Y").own_bits, (100 - 96) * 8);
-    assert_int_equal(lstats(f->m, "KME-X").own_bits, 300 * 8);
+    assert_int_equal(ksf_link_stats(f->m, "KME-Y").own_bits, (100 - 96) * 8);
+    assert_int_equal(ksf_link_stats(f->m, "KME-X").own_bits, 300 * 8);
     assert_int_equal(ks_remote_enc(f->m, "KME-Y", "alice", SL, 1, 1, 64, &r), KS_EMPTY);
-    assert_int_equal(lstats(f->m, "KME-X").own_bits, 300 * 8);
+    assert_int_equal(ksf_link_stats(f->m, "KME-X").own_bits, 300 * 8);
     /* a peer with no link at all has no bits */
     assert_int_equal(ks_remote_enc(f->m, "KME-Z", "alice", SL, 1, 1, 8, &r), KS_EMPTY);
     assert_int_equal(ks_remote_enc(f->m, "KME-X", "alice", SL, 1, 1, 256, &r), KS_OK);
@@ -191,16 +134,15 @@ static void test_enc_serves_its_link_only(void **state)
 static void test_apply_from_wrong_link(void **state)
 {
     fixture *f = *state;
-    open_three(f);
     ks_reservation r;
-    assert_int_equal(ks_remote_enc(f->x, "KME-M", "alice", SL, 1, 2, 256, &r), KS_OK);
+    x_reserves(f, 2, &r);
     assert_int_equal(r.segs[0].block_id, 11);
-    ks_link_stats sx = lstats(f->m, "KME-X"), sy = lstats(f->m, "KME-Y");
+    ks_link_stats sx = ksf_link_stats(f->m, "KME-X"), sy = ksf_link_stats(f->m, "KME-Y");
     assert_int_equal(apply_at_m(f->m, "KME-Y", &r), KS_REJECTED);
-    ks_link_stats sx2 = lstats(f->m, "KME-X"), sy2 = lstats(f->m, "KME-Y");
+    ks_link_stats sx2 = ksf_link_stats(f->m, "KME-X"), sy2 = ksf_link_stats(f->m, "KME-Y");
     assert_memory_equal(&sx, &sx2, sizeof sx);
     assert_memory_equal(&sy, &sy2, sizeof sy);
-    assert_int_equal(stored(f->m), 0);
+    assert_int_equal(ksf_stored(f->m), 0);
     ks_res_state st;
     assert_int_equal(ks_reservation_state(f->m, r.id, &st), KS_OK);
     assert_int_equal(st, KS_RES_UNKNOWN); /* no record left behind */
@@ -214,18 +156,14 @@ static void test_apply_from_wrong_link(void **state)
     ks_result res;
     assert_int_equal(ks_reservation_apply_batch(f->m, &in, 1, &res), KS_OK);
     assert_int_equal(res, KS_REJECTED);
-    assert_int_equal(lstats(f->m, "KME-X").peer_bits, 300 * 8);
+    assert_int_equal(ksf_link_stats(f->m, "KME-X").peer_bits, 300 * 8);
 
     assert_int_equal(apply_at_m(f->m, "KME-X", &r), KS_OK);
-    assert_int_equal(lstats(f->m, "KME-X").peer_bits, (300 - 64) * 8);
-    assert_int_equal(stored(f->m), 2);
+    assert_int_equal(ksf_link_stats(f->m, "KME-X").peer_bits, (300 - 64) * 8);
+    assert_int_equal(ksf_stored(f->m), 2);
     /* a retry from the other peer is not a retry */
     assert_int_equal(apply_at_m(f->m, "KME-Y", &r), KS_CONFLICT);
-    ks_batch d;
-    assert_int_equal(ks_dec(f->m, "alice", "bob", (const uint8_t (*)[16])r.keys.keys[1].id, 1, &d),
-                     KS_OK);
-    assert_memory_equal(d.keys[0].material, r.keys.keys[1].material, 32);
-    ks_batch_free(&d);
+    ksf_assert_key(f->m, "bob", &r, 1);
     ks_reservation_free(&r);
 }
 
@@ -234,23 +172,22 @@ static void test_apply_from_wrong_link(void **state)
 static void test_void_from_wrong_link(void **state)
 {
     fixture *f = *state;
-    open_three(f);
     ks_reservation r;
-    assert_int_equal(ks_remote_enc(f->x, "KME-M", "alice", SL, 1, 1, 256, &r), KS_OK);
+    x_reserves(f, 1, &r);
     assert_int_equal(apply_at_m(f->m, "KME-X", &r), KS_OK);
     ks_segment other = {11, 100, 50};
     uint8_t rid[16];
     memset(rid, 0x77, 16);
     assert_int_equal(ks_void_apply(f->m, "KME-Y", rid, &other, 1), KS_OK);
-    assert_int_equal(lstats(f->m, "KME-X").peer_bits, (300 - 32) * 8);
+    assert_int_equal(ksf_link_stats(f->m, "KME-X").peer_bits, (300 - 32) * 8);
     assert_int_equal(ks_void_apply(f->m, "KME-Y", r.id, r.segs, r.total_segs), KS_CONFLICT);
-    assert_int_equal(stored(f->m), 1);
+    assert_int_equal(ksf_stored(f->m), 1);
     ks_res_state st;
     assert_int_equal(ks_reservation_state(f->m, r.id, &st), KS_OK);
     assert_int_equal(st, KS_RES_APPLIED);
     /* its own peer can */
     assert_int_equal(ks_void_apply(f->m, "KME-X", r.id, r.segs, r.total_segs), KS_OK);
-    assert_int_equal(stored(f->m), 0);
+    assert_int_equal(ksf_stored(f->m), 0);
     ks_reservation_free(&r);
 }
 
@@ -258,9 +195,9 @@ static void test_void_from_wrong_link(void **state)
 static void test_per_link_intake(void **state)
 {
     fixture *f = *state;
-    f->m = open_ok(f->pm);
+    f->m = open_ok(f->t.path[M]);
     uint8_t b[64];
-    fill(b, sizeof b, 1);
+    ksf_fill(b, sizeof b, 1);
     assert_int_equal(ks_block_store(f->m, "KME-X", 1, true, b, 64, CAP), KS_OK);
     assert_int_equal(ks_block_store(f->m, "KME-Y", 2, true, b, 32, CAP), KS_OK);
     assert_int_equal(ks_block_store(f->m, "KME-Y", 3, false, b, 16, CAP), KS_OK);
@@ -281,11 +218,11 @@ static void test_per_link_intake(void **state)
     assert_int_equal(done, 0);
     assert_int_equal(ks_block_discard(f->m, "KME-Z", all, 3, &done), KS_OK);
     assert_int_equal(done, 0);
-    assert_int_equal(lstats(f->m, "KME-Y").unconfirmed_blocks, 2);
+    assert_int_equal(ksf_link_stats(f->m, "KME-Y").unconfirmed_blocks, 2);
     assert_int_equal(ks_block_confirm(f->m, "KME-Y", all, 3, &done), KS_OK);
     assert_int_equal(done, 2);
-    ks_link_stats x = lstats(f->m, "KME-X"), y = lstats(f->m, "KME-Y"),
-                  z = lstats(f->m, "KME-Z");
+    ks_link_stats x = ksf_link_stats(f->m, "KME-X"), y = ksf_link_stats(f->m, "KME-Y"),
+                  z = ksf_link_stats(f->m, "KME-Z");
     assert_int_equal(x.unconfirmed_blocks, 1);
     assert_int_equal(x.own_bits, 0);
     assert_int_equal(y.unconfirmed_blocks, 0);
@@ -310,24 +247,24 @@ static void test_per_link_intake(void **state)
 static void test_block_id_across_links(void **state)
 {
     fixture *f = *state;
-    f->m = open_ok(f->pm);
+    f->m = open_ok(f->t.path[M]);
     uint8_t b[64];
-    fill(b, sizeof b, 2);
+    ksf_fill(b, sizeof b, 2);
     assert_int_equal(ks_block_store(f->m, "KME-X", 5, true, b, 64, CAP), KS_OK);
     assert_int_equal(ks_block_store(f->m, "KME-Y", 5, true, b, 64, CAP), KS_CONFLICT);
     assert_int_equal(ks_block_store(f->m, "KME-X", 5, true, b, 64, CAP), KS_OK);
     assert_int_equal(ks_block_discard(f->m, "KME-X", (uint64_t[]){5}, 1, NULL), KS_OK);
     assert_int_equal(ks_block_store(f->m, "KME-Y", 5, true, b, 64, CAP), KS_CONFLICT);
-    assert_int_equal(lstats(f->m, "KME-Y").unconfirmed_blocks, 0);
+    assert_int_equal(ksf_link_stats(f->m, "KME-Y").unconfirmed_blocks, 0);
 }
 
 /* The cap holds per direction per link: a full link X leaves Y free. */
 static void test_cap_per_link(void **state)
 {
     fixture *f = *state;
-    f->m = open_ok(f->pm);
+    f->m = open_ok(f->t.path[M]);
     uint8_t b[512];
-    fill(b, sizeof b, 3);
+    ksf_fill(b, sizeof b, 3);
     uint64_t cap = 1024 * 8;
     assert_int_equal(ks_block_store(f->m, "KME-X", 1, true, b, 512, cap), KS_OK);
     assert_int_equal(ks_block_store(f->m, "KME-X", 2, true, b, 512, cap), KS_OK);
@@ -413,16 +350,16 @@ static int64_t schema_version(const char *path)
 static void test_migrate_v3(void **state)
 {
     fixture *f = *state;
-    make_v3(f->pm);
+    make_v3(f->t.path[M]);
     char err[512] = "";
-    assert_null(open_at(f->pm, NULL, err, sizeof err));
+    assert_null(open_at(f->t.path[M], NULL, err, sizeof err));
     assert_non_null(strstr(err, "schema version 3 holds 2 blocks of its one QKD link"));
     assert_non_null(strstr(err, "no peer KME was given"));
-    assert_int_equal(schema_version(f->pm), 3);
+    assert_int_equal(schema_version(f->t.path[M]), 3);
 
-    f->m = open_at(f->pm, "KME-X", err, sizeof err);
+    f->m = open_at(f->t.path[M], "KME-X", err, sizeof err);
     assert_non_null(f->m);
-    ks_link_stats x = lstats(f->m, "KME-X"), y = lstats(f->m, "KME-Y");
+    ks_link_stats x = ksf_link_stats(f->m, "KME-X"), y = ksf_link_stats(f->m, "KME-Y");
     assert_int_equal(x.own_bits, 160 * 8);
     assert_int_equal(x.peer_bits, 90 * 8);
     assert_int_equal(y.own_bits + y.peer_bits, 0);
@@ -443,31 +380,31 @@ static void test_migrate_v3(void **state)
     assert_int_equal(st, KS_RES_VOIDED);
     /* a new link gets its own numbers, the migrated one keeps its blocks */
     uint8_t b[32];
-    fill(b, sizeof b, 4);
+    ksf_fill(b, sizeof b, 4);
     assert_int_equal(ks_block_store(f->m, "KME-Y", 200, true, b, 32, CAP), KS_OK);
     ks_close(f->m);
-    assert_int_equal(schema_version(f->pm), 4); /* (the store locks its file) */
-    f->m = open_ok(f->pm); /* version 4 now: no migration peer needed */
-    assert_int_equal(lstats(f->m, "KME-X").own_bits, (160 - 8) * 8);
-    assert_int_equal(lstats(f->m, "KME-Y").unconfirmed_blocks, 1);
+    assert_int_equal(schema_version(f->t.path[M]), 4); /* (the store locks its file) */
+    f->m = open_ok(f->t.path[M]); /* version 4 now: no migration peer needed */
+    assert_int_equal(ksf_link_stats(f->m, "KME-X").own_bits, (160 - 8) * 8);
+    assert_int_equal(ksf_link_stats(f->m, "KME-Y").unconfirmed_blocks, 1);
 }
 
 /* A version 3 file without blocks needs no peer. */
 static void test_migrate_v3_empty(void **state)
 {
     fixture *f = *state;
-    make_v3(f->pm);
+    make_v3(f->t.path[M]);
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(f->pm, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(f->t.path[M], &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "DELETE FROM blocks; DELETE FROM block_material;"
                                       "DELETE FROM used_segments;", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    f->m = open_ok(f->pm);
-    assert_int_equal(lstats(f->m, "KME-X").own_bits, 0);
+    f->m = open_ok(f->t.path[M]);
+    assert_int_equal(ksf_link_stats(f->m, "KME-X").own_bits, 0);
     ks_close(f->m);
     f->m = NULL;
-    assert_int_equal(schema_version(f->pm), 4);
+    assert_int_equal(schema_version(f->t.path[M]), 4);
 }
 
 int main(void)

@@ -22,7 +22,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +29,7 @@
 
 #include "kme/keystore.h"
 #include "kme/relay_seal.h"
-
-#define CAP (1ull << 30)
+#include "keystore_fixture.h"
 
 /* ---- the seal ------------------------------------------------------------ */
 
@@ -100,69 +98,31 @@ static void test_seal_tampered(void **state)
 
 /* ---- a chain of three stores --------------------------------------------- */
 
+enum { A, B, C, D }; /* the stores' paths in the ksf */
+
 typedef struct chain {
-    char dir[64];
-    char pa[128], pb[128], pc[128];
+    ksf t;
     keystore *a, *b, *c;
 } chain;
 
 static keystore *open_one(const char *path)
 {
-    char err[256];
     ks_options o = {.path = path, .local_cap_bits = 1u << 20, .key_ttl_s = 3600,
                     .slave_unfetched_bits = UINT64_C(1) << 40};
-    keystore *ks = ks_open(&o, err, sizeof err);
-    if (!ks)
-        print_error("ks_open: %s\n", err);
-    assert_non_null(ks);
-    return ks;
-}
-
-static void fill(uint8_t *p, size_t n, uint64_t seed)
-{
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        p[i] = (uint8_t)((x * 0x2545F4914F6CDD1Dull) >> 56);
-    }
-}
-
-/* One block on the link between stores x (named "KME-<xn>") and y, owned
- * by x, confirmed at both. */
-static void feed(keystore *x, const char *xn, keystore *y, const char *yn, uint64_t id,
-                 uint32_t len)
-{
-    uint8_t *b = malloc(len);
-    assert_non_null(b);
-    fill(b, len, id);
-    assert_int_equal(ks_block_store(x, yn, id, true, b, len, CAP), KS_OK);
-    assert_int_equal(ks_block_store(y, xn, id, false, b, len, CAP), KS_OK);
-    assert_int_equal(ks_block_confirm(x, yn, &id, 1, NULL), KS_OK);
-    assert_int_equal(ks_block_confirm(y, xn, &id, 1, NULL), KS_OK);
-    free(b);
+    return ksf_open_ok(&o);
 }
 
 static int setup(void **state)
 {
-    chain *ch = calloc(1, sizeof *ch);
+    chain *ch = ksf_new(sizeof *ch);
     if (!ch)
         return -1;
-    snprintf(ch->dir, sizeof ch->dir, "/tmp/test_ksrelay.XXXXXX");
-    if (!mkdtemp(ch->dir)) {
-        free(ch);
-        return -1;
-    }
-    snprintf(ch->pa, sizeof ch->pa, "%s/a.db", ch->dir);
-    snprintf(ch->pb, sizeof ch->pb, "%s/b.db", ch->dir);
-    snprintf(ch->pc, sizeof ch->pc, "%s/c.db", ch->dir);
-    ch->a = open_one(ch->pa);
-    ch->b = open_one(ch->pb);
-    ch->c = open_one(ch->pc);
-    feed(ch->a, "KME-A", ch->b, "KME-B", 1, 1000);   /* A-B, A's */
-    feed(ch->b, "KME-B", ch->c, "KME-C", 2, 1000);   /* B-C, B's */
-    feed(ch->c, "KME-C", ch->b, "KME-B", 3, 1000);   /* B-C, C's */
+    ch->a = open_one(ch->t.path[A]);
+    ch->b = open_one(ch->t.path[B]);
+    ch->c = open_one(ch->t.path[C]);
+    ksf_feed_filled(ch->a, "KME-B", ch->b, "KME-A", 1, true, 1000);   /* A-B, A's */
+    ksf_feed_filled(ch->b, "KME-C", ch->c, "KME-B", 2, true, 1000);   /* B-C, B's */
+    ksf_feed_filled(ch->c, "KME-B", ch->b, "KME-C", 3, true, 1000);   /* B-C, C's */
     *state = ch;
     return 0;
 }
@@ -170,23 +130,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     chain *ch = *state;
-    ks_close(ch->a);
-    ks_close(ch->b);
-    ks_close(ch->c);
-    DIR *d = opendir(ch->dir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", ch->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(ch->dir);
-    free(ch);
-    return 0;
+    return ksf_teardown_closing(state, (keystore *[]){ch->a, ch->b, ch->c}, 3);
 }
 
 static const char *const SL[] = {"carol"};
@@ -202,13 +146,7 @@ typedef struct hop {
 static void hop_first(hop *h, const ks_reservation *r)
 {
     memset(h, 0, sizeof *h);
-    assert_true(r->keys.n <= 4);
-    for (size_t i = 0; i < r->keys.n; i++) {
-        memcpy(h->keys[i].id, r->keys.keys[i].id, 16);
-        h->keys[i].size_bits = r->keys.keys[i].size_bits;
-        h->keys[i].segs = r->segs + r->first_seg[i];
-        h->keys[i].nsegs = r->n_segs[i];
-    }
+    ksf_remote_keys(r, h->keys, 4);
     h->in = (ks_relay_in){.from_peer = "KME-A", .master = "alice", .slaves = SL, .nslaves = 1,
                           .expires_ms = r->expires_ms, .keys = h->keys, .n = r->keys.n,
                           .aad = AAD1, .aad_len = sizeof AAD1};
@@ -234,21 +172,6 @@ static void hop_sealed(hop *h, const hop *prev, const ks_relay_out *o)
     h->in.aad_len = sizeof AAD2;
 }
 
-static ks_link_stats lstats(keystore *ks, const char *peer)
-{
-    ks_link_stats st, re;
-    assert_int_equal(ks_testing_link_stats_check(ks, peer, &st, &re), KS_OK);
-    assert_memory_equal(&st, &re, sizeof st);
-    return st;
-}
-
-static uint64_t stored(keystore *ks)
-{
-    ks_stats st;
-    assert_int_equal(ks_stats_get(ks, &st), KS_OK);
-    return st.stored_keys;
-}
-
 static ks_res_state res_state(keystore *ks, const uint8_t id[16])
 {
     ks_res_state st;
@@ -256,78 +179,113 @@ static ks_res_state res_state(keystore *ks, const uint8_t id[16])
     return st;
 }
 
-/* A reserves 2 keys of 256 bits for carol behind C; B forwards them. */
+/* A reserves n keys of 256 bits for carol behind C; h1 is what B
+ * receives. */
+static void a_reserves(chain *ch, uint32_t n, ks_reservation *r, hop *h1)
+{
+    assert_int_equal(ks_remote_enc(ch->a, "KME-B", "alice", SL, 1, n, 256, r), KS_OK);
+    hop_first(h1, r);
+}
+
+/* A reserves 2 keys; B forwards them. */
 static void start(chain *ch, ks_reservation *r, hop *h1, ks_relay_out *o)
 {
-    assert_int_equal(ks_remote_enc(ch->a, "KME-B", "alice", SL, 1, 2, 256, r), KS_OK);
-    hop_first(h1, r);
+    a_reserves(ch, 2, r, h1);
     assert_int_equal(ks_relay_forward(ch->b, &h1->in, "KME-C", AAD2, sizeof AAD2, o), KS_OK);
 }
 
-static void assert_keys_at_c(chain *ch, const ks_reservation *r)
+/* One reservation of A's on its way: what B received (h1) and sent (o),
+ * what C receives from B (h2). */
+typedef struct relay {
+    ks_reservation r;
+    hop h1, h2;
+    ks_relay_out o;
+} relay;
+
+static void start_sealed(chain *ch, relay *x)
 {
-    for (size_t i = 0; i < r->keys.n; i++) {
-        ks_batch d;
-        assert_int_equal(ks_dec(ch->c, "alice", "carol",
-                                (const uint8_t (*)[16])r->keys.keys[i].id, 1, &d), KS_OK);
-        assert_memory_equal(d.keys[0].material, r->keys.keys[i].material, 32);
-        ks_batch_free(&d);
-    }
+    start(ch, &x->r, &x->h1, &x->o);
+    hop_sealed(&x->h2, &x->h1, &x->o);
+}
+
+static void relay_free(relay *x)
+{
+    ks_relay_out_free(&x->o);
+    ks_reservation_free(&x->r);
+}
+
+/* A void B's outbox has to send on (ks_outbox_next_void). */
+typedef struct void_msg {
+    uint8_t id[16];
+    char *peer;
+    ks_segment *segs;
+    size_t n;
+} void_msg;
+
+static ks_result next_void(keystore *ks, void_msg *v)
+{
+    return ks_outbox_next_void(ks, v->id, &v->peer, &v->segs, &v->n);
+}
+
+static void void_msg_free(void_msg *v)
+{
+    free(v->peer);
+    free(v->segs);
+}
+
+/* Every key of r decrypts at ks for carol with A's material. */
+static void assert_keys_at(keystore *ks, const ks_reservation *r)
+{
+    for (size_t i = 0; i < r->keys.n; i++)
+        ksf_assert_key(ks, "carol", r, i);
 }
 
 static void test_chain_delivers(void **state)
 {
     chain *ch = *state;
-    ks_reservation r;
-    hop h1, h2;
-    ks_relay_out o;
-    start(ch, &r, &h1, &o);
-    assert_int_equal(o.cipher_len, 64);
-    assert_non_null(o.cipher);
+    relay x;
+    start_sealed(ch, &x);
+    assert_int_equal(x.o.cipher_len, 64);
+    assert_non_null(x.o.cipher);
     uint64_t pad_bytes = 0;
-    for (size_t i = 0; i < o.npad; i++) {
-        assert_int_equal(o.pad[i].block_id, 2); /* B's own block of B-C */
-        pad_bytes += o.pad[i].length;
+    for (size_t i = 0; i < x.o.npad; i++) {
+        assert_int_equal(x.o.pad[i].block_id, 2); /* B's own block of B-C */
+        pad_bytes += x.o.pad[i].length;
     }
     assert_int_equal(pad_bytes, 64 + 32);
-    assert_memory_not_equal(o.cipher, r.keys.keys[0].material, 32);
-    assert_int_equal(res_state(ch->b, r.id), KS_RES_RELAYING);
-    assert_int_equal(lstats(ch->b, "KME-A").peer_bits, (1000 - 64) * 8);
-    assert_int_equal(lstats(ch->b, "KME-C").own_bits, (1000 - 96) * 8);
-    assert_int_equal(stored(ch->b), 0); /* a trusted node keeps no keys */
+    assert_memory_not_equal(x.o.cipher, x.r.keys.keys[0].material, 32);
+    assert_int_equal(res_state(ch->b, x.r.id), KS_RES_RELAYING);
+    assert_int_equal(ksf_link_stats(ch->b, "KME-A").peer_bits, (1000 - 64) * 8);
+    assert_int_equal(ksf_link_stats(ch->b, "KME-C").own_bits, (1000 - 96) * 8);
+    assert_int_equal(ksf_stored(ch->b), 0); /* a trusted node keeps no keys */
 
-    hop_sealed(&h2, &h1, &o);
-    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_OK);
-    assert_int_equal(lstats(ch->c, "KME-B").peer_bits, (1000 - 96) * 8);
-    assert_int_equal(stored(ch->c), 2);
-    assert_int_equal(res_state(ch->c, r.id), KS_RES_APPLIED);
+    assert_int_equal(ks_relay_deliver(ch->c, &x.h2.in), KS_OK);
+    assert_int_equal(ksf_link_stats(ch->c, "KME-B").peer_bits, (1000 - 96) * 8);
+    assert_int_equal(ksf_stored(ch->c), 2);
+    assert_int_equal(res_state(ch->c, x.r.id), KS_RES_APPLIED);
     /* a repeat changes nothing */
-    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_OK);
-    assert_int_equal(stored(ch->c), 2);
+    assert_int_equal(ks_relay_deliver(ch->c, &x.h2.in), KS_OK);
+    assert_int_equal(ksf_stored(ch->c), 2);
     /* a repeat at B while the answer is awaited is not a new relay */
     ks_relay_out o2;
-    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o2),
+    assert_int_equal(ks_relay_forward(ch->b, &x.h1.in, "KME-C", AAD2, sizeof AAD2, &o2),
                      KS_CONFLICT);
     assert_null(o2.cipher);
-    assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_OK);
-    assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_NOT_FOUND);
-    assert_int_equal(res_state(ch->b, r.id), KS_RES_APPLIED);
+    assert_int_equal(ks_relay_done(ch->b, x.r.id, true), KS_OK);
+    assert_int_equal(ks_relay_done(ch->b, x.r.id, true), KS_NOT_FOUND);
+    assert_int_equal(res_state(ch->b, x.r.id), KS_RES_APPLIED);
     /* after the downstream applied: OK, nothing to send */
-    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o2), KS_OK);
+    assert_int_equal(ks_relay_forward(ch->b, &x.h1.in, "KME-C", AAD2, sizeof AAD2, &o2), KS_OK);
     assert_null(o2.cipher);
     assert_int_equal(o2.npad, 0);
-    assert_int_equal(lstats(ch->b, "KME-C").own_bits, (1000 - 96) * 8);
+    assert_int_equal(ksf_link_stats(ch->b, "KME-C").own_bits, (1000 - 96) * 8);
     /* the same ID to another next hop, or with other content, conflicts */
-    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-D", AAD2, sizeof AAD2, &o2),
+    assert_int_equal(ks_relay_forward(ch->b, &x.h1.in, "KME-D", AAD2, sizeof AAD2, &o2),
                      KS_CONFLICT);
-    assert_keys_at_c(ch, &r);
-    uint8_t id[16];
-    char *peer;
-    ks_segment *segs;
-    size_t n;
-    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_NOT_FOUND);
-    ks_relay_out_free(&o);
-    ks_reservation_free(&r);
+    assert_keys_at(ch->c, &x.r);
+    void_msg v;
+    assert_int_equal(next_void(ch->b, &v), KS_NOT_FOUND);
+    relay_free(&x);
 }
 
 /* Two trusted nodes, A - B - C - D: C receives K sealed and reseals it
@@ -335,40 +293,31 @@ static void test_chain_delivers(void **state)
 static void test_two_relays(void **state)
 {
     chain *ch = *state;
-    char pd[160];
-    snprintf(pd, sizeof pd, "%s/d.db", ch->dir);
-    keystore *d = open_one(pd);
-    feed(ch->c, "KME-C", d, "KME-D", 5, 1000); /* C-D, C's */
-    ks_reservation r;
-    hop h1, h2, h3;
-    ks_relay_out o1, o2;
-    start(ch, &r, &h1, &o1);
-    hop_sealed(&h2, &h1, &o1);
+    keystore *d = open_one(ch->t.path[D]);
+    ksf_feed_filled(ch->c, "KME-D", d, "KME-C", 5, true, 1000); /* C-D, C's */
+    relay x;
+    hop h3;
+    ks_relay_out o2;
+    start_sealed(ch, &x);
     static const uint8_t aad3[] = "hop 3 -> 4";
-    assert_int_equal(ks_relay_forward(ch->c, &h2.in, "KME-D", aad3, sizeof aad3, &o2), KS_OK);
-    assert_int_equal(stored(ch->c), 0);
-    assert_int_equal(lstats(ch->c, "KME-B").peer_bits, (1000 - 96) * 8);
-    assert_int_equal(lstats(ch->c, "KME-D").own_bits, (1000 - 96) * 8);
-    hop_sealed(&h3, &h2, &o2);
+    assert_int_equal(ks_relay_forward(ch->c, &x.h2.in, "KME-D", aad3, sizeof aad3, &o2), KS_OK);
+    assert_int_equal(ksf_stored(ch->c), 0);
+    assert_int_equal(ksf_link_stats(ch->c, "KME-B").peer_bits, (1000 - 96) * 8);
+    assert_int_equal(ksf_link_stats(ch->c, "KME-D").own_bits, (1000 - 96) * 8);
+    hop_sealed(&h3, &x.h2, &o2);
     h3.in.from_peer = "KME-C";
     h3.in.aad = aad3;
     h3.in.aad_len = sizeof aad3;
     assert_int_equal(ks_relay_deliver(d, &h3.in), KS_OK);
-    for (size_t i = 0; i < r.keys.n; i++) {
-        ks_batch b;
-        assert_int_equal(ks_dec(d, "alice", "carol", (const uint8_t (*)[16])r.keys.keys[i].id, 1,
-                                &b), KS_OK);
-        assert_memory_equal(b.keys[0].material, r.keys.keys[i].material, 32);
-        ks_batch_free(&b);
-    }
+    assert_keys_at(d, &x.r);
     /* the cipher differs on every hop: fresh pads */
-    assert_memory_not_equal(o1.cipher, o2.cipher, 64);
-    assert_int_equal(ks_relay_done(ch->c, r.id, true), KS_OK);
-    assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_OK);
+    assert_memory_not_equal(x.o.cipher, o2.cipher, 64);
+    assert_int_equal(ks_relay_done(ch->c, x.r.id, true), KS_OK);
+    assert_int_equal(ks_relay_done(ch->b, x.r.id, true), KS_OK);
     ks_close(d);
-    ks_relay_out_free(&o1);
+    ks_relay_out_free(&x.o);
     ks_relay_out_free(&o2);
-    ks_reservation_free(&r);
+    ks_reservation_free(&x.r);
 }
 
 /* Tampered messages at C: KS_TAMPERED and nothing changed; the genuine
@@ -376,21 +325,18 @@ static void test_two_relays(void **state)
 static void test_tampered_at_last_hop(void **state)
 {
     chain *ch = *state;
-    ks_reservation r;
-    hop h1, h2;
-    ks_relay_out o;
-    start(ch, &r, &h1, &o);
-    hop_sealed(&h2, &h1, &o);
-    ks_link_stats before = lstats(ch->c, "KME-B");
+    relay x;
+    start_sealed(ch, &x);
+    ks_link_stats before = ksf_link_stats(ch->c, "KME-B");
     uint8_t aad[sizeof AAD2], tag[16], cipher[64];
     ks_segment moved[8];
-    assert_true(o.npad <= 8);
+    assert_true(x.o.npad <= 8);
     for (int attack = 0; attack < 4; attack++) {
         memcpy(aad, AAD2, sizeof aad);
-        memcpy(tag, o.tag, 16);
-        memcpy(cipher, o.cipher, 64);
-        memcpy(moved, o.pad, o.npad * sizeof *moved);
-        hop t = h2;
+        memcpy(tag, x.o.tag, 16);
+        memcpy(cipher, x.o.cipher, 64);
+        memcpy(moved, x.o.pad, x.o.npad * sizeof *moved);
+        hop t = x.h2;
         t.in.aad = aad;
         t.in.tag = tag;
         t.in.cipher = cipher;
@@ -404,15 +350,14 @@ static void test_tampered_at_last_hop(void **state)
         else
             moved[0].offset += 200; /* other bits of the link: another pad and MAC key */
         assert_int_equal(ks_relay_deliver(ch->c, &t.in), KS_TAMPERED);
-        ks_link_stats now = lstats(ch->c, "KME-B");
+        ks_link_stats now = ksf_link_stats(ch->c, "KME-B");
         assert_memory_equal(&now, &before, sizeof now);
-        assert_int_equal(stored(ch->c), 0);
-        assert_int_equal(res_state(ch->c, r.id), KS_RES_UNKNOWN);
+        assert_int_equal(ksf_stored(ch->c), 0);
+        assert_int_equal(res_state(ch->c, x.r.id), KS_RES_UNKNOWN);
     }
-    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_OK);
-    assert_keys_at_c(ch, &r);
-    ks_relay_out_free(&o);
-    ks_reservation_free(&r);
+    assert_int_equal(ks_relay_deliver(ch->c, &x.h2.in), KS_OK);
+    assert_keys_at(ch->c, &x.r);
+    relay_free(&x);
 }
 
 /* A void from A after C applied: B sends C a void without segments, C
@@ -420,40 +365,32 @@ static void test_tampered_at_last_hop(void **state)
 static void test_void_after_applied(void **state)
 {
     chain *ch = *state;
-    ks_reservation r;
-    hop h1, h2;
-    ks_relay_out o;
-    start(ch, &r, &h1, &o);
-    hop_sealed(&h2, &h1, &o);
-    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_OK);
-    assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_OK);
+    relay x;
+    start_sealed(ch, &x);
+    assert_int_equal(ks_relay_deliver(ch->c, &x.h2.in), KS_OK);
+    assert_int_equal(ks_relay_done(ch->b, x.r.id, true), KS_OK);
     /* from another peer: not its reservation */
-    assert_int_equal(ks_void_apply(ch->b, "KME-C", r.id, NULL, 0), KS_CONFLICT);
-    assert_int_equal(ks_void_apply(ch->b, "KME-A", r.id, r.segs, r.total_segs), KS_OK);
-    assert_int_equal(res_state(ch->b, r.id), KS_RES_VOIDED);
-    assert_int_equal(ks_void_apply(ch->b, "KME-A", r.id, r.segs, r.total_segs), KS_OK);
-    uint8_t id[16];
-    char *peer;
-    ks_segment *segs;
-    size_t n = 99;
-    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_OK);
-    assert_memory_equal(id, r.id, 16);
-    assert_string_equal(peer, "KME-C");
-    assert_int_equal(n, 0);
-    ks_link_stats before = lstats(ch->c, "KME-B");
-    assert_int_equal(ks_void_apply(ch->c, "KME-B", id, segs, n), KS_OK);
-    assert_int_equal(stored(ch->c), 0);
-    assert_int_equal(res_state(ch->c, r.id), KS_RES_VOIDED);
-    ks_link_stats now = lstats(ch->c, "KME-B");
+    assert_int_equal(ks_void_apply(ch->b, "KME-C", x.r.id, NULL, 0), KS_CONFLICT);
+    assert_int_equal(ks_void_apply(ch->b, "KME-A", x.r.id, x.r.segs, x.r.total_segs), KS_OK);
+    assert_int_equal(res_state(ch->b, x.r.id), KS_RES_VOIDED);
+    assert_int_equal(ks_void_apply(ch->b, "KME-A", x.r.id, x.r.segs, x.r.total_segs), KS_OK);
+    void_msg v = {.n = 99};
+    assert_int_equal(next_void(ch->b, &v), KS_OK);
+    assert_memory_equal(v.id, x.r.id, 16);
+    assert_string_equal(v.peer, "KME-C");
+    assert_int_equal(v.n, 0);
+    ks_link_stats before = ksf_link_stats(ch->c, "KME-B");
+    assert_int_equal(ks_void_apply(ch->c, "KME-B", v.id, v.segs, v.n), KS_OK);
+    assert_int_equal(ksf_stored(ch->c), 0);
+    assert_int_equal(res_state(ch->c, x.r.id), KS_RES_VOIDED);
+    ks_link_stats now = ksf_link_stats(ch->c, "KME-B");
     assert_memory_equal(&now, &before, sizeof now);
-    free(peer);
-    free(segs);
-    assert_int_equal(ks_outbox_void_sent(ch->b, id), KS_OK);
-    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_NOT_FOUND);
+    void_msg_free(&v);
+    assert_int_equal(ks_outbox_void_sent(ch->b, v.id), KS_OK);
+    assert_int_equal(next_void(ch->b, &v), KS_NOT_FOUND);
     /* the relay cannot come back */
-    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_CONFLICT);
-    ks_relay_out_free(&o);
-    ks_reservation_free(&r);
+    assert_int_equal(ks_relay_deliver(ch->c, &x.h2.in), KS_CONFLICT);
+    relay_free(&x);
 }
 
 /* A void from A while B awaits C: the pending entry becomes a void with
@@ -461,28 +398,20 @@ static void test_void_after_applied(void **state)
 static void test_void_while_relaying(void **state)
 {
     chain *ch = *state;
-    ks_reservation r;
-    hop h1, h2;
-    ks_relay_out o;
-    start(ch, &r, &h1, &o);
-    hop_sealed(&h2, &h1, &o);
-    assert_int_equal(ks_void_apply(ch->b, "KME-A", r.id, r.segs, r.total_segs), KS_OK);
-    assert_int_equal(ks_relay_deliver(ch->c, &h2.in), KS_OK); /* C answered late */
-    assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_NOT_FOUND);
-    uint8_t id[16];
-    char *peer;
-    ks_segment *segs;
-    size_t n;
-    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_OK);
-    assert_memory_equal(id, r.id, 16);
-    assert_int_equal(n, o.npad);
-    assert_memory_equal(segs, o.pad, n * sizeof *segs);
-    assert_int_equal(ks_void_apply(ch->c, "KME-B", id, segs, n), KS_OK);
-    assert_int_equal(stored(ch->c), 0);
-    free(peer);
-    free(segs);
-    ks_relay_out_free(&o);
-    ks_reservation_free(&r);
+    relay x;
+    start_sealed(ch, &x);
+    assert_int_equal(ks_void_apply(ch->b, "KME-A", x.r.id, x.r.segs, x.r.total_segs), KS_OK);
+    assert_int_equal(ks_relay_deliver(ch->c, &x.h2.in), KS_OK); /* C answered late */
+    assert_int_equal(ks_relay_done(ch->b, x.r.id, true), KS_NOT_FOUND);
+    void_msg v;
+    assert_int_equal(next_void(ch->b, &v), KS_OK);
+    assert_memory_equal(v.id, x.r.id, 16);
+    assert_int_equal(v.n, x.o.npad);
+    assert_memory_equal(v.segs, x.o.pad, v.n * sizeof *v.segs);
+    assert_int_equal(ks_void_apply(ch->c, "KME-B", v.id, v.segs, v.n), KS_OK);
+    assert_int_equal(ksf_stored(ch->c), 0);
+    void_msg_free(&v);
+    relay_free(&x);
 }
 
 /* B stops between forward and answer: after reopen the entry is of
@@ -496,31 +425,26 @@ static void test_crash_leaves_pending(void **state)
     start(ch, &r1, &h1, &o1);
     /* B's outbox lists by time, then by (random) ID: r2 one ms later */
     ks_testing_advance_clock(ch->b, 1);
-    assert_int_equal(ks_remote_enc(ch->a, "KME-B", "alice", SL, 1, 1, 256, &r2), KS_OK);
-    hop_first(&h1, &r2);
+    a_reserves(ch, 1, &r2, &h1);
     assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o2), KS_OK);
     ks_close(ch->b);
-    ch->b = open_one(ch->pb);
+    ch->b = open_one(ch->t.path[B]);
     assert_int_equal(ks_outbox_recover(ch->b), 2);
-    uint8_t id[16];
-    char *peer;
-    assert_int_equal(ks_outbox_next_unknown(ch->b, id, &peer), KS_OK);
-    assert_memory_equal(id, r1.id, 16);
-    assert_string_equal(peer, "KME-C");
-    free(peer);
+    void_msg v;
+    assert_int_equal(ks_outbox_next_unknown(ch->b, v.id, &v.peer), KS_OK);
+    assert_memory_equal(v.id, r1.id, 16);
+    assert_string_equal(v.peer, "KME-C");
+    free(v.peer);
     assert_int_equal(res_state(ch->b, r1.id), KS_RES_RELAYING);
     assert_int_equal(ks_outbox_settle(ch->b, r1.id, true), KS_OK);
     assert_int_equal(res_state(ch->b, r1.id), KS_RES_APPLIED);
     assert_int_equal(ks_outbox_settle(ch->b, r2.id, false), KS_OK);
     assert_int_equal(res_state(ch->b, r2.id), KS_RES_VOIDED);
-    ks_segment *segs;
-    size_t n;
-    assert_int_equal(ks_outbox_next_void(ch->b, id, &peer, &segs, &n), KS_OK);
-    assert_memory_equal(id, r2.id, 16);
-    assert_int_equal(n, o2.npad);
-    free(peer);
-    free(segs);
-    assert_int_equal(ks_outbox_next_unknown(ch->b, id, &peer), KS_NOT_FOUND);
+    assert_int_equal(next_void(ch->b, &v), KS_OK);
+    assert_memory_equal(v.id, r2.id, 16);
+    assert_int_equal(v.n, o2.npad);
+    void_msg_free(&v);
+    assert_int_equal(ks_outbox_next_unknown(ch->b, v.id, &v.peer), KS_NOT_FOUND);
     ks_relay_out_free(&o1);
     ks_relay_out_free(&o2);
     ks_reservation_free(&r1);
@@ -538,19 +462,18 @@ static void test_next_link_short(void **state)
     /* leave 64 + 31 bytes on B's side of B-C: one byte short */
     assert_int_equal(ks_remote_enc(ch->b, "KME-C", "bob", SL, 1, 1, (1000 - 95) * 8, &big),
                      KS_OK);
-    assert_int_equal(ks_remote_enc(ch->a, "KME-B", "alice", SL, 1, 2, 256, &r), KS_OK);
-    hop_first(&h1, &r);
-    ks_link_stats ba = lstats(ch->b, "KME-A"), bc = lstats(ch->b, "KME-C");
+    a_reserves(ch, 2, &r, &h1);
+    ks_link_stats ba = ksf_link_stats(ch->b, "KME-A"), bc = ksf_link_stats(ch->b, "KME-C");
     assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o), KS_EMPTY);
     assert_null(o.cipher);
-    ks_link_stats ba2 = lstats(ch->b, "KME-A"), bc2 = lstats(ch->b, "KME-C");
+    ks_link_stats ba2 = ksf_link_stats(ch->b, "KME-A"), bc2 = ksf_link_stats(ch->b, "KME-C");
     assert_memory_equal(&ba, &ba2, sizeof ba);
     assert_memory_equal(&bc, &bc2, sizeof bc);
     assert_int_equal(res_state(ch->b, r.id), KS_RES_UNKNOWN);
     assert_int_equal(ks_relay_done(ch->b, r.id, true), KS_NOT_FOUND);
     /* no such link at all */
     assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-Q", AAD2, sizeof AAD2, &o), KS_EMPTY);
-    feed(ch->b, "KME-B", ch->c, "KME-C", 4, 100);
+    ksf_feed_filled(ch->b, "KME-C", ch->c, "KME-B", 4, true, 100);
     assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o), KS_OK);
     ks_relay_out_free(&o);
     ks_reservation_free(&r);
@@ -565,13 +488,12 @@ static void test_wrong_link_and_shape(void **state)
     ks_reservation r;
     hop h1;
     ks_relay_out o;
-    assert_int_equal(ks_remote_enc(ch->a, "KME-B", "alice", SL, 1, 1, 256, &r), KS_OK);
-    hop_first(&h1, &r);
+    a_reserves(ch, 1, &r, &h1);
     h1.in.from_peer = "KME-C"; /* A-B bits claimed by C */
     assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-A", AAD2, sizeof AAD2, &o),
                      KS_REJECTED);
     assert_int_equal(ks_relay_deliver(ch->b, &h1.in), KS_REJECTED);
-    assert_int_equal(lstats(ch->b, "KME-A").peer_bits, 1000 * 8);
+    assert_int_equal(ksf_link_stats(ch->b, "KME-A").peer_bits, 1000 * 8);
     h1.in.from_peer = "KME-A";
     assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-A", AAD2, sizeof AAD2, &o),
                      KS_ERROR); /* back where it came from */
@@ -589,15 +511,11 @@ static void test_wrong_link_and_shape(void **state)
     t.in.cipher_len = 32;
     t.in.tag = tag;
     assert_int_equal(ks_relay_deliver(ch->b, &t.in), KS_REJECTED);
-    assert_int_equal(lstats(ch->b, "KME-A").peer_bits, 1000 * 8);
-    assert_int_equal(stored(ch->b), 0);
+    assert_int_equal(ksf_link_stats(ch->b, "KME-A").peer_bits, 1000 * 8);
+    assert_int_equal(ksf_stored(ch->b), 0);
     /* the genuine first hop delivers at B (a one-relay path) */
     assert_int_equal(ks_relay_deliver(ch->b, &h1.in), KS_OK);
-    ks_batch d;
-    assert_int_equal(ks_dec(ch->b, "alice", "carol", (const uint8_t (*)[16])r.keys.keys[0].id,
-                            1, &d), KS_OK);
-    assert_memory_equal(d.keys[0].material, r.keys.keys[0].material, 32);
-    ks_batch_free(&d);
+    ksf_assert_key(ch->b, "carol", &r, 0);
     ks_reservation_free(&r);
 }
 

@@ -13,7 +13,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,72 +20,17 @@
 #include <unistd.h>
 
 #include "kme/keystore.h"
+#include "keystore_fixture.h"
 
 #define KEY_BITS 256u
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_unfetched.XXXXXX");
-    if (!mkdtemp(f->dir)) {
-        free(f);
-        return -1;
-    }
-    snprintf(f->path, sizeof f->path, "%s/kme.db", f->dir);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+typedef ksf fixture; /* one store: path[0] */
 
 static keystore *open_limited(const fixture *f, uint64_t limit, int64_t ttl_s)
 {
-    char err[256];
-    ks_options o = {.path = f->path, .sync = KS_SYNC_NORMAL, .local_cap_bits = 1u << 20,
+    ks_options o = {.path = f->path[0], .sync = KS_SYNC_NORMAL, .local_cap_bits = 1u << 20,
                     .local_rate_bps = 0, .key_ttl_s = ttl_s, .slave_unfetched_bits = limit};
-    keystore *ks = ks_open(&o, err, sizeof err);
-    if (!ks)
-        print_error("ks_open: %s\n", err);
-    assert_non_null(ks);
-    return ks;
-}
-
-static uint64_t held(keystore *ks, const char *slave)
-{
-    uint64_t bits = UINT64_MAX;
-    assert_int_equal(ks_unfetched_get(ks, slave, &bits), KS_OK);
-    return bits;
-}
-
-static uint64_t stored(keystore *ks)
-{
-    ks_stats st;
-    assert_int_equal(ks_stats_get(ks, &st), KS_OK);
-    return st.stored_keys;
+    return ksf_open_ok(&o);
 }
 
 /* n keys master -> slaves; on KS_OK their IDs go to ids (n entries). */
@@ -103,15 +47,6 @@ static ks_result enc(keystore *ks, const char *master, const char *const *slaves
     return r;
 }
 
-static ks_result fetch(keystore *ks, const char *master, const char *slave, const uint8_t id[16])
-{
-    ks_batch b;
-    ks_result r = ks_dec(ks, master, slave, (const uint8_t (*)[16])id, 1, &b);
-    if (r == KS_OK)
-        ks_batch_free(&b);
-    return r;
-}
-
 static const char *const BOB[] = {"bob"};
 
 /* The attack: alice keeps taking keys for bob, who never fetches. */
@@ -122,7 +57,7 @@ static void test_refused_at_limit_until_fetched(void **state)
     uint8_t ids[4][16];
     assert_int_equal(ks_unfetched_limit(ks), 4 * KEY_BITS);
     assert_int_equal(enc(ks, "alice", BOB, 1, 3, ids), KS_OK);
-    assert_int_equal(held(ks, "bob"), 3 * KEY_BITS);
+    assert_int_equal(ksf_held(ks, "bob"), 3 * KEY_BITS);
 
     ks_stats before, after;
     assert_int_equal(ks_stats_get(ks, &before), KS_OK);
@@ -131,14 +66,14 @@ static void test_refused_at_limit_until_fetched(void **state)
     assert_int_equal(ks_stats_get(ks, &after), KS_OK);
     assert_int_equal(after.local_available_bits, before.local_available_bits);
     assert_int_equal(after.stored_keys, before.stored_keys);
-    assert_int_equal(held(ks, "bob"), 3 * KEY_BITS);
+    assert_int_equal(ksf_held(ks, "bob"), 3 * KEY_BITS);
 
     assert_int_equal(enc(ks, "alice", BOB, 1, 1, &ids[3]), KS_OK);      /* exactly 4 */
     assert_int_equal(enc(ks, "alice", BOB, 1, 1, NULL), KS_LIMIT);
-    assert_int_equal(fetch(ks, "alice", "bob", ids[0]), KS_OK);
-    assert_int_equal(held(ks, "bob"), 3 * KEY_BITS);
+    assert_int_equal(ksf_dec1(ks, "alice", "bob", ids[0]), KS_OK);
+    assert_int_equal(ksf_held(ks, "bob"), 3 * KEY_BITS);
     assert_int_equal(enc(ks, "alice", BOB, 1, 1, NULL), KS_OK);
-    assert_int_equal(held(ks, "bob"), 4 * KEY_BITS);
+    assert_int_equal(ksf_held(ks, "bob"), 4 * KEY_BITS);
     ks_close(ks);
 }
 
@@ -149,8 +84,8 @@ static void test_request_above_limit(void **state)
     fixture *f = *state;
     keystore *ks = open_limited(f, 2 * KEY_BITS, 3600);
     assert_int_equal(enc(ks, "alice", BOB, 1, 3, NULL), KS_LIMIT);
-    assert_int_equal(held(ks, "bob"), 0);
-    assert_int_equal(stored(ks), 0);
+    assert_int_equal(ksf_held(ks, "bob"), 0);
+    assert_int_equal(ksf_stored(ks), 0);
     ks_close(ks);
 }
 
@@ -164,18 +99,18 @@ static void test_multicast_counts_each_slave(void **state)
     static const char *const carol[] = {"carol"};
     uint8_t ids[2][16];
     assert_int_equal(enc(ks, "alice", both, 2, 2, ids), KS_OK);
-    assert_int_equal(held(ks, "bob"), 2 * KEY_BITS);
-    assert_int_equal(held(ks, "carol"), 2 * KEY_BITS);
-    assert_int_equal(fetch(ks, "alice", "carol", ids[0]), KS_OK);
-    assert_int_equal(fetch(ks, "alice", "carol", ids[1]), KS_OK);
-    assert_int_equal(held(ks, "carol"), 0);
-    assert_int_equal(held(ks, "bob"), 2 * KEY_BITS);
+    assert_int_equal(ksf_held(ks, "bob"), 2 * KEY_BITS);
+    assert_int_equal(ksf_held(ks, "carol"), 2 * KEY_BITS);
+    assert_int_equal(ksf_dec1(ks, "alice", "carol", ids[0]), KS_OK);
+    assert_int_equal(ksf_dec1(ks, "alice", "carol", ids[1]), KS_OK);
+    assert_int_equal(ksf_held(ks, "carol"), 0);
+    assert_int_equal(ksf_held(ks, "bob"), 2 * KEY_BITS);
     assert_int_equal(enc(ks, "alice", both, 2, 1, NULL), KS_LIMIT);   /* bob is full */
     assert_int_equal(enc(ks, "alice", carol, 1, 2, NULL), KS_OK);
-    assert_int_equal(fetch(ks, "alice", "bob", ids[0]), KS_OK);
-    assert_int_equal(fetch(ks, "alice", "bob", ids[1]), KS_OK);       /* rows erased */
-    assert_int_equal(held(ks, "bob"), 0);
-    assert_int_equal(stored(ks), 2);
+    assert_int_equal(ksf_dec1(ks, "alice", "bob", ids[0]), KS_OK);
+    assert_int_equal(ksf_dec1(ks, "alice", "bob", ids[1]), KS_OK);       /* rows erased */
+    assert_int_equal(ksf_held(ks, "bob"), 0);
+    assert_int_equal(ksf_stored(ks), 2);
     ks_close(ks);
 }
 
@@ -188,11 +123,11 @@ static void test_expiry_and_reopen(void **state)
     ks_close(ks);
 
     ks = open_limited(f, 4 * KEY_BITS, 1);
-    assert_int_equal(held(ks, "bob"), 4 * KEY_BITS);
+    assert_int_equal(ksf_held(ks, "bob"), 4 * KEY_BITS);
     assert_int_equal(enc(ks, "alice", BOB, 1, 1, NULL), KS_LIMIT);
     ks_testing_advance_clock(ks, 1100);
     assert_int_equal(ks_maintain(ks), 4);
-    assert_int_equal(held(ks, "bob"), 0);
+    assert_int_equal(ksf_held(ks, "bob"), 0);
     assert_int_equal(enc(ks, "alice", BOB, 1, 4, NULL), KS_OK);
     ks_close(ks);
 }
@@ -204,8 +139,8 @@ static void test_no_limit(void **state)
     keystore *ks = open_limited(f, 0, 3600);
     assert_int_equal(enc(ks, "alice", BOB, 1, 64, NULL), KS_OK);
     assert_int_equal(enc(ks, "alice", BOB, 1, 64, NULL), KS_OK);
-    assert_int_equal(held(ks, "bob"), 0);
-    assert_int_equal(stored(ks), 128);
+    assert_int_equal(ksf_held(ks, "bob"), 0);
+    assert_int_equal(ksf_stored(ks), 128);
     ks_close(ks);
 }
 
@@ -244,7 +179,7 @@ static void *worker_main(void *arg)
         }
         if (i % 3 != 0)
             continue;
-        if (fetch(w->ks, "alice", "bob", ids[0]) != KS_OK) {
+        if (ksf_dec1(w->ks, "alice", "bob", ids[0]) != KS_OK) {
             w->fail++;
             continue;
         }
@@ -270,24 +205,25 @@ static void test_concurrent_and_rebuilt(void **state)
         bob += w[i].bob;
         carol += w[i].carol;
     }
-    assert_int_equal(held(ks, "bob"), bob);
-    assert_int_equal(held(ks, "carol"), carol);
+    assert_int_equal(ksf_held(ks, "bob"), bob);
+    assert_int_equal(ksf_held(ks, "carol"), carol);
     ks_close(ks);
     ks = open_limited(f, UINT64_C(1) << 40, 3600); /* counted again from the rows */
-    assert_int_equal(held(ks, "bob"), bob);
-    assert_int_equal(held(ks, "carol"), carol);
+    assert_int_equal(ksf_held(ks, "bob"), bob);
+    assert_int_equal(ksf_held(ks, "carol"), carol);
     ks_close(ks);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_refused_at_limit_until_fetched, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_and_rebuilt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_above_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_multicast_counts_each_slave, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expiry_and_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_at_limit_until_fetched, ksf_setup,
+                                        ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_and_rebuilt, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_request_above_limit, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_multicast_counts_each_slave, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_and_reopen, ksf_setup, ksf_teardown),
+        cmocka_unit_test_setup_teardown(test_no_limit, ksf_setup, ksf_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
