@@ -176,6 +176,17 @@ ks_result ksf_dec1(keystore *ks, const char *master, const char *slave, const ui
     return r;
 }
 
+ks_result ksf_next_void(keystore *ks, ksf_void *v)
+{
+    return ks_outbox_next_void(ks, v->id, &v->peer, &v->segs, &v->n);
+}
+
+void ksf_void_free(ksf_void *v)
+{
+    free(v->peer);
+    free(v->segs);
+}
+
 static bool file_contains(const char *path, const uint8_t *needle, size_t n)
 {
     FILE *fp = fopen(path, "rb");

@@ -74,6 +74,17 @@ void ksf_assert_key(keystore *ks, const char *slave, const ks_reservation *r, si
 /* ks_dec of one key, the batch freed. */
 ks_result ksf_dec1(keystore *ks, const char *master, const char *slave, const uint8_t id[16]);
 
+/* A void the store's outbox has to send on (ks_outbox_next_void);
+ * ksf_void_free frees what a KS_OK left in it. */
+typedef struct ksf_void {
+    uint8_t id[16];
+    char *peer;
+    ks_segment *segs;
+    size_t n;
+} ksf_void;
+ks_result ksf_next_void(keystore *ks, ksf_void *v);
+void ksf_void_free(ksf_void *v);
+
 /* Whether the store at path or its WAL file holds the n bytes of needle. */
 bool ksf_store_contains(const char *path, const uint8_t *needle, size_t n);
 

@@ -723,19 +723,24 @@ static void test_block_used_up(void **state)
 
 /* ---- outbox ------------------------------------------------------------- */
 
+/* A stops and starts again with its outbox as the file holds it. */
+static void reopen_a(const fixture *f, pair *p)
+{
+    ks_close(p->a);
+    p->a = open_ks(f->path[A]);
+    assert_non_null(p->a);
+}
+
 static void test_outbox(void **state)
 {
     fixture *f = *state;
     pair p;
     pair_open(f, &p);
     ks_reservation r1, r2, r3;
-    uint8_t id[16];
-    char *peer;
-    ks_segment *segs;
-    size_t n;
+    ksf_void v;
 
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r1), KS_OK);
-    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_NOT_FOUND);
+    assert_int_equal(ksf_next_void(p.a, &v), KS_NOT_FOUND);
     assert_int_equal(ks_remote_confirmed(p.a, r1.id), KS_OK);
     assert_int_equal(ks_remote_confirmed(p.a, r1.id), KS_NOT_FOUND);
     assert_int_equal(ks_remote_failed(p.a, r1.id), KS_NOT_FOUND);
@@ -754,25 +759,23 @@ static void test_outbox(void **state)
     assert_int_equal(r3.segs[0].block_id, 900);
     assert_int_equal(ks_remote_failed(p.a, r3.id), KS_OK);
 
-    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
-    assert_memory_equal(id, r2.id, 16); /* the oldest first */
-    assert_string_equal(peer, "KME-B");
-    assert_int_equal(n, 2);
-    assert_memory_equal(segs, r2.segs, 2 * sizeof *segs);
+    assert_int_equal(ksf_next_void(p.a, &v), KS_OK);
+    assert_memory_equal(v.id, r2.id, 16); /* the oldest first */
+    assert_string_equal(v.peer, "KME-B");
+    assert_int_equal(v.n, 2);
+    assert_memory_equal(v.segs, r2.segs, 2 * sizeof *v.segs);
     /* the bits stay burned at A whatever happens */
     assert_int_equal(lstats(p.a).own_bits, (400 - 32 - 200) * 8); /* r3: the KME-X link */
-    assert_int_equal(ks_void_apply(p.b, LP(p.b), id, segs, n), KS_OK);
-    free(peer);
-    free(segs);
-    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
-    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
-    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
-    assert_memory_equal(id, r3.id, 16);
-    assert_string_equal(peer, "KME-X");
-    free(peer);
-    free(segs);
-    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
-    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_NOT_FOUND);
+    assert_int_equal(ks_void_apply(p.b, LP(p.b), v.id, v.segs, v.n), KS_OK);
+    ksf_void_free(&v);
+    assert_int_equal(ks_outbox_void_sent(p.a, v.id), KS_OK);
+    assert_int_equal(ks_outbox_void_sent(p.a, v.id), KS_OK);
+    assert_int_equal(ksf_next_void(p.a, &v), KS_OK);
+    assert_memory_equal(v.id, r3.id, 16);
+    assert_string_equal(v.peer, "KME-X");
+    ksf_void_free(&v);
+    assert_int_equal(ks_outbox_void_sent(p.a, v.id), KS_OK);
+    assert_int_equal(ksf_next_void(p.a, &v), KS_NOT_FOUND);
     ks_reservation_free(&r1);
     ks_reservation_free(&r2);
     ks_reservation_free(&r3);
@@ -780,28 +783,25 @@ static void test_outbox(void **state)
     /* a crash between enc and its outcome: the entry stays pending, and
      * recovery lists it until the peer's word settles it */
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 2, 256, &r1), KS_OK);
-    ks_close(p.a);
-    p.a = open_ks(f->path[A]);
-    assert_non_null(p.a);
+    reopen_a(f, &p);
     assert_int_equal(ks_outbox_recover(p.a), 1);
     assert_int_equal(ks_outbox_recover(p.a), 1); /* listed again, not duplicated */
-    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_NOT_FOUND);
-    assert_int_equal(ks_outbox_next_unknown(p.a, id, &peer), KS_OK);
-    assert_memory_equal(id, r1.id, 16);
-    assert_string_equal(peer, "KME-B");
-    free(peer);
+    assert_int_equal(ksf_next_void(p.a, &v), KS_NOT_FOUND);
+    assert_int_equal(ks_outbox_next_unknown(p.a, v.id, &v.peer), KS_OK);
+    assert_memory_equal(v.id, r1.id, 16);
+    assert_string_equal(v.peer, "KME-B");
+    free(v.peer);
     /* the peer never had it: a void, with the reservation's segments */
-    assert_int_equal(ks_outbox_settle(p.a, id, false), KS_OK);
-    assert_int_equal(ks_outbox_next_unknown(p.a, id, &peer), KS_NOT_FOUND);
-    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
-    assert_memory_equal(id, r1.id, 16);
-    assert_int_equal(n, r1.total_segs);
-    assert_memory_equal(segs, r1.segs, n * sizeof *segs);
-    free(peer);
-    free(segs);
-    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
+    assert_int_equal(ks_outbox_settle(p.a, v.id, false), KS_OK);
+    assert_int_equal(ks_outbox_next_unknown(p.a, v.id, &v.peer), KS_NOT_FOUND);
+    assert_int_equal(ksf_next_void(p.a, &v), KS_OK);
+    assert_memory_equal(v.id, r1.id, 16);
+    assert_int_equal(v.n, r1.total_segs);
+    assert_memory_equal(v.segs, r1.segs, v.n * sizeof *v.segs);
+    ksf_void_free(&v);
+    assert_int_equal(ks_outbox_void_sent(p.a, v.id), KS_OK);
     assert_int_equal(ks_outbox_settle(p.a, r1.id, true), KS_OK); /* settled before: no-op */
-    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_NOT_FOUND);
+    assert_int_equal(ksf_next_void(p.a, &v), KS_NOT_FOUND);
     assert_int_equal(ks_remote_confirmed(p.a, r1.id), KS_NOT_FOUND);
     ks_reservation_free(&r1);
     pair_close(&p);
@@ -816,19 +816,15 @@ static void test_outbox_acked(void **state)
     pair p;
     pair_open(f, &p);
     ks_reservation r1, r2, r3;
-    uint8_t id[16];
-    char *peer;
-    ks_segment *segs;
-    size_t n;
+    ksf_void v;
 
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r1), KS_OK);
     assert_int_equal(ks_remote_acked(p.a, r1.id), KS_OK);
     /* still pending in the file until a transaction drops it */
     assert_int_equal(ks_remote_failed(p.a, r1.id), KS_OK);
-    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
-    free(peer);
-    free(segs);
-    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
+    assert_int_equal(ksf_next_void(p.a, &v), KS_OK);
+    ksf_void_free(&v);
+    assert_int_equal(ks_outbox_void_sent(p.a, v.id), KS_OK);
 
     /* dropped by the next enc's transaction */
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r2), KS_OK);
@@ -840,10 +836,9 @@ static void test_outbox_acked(void **state)
     ks_reservation big;
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 65536, &big), KS_EMPTY);
     assert_int_equal(ks_remote_failed(p.a, r3.id), KS_OK); /* still pending, so still voidable */
-    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_OK);
-    free(peer);
-    free(segs);
-    assert_int_equal(ks_outbox_void_sent(p.a, id), KS_OK);
+    assert_int_equal(ksf_next_void(p.a, &v), KS_OK);
+    ksf_void_free(&v);
+    assert_int_equal(ks_outbox_void_sent(p.a, v.id), KS_OK);
     ks_reservation_free(&r1);
     ks_reservation_free(&r2);
     ks_reservation_free(&r3);
@@ -858,9 +853,7 @@ static void test_outbox_acked(void **state)
     /* at close */
     assert_int_equal(ks_remote_enc(p.a, "KME-B", "alice", SL, 1, 1, 256, &r1), KS_OK);
     assert_int_equal(ks_remote_acked(p.a, r1.id), KS_OK);
-    ks_close(p.a);
-    p.a = open_ks(f->path[A]);
-    assert_non_null(p.a);
+    reopen_a(f, &p);
     assert_int_equal(ks_outbox_recover(p.a), 0);
     ks_reservation_free(&r1);
 
@@ -870,18 +863,16 @@ static void test_outbox_acked(void **state)
     assert_int_equal(apply_res(p.b, &r1, SL, 1), KS_OK);
     assert_int_equal(ks_remote_acked(p.a, r1.id), KS_OK);
     ks_testing_forget_acked(p.a);
-    ks_close(p.a);
-    p.a = open_ks(f->path[A]);
-    assert_non_null(p.a);
+    reopen_a(f, &p);
     assert_int_equal(ks_outbox_recover(p.a), 1);
     ks_res_state st;
     assert_int_equal(ks_reservation_state(p.b, r1.id, &st), KS_OK);
     assert_int_equal(st, KS_RES_APPLIED);
-    assert_int_equal(ks_outbox_next_unknown(p.a, id, &peer), KS_OK);
-    free(peer);
-    assert_int_equal(ks_outbox_settle(p.a, id, true), KS_OK);
-    assert_int_equal(ks_outbox_next_unknown(p.a, id, &peer), KS_NOT_FOUND);
-    assert_int_equal(ks_outbox_next_void(p.a, id, &peer, &segs, &n), KS_NOT_FOUND);
+    assert_int_equal(ks_outbox_next_unknown(p.a, v.id, &v.peer), KS_OK);
+    free(v.peer);
+    assert_int_equal(ks_outbox_settle(p.a, v.id, true), KS_OK);
+    assert_int_equal(ks_outbox_next_unknown(p.a, v.id, &v.peer), KS_NOT_FOUND);
+    assert_int_equal(ksf_next_void(p.a, &v), KS_NOT_FOUND);
     assert_int_equal(ks_remote_confirmed(p.a, r1.id), KS_NOT_FOUND);
     uint8_t m[32];
     assert_int_equal(dec_key(p.b, "bob", r1.keys.keys[0].id, m, 32), KS_OK);

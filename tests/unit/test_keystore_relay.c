@@ -214,25 +214,6 @@ static void relay_free(relay *x)
     ks_reservation_free(&x->r);
 }
 
-/* A void B's outbox has to send on (ks_outbox_next_void). */
-typedef struct void_msg {
-    uint8_t id[16];
-    char *peer;
-    ks_segment *segs;
-    size_t n;
-} void_msg;
-
-static ks_result next_void(keystore *ks, void_msg *v)
-{
-    return ks_outbox_next_void(ks, v->id, &v->peer, &v->segs, &v->n);
-}
-
-static void void_msg_free(void_msg *v)
-{
-    free(v->peer);
-    free(v->segs);
-}
-
 /* Every key of r decrypts at ks for carol with A's material. */
 static void assert_keys_at(keystore *ks, const ks_reservation *r)
 {
@@ -283,8 +264,8 @@ static void test_chain_delivers(void **state)
     assert_int_equal(ks_relay_forward(ch->b, &x.h1.in, "KME-D", AAD2, sizeof AAD2, &o2),
                      KS_CONFLICT);
     assert_keys_at(ch->c, &x.r);
-    void_msg v;
-    assert_int_equal(next_void(ch->b, &v), KS_NOT_FOUND);
+    ksf_void v;
+    assert_int_equal(ksf_next_void(ch->b, &v), KS_NOT_FOUND);
     relay_free(&x);
 }
 
@@ -374,8 +355,8 @@ static void test_void_after_applied(void **state)
     assert_int_equal(ks_void_apply(ch->b, "KME-A", x.r.id, x.r.segs, x.r.total_segs), KS_OK);
     assert_int_equal(res_state(ch->b, x.r.id), KS_RES_VOIDED);
     assert_int_equal(ks_void_apply(ch->b, "KME-A", x.r.id, x.r.segs, x.r.total_segs), KS_OK);
-    void_msg v = {.n = 99};
-    assert_int_equal(next_void(ch->b, &v), KS_OK);
+    ksf_void v = {.n = 99};
+    assert_int_equal(ksf_next_void(ch->b, &v), KS_OK);
     assert_memory_equal(v.id, x.r.id, 16);
     assert_string_equal(v.peer, "KME-C");
     assert_int_equal(v.n, 0);
@@ -385,9 +366,9 @@ static void test_void_after_applied(void **state)
     assert_int_equal(res_state(ch->c, x.r.id), KS_RES_VOIDED);
     ks_link_stats now = ksf_link_stats(ch->c, "KME-B");
     assert_memory_equal(&now, &before, sizeof now);
-    void_msg_free(&v);
+    ksf_void_free(&v);
     assert_int_equal(ks_outbox_void_sent(ch->b, v.id), KS_OK);
-    assert_int_equal(next_void(ch->b, &v), KS_NOT_FOUND);
+    assert_int_equal(ksf_next_void(ch->b, &v), KS_NOT_FOUND);
     /* the relay cannot come back */
     assert_int_equal(ks_relay_deliver(ch->c, &x.h2.in), KS_CONFLICT);
     relay_free(&x);
@@ -403,14 +384,14 @@ static void test_void_while_relaying(void **state)
     assert_int_equal(ks_void_apply(ch->b, "KME-A", x.r.id, x.r.segs, x.r.total_segs), KS_OK);
     assert_int_equal(ks_relay_deliver(ch->c, &x.h2.in), KS_OK); /* C answered late */
     assert_int_equal(ks_relay_done(ch->b, x.r.id, true), KS_NOT_FOUND);
-    void_msg v;
-    assert_int_equal(next_void(ch->b, &v), KS_OK);
+    ksf_void v;
+    assert_int_equal(ksf_next_void(ch->b, &v), KS_OK);
     assert_memory_equal(v.id, x.r.id, 16);
     assert_int_equal(v.n, x.o.npad);
     assert_memory_equal(v.segs, x.o.pad, v.n * sizeof *v.segs);
     assert_int_equal(ks_void_apply(ch->c, "KME-B", v.id, v.segs, v.n), KS_OK);
     assert_int_equal(ksf_stored(ch->c), 0);
-    void_msg_free(&v);
+    ksf_void_free(&v);
     relay_free(&x);
 }
 
@@ -430,7 +411,7 @@ static void test_crash_leaves_pending(void **state)
     ks_close(ch->b);
     ch->b = open_one(ch->t.path[B]);
     assert_int_equal(ks_outbox_recover(ch->b), 2);
-    void_msg v;
+    ksf_void v;
     assert_int_equal(ks_outbox_next_unknown(ch->b, v.id, &v.peer), KS_OK);
     assert_memory_equal(v.id, r1.id, 16);
     assert_string_equal(v.peer, "KME-C");
@@ -440,10 +421,10 @@ static void test_crash_leaves_pending(void **state)
     assert_int_equal(res_state(ch->b, r1.id), KS_RES_APPLIED);
     assert_int_equal(ks_outbox_settle(ch->b, r2.id, false), KS_OK);
     assert_int_equal(res_state(ch->b, r2.id), KS_RES_VOIDED);
-    assert_int_equal(next_void(ch->b, &v), KS_OK);
+    assert_int_equal(ksf_next_void(ch->b, &v), KS_OK);
     assert_memory_equal(v.id, r2.id, 16);
     assert_int_equal(v.n, o2.npad);
-    void_msg_free(&v);
+    ksf_void_free(&v);
     assert_int_equal(ks_outbox_next_unknown(ch->b, v.id, &v.peer), KS_NOT_FOUND);
     ks_relay_out_free(&o1);
     ks_relay_out_free(&o2);
