@@ -36,6 +36,8 @@ void ksf_free(void *fixture);
 /* cmocka setup and teardown of a plain ksf. */
 int ksf_setup(void **state);
 int ksf_teardown(void **state);
+/* A test of a program whose fixture is a plain ksf. */
+#define KSF_TEST(fn) cmocka_unit_test_setup_teardown(fn, ksf_setup, ksf_teardown)
 /* cmocka teardown of a fixture holding n stores still open (NULL ones
  * are skipped): closes them, then ksf_free. */
 int ksf_teardown_closing(void **state, keystore *const open[], size_t n);

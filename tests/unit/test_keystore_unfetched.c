@@ -217,13 +217,12 @@ static void test_concurrent_and_rebuilt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_refused_at_limit_until_fetched, ksf_setup,
-                                        ksf_teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_and_rebuilt, ksf_setup, ksf_teardown),
-        cmocka_unit_test_setup_teardown(test_request_above_limit, ksf_setup, ksf_teardown),
-        cmocka_unit_test_setup_teardown(test_multicast_counts_each_slave, ksf_setup, ksf_teardown),
-        cmocka_unit_test_setup_teardown(test_expiry_and_reopen, ksf_setup, ksf_teardown),
-        cmocka_unit_test_setup_teardown(test_no_limit, ksf_setup, ksf_teardown),
+        KSF_TEST(test_refused_at_limit_until_fetched),
+        KSF_TEST(test_concurrent_and_rebuilt),
+        KSF_TEST(test_request_above_limit),
+        KSF_TEST(test_multicast_counts_each_slave),
+        KSF_TEST(test_expiry_and_reopen),
+        KSF_TEST(test_no_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
