@@ -400,25 +400,25 @@ static void test_void_while_relaying(void **state)
 static void test_crash_leaves_pending(void **state)
 {
     chain *ch = *state;
-    ks_reservation r1, r2;
-    hop h1;
-    ks_relay_out o1, o2;
-    start(ch, &r1, &h1, &o1);
+    relay x;
+    ks_reservation r2;
+    ks_relay_out o2;
+    start_sealed(ch, &x);
     /* B's outbox lists by time, then by (random) ID: r2 one ms later */
     ks_testing_advance_clock(ch->b, 1);
-    a_reserves(ch, 1, &r2, &h1);
-    assert_int_equal(ks_relay_forward(ch->b, &h1.in, "KME-C", AAD2, sizeof AAD2, &o2), KS_OK);
+    a_reserves(ch, 1, &r2, &x.h1);
+    assert_int_equal(ks_relay_forward(ch->b, &x.h1.in, "KME-C", AAD2, sizeof AAD2, &o2), KS_OK);
     ks_close(ch->b);
     ch->b = open_one(ch->t.path[B]);
     assert_int_equal(ks_outbox_recover(ch->b), 2);
     ksf_void v;
     assert_int_equal(ks_outbox_next_unknown(ch->b, v.id, &v.peer), KS_OK);
-    assert_memory_equal(v.id, r1.id, 16);
+    assert_memory_equal(v.id, x.r.id, 16);
     assert_string_equal(v.peer, "KME-C");
     free(v.peer);
-    assert_int_equal(res_state(ch->b, r1.id), KS_RES_RELAYING);
-    assert_int_equal(ks_outbox_settle(ch->b, r1.id, true), KS_OK);
-    assert_int_equal(res_state(ch->b, r1.id), KS_RES_APPLIED);
+    assert_int_equal(res_state(ch->b, x.r.id), KS_RES_RELAYING);
+    assert_int_equal(ks_outbox_settle(ch->b, x.r.id, true), KS_OK);
+    assert_int_equal(res_state(ch->b, x.r.id), KS_RES_APPLIED);
     assert_int_equal(ks_outbox_settle(ch->b, r2.id, false), KS_OK);
     assert_int_equal(res_state(ch->b, r2.id), KS_RES_VOIDED);
     assert_int_equal(ksf_next_void(ch->b, &v), KS_OK);
@@ -426,9 +426,8 @@ static void test_crash_leaves_pending(void **state)
     assert_int_equal(v.n, o2.npad);
     ksf_void_free(&v);
     assert_int_equal(ks_outbox_next_unknown(ch->b, v.id, &v.peer), KS_NOT_FOUND);
-    ks_relay_out_free(&o1);
+    relay_free(&x);
     ks_relay_out_free(&o2);
-    ks_reservation_free(&r1);
     ks_reservation_free(&r2);
 }
 
