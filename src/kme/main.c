@@ -30,6 +30,7 @@
 #include "kme/events.h"
 #include "kme/link_intake.h"
 #include "kme/link_state.h"
+#include "kme/netmap.h"
 #include "kme/listener.h"
 #include "kme/metrics.h"
 #include "kme/peer.h"
@@ -498,7 +499,13 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (check_only) {
-        printf("%s: configuration OK (KME %s, %zu local SAEs)\n", config_path, cfg.id, cfg.n_local_saes);
+        printf("%s: configuration OK (KME %s, %zu local SAEs", config_path, cfg.id, cfg.n_local_saes);
+        if (cfg.n_links)
+            printf(", %zu QKD link%s", cfg.n_links, cfg.n_links == 1 ? "" : "s");
+        if (cfg.map)
+            printf(", network map version %lld: %zu KMEs, %zu links", (long long)cfg.map->version,
+                   cfg.map->n_kmes, cfg.map->n_links);
+        printf(")\n");
         crl_store_free(sae_crl);
         kme_config_free(&cfg);
         return 0;
