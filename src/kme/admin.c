@@ -101,6 +101,9 @@ static void view_gather(kme_admin *a, admin_view *v, peer_health *peers, admin_l
     v->peers = peers;
     for (size_t i = 0; i < cfg->n_peers; i++)
         peer_health_get(a->peers, i, &peers[i]);
+    for (int r = 0; r < 3; r++)
+        for (int o = 0; o < 4; o++)
+            v->relays[r][o] = metrics_relay_count((metrics_relay_role)r, (metrics_relay_result)o);
 }
 
 /* ------------------------------------------------------------ /metrics */

@@ -45,6 +45,9 @@ typedef struct admin_view {
     admin_link_view *links;   /* cfg->n_links entries */
     bool any_qber_alarm;
     peer_health *peers;       /* cfg->n_peers entries */
+    /* relays (with a network map): [origin, trusted node, last] x
+     * [delivered, unavailable, tampered, refused] (metrics.h) */
+    uint64_t relays[3][4];
     /* the history, oldest first (status page only) */
     admin_sample *history;
     size_t n_history;

@@ -170,6 +170,13 @@ void metrics_relay(metrics_relay_role role, metrics_relay_result result)
         add(&m.relay[role][result], 1);
 }
 
+uint64_t metrics_relay_count(metrics_relay_role role, metrics_relay_result result)
+{
+    if ((unsigned)role >= METRICS_RELAY_ROLE_N || (unsigned)result >= METRICS_RELAY_RESULT_N)
+        return 0;
+    return get(&m.relay[role][result]);
+}
+
 void metrics_link_block(size_t link, bool own, uint64_t bytes)
 {
     if (!enabled || link >= KME_MAX_LINKS)

@@ -74,6 +74,8 @@ typedef enum {
     METRICS_RELAY_RESULT_N
 } metrics_relay_result;
 void metrics_relay(metrics_relay_role role, metrics_relay_result result);
+/* The count so far (the status page). */
+uint64_t metrics_relay_count(metrics_relay_role role, metrics_relay_result result);
 /* A key block link number `link` (cfg->links[link]) stored here: own (our
  * masters use it) or the peer's. */
 void metrics_link_block(size_t link, bool own, uint64_t bytes);

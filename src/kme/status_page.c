@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "kme/events.h"
+#include "kme/netmap.h"
 #include "kme/status_page.h"
 
 #define STATUS_REFRESH_S 2
@@ -207,6 +208,25 @@ static void link_section(FILE *f, const admin_view *v, size_t li)
     fputs("</section>", f);
 }
 
+/* With a network map: its version and size, and the relays by this KME's
+ * role and outcome (tampered in red). */
+static void network_section(FILE *f, const admin_view *v)
+{
+    const netmap *m = v->cfg->map;
+    if (!m)
+        return;
+    static const char *const roles[] = { "origin (our masters)", "trusted node", "last (our slaves)" };
+    fprintf(f, "<h2>Network</h2><p id=\"network\">map version %lld: %zu KMEs, %zu links "
+            "(docs/network.md)</p><table><tr><th>role</th><th>delivered</th><th>unavailable</th>"
+            "<th>tampered</th><th>refused</th></tr>", (long long)m->version, m->n_kmes, m->n_links);
+    for (int r = 0; r < 3; r++)
+        fprintf(f, "<tr class=\"relay\"><td>%s</td><td>%" PRIu64 "</td><td>%" PRIu64
+                "</td><td class=\"%s\">%" PRIu64 "</td><td>%" PRIu64 "</td></tr>", roles[r],
+                v->relays[r][0], v->relays[r][1], v->relays[r][2] ? "bad" : "ok", v->relays[r][2],
+                v->relays[r][3]);
+    fputs("</table>", f);
+}
+
 /* Every kind of security event with its count since start; kinds seen
  * at least once in red. */
 static void events_section(FILE *f)
@@ -283,6 +303,7 @@ char *status_page_render(const admin_view *v, size_t *len)
     peers_table(f, v);
     for (size_t i = 0; i < cfg->n_links; i++)
         link_section(f, v, i);
+    network_section(f, v);
     events_section(f);
     recent_section(f);
     fprintf(f, "<p class=\"small\">qkd-kme %s; this page reloads every %d s.</p></body></html>\n",

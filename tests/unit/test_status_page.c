@@ -18,6 +18,10 @@
 
 #include "kme/admin_view.h"
 #include "kme/events.h"
+#include "kme/netmap.h"
+
+static const netmap *MAP;         /* the next render's network map */
+static uint64_t RELAYS[3][4];     /* and its relay counts */
 
 static char *render(const char *self_id, const char *peer_id, bool up, bool alarm,
                     admin_sample *hist, size_t n)
@@ -35,6 +39,7 @@ static char *render(const char *self_id, const char *peer_id, bool up, bool alar
     cfg.links = &link;
     cfg.n_links = 1;
     cfg.has_link = true;
+    cfg.map = (netmap *)MAP;
     peer_health h = { .probed = true, .up = up, .since_unix_ms = 1796600000000 };
     strcpy(h.reason, up ? "" : "cannot connect <b>");
     static admin_link_view lv;
@@ -45,6 +50,7 @@ static char *render(const char *self_id, const char *peer_id, bool up, bool alar
         .cfg = &cfg, .store_ok = true, .local_bytes = 10, .local_cap_bytes = 20, .links = &lv,
         .any_qber_alarm = alarm, .peers = &h, .history = hist, .n_history = n,
     };
+    memcpy(v.relays, RELAYS, sizeof RELAYS);
     size_t len = 0;
     char *page = status_page_render(&v, &len);
     assert_non_null(page);
@@ -120,6 +126,26 @@ static void test_recent_events_escaped(void **state)
     free(p);
 }
 
+static void test_network_section(void **state)
+{
+    (void)state;
+    char *p = render("KME-A", "KME-B", true, false, NULL, 0);
+    assert_null(strstr(p, "id=\"network\"")); /* no map, no section */
+    free(p);
+    static netmap m = { .version = 7, .n_kmes = 150, .n_links = 700 };
+    MAP = &m;
+    RELAYS[0][0] = 12; /* delivered as origin */
+    RELAYS[2][2] = 3;  /* tampered, as last KME */
+    p = render("KME-A", "KME-B", true, false, NULL, 0);
+    assert_non_null(strstr(p, "<p id=\"network\">map version 7: 150 KMEs, 700 links"));
+    assert_non_null(strstr(p, "<td>origin (our masters)</td><td>12</td>"));
+    assert_non_null(strstr(p, "<td>last (our slaves)</td><td>0</td><td>0</td><td class=\"bad\">3</td>"));
+    assert_non_null(strstr(p, "<td>trusted node</td><td>0</td><td>0</td><td class=\"ok\">0</td>"));
+    free(p);
+    MAP = NULL;
+    memset(RELAYS, 0, sizeof RELAYS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_down_and_alarm_in_red),
         cmocka_unit_test(test_hostile_ids_escaped),
         cmocka_unit_test(test_recent_events_escaped),
+        cmocka_unit_test(test_network_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
