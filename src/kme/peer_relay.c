@@ -204,7 +204,12 @@ static void forward(peer_service *ps, const pw_relay *r, const ks_relay_in *in, 
                                          : a.http == 0 || a.http == 503 ? METRICS_RELAY_UNAVAILABLE
                                                                         : METRICS_RELAY_REFUSED);
     log_info("relay: KME %s did not take a relayed key: %s", next, a.reason);
-    unavailable(&e, "KME %s: %s", next, a.http ? a.message[0] ? a.message : a.reason : a.reason);
+    if (a.http == 429 && strcmp(a.type, PEER_SLAVE_LIMIT_TYPE) == 0)
+        /* the slave's KME holds enough for it: no other path helps; the
+         * origin answers 503 with Retry-After (docs/network.md §5) */
+        kme_err_problem(&e, 429, PEER_SLAVE_LIMIT_TYPE, "%s", a.message[0] ? a.message : a.reason);
+    else
+        unavailable(&e, "KME %s: %s", next, a.http ? a.message[0] ? a.message : a.reason : a.reason);
     pw_reply_problem(out, &e);
 }
 

@@ -21,6 +21,8 @@
  *     the caller, a master or slaves behind the wrong KMEs, a KME outside
  *     the map, the sealed form at hop 1, broken JSON: each refused with its
  *     problem type, nothing reaches the last KME;
+ *   - a slave at its limit of unfetched bits at KME-C: the master gets 503
+ *     naming it, and keys again once the slave fetched;
  *   - the B-C link stopped and B's key towards C spent: A's status towards
  *     C1 follows what B last told (the second hop), relays give 503, and
  *     work again once the link is back;
@@ -51,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -376,6 +379,70 @@ static void test_chain_hostile_relays(void **state)
     qkd014_keys *got = NULL;
     CHECK(qkd014_get_key_with_ids(c1, TB.a1.id, &id, 1, &got) != QKD014_OK,
           "a refused relay left a key at KME-C");
+    qkd014_client_free(c1);
+}
+
+static size_t on_retry_after(char *p, size_t sz, size_t n, void *ud)
+{
+    static const char name[] = "Retry-After:";
+    if (sz * n > sizeof name && strncasecmp(p, name, sizeof name - 1) == 0)
+        *(long *)ud = strtol(p + sizeof name - 1, NULL, 10);
+    return sz * n;
+}
+
+/* GET enc_keys A1 -> C1 at KME-A by hand: the HTTP status, the message
+ * into msg and the Retry-After header (-1: none). */
+static long raw_enc(int number, int size, char *msg, size_t msglen, long *retry_after)
+{
+    char url[512];
+    tb_buf body = { 0 };
+    snprintf(url, sizeof url, "%s/api/v1/keys/%s/enc_keys?number=%d&size=%d", TB.url[0], TB.c1.id,
+             number, size);
+    *retry_after = -1;
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_CAINFO, TB.ca);
+    curl_easy_setopt(h, CURLOPT_SSLCERT, TB.a1.cert);
+    curl_easy_setopt(h, CURLOPT_SSLKEY, TB.a1.key);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tb_buf_append);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_retry_after);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, retry_after);
+    long code = 0;
+    CHECK(curl_easy_perform(h) == CURLE_OK, "enc_keys by hand");
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    json_t *j = json_loads(body.data ? body.data : "", 0, NULL);
+    const char *m = json_string_value(json_object_get(j, "message"));
+    snprintf(msg, msglen, "%s", m ? m : "");
+    json_decref(j);
+    tb_buf_free(&body);
+    return code;
+}
+
+/* The slave's KME holds its limit of unfetched bits for it (meson.build
+ * sets sae_unfetched_bits = 1 Mibit): the relay is refused there, the
+ * refusal travels back, and the master gets 503 with the limit's reason;
+ * once the slave fetched, relays go again. */
+static void test_chain_slave_limit(void **state)
+{
+    (void)state;
+    qkd014_client *a1 = client(TB.url[0], &TB.a1), *c1 = client(TB.url[2], &TB.c1);
+    qkd014_keys *held = NULL, *k = NULL;
+    CHECK(get_keys(a1, TB.c1.id, 12, 65536, &held) == QKD014_OK, "A1 -> C1, 12 x 64 kbit: %s",
+          qkd014_errmsg(a1));
+    char msg[512];
+    long retry = -1;
+    long http = raw_enc(8, 65536, msg, sizeof msg, &retry); /* 1.25 Mibit held: past 1 Mibit */
+    CHECK(http == 503 && strstr(msg, "unfetched") && retry >= 1,
+          "past the slave's limit at KME-C: HTTP %ld, Retry-After %ld, '%s'", http, retry, msg);
+    fetch_same(c1, TB.a1.id, held);
+    qkd014_keys_free(held);
+    CHECK(get_keys(a1, TB.c1.id, 8, 65536, &k) == QKD014_OK, "after the fetch: %s", qkd014_errmsg(a1));
+    fetch_same(c1, TB.a1.id, k);
+    qkd014_keys_free(k);
+    qkd014_client_free(a1);
     qkd014_client_free(c1);
 }
 
@@ -707,6 +774,7 @@ int main(void)
         cmocka_unit_test(test_chain_conformance),
         cmocka_unit_test(test_chain_tampered),
         cmocka_unit_test(test_chain_second_hop_dry),
+        cmocka_unit_test(test_chain_slave_limit),
         cmocka_unit_test(test_chain_kill_trusted_node),
         cmocka_unit_test(test_chain_kill_ends),
     };
