@@ -10,6 +10,8 @@
  *   - A1 -> C1 and C1 -> A1, one key and a batch: the slave gets exactly
  *     the master's bytes, once; status names KME-C as the target, the path
  *     and the first hop's link;
+ *   - the trusted node's /metrics count the relays it carried, /health and
+ *     the status page show both links and the network;
  *   - a network map that contradicts a KME's own sections is refused by
  *     `qkd-kme --check`; one whose version differs from a running
  *     neighbour's makes the KME's start fail, naming both versions;
@@ -185,6 +187,50 @@ static void test_chain_status_path(void **state)
     CHECK(json_is_object(json_object_get(ext, "link")), "status_extension.link is missing");
     CHECK(json_integer_value(json_object_get(j, "stored_key_count")) > 0, "nothing to deliver");
     json_decref(j);
+}
+
+/* GET url (the plain-HTTP admin listener on loopback) into a string. */
+static char *admin_get(const char *url)
+{
+    tb_buf body = { 0 };
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tb_buf_append);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    long code = 0;
+    CHECK(curl_easy_perform(h) == CURLE_OK, "GET %s", url);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    CHECK(code == 200, "GET %s: HTTP %ld", url, code);
+    return body.data ? body.data : strdup("");
+}
+
+/* The trusted node's operations view: its metrics count the relays it
+ * carried, /health lists both links, the status page has the network. */
+static void test_chain_operations(void **state)
+{
+    (void)state;
+    char *admin = testbed_env_value(TB.dir, "KME_B_ADMIN_URL"), url[512];
+    CHECK(admin != NULL, "testbed.env lacks KME_B_ADMIN_URL");
+    snprintf(url, sizeof url, "%s/metrics", admin);
+    char *m = admin_get(url);
+    const char *line = strstr(m, "qkd_kme_relays_total{role=\"trusted_node\",result=\"delivered\"} ");
+    CHECK(line && strtol(line + strlen("qkd_kme_relays_total{role=\"trusted_node\",result=\"delivered\"} "),
+                         NULL, 10) > 0, "KME-B counts no relayed key delivered");
+    CHECK(strstr(m, "qkd_kme_pool_bytes{peer=\"KME-A\",owner=\"self\"}")
+          && strstr(m, "qkd_kme_pool_bytes{peer=\"KME-C\",owner=\"self\"}"), "pools of both links");
+    free(m);
+    snprintf(url, sizeof url, "%s/health", admin);
+    char *h = admin_get(url);
+    CHECK(strstr(h, "\"id\":\"LINK-AB\"") && strstr(h, "\"id\":\"LINK-BC\""), "/health: %s", h);
+    free(h);
+    snprintf(url, sizeof url, "%s/", admin);
+    char *page = admin_get(url);
+    CHECK(strstr(page, "map version 1: 3 KMEs, 2 links") && strstr(page, "data-link=\"LINK-BC\""),
+          "the status page lacks the network or the B-C link");
+    free(page);
+    free(admin);
 }
 
 /* DIR/NAME: the text of from with `what` replaced by `with` (once). */
@@ -769,6 +815,7 @@ int main(void)
     const struct CMUnitTest chain[] = {
         cmocka_unit_test(test_chain_both_ways),
         cmocka_unit_test(test_chain_status_path),
+        cmocka_unit_test(test_chain_operations),
         cmocka_unit_test(test_chain_map_checks),
         cmocka_unit_test(test_chain_hostile_relays),
         cmocka_unit_test(test_chain_conformance),
