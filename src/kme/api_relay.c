@@ -7,7 +7,8 @@
  * to four paths; each request ranks them by the stock of their first hop
  * and tries them in turn within the one peer timeout of the call: a path
  * whose first hop is not answering or short of key is skipped before any
- * bit is taken; one whose later hop answers "relay-unavailable" is voided
+ * bit is taken; a path that is not the last one left gets half the time
+ * that is left; one whose later hop answers "relay-unavailable" is voided
  * (its bits burned, I5) and the next is tried.  The key itself comes from
  * the first link (ks_remote_enc, as for a neighbour) and travels with the
  * path (peer_relay); the answer comes only after the last KME stored it.
@@ -102,14 +103,15 @@ int api_relay_status(const kme_api *api, const char *far_kme, uint64_t *avail, u
     return 0;
 }
 
-/* One path: 0 keys answered (out holds them), 1 try the next path (reason
- * set), -1 answered with an error (out). */
+/* One path, given until `until` (its share of the call's time): 0 keys
+ * answered (out holds them), 1 try the next path (reason set), -1
+ * answered with an error (out). */
 static int try_path(const kme_api *api, const char *const *ids, size_t np, const char *caller,
                     const char *const *slaves, size_t nslaves, const kme_request *req,
-                    int64_t deadline, char *reason, size_t rlen, kme_reply *out)
+                    int64_t until, char *reason, size_t rlen, kme_reply *out)
 {
     const char *next = ids[1];
-    long left = (long)(deadline - mono_ms());
+    long left = (long)(until - mono_ms());
     if (!kme_config_link_to(api->cfg, next)) {
         snprintf(reason, rlen, "no QKD link to %s", next);
         return 1;
@@ -184,14 +186,20 @@ void api_relay_enc(const kme_api *api, const char *far_kme, const char *caller,
                  && peer_stock_towards(api->peers, ids[1], ids[2], &second) == 0
                  && second < bytes * 8 + RELAY_MAC_KEY_BYTES * 8; /* key and MAC key */
     }
-    /* pass 0: paths not known to be dry; pass 1: the others */
+    /* pass 0: paths not known to be dry; pass 1: the others.  A path that
+     * is not the last one left gets half of the time that is left, so that
+     * a KME on it that hangs (rather than refusing) leaves time for the
+     * next path; the last one gets all of it. */
+    size_t tried = 0;
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < n && mono_ms() < deadline; i++) {
             if (dry[i] != (pass == 1))
                 continue;
             const char *ids[RELAY_MAX_PATH];
             size_t np = path_ids(api->cfg->map, paths[i], ids);
-            int rc = try_path(api, ids, np, caller, slaves, nslaves, req, deadline, reason,
+            int64_t now = mono_ms();
+            int64_t until = ++tried < n ? now + (deadline - now) / 2 : deadline;
+            int rc = try_path(api, ids, np, caller, slaves, nslaves, req, until, reason,
                               sizeof reason, out);
             if (rc <= 0) {
                 log_debug("enc_keys: %s -> %s via %s: %d", caller, slaves[0], ids[1], out->http);

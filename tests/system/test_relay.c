@@ -37,6 +37,8 @@
  *     the same with kill -9 of KME-A and then of KME-C (each the origin of
  *     one direction and the last KME of the other).
  * Ring:
+ *   - KME-B hung (SIGSTOP): A1 -> C1 through D within the same bound, the
+ *     first path having had half of the time;
  *   - KME-B stopped: A1 -> C1 goes through D, each call within the peer
  *     timeout (2 s + 1 s slack, x3 under sanitizers); KME-D stopped too:
  *     503 within the same bound;
@@ -693,6 +695,31 @@ static long timed_relay(qkd014_code *rc)
     return dt;
 }
 
+/* KME-B hangs (SIGSTOP: it accepts connections and answers nothing): the
+ * first path gets half the time, so A1 -> C1 still goes through D within
+ * the peer timeout. */
+static void test_ring_hung_node(void **state)
+{
+    (void)state;
+    long bound = 2000 + TB.slack_ms;
+    qkd014_code rc;
+    char *pid_b = testbed_env_value(TB.dir, "KME_B_PID");
+    CHECK(pid_b && tb_run("kill -STOP %s", pid_b) == 0, "SIGSTOP KME-B");
+    for (int i = 0; i < 3; i++) {
+        long dt = timed_relay(&rc);
+        if (rc != QKD014_OK || dt > bound)
+            tb_run("kill -CONT %s", pid_b);
+        CHECK(rc == QKD014_OK, "A1 -> C1 with KME-B hung: %s", qkd014_strerror(rc));
+        CHECK(dt <= bound, "A1 -> C1 with KME-B hung took %ld ms", dt);
+    }
+    CHECK(tb_run("kill -CONT %s", pid_b) == 0, "SIGCONT KME-B");
+    free(pid_b);
+    tb_pause_ms(2500); /* A's probe sees B answer again */
+    long dt = timed_relay(&rc);
+    CHECK(rc == QKD014_OK && dt <= bound, "A1 -> C1 after B resumed: %s, %ld ms",
+          qkd014_strerror(rc), dt);
+}
+
 static void test_ring_failover(void **state)
 {
     (void)state;
@@ -826,6 +853,7 @@ int main(void)
         cmocka_unit_test(test_chain_kill_ends),
     };
     const struct CMUnitTest ring[] = {
+        cmocka_unit_test(test_ring_hung_node),
         cmocka_unit_test(test_ring_failover),
         cmocka_unit_test(test_ring_link_runs_dry),
     };
