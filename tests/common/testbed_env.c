@@ -50,6 +50,22 @@ void tb_sae_free(tb_sae *s)
     memset(s, 0, sizeof *s);
 }
 
+int tb_from_env(char **dir, char **script)
+{
+    *dir = getenv("TESTBED_DIR");
+    *script = getenv("TESTBED_SCRIPT");
+    if (*dir && *script)
+        return 0;
+    fprintf(stderr, "TESTBED_DIR is not set: run through tests/system/run-with-testbed\n");
+    return -1;
+}
+
+int tb_slack_factor(void)
+{
+    const char *san = getenv("QC_SANITIZED");
+    return san && strcmp(san, "1") == 0 ? 3 : 1;
+}
+
 long tb_now_ms(void)
 {
     struct timespec ts;

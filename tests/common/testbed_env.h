@@ -24,6 +24,15 @@ typedef struct tb_sae {
 void tb_sae_load(tb_sae *s, const char *dir, const char *name);
 void tb_sae_free(tb_sae *s);
 
+/* The testbed run-with-testbed brought up: TESTBED_DIR and TESTBED_SCRIPT
+ * of the environment into *dir and *script (0), or -1 with a message on
+ * stderr when the program was not started through run-with-testbed. */
+int tb_from_env(char **dir, char **script);
+
+/* Deadlines are tested with slack: 3 under sanitizers (QC_SANITIZED=1 in
+ * the environment, set by tests/system/meson.build), else 1. */
+int tb_slack_factor(void);
+
 /* Milliseconds of CLOCK_MONOTONIC; a pause of ms that signals do not cut
  * short (for polls, never as an assertion). */
 long tb_now_ms(void);

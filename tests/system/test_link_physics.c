@@ -384,14 +384,9 @@ static void who_free(who *w)
 static int group_setup(void **state)
 {
     (void)state;
-    TB.dir = getenv("TESTBED_DIR");
-    TB.script = getenv("TESTBED_SCRIPT");
-    if (!TB.dir || !TB.script) {
-        print_error("TESTBED_DIR is not set: run through tests/system/run-with-testbed\n");
+    if (tb_from_env(&TB.dir, &TB.script) != 0)
         return -1;
-    }
-    const char *san = getenv("QC_SANITIZED");
-    TB.slack = san && strcmp(san, "1") == 0 ? 3.0 : 1.0;
+    TB.slack = tb_slack_factor();
     TB.ca = testbed_env_value(TB.dir, "CA_CERT");
     TB.url_a = testbed_env_value(TB.dir, "KME_A_URL");
     TB.url_b = testbed_env_value(TB.dir, "KME_B_URL");

@@ -149,28 +149,65 @@ static void test_chain_both_ways(void **state)
     qkd014_client_free(mc);
 }
 
+static size_t on_retry_after(char *p, size_t sz, size_t n, void *ud)
+{
+    static const char name[] = "Retry-After:";
+    if (sz * n > sizeof name && strncasecmp(p, name, sizeof name - 1) == 0)
+        *(long *)ud = strtol(p + sizeof name - 1, NULL, 10);
+    return sz * n;
+}
+
+/* One HTTP request by hand, where libqkd014 hides what a test looks at:
+ * method url with the client certificate cert/key (NULL: none) trusting ca
+ * (NULL: plain HTTP), a JSON body (NULL: none).  The HTTP status; the
+ * answer's body into *out (free it; "" when empty) and, when retry_after
+ * is given, its Retry-After header (-1: none). */
+static long http_call(const char *method, const char *url, const char *cert, const char *key,
+                      const char *ca, const char *body, char **out, long *retry_after)
+{
+    tb_buf buf = { 0 };
+    long code = 0;
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (ca)
+        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+    if (cert) {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
+        curl_easy_setopt(h, CURLOPT_SSLKEY, key);
+    }
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    }
+    if (retry_after) {
+        *retry_after = -1;
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_retry_after);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, retry_after);
+    }
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tb_buf_append);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &buf);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
+    CHECK(rc == CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(rc));
+    *out = buf.data ? buf.data : strdup("");
+    return code;
+}
+
 /* The raw status answer A1 -> C1 at KME-A (libqkd014 does not hand out
  * status_extension). */
 static json_t *raw_status(void)
 {
-    char url[512];
-    tb_buf body = { 0 };
+    char url[512], *text;
     snprintf(url, sizeof url, "%s/api/v1/keys/%s/status", TB.url[0], TB.c1.id);
-    CURL *h = curl_easy_init();
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    curl_easy_setopt(h, CURLOPT_CAINFO, TB.ca);
-    curl_easy_setopt(h, CURLOPT_SSLCERT, TB.a1.cert);
-    curl_easy_setopt(h, CURLOPT_SSLKEY, TB.a1.key);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tb_buf_append);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-    long code = 0;
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(h);
-    CHECK(rc == CURLE_OK && code == 200, "status: curl %d, HTTP %ld", rc, code);
-    json_t *j = json_loads(body.data ? body.data : "", 0, NULL);
-    tb_buf_free(&body);
+    long code = http_call("GET", url, TB.a1.cert, TB.a1.key, TB.ca, NULL, &text, NULL);
+    CHECK(code == 200, "status: HTTP %ld", code);
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
     CHECK(j != NULL, "status: not JSON");
     return j;
 }
@@ -194,18 +231,10 @@ static void test_chain_status_path(void **state)
 /* GET url (the plain-HTTP admin listener on loopback) into a string. */
 static char *admin_get(const char *url)
 {
-    tb_buf body = { 0 };
-    CURL *h = curl_easy_init();
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tb_buf_append);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-    long code = 0;
-    CHECK(curl_easy_perform(h) == CURLE_OK, "GET %s", url);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(h);
+    char *text;
+    long code = http_call("GET", url, NULL, NULL, NULL, NULL, &text, NULL);
     CHECK(code == 200, "GET %s: HTTP %ld", url, code);
-    return body.data ? body.data : strdup("");
+    return text;
 }
 
 /* The trusted node's operations view: its metrics count the relays it
@@ -336,7 +365,7 @@ static void test_chain_second_hop_dry(void **state)
  * the HTTP status, the body into *body (a new reference, may be NULL). */
 static long as_kme_a(const char *method, const char *path, const char *req, json_t **body)
 {
-    char url[512], cert[1024], key[1024], ca[1024];
+    char url[512], cert[1024], key[1024], ca[1024], *text;
     char *base = testbed_env_value(TB.dir, "KME_B_PEER_URL");
     CHECK(base != NULL, "testbed.env lacks KME_B_PEER_URL");
     snprintf(url, sizeof url, "%s%s", base, path);
@@ -344,28 +373,9 @@ static long as_kme_a(const char *method, const char *path, const char *req, json
     snprintf(key, sizeof key, "%s/pki/KME-A.key", TB.dir);
     snprintf(ca, sizeof ca, "%s/pki/kme-ca.crt", TB.dir);
     free(base);
-    tb_buf buf = { 0 };
-    CURL *h = curl_easy_init();
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    curl_easy_setopt(h, CURLOPT_CAINFO, ca);
-    curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
-    curl_easy_setopt(h, CURLOPT_SSLKEY, key);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    if (req) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tb_buf_append);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &buf);
-    long code = 0;
-    CHECK(curl_easy_perform(h) == CURLE_OK, "%s %s at KME-B", method, path);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdr);
-    *body = json_loads(buf.data ? buf.data : "", 0, NULL);
-    tb_buf_free(&buf);
+    long code = http_call(method, url, cert, key, ca, req, &text, NULL);
+    *body = json_loads(text, 0, NULL);
+    free(text);
     return code;
 }
 
@@ -430,42 +440,19 @@ static void test_chain_hostile_relays(void **state)
     qkd014_client_free(c1);
 }
 
-static size_t on_retry_after(char *p, size_t sz, size_t n, void *ud)
-{
-    static const char name[] = "Retry-After:";
-    if (sz * n > sizeof name && strncasecmp(p, name, sizeof name - 1) == 0)
-        *(long *)ud = strtol(p + sizeof name - 1, NULL, 10);
-    return sz * n;
-}
-
 /* GET enc_keys A1 -> C1 at KME-A by hand: the HTTP status, the message
  * into msg and the Retry-After header (-1: none). */
 static long raw_enc(int number, int size, char *msg, size_t msglen, long *retry_after)
 {
-    char url[512];
-    tb_buf body = { 0 };
+    char url[512], *text;
     snprintf(url, sizeof url, "%s/api/v1/keys/%s/enc_keys?number=%d&size=%d", TB.url[0], TB.c1.id,
              number, size);
-    *retry_after = -1;
-    CURL *h = curl_easy_init();
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    curl_easy_setopt(h, CURLOPT_CAINFO, TB.ca);
-    curl_easy_setopt(h, CURLOPT_SSLCERT, TB.a1.cert);
-    curl_easy_setopt(h, CURLOPT_SSLKEY, TB.a1.key);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tb_buf_append);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_retry_after);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, retry_after);
-    long code = 0;
-    CHECK(curl_easy_perform(h) == CURLE_OK, "enc_keys by hand");
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(h);
-    json_t *j = json_loads(body.data ? body.data : "", 0, NULL);
+    long code = http_call("GET", url, TB.a1.cert, TB.a1.key, TB.ca, NULL, &text, retry_after);
+    json_t *j = json_loads(text, 0, NULL);
     const char *m = json_string_value(json_object_get(j, "message"));
     snprintf(msg, msglen, "%s", m ? m : "");
     json_decref(j);
-    tb_buf_free(&body);
+    free(text);
     return code;
 }
 
@@ -802,14 +789,9 @@ static void test_ring_link_runs_dry(void **state)
 static int setup(void **state)
 {
     (void)state;
-    TB.dir = getenv("TESTBED_DIR");
-    TB.script = getenv("TESTBED_SCRIPT");
-    if (!TB.dir || !TB.script) {
-        print_error("TESTBED_DIR is not set: run through tests/system/run-with-testbed\n");
+    if (tb_from_env(&TB.dir, &TB.script) != 0)
         return -1;
-    }
-    const char *san = getenv("QC_SANITIZED");
-    TB.slack_ms = san && strcmp(san, "1") == 0 ? 3000 : 1000;
+    TB.slack_ms = 1000L * tb_slack_factor();
     TB.ca = testbed_env_value(TB.dir, "CA_CERT");
     TB.topology = testbed_env_value(TB.dir, "TESTBED_TOPOLOGY");
     static const char *const urls[] = { "KME_A_URL", "KME_B_URL", "KME_C_URL", "KME_D_URL" };
