@@ -67,7 +67,11 @@ function attachment(msg, name) {
   return Buffer.from(msg.slice(start, end).replace(/\s+/g, ''), 'base64');
 }
 
+// alice's and bob's pages share one browser: the page acted on is brought to
+// the front first, since Chromium throttles the animation frames of a
+// background tab, on which every Playwright click waits (1-2 s each).
 async function compose(page, base, { to, subject, body, files: att, level, confirm }) {
+  await page.bringToFront();
   await page.goto(`${base}/compose`);
   await page.getByLabel('To', { exact: true }).fill(to);
   await page.getByLabel('Subject', { exact: true }).fill(subject);
@@ -145,6 +149,7 @@ async function download(page, name) {
 
 // bob, in his browser, opens what alice sent from hers.
 async function bobOpens(bobPage, bobBase, id, level) {
+  await bobPage.bringToFront();
   await bobPage.goto(`${bobBase}/`);
   const row = bobPage.locator('table.inbox tr', { has: bobPage.locator(`a[href="/message/${id}"]`) });
   check(`Level ${level}: bob's Inbox lists it, encrypted`,
@@ -204,6 +209,7 @@ async function sendToBob(page, base, level, bobOpen) {
 
 async function reply(bobPage, bobBase, id) {
   // The keyboard on bob's Inbox: j selects the newest row, Enter opens it, r replies.
+  await bobPage.bringToFront();
   await bobPage.goto(`${bobBase}/`);
   await bobPage.keyboard.press('j');
   await bobPage.keyboard.press('Enter');
@@ -245,6 +251,7 @@ async function reply(bobPage, bobBase, id) {
 
 // bob forwards alice's Level 2 message (two attachments) back to her.
 async function forward(bobPage, bobBase, id) {
+  await bobPage.bringToFront();
   await bobPage.goto(`${bobBase}/message/${encodeURIComponent(id)}`);
   await bobPage.keyboard.press('f');
   await bobPage.waitForURL(/\/compose\?forward=/);

@@ -73,6 +73,9 @@ async function main() {
   ]);
   check('a POST from another page on 127.0.0.1 is refused (403)', attack.status() === 403,
         attack.status());
+  // back to alice's tab: Chromium throttles a background tab's animation
+  // frames, on which Playwright's clicks wait
+  await page.bringToFront();
   const again = await page.reload();
   check('the session survived the attack', again.status() === 200 &&
         (await page.textContent('#account')) === 'alice@example.org');
