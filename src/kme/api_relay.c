@@ -60,6 +60,13 @@ static size_t path_ids(const netmap *m, const route_path *p, const char **ids)
     return n;
 }
 
+/* What the first hop of ids last said it holds towards the second: 0 and
+ * *bits, or -1 when not known (a one-hop path, no report yet). */
+static int second_hop_stock(const kme_api *api, const char *const *ids, size_t np, uint64_t *bits)
+{
+    return np >= 3 ? peer_stock_towards(api->peers, ids[1], ids[2], bits) : -1;
+}
+
 size_t api_relay_paths(const kme_api *api, const char *far_kme, const route_path **out)
 {
     if (!api->routes)
@@ -95,7 +102,7 @@ int api_relay_status(const kme_api *api, const char *far_kme, uint64_t *avail, u
     *avail = ls.own_bits;
     *cap = (uint64_t)l->pool_cap_bits;
     uint64_t second;
-    if (np >= 3 && peer_stock_towards(api->peers, ids[1], ids[2], &second) == 0 && second < *avail)
+    if (second_hop_stock(api, ids, np, &second) == 0 && second < *avail)
         *avail = second;
     link_state *st = api->links ? api->links[l - api->cfg->links] : NULL;
     if (st)
@@ -177,13 +184,13 @@ void api_relay_enc(const kme_api *api, const char *far_kme, const char *caller,
     }
     const route_path *paths[ROUTE_MAX_PATHS];
     size_t n = api_relay_paths(api, far_kme, paths);
+    const char *ids[ROUTE_MAX_PATHS][RELAY_MAX_PATH];
+    size_t np[ROUTE_MAX_PATHS];
     bool dry[ROUTE_MAX_PATHS];
     for (size_t i = 0; i < n; i++) {
-        const char *ids[RELAY_MAX_PATH];
         uint64_t second;
-        path_ids(api->cfg->map, paths[i], ids);
-        dry[i] = paths[i]->n_hops >= 2
-                 && peer_stock_towards(api->peers, ids[1], ids[2], &second) == 0
+        np[i] = path_ids(api->cfg->map, paths[i], ids[i]);
+        dry[i] = second_hop_stock(api, ids[i], np[i], &second) == 0
                  && second < bytes * 8 + RELAY_MAC_KEY_BYTES * 8; /* key and MAC key */
     }
     /* pass 0: paths not known to be dry; pass 1: the others.  A path that
@@ -195,18 +202,16 @@ void api_relay_enc(const kme_api *api, const char *far_kme, const char *caller,
         for (size_t i = 0; i < n && mono_ms() < deadline; i++) {
             if (dry[i] != (pass == 1))
                 continue;
-            const char *ids[RELAY_MAX_PATH];
-            size_t np = path_ids(api->cfg->map, paths[i], ids);
             int64_t now = mono_ms();
             int64_t until = ++tried < n ? now + (deadline - now) / 2 : deadline;
-            int rc = try_path(api, ids, np, caller, slaves, nslaves, req, until, reason,
+            int rc = try_path(api, ids[i], np[i], caller, slaves, nslaves, req, until, reason,
                               sizeof reason, out);
             if (rc <= 0) {
-                log_debug("enc_keys: %s -> %s via %s: %d", caller, slaves[0], ids[1], out->http);
+                log_debug("enc_keys: %s -> %s via %s: %d", caller, slaves[0], ids[i][1], out->http);
                 return;
             }
-            log_info("enc_keys: %s -> %s: path via %s did not serve: %s", caller, slaves[0], ids[1],
-                     reason);
+            log_info("enc_keys: %s -> %s: path via %s did not serve: %s", caller, slaves[0],
+                     ids[i][1], reason);
         }
     snprintf(msg, sizeof msg, "no path to KME %s can serve the keys now (%s); no keys were made",
              far_kme, reason);
